@@ -1,0 +1,191 @@
+//! Command-line interface: parses arguments, runs the library, prints diagnostics and
+//! maps outcomes to the exit codes in [`exit`].
+
+use std::io::IsTerminal;
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::contract::Bundle;
+use crate::sim::Seed;
+use crate::verify::{self, report, GateOptions};
+
+/// Exit codes, in one place.
+pub mod exit {
+    /// Everything passed.
+    pub const PASSED: i32 = 0;
+    /// The gate's verdict is "fail".
+    pub const FAILED: i32 = 1;
+    /// Bad usage or bad input (a malformed bundle, scenario or fixture).
+    pub const BAD_INPUT: i32 = 2;
+    /// Something went wrong inside syncgate.
+    pub const INTERNAL: i32 = 3;
+}
+
+/// Catch Salesforce and partner sync breakage before it is deployed.
+#[derive(Debug, Parser)]
+#[command(name = "syncgate", version, about, long_about = None)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the sync engine against a mock org for every tenant and scenario, and check the invariants.
+    Gate(GateArgs),
+    /// Work with contract bundles.
+    #[command(subcommand)]
+    Contracts(ContractsCommand),
+}
+
+#[derive(Debug, Args)]
+pub struct GateArgs {
+    /// The contract registry: `<partner>/<tenant>/bundle.toml` directories.
+    #[arg(long, default_value = "contracts", value_name = "DIR")]
+    pub contracts: PathBuf,
+    /// Directory of scenario files (`*.yaml`).
+    #[arg(long, default_value = "harness/scenarios", value_name = "DIR")]
+    pub scenarios: PathBuf,
+    /// Directory of fixture sets (source data), one sub-directory per set.
+    #[arg(long, default_value = "harness/fixtures", value_name = "DIR")]
+    pub fixtures: PathBuf,
+    /// Only this partner (repeatable).
+    #[arg(long, value_name = "PARTNER")]
+    pub partner: Vec<String>,
+    /// Only this tenant, e.g. `sandbox` (repeatable).
+    #[arg(long, value_name = "TENANT")]
+    pub tenant: Vec<String>,
+    /// Only this scenario, by file stem (repeatable).
+    #[arg(long, value_name = "NAME")]
+    pub scenario: Vec<String>,
+    /// Seed for every random choice (fault probabilities, jitter, tokens).
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// Write a JUnit XML report here.
+    #[arg(long, value_name = "PATH")]
+    pub junit: Option<PathBuf>,
+    /// Write each run's request journal (JSON lines) into this directory.
+    #[arg(long, value_name = "DIR")]
+    pub journal_dir: Option<PathBuf>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ContractsCommand {
+    /// Check a tenant bundle on disk and print its resolved version and content hash.
+    Validate {
+        /// A tenant directory holding `bundle.toml`.
+        #[arg(value_name = "DIR")]
+        dir: PathBuf,
+    },
+}
+
+/// Runs the CLI and returns the process exit code.
+pub fn main_impl() -> i32 {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Gate(args) => gate(args),
+        Command::Contracts(ContractsCommand::Validate { dir }) => validate(&dir),
+    }
+}
+
+fn error(msg: impl std::fmt::Display) {
+    eprintln!("error: {msg}");
+}
+
+fn gate(args: GateArgs) -> i32 {
+    let opts = GateOptions {
+        contracts: args.contracts,
+        scenarios: args.scenarios,
+        fixtures: args.fixtures,
+        partners: args.partner,
+        tenants: args.tenant,
+        only_scenarios: args.scenario,
+        seed: Seed(args.seed),
+    };
+    // One thread: the engine and the mock take turns, so a seed gives one order of events.
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            error(format_args!("failed to start the async runtime: {e}"));
+            return exit::INTERNAL;
+        }
+    };
+    let result = runtime.block_on(verify::run_gate(&opts));
+    let report = match result {
+        Ok(r) => r,
+        Err(verify::GateError::Mock(e)) => {
+            error(format_args!(
+                "failed to start the mock org on 127.0.0.1: {e}"
+            ));
+            return exit::INTERNAL;
+        }
+        Err(e) => {
+            error(e);
+            return exit::BAD_INPUT;
+        }
+    };
+    let color = std::io::stdout().is_terminal()
+        && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
+    print!("{}", report::terminal(&report, report::Style { color }));
+    if let Some(path) = &args.junit {
+        if let Err(e) = write_file(path, &report::junit(&report)) {
+            error(e);
+            return exit::INTERNAL;
+        }
+    }
+    if let Some(dir) = &args.journal_dir {
+        for t in &report.tenants {
+            for r in &t.runs {
+                let path = dir
+                    .join(&t.partner)
+                    .join(&t.tenant)
+                    .join(format!("{}.jsonl", r.scenario));
+                if let Err(e) = write_file(&path, &crate::mock::journal::to_json_lines(&r.journal))
+                {
+                    error(e);
+                    return exit::INTERNAL;
+                }
+            }
+        }
+    }
+    if report.passed() {
+        exit::PASSED
+    } else {
+        exit::FAILED
+    }
+}
+
+fn write_file(path: &std::path::Path, text: &str) -> Result<(), String> {
+    if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+        std::fs::create_dir_all(parent)
+            .map_err(|e| format!("cannot create {}: {e}", parent.display()))?;
+    }
+    std::fs::write(path, text).map_err(|e| format!("cannot write {}: {e}", path.display()))
+}
+
+fn validate(dir: &std::path::Path) -> i32 {
+    match Bundle::load(dir) {
+        Ok(b) => {
+            let fields: usize = b.objects.values().map(|o| o.fields.len()).sum();
+            println!(
+                "ok {}/{} {} {} ({} objects, {} fields, {} pact files)",
+                b.partner,
+                b.tenant,
+                b.version,
+                b.content_hash(),
+                b.objects.len(),
+                fields,
+                b.pacts.len()
+            );
+            exit::PASSED
+        }
+        Err(e) => {
+            error(e);
+            exit::BAD_INPUT
+        }
+    }
+}

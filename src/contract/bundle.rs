@@ -1,0 +1,687 @@
+//! The contract bundle, format version 1: what one tenant's org looks like to the engine.
+//!
+//! A tenant's `bundle.toml` may `extends` its partner's `base.toml`; the *resolved* bundle
+//! (base plus tenant, plus the tenant's Pact files) is what is versioned and hashed.
+//! `contracts/README.md` documents the format; `contracts/schema/bundle-v1.schema.json`
+//! describes each file for editors and is checked against every example by the tests.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+/// The bundle format this build reads.
+pub const FORMAT_VERSION: u32 = 1;
+
+/// A fully resolved bundle for one partner × tenant.
+#[derive(Clone, Debug, Serialize)]
+pub struct Bundle {
+    pub format: u32,
+    pub partner: String,
+    pub tenant: String,
+    pub version: String,
+    pub kind: PartnerKind,
+    pub api_version: String,
+    pub limits: Limits,
+    pub objects: BTreeMap<String, ObjectSpec>,
+    /// Pact V4 files of the interactions the engine relies on, by file name.
+    pub pacts: BTreeMap<String, serde_json::Value>,
+    /// Where the tenant's `bundle.toml` lives.
+    #[serde(skip)]
+    pub dir: PathBuf,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PartnerKind {
+    /// The partner runs a Salesforce org; the mock serves the Salesforce REST API.
+    Salesforce,
+}
+
+/// The org's limits profile.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Limits {
+    /// API requests allowed per 24-hour window (Salesforce: `DailyApiRequests.Max`).
+    pub daily_api_requests: u64,
+    /// Requests that may run longer than the threshold at once (Salesforce: 25).
+    pub concurrent_long_running: u32,
+    /// Duration after which a request counts as long-running, in seconds (Salesforce: 20).
+    #[serde(default = "default_long_running_secs")]
+    pub long_running_threshold_secs: u64,
+}
+
+fn default_long_running_secs() -> u64 {
+    20
+}
+
+/// One synced sObject.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct ObjectSpec {
+    /// The external-ID field the engine upserts by.
+    pub external_id: String,
+    /// Name of the source entity (fixture file stem, table name) feeding this object.
+    pub source: String,
+    pub delete: DeletePolicy,
+    pub fields: BTreeMap<String, FieldSpec>,
+}
+
+/// What the engine does in Salesforce when the source deletes a record.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "policy", rename_all = "snake_case", deny_unknown_fields)]
+pub enum DeletePolicy {
+    /// Delete the record (it goes to the recycle bin).
+    HardDelete,
+    /// Set a boolean field to true.
+    Archive { field: String },
+    /// Set a picklist or text field to a value.
+    Inactive { field: String, value: String },
+}
+
+/// One field of an object.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FieldSpec {
+    #[serde(rename = "type")]
+    pub ty: FieldType,
+    #[serde(default)]
+    pub required: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_length: Option<u32>,
+    /// Allowed values of a picklist.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub values: Option<Vec<String>>,
+    /// A restricted picklist rejects values outside `values` (Salesforce's default for new picklists).
+    #[serde(default = "yes")]
+    pub restricted: bool,
+    /// Who writes the field: the source system, or people and automation in the CRM.
+    #[serde(default)]
+    pub owner: Owner,
+    /// Source column that fills the field.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub from: Option<String>,
+    /// For `reference` fields: the parent object, matched by its external ID.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub to: Option<String>,
+    /// For `reference` fields: the relationship name used in upserts (`Account` for `AccountId`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub relationship: Option<String>,
+}
+
+fn yes() -> bool {
+    true
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FieldType {
+    String,
+    Textarea,
+    Email,
+    Phone,
+    Url,
+    Picklist,
+    Boolean,
+    Int,
+    Double,
+    Currency,
+    Percent,
+    Date,
+    Datetime,
+    Reference,
+}
+
+impl FieldType {
+    pub const ALL: [&'static str; 14] = [
+        "string",
+        "textarea",
+        "email",
+        "phone",
+        "url",
+        "picklist",
+        "boolean",
+        "int",
+        "double",
+        "currency",
+        "percent",
+        "date",
+        "datetime",
+        "reference",
+    ];
+
+    /// Whether values are JSON strings with a length.
+    pub fn is_text(self) -> bool {
+        matches!(
+            self,
+            FieldType::String
+                | FieldType::Textarea
+                | FieldType::Email
+                | FieldType::Phone
+                | FieldType::Url
+                | FieldType::Picklist
+        )
+    }
+
+    pub fn is_number(self) -> bool {
+        matches!(
+            self,
+            FieldType::Int | FieldType::Double | FieldType::Currency | FieldType::Percent
+        )
+    }
+
+    /// Salesforce's describe name for the type.
+    pub fn describe_name(self) -> &'static str {
+        match self {
+            FieldType::String => "string",
+            FieldType::Textarea => "textarea",
+            FieldType::Email => "email",
+            FieldType::Phone => "phone",
+            FieldType::Url => "url",
+            FieldType::Picklist => "picklist",
+            FieldType::Boolean => "boolean",
+            FieldType::Int => "int",
+            FieldType::Double => "double",
+            FieldType::Currency => "currency",
+            FieldType::Percent => "percent",
+            FieldType::Date => "date",
+            FieldType::Datetime => "datetime",
+            FieldType::Reference => "reference",
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Owner {
+    #[default]
+    Source,
+    Crm,
+}
+
+/// A bundle that could not be loaded, with the file, position and field involved.
+#[derive(Debug, thiserror::Error)]
+pub struct BundleError {
+    pub path: PathBuf,
+    pub line: Option<usize>,
+    pub column: Option<usize>,
+    /// Dotted path of the offending key, e.g. `objects.Account.fields.Name.type`.
+    pub field: Option<String>,
+    pub message: String,
+    pub help: Option<String>,
+}
+
+impl fmt::Display for BundleError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.path.display())?;
+        if let Some(line) = self.line {
+            write!(f, ":{line}")?;
+            if let Some(col) = self.column {
+                write!(f, ":{col}")?;
+            }
+        }
+        write!(f, ": ")?;
+        if let Some(field) = &self.field {
+            write!(f, "`{field}`: ")?;
+        }
+        write!(f, "{}", self.message)?;
+        if let Some(help) = &self.help {
+            write!(f, "\n  help: {help}")?;
+        }
+        Ok(())
+    }
+}
+
+impl BundleError {
+    fn at(path: &Path, field: impl Into<String>, message: impl Into<String>) -> Self {
+        BundleError {
+            path: path.to_path_buf(),
+            line: None,
+            column: None,
+            field: Some(field.into()),
+            message: message.into(),
+            help: None,
+        }
+    }
+
+    fn help(mut self, help: impl Into<String>) -> Self {
+        self.help = Some(help.into());
+        self
+    }
+
+    fn from_toml(path: &Path, text: &str, err: toml::de::Error) -> Self {
+        let (line, column) = match err.span() {
+            Some(span) => {
+                let (l, c) = line_col(text, span.start);
+                (Some(l), Some(c))
+            }
+            None => (None, None),
+        };
+        let mut message = err.message().trim().to_string();
+        let help = if message.contains("unknown variant") && message.contains("string") {
+            Some(format!("field types are: {}", FieldType::ALL.join(", ")))
+        } else if message.contains("unknown field") {
+            Some("see contracts/README.md for the keys a bundle may hold".to_string())
+        } else {
+            None
+        };
+        if message.is_empty() {
+            message = "invalid TOML".into();
+        }
+        BundleError {
+            path: path.to_path_buf(),
+            line,
+            column,
+            field: None,
+            message,
+            help,
+        }
+    }
+}
+
+/// 1-based line and column of byte `offset` in `text`.
+pub fn line_col(text: &str, offset: usize) -> (usize, usize) {
+    let before = &text[..offset.min(text.len())];
+    let line = before.matches('\n').count() + 1;
+    let column = before
+        .rfind('\n')
+        .map_or(before.len(), |nl| before.len() - nl - 1)
+        + 1;
+    (line, column)
+}
+
+/// One file as written: every key optional so a tenant can extend its partner's base.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct BundleFile {
+    format: Option<u32>,
+    extends: Option<String>,
+    partner: Option<String>,
+    tenant: Option<String>,
+    version: Option<String>,
+    kind: Option<PartnerKind>,
+    api_version: Option<String>,
+    limits: Option<Limits>,
+    #[serde(default)]
+    objects: BTreeMap<String, ObjectFile>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ObjectFile {
+    external_id: Option<String>,
+    source: Option<String>,
+    delete: Option<DeletePolicy>,
+    #[serde(default)]
+    fields: BTreeMap<String, FieldSpec>,
+}
+
+fn read_file(path: &Path) -> Result<BundleFile, BundleError> {
+    let text = std::fs::read_to_string(path).map_err(|e| BundleError {
+        path: path.to_path_buf(),
+        line: None,
+        column: None,
+        field: None,
+        message: format!("cannot read bundle file: {e}"),
+        help: None,
+    })?;
+    toml::from_str(&text).map_err(|e| BundleError::from_toml(path, &text, e))
+}
+
+impl Bundle {
+    /// Loads and resolves the bundle in `dir` (a tenant directory holding `bundle.toml`).
+    pub fn load(dir: &Path) -> Result<Bundle, BundleError> {
+        let path = dir.join("bundle.toml");
+        let tenant_file = read_file(&path)?;
+        let mut merged = BundleFile::default();
+        if let Some(base) = &tenant_file.extends {
+            let base_path = dir.join(base);
+            if !base_path.is_file() {
+                return Err(BundleError::at(
+                    &path,
+                    "extends",
+                    format!("base bundle `{base}` not found"),
+                )
+                .help(format!("expected a file at {}", base_path.display())));
+            }
+            let base_file = read_file(&base_path)?;
+            if base_file.extends.is_some() {
+                return Err(BundleError::at(
+                    &base_path,
+                    "extends",
+                    "a base bundle cannot extend another",
+                )
+                .help("keep one level: partner base.toml, tenant bundle.toml"));
+            }
+            merge(&mut merged, base_file);
+        }
+        merge(&mut merged, tenant_file);
+        let bundle = resolve(&path, dir, merged)?;
+        bundle.check(&path)?;
+        Ok(bundle)
+    }
+
+    /// Content hash of the resolved bundle (objects, limits, pacts): `sha256:` and 64 hex digits.
+    pub fn content_hash(&self) -> String {
+        let canonical = serde_json::to_vec(self).expect("bundle serializes");
+        format!("sha256:{}", hex::encode(Sha256::digest(&canonical)))
+    }
+
+    /// The first 12 hex digits of the content hash, for summaries.
+    pub fn short_hash(&self) -> String {
+        let full = self.content_hash();
+        full["sha256:".len().."sha256:".len() + 12].to_string()
+    }
+
+    pub fn object(&self, name: &str) -> Option<&ObjectSpec> {
+        self.objects.get(name)
+    }
+
+    /// Objects with parents first (an object referenced by another comes before it).
+    pub fn objects_parent_first(&self) -> Vec<(&String, &ObjectSpec)> {
+        let mut done: Vec<&String> = Vec::new();
+        let mut pending: Vec<(&String, &ObjectSpec)> = self.objects.iter().collect();
+        while !pending.is_empty() {
+            let before = pending.len();
+            pending.retain(|(name, spec)| {
+                let ready = spec
+                    .fields
+                    .values()
+                    .filter_map(|f| f.to.as_ref())
+                    .all(|parent| {
+                        parent == *name
+                            || done.iter().any(|d| *d == parent)
+                            || !self.objects.contains_key(parent)
+                    });
+                if ready {
+                    done.push(name);
+                }
+                !ready
+            });
+            if pending.len() == before {
+                // A reference cycle: keep name order for the rest (checked at load time).
+                done.extend(pending.drain(..).map(|(n, _)| n));
+            }
+        }
+        done.into_iter().map(|n| (n, &self.objects[n])).collect()
+    }
+
+    fn check(&self, path: &Path) -> Result<(), BundleError> {
+        if self.format != FORMAT_VERSION {
+            return Err(BundleError::at(
+                path,
+                "format",
+                format!("unsupported bundle format {}", self.format),
+            )
+            .help(format!(
+                "this build of syncgate reads format {FORMAT_VERSION}"
+            )));
+        }
+        if !is_semver(&self.version) {
+            return Err(BundleError::at(
+                path,
+                "version",
+                format!("`{}` is not a semantic version", self.version),
+            )
+            .help("write MAJOR.MINOR.PATCH, e.g. 1.4.0"));
+        }
+        if self.limits.daily_api_requests == 0 || self.limits.concurrent_long_running == 0 {
+            return Err(BundleError::at(
+                path,
+                "limits",
+                "limits must be greater than zero",
+            ));
+        }
+        if self.objects.is_empty() {
+            return Err(BundleError::at(
+                path,
+                "objects",
+                "a bundle must sync at least one object",
+            ));
+        }
+        for (name, obj) in &self.objects {
+            let at = |key: &str| format!("objects.{name}.{key}");
+            let Some(ext) = obj.fields.get(&obj.external_id) else {
+                return Err(BundleError::at(
+                    path,
+                    at("external_id"),
+                    format!(
+                        "external-ID field `{}` is not among the object's fields",
+                        obj.external_id
+                    ),
+                )
+                .help(format!("declare it under [objects.{name}.fields]")));
+            };
+            if !matches!(ext.ty, FieldType::String) || ext.from.is_none() {
+                return Err(BundleError::at(
+                    path,
+                    at(&format!("fields.{}", obj.external_id)),
+                    "the external-ID field must be a `string` filled `from` a source column",
+                ));
+            }
+            for (fname, f) in &obj.fields {
+                let fat = at(&format!("fields.{fname}"));
+                if f.ty == FieldType::Picklist && f.values.as_ref().is_none_or(|v| v.is_empty()) {
+                    return Err(BundleError::at(path, fat, "a picklist needs `values`"));
+                }
+                if f.ty != FieldType::Picklist && f.values.is_some() {
+                    return Err(BundleError::at(path, fat, "`values` is only for picklists"));
+                }
+                if f.max_length.is_some() && !f.ty.is_text() {
+                    return Err(BundleError::at(
+                        path,
+                        fat,
+                        format!(
+                            "`max_length` does not apply to `{}` fields",
+                            f.ty.describe_name()
+                        ),
+                    ));
+                }
+                if f.ty == FieldType::Reference {
+                    match &f.to {
+                        Some(parent) if self.objects.contains_key(parent) => {}
+                        Some(parent) => {
+                            return Err(BundleError::at(
+                                path,
+                                fat,
+                                format!("references `{parent}`, which the bundle does not sync"),
+                            ))
+                        }
+                        None => {
+                            return Err(BundleError::at(
+                                path,
+                                fat,
+                                "a reference needs `to` (the parent object)",
+                            ))
+                        }
+                    }
+                    if f.relationship.is_none() {
+                        return Err(BundleError::at(
+                            path,
+                            fat,
+                            "a reference needs `relationship` (e.g. `Account` for `AccountId`)",
+                        ));
+                    }
+                } else if f.to.is_some() || f.relationship.is_some() {
+                    return Err(BundleError::at(
+                        path,
+                        fat,
+                        "`to` and `relationship` are only for references",
+                    ));
+                }
+                if f.owner == Owner::Crm && f.from.is_some() {
+                    return Err(BundleError::at(
+                        path,
+                        fat,
+                        "a CRM-owned field cannot be filled from the source",
+                    )
+                    .help("drop `from`, or set `owner = \"source\"`"));
+                }
+            }
+            match &obj.delete {
+                DeletePolicy::HardDelete => {}
+                DeletePolicy::Archive { field } => match obj.fields.get(field) {
+                    Some(f) if f.ty == FieldType::Boolean => {}
+                    _ => {
+                        return Err(BundleError::at(
+                            path,
+                            at("delete.field"),
+                            format!("archive flag `{field}` must be a boolean field of the object"),
+                        ))
+                    }
+                },
+                DeletePolicy::Inactive { field, .. } => {
+                    if !obj.fields.contains_key(field) {
+                        return Err(BundleError::at(
+                            path,
+                            at("delete.field"),
+                            format!("status field `{field}` is not a field of the object"),
+                        ));
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+fn is_semver(v: &str) -> bool {
+    let core = v.split(['-', '+']).next().unwrap_or("");
+    let parts: Vec<&str> = core.split('.').collect();
+    parts.len() == 3
+        && parts.iter().all(|p| {
+            !p.is_empty()
+                && p.bytes().all(|b| b.is_ascii_digit())
+                && (p.len() == 1 || !p.starts_with('0'))
+        })
+}
+
+fn merge(into: &mut BundleFile, file: BundleFile) {
+    macro_rules! take {
+        ($($f:ident),*) => { $( if file.$f.is_some() { into.$f = file.$f; } )* };
+    }
+    take!(
+        format,
+        extends,
+        partner,
+        tenant,
+        version,
+        kind,
+        api_version,
+        limits
+    );
+    for (name, obj) in file.objects {
+        let target = into.objects.entry(name).or_default();
+        if obj.external_id.is_some() {
+            target.external_id = obj.external_id;
+        }
+        if obj.source.is_some() {
+            target.source = obj.source;
+        }
+        if obj.delete.is_some() {
+            target.delete = obj.delete;
+        }
+        target.fields.extend(obj.fields);
+    }
+}
+
+fn resolve(path: &Path, dir: &Path, file: BundleFile) -> Result<Bundle, BundleError> {
+    let missing =
+        |key: &str| BundleError::at(path, key, "missing (in the tenant bundle and its base)");
+    let mut objects = BTreeMap::new();
+    for (name, obj) in file.objects {
+        let at = |key: &str| format!("objects.{name}.{key}");
+        objects.insert(
+            name.clone(),
+            ObjectSpec {
+                external_id: obj.external_id.ok_or_else(|| missing(&at("external_id")))?,
+                source: obj.source.ok_or_else(|| missing(&at("source")))?,
+                delete: obj.delete.ok_or_else(|| {
+                    missing(&at("delete"))
+                        .help("a delete policy is required: hard_delete, archive or inactive")
+                })?,
+                fields: obj.fields,
+            },
+        );
+    }
+    Ok(Bundle {
+        format: file.format.ok_or_else(|| missing("format"))?,
+        partner: file.partner.ok_or_else(|| missing("partner"))?,
+        tenant: file.tenant.ok_or_else(|| missing("tenant"))?,
+        version: file.version.ok_or_else(|| missing("version"))?,
+        kind: file.kind.unwrap_or(PartnerKind::Salesforce),
+        api_version: file.api_version.unwrap_or_else(|| "62.0".into()),
+        limits: file.limits.ok_or_else(|| missing("limits"))?,
+        objects,
+        pacts: load_pacts(dir)?,
+        dir: dir.to_path_buf(),
+    })
+}
+
+fn load_pacts(dir: &Path) -> Result<BTreeMap<String, serde_json::Value>, BundleError> {
+    let mut pacts = BTreeMap::new();
+    let pact_dir = dir.join("pacts");
+    let Ok(entries) = std::fs::read_dir(&pact_dir) else {
+        return Ok(pacts);
+    };
+    let mut paths: Vec<PathBuf> = entries
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "json"))
+        .collect();
+    paths.sort();
+    for p in paths {
+        let text = std::fs::read_to_string(&p).map_err(|e| BundleError {
+            path: p.clone(),
+            line: None,
+            column: None,
+            field: None,
+            message: format!("cannot read pact file: {e}"),
+            help: None,
+        })?;
+        let json: serde_json::Value = serde_json::from_str(&text).map_err(|e| BundleError {
+            path: p.clone(),
+            line: Some(e.line()),
+            column: Some(e.column()),
+            field: None,
+            message: format!("invalid JSON: {e}"),
+            help: Some("pact files are generated: run `cargo test --test pacts` with SYNCGATE_UPDATE_PACTS=1".into()),
+        })?;
+        let spec = json
+            .pointer("/metadata/pactSpecification/version")
+            .and_then(|v| v.as_str());
+        if spec != Some("4.0") || !json.get("interactions").is_some_and(|i| i.is_array()) {
+            return Err(BundleError::at(
+                &p,
+                "metadata.pactSpecification.version",
+                "not a Pact V4 file with `interactions`",
+            ));
+        }
+        let name = p
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        pacts.insert(name, json);
+    }
+    Ok(pacts)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn semver() {
+        assert!(is_semver("1.4.0"));
+        assert!(is_semver("1.4.0-rc.1"));
+        assert!(!is_semver("1.4"));
+        assert!(!is_semver("01.4.0"));
+        assert!(!is_semver("v1.4.0"));
+    }
+
+    #[test]
+    fn line_col_counts_from_one() {
+        assert_eq!(line_col("ab\ncd", 0), (1, 1));
+        assert_eq!(line_col("ab\ncd", 4), (2, 2));
+    }
+}

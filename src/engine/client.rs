@@ -1,0 +1,275 @@
+//! The Salesforce REST client the engine calls through: OAuth, the headers every call
+//! carries, limit tracking from `Sforce-Limit-Info`, and classification of failures.
+
+use std::fmt;
+
+use reqwest::Method;
+use serde_json::{json, Value};
+
+use super::retry::{classify, Failure};
+use crate::sim::Clock;
+
+/// A secret that never prints.
+#[derive(Clone)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(s: impl Into<String>) -> Self {
+        Secret(s.into())
+    }
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(***)")
+    }
+}
+
+/// How the engine signs in (OAuth client credentials).
+#[derive(Clone, Debug)]
+pub struct Credentials {
+    pub client_id: String,
+    pub client_secret: Secret,
+}
+
+/// API usage from the last `Sforce-Limit-Info: api-usage=USED/MAX`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ApiUsage {
+    pub used: u64,
+    pub max: u64,
+}
+
+/// One successful answer.
+#[derive(Debug)]
+pub struct Reply {
+    pub status: u16,
+    pub body: Value,
+    pub correlation_id: String,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    #[error("failed to sign in at {url}: {message}")]
+    Auth { url: String, message: String },
+}
+
+pub struct SalesforceClient {
+    http: reqwest::Client,
+    login_url: String,
+    instance_url: String,
+    api_version: String,
+    credentials: Credentials,
+    token: Option<Secret>,
+    clock: Clock,
+    client_name: String,
+    run_id: String,
+    calls: u64,
+    pub usage: Option<ApiUsage>,
+}
+
+impl SalesforceClient {
+    pub fn new(
+        login_url: &str,
+        api_version: &str,
+        credentials: Credentials,
+        clock: Clock,
+        client_name: &str,
+        run_id: &str,
+    ) -> Self {
+        let http = reqwest::Client::builder()
+            .timeout(std::time::Duration::from_secs(120))
+            .build()
+            .expect("a plain HTTP client builds");
+        SalesforceClient {
+            http,
+            login_url: login_url.trim_end_matches('/').to_string(),
+            instance_url: login_url.trim_end_matches('/').to_string(),
+            api_version: api_version.to_string(),
+            credentials,
+            token: None,
+            clock,
+            client_name: client_name.to_string(),
+            run_id: run_id.to_string(),
+            calls: 0,
+            usage: None,
+        }
+    }
+
+    /// API calls made (sign-ins excluded).
+    pub fn calls(&self) -> u64 {
+        self.calls
+    }
+
+    /// Signs in with the client-credentials grant.
+    pub async fn authenticate(&mut self) -> Result<(), ClientError> {
+        let url = format!("{}/services/oauth2/token", self.login_url);
+        let auth_err = |message: String| ClientError::Auth {
+            url: url.clone(),
+            message,
+        };
+        let form = [
+            ("grant_type", "client_credentials"),
+            ("client_id", self.credentials.client_id.as_str()),
+            ("client_secret", self.credentials.client_secret.expose()),
+        ];
+        let resp = self
+            .http
+            .post(&url)
+            .form(&form)
+            .send()
+            .await
+            .map_err(|e| auth_err(e.without_url().to_string()))?;
+        let status = resp.status();
+        let body: Value = resp
+            .json()
+            .await
+            .map_err(|e| auth_err(format!("unreadable token response: {}", e.without_url())))?;
+        if !status.is_success() {
+            let desc = body
+                .get("error_description")
+                .and_then(Value::as_str)
+                .unwrap_or("no description");
+            return Err(auth_err(format!("HTTP {status}: {desc}")));
+        }
+        let token = body
+            .get("access_token")
+            .and_then(Value::as_str)
+            .ok_or_else(|| auth_err("no access_token in the answer".into()))?;
+        if let Some(instance) = body.get("instance_url").and_then(Value::as_str) {
+            self.instance_url = instance.trim_end_matches('/').to_string();
+        }
+        self.token = Some(Secret::new(token));
+        Ok(())
+    }
+
+    /// Upserts up to 200 records of `object` by `ext_field` with sObject Collections
+    /// (`allOrNone: false`): one result per record, in order.
+    pub async fn upsert_collection(
+        &mut self,
+        object: &str,
+        ext_field: &str,
+        records: &[Value],
+    ) -> Result<Reply, Failure> {
+        let records: Vec<Value> = records
+            .iter()
+            .map(|r| {
+                let mut r = r.clone();
+                if let Some(m) = r.as_object_mut() {
+                    m.insert("attributes".into(), json!({"type": object}));
+                }
+                r
+            })
+            .collect();
+        let body = json!({"allOrNone": false, "records": records});
+        let path = format!("composite/sobjects/{object}/{ext_field}");
+        self.call(Method::PATCH, &path, Some(&body)).await
+    }
+
+    /// One API call under `/services/data/vNN.N/`.
+    pub async fn call(
+        &mut self,
+        method: Method,
+        path: &str,
+        body: Option<&Value>,
+    ) -> Result<Reply, Failure> {
+        self.calls += 1;
+        let correlation_id = format!("{}-{:06}", self.run_id, self.calls);
+        let url = format!(
+            "{}/services/data/v{}/{}",
+            self.instance_url, self.api_version, path
+        );
+        let mut req = self
+            .http
+            .request(method, &url)
+            .header(
+                "Sforce-Call-Options",
+                format!("client={}", self.client_name),
+            )
+            .header("X-Correlation-Id", &correlation_id)
+            .header("Accept", "application/json");
+        if let Some(token) = &self.token {
+            req = req.bearer_auth(token.expose());
+        }
+        if let Some(b) = body {
+            req = req.json(b);
+        }
+        let resp = req
+            .send()
+            .await
+            .map_err(|e| Failure::transport(e.without_url().to_string()))?;
+        let status = resp.status().as_u16();
+        let headers = resp.headers().clone();
+        if let Some(usage) = headers
+            .get("sforce-limit-info")
+            .and_then(|v| v.to_str().ok())
+            .and_then(parse_limit_info)
+        {
+            self.usage = Some(usage);
+        }
+        let bytes = resp
+            .bytes()
+            .await
+            .map_err(|e| Failure::transport(format!("response lost: {}", e.without_url())))?;
+        let body: Value = if bytes.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_slice(&bytes).unwrap_or(Value::Null)
+        };
+        if (200..300).contains(&status) {
+            if body.is_null() && !bytes.is_empty() {
+                return Err(Failure::transport(format!(
+                    "garbled {status} response: not JSON"
+                )));
+            }
+            return Ok(Reply {
+                status,
+                body,
+                correlation_id,
+            });
+        }
+        Err(classify(status, &headers, &body, self.clock.now()))
+    }
+}
+
+/// Parses `api-usage=USED/MAX` (it comes first; other parts may follow).
+pub fn parse_limit_info(v: &str) -> Option<ApiUsage> {
+    let part = v.split(';').next()?.trim().strip_prefix("api-usage=")?;
+    let (used, max) = part.split_once('/')?;
+    Some(ApiUsage {
+        used: used.trim().parse().ok()?,
+        max: max.trim().parse().ok()?,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn limit_info() {
+        assert_eq!(
+            parse_limit_info("api-usage=18/15000"),
+            Some(ApiUsage {
+                used: 18,
+                max: 15000
+            })
+        );
+        assert_eq!(
+            parse_limit_info("api-usage=5/10; per-app-api-usage=1/5(appName=x)"),
+            Some(ApiUsage { used: 5, max: 10 })
+        );
+        assert_eq!(parse_limit_info("per-app=1/2"), None);
+    }
+
+    #[test]
+    fn secrets_do_not_print() {
+        let c = Credentials {
+            client_id: "id".into(),
+            client_secret: Secret::new("hunter2"),
+        };
+        assert!(!format!("{c:?}").contains("hunter2"));
+    }
+}

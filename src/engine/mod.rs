@@ -1,0 +1,479 @@
+//! The sync engine: source → mapping → plan → client, with retries that honour
+//! `Retry-After`, a daily-budget guard and a dead-letter queue. The gate runs this same
+//! code against the mock over real HTTP.
+
+pub mod client;
+pub mod dlq;
+pub mod mapping;
+pub mod retry;
+pub mod source;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::Duration;
+
+use serde::Serialize;
+use serde_json::Value;
+
+use self::client::{Credentials, SalesforceClient};
+use self::dlq::{DeadLetter, ErrorClass};
+use self::mapping::map_record;
+use self::retry::{item_is_retryable, Action, Backoff, Failure};
+use self::source::{SourceRecord, SourceSet};
+use crate::contract::Bundle;
+use crate::sim::{Clock, Rng, Seed, Timestamp};
+use crate::store::DeadLetterStore;
+
+/// Settings of one engine.
+#[derive(Clone, Debug)]
+pub struct EngineConfig {
+    /// Records per sObject Collections call (Salesforce allows 200).
+    pub batch_size: usize,
+    /// Attempts per batch, the first included, before its records are dead-lettered.
+    pub max_attempts: u32,
+    pub backoff: Backoff,
+    /// Wait for the server's `Retry-After` (turning this off is a deliberate fault, for tests).
+    pub honour_retry_after: bool,
+    /// Sent as `Sforce-Call-Options: client=…`, so change events show the engine's own writes.
+    pub client_name: String,
+    /// How many daily windows the engine will wait for before giving up on a run.
+    pub max_window_waits: u32,
+}
+
+impl Default for EngineConfig {
+    fn default() -> Self {
+        EngineConfig {
+            batch_size: 200,
+            max_attempts: 8,
+            backoff: Backoff {
+                base: Duration::from_millis(500),
+                cap: Duration::from_secs(60),
+            },
+            honour_retry_after: true,
+            client_name: "syncgate".into(),
+            max_window_waits: 2,
+        }
+    }
+}
+
+/// Where the engine writes.
+#[derive(Clone, Debug)]
+pub struct Target {
+    /// Login URL (the token endpoint's host); the instance URL comes from the token answer.
+    pub login_url: String,
+    pub credentials: Credentials,
+}
+
+/// Something the engine did that a timeline should show.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct EngineEvent {
+    #[serde(serialize_with = "iso")]
+    pub at: Timestamp,
+    pub object: String,
+    #[serde(flatten)]
+    pub kind: EventKind,
+}
+
+fn iso<S: serde::Serializer>(t: &Timestamp, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(&t.to_iso())
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(tag = "event", rename_all = "snake_case")]
+pub enum EventKind {
+    /// Waiting before a retry or for the budget window.
+    Wait {
+        until: String,
+        reason: String,
+    },
+    /// A batch (or its retryable remainder) failed and will be sent again.
+    Retry {
+        attempt: u32,
+        records: usize,
+        code: String,
+    },
+    DeadLetter {
+        source_id: String,
+        code: String,
+    },
+}
+
+/// What a run did.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct SyncReport {
+    pub records: usize,
+    pub created: usize,
+    pub updated: usize,
+    pub dead_lettered: usize,
+    pub retries: usize,
+    pub api_calls: u64,
+    /// Source columns no bundle field reads, per source entity.
+    pub unmapped_columns: BTreeMap<String, BTreeSet<String>>,
+    pub events: Vec<EngineEvent>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    #[error(transparent)]
+    Client(#[from] client::ClientError),
+    #[error("the daily API budget stayed exhausted through {0} windows; stopping")]
+    BudgetExhausted(u32),
+}
+
+/// One engine run for one tenant.
+pub struct Sync<'a> {
+    bundle: &'a Bundle,
+    config: EngineConfig,
+    clock: Clock,
+    jitter: Rng,
+    dlq: &'a dyn DeadLetterStore,
+    tenant: String,
+    report: SyncReport,
+    window_waits: u32,
+}
+
+struct Item<'s> {
+    record: &'s SourceRecord,
+    payload: Value,
+}
+
+impl<'a> Sync<'a> {
+    pub fn new(
+        bundle: &'a Bundle,
+        config: EngineConfig,
+        clock: Clock,
+        seed: Seed,
+        dlq: &'a dyn DeadLetterStore,
+    ) -> Self {
+        Sync {
+            bundle,
+            config,
+            clock,
+            jitter: seed.stream("engine.jitter"),
+            dlq,
+            tenant: format!("{}/{}", bundle.partner, bundle.tenant),
+            report: SyncReport::default(),
+            window_waits: 0,
+        }
+    }
+
+    /// Syncs every object of the bundle from `source` into `target`, parents first.
+    pub async fn run(
+        mut self,
+        source: &SourceSet,
+        target: &Target,
+    ) -> Result<SyncReport, EngineError> {
+        let mut client = SalesforceClient::new(
+            &target.login_url,
+            &self.bundle.api_version,
+            target.credentials.clone(),
+            self.clock.clone(),
+            &self.config.client_name,
+            "sg",
+        );
+        client.authenticate().await?;
+        for (object, spec) in self.bundle.objects_parent_first() {
+            let mut items = Vec::new();
+            for record in source.latest(&spec.source) {
+                self.report.records += 1;
+                let parent_ext =
+                    |parent: &str| self.bundle.object(parent).map(|o| o.external_id.clone());
+                match map_record(spec, record, parent_ext) {
+                    Ok(mapped) => {
+                        if !mapped.unmapped.is_empty() {
+                            self.report
+                                .unmapped_columns
+                                .entry(spec.source.clone())
+                                .or_default()
+                                .extend(mapped.unmapped);
+                        }
+                        items.push(Item {
+                            record,
+                            payload: Value::Object(mapped.payload),
+                        });
+                    }
+                    Err(e) => {
+                        let now = self.clock.now();
+                        self.dead_letter(
+                            object,
+                            record,
+                            Value::Null,
+                            ErrorClass::Mapping,
+                            "INVALID_TYPE",
+                            &e.to_string(),
+                            0,
+                            None,
+                            now,
+                            now,
+                        );
+                    }
+                }
+            }
+            for batch in items.chunks(self.config.batch_size.clamp(1, 200)) {
+                self.send_batch(&mut client, object, &spec.external_id, batch)
+                    .await?;
+            }
+        }
+        self.report.api_calls = client.calls();
+        Ok(self.report)
+    }
+
+    async fn send_batch(
+        &mut self,
+        client: &mut SalesforceClient,
+        object: &str,
+        ext_field: &str,
+        batch: &[Item<'_>],
+    ) -> Result<(), EngineError> {
+        let mut remaining: Vec<&Item> = batch.iter().collect();
+        let mut first_failed: BTreeMap<&str, Timestamp> = BTreeMap::new();
+        let mut attempt = 0u32;
+        let mut refreshed = false;
+        loop {
+            attempt += 1;
+            self.guard_budget(client, object).await?;
+            let payloads: Vec<Value> = remaining.iter().map(|i| i.payload.clone()).collect();
+            let outcome = client.upsert_collection(object, ext_field, &payloads).await;
+            let now = self.clock.now();
+            let failure = match outcome {
+                Ok(reply) => {
+                    let results = reply.body.as_array().filter(|a| a.len() == remaining.len());
+                    match results {
+                        None => Failure::transport(format!(
+                            "garbled collections answer: expected {} results",
+                            remaining.len()
+                        )),
+                        Some(results) => {
+                            let mut retry = Vec::new();
+                            let mut retry_code = String::new();
+                            for (item, result) in remaining.iter().zip(results) {
+                                if result.get("success").and_then(Value::as_bool) == Some(true) {
+                                    if result.get("created").and_then(Value::as_bool) == Some(true)
+                                    {
+                                        self.report.created += 1;
+                                    } else {
+                                        self.report.updated += 1;
+                                    }
+                                    continue;
+                                }
+                                let err = result.pointer("/errors/0");
+                                let code = err
+                                    .and_then(|e| e.get("statusCode"))
+                                    .and_then(Value::as_str)
+                                    .unwrap_or("UNKNOWN_ERROR")
+                                    .to_string();
+                                let message = err
+                                    .and_then(|e| e.get("message"))
+                                    .and_then(Value::as_str)
+                                    .unwrap_or("")
+                                    .to_string();
+                                if item_is_retryable(&code) {
+                                    first_failed.entry(item.record.id.as_str()).or_insert(now);
+                                    retry_code = code;
+                                    retry.push(*item);
+                                } else {
+                                    let first = first_failed
+                                        .get(item.record.id.as_str())
+                                        .copied()
+                                        .unwrap_or(now);
+                                    self.dead_letter(
+                                        object,
+                                        item.record,
+                                        item.payload.clone(),
+                                        ErrorClass::Rejected,
+                                        &code,
+                                        &message,
+                                        attempt,
+                                        Some(reply.correlation_id.clone()),
+                                        first,
+                                        now,
+                                    );
+                                }
+                            }
+                            if retry.is_empty() {
+                                return Ok(());
+                            }
+                            remaining = retry;
+                            Failure {
+                                action: Action::Retry,
+                                status: Some(200),
+                                code: retry_code,
+                                message: "per-record retryable error".into(),
+                                not_before: None,
+                            }
+                        }
+                    }
+                }
+                Err(f) => f,
+            };
+            for item in &remaining {
+                first_failed.entry(item.record.id.as_str()).or_insert(now);
+            }
+            match failure.action {
+                Action::Refresh if !refreshed => {
+                    refreshed = true;
+                    attempt -= 1;
+                    client.authenticate().await?;
+                    continue;
+                }
+                Action::WaitForWindow => {
+                    self.wait_for_window(object, &failure.code).await?;
+                    attempt -= 1;
+                    continue;
+                }
+                Action::DeadLetter | Action::Refresh => {
+                    for item in &remaining {
+                        let first = first_failed
+                            .get(item.record.id.as_str())
+                            .copied()
+                            .unwrap_or(now);
+                        self.dead_letter(
+                            object,
+                            item.record,
+                            item.payload.clone(),
+                            ErrorClass::Rejected,
+                            &failure.code,
+                            &failure.message,
+                            attempt,
+                            None,
+                            first,
+                            now,
+                        );
+                    }
+                    return Ok(());
+                }
+                Action::Retry => {}
+            }
+            if attempt >= self.config.max_attempts {
+                for item in &remaining {
+                    let first = first_failed
+                        .get(item.record.id.as_str())
+                        .copied()
+                        .unwrap_or(now);
+                    let message = format!(
+                        "gave up after {attempt} attempts; last error: {}",
+                        failure.message
+                    );
+                    self.dead_letter(
+                        object,
+                        item.record,
+                        item.payload.clone(),
+                        ErrorClass::RetriesExhausted,
+                        &failure.code,
+                        &message,
+                        attempt,
+                        None,
+                        first,
+                        now,
+                    );
+                }
+                return Ok(());
+            }
+            self.report.retries += 1;
+            self.event(
+                object,
+                EventKind::Retry {
+                    attempt,
+                    records: remaining.len(),
+                    code: failure.code.clone(),
+                },
+            );
+            let jitter = self.config.backoff.delay(attempt, &mut self.jitter);
+            let until = match failure.not_before {
+                Some(nb) if self.config.honour_retry_after => nb.max(now),
+                _ => now.add(jitter),
+            };
+            let reason = match failure.not_before {
+                Some(_) if self.config.honour_retry_after => {
+                    format!("Retry-After after {}", failure.code)
+                }
+                _ => format!("backoff after {}", failure.code),
+            };
+            self.event(
+                object,
+                EventKind::Wait {
+                    until: until.to_iso(),
+                    reason,
+                },
+            );
+            self.clock.sleep_until(until).await;
+        }
+    }
+
+    /// Stops before the daily budget is spent, and waits for the next window.
+    async fn guard_budget(
+        &mut self,
+        client: &mut SalesforceClient,
+        object: &str,
+    ) -> Result<(), EngineError> {
+        if let Some(u) = client.usage {
+            if u.used >= u.max {
+                self.wait_for_window(object, "daily budget guard").await?;
+                client.usage = None;
+            }
+        }
+        Ok(())
+    }
+
+    async fn wait_for_window(&mut self, object: &str, reason: &str) -> Result<(), EngineError> {
+        self.window_waits += 1;
+        if self.window_waits > self.config.max_window_waits {
+            return Err(EngineError::BudgetExhausted(self.config.max_window_waits));
+        }
+        let until = self.clock.now().next_day_start();
+        self.event(
+            object,
+            EventKind::Wait {
+                until: until.to_iso(),
+                reason: format!("{reason}: waiting for the next daily window"),
+            },
+        );
+        self.clock.sleep_until(until).await;
+        Ok(())
+    }
+
+    fn event(&mut self, object: &str, kind: EventKind) {
+        self.report.events.push(EngineEvent {
+            at: self.clock.now(),
+            object: object.to_string(),
+            kind,
+        });
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn dead_letter(
+        &mut self,
+        object: &str,
+        record: &SourceRecord,
+        payload: Value,
+        class: ErrorClass,
+        code: &str,
+        message: &str,
+        attempts: u32,
+        correlation_id: Option<String>,
+        first: Timestamp,
+        last: Timestamp,
+    ) {
+        self.report.dead_lettered += 1;
+        self.event(
+            object,
+            EventKind::DeadLetter {
+                source_id: record.id.clone(),
+                code: code.to_string(),
+            },
+        );
+        self.dlq.append(DeadLetter {
+            tenant: self.tenant.clone(),
+            object: object.to_string(),
+            source_id: record.id.clone(),
+            source_version: record.version,
+            payload,
+            class,
+            error_code: code.to_string(),
+            message: message.to_string(),
+            attempts,
+            correlation_id,
+            first_failed_at: first,
+            last_failed_at: last,
+        });
+    }
+}

@@ -1,0 +1,29 @@
+//! # syncgate
+//!
+//! Catches the three ways a Salesforce or partner sync breaks production — a silent field
+//! change, the org pushing back on limits, and duplicate delivery — before anything is
+//! deployed.
+//!
+//! # Layout
+//! - [`contract`]: the contract bundle (objects, fields, limits, pacts) per partner and
+//!   tenant, the field rules Salesforce enforces, and the registry on disk.
+//! - [`mock`]: a mock Salesforce org over real HTTP, with faults from a scenario.
+//! - [`engine`]: the sync engine teams deploy: source → mapping → batches → client, with
+//!   retries, limits and a dead-letter queue.
+//! - [`verify`]: the gate: runs the engine against the mock per scenario and checks the
+//!   invariants; reports for terminals and CI.
+//! - [`store`]: durable state behind one trait.
+//! - [`sim`]: the one clock, seeded randomness and the scenario model.
+//! - [`cli`]: the command line.
+
+pub mod cli;
+pub mod contract;
+pub mod engine;
+pub mod mock;
+pub mod sim;
+pub mod store;
+pub mod verify;
+
+pub use contract::Bundle;
+pub use sim::{Clock, Scenario, Seed};
+pub use verify::{run_gate, GateOptions, GateReport};

@@ -1,0 +1,3 @@
+fn main() {
+    std::process::exit(syncgate::cli::main_impl());
+}

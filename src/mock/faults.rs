@@ -1,0 +1,108 @@
+//! The fault layer: decides, from the scenario's rules and the seed, which requests the
+//! org answers with a fault instead of (or after) doing the work.
+
+use crate::sim::scenario::{FaultResponse, FaultRule};
+use crate::sim::Rng;
+
+/// A fault chosen for one request.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Fault {
+    pub rule: String,
+    pub response: FaultResponse,
+}
+
+/// Applies scenario rules in order; the first rule that fires wins. Every rule whose
+/// matcher fits the request counts the call, fired or not, so `calls` ranges mean
+/// "the Nth matching request" whatever the other rules do.
+#[derive(Debug)]
+pub struct FaultLayer {
+    rules: Vec<FaultRule>,
+    calls: Vec<u64>,
+    rng: Rng,
+}
+
+impl FaultLayer {
+    pub fn new(rules: Vec<FaultRule>, rng: Rng) -> Self {
+        let calls = vec![0; rules.len()];
+        FaultLayer { rules, calls, rng }
+    }
+
+    pub fn decide(&mut self, method: &str, path: &str, object: Option<&str>) -> Option<Fault> {
+        let mut chosen = None;
+        for (i, rule) in self.rules.iter().enumerate() {
+            if !rule.matcher.matches(method, path, object) {
+                continue;
+            }
+            self.calls[i] += 1;
+            let in_range = rule.calls.is_none_or(|r| r.contains(self.calls[i]));
+            if chosen.is_none()
+                && in_range
+                && (rule.probability >= 1.0 || self.rng.chance(rule.probability))
+            {
+                chosen = Some(Fault {
+                    rule: rule.name.clone(),
+                    response: rule.respond.clone(),
+                });
+            }
+        }
+        chosen
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sim::scenario::{CallRange, RequestMatch};
+    use crate::sim::Seed;
+
+    fn rule(name: &str, calls: Option<CallRange>, p: f64) -> FaultRule {
+        FaultRule {
+            name: name.into(),
+            matcher: RequestMatch {
+                method: Some("PATCH".into()),
+                path: None,
+                object: Some("Account".into()),
+            },
+            calls,
+            probability: p,
+            respond: FaultResponse::ServerUnavailable,
+        }
+    }
+
+    #[test]
+    fn call_range_counts_matching_requests_only() {
+        let mut layer = FaultLayer::new(
+            vec![rule(
+                "r",
+                Some(CallRange {
+                    first: 2,
+                    times: Some(1),
+                }),
+                1.0,
+            )],
+            Seed(1).stream("f"),
+        );
+        assert!(layer.decide("GET", "/limits", None).is_none());
+        assert!(layer.decide("PATCH", "/x", Some("Account")).is_none());
+        assert!(layer.decide("PATCH", "/x", Some("Contact")).is_none());
+        assert_eq!(
+            layer.decide("PATCH", "/x", Some("Account")).map(|f| f.rule),
+            Some("r".into())
+        );
+        assert!(layer.decide("PATCH", "/x", Some("Account")).is_none());
+    }
+
+    #[test]
+    fn probability_is_seeded() {
+        let run = |seed| {
+            let mut layer = FaultLayer::new(vec![rule("r", None, 0.5)], Seed(seed).stream("f"));
+            (0..64)
+                .map(|_| layer.decide("PATCH", "/x", Some("Account")).is_some())
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(run(3), run(3));
+        assert_ne!(run(3), run(4));
+        let fired = run(3).iter().filter(|f| **f).count();
+        assert!((16..=48).contains(&fired), "{fired}");
+    }
+}

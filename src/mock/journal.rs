@@ -1,0 +1,60 @@
+//! The mock's request journal: every request, its answer and the fault applied, in order,
+//! on the virtual clock. `Authorization` is never recorded.
+
+use serde::Serialize;
+
+use crate::sim::Timestamp;
+
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct JournalEntry {
+    pub seq: u64,
+    #[serde(serialize_with = "iso")]
+    pub at: Timestamp,
+    pub method: String,
+    /// Path and query, without scheme or host (ports differ between runs).
+    pub path: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub object: Option<String>,
+    pub status: u16,
+    /// Records in a collections request.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub records: Option<usize>,
+    /// Per-record outcomes of a collections request: (succeeded, failed).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub outcome: Option<(usize, usize)>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fault: Option<String>,
+    /// Earliest time a retry is allowed, from `Retry-After` or a budget lockout.
+    #[serde(skip_serializing_if = "Option::is_none", serialize_with = "iso_opt")]
+    pub not_before: Option<Timestamp>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error_code: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub correlation_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub client: Option<String>,
+    /// API requests used in the daily window after this request.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub api_usage: Option<u64>,
+}
+
+fn iso<S: serde::Serializer>(t: &Timestamp, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(&t.to_iso())
+}
+
+fn iso_opt<S: serde::Serializer>(t: &Option<Timestamp>, s: S) -> Result<S::Ok, S::Error> {
+    match t {
+        Some(t) => s.serialize_str(&t.to_iso()),
+        None => s.serialize_none(),
+    }
+}
+
+/// The journal as JSON lines (byte-identical for the same seed and scenario).
+pub fn to_json_lines(entries: &[JournalEntry]) -> String {
+    let mut out = String::new();
+    for e in entries {
+        out.push_str(&serde_json::to_string(e).expect("journal entry serializes"));
+        out.push('\n');
+    }
+    out
+}

@@ -1,0 +1,110 @@
+//! The one clock: the wall clock for real runs, a virtual clock for the gate and replay.
+
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::time::Timestamp;
+
+/// Source of "now" and of every wait in syncgate.
+///
+/// The virtual clock is a *logical* clock rather than tokio's paused time: a sleep moves
+/// the shared time forward to the sleeper's deadline (never backwards) and returns at once.
+/// The gate drives one engine against one mock with a single request in flight, so this
+/// gives a total order of events without the paused-time trap where loopback socket I/O
+/// looks idle and lets auto-advance fire a timeout while a response is on its way. Waits
+/// that overlap (several tasks sleeping at once) still never end before their deadline.
+#[derive(Clone, Debug)]
+pub struct Clock {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+enum Inner {
+    System,
+    Virtual { now_ms: AtomicI64 },
+}
+
+impl Clock {
+    /// The wall clock; sleeps really sleep.
+    pub fn system() -> Self {
+        Clock {
+            inner: Arc::new(Inner::System),
+        }
+    }
+
+    /// A virtual clock that starts at `start`.
+    pub fn virtual_at(start: Timestamp) -> Self {
+        Clock {
+            inner: Arc::new(Inner::Virtual {
+                now_ms: AtomicI64::new(start.as_millis()),
+            }),
+        }
+    }
+
+    pub fn is_virtual(&self) -> bool {
+        matches!(*self.inner, Inner::Virtual { .. })
+    }
+
+    pub fn now(&self) -> Timestamp {
+        match &*self.inner {
+            Inner::System => Timestamp::from_system_time(std::time::SystemTime::now()),
+            Inner::Virtual { now_ms } => Timestamp::from_millis(now_ms.load(Ordering::SeqCst)),
+        }
+    }
+
+    /// Waits for `duration`.
+    pub async fn sleep(&self, duration: Duration) {
+        let deadline = self.now().add(duration);
+        self.sleep_until(deadline).await;
+    }
+
+    /// Waits until `deadline` (returns at once if it has passed).
+    pub async fn sleep_until(&self, deadline: Timestamp) {
+        match &*self.inner {
+            Inner::System => {
+                let now = self.now();
+                if deadline > now {
+                    tokio::time::sleep(deadline.since(now)).await;
+                }
+            }
+            Inner::Virtual { now_ms } => {
+                now_ms.fetch_max(deadline.as_millis(), Ordering::SeqCst);
+                tokio::task::yield_now().await;
+            }
+        }
+    }
+
+    /// Moves virtual time forward without waiting (used by the mock to model latency).
+    /// On the wall clock this is a no-op: real latency is modelled by a real sleep.
+    pub fn advance(&self, duration: Duration) {
+        if let Inner::Virtual { now_ms } = &*self.inner {
+            let ms = i64::try_from(duration.as_millis()).unwrap_or(i64::MAX);
+            now_ms.fetch_add(ms, Ordering::SeqCst);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn virtual_sleep_moves_time_without_waiting() {
+        let start = Timestamp::parse("2026-01-05T08:00:00Z").unwrap();
+        let clock = Clock::virtual_at(start);
+        let wall = std::time::Instant::now();
+        clock.sleep(Duration::from_secs(3600)).await;
+        assert_eq!(clock.now(), start.add(Duration::from_secs(3600)));
+        assert!(wall.elapsed() < Duration::from_secs(1));
+    }
+
+    #[tokio::test]
+    async fn virtual_time_never_goes_backwards() {
+        let start = Timestamp::parse("2026-01-05T08:00:00Z").unwrap();
+        let clock = Clock::virtual_at(start);
+        clock.sleep(Duration::from_secs(10)).await;
+        clock.sleep_until(start.add(Duration::from_secs(5))).await;
+        assert_eq!(clock.now(), start.add(Duration::from_secs(10)));
+    }
+}

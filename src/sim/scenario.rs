@@ -1,0 +1,496 @@
+//! Scenarios: the faults a mock org injects and the conditions a run starts from.
+//!
+//! A scenario is a YAML file under `harness/scenarios/`; it is read and checked once, here,
+//! and the rest of the crate only sees a checked [`Scenario`]. The format is documented in
+//! `harness/README.md`.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::{Deserialize, Deserializer, Serialize};
+
+use super::time::{format_duration, parse_duration, Timestamp};
+
+/// The default virtual start of a run: a Monday morning, so the daily window has 16 hours left.
+pub const DEFAULT_START: &str = "2026-01-05T08:00:00Z";
+
+/// A checked scenario.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Scenario {
+    /// File stem, e.g. `rate-limit-storm`.
+    pub name: String,
+    pub path: PathBuf,
+    /// One line saying what the scenario proves.
+    pub purpose: String,
+    /// Fixture set under `harness/fixtures/`.
+    pub fixtures: String,
+    pub start: Timestamp,
+    pub limits: LimitOverrides,
+    pub engine: EngineOverrides,
+    pub faults: Vec<FaultRule>,
+}
+
+/// Changes to the org's limits profile for this scenario.
+#[derive(Clone, Debug, Default, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LimitOverrides {
+    pub daily_api_requests: Option<u64>,
+    /// API requests already spent in the current window when the run starts.
+    #[serde(default)]
+    pub used_at_start: u64,
+}
+
+/// Engine settings a scenario may change. Used by the deliberately broken examples to
+/// prove the gate catches a faulty engine; a real scenario leaves them alone.
+#[derive(Clone, Debug, Default, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EngineOverrides {
+    pub honour_retry_after: Option<bool>,
+    pub max_attempts: Option<u32>,
+    pub batch_size: Option<usize>,
+}
+
+/// One fault: which requests it matches and how the org answers them.
+#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FaultRule {
+    pub name: String,
+    #[serde(default, rename = "match")]
+    pub matcher: RequestMatch,
+    /// Which of the matching calls the fault applies to (all when absent).
+    #[serde(default)]
+    pub calls: Option<CallRange>,
+    /// Chance that a matching call in range gets the fault, drawn from the seed.
+    #[serde(default = "one")]
+    pub probability: f64,
+    pub respond: FaultResponse,
+}
+
+fn one() -> f64 {
+    1.0
+}
+
+/// Matches a request by method, path (relative to `/services/data/vNN.N`) and sObject.
+#[derive(Clone, Debug, Default, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RequestMatch {
+    pub method: Option<String>,
+    /// `*` matches one path segment, `**` the rest of the path.
+    pub path: Option<String>,
+    pub object: Option<String>,
+}
+
+impl RequestMatch {
+    pub fn matches(&self, method: &str, path: &str, object: Option<&str>) -> bool {
+        self.method
+            .as_deref()
+            .is_none_or(|m| m.eq_ignore_ascii_case(method))
+            && self.object.as_deref().is_none_or(|o| object == Some(o))
+            && self.path.as_deref().is_none_or(|p| glob_match(p, path))
+    }
+}
+
+fn glob_match(pattern: &str, path: &str) -> bool {
+    let pat: Vec<&str> = pattern.trim_matches('/').split('/').collect();
+    let segs: Vec<&str> = path
+        .split('?')
+        .next()
+        .unwrap_or("")
+        .trim_matches('/')
+        .split('/')
+        .collect();
+    let mut i = 0;
+    for (pi, p) in pat.iter().enumerate() {
+        if *p == "**" {
+            return pi == pat.len() - 1 || i < segs.len();
+        }
+        match segs.get(i) {
+            Some(s) if *p == "*" || p.eq_ignore_ascii_case(s) => i += 1,
+            _ => return false,
+        }
+    }
+    i == segs.len()
+}
+
+/// The 1-based range of matching calls a fault applies to: `first` and `times` in a row.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CallRange {
+    #[serde(default = "first_call")]
+    pub first: u64,
+    pub times: Option<u64>,
+}
+
+fn first_call() -> u64 {
+    1
+}
+
+impl CallRange {
+    pub fn contains(&self, n: u64) -> bool {
+        n >= self.first && self.times.is_none_or(|t| n < self.first + t)
+    }
+}
+
+/// How the org answers a faulted request. Written in YAML as a name (`server_unavailable`)
+/// or a one-key map (`rate_limited: { retry_after: 1h }`).
+#[derive(Clone, Debug, PartialEq)]
+pub enum FaultResponse {
+    /// `429` with `Retry-After` (seconds, or an HTTP-date when `http_date` is set).
+    RateLimited { retry_after: Dur, http_date: bool },
+    /// `503 SERVER_UNAVAILABLE`.
+    ServerUnavailable,
+    /// `400 UNABLE_TO_LOCK_ROW`.
+    UnableToLockRow,
+    /// `403 REQUEST_LIMIT_EXCEEDED` regardless of the budget (the budget itself is always
+    /// enforced; lower `limits.daily_api_requests` to exhaust it for real).
+    RequestLimitExceeded,
+    /// The write is committed, then the answer is lost.
+    ResponseLost { mode: LostMode },
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RateLimitedSpec {
+    retry_after: Dur,
+    #[serde(default)]
+    http_date: bool,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct ResponseLostSpec {
+    #[serde(default)]
+    mode: LostMode,
+}
+
+const FAULT_KINDS: &str =
+    "rate_limited, server_unavailable, unable_to_lock_row, request_limit_exceeded, response_lost";
+
+impl<'de> Deserialize<'de> for FaultResponse {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        use serde::de::Error;
+        let value = serde_yaml::Value::deserialize(d)?;
+        let (kind, args) = match value {
+            serde_yaml::Value::String(s) => (s, serde_yaml::Value::Null),
+            serde_yaml::Value::Mapping(m) if m.len() == 1 => {
+                let (k, v) = m.into_iter().next().expect("one entry");
+                match k {
+                    serde_yaml::Value::String(k) => (k, v),
+                    _ => {
+                        return Err(D::Error::custom(format!(
+                            "a fault kind must be one of: {FAULT_KINDS}"
+                        )))
+                    }
+                }
+            }
+            _ => {
+                return Err(D::Error::custom(format!(
+                    "`respond` must be a fault kind or a one-key map (one of: {FAULT_KINDS})"
+                )))
+            }
+        };
+        let args_of = |args: serde_yaml::Value| {
+            if args.is_null() {
+                serde_yaml::Value::Mapping(Default::default())
+            } else {
+                args
+            }
+        };
+        let unit = |r: FaultResponse, args: &serde_yaml::Value| {
+            if args.is_null() || args.as_mapping().is_some_and(|m| m.is_empty()) {
+                Ok(r)
+            } else {
+                Err(D::Error::custom(format!("`{kind}` takes no settings")))
+            }
+        };
+        match kind.as_str() {
+            "rate_limited" => {
+                let spec: RateLimitedSpec = serde_yaml::from_value(args_of(args))
+                    .map_err(|e| D::Error::custom(format!("rate_limited: {e}")))?;
+                Ok(FaultResponse::RateLimited {
+                    retry_after: spec.retry_after,
+                    http_date: spec.http_date,
+                })
+            }
+            "response_lost" => {
+                let spec: ResponseLostSpec = serde_yaml::from_value(args_of(args))
+                    .map_err(|e| D::Error::custom(format!("response_lost: {e}")))?;
+                Ok(FaultResponse::ResponseLost { mode: spec.mode })
+            }
+            "server_unavailable" => unit(FaultResponse::ServerUnavailable, &args),
+            "unable_to_lock_row" => unit(FaultResponse::UnableToLockRow, &args),
+            "request_limit_exceeded" => unit(FaultResponse::RequestLimitExceeded, &args),
+            other => Err(D::Error::custom(format!(
+                "unknown fault kind `{other}` (known: {FAULT_KINDS})"
+            ))),
+        }
+    }
+}
+
+impl FaultResponse {
+    /// Short label for journals and timelines.
+    pub fn label(&self) -> String {
+        match self {
+            FaultResponse::RateLimited {
+                retry_after,
+                http_date,
+            } => format!(
+                "rate_limited(retry_after={}{})",
+                format_duration(retry_after.0),
+                if *http_date { ", http-date" } else { "" }
+            ),
+            FaultResponse::ServerUnavailable => "server_unavailable".into(),
+            FaultResponse::UnableToLockRow => "unable_to_lock_row".into(),
+            FaultResponse::RequestLimitExceeded => "request_limit_exceeded".into(),
+            FaultResponse::ResponseLost { mode } => format!("response_lost({mode})"),
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LostMode {
+    /// Answer `500` with an HTML error page instead of the result.
+    #[default]
+    ServerError,
+    /// Send the status line, then reset the connection before the body.
+    ConnectionReset,
+}
+
+impl fmt::Display for LostMode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            LostMode::ServerError => "server_error",
+            LostMode::ConnectionReset => "connection_reset",
+        })
+    }
+}
+
+/// A duration written as `3600s`, `1h`, `250ms` or a bare number of seconds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Dur(pub Duration);
+
+impl<'de> Deserialize<'de> for Dur {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            Secs(u64),
+            Text(String),
+        }
+        match Raw::deserialize(d)? {
+            Raw::Secs(s) => Ok(Dur(Duration::from_secs(s))),
+            Raw::Text(t) => parse_duration(&t).map(Dur).ok_or_else(|| {
+                serde::de::Error::custom(format!(
+                    "`{t}` is not a duration (write 250ms, 30s, 15m, 2h or 1d)"
+                ))
+            }),
+        }
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ScenarioFile {
+    purpose: String,
+    #[serde(default)]
+    fixtures: Option<String>,
+    #[serde(default)]
+    start: Option<String>,
+    #[serde(default)]
+    limits: LimitOverrides,
+    #[serde(default)]
+    engine: EngineOverrides,
+    #[serde(default)]
+    faults: Vec<FaultRule>,
+}
+
+/// A scenario file that could not be read, with the position and what to do.
+#[derive(Debug, thiserror::Error)]
+pub struct ScenarioError {
+    pub path: PathBuf,
+    pub line: Option<usize>,
+    pub column: Option<usize>,
+    pub message: String,
+}
+
+impl fmt::Display for ScenarioError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.path.display())?;
+        if let (Some(l), Some(c)) = (self.line, self.column) {
+            write!(f, ":{l}:{c}")?;
+        }
+        write!(f, ": {}", self.message)
+    }
+}
+
+impl Scenario {
+    pub fn load(path: &Path) -> Result<Scenario, ScenarioError> {
+        let err = |line: Option<usize>, column: Option<usize>, message: String| ScenarioError {
+            path: path.to_path_buf(),
+            line,
+            column,
+            message,
+        };
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| err(None, None, format!("cannot read scenario: {e}")))?;
+        let file: ScenarioFile = serde_yaml::from_str(&text).map_err(|e| {
+            let loc = e.location();
+            err(
+                loc.as_ref().map(|l| l.line()),
+                loc.as_ref().map(|l| l.column()),
+                format!("{e}; see harness/README.md for the scenario format"),
+            )
+        })?;
+        let name = path
+            .file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let start = match &file.start {
+            None => Timestamp::parse(DEFAULT_START).expect("default start parses"),
+            Some(s) => Timestamp::parse(s).ok_or_else(|| {
+                err(
+                    None,
+                    None,
+                    format!(
+                        "`start`: `{s}` is not a datetime with a time zone (e.g. {DEFAULT_START})"
+                    ),
+                )
+            })?,
+        };
+        if file.purpose.trim().is_empty() || file.purpose.contains('\n') {
+            return Err(err(
+                None,
+                None,
+                "`purpose` must be one line saying what the scenario proves".into(),
+            ));
+        }
+        for (i, rule) in file.faults.iter().enumerate() {
+            let at = format!("faults[{i}] ({})", rule.name);
+            if !(0.0..=1.0).contains(&rule.probability) {
+                return Err(err(
+                    None,
+                    None,
+                    format!("{at}: `probability` must be between 0 and 1"),
+                ));
+            }
+            if let Some(calls) = rule.calls {
+                if calls.first == 0 || calls.times == Some(0) {
+                    return Err(err(
+                        None,
+                        None,
+                        format!("{at}: `calls.first` and `calls.times` count from 1"),
+                    ));
+                }
+            }
+            if let Some(m) = &rule.matcher.method {
+                if !["GET", "POST", "PATCH", "PUT", "DELETE"]
+                    .contains(&m.to_ascii_uppercase().as_str())
+                {
+                    return Err(err(None, None, format!("{at}: unknown method `{m}`")));
+                }
+            }
+        }
+        if file.engine.max_attempts == Some(0)
+            || file.engine.batch_size.is_some_and(|b| b == 0 || b > 200)
+        {
+            return Err(err(
+                None,
+                None,
+                "`engine`: max_attempts must be ≥ 1 and batch_size 1..=200".into(),
+            ));
+        }
+        Ok(Scenario {
+            name,
+            path: path.to_path_buf(),
+            purpose: file.purpose.trim().to_string(),
+            fixtures: file.fixtures.unwrap_or_else(|| "default".into()),
+            start,
+            limits: file.limits,
+            engine: file.engine,
+            faults: file.faults,
+        })
+    }
+
+    /// Every `*.yaml` scenario in `dir`, sorted by name.
+    pub fn load_dir(dir: &Path) -> Result<Vec<Scenario>, ScenarioError> {
+        let entries = std::fs::read_dir(dir).map_err(|e| ScenarioError {
+            path: dir.to_path_buf(),
+            line: None,
+            column: None,
+            message: format!("cannot read scenario directory: {e}"),
+        })?;
+        let mut paths: Vec<PathBuf> = entries
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.extension().is_some_and(|x| x == "yaml" || x == "yml"))
+            .collect();
+        paths.sort();
+        paths.iter().map(|p| Scenario::load(p)).collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn globs() {
+        assert!(glob_match(
+            "/composite/sobjects/*/*",
+            "/composite/sobjects/Account/Ext__c"
+        ));
+        assert!(glob_match(
+            "/composite/**",
+            "/composite/sobjects/Account/Ext__c"
+        ));
+        assert!(!glob_match(
+            "/composite/sobjects/*",
+            "/composite/sobjects/Account/Ext__c"
+        ));
+        assert!(glob_match("/limits", "/limits?x=1"));
+    }
+
+    #[test]
+    fn call_ranges() {
+        let r = CallRange {
+            first: 2,
+            times: Some(3),
+        };
+        assert!(!r.contains(1));
+        assert!(r.contains(2) && r.contains(4));
+        assert!(!r.contains(5));
+        assert!(CallRange {
+            first: 3,
+            times: None
+        }
+        .contains(1000));
+    }
+
+    #[test]
+    fn parses_fault_responses() {
+        let yaml = "purpose: p\nfaults:\n  - name: a\n    respond: server_unavailable\n  - name: b\n    respond: { rate_limited: { retry_after: 1h } }\n  - name: c\n    respond: { response_lost: { mode: connection_reset } }\n";
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("s.yaml");
+        std::fs::write(&p, yaml).unwrap();
+        let s = Scenario::load(&p).unwrap();
+        assert_eq!(s.faults[0].respond, FaultResponse::ServerUnavailable);
+        assert_eq!(s.faults[1].respond.label(), "rate_limited(retry_after=1h)");
+        assert_eq!(
+            s.faults[2].respond,
+            FaultResponse::ResponseLost {
+                mode: LostMode::ConnectionReset
+            }
+        );
+    }
+
+    #[test]
+    fn bad_scenario_names_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("s.yaml");
+        std::fs::write(&p, "purpose: p\nfaults:\n  - name: a\n    respond: { rate_limited: { retry_after: soon } }\n").unwrap();
+        let e = Scenario::load(&p).unwrap_err().to_string();
+        assert!(e.contains("s.yaml:4:"), "{e}");
+        assert!(e.contains("not a duration"), "{e}");
+    }
+}

@@ -1,0 +1,242 @@
+//! The gate: for every selected partner × tenant and every scenario, start a mock org on
+//! loopback, run the engine against it on a virtual clock, and check the invariants.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use serde::Serialize;
+
+use super::invariants::{self, names, Evidence, Violation};
+use super::oracle::expectations;
+use crate::contract::{Bundle, Registry, RegistryError, TenantRef};
+use crate::engine::client::{Credentials, Secret};
+use crate::engine::source::{SourceError, SourceSet};
+use crate::engine::{EngineConfig, Sync, SyncReport, Target};
+use crate::mock::{self, ClientCredentials, JournalEntry, MockConfig, MockOrg};
+use crate::sim::{Clock, Scenario, ScenarioError, Seed};
+use crate::store::{DeadLetterStore, MemoryStore};
+
+/// What to verify.
+#[derive(Clone, Debug)]
+pub struct GateOptions {
+    pub contracts: PathBuf,
+    pub scenarios: PathBuf,
+    pub fixtures: PathBuf,
+    pub partners: Vec<String>,
+    pub tenants: Vec<String>,
+    /// Scenario names to run (all when empty).
+    pub only_scenarios: Vec<String>,
+    pub seed: Seed,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum GateError {
+    #[error(transparent)]
+    Registry(#[from] RegistryError),
+    #[error(transparent)]
+    Scenario(#[from] ScenarioError),
+    #[error(transparent)]
+    Source(#[from] SourceError),
+    #[error("no scenario named {wanted} in {dir} (known: {known})")]
+    NoScenario {
+        wanted: String,
+        dir: PathBuf,
+        known: String,
+    },
+    #[error("failed to start the mock org on 127.0.0.1: {0}")]
+    Mock(std::io::Error),
+}
+
+/// One scenario run against one tenant.
+#[derive(Clone, Debug, Serialize)]
+pub struct RunResult {
+    pub scenario: String,
+    pub purpose: String,
+    pub violations: Vec<Violation>,
+    pub report: SyncReport,
+    /// Requests the mock answered, and how many of those were faults it injected.
+    pub requests: usize,
+    pub faults: usize,
+    /// Virtual time the run took.
+    pub virtual_secs: u64,
+    #[serde(skip)]
+    pub journal: Vec<JournalEntry>,
+}
+
+impl RunResult {
+    pub fn passed(&self) -> bool {
+        self.violations.is_empty()
+    }
+}
+
+/// All runs of one tenant.
+#[derive(Clone, Debug, Serialize)]
+pub struct TenantResult {
+    pub partner: String,
+    pub tenant: String,
+    pub bundle_version: String,
+    pub bundle_hash: String,
+    pub runs: Vec<RunResult>,
+}
+
+impl TenantResult {
+    pub fn label(&self) -> String {
+        format!("{}/{}", self.partner, self.tenant)
+    }
+    pub fn passed(&self) -> bool {
+        self.runs.iter().all(RunResult::passed)
+    }
+}
+
+/// The gate's verdict over every tenant.
+#[derive(Clone, Debug, Serialize)]
+pub struct GateReport {
+    pub seed: u64,
+    pub scenarios: Vec<String>,
+    pub tenants: Vec<TenantResult>,
+}
+
+impl GateReport {
+    pub fn passed(&self) -> bool {
+        self.tenants.iter().all(TenantResult::passed)
+    }
+}
+
+/// Loads everything the options name, failing early on bad input, then runs the gate.
+pub async fn run_gate(opts: &GateOptions) -> Result<GateReport, GateError> {
+    let registry = Registry::open(&opts.contracts)?;
+    let tenants = registry.select(&opts.partners, &opts.tenants)?;
+    let mut scenarios = Scenario::load_dir(&opts.scenarios)?;
+    for wanted in &opts.only_scenarios {
+        if !scenarios.iter().any(|s| &s.name == wanted) {
+            let known = scenarios
+                .iter()
+                .map(|s| s.name.clone())
+                .collect::<Vec<_>>()
+                .join(", ");
+            return Err(GateError::NoScenario {
+                wanted: wanted.clone(),
+                dir: opts.scenarios.clone(),
+                known,
+            });
+        }
+    }
+    if !opts.only_scenarios.is_empty() {
+        scenarios.retain(|s| opts.only_scenarios.contains(&s.name));
+    }
+    // Load every bundle and fixture set before running anything: bad input fails fast.
+    let bundles: Vec<(TenantRef, Bundle)> = tenants
+        .into_iter()
+        .map(|t| registry.load(&t).map(|b| (t, b)))
+        .collect::<Result<_, _>>()?;
+    let mut fixtures: BTreeMap<String, SourceSet> = BTreeMap::new();
+    for s in &scenarios {
+        if !fixtures.contains_key(&s.fixtures) {
+            fixtures.insert(
+                s.fixtures.clone(),
+                SourceSet::load_dir(&opts.fixtures.join(&s.fixtures))?,
+            );
+        }
+    }
+    let mut results = Vec::new();
+    for (_, bundle) in &bundles {
+        let mut runs = Vec::new();
+        for scenario in &scenarios {
+            runs.push(
+                run_scenario(bundle, scenario, &fixtures[&scenario.fixtures], opts.seed).await?,
+            );
+        }
+        results.push(TenantResult {
+            partner: bundle.partner.clone(),
+            tenant: bundle.tenant.clone(),
+            bundle_version: bundle.version.clone(),
+            bundle_hash: bundle.content_hash(),
+            runs,
+        });
+    }
+    Ok(GateReport {
+        seed: opts.seed.0,
+        scenarios: scenarios.iter().map(|s| s.name.clone()).collect(),
+        tenants: results,
+    })
+}
+
+/// Runs one scenario against one tenant's bundle: a fresh org, a fresh clock, a fresh DLQ.
+pub async fn run_scenario(
+    bundle: &Bundle,
+    scenario: &Scenario,
+    source: &SourceSet,
+    seed: Seed,
+) -> Result<RunResult, GateError> {
+    let clock = Clock::virtual_at(scenario.start);
+    let creds = ClientCredentials::gate();
+    let org = MockOrg::new(MockConfig {
+        bundle: bundle.clone(),
+        scenario: Some(scenario.clone()),
+        seed,
+        clock: clock.clone(),
+        clients: vec![creds.clone()],
+    });
+    let running = mock::spawn(org.clone(), 0).await.map_err(GateError::Mock)?;
+    let mut config = EngineConfig::default();
+    if let Some(v) = scenario.engine.honour_retry_after {
+        config.honour_retry_after = v;
+    }
+    if let Some(v) = scenario.engine.max_attempts {
+        config.max_attempts = v;
+    }
+    if let Some(v) = scenario.engine.batch_size {
+        config.batch_size = v;
+    }
+    let dlq = MemoryStore::new();
+    let target = Target {
+        login_url: running.base_url(),
+        credentials: Credentials {
+            client_id: creds.client_id.clone(),
+            client_secret: Secret::new(creds.client_secret.clone()),
+        },
+    };
+    let outcome = Sync::new(bundle, config, clock.clone(), seed, &dlq)
+        .run(source, &target)
+        .await;
+    running.stop().await;
+
+    let journal = org.journal();
+    let org_state: BTreeMap<String, Vec<_>> = bundle
+        .objects
+        .keys()
+        .map(|o| (o.clone(), org.records(o)))
+        .collect();
+    let letters = dlq.list(&format!("{}/{}", bundle.partner, bundle.tenant));
+    let expected = expectations(bundle, source);
+    let mut violations = invariants::check(&Evidence {
+        bundle,
+        expectations: &expected,
+        org: &org_state,
+        dead_letters: &letters,
+        journal: &journal,
+    });
+    let report = match outcome {
+        Ok(r) => r,
+        Err(e) => {
+            violations.insert(
+                0,
+                Violation {
+                    invariant: names::ENGINE_COMPLETED,
+                    details: vec![format!("the engine stopped: {e}")],
+                },
+            );
+            SyncReport::default()
+        }
+    };
+    Ok(RunResult {
+        scenario: scenario.name.clone(),
+        purpose: scenario.purpose.clone(),
+        violations,
+        report,
+        requests: journal.len(),
+        faults: journal.iter().filter(|e| e.fault.is_some()).count(),
+        virtual_secs: clock.now().since(scenario.start).as_secs(),
+        journal,
+    })
+}

@@ -1,0 +1,9 @@
+//! The verifier: runs the engine against the mock under each scenario and judges the
+//! result by invariants; reports the verdict for people and for CI.
+
+pub mod gate;
+pub mod invariants;
+pub mod oracle;
+pub mod report;
+
+pub use gate::{run_gate, GateError, GateOptions, GateReport, RunResult, TenantResult};
