@@ -391,7 +391,7 @@ impl Bundle {
                     .filter_map(|f| f.to.as_ref())
                     .all(|parent| {
                         parent == *name
-                            || done.iter().any(|d| *d == parent)
+                            || done.contains(&parent)
                             || !self.objects.contains_key(parent)
                     });
                 if ready {

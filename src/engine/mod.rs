@@ -380,7 +380,7 @@ impl<'a> Sync<'a> {
             let jitter = self.config.backoff.delay(attempt, &mut self.jitter);
             let until = match failure.not_before {
                 Some(nb) if self.config.honour_retry_after => nb.max(now),
-                _ => now.add(jitter),
+                _ => now.plus(jitter),
             };
             let reason = match failure.not_before {
                 Some(_) if self.config.honour_retry_after => {

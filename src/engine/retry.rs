@@ -97,7 +97,7 @@ pub fn classify(status: u16, headers: &HeaderMap, body: &Value, now: Timestamp) 
 pub fn parse_retry_after(value: &str, now: Timestamp) -> Option<Timestamp> {
     let v = value.trim();
     if let Ok(secs) = v.parse::<u64>() {
-        return Some(now.add(Duration::from_secs(secs)));
+        return Some(now.plus(Duration::from_secs(secs)));
     }
     Timestamp::parse_http_date(v)
 }
@@ -187,10 +187,10 @@ mod tests {
         let mut h = HeaderMap::new();
         h.insert("retry-after", "3600".parse().unwrap());
         let f = classify(429, &h, &Value::Null, now());
-        assert_eq!(f.not_before, Some(now().add(Duration::from_secs(3600))));
+        assert_eq!(f.not_before, Some(now().plus(Duration::from_secs(3600))));
         assert_eq!(
             parse_retry_after("Mon, 05 Jan 2026 09:00:00 GMT", now()),
-            Some(now().add(Duration::from_secs(3600)))
+            Some(now().plus(Duration::from_secs(3600)))
         );
         assert_eq!(parse_retry_after("soon", now()), None);
     }

@@ -175,14 +175,16 @@ impl Org {
         }
         values.remove("attributes");
         match values.get(ext_field) {
-            Some(Value::String(v)) if v != ext_value => return Err(RecordError::new(
-                "INVALID_FIELD",
-                format!(
+            Some(Value::String(v)) if v != ext_value => {
+                return Err(RecordError::new(
+                    "INVALID_FIELD",
+                    format!(
                     "External ID in the body ({v}) does not match the one in the URL ({ext_value})"
                 ),
-                vec![ext_field.to_string()],
-            )
-            .into()),
+                    vec![ext_field.to_string()],
+                )
+                .into())
+            }
             _ => {}
         }
         if ext_value.is_empty() {

@@ -178,7 +178,7 @@ async fn dispatch(
                 retry_after,
                 http_date,
             } => {
-                let until = now.add(retry_after.0);
+                let until = now.plus(retry_after.0);
                 entry.not_before = Some(until);
                 let value = if http_date {
                     until.to_http_date()
@@ -695,7 +695,7 @@ fn upsert_collection(
     }
     let n = records.len();
     // Each item: Ok(values) to upsert, or the error to report.
-    let mut items: Vec<Result<(String, Map<String, Value>), RecordError>> = Vec::with_capacity(n);
+    let mut items: Vec<ParsedItem> = Vec::with_capacity(n);
     let mut seen = std::collections::HashMap::new();
     for r in records {
         let item = match r.as_object() {
@@ -791,6 +791,9 @@ fn upsert_collection(
     answer.outcome = Some((n - failed, failed));
     answer
 }
+
+/// One record of a collections request: its external ID and values, or why it is unusable.
+type ParsedItem = Result<(String, Map<String, Value>), RecordError>;
 
 fn duplicate_ext(ext: &str) -> RecordError {
     RecordError::new(

@@ -55,7 +55,7 @@ impl Clock {
 
     /// Waits for `duration`.
     pub async fn sleep(&self, duration: Duration) {
-        let deadline = self.now().add(duration);
+        let deadline = self.now().plus(duration);
         self.sleep_until(deadline).await;
     }
 
@@ -95,7 +95,7 @@ mod tests {
         let clock = Clock::virtual_at(start);
         let wall = std::time::Instant::now();
         clock.sleep(Duration::from_secs(3600)).await;
-        assert_eq!(clock.now(), start.add(Duration::from_secs(3600)));
+        assert_eq!(clock.now(), start.plus(Duration::from_secs(3600)));
         assert!(wall.elapsed() < Duration::from_secs(1));
     }
 
@@ -104,7 +104,7 @@ mod tests {
         let start = Timestamp::parse("2026-01-05T08:00:00Z").unwrap();
         let clock = Clock::virtual_at(start);
         clock.sleep(Duration::from_secs(10)).await;
-        clock.sleep_until(start.add(Duration::from_secs(5))).await;
-        assert_eq!(clock.now(), start.add(Duration::from_secs(10)));
+        clock.sleep_until(start.plus(Duration::from_secs(5))).await;
+        assert_eq!(clock.now(), start.plus(Duration::from_secs(10)));
     }
 }

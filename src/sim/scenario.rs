@@ -325,6 +325,14 @@ impl fmt::Display for ScenarioError {
     }
 }
 
+/// serde_yaml appends " at line N column M"; the position is already in the prefix.
+fn strip_location(msg: &str) -> String {
+    match msg.rfind(" at line ") {
+        Some(i) if msg[i..].contains(" column ") => msg[..i].to_string(),
+        _ => msg.to_string(),
+    }
+}
+
 impl Scenario {
     pub fn load(path: &Path) -> Result<Scenario, ScenarioError> {
         let err = |line: Option<usize>, column: Option<usize>, message: String| ScenarioError {
@@ -340,7 +348,10 @@ impl Scenario {
             err(
                 loc.as_ref().map(|l| l.line()),
                 loc.as_ref().map(|l| l.column()),
-                format!("{e}; see harness/README.md for the scenario format"),
+                format!(
+                    "{}; see harness/README.md for the scenario format",
+                    strip_location(&e.to_string())
+                ),
             )
         })?;
         let name = path

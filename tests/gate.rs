@@ -1,0 +1,258 @@
+//! `syncgate gate` end to end: the binary on the example registry, the broken examples,
+//! determinism, virtual time and bad input.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::time::{Duration, Instant};
+
+use syncgate::contract::Registry;
+use syncgate::engine::source::SourceSet;
+use syncgate::sim::{Scenario, Seed};
+use syncgate::verify::gate::run_scenario;
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn syncgate(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_syncgate"))
+        .args(args)
+        .current_dir(root())
+        .env("NO_COLOR", "1")
+        .output()
+        .expect("syncgate runs")
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+#[test]
+fn default_gate_passes_every_tenant() {
+    let dir = tempfile::tempdir().unwrap();
+    let junit = dir.path().join("junit.xml");
+    let out = syncgate(&["gate", "--seed", "42", "--junit", junit.to_str().unwrap()]);
+    let text = stdout(&out);
+    assert_eq!(out.status.code(), Some(0), "{text}\n{}", stderr(&out));
+    for tenant in [
+        "bluepeak-logistics/production",
+        "bluepeak-logistics/sandbox",
+        "northwind-outfitters/production",
+        "northwind-outfitters/sandbox",
+    ] {
+        assert!(
+            text.contains(&format!("PASS {tenant}")),
+            "no verdict for {tenant}:\n{text}"
+        );
+    }
+    let xml = std::fs::read_to_string(&junit).unwrap();
+    let scenarios = std::fs::read_dir(root().join("harness/scenarios"))
+        .unwrap()
+        .count();
+    assert!(
+        xml.contains(&format!("tests=\"{}\" failures=\"0\"", 4 * scenarios)),
+        "{xml}"
+    );
+    assert_eq!(xml.matches("<testcase ").count(), 4 * scenarios);
+}
+
+#[test]
+fn broken_examples_fail_with_the_invariant_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let junit = dir.path().join("junit.xml");
+    let out = syncgate(&[
+        "gate",
+        "--scenarios",
+        "harness/broken",
+        "--partner",
+        "northwind-outfitters",
+        "--tenant",
+        "production",
+        "--seed",
+        "42",
+        "--junit",
+        junit.to_str().unwrap(),
+    ]);
+    let text = stdout(&out);
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(
+        text.contains("FAIL northwind-outfitters/production"),
+        "{text}"
+    );
+    assert!(text.contains("x retry-after-honoured"), "{text}");
+    assert!(text.contains("x record-present-exactly-once"), "{text}");
+    assert!(text.contains("reproduce: syncgate gate --partner northwind-outfitters --tenant production --scenario ignores-retry-after --seed 42"), "{text}");
+    let xml = std::fs::read_to_string(&junit).unwrap();
+    assert!(xml.contains("failures=\"2\""), "{xml}");
+    assert!(
+        xml.contains("message=\"broken: retry-after-honoured\""),
+        "{xml}"
+    );
+}
+
+/// The red report a CI user sees, pinned (bundle hashes redacted: they change with the contracts).
+#[test]
+fn red_report_snapshot() {
+    let out = syncgate(&[
+        "gate",
+        "--scenarios",
+        "harness/broken",
+        "--scenario",
+        "ignores-retry-after",
+        "--partner",
+        "northwind-outfitters",
+        "--tenant",
+        "production",
+        "--seed",
+        "42",
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    let text = stdout(&out);
+    let redacted: String = text
+        .split(' ')
+        .map(|w| {
+            if w.starts_with("sha256:") {
+                "sha256:[hash]"
+            } else {
+                w
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(" ");
+    insta::assert_snapshot!("red_report_ignores_retry_after", redacted);
+}
+
+#[test]
+fn same_seed_gives_identical_output_and_journals() {
+    let a = tempfile::tempdir().unwrap();
+    let b = tempfile::tempdir().unwrap();
+    let run = |dir: &Path| {
+        syncgate(&[
+            "gate",
+            "--seed",
+            "1234",
+            "--journal-dir",
+            dir.to_str().unwrap(),
+        ])
+    };
+    let (x, y) = (run(a.path()), run(b.path()));
+    assert_eq!(x.status.code(), Some(0));
+    assert_eq!(stdout(&x), stdout(&y));
+    let journals = files(a.path());
+    assert_eq!(
+        journals.len(),
+        4 * std::fs::read_dir(root().join("harness/scenarios"))
+            .unwrap()
+            .count()
+    );
+    for rel in journals {
+        let ja = std::fs::read(a.path().join(&rel)).unwrap();
+        let jb = std::fs::read(b.path().join(&rel)).unwrap();
+        assert!(!ja.is_empty(), "{rel:?} is empty");
+        assert_eq!(
+            ja, jb,
+            "journal {rel:?} differs between runs with the same seed"
+        );
+    }
+}
+
+fn files(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(d).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                stack.push(p);
+            } else {
+                out.push(p.strip_prefix(dir).unwrap().to_path_buf());
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+#[tokio::test]
+async fn retry_after_of_an_hour_costs_no_wall_time() {
+    let registry = Registry::open(&root().join("contracts")).unwrap();
+    let tenant = registry.tenants().unwrap().into_iter().next().unwrap();
+    let bundle = registry.load(&tenant).unwrap();
+    let scenario = Scenario::load(&root().join("harness/scenarios/rate-limit-storm.yaml")).unwrap();
+    let source = SourceSet::load_dir(&root().join("harness/fixtures/default")).unwrap();
+    let wall = Instant::now();
+    let run = run_scenario(&bundle, &scenario, &source, Seed(5))
+        .await
+        .unwrap();
+    assert!(run.passed(), "{:?}", run.violations);
+    // Three 1-hour Retry-Afters and one 15-minute one were all waited out, on the virtual clock.
+    assert!(
+        run.virtual_secs >= 3 * 3600 + 15 * 60,
+        "virtual time {}s",
+        run.virtual_secs
+    );
+    assert!(
+        wall.elapsed() < Duration::from_secs(30),
+        "a virtual wait slept for real: {:?}",
+        wall.elapsed()
+    );
+    let waits_honoured = run
+        .journal
+        .windows(2)
+        .filter(|w| w[0].status == 429)
+        .all(|w| Some(w[1].at) >= w[0].not_before);
+    assert!(waits_honoured);
+}
+
+#[test]
+fn malformed_scenario_is_reported_with_file_and_line() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("oops.yaml"),
+        "purpose: broken file\nfaults:\n  - name: x\n    respond: { rate_limited: { retry_after: whenever } }\n",
+    )
+    .unwrap();
+    let out = syncgate(&["gate", "--scenarios", dir.path().to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = stderr(&out);
+    assert!(err.contains("oops.yaml:3:"), "{err}");
+    assert!(err.contains("faults[0]: rate_limited"), "{err}");
+    assert!(err.contains("not a duration"), "{err}");
+    assert!(stdout(&out).is_empty(), "no verdict on bad input");
+}
+
+#[test]
+fn malformed_bundle_is_reported_with_file_line_and_fix() {
+    let dir = tempfile::tempdir().unwrap();
+    let tenant = dir.path().join("acme/sandbox");
+    std::fs::create_dir_all(&tenant).unwrap();
+    std::fs::write(
+        tenant.join("bundle.toml"),
+        "format = 1\npartner = \"acme\"\ntenant = \"sandbox\"\nversion = \"1.0.0\"\n[limits]\ndaily_api_requests = 100\nconcurrent_long_running = 25\n[objects.Account]\nexternal_id = \"Ext__c\"\nsource = \"accounts\"\ndelete = { policy = \"hard_delete\" }\n[objects.Account.fields]\nExt__c = { type = \"string\", from = \"account_no\" }\nName = { type = \"strng\", from = \"company_name\" }\n",
+    )
+    .unwrap();
+    let out = syncgate(&["gate", "--contracts", dir.path().to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = stderr(&out);
+    assert!(err.contains("bundle.toml:14:"), "{err}");
+    assert!(err.contains("strng"), "{err}");
+    assert!(err.contains("help: field types are:"), "{err}");
+
+    let out = syncgate(&["contracts", "validate", tenant.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2));
+}
+
+#[test]
+fn unknown_tenant_filter_is_bad_usage() {
+    let out = syncgate(&["gate", "--partner", "nobody"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains("known: bluepeak-logistics/production"),
+        "{}",
+        stderr(&out)
+    );
+}
