@@ -37,6 +37,51 @@ pub enum Command {
     /// Work with contract bundles.
     #[command(subcommand)]
     Contracts(ContractsCommand),
+    /// Run the mock Salesforce org on its own, for your own tools and clients.
+    #[command(subcommand)]
+    Mock(MockCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum MockCommand {
+    /// Serve a tenant's mock org over HTTP on loopback until Ctrl-C.
+    ///
+    /// Prints the base URL on one line of stdout. Sign in at `<base>/services/oauth2/token`
+    /// with the client-credentials grant and the client ID and secret given here.
+    Serve(MockServeArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct MockServeArgs {
+    /// A tenant directory holding `bundle.toml`, or `partner/tenant` in the registry.
+    #[arg(long, value_name = "DIR|PARTNER/TENANT")]
+    pub bundle: String,
+    /// The registry `partner/tenant` is looked up in.
+    #[arg(long, default_value = "contracts", value_name = "DIR")]
+    pub contracts: PathBuf,
+    /// A scenario file whose faults and limits the org applies.
+    #[arg(long, value_name = "FILE")]
+    pub scenario: Option<PathBuf>,
+    /// Seed for fault probabilities and tokens.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// Port on 127.0.0.1 (0 picks a free one).
+    #[arg(long, default_value_t = 0)]
+    pub port: u16,
+    /// Client ID the token endpoint accepts.
+    #[arg(long, default_value = "syncgate-mock")]
+    pub client_id: String,
+    /// Client secret the token endpoint accepts.
+    #[arg(
+        long,
+        env = "SYNCGATE_MOCK_CLIENT_SECRET",
+        default_value = "mock-secret",
+        hide_env_values = true
+    )]
+    pub client_secret: String,
+    /// On shutdown, write the request journal (JSON lines) here.
+    #[arg(long, value_name = "PATH")]
+    pub journal: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -86,6 +131,7 @@ pub fn main_impl() -> i32 {
     match cli.command {
         Command::Gate(args) => gate(args),
         Command::Contracts(ContractsCommand::Validate { dir }) => validate(&dir),
+        Command::Mock(MockCommand::Serve(args)) => mock_serve(args),
     }
 }
 
@@ -188,4 +234,76 @@ fn validate(dir: &std::path::Path) -> i32 {
             exit::BAD_INPUT
         }
     }
+}
+
+fn mock_serve(args: MockServeArgs) -> i32 {
+    let as_dir = PathBuf::from(&args.bundle);
+    let dir = if as_dir.join("bundle.toml").is_file() {
+        as_dir
+    } else {
+        args.contracts.join(&args.bundle)
+    };
+    let bundle = match Bundle::load(&dir) {
+        Ok(b) => b,
+        Err(e) => {
+            error(e);
+            return exit::BAD_INPUT;
+        }
+    };
+    let scenario = match &args.scenario {
+        None => None,
+        Some(p) => match crate::sim::Scenario::load(p) {
+            Ok(s) => Some(s),
+            Err(e) => {
+                error(e);
+                return exit::BAD_INPUT;
+            }
+        },
+    };
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            error(format_args!("failed to start the async runtime: {e}"));
+            return exit::INTERNAL;
+        }
+    };
+    let label = format!("{}/{}", bundle.partner, bundle.tenant);
+    let org = crate::mock::MockOrg::new(crate::mock::MockConfig {
+        bundle,
+        scenario,
+        seed: Seed(args.seed),
+        clock: crate::sim::Clock::system(),
+        clients: vec![crate::mock::ClientCredentials {
+            client_id: args.client_id.clone(),
+            client_secret: args.client_secret,
+        }],
+    });
+    let served = runtime.block_on(async {
+        let listener = tokio::net::TcpListener::bind(("127.0.0.1", args.port)).await?;
+        let addr = listener.local_addr()?;
+        println!("http://{addr}");
+        eprintln!("mock org {label}: sign in at http://{addr}/services/oauth2/token with client_id {}; Ctrl-C stops", args.client_id);
+        crate::mock::serve(listener, org.clone(), async {
+            let _ = tokio::signal::ctrl_c().await;
+        })
+        .await
+    });
+    if let Err(e) = served {
+        error(format_args!(
+            "failed to serve on 127.0.0.1:{}: {e}",
+            args.port
+        ));
+        return exit::INTERNAL;
+    }
+    if let Some(path) = &args.journal {
+        if let Err(e) = write_file(path, &crate::mock::journal::to_json_lines(&org.journal())) {
+            error(e);
+            return exit::INTERNAL;
+        }
+    }
+    exit::PASSED
 }
