@@ -21,7 +21,7 @@ use self::retry::{item_is_retryable, Action, Backoff, Failure};
 use self::source::{SourceRecord, SourceSet};
 use crate::contract::Bundle;
 use crate::sim::{Clock, Rng, Seed, Timestamp};
-use crate::store::DeadLetterStore;
+use crate::store::{DeadLetterStore, StoreError};
 
 /// Settings of one engine.
 #[derive(Clone, Debug)]
@@ -117,6 +117,8 @@ pub enum EngineError {
     Client(#[from] client::ClientError),
     #[error("the daily API budget stayed exhausted through {0} windows; stopping")]
     BudgetExhausted(u32),
+    #[error("failed to record a dead letter: {0}")]
+    Store(#[from] StoreError),
 }
 
 /// One engine run for one tenant.
@@ -204,7 +206,8 @@ impl<'a> Sync<'a> {
                             None,
                             now,
                             now,
-                        );
+                        )
+                        .await?;
                     }
                 }
             }
@@ -286,7 +289,8 @@ impl<'a> Sync<'a> {
                                         Some(reply.correlation_id.clone()),
                                         first,
                                         now,
-                                    );
+                                    )
+                                    .await?;
                                 }
                             }
                             if retry.is_empty() {
@@ -337,7 +341,8 @@ impl<'a> Sync<'a> {
                             None,
                             first,
                             now,
-                        );
+                        )
+                        .await?;
                     }
                     return Ok(());
                 }
@@ -364,7 +369,8 @@ impl<'a> Sync<'a> {
                         None,
                         first,
                         now,
-                    );
+                    )
+                    .await?;
                 }
                 return Ok(());
             }
@@ -440,7 +446,7 @@ impl<'a> Sync<'a> {
     }
 
     #[allow(clippy::too_many_arguments)]
-    fn dead_letter(
+    async fn dead_letter(
         &mut self,
         object: &str,
         record: &SourceRecord,
@@ -452,7 +458,7 @@ impl<'a> Sync<'a> {
         correlation_id: Option<String>,
         first: Timestamp,
         last: Timestamp,
-    ) {
+    ) -> Result<(), EngineError> {
         self.report.dead_lettered += 1;
         self.event(
             object,
@@ -461,19 +467,22 @@ impl<'a> Sync<'a> {
                 code: code.to_string(),
             },
         );
-        self.dlq.append(DeadLetter {
-            tenant: self.tenant.clone(),
-            object: object.to_string(),
-            source_id: record.id.clone(),
-            source_version: record.version,
-            payload,
-            class,
-            error_code: code.to_string(),
-            message: message.to_string(),
-            attempts,
-            correlation_id,
-            first_failed_at: first,
-            last_failed_at: last,
-        });
+        self.dlq
+            .dlq_append(&DeadLetter {
+                tenant: self.tenant.clone(),
+                object: object.to_string(),
+                source_id: record.id.clone(),
+                source_version: record.version,
+                payload,
+                class,
+                error_code: code.to_string(),
+                message: message.to_string(),
+                attempts,
+                correlation_id,
+                first_failed_at: first,
+                last_failed_at: last,
+            })
+            .await?;
+        Ok(())
     }
 }

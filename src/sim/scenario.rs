@@ -501,7 +501,7 @@ mod tests {
         let p = dir.path().join("s.yaml");
         std::fs::write(&p, "purpose: p\nfaults:\n  - name: a\n    respond: { rate_limited: { retry_after: soon } }\n").unwrap();
         let e = Scenario::load(&p).unwrap_err().to_string();
-        assert!(e.contains("s.yaml:4:"), "{e}");
+        assert!(e.contains("s.yaml:3:5: faults[0]: rate_limited:"), "{e}");
         assert!(e.contains("not a duration"), "{e}");
     }
 }

@@ -1,45 +1,177 @@
-//! Durable state behind one trait. This build keeps dead letters in memory for the gate
-//! (each scenario run starts empty); the SQLite and PostgreSQL stores come with the
-//! registry index and checkpoints.
+//! Durable state behind a small set of traits: the registry index (versions, deployments,
+//! verification results), dead letters, dedupe keys, checkpoints and work leases.
+//!
+//! Implementations: in memory (tests and single gate runs); SQLite (the embedded default)
+//! and PostgreSQL (`--database-url`) are added behind the same traits, and one behavioural
+//! suite runs against every backend.
 
-use std::sync::Mutex;
+mod memory;
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+
+pub use memory::MemoryStore;
 
 use crate::engine::dlq::DeadLetter;
+use crate::sim::Timestamp;
 
-/// Where the engine puts records it could not deliver.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("the store is unreachable or failed: {0}")]
+    Backend(String),
+    #[error("{0}")]
+    Conflict(String),
+    #[error("{0} not found")]
+    NotFound(String),
+}
+
+pub type StoreResult<T> = Result<T, StoreError>;
+
+/// One published bundle version (immutable once published).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PublishedVersion {
+    pub partner: String,
+    pub tenant: String,
+    /// Semantic version of the bundle.
+    pub version: String,
+    /// `sha256:…` of the resolved bundle.
+    pub hash: String,
+    pub published_at: Timestamp,
+    /// The resolved bundle as JSON, so a diff against it needs no checkout.
+    pub content: String,
+}
+
+/// What publishing did.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum PublishOutcome {
+    Created,
+    /// The same version with the same content was already there (publishing is idempotent).
+    Unchanged,
+}
+
+/// A bundle version and engine version deployed to an environment for a tenant.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Deployment {
+    pub partner: String,
+    pub tenant: String,
+    pub environment: String,
+    pub bundle_version: String,
+    pub engine_version: String,
+    pub deployed_at: Timestamp,
+    /// Set when a later deployment to the same environment and tenant replaced this one.
+    pub undeployed_at: Option<Timestamp>,
+}
+
+/// The result of verifying an engine version against a bundle version (recorded by the gate).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Verification {
+    pub partner: String,
+    pub tenant: String,
+    pub bundle_version: String,
+    pub bundle_hash: String,
+    pub engine_version: String,
+    pub success: bool,
+    pub seed: u64,
+    pub scenarios: Vec<String>,
+    pub verified_at: Timestamp,
+    /// Who verified: `syncgate gate`, `syncgate preflight`, a Pact verifier, …
+    pub verified_by: String,
+}
+
+/// Versions, environments, deployments and verification results.
+#[async_trait]
+pub trait RegistryIndex: Send + Sync {
+    /// Publishes a version. The same version with a different hash is a [`StoreError::Conflict`].
+    async fn publish(&self, version: &PublishedVersion) -> StoreResult<PublishOutcome>;
+    /// Versions of a partner (optionally one tenant), oldest first.
+    async fn versions(
+        &self,
+        partner: &str,
+        tenant: Option<&str>,
+    ) -> StoreResult<Vec<PublishedVersion>>;
+    async fn version(
+        &self,
+        partner: &str,
+        tenant: &str,
+        version: &str,
+    ) -> StoreResult<Option<PublishedVersion>>;
+    async fn add_environment(&self, name: &str) -> StoreResult<()>;
+    async fn environments(&self) -> StoreResult<Vec<String>>;
+    /// Records a deployment; the tenant's previous deployment in that environment is marked undeployed.
+    async fn record_deployment(&self, deployment: &Deployment) -> StoreResult<()>;
+    /// Deployments, oldest first, optionally narrowed to a tenant and an environment.
+    async fn deployments(
+        &self,
+        partner: &str,
+        tenant: Option<&str>,
+        environment: Option<&str>,
+    ) -> StoreResult<Vec<Deployment>>;
+    async fn record_verification(&self, verification: &Verification) -> StoreResult<()>;
+    /// Verification results of a tenant, oldest first.
+    async fn verifications(&self, partner: &str, tenant: &str) -> StoreResult<Vec<Verification>>;
+}
+
+/// A dead letter as stored, with its identity and the failures it has been through.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct StoredLetter {
+    pub id: i64,
+    pub letter: DeadLetter,
+    /// Earlier failures of the same record (from redrives), oldest first.
+    pub history: Vec<DeadLetter>,
+}
+
+/// Which dead letters to list.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct DlqFilter {
+    pub tenant: Option<String>,
+    pub object: Option<String>,
+    pub error_code: Option<String>,
+}
+
+impl DlqFilter {
+    pub fn tenant(tenant: &str) -> Self {
+        DlqFilter {
+            tenant: Some(tenant.to_string()),
+            ..Default::default()
+        }
+    }
+
+    pub fn matches(&self, l: &DeadLetter) -> bool {
+        self.tenant.as_deref().is_none_or(|t| t == l.tenant)
+            && self.object.as_deref().is_none_or(|o| o == l.object)
+            && self.error_code.as_deref().is_none_or(|c| c == l.error_code)
+    }
+}
+
+/// Records the engine could not deliver.
+#[async_trait]
 pub trait DeadLetterStore: Send + Sync {
-    fn append(&self, letter: DeadLetter);
-    /// Every dead letter of `tenant`, in the order they were added.
-    fn list(&self, tenant: &str) -> Vec<DeadLetter>;
+    /// Adds a letter; a letter for a record already in the queue (same tenant, object and
+    /// source ID) replaces it and keeps the earlier one in its history.
+    async fn dlq_append(&self, letter: &DeadLetter) -> StoreResult<i64>;
+    /// Letters matching the filter, in the order they were first added.
+    async fn dlq_list(&self, filter: &DlqFilter) -> StoreResult<Vec<StoredLetter>>;
+    /// Takes a letter out of the queue (for a redrive); `None` if it is gone.
+    async fn dlq_take(&self, id: i64) -> StoreResult<Option<StoredLetter>>;
 }
 
-/// Dead letters in memory, for one run.
-#[derive(Debug, Default)]
-pub struct MemoryStore {
-    letters: Mutex<Vec<DeadLetter>>,
+/// Idempotency keys with a time to live.
+#[async_trait]
+pub trait DedupeStore: Send + Sync {
+    /// Sets `key` if it is absent or expired and returns true; returns false if it is live.
+    async fn check_and_set(&self, key: &str, now: Timestamp, ttl: Duration) -> StoreResult<bool>;
 }
 
-impl MemoryStore {
-    pub fn new() -> Self {
-        Self::default()
-    }
+/// Resume points: source cursors, replay IDs.
+#[async_trait]
+pub trait CheckpointStore: Send + Sync {
+    async fn checkpoint(&self, scope: &str) -> StoreResult<Option<String>>;
+    async fn set_checkpoint(&self, scope: &str, value: &str) -> StoreResult<()>;
 }
 
-impl DeadLetterStore for MemoryStore {
-    fn append(&self, letter: DeadLetter) {
-        self.letters
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .push(letter);
-    }
+/// Everything durable, from one backend.
+pub trait Store: RegistryIndex + DeadLetterStore + DedupeStore + CheckpointStore {}
 
-    fn list(&self, tenant: &str) -> Vec<DeadLetter> {
-        self.letters
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .iter()
-            .filter(|l| l.tenant == tenant)
-            .cloned()
-            .collect()
-    }
-}
+impl<T: RegistryIndex + DeadLetterStore + DedupeStore + CheckpointStore> Store for T {}

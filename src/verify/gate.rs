@@ -14,7 +14,7 @@ use crate::engine::source::{SourceError, SourceSet};
 use crate::engine::{EngineConfig, Sync, SyncReport, Target};
 use crate::mock::{self, ClientCredentials, JournalEntry, MockConfig, MockOrg};
 use crate::sim::{Clock, Scenario, ScenarioError, Seed};
-use crate::store::{DeadLetterStore, MemoryStore};
+use crate::store::{DeadLetterStore, DlqFilter, MemoryStore};
 
 /// What to verify.
 #[derive(Clone, Debug)]
@@ -45,6 +45,8 @@ pub enum GateError {
     },
     #[error("failed to start the mock org on 127.0.0.1: {0}")]
     Mock(std::io::Error),
+    #[error("the state store failed: {0}")]
+    Store(String),
 }
 
 /// One scenario run against one tenant.
@@ -207,7 +209,16 @@ pub async fn run_scenario(
         .keys()
         .map(|o| (o.clone(), org.records(o)))
         .collect();
-    let letters = dlq.list(&format!("{}/{}", bundle.partner, bundle.tenant));
+    let letters: Vec<_> = dlq
+        .dlq_list(&DlqFilter::tenant(&format!(
+            "{}/{}",
+            bundle.partner, bundle.tenant
+        )))
+        .await
+        .map_err(|e| GateError::Store(e.to_string()))?
+        .into_iter()
+        .map(|l| l.letter)
+        .collect();
     let expected = expectations(bundle, source);
     let mut violations = invariants::check(&Evidence {
         bundle,
