@@ -1,0 +1,731 @@
+//! Generates the Pact V4 files of the interactions the syncgate engine relies on, one per
+//! tenant bundle, with the `pact_consumer` DSL, and keeps the committed copies honest.
+//!
+//! Each tenant's pact is built from its resolved bundle (its objects, external IDs and
+//! source-owned fields), so a field added to one tenant shows up in that tenant's pact only.
+//! The files live at `contracts/<partner>/<tenant>/pacts/syncgate-engine-<provider>.json`,
+//! where `Bundle::load` picks them up.
+//!
+//! * `SYNCGATE_UPDATE_PACTS=1 cargo test --test pacts` (re)writes the files;
+//! * `cargo test --test pacts` regenerates them in memory and fails if a committed file
+//!   differs (or is missing).
+//!
+//! Output is deterministic: object keys are sorted recursively and the volatile
+//! `metadata.pactRust` block (pact library versions) is stripped before writing and before
+//! comparing.
+
+use std::collections::{BTreeSet, HashMap};
+use std::path::{Path, PathBuf};
+
+use pact_consumer::prelude::*;
+use serde_json::{json, Value};
+use syncgate::contract::{Bundle, FieldSpec, FieldType, ObjectSpec, Owner, Registry, TenantRef};
+
+const CONSUMER: &str = "syncgate-engine";
+const UPDATE_ENV: &str = "SYNCGATE_UPDATE_PACTS";
+const UPDATE_HINT: &str =
+    "run `SYNCGATE_UPDATE_PACTS=1 cargo test --test pacts` and commit the result";
+
+/// `Sforce-Call-Options` the engine sends (its default client name).
+const CALL_OPTIONS: &str = "client=syncgate";
+const BEARER_RE: &str = r"^Bearer \S+$";
+const EXAMPLE_BEARER: &str = "Bearer 00D8d0000000001!AQ4AQExampleSessionToken";
+/// An 18-character Salesforce record ID.
+const ID_RE: &str = "^[a-zA-Z0-9]{18}$";
+const JSON_RESPONSE_RE: &str = "^application/json";
+const JSON_RESPONSE: &str = "application/json;charset=UTF-8";
+const FORM: &str = "application/x-www-form-urlencoded";
+
+const RATE_LIMIT_STATE: &str = "the org is rate limiting";
+const BUDGET_STATE: &str = "the daily API budget is spent";
+
+/// Metadata keys that change with the pact library version, not with the contract.
+const VOLATILE_METADATA: &[&str] = &["pactRust"];
+
+// ---------------------------------------------------------------------------------------
+// Generation
+// ---------------------------------------------------------------------------------------
+
+/// One tenant's generated pact.
+struct Generated {
+    tenant: TenantRef,
+    bundle: Bundle,
+    provider: String,
+    /// Canonical JSON: sorted keys, volatile metadata stripped.
+    json: Value,
+}
+
+impl Generated {
+    fn file_name(&self) -> String {
+        format!("{CONSUMER}-{}.json", self.provider)
+    }
+
+    fn path(&self) -> PathBuf {
+        self.tenant.dir.join("pacts").join(self.file_name())
+    }
+
+    fn text(&self) -> String {
+        render(&self.json)
+    }
+}
+
+fn contracts_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("contracts")
+}
+
+fn generate_all() -> Vec<Generated> {
+    let registry = Registry::open(&contracts_dir()).expect("contracts/ opens");
+    let tenants = registry.tenants().expect("tenants list");
+    assert_eq!(
+        tenants.len(),
+        4,
+        "expected the 4 example tenants under contracts/, found {:?}",
+        tenants.iter().map(TenantRef::label).collect::<Vec<_>>()
+    );
+    tenants
+        .into_iter()
+        .map(|tenant| {
+            let bundle = registry
+                .load(&tenant)
+                .unwrap_or_else(|e| panic!("{}: {e}", tenant.label()));
+            let provider = format!("{}-salesforce-{}", bundle.partner, bundle.tenant);
+            let json = generate(&bundle, &provider);
+            Generated {
+                tenant,
+                bundle,
+                provider,
+                json,
+            }
+        })
+        .collect()
+}
+
+/// Builds the pact for one bundle with `pact_consumer` and returns its canonical V4 JSON.
+fn generate(bundle: &Bundle, provider: &str) -> Value {
+    let api = format!("/services/data/v{}", bundle.api_version);
+    let mut pact = PactBuilder::new_v4(CONSUMER, provider);
+
+    // Sign-in: OAuth 2.0 client credentials.
+    pact.interaction("a client-credentials token request", "", |mut i| {
+        i.given("a connected app with the client-credentials flow enabled");
+        i.request
+            .method("POST")
+            .path("/services/oauth2/token")
+            .header("Content-Type", FORM)
+            .body2(
+                "grant_type=client_credentials&client_id=syncgate-engine&client_secret=example-secret",
+                FORM,
+            );
+        // The client ID and secret are deployment settings: any non-empty value.
+        add_body_matchers(
+            &mut i.request,
+            json!({
+                "$.client_id": {"matchers": [{"match": "regex", "regex": r"^\S+$"}]},
+                "$.client_secret": {"matchers": [{"match": "regex", "regex": r"^\S+$"}]},
+            }),
+        );
+        i.response
+            .status(200)
+            .header("Content-Type", term!(JSON_RESPONSE_RE, JSON_RESPONSE))
+            .json_body(json_pattern!({
+                "access_token": like!("00D8d0000000001!AQ4AQExampleSessionToken"),
+                "instance_url": like!("https://example.my.salesforce.com"),
+                "token_type": "Bearer",
+                "issued_at": like!("1767600000000"),
+            }));
+        i
+    });
+
+    // One sObject Collections upsert per synced object, parents first.
+    for (name, spec) in bundle.objects_parent_first() {
+        let description = upsert_description(name, spec);
+        let parent_states: BTreeSet<String> = spec
+            .fields
+            .values()
+            .filter(|f| f.owner == Owner::Source && f.from.is_some())
+            .filter_map(|f| f.to.as_deref())
+            .map(|parent| parent_state(bundle, parent))
+            .collect();
+        pact.interaction(description.as_str(), "", |mut i| {
+            for state in &parent_states {
+                i.given(state.as_str());
+            }
+            upsert_request(&mut i, &api, bundle, name, spec, None);
+            i.response
+                .status(200)
+                .header("Content-Type", term!(JSON_RESPONSE_RE, JSON_RESPONSE))
+                .json_body(each_like!({
+                    "id": term!(ID_RE, example_id(name)),
+                    "success": true,
+                    "errors": [],
+                    "created": like!(true),
+                }));
+            // `each_like` matches the fields by type; a success must say so.
+            add_body_matchers(
+                &mut i.response,
+                json!({"$[*].success": {"matchers": [{"match": "equality"}]}}),
+            );
+            i
+        });
+    }
+
+    let (account, account_spec) = bundle
+        .objects
+        .get_key_value("Account")
+        .expect("the bundle syncs Account");
+    assert!(
+        account_spec.fields.get("Name").is_some_and(|f| f.required),
+        "{}/{}: Account.Name must be required for the validation-failure interaction",
+        bundle.partner,
+        bundle.tenant
+    );
+
+    // A per-record failure: the batch succeeds, the record does not.
+    pact.interaction(
+        "an Account upsert with a record missing the required Name",
+        "",
+        |mut i| {
+            upsert_request(&mut i, &api, bundle, account, account_spec, Some("Name"));
+            i.response
+                .status(200)
+                .header("Content-Type", term!(JSON_RESPONSE_RE, JSON_RESPONSE))
+                .json_body(json_pattern!([{
+                    "success": false,
+                    "errors": [{
+                        "statusCode": "REQUIRED_FIELD_MISSING",
+                        "message": like!("Required fields are missing: [Name]"),
+                        "fields": ["Name"],
+                    }],
+                }]));
+            i
+        },
+    );
+
+    // Throttled: back off for Retry-After.
+    pact.interaction(
+        "an Account upsert while the org is rate limiting",
+        "",
+        |mut i| {
+            i.given(RATE_LIMIT_STATE);
+            upsert_request(&mut i, &api, bundle, account, account_spec, None);
+            i.response
+                .status(429)
+                .header("Content-Type", term!(JSON_RESPONSE_RE, JSON_RESPONSE))
+                .header("Retry-After", term!(r"^\d+$", "30"))
+                .json_body(each_like!({
+                    "errorCode": "REQUEST_LIMIT_EXCEEDED",
+                    "message": "Too many requests; retry after 30 seconds",
+                }));
+            i
+        },
+    );
+
+    // The daily budget is spent: wait for the next window (the engine keys on this text).
+    pact.interaction(
+        "an Account upsert after the daily API budget is spent",
+        "",
+        |mut i| {
+            i.given(BUDGET_STATE);
+            upsert_request(&mut i, &api, bundle, account, account_spec, None);
+            i.response
+                .status(403)
+                .header("Content-Type", term!(JSON_RESPONSE_RE, JSON_RESPONSE))
+                .json_body(json_pattern!([{
+                    "errorCode": "REQUEST_LIMIT_EXCEEDED",
+                    "message": "TotalRequests Limit exceeded.",
+                }]));
+            i
+        },
+    );
+
+    // The limits resource, and the usage header the engine tracks.
+    let max = bundle.limits.daily_api_requests;
+    pact.interaction("a request for the org's limits", "", |mut i| {
+        i.request
+            .method("GET")
+            .path(format!("{api}/limits"))
+            .header("Authorization", term!(BEARER_RE, EXAMPLE_BEARER))
+            .header("Sforce-Call-Options", CALL_OPTIONS)
+            .header("Accept", "application/json");
+        i.response
+            .status(200)
+            .header("Content-Type", term!(JSON_RESPONSE_RE, JSON_RESPONSE))
+            .header(
+                "Sforce-Limit-Info",
+                term!(r"^api-usage=\d+/\d+", format!("api-usage=18/{max}")),
+            )
+            .json_body(json_pattern!({
+                "DailyApiRequests": {
+                    "Max": max,
+                    "Remaining": max - 18,
+                },
+            }));
+        // pact_consumer's DSL has no integer matcher of its own.
+        add_body_matchers(
+            &mut i.response,
+            json!({
+                "$.DailyApiRequests.Max": {"matchers": [{"match": "integer"}]},
+                "$.DailyApiRequests.Remaining": {"matchers": [{"match": "integer"}]},
+            }),
+        );
+        i
+    });
+
+    let built = pact.build();
+    let json = built
+        .to_json(built.specification_version())
+        .expect("pact serializes");
+    canonical(json)
+}
+
+fn upsert_description(object: &str, spec: &ObjectSpec) -> String {
+    format!("an upsert of {object} records by {}", spec.external_id)
+}
+
+fn parent_state(bundle: &Bundle, parent: &str) -> String {
+    let ext = &bundle.objects[parent].external_id;
+    format!(
+        "{parent} with {ext} {} exists",
+        example_ext_id(bundle, parent)
+    )
+}
+
+/// `PATCH …/composite/sobjects/{Object}/{ExternalIdField}` with one example record
+/// (`records` matched with `each_like`), or, with `without`, exactly that record less one field.
+fn upsert_request(
+    i: &mut pact_consumer::builders::InteractionBuilder,
+    api: &str,
+    bundle: &Bundle,
+    object: &str,
+    spec: &ObjectSpec,
+    without: Option<&str>,
+) {
+    let record = record_pattern(bundle, object, spec, without);
+    let records: JsonPattern = match without {
+        None => each_like!(record).into(),
+        Some(_) => JsonPattern::Array(vec![record]),
+    };
+    let mut body: HashMap<String, JsonPattern> = HashMap::new();
+    body.insert("allOrNone".into(), false.into());
+    body.insert("records".into(), records);
+    i.request
+        .method("PATCH")
+        .path(format!(
+            "{api}/composite/sobjects/{object}/{}",
+            spec.external_id
+        ))
+        .header("Authorization", term!(BEARER_RE, EXAMPLE_BEARER))
+        .header("Sforce-Call-Options", CALL_OPTIONS)
+        .header("Accept", "application/json")
+        .header("Content-Type", "application/json")
+        .json_body(JsonPattern::Object(body));
+}
+
+/// The record the engine sends: `attributes`, the external ID, and every source-owned field
+/// filled `from` a column (references as `{"<Relationship>": {"<ParentExtId>": …}}`).
+fn record_pattern(
+    bundle: &Bundle,
+    object: &str,
+    spec: &ObjectSpec,
+    without: Option<&str>,
+) -> JsonPattern {
+    let mut record: HashMap<String, JsonPattern> = HashMap::new();
+    let mut attributes: HashMap<String, JsonPattern> = HashMap::new();
+    attributes.insert(
+        "type".into(),
+        term!(format!("^{}$", regex_escape(object)), object).into(),
+    );
+    record.insert("attributes".into(), JsonPattern::Object(attributes));
+    record.insert(
+        spec.external_id.clone(),
+        example_ext_id(bundle, object).into(),
+    );
+    for (name, field) in &spec.fields {
+        if field.owner == Owner::Crm || *name == spec.external_id || Some(name.as_str()) == without
+        {
+            continue;
+        }
+        let Some(column) = field.from.as_deref() else {
+            continue;
+        };
+        if field.ty == FieldType::Reference {
+            let parent = field.to.as_deref().expect("references name their parent");
+            let relationship = field.relationship.clone().unwrap_or_else(|| name.clone());
+            let parent_ext = bundle.objects[parent].external_id.clone();
+            let mut reference: HashMap<String, JsonPattern> = HashMap::new();
+            reference.insert(parent_ext, example_ext_id(bundle, parent).into());
+            record.insert(relationship, JsonPattern::Object(reference));
+            continue;
+        }
+        let value = example_value(field, column);
+        let pattern: JsonPattern = match field.ty {
+            FieldType::Picklist if field.restricted => {
+                let values = field.values.as_deref().unwrap_or_default();
+                let alternatives: Vec<String> = values.iter().map(|v| regex_escape(v)).collect();
+                term!(
+                    format!("^({})$", alternatives.join("|")),
+                    value.as_str().unwrap_or_default()
+                )
+                .into()
+            }
+            FieldType::Date => {
+                term!(r"^\d{4}-\d{2}-\d{2}$", value.as_str().unwrap_or_default()).into()
+            }
+            FieldType::Datetime => term!(
+                r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{3})?(Z|[+-]\d{2}:?\d{2})$",
+                value.as_str().unwrap_or_default()
+            )
+            .into(),
+            _ => value.into(),
+        };
+        record.insert(name.clone(), pattern);
+    }
+    JsonPattern::Object(record)
+}
+
+/// An example external ID, shaped like the source keys (`CUST-10001`, `CON-50001`, …).
+fn example_ext_id(bundle: &Bundle, object: &str) -> String {
+    match bundle.objects[object].source.as_str() {
+        "accounts" => "CUST-10001".into(),
+        "contacts" => "CON-50001".into(),
+        "opportunities" => "OPP-70001".into(),
+        other => format!("{}-00001", other.to_ascii_uppercase()),
+    }
+}
+
+/// An 18-character ID with the object's key prefix.
+fn example_id(object: &str) -> String {
+    let prefix = match object {
+        "Account" => "001",
+        "Contact" => "003",
+        "Opportunity" => "006",
+        _ => "a00",
+    };
+    format!("{prefix}8d00000A1bCdEAA")
+}
+
+/// An example value of the field's type (text within `max_length`).
+fn example_value(field: &FieldSpec, column: &str) -> Value {
+    let text = |s: &str| {
+        let max = field.max_length.map_or(usize::MAX, |m| m as usize);
+        Value::String(s.chars().take(max).collect())
+    };
+    match field.ty {
+        FieldType::String | FieldType::Textarea => text(match column {
+            "company_name" => "Foxhollow Distribution",
+            "billing_city" => "Bozeman",
+            "billing_country" => "United States",
+            "first_name" => "Yusuf",
+            "last_name" => "Baptiste",
+            "title" => "Controller",
+            "name" => "Foxhollow Distribution - Winter range",
+            _ => "Example text",
+        }),
+        FieldType::Email => text("yusuf.baptiste@example.com"),
+        FieldType::Phone => text("+1 676-555-8892"),
+        FieldType::Url => text("https://www.example.com"),
+        FieldType::Picklist => {
+            let values = field.values.as_deref().unwrap_or_default();
+            let preferred = ["Active", "Retail", "Closed Won", "Web", "Silver"];
+            let pick = preferred
+                .iter()
+                .find(|p| values.iter().any(|v| v == *p))
+                .map(|p| p.to_string())
+                .or_else(|| values.first().cloned())
+                .unwrap_or_default();
+            text(&pick)
+        }
+        FieldType::Boolean => json!(false),
+        FieldType::Int => json!(match column {
+            "employees" => 805,
+            "fleet_size" => 35,
+            _ => 1,
+        }),
+        FieldType::Currency => json!(match column {
+            "annual_revenue" => 50753000.0,
+            _ => 169552.48,
+        }),
+        FieldType::Double => json!(1.5),
+        FieldType::Percent => json!(12.5),
+        FieldType::Date => json!(match column {
+            "customer_since" => "2010-12-25",
+            _ => "2026-03-01",
+        }),
+        FieldType::Datetime => json!("2026-01-05T08:00:00.000+0000"),
+        FieldType::Reference => json!("CUST-10001"),
+    }
+}
+
+/// Adds matching rules (Pact V4 JSON form, keyed by path) to a part's `body` category.
+///
+/// Escape hatch for matchers the `pact_consumer` DSL has no macro for (integer, equality,
+/// form parameters); it goes through the builder's own rule set, so the rules serialize as
+/// any other.
+fn add_body_matchers<B: HttpPartBuilder>(part: &mut B, rules: Value) {
+    let (_, matching_rules) = part.body_and_matching_rules_mut();
+    matching_rules
+        .add_category("body")
+        .add_rules_from_json(&rules)
+        .expect("valid matching rules");
+}
+
+fn regex_escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        if "\\.+*?()|[]{}^$".contains(c) {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
+}
+
+// ---------------------------------------------------------------------------------------
+// Canonical form
+// ---------------------------------------------------------------------------------------
+
+/// Sorted keys everywhere, volatile metadata removed.
+fn canonical(mut pact: Value) -> Value {
+    if let Some(md) = pact.get_mut("metadata").and_then(Value::as_object_mut) {
+        for key in VOLATILE_METADATA {
+            md.remove(*key);
+        }
+    }
+    sort_keys(pact)
+}
+
+fn sort_keys(v: Value) -> Value {
+    match v {
+        Value::Object(map) => {
+            let mut entries: Vec<(String, Value)> = map.into_iter().collect();
+            entries.sort_by(|a, b| a.0.cmp(&b.0));
+            Value::Object(
+                entries
+                    .into_iter()
+                    .map(|(k, v)| (k, sort_keys(v)))
+                    .collect(),
+            )
+        }
+        Value::Array(items) => Value::Array(items.into_iter().map(sort_keys).collect()),
+        other => other,
+    }
+}
+
+fn render(pact: &Value) -> String {
+    let mut text = serde_json::to_string_pretty(pact).expect("JSON renders");
+    text.push('\n');
+    text
+}
+
+/// The first line where `expected` and `actual` differ, for the failure message.
+fn first_difference(expected: &str, actual: &str) -> String {
+    let mut e = expected.lines();
+    let mut a = actual.lines();
+    let mut line = 1;
+    loop {
+        match (e.next(), a.next()) {
+            (None, None) => return "only whitespace differs".into(),
+            (x, y) if x == y => line += 1,
+            (x, y) => {
+                return format!(
+                    "first difference at line {line}:\n  committed:   {}\n  regenerated: {}",
+                    y.unwrap_or("<end of file>"),
+                    x.unwrap_or("<end of file>")
+                )
+            }
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Tests
+// ---------------------------------------------------------------------------------------
+
+fn interactions(pact: &Value) -> &Vec<Value> {
+    pact["interactions"].as_array().expect("interactions array")
+}
+
+fn is_successful_upsert(i: &Value, path: &str) -> bool {
+    i["request"]["method"] == "PATCH"
+        && i["request"]["path"] == path
+        && i["response"]["status"] == 200
+        && i.pointer("/response/body/content/0/success") == Some(&Value::Bool(true))
+}
+
+#[test]
+fn generated_pacts_cover_what_the_engine_relies_on() {
+    for g in generate_all() {
+        let label = g.tenant.label();
+        let pact = &g.json;
+        assert_eq!(
+            pact.pointer("/metadata/pactSpecification/version"),
+            Some(&json!("4.0")),
+            "{label}"
+        );
+        assert!(
+            pact.pointer("/metadata/pactRust").is_none(),
+            "{label}: volatile metadata left in"
+        );
+        assert_eq!(pact["consumer"]["name"], CONSUMER, "{label}");
+        assert_eq!(pact["provider"]["name"], g.provider.as_str(), "{label}");
+
+        let all = interactions(pact);
+        let descriptions: BTreeSet<&str> = all
+            .iter()
+            .map(|i| i["description"].as_str().expect("description"))
+            .collect();
+        assert_eq!(
+            descriptions.len(),
+            all.len(),
+            "{label}: duplicate descriptions"
+        );
+        // Token, limits, a validation failure, rate limiting, budget spent + one per object.
+        assert_eq!(all.len(), g.bundle.objects.len() + 5, "{label}");
+
+        let api = format!("/services/data/v{}", g.bundle.api_version);
+        for (object, spec) in &g.bundle.objects {
+            let path = format!("{api}/composite/sobjects/{object}/{}", spec.external_id);
+            let upserts: Vec<&Value> = all
+                .iter()
+                .filter(|i| is_successful_upsert(i, &path))
+                .collect();
+            assert_eq!(
+                upserts.len(),
+                1,
+                "{label}: expected one upsert interaction for {object}"
+            );
+            let upsert = upserts[0];
+            assert_eq!(
+                upsert["description"],
+                upsert_description(object, spec).as_str()
+            );
+            let headers = &upsert["request"]["headers"];
+            assert_eq!(headers["Sforce-Call-Options"], json!([CALL_OPTIONS]));
+            assert!(
+                headers["Authorization"].is_array(),
+                "{label}: no Authorization"
+            );
+            let body = &upsert["request"]["body"]["content"];
+            assert_eq!(body["allOrNone"], false);
+            let record = body["records"][0].as_object().expect("one record");
+            assert_eq!(record["attributes"]["type"], object.as_str());
+            assert!(record.contains_key(&spec.external_id), "{label}: {object}");
+            for (name, field) in &spec.fields {
+                let key = field.relationship.as_ref().unwrap_or(name);
+                let expected = field.owner == Owner::Source && field.from.is_some();
+                assert_eq!(
+                    record.contains_key(key),
+                    expected,
+                    "{label}: {object}.{name} (as `{key}`) in the upsert record"
+                );
+                if let (true, Some(parent)) = (expected, &field.to) {
+                    let parent_ext = &g.bundle.objects[parent].external_id;
+                    assert!(
+                        record[key].get(parent_ext).is_some(),
+                        "{label}: {object}.{key} references {parent} by {parent_ext}"
+                    );
+                }
+            }
+            let rules = &upsert["response"]["matchingRules"]["body"];
+            assert!(rules["$"].is_object(), "{label}: each_like on the results");
+            assert!(rules["$[*].id"].is_object(), "{label}: ID regex");
+        }
+
+        let by_state = |state: &str| -> &Value {
+            all.iter()
+                .find(|i| i["providerStates"][0]["name"] == state)
+                .unwrap_or_else(|| panic!("{label}: no interaction for `{state}`"))
+        };
+        let limited = by_state(RATE_LIMIT_STATE);
+        assert_eq!(limited["response"]["status"], 429);
+        assert!(limited["response"]["headers"]["Retry-After"].is_array());
+        let spent = by_state(BUDGET_STATE);
+        assert_eq!(spent["response"]["status"], 403);
+        assert_eq!(
+            spent["response"]["body"]["content"],
+            json!([{"errorCode": "REQUEST_LIMIT_EXCEEDED", "message": "TotalRequests Limit exceeded."}])
+        );
+        let invalid = all
+            .iter()
+            .find(|i| {
+                i.pointer("/response/body/content/0/errors/0/statusCode")
+                    == Some(&json!("REQUIRED_FIELD_MISSING"))
+            })
+            .expect("validation-failure interaction");
+        assert!(invalid
+            .pointer("/request/body/content/records/0/Name")
+            .is_none());
+        let limits = all
+            .iter()
+            .find(|i| i["request"]["path"] == format!("{api}/limits").as_str())
+            .expect("limits interaction");
+        assert_eq!(
+            limits["response"]["body"]["content"]["DailyApiRequests"]["Max"],
+            g.bundle.limits.daily_api_requests
+        );
+    }
+}
+
+#[test]
+fn committed_pacts_match_the_generator_and_load_with_their_bundles() {
+    let update = std::env::var(UPDATE_ENV).is_ok_and(|v| v == "1");
+    let mut stale = Vec::new();
+    for g in generate_all() {
+        let path = g.path();
+        let text = g.text();
+        if update {
+            let dir = path.parent().expect("pacts dir");
+            std::fs::create_dir_all(dir).expect("create pacts dir");
+            // Drop generated files of a provider that no longer exists.
+            for entry in std::fs::read_dir(dir).expect("read pacts dir").flatten() {
+                let p = entry.path();
+                let name = entry.file_name().to_string_lossy().into_owned();
+                if name.starts_with(&format!("{CONSUMER}-")) && name.ends_with(".json") && p != path
+                {
+                    std::fs::remove_file(&p).expect("remove stale pact");
+                }
+            }
+            std::fs::write(&path, &text).expect("write pact");
+        } else {
+            match std::fs::read_to_string(&path) {
+                Err(e) => stale.push(format!("{}: cannot read ({e})", path.display())),
+                Ok(committed) => {
+                    // Compare the canonical forms first, so a stray version block in a
+                    // hand-edited file is reported as such, then the bytes.
+                    let committed_json = serde_json::from_str::<Value>(&committed)
+                        .map(canonical)
+                        .map_err(|e| e.to_string());
+                    match committed_json {
+                        Err(e) => stale.push(format!("{}: invalid JSON ({e})", path.display())),
+                        Ok(json) if json != g.json || committed != text => stale.push(format!(
+                            "{}: out of date; {}",
+                            path.display(),
+                            first_difference(&text, &committed)
+                        )),
+                        Ok(_) => {}
+                    }
+                }
+            }
+        }
+    }
+    assert!(
+        stale.is_empty(),
+        "committed pact files differ from the generator:\n{}\n\n{UPDATE_HINT}",
+        stale.join("\n")
+    );
+
+    // The bundle loader accepts each file and carries it with the bundle.
+    for g in generate_all() {
+        let bundle = Bundle::load(&g.tenant.dir)
+            .unwrap_or_else(|e| panic!("{}: bundle with its pact: {e}", g.tenant.label()));
+        let loaded = bundle
+            .pacts
+            .get(&g.file_name())
+            .unwrap_or_else(|| panic!("{}: pact not loaded", g.tenant.label()));
+        assert_eq!(loaded, &g.json, "{}", g.tenant.label());
+        assert_eq!(
+            loaded.pointer("/metadata/pactSpecification/version"),
+            Some(&json!("4.0"))
+        );
+    }
+}
