@@ -6,13 +6,18 @@
 //! suite runs against every backend.
 
 mod memory;
+mod migrations;
+mod sqlite;
 
+use std::path::Path;
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
 pub use memory::MemoryStore;
+pub use sqlite::SqliteStore;
 
 use crate::engine::dlq::DeadLetter;
 use crate::sim::Timestamp;
@@ -175,3 +180,27 @@ pub trait CheckpointStore: Send + Sync {
 pub trait Store: RegistryIndex + DeadLetterStore + DedupeStore + CheckpointStore {}
 
 impl<T: RegistryIndex + DeadLetterStore + DedupeStore + CheckpointStore> Store for T {}
+
+/// Where state lives when no URL is given: an embedded SQLite file under the working directory.
+pub const DEFAULT_SQLITE_PATH: &str = ".syncgate/state.sqlite";
+
+/// Opens the store a URL names: `sqlite:PATH`, `sqlite::memory:`, or a plain file path; no URL
+/// means [`DEFAULT_SQLITE_PATH`], created on first use.
+pub fn open(url: Option<&str>) -> StoreResult<Arc<dyn Store>> {
+    match url {
+        None => Ok(Arc::new(SqliteStore::open(Path::new(DEFAULT_SQLITE_PATH))?)),
+        Some("sqlite::memory:") => Ok(Arc::new(SqliteStore::in_memory()?)),
+        Some(u) if u.starts_with("postgres://") || u.starts_with("postgresql://") => {
+            Err(StoreError::Backend(
+                "this build has no PostgreSQL backend; use a SQLite path or sqlite::memory:".into(),
+            ))
+        }
+        Some(u) => {
+            let path = u
+                .strip_prefix("sqlite://")
+                .or_else(|| u.strip_prefix("sqlite:"))
+                .unwrap_or(u);
+            Ok(Arc::new(SqliteStore::open(Path::new(path))?))
+        }
+    }
+}

@@ -1,0 +1,40 @@
+//! Versioned schema migrations, applied in order on open and recorded in `schema_migrations`.
+
+/// One migration: its version, a name, and its SQL for each backend.
+pub struct Migration {
+    pub version: i64,
+    pub name: &'static str,
+    pub sqlite: &'static str,
+}
+
+pub const MIGRATIONS: &[Migration] = &[Migration {
+    version: 1,
+    name: "registry index, dead letters, dedupe keys, checkpoints",
+    sqlite: "
+        CREATE TABLE published_versions (
+            partner TEXT NOT NULL, tenant TEXT NOT NULL, version TEXT NOT NULL,
+            hash TEXT NOT NULL, published_at INTEGER NOT NULL, content TEXT NOT NULL,
+            PRIMARY KEY (partner, tenant, version));
+        CREATE TABLE environments (name TEXT PRIMARY KEY, seq INTEGER NOT NULL);
+        CREATE TABLE deployments (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            partner TEXT NOT NULL, tenant TEXT NOT NULL, environment TEXT NOT NULL,
+            bundle_version TEXT NOT NULL, engine_version TEXT NOT NULL,
+            deployed_at INTEGER NOT NULL, undeployed_at INTEGER);
+        CREATE INDEX deployments_by_tenant ON deployments (partner, tenant, environment);
+        CREATE TABLE verifications (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            partner TEXT NOT NULL, tenant TEXT NOT NULL, bundle_version TEXT NOT NULL,
+            bundle_hash TEXT NOT NULL, engine_version TEXT NOT NULL, success INTEGER NOT NULL,
+            seed INTEGER NOT NULL, scenarios TEXT NOT NULL, verified_at INTEGER NOT NULL,
+            verified_by TEXT NOT NULL);
+        CREATE INDEX verifications_by_tenant ON verifications (partner, tenant);
+        CREATE TABLE dead_letters (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            tenant TEXT NOT NULL, object TEXT NOT NULL, source_id TEXT NOT NULL,
+            error_code TEXT NOT NULL, letter TEXT NOT NULL, history TEXT NOT NULL,
+            UNIQUE (tenant, object, source_id));
+        CREATE TABLE dedupe_keys (key TEXT PRIMARY KEY, expires_at INTEGER NOT NULL);
+        CREATE TABLE checkpoints (scope TEXT PRIMARY KEY, value TEXT NOT NULL);
+    ",
+}];

@@ -1,0 +1,440 @@
+//! The embedded default: one SQLite file, created on first use, migrated on open.
+
+use std::path::Path;
+use std::sync::{Mutex, MutexGuard};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use rusqlite::{params, Connection, OptionalExtension};
+
+use super::migrations::MIGRATIONS;
+use super::*;
+
+/// State in a SQLite file (or in memory with `:memory:`).
+pub struct SqliteStore {
+    conn: Mutex<Connection>,
+}
+
+fn err(e: rusqlite::Error) -> StoreError {
+    StoreError::Backend(format!("sqlite: {e}"))
+}
+
+fn json_err(e: serde_json::Error) -> StoreError {
+    StoreError::Backend(format!("stored JSON is unreadable: {e}"))
+}
+
+impl SqliteStore {
+    /// Opens (creating it and its directory if needed) and migrates the database at `path`.
+    pub fn open(path: &Path) -> StoreResult<Self> {
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).map_err(|e| {
+                StoreError::Backend(format!("cannot create {}: {e}", dir.display()))
+            })?;
+        }
+        let conn = Connection::open(path)
+            .map_err(|e| StoreError::Backend(format!("cannot open {}: {e}", path.display())))?;
+        Self::with_connection(conn)
+    }
+
+    /// A private database in memory.
+    pub fn in_memory() -> StoreResult<Self> {
+        Self::with_connection(Connection::open_in_memory().map_err(err)?)
+    }
+
+    fn with_connection(conn: Connection) -> StoreResult<Self> {
+        // Several processes (CI jobs, workers) may share the file: wait for locks rather than fail.
+        conn.busy_timeout(Duration::from_secs(10)).map_err(err)?;
+        conn.pragma_update(None, "journal_mode", "WAL")
+            .map_err(err)?;
+        conn.pragma_update(None, "foreign_keys", "ON")
+            .map_err(err)?;
+        migrate(&conn)?;
+        Ok(SqliteStore {
+            conn: Mutex::new(conn),
+        })
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Connection> {
+        self.conn.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+fn migrate(conn: &Connection) -> StoreResult<()> {
+    conn.execute_batch("CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL)")
+        .map_err(err)?;
+    let current: i64 = conn
+        .query_row(
+            "SELECT COALESCE(MAX(version), 0) FROM schema_migrations",
+            [],
+            |r| r.get(0),
+        )
+        .map_err(err)?;
+    let newest = MIGRATIONS.last().map_or(0, |m| m.version);
+    if current > newest {
+        return Err(StoreError::Backend(format!(
+            "the database is at schema version {current}, newer than this build knows ({newest}); upgrade syncgate"
+        )));
+    }
+    for m in MIGRATIONS.iter().filter(|m| m.version > current) {
+        let sql = format!(
+            "BEGIN; {} INSERT INTO schema_migrations (version, name) VALUES ({}, '{}'); COMMIT;",
+            m.sqlite,
+            m.version,
+            m.name.replace('\'', "''")
+        );
+        conn.execute_batch(&sql).map_err(|e| {
+            StoreError::Backend(format!("migration {} ({}) failed: {e}", m.version, m.name))
+        })?;
+    }
+    Ok(())
+}
+
+fn ts(ms: i64) -> Timestamp {
+    Timestamp::from_millis(ms)
+}
+
+#[async_trait]
+impl RegistryIndex for SqliteStore {
+    async fn publish(&self, v: &PublishedVersion) -> StoreResult<PublishOutcome> {
+        let conn = self.lock();
+        let existing: Option<String> = conn
+            .query_row(
+                "SELECT hash FROM published_versions WHERE partner = ?1 AND tenant = ?2 AND version = ?3",
+                params![v.partner, v.tenant, v.version],
+                |r| r.get(0),
+            )
+            .optional()
+            .map_err(err)?;
+        match existing {
+            Some(hash) if hash == v.hash => Ok(PublishOutcome::Unchanged),
+            Some(hash) => Err(StoreError::Conflict(format!(
+                "{}/{} {} is already published with {hash} (this content is {})",
+                v.partner, v.tenant, v.version, v.hash
+            ))),
+            None => {
+                conn.execute(
+                    "INSERT INTO published_versions (partner, tenant, version, hash, published_at, content) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                    params![v.partner, v.tenant, v.version, v.hash, v.published_at.as_millis(), v.content],
+                )
+                .map_err(err)?;
+                Ok(PublishOutcome::Created)
+            }
+        }
+    }
+
+    async fn versions(
+        &self,
+        partner: &str,
+        tenant: Option<&str>,
+    ) -> StoreResult<Vec<PublishedVersion>> {
+        let conn = self.lock();
+        let mut stmt = conn
+            .prepare(
+                "SELECT partner, tenant, version, hash, published_at, content FROM published_versions
+                 WHERE partner = ?1 AND (?2 IS NULL OR tenant = ?2) ORDER BY published_at, rowid",
+            )
+            .map_err(err)?;
+        let rows = stmt
+            .query_map(params![partner, tenant], |r| {
+                Ok(PublishedVersion {
+                    partner: r.get(0)?,
+                    tenant: r.get(1)?,
+                    version: r.get(2)?,
+                    hash: r.get(3)?,
+                    published_at: ts(r.get(4)?),
+                    content: r.get(5)?,
+                })
+            })
+            .map_err(err)?;
+        rows.collect::<Result<_, _>>().map_err(err)
+    }
+
+    async fn version(
+        &self,
+        partner: &str,
+        tenant: &str,
+        version: &str,
+    ) -> StoreResult<Option<PublishedVersion>> {
+        Ok(self
+            .versions(partner, Some(tenant))
+            .await?
+            .into_iter()
+            .find(|v| v.version == version))
+    }
+
+    async fn add_environment(&self, name: &str) -> StoreResult<()> {
+        self.lock()
+            .execute(
+                "INSERT OR IGNORE INTO environments (name, seq) VALUES (?1, (SELECT COALESCE(MAX(seq), 0) + 1 FROM environments))",
+                params![name],
+            )
+            .map_err(err)?;
+        Ok(())
+    }
+
+    async fn environments(&self) -> StoreResult<Vec<String>> {
+        let conn = self.lock();
+        let mut stmt = conn
+            .prepare("SELECT name FROM environments ORDER BY seq")
+            .map_err(err)?;
+        let rows = stmt.query_map([], |r| r.get(0)).map_err(err)?;
+        rows.collect::<Result<_, _>>().map_err(err)
+    }
+
+    async fn record_deployment(&self, d: &Deployment) -> StoreResult<()> {
+        self.add_environment(&d.environment).await?;
+        let mut conn = self.lock();
+        let tx = conn.transaction().map_err(err)?;
+        tx.execute(
+            "UPDATE deployments SET undeployed_at = ?4
+             WHERE partner = ?1 AND tenant = ?2 AND environment = ?3 AND undeployed_at IS NULL",
+            params![
+                d.partner,
+                d.tenant,
+                d.environment,
+                d.deployed_at.as_millis()
+            ],
+        )
+        .map_err(err)?;
+        tx.execute(
+            "INSERT INTO deployments (partner, tenant, environment, bundle_version, engine_version, deployed_at, undeployed_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            params![
+                d.partner,
+                d.tenant,
+                d.environment,
+                d.bundle_version,
+                d.engine_version,
+                d.deployed_at.as_millis(),
+                d.undeployed_at.map(Timestamp::as_millis)
+            ],
+        )
+        .map_err(err)?;
+        tx.commit().map_err(err)
+    }
+
+    async fn deployments(
+        &self,
+        partner: &str,
+        tenant: Option<&str>,
+        environment: Option<&str>,
+    ) -> StoreResult<Vec<Deployment>> {
+        let conn = self.lock();
+        let mut stmt = conn
+            .prepare(
+                "SELECT partner, tenant, environment, bundle_version, engine_version, deployed_at, undeployed_at FROM deployments
+                 WHERE partner = ?1 AND (?2 IS NULL OR tenant = ?2) AND (?3 IS NULL OR environment = ?3) ORDER BY id",
+            )
+            .map_err(err)?;
+        let rows = stmt
+            .query_map(params![partner, tenant, environment], |r| {
+                Ok(Deployment {
+                    partner: r.get(0)?,
+                    tenant: r.get(1)?,
+                    environment: r.get(2)?,
+                    bundle_version: r.get(3)?,
+                    engine_version: r.get(4)?,
+                    deployed_at: ts(r.get(5)?),
+                    undeployed_at: r.get::<_, Option<i64>>(6)?.map(ts),
+                })
+            })
+            .map_err(err)?;
+        rows.collect::<Result<_, _>>().map_err(err)
+    }
+
+    async fn record_verification(&self, v: &Verification) -> StoreResult<()> {
+        let scenarios = serde_json::to_string(&v.scenarios).map_err(json_err)?;
+        self.lock()
+            .execute(
+                "INSERT INTO verifications (partner, tenant, bundle_version, bundle_hash, engine_version, success, seed, scenarios, verified_at, verified_by)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+                params![
+                    v.partner,
+                    v.tenant,
+                    v.bundle_version,
+                    v.bundle_hash,
+                    v.engine_version,
+                    v.success,
+                    v.seed as i64,
+                    scenarios,
+                    v.verified_at.as_millis(),
+                    v.verified_by
+                ],
+            )
+            .map_err(err)?;
+        Ok(())
+    }
+
+    async fn verifications(&self, partner: &str, tenant: &str) -> StoreResult<Vec<Verification>> {
+        let conn = self.lock();
+        let mut stmt = conn
+            .prepare(
+                "SELECT partner, tenant, bundle_version, bundle_hash, engine_version, success, seed, scenarios, verified_at, verified_by
+                 FROM verifications WHERE partner = ?1 AND tenant = ?2 ORDER BY id",
+            )
+            .map_err(err)?;
+        let rows = stmt
+            .query_map(params![partner, tenant], |r| {
+                Ok((
+                    Verification {
+                        partner: r.get(0)?,
+                        tenant: r.get(1)?,
+                        bundle_version: r.get(2)?,
+                        bundle_hash: r.get(3)?,
+                        engine_version: r.get(4)?,
+                        success: r.get(5)?,
+                        seed: r.get::<_, i64>(6)? as u64,
+                        scenarios: Vec::new(),
+                        verified_at: ts(r.get(8)?),
+                        verified_by: r.get(9)?,
+                    },
+                    r.get::<_, String>(7)?,
+                ))
+            })
+            .map_err(err)?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (mut v, scenarios) = row.map_err(err)?;
+            v.scenarios = serde_json::from_str(&scenarios).map_err(json_err)?;
+            out.push(v);
+        }
+        Ok(out)
+    }
+}
+
+#[async_trait]
+impl DeadLetterStore for SqliteStore {
+    async fn dlq_append(&self, letter: &DeadLetter) -> StoreResult<i64> {
+        let json = serde_json::to_string(letter).map_err(json_err)?;
+        let mut conn = self.lock();
+        let tx = conn.transaction().map_err(err)?;
+        let existing: Option<(i64, String, String)> = tx
+            .query_row(
+                "SELECT id, letter, history FROM dead_letters WHERE tenant = ?1 AND object = ?2 AND source_id = ?3",
+                params![letter.tenant, letter.object, letter.source_id],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+            )
+            .optional()
+            .map_err(err)?;
+        let id = match existing {
+            Some((id, previous, history)) => {
+                let mut history: Vec<serde_json::Value> =
+                    serde_json::from_str(&history).map_err(json_err)?;
+                history.push(serde_json::from_str(&previous).map_err(json_err)?);
+                let history = serde_json::to_string(&history).map_err(json_err)?;
+                tx.execute(
+                    "UPDATE dead_letters SET letter = ?2, history = ?3, error_code = ?4 WHERE id = ?1",
+                    params![id, json, history, letter.error_code],
+                )
+                .map_err(err)?;
+                id
+            }
+            None => {
+                tx.execute(
+                    "INSERT INTO dead_letters (tenant, object, source_id, error_code, letter, history) VALUES (?1, ?2, ?3, ?4, ?5, '[]')",
+                    params![letter.tenant, letter.object, letter.source_id, letter.error_code, json],
+                )
+                .map_err(err)?;
+                tx.last_insert_rowid()
+            }
+        };
+        tx.commit().map_err(err)?;
+        Ok(id)
+    }
+
+    async fn dlq_list(&self, filter: &DlqFilter) -> StoreResult<Vec<StoredLetter>> {
+        let conn = self.lock();
+        let mut stmt = conn
+            .prepare(
+                "SELECT id, letter, history FROM dead_letters
+                 WHERE (?1 IS NULL OR tenant = ?1) AND (?2 IS NULL OR object = ?2) AND (?3 IS NULL OR error_code = ?3) ORDER BY id",
+            )
+            .map_err(err)?;
+        let rows = stmt
+            .query_map(
+                params![filter.tenant, filter.object, filter.error_code],
+                |r| {
+                    Ok((
+                        r.get::<_, i64>(0)?,
+                        r.get::<_, String>(1)?,
+                        r.get::<_, String>(2)?,
+                    ))
+                },
+            )
+            .map_err(err)?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (id, letter, history) = row.map_err(err)?;
+            out.push(StoredLetter {
+                id,
+                letter: serde_json::from_str(&letter).map_err(json_err)?,
+                history: serde_json::from_str(&history).map_err(json_err)?,
+            });
+        }
+        Ok(out)
+    }
+
+    async fn dlq_take(&self, id: i64) -> StoreResult<Option<StoredLetter>> {
+        let mut conn = self.lock();
+        let tx = conn.transaction().map_err(err)?;
+        let row: Option<(String, String)> = tx
+            .query_row(
+                "SELECT letter, history FROM dead_letters WHERE id = ?1",
+                params![id],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .optional()
+            .map_err(err)?;
+        let Some((letter, history)) = row else {
+            return Ok(None);
+        };
+        tx.execute("DELETE FROM dead_letters WHERE id = ?1", params![id])
+            .map_err(err)?;
+        tx.commit().map_err(err)?;
+        Ok(Some(StoredLetter {
+            id,
+            letter: serde_json::from_str(&letter).map_err(json_err)?,
+            history: serde_json::from_str(&history).map_err(json_err)?,
+        }))
+    }
+}
+
+#[async_trait]
+impl DedupeStore for SqliteStore {
+    async fn check_and_set(&self, key: &str, now: Timestamp, ttl: Duration) -> StoreResult<bool> {
+        // One statement: insert, or take over an expired key; a live key changes nothing.
+        let changed = self
+            .lock()
+            .execute(
+                "INSERT INTO dedupe_keys (key, expires_at) VALUES (?1, ?3)
+                 ON CONFLICT (key) DO UPDATE SET expires_at = excluded.expires_at WHERE dedupe_keys.expires_at <= ?2",
+                params![key, now.as_millis(), now.plus(ttl).as_millis()],
+            )
+            .map_err(err)?;
+        Ok(changed == 1)
+    }
+}
+
+#[async_trait]
+impl CheckpointStore for SqliteStore {
+    async fn checkpoint(&self, scope: &str) -> StoreResult<Option<String>> {
+        self.lock()
+            .query_row(
+                "SELECT value FROM checkpoints WHERE scope = ?1",
+                params![scope],
+                |r| r.get(0),
+            )
+            .optional()
+            .map_err(err)
+    }
+
+    async fn set_checkpoint(&self, scope: &str, value: &str) -> StoreResult<()> {
+        self.lock()
+            .execute(
+                "INSERT INTO checkpoints (scope, value) VALUES (?1, ?2) ON CONFLICT (scope) DO UPDATE SET value = excluded.value",
+                params![scope, value],
+            )
+            .map_err(err)?;
+        Ok(())
+    }
+}
