@@ -34,6 +34,8 @@ pub struct Cli {
 pub enum Command {
     /// Run the sync engine against a mock org for every tenant and scenario, and check the invariants.
     Gate(GateArgs),
+    /// Re-run one scenario and print its timeline: requests, faults, retries, waits, checks.
+    Replay(ReplayArgs),
     /// Work with contract bundles.
     #[command(subcommand)]
     Contracts(ContractsCommand),
@@ -84,8 +86,9 @@ pub struct MockServeArgs {
     pub journal: Option<PathBuf>,
 }
 
+/// What to verify: the registry, scenarios and fixtures, narrowed by filters.
 #[derive(Debug, Args)]
-pub struct GateArgs {
+pub struct SelectionArgs {
     /// The contract registry: `<partner>/<tenant>/bundle.toml` directories.
     #[arg(long, default_value = "contracts", value_name = "DIR")]
     pub contracts: PathBuf,
@@ -101,18 +104,64 @@ pub struct GateArgs {
     /// Only this tenant, e.g. `sandbox` (repeatable).
     #[arg(long, value_name = "TENANT")]
     pub tenant: Vec<String>,
-    /// Only this scenario, by file stem (repeatable).
-    #[arg(long, value_name = "NAME")]
-    pub scenario: Vec<String>,
     /// Seed for every random choice (fault probabilities, jitter, tokens).
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
+}
+
+impl SelectionArgs {
+    fn options(&self) -> GateOptions {
+        GateOptions {
+            contracts: self.contracts.clone(),
+            scenarios: self.scenarios.clone(),
+            fixtures: self.fixtures.clone(),
+            partners: self.partner.clone(),
+            tenants: self.tenant.clone(),
+            ..GateOptions::new(Seed(self.seed))
+        }
+    }
+}
+
+#[derive(Debug, Args)]
+pub struct GateArgs {
+    #[command(flatten)]
+    pub selection: SelectionArgs,
+    /// Only this scenario, by file stem (repeatable).
+    #[arg(long, value_name = "NAME")]
+    pub scenario: Vec<String>,
+    /// Run only shard K of N (e.g. `2/4`): a deterministic split of the runs across CI runners.
+    #[arg(long, value_name = "K/N")]
+    pub shard: Option<verify::gate::Shard>,
+    /// Runs to execute at once on this machine.
+    #[arg(long, default_value_t = 1, value_name = "N")]
+    pub jobs: usize,
     /// Write a JUnit XML report here.
     #[arg(long, value_name = "PATH")]
     pub junit: Option<PathBuf>,
+    /// Write the report as JSON here (format: docs/report.md).
+    #[arg(long, value_name = "PATH")]
+    pub json: Option<PathBuf>,
+    /// Write a Markdown summary here (fits `$GITHUB_STEP_SUMMARY`).
+    #[arg(long, value_name = "PATH")]
+    pub markdown: Option<PathBuf>,
     /// Write each run's request journal (JSON lines) into this directory.
     #[arg(long, value_name = "DIR")]
     pub journal_dir: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct ReplayArgs {
+    /// The scenario: a name in `--scenarios` or a path to a scenario file.
+    #[arg(value_name = "SCENARIO")]
+    pub scenario: String,
+    #[command(flatten)]
+    pub selection: SelectionArgs,
+    /// Use the wall clock: waits really wait (a `Retry-After: 3600` takes an hour).
+    #[arg(long)]
+    pub real_time: bool,
+    /// Also write the timeline as JSON lines here.
+    #[arg(long, value_name = "PATH")]
+    pub trace: Option<PathBuf>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -130,6 +179,7 @@ pub fn main_impl() -> i32 {
     let cli = Cli::parse();
     match cli.command {
         Command::Gate(args) => gate(args),
+        Command::Replay(args) => replay(args),
         Command::Contracts(ContractsCommand::Validate { dir }) => validate(&dir),
         Command::Mock(MockCommand::Serve(args)) => mock_serve(args),
     }
@@ -139,49 +189,57 @@ fn error(msg: impl std::fmt::Display) {
     eprintln!("error: {msg}");
 }
 
-fn gate(args: GateArgs) -> i32 {
-    let opts = GateOptions {
-        contracts: args.contracts,
-        scenarios: args.scenarios,
-        fixtures: args.fixtures,
-        partners: args.partner,
-        tenants: args.tenant,
-        only_scenarios: args.scenario,
-        seed: Seed(args.seed),
-    };
+fn runtime() -> Result<tokio::runtime::Runtime, i32> {
     // One thread: the engine and the mock take turns, so a seed gives one order of events.
-    let runtime = match tokio::runtime::Builder::new_current_thread()
+    tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
-    {
-        Ok(rt) => rt,
-        Err(e) => {
+        .map_err(|e| {
             error(format_args!("failed to start the async runtime: {e}"));
-            return exit::INTERNAL;
-        }
+            exit::INTERNAL
+        })
+}
+
+fn run_gate(opts: &GateOptions) -> Result<verify::GateReport, i32> {
+    let runtime = runtime()?;
+    runtime.block_on(verify::run_gate(opts)).map_err(|e| {
+        let code = match e {
+            verify::GateError::Mock(_) | verify::GateError::Store(_) => exit::INTERNAL,
+            _ => exit::BAD_INPUT,
+        };
+        error(e);
+        code
+    })
+}
+
+fn color() -> bool {
+    std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
+}
+
+fn gate(args: GateArgs) -> i32 {
+    let opts = GateOptions {
+        only_scenarios: args.scenario.clone(),
+        shard: args.shard,
+        jobs: args.jobs,
+        ..args.selection.options()
     };
-    let result = runtime.block_on(verify::run_gate(&opts));
-    let report = match result {
+    let report = match run_gate(&opts) {
         Ok(r) => r,
-        Err(verify::GateError::Mock(e)) => {
-            error(format_args!(
-                "failed to start the mock org on 127.0.0.1: {e}"
-            ));
-            return exit::INTERNAL;
-        }
-        Err(e) => {
-            error(e);
-            return exit::BAD_INPUT;
-        }
+        Err(code) => return code,
     };
-    let color = std::io::stdout().is_terminal()
-        && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
-    print!("{}", report::terminal(&report, report::Style { color }));
+    print!(
+        "{}",
+        report::terminal(&report, report::Style { color: color() })
+    );
+    let mut outputs: Vec<(PathBuf, String)> = Vec::new();
     if let Some(path) = &args.junit {
-        if let Err(e) = write_file(path, &report::junit(&report)) {
-            error(e);
-            return exit::INTERNAL;
-        }
+        outputs.push((path.clone(), report::junit(&report)));
+    }
+    if let Some(path) = &args.json {
+        outputs.push((path.clone(), report::json(&report)));
+    }
+    if let Some(path) = &args.markdown {
+        outputs.push((path.clone(), report::markdown(&report)));
     }
     if let Some(dir) = &args.journal_dir {
         for t in &report.tenants {
@@ -190,12 +248,65 @@ fn gate(args: GateArgs) -> i32 {
                     .join(&t.partner)
                     .join(&t.tenant)
                     .join(format!("{}.jsonl", r.scenario));
-                if let Err(e) = write_file(&path, &crate::mock::journal::to_json_lines(&r.journal))
-                {
-                    error(e);
-                    return exit::INTERNAL;
-                }
+                outputs.push((path, crate::mock::journal::to_json_lines(&r.journal)));
             }
+        }
+    }
+    for (path, text) in outputs {
+        if let Err(e) = write_file(&path, &text) {
+            error(e);
+            return exit::INTERNAL;
+        }
+    }
+    if report.passed() {
+        exit::PASSED
+    } else {
+        exit::FAILED
+    }
+}
+
+fn replay(args: ReplayArgs) -> i32 {
+    let mut opts = GateOptions {
+        real_time: args.real_time,
+        ..args.selection.options()
+    };
+    let as_path = PathBuf::from(&args.scenario);
+    if as_path.is_file() {
+        let name = as_path
+            .file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        opts.scenarios = as_path.parent().map(PathBuf::from).unwrap_or_default();
+        opts.only_scenarios = vec![name];
+    } else {
+        opts.only_scenarios = vec![args.scenario.clone()];
+    }
+    let report = match run_gate(&opts) {
+        Ok(r) => r,
+        Err(code) => return code,
+    };
+    let mut trace = String::new();
+    for t in &report.tenants {
+        for r in &t.runs {
+            println!(
+                "replay {} on {} (bundle {} {}), seed {}{}",
+                r.scenario,
+                t.label(),
+                t.bundle_version,
+                t.bundle_hash,
+                report.seed,
+                if args.real_time { ", real time" } else { "" }
+            );
+            println!("purpose: {}", r.purpose);
+            print!("{}", verify::timeline::render(r));
+            println!("verdict: {}\n", if r.passed() { "PASS" } else { "FAIL" });
+            trace.push_str(&verify::timeline::json_lines(r));
+        }
+    }
+    if let Some(path) = &args.trace {
+        if let Err(e) = write_file(path, &trace) {
+            error(e);
+            return exit::INTERNAL;
         }
     }
     if report.passed() {

@@ -85,7 +85,7 @@ fn broken_examples_fail_with_the_invariant_named() {
     );
     assert!(text.contains("x retry-after-honoured"), "{text}");
     assert!(text.contains("x record-present-exactly-once"), "{text}");
-    assert!(text.contains("reproduce: syncgate gate --partner northwind-outfitters --tenant production --scenario ignores-retry-after --seed 42"), "{text}");
+    assert!(text.contains("reproduce: syncgate replay ignores-retry-after --scenarios harness/broken --partner northwind-outfitters --tenant production --seed 42"), "{text}");
     let xml = std::fs::read_to_string(&junit).unwrap();
     assert!(xml.contains("failures=\"2\""), "{xml}");
     assert!(
@@ -185,7 +185,7 @@ async fn retry_after_of_an_hour_costs_no_wall_time() {
     let scenario = Scenario::load(&root().join("harness/scenarios/rate-limit-storm.yaml")).unwrap();
     let source = SourceSet::load_dir(&root().join("harness/fixtures/default")).unwrap();
     let wall = Instant::now();
-    let run = run_scenario(&bundle, &scenario, &source, Seed(5))
+    let run = run_scenario(&bundle, &scenario, &source, Seed(5), false)
         .await
         .unwrap();
     assert!(run.passed(), "{:?}", run.violations);
@@ -254,5 +254,165 @@ fn unknown_tenant_filter_is_bad_usage() {
         stderr(&out).contains("known: bluepeak-logistics/production"),
         "{}",
         stderr(&out)
+    );
+}
+
+#[test]
+fn replay_prints_the_same_timeline_for_the_same_seed() {
+    let dir = tempfile::tempdir().unwrap();
+    let trace = |name: &str| dir.path().join(name);
+    let run = |name: &str| {
+        syncgate(&[
+            "replay",
+            "rate-limit-storm",
+            "--partner",
+            "bluepeak-logistics",
+            "--tenant",
+            "sandbox",
+            "--seed",
+            "9",
+            "--trace",
+            trace(name).to_str().unwrap(),
+        ])
+    };
+    let (a, b) = (run("a.jsonl"), run("b.jsonl"));
+    assert_eq!(a.status.code(), Some(0), "{}", stderr(&a));
+    assert_eq!(stdout(&a), stdout(&b));
+    assert_eq!(
+        std::fs::read(trace("a.jsonl")).unwrap(),
+        std::fs::read(trace("b.jsonl")).unwrap()
+    );
+    let text = stdout(&a);
+    // The timeline shows the fault, the engine's wait, and the retry an hour later.
+    assert!(text.contains("-> 429 "), "{text}");
+    assert!(
+        text.contains("engine Account: wait until 2026-01-05T09:00:00.000Z"),
+        "{text}"
+    );
+    assert!(text.contains("2026-01-05T09:00:00.000Z  #3 "), "{text}");
+    assert!(text.contains("check retry-after-honoured: ok"), "{text}");
+    assert!(text.ends_with("verdict: PASS\n\n"), "{text}");
+    let lines = std::fs::read_to_string(trace("a.jsonl")).unwrap();
+    for line in lines.lines() {
+        let v: serde_json::Value = serde_json::from_str(line).unwrap();
+        assert!(
+            ["request", "engine", "check"].contains(&v["kind"].as_str().unwrap()),
+            "{line}"
+        );
+    }
+}
+
+#[test]
+fn replay_of_a_broken_scenario_file_fails_and_names_the_check() {
+    let out = syncgate(&[
+        "replay",
+        "harness/broken/ignores-retry-after.yaml",
+        "--partner",
+        "bluepeak-logistics",
+        "--tenant",
+        "production",
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    let text = stdout(&out);
+    assert!(
+        text.contains("check retry-after-honoured: FAILED"),
+        "{text}"
+    );
+    assert!(text.contains("verdict: FAIL"), "{text}");
+}
+
+#[test]
+fn shards_split_the_runs_without_overlap_and_jobs_do_not_change_the_verdicts() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut seen = Vec::new();
+    for k in 1..=3 {
+        let path = dir.path().join(format!("shard{k}.json"));
+        let out = syncgate(&[
+            "gate",
+            "--shard",
+            &format!("{k}/3"),
+            "--json",
+            path.to_str().unwrap(),
+        ]);
+        assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+        let report: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+        assert_eq!(report["shard"], format!("{k}/3"));
+        for t in report["tenants"].as_array().unwrap() {
+            for r in t["runs"].as_array().unwrap() {
+                seen.push(format!(
+                    "{}/{}:{}",
+                    t["partner"], t["tenant"], r["scenario"]
+                ));
+            }
+        }
+    }
+    let total = 4 * std::fs::read_dir(root().join("harness/scenarios"))
+        .unwrap()
+        .count();
+    assert_eq!(seen.len(), total, "every run in exactly one shard");
+    seen.sort();
+    seen.dedup();
+    assert_eq!(seen.len(), total, "no run in two shards");
+
+    let sequential = syncgate(&["gate", "--seed", "3"]);
+    let parallel = syncgate(&["gate", "--seed", "3", "--jobs", "4"]);
+    assert_eq!(stdout(&sequential), stdout(&parallel));
+    assert_eq!(syncgate(&["gate", "--shard", "4/3"]).status.code(), Some(2));
+}
+
+#[test]
+fn json_and_markdown_reports() {
+    let dir = tempfile::tempdir().unwrap();
+    let json = dir.path().join("r.json");
+    let md = dir.path().join("r.md");
+    let out = syncgate(&[
+        "gate",
+        "--scenarios",
+        "harness/broken",
+        "--partner",
+        "northwind-outfitters",
+        "--tenant",
+        "sandbox",
+        "--seed",
+        "42",
+        "--json",
+        json.to_str().unwrap(),
+        "--markdown",
+        md.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    let redact = |s: String| {
+        s.split_inclusive(['"', '`', ' '])
+            .map(|w| {
+                if w.starts_with("sha256:") {
+                    format!(
+                        "sha256:[hash]{}",
+                        w.chars()
+                            .last()
+                            .filter(|c| !c.is_alphanumeric())
+                            .map(String::from)
+                            .unwrap_or_default()
+                    )
+                } else {
+                    w.to_string()
+                }
+            })
+            .collect::<String>()
+            .replace(env!("CARGO_PKG_VERSION"), "[version]")
+    };
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    assert_eq!(report["format_version"], 1);
+    assert_eq!(report["passed"], false);
+    let runs = report["tenants"][0]["runs"].as_array().unwrap();
+    assert_eq!(runs.len(), 2);
+    assert!(runs.iter().all(|r| r["reproduce"]
+        .as_str()
+        .unwrap()
+        .starts_with("syncgate replay ")));
+    insta::assert_snapshot!(
+        "markdown_report",
+        redact(std::fs::read_to_string(&md).unwrap())
     );
 }

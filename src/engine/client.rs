@@ -67,6 +67,7 @@ pub struct SalesforceClient {
     client_name: String,
     run_id: String,
     calls: u64,
+    requests: u64,
     pub usage: Option<ApiUsage>,
 }
 
@@ -94,6 +95,7 @@ impl SalesforceClient {
             client_name: client_name.to_string(),
             run_id: run_id.to_string(),
             calls: 0,
+            requests: 0,
             usage: None,
         }
     }
@@ -103,8 +105,14 @@ impl SalesforceClient {
         self.calls
     }
 
+    /// HTTP requests sent, sign-ins included.
+    pub fn requests(&self) -> u64 {
+        self.requests
+    }
+
     /// Signs in with the client-credentials grant.
     pub async fn authenticate(&mut self) -> Result<(), ClientError> {
+        self.requests += 1;
         let url = format!("{}/services/oauth2/token", self.login_url);
         let auth_err = |message: String| ClientError::Auth {
             url: url.clone(),
@@ -176,6 +184,7 @@ impl SalesforceClient {
         body: Option<&Value>,
     ) -> Result<Reply, Failure> {
         self.calls += 1;
+        self.requests += 1;
         let correlation_id = format!("{}-{:06}", self.run_id, self.calls);
         let url = format!(
             "{}/services/data/v{}/{}",

@@ -68,6 +68,8 @@ pub struct Target {
 pub struct EngineEvent {
     #[serde(serialize_with = "iso")]
     pub at: Timestamp,
+    /// HTTP requests the engine had sent when this happened (orders events among requests).
+    pub after_request: u64,
     pub object: String,
     #[serde(flatten)]
     pub kind: EventKind,
@@ -108,6 +110,8 @@ pub struct SyncReport {
     pub api_calls: u64,
     /// Source columns no bundle field reads, per source entity.
     pub unmapped_columns: BTreeMap<String, BTreeSet<String>>,
+    /// What happened, in order (the replay timeline shows these).
+    #[serde(skip)]
     pub events: Vec<EngineEvent>,
 }
 
@@ -131,6 +135,7 @@ pub struct Sync<'a> {
     tenant: String,
     report: SyncReport,
     window_waits: u32,
+    requests_sent: u64,
 }
 
 struct Item<'s> {
@@ -155,6 +160,7 @@ impl<'a> Sync<'a> {
             tenant: format!("{}/{}", bundle.partner, bundle.tenant),
             report: SyncReport::default(),
             window_waits: 0,
+            requests_sent: 0,
         }
     }
 
@@ -173,6 +179,7 @@ impl<'a> Sync<'a> {
             "sg",
         );
         client.authenticate().await?;
+        self.requests_sent = client.requests();
         for (object, spec) in self.bundle.objects_parent_first() {
             let mut items = Vec::new();
             for record in source.latest(&spec.source) {
@@ -236,6 +243,7 @@ impl<'a> Sync<'a> {
             self.guard_budget(client, object).await?;
             let payloads: Vec<Value> = remaining.iter().map(|i| i.payload.clone()).collect();
             let outcome = client.upsert_collection(object, ext_field, &payloads).await;
+            self.requests_sent = client.requests();
             let now = self.clock.now();
             let failure = match outcome {
                 Ok(reply) => {
@@ -317,6 +325,7 @@ impl<'a> Sync<'a> {
                     refreshed = true;
                     attempt -= 1;
                     client.authenticate().await?;
+                    self.requests_sent = client.requests();
                     continue;
                 }
                 Action::WaitForWindow => {
@@ -440,6 +449,7 @@ impl<'a> Sync<'a> {
     fn event(&mut self, object: &str, kind: EventKind) {
         self.report.events.push(EngineEvent {
             at: self.clock.now(),
+            after_request: self.requests_sent,
             object: object.to_string(),
             kind,
         });

@@ -4,6 +4,7 @@
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
+use futures_util::StreamExt;
 use serde::Serialize;
 
 use super::invariants::{self, names, Evidence, Violation};
@@ -27,6 +28,53 @@ pub struct GateOptions {
     /// Scenario names to run (all when empty).
     pub only_scenarios: Vec<String>,
     pub seed: Seed,
+    /// Run only this shard of the (tenant, scenario) runs.
+    pub shard: Option<Shard>,
+    /// Runs in flight at once (each has its own mock, clock and engine).
+    pub jobs: usize,
+    /// Wall-clock time instead of the virtual clock (replay `--real-time`).
+    pub real_time: bool,
+}
+
+/// Shard `index` (1-based) of `count`: a deterministic split of the runs across CI runners.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Shard {
+    pub index: usize,
+    pub count: usize,
+}
+
+impl std::str::FromStr for Shard {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let bad = || format!("`{s}` is not a shard: write K/N with 1 <= K <= N, e.g. 2/4");
+        let (k, n) = s.split_once('/').ok_or_else(bad)?;
+        let (index, count): (usize, usize) = (
+            k.trim().parse().map_err(|_| bad())?,
+            n.trim().parse().map_err(|_| bad())?,
+        );
+        if index == 0 || count == 0 || index > count {
+            return Err(bad());
+        }
+        Ok(Shard { index, count })
+    }
+}
+
+impl GateOptions {
+    /// Options for the example registry laid out as in this repository.
+    pub fn new(seed: Seed) -> Self {
+        GateOptions {
+            contracts: PathBuf::from("contracts"),
+            scenarios: PathBuf::from("harness/scenarios"),
+            fixtures: PathBuf::from("harness/fixtures"),
+            partners: Vec::new(),
+            tenants: Vec::new(),
+            only_scenarios: Vec::new(),
+            seed,
+            shard: None,
+            jobs: 1,
+            real_time: false,
+        }
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -94,6 +142,10 @@ impl TenantResult {
 #[derive(Clone, Debug, Serialize)]
 pub struct GateReport {
     pub seed: u64,
+    /// `K/N` when only one shard of the runs was run.
+    pub shard: Option<String>,
+    /// The scenario directory, as given.
+    pub scenarios_dir: String,
     pub scenarios: Vec<String>,
     pub tenants: Vec<TenantResult>,
 }
@@ -140,24 +192,47 @@ pub async fn run_gate(opts: &GateOptions) -> Result<GateReport, GateError> {
             );
         }
     }
-    let mut results = Vec::new();
-    for (_, bundle) in &bundles {
-        let mut runs = Vec::new();
-        for scenario in &scenarios {
-            runs.push(
-                run_scenario(bundle, scenario, &fixtures[&scenario.fixtures], opts.seed).await?,
-            );
+    // Every (tenant, scenario) pair in a fixed order; a shard takes every Nth.
+    let plan: Vec<(usize, usize)> = (0..bundles.len())
+        .flat_map(|t| (0..scenarios.len()).map(move |s| (t, s)))
+        .enumerate()
+        .filter(|(i, _)| opts.shard.is_none_or(|sh| i % sh.count == sh.index - 1))
+        .map(|(_, pair)| pair)
+        .collect();
+    let runs = futures_util::stream::iter(plan.iter().map(|&(t, s)| {
+        let scenario = &scenarios[s];
+        run_scenario(
+            &bundles[t].1,
+            scenario,
+            &fixtures[&scenario.fixtures],
+            opts.seed,
+            opts.real_time,
+        )
+    }))
+    .buffered(opts.jobs.max(1))
+    .collect::<Vec<_>>()
+    .await;
+    let mut results: Vec<TenantResult> = Vec::new();
+    for (&(t, _), run) in plan.iter().zip(runs) {
+        let run = run?;
+        let bundle = &bundles[t].1;
+        match results.last_mut() {
+            Some(last) if last.partner == bundle.partner && last.tenant == bundle.tenant => {
+                last.runs.push(run)
+            }
+            _ => results.push(TenantResult {
+                partner: bundle.partner.clone(),
+                tenant: bundle.tenant.clone(),
+                bundle_version: bundle.version.clone(),
+                bundle_hash: bundle.content_hash(),
+                runs: vec![run],
+            }),
         }
-        results.push(TenantResult {
-            partner: bundle.partner.clone(),
-            tenant: bundle.tenant.clone(),
-            bundle_version: bundle.version.clone(),
-            bundle_hash: bundle.content_hash(),
-            runs,
-        });
     }
     Ok(GateReport {
         seed: opts.seed.0,
+        shard: opts.shard.map(|s| format!("{}/{}", s.index, s.count)),
+        scenarios_dir: opts.scenarios.display().to_string(),
         scenarios: scenarios.iter().map(|s| s.name.clone()).collect(),
         tenants: results,
     })
@@ -169,8 +244,14 @@ pub async fn run_scenario(
     scenario: &Scenario,
     source: &SourceSet,
     seed: Seed,
+    real_time: bool,
 ) -> Result<RunResult, GateError> {
-    let clock = Clock::virtual_at(scenario.start);
+    let clock = if real_time {
+        Clock::system()
+    } else {
+        Clock::virtual_at(scenario.start)
+    };
+    let started = clock.now();
     let creds = ClientCredentials::gate();
     let org = MockOrg::new(MockConfig {
         bundle: bundle.clone(),
@@ -247,7 +328,7 @@ pub async fn run_scenario(
         report,
         requests: journal.len(),
         faults: journal.iter().filter(|e| e.fault.is_some()).count(),
-        virtual_secs: clock.now().since(scenario.start).as_secs(),
+        virtual_secs: clock.now().since(started).as_secs(),
         journal,
     })
 }

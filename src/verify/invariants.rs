@@ -22,6 +22,17 @@ pub mod names {
     pub const RETRY_AFTER: &str = "retry-after-honoured";
     pub const DAILY_BUDGET: &str = "daily-budget-respected";
     pub const ENGINE_COMPLETED: &str = "engine-completed";
+
+    /// Every invariant, in the order reports list them.
+    pub const ALL: [&str; 7] = [
+        ENGINE_COMPLETED,
+        EXACTLY_ONCE,
+        VALUES,
+        DEAD_LETTERED,
+        NOTHING_ELSE,
+        RETRY_AFTER,
+        DAILY_BUDGET,
+    ];
 }
 
 /// One broken invariant with the evidence.

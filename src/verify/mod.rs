@@ -5,5 +5,6 @@ pub mod gate;
 pub mod invariants;
 pub mod oracle;
 pub mod report;
+pub mod timeline;
 
 pub use gate::{run_gate, GateError, GateOptions, GateReport, RunResult, TenantResult};

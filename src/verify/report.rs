@@ -131,12 +131,136 @@ fn run_stats(r: &RunResult) -> String {
     parts.join(", ")
 }
 
-/// The command that re-runs exactly this run.
+/// The command that re-runs exactly this run and prints its timeline.
 pub fn reproduce(report: &GateReport, t: &TenantResult, r: &RunResult) -> String {
+    let dir = if report.scenarios_dir == DEFAULT_SCENARIOS {
+        String::new()
+    } else {
+        format!(" --scenarios {}", report.scenarios_dir)
+    };
     format!(
-        "syncgate gate --partner {} --tenant {} --scenario {} --seed {}",
-        t.partner, t.tenant, r.scenario, report.seed
+        "syncgate replay {}{dir} --partner {} --tenant {} --seed {}",
+        r.scenario, t.partner, t.tenant, report.seed
     )
+}
+
+const DEFAULT_SCENARIOS: &str = "harness/scenarios";
+
+/// The JSON report (`--json`), format version 1, documented in `docs/report.md`.
+pub fn json(report: &GateReport) -> String {
+    let tenants: Vec<serde_json::Value> = report
+        .tenants
+        .iter()
+        .map(|t| {
+            let runs: Vec<serde_json::Value> = t
+                .runs
+                .iter()
+                .map(|r| {
+                    serde_json::json!({
+                        "scenario": r.scenario,
+                        "purpose": r.purpose,
+                        "passed": r.passed(),
+                        "violations": r.violations,
+                        "records": r.report.records,
+                        "created": r.report.created,
+                        "updated": r.report.updated,
+                        "dead_lettered": r.report.dead_lettered,
+                        "retries": r.report.retries,
+                        "api_calls": r.report.api_calls,
+                        "unmapped_columns": r.report.unmapped_columns,
+                        "requests": r.requests,
+                        "faults": r.faults,
+                        "virtual_seconds": r.virtual_secs,
+                        "reproduce": if r.passed() { serde_json::Value::Null } else { reproduce(report, t, r).into() },
+                    })
+                })
+                .collect();
+            serde_json::json!({
+                "partner": t.partner,
+                "tenant": t.tenant,
+                "bundle_version": t.bundle_version,
+                "bundle_hash": t.bundle_hash,
+                "passed": t.passed(),
+                "runs": runs,
+            })
+        })
+        .collect();
+    let doc = serde_json::json!({
+        "format_version": 1,
+        "tool": "syncgate",
+        "engine_version": env!("CARGO_PKG_VERSION"),
+        "passed": report.passed(),
+        "seed": report.seed,
+        "shard": report.shard,
+        "scenarios": report.scenarios,
+        "tenants": tenants,
+    });
+    let mut out = serde_json::to_string_pretty(&doc).expect("report serializes");
+    out.push('\n');
+    out
+}
+
+/// A Markdown summary (`--markdown`), e.g. for `$GITHUB_STEP_SUMMARY`.
+pub fn markdown(report: &GateReport) -> String {
+    let mut out = String::new();
+    let verdict = if report.passed() { "PASS" } else { "FAIL" };
+    let _ = writeln!(out, "## syncgate gate: {verdict}\n");
+    let runs: usize = report.tenants.iter().map(|t| t.runs.len()).sum();
+    let _ = write!(
+        out,
+        "{} tenant(s), {} scenario(s), {runs} runs, seed `{}`",
+        report.tenants.len(),
+        report.scenarios.len(),
+        report.seed
+    );
+    if let Some(shard) = &report.shard {
+        let _ = write!(out, ", shard {shard}");
+    }
+    out.push_str("\n\n| tenant | bundle | verdict | scenarios passed |\n|---|---|---|---|\n");
+    for t in &report.tenants {
+        let passed = t.runs.iter().filter(|r| r.passed()).count();
+        let _ = writeln!(
+            out,
+            "| {} | {} `{}` | {} | {passed}/{} |",
+            md(&t.label()),
+            md(&t.bundle_version),
+            short(&t.bundle_hash),
+            if t.passed() { "pass" } else { "**FAIL**" },
+            t.runs.len()
+        );
+    }
+    let failures: Vec<(&TenantResult, &RunResult)> = report
+        .tenants
+        .iter()
+        .flat_map(|t| t.runs.iter().filter(|r| !r.passed()).map(move |r| (t, r)))
+        .collect();
+    if !failures.is_empty() {
+        out.push_str("\n### Failures\n");
+        for (t, r) in failures {
+            let _ = writeln!(
+                out,
+                "\n#### {} · {}\n\n{}\n",
+                md(&t.label()),
+                md(&r.scenario),
+                md(&r.purpose)
+            );
+            for v in &r.violations {
+                let _ = writeln!(out, "- **{}**", v.invariant);
+                for d in &v.details {
+                    let _ = writeln!(out, "  - {}", md(d));
+                }
+            }
+            let _ = writeln!(out, "\nReproduce: `{}`", reproduce(report, t, r));
+        }
+    }
+    out
+}
+
+/// Escapes what Markdown tables and emphasis would swallow.
+fn md(s: &str) -> String {
+    s.replace('|', "\\|")
+        .replace('*', "\\*")
+        .replace('_', "\\_")
 }
 
 /// JUnit XML: one suite per tenant, one case per scenario; failures list the broken invariants.

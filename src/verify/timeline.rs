@@ -1,0 +1,118 @@
+//! The replay timeline: every request the org answered, every retry, wait and dead letter
+//! of the engine, and every invariant check, in order, on the virtual clock.
+
+use std::fmt::Write as _;
+
+use serde::Serialize;
+
+use super::gate::RunResult;
+use super::invariants::names;
+use crate::engine::{EngineEvent, EventKind};
+use crate::mock::JournalEntry;
+
+/// One line of the timeline.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Step<'a> {
+    Request(&'a JournalEntry),
+    Engine(&'a EngineEvent),
+    Check {
+        invariant: &'static str,
+        passed: bool,
+        details: &'a [String],
+    },
+}
+
+/// Requests and engine events merged in the order they happened (an engine event comes
+/// right after the request it reacted to), then the invariant checks.
+pub fn steps(run: &RunResult) -> Vec<Step<'_>> {
+    let mut out =
+        Vec::with_capacity(run.journal.len() + run.report.events.len() + names::ALL.len());
+    let mut events = run.report.events.iter().peekable();
+    for entry in &run.journal {
+        while let Some(e) = events.next_if(|e| e.after_request < entry.seq) {
+            out.push(Step::Engine(e));
+        }
+        out.push(Step::Request(entry));
+    }
+    out.extend(events.map(Step::Engine));
+    for invariant in names::ALL {
+        let broken = run.violations.iter().find(|v| v.invariant == invariant);
+        out.push(Step::Check {
+            invariant,
+            passed: broken.is_none(),
+            details: broken.map(|v| v.details.as_slice()).unwrap_or_default(),
+        });
+    }
+    out
+}
+
+/// The timeline for a terminal, one line per step.
+pub fn render(run: &RunResult) -> String {
+    let mut out = String::new();
+    for step in steps(run) {
+        match step {
+            Step::Request(e) => {
+                let _ = write!(
+                    out,
+                    "{}  #{:<4} {} {} -> {}",
+                    e.at, e.seq, e.method, e.path, e.status
+                );
+                if let Some((ok, failed)) = e.outcome {
+                    let _ = write!(out, " ({ok} ok, {failed} failed)");
+                }
+                if let Some(code) = &e.error_code {
+                    let _ = write!(out, " {code}");
+                }
+                if let Some(f) = &e.fault {
+                    let _ = write!(out, "  [fault {f}]");
+                }
+                if let Some(nb) = e.not_before {
+                    let _ = write!(out, "  retry not before {nb}");
+                }
+                out.push('\n');
+            }
+            Step::Engine(e) => {
+                let what = match &e.kind {
+                    EventKind::Retry {
+                        attempt,
+                        records,
+                        code,
+                    } => format!(
+                        "retry: attempt {attempt} failed for {records} record(s) with {code}"
+                    ),
+                    EventKind::Wait { until, reason } => format!("wait until {until} ({reason})"),
+                    EventKind::DeadLetter { source_id, code } => {
+                        format!("dead-letter {source_id}: {code}")
+                    }
+                };
+                let _ = writeln!(out, "{}  engine {}: {what}", e.at, e.object);
+            }
+            Step::Check {
+                invariant,
+                passed,
+                details,
+            } => {
+                let _ = writeln!(
+                    out,
+                    "check {invariant}: {}",
+                    if passed { "ok" } else { "FAILED" }
+                );
+                for d in details {
+                    let _ = writeln!(out, "  {d}");
+                }
+            }
+        }
+    }
+    out
+}
+
+/// The timeline as JSON lines (`--trace`).
+pub fn json_lines(run: &RunResult) -> String {
+    let mut out = String::new();
+    for step in steps(run) {
+        out.push_str(&serde_json::to_string(&step).expect("timeline step serializes"));
+        out.push('\n');
+    }
+    out
+}
