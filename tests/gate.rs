@@ -85,9 +85,10 @@ fn broken_examples_fail_with_the_invariant_named() {
     );
     assert!(text.contains("x retry-after-honoured"), "{text}");
     assert!(text.contains("x record-present-exactly-once"), "{text}");
+    assert!(text.contains("x crm-owned-fields-untouched"), "{text}");
     assert!(text.contains("reproduce: syncgate replay ignores-retry-after --scenarios harness/broken --partner northwind-outfitters --tenant production --seed 42"), "{text}");
     let xml = std::fs::read_to_string(&junit).unwrap();
-    assert!(xml.contains("failures=\"2\""), "{xml}");
+    assert!(xml.contains("failures=\"3\""), "{xml}");
     assert!(
         xml.contains("message=\"broken: retry-after-honoured\""),
         "{xml}"
@@ -406,7 +407,7 @@ fn json_and_markdown_reports() {
     assert_eq!(report["format_version"], 1);
     assert_eq!(report["passed"], false);
     let runs = report["tenants"][0]["runs"].as_array().unwrap();
-    assert_eq!(runs.len(), 2);
+    assert_eq!(runs.len(), 3);
     assert!(runs.iter().all(|r| r["reproduce"]
         .as_str()
         .unwrap()

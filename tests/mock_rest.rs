@@ -396,3 +396,24 @@ async fn journal_never_holds_the_token() {
     assert!(!text.contains(&org.token), "{text}");
     assert!(!text.contains("Bearer"));
 }
+
+#[tokio::test]
+async fn retry_after_is_rounded_up_to_what_the_header_can_say() {
+    let org = start(Some(scenario(
+        "purpose: p\nfaults:\n  - name: a\n    match: { path: /limits }\n    calls: { first: 1, times: 1 }\n    respond: { rate_limited: { retry_after: 1500ms } }\n  - name: b\n    match: { path: /limits }\n    calls: { first: 2, times: 1 }\n    respond: { rate_limited: { retry_after: 1500ms, http_date: true } }\n",
+    )))
+    .await;
+    let (status, headers, _) = org.send(reqwest::Method::GET, "limits", None).await;
+    assert_eq!(status, 429);
+    assert_eq!(headers["retry-after"], "2");
+    let (_, headers, _) = org.send(reqwest::Method::GET, "limits", None).await;
+    assert_eq!(headers["retry-after"], "Mon, 05 Jan 2026 08:00:02 GMT");
+    let journal = org.running.org.journal();
+    let at = Timestamp::parse("2026-01-05T08:00:02Z").unwrap();
+    assert_eq!(
+        journal[1].not_before,
+        Some(at),
+        "the time the header announced, not 1.5 s"
+    );
+    assert_eq!(journal[2].not_before, Some(at));
+}

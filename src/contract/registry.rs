@@ -35,6 +35,12 @@ pub enum RegistryError {
     },
     #[error(transparent)]
     Bundle(#[from] BundleError),
+    #[error("{path}: declares {declared} but lives in {directory}; move it or fix `partner`/`tenant`", path = .path.display())]
+    Misplaced {
+        path: PathBuf,
+        declared: String,
+        directory: String,
+    },
 }
 
 /// The example or team registry rooted at a `contracts/` directory.
@@ -103,8 +109,16 @@ impl Registry {
         Ok(chosen)
     }
 
+    /// Loads a tenant's bundle; its `partner` and `tenant` must match the directories it is in.
     pub fn load(&self, tenant: &TenantRef) -> Result<Bundle, RegistryError> {
         let bundle = Bundle::load(&tenant.dir)?;
+        if bundle.partner != tenant.partner || bundle.tenant != tenant.tenant {
+            return Err(RegistryError::Misplaced {
+                path: tenant.dir.join("bundle.toml"),
+                declared: format!("{}/{}", bundle.partner, bundle.tenant),
+                directory: tenant.label(),
+            });
+        }
         Ok(bundle)
     }
 }

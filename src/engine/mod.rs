@@ -37,6 +37,9 @@ pub struct EngineConfig {
     pub client_name: String,
     /// How many daily windows the engine will wait for before giving up on a run.
     pub max_window_waits: u32,
+    /// DELIBERATE FAULT, for proving the gate: route source columns onto same-named
+    /// CRM-owned fields (`account_manager` → `Account_Manager__c`), as a naive drift rule would.
+    pub fault_write_crm_owned: bool,
 }
 
 impl Default for EngineConfig {
@@ -51,6 +54,7 @@ impl Default for EngineConfig {
             honour_retry_after: true,
             client_name: "syncgate".into(),
             max_window_waits: 2,
+            fault_write_crm_owned: false,
         }
     }
 }
@@ -125,6 +129,30 @@ pub enum EngineError {
     Store(#[from] StoreError),
 }
 
+/// The deliberate fault behind [`EngineConfig::fault_write_crm_owned`].
+fn route_onto_crm_owned(
+    spec: &crate::contract::ObjectSpec,
+    record: &SourceRecord,
+    mapped: &mut mapping::Mapped,
+) {
+    let norm = |s: &str| {
+        s.trim_end_matches("__c")
+            .replace('_', "")
+            .to_ascii_lowercase()
+    };
+    for name in spec
+        .fields
+        .iter()
+        .filter(|(_, f)| f.owner == crate::contract::Owner::Crm)
+        .map(|(n, _)| n)
+    {
+        if let Some((column, value)) = record.data.iter().find(|(c, _)| norm(c) == norm(name)) {
+            mapped.payload.insert(name.clone(), value.clone());
+            mapped.unmapped.remove(column);
+        }
+    }
+}
+
 /// One engine run for one tenant.
 pub struct Sync<'a> {
     bundle: &'a Bundle,
@@ -187,7 +215,10 @@ impl<'a> Sync<'a> {
                 let parent_ext =
                     |parent: &str| self.bundle.object(parent).map(|o| o.external_id.clone());
                 match map_record(spec, record, parent_ext) {
-                    Ok(mapped) => {
+                    Ok(mut mapped) => {
+                        if self.config.fault_write_crm_owned {
+                            route_onto_crm_owned(spec, record, &mut mapped);
+                        }
                         if !mapped.unmapped.is_empty() {
                             self.report
                                 .unmapped_columns

@@ -178,17 +178,26 @@ async fn dispatch(
                 retry_after,
                 http_date,
             } => {
-                let until = now.plus(retry_after.0);
+                // The header carries whole seconds: round up, so a client that waits exactly
+                // what it was told is never early.
+                let secs = retry_after.0.as_millis().div_ceil(1000).max(1) as u64;
+                let until = if http_date {
+                    let exact = now.plus(retry_after.0).as_millis();
+                    Timestamp::from_millis(
+                        exact.div_euclid(1000) * 1000 + if exact % 1000 == 0 { 0 } else { 1000 },
+                    )
+                } else {
+                    now.plus(std::time::Duration::from_secs(secs))
+                };
                 entry.not_before = Some(until);
                 let value = if http_date {
                     until.to_http_date()
                 } else {
-                    retry_after.0.as_secs().max(1).to_string()
+                    secs.to_string()
                 };
-                let secs = retry_after.0.as_secs();
                 let answer = Answer::error(
                     StatusCode::TOO_MANY_REQUESTS,
-                    "REQUEST_LIMIT_EXCEEDED",
+                    "TOO_MANY_REQUESTS",
                     format!("Too many requests; retry after {secs} seconds"),
                     &[],
                 );

@@ -49,6 +49,8 @@ pub struct EngineOverrides {
     pub honour_retry_after: Option<bool>,
     pub max_attempts: Option<u32>,
     pub batch_size: Option<usize>,
+    /// Map source columns onto same-named CRM-owned fields (a deliberate fault).
+    pub write_crm_owned: Option<bool>,
 }
 
 /// One fault: which requests it matches and how the org answers them.

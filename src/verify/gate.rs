@@ -271,6 +271,9 @@ pub async fn run_scenario(
     if let Some(v) = scenario.engine.batch_size {
         config.batch_size = v;
     }
+    if let Some(v) = scenario.engine.write_crm_owned {
+        config.fault_write_crm_owned = v;
+    }
     let dlq = MemoryStore::new();
     let target = Target {
         login_url: running.base_url(),

@@ -22,14 +22,16 @@ pub mod names {
     pub const RETRY_AFTER: &str = "retry-after-honoured";
     pub const DAILY_BUDGET: &str = "daily-budget-respected";
     pub const ENGINE_COMPLETED: &str = "engine-completed";
+    pub const CRM_OWNED: &str = "crm-owned-fields-untouched";
 
     /// Every invariant, in the order reports list them.
-    pub const ALL: [&str; 7] = [
+    pub const ALL: [&str; 8] = [
         ENGINE_COMPLETED,
         EXACTLY_ONCE,
         VALUES,
         DEAD_LETTERED,
         NOTHING_ELSE,
+        CRM_OWNED,
         RETRY_AFTER,
         DAILY_BUDGET,
     ];
@@ -134,6 +136,26 @@ fn check_records(ev: &Evidence<'_>, add: &mut impl FnMut(&'static str, String)) 
                         Some(d) => add(names::DEAD_LETTERED, format!("{object} {id}: dead-lettered with {} but Salesforce's error is {code} ({why})", d.error_code)),
                         None => add(names::DEAD_LETTERED, format!("{object} {id}: expected in the dead-letter queue with {code} ({why}), not there")),
                     }
+                }
+            }
+        }
+        // The org starts empty and nobody else writes in these runs: any value in a
+        // CRM-owned field came from the engine.
+        for r in records {
+            for (field, f) in &spec.fields {
+                if f.owner != crate::contract::Owner::Crm {
+                    continue;
+                }
+                if let Some(v) = r.fields.get(field).filter(|v| !v.is_null()) {
+                    let ext = r
+                        .fields
+                        .get(&spec.external_id)
+                        .and_then(Value::as_str)
+                        .unwrap_or("?");
+                    add(
+                        names::CRM_OWNED,
+                        format!("{object} {ext}: CRM-owned {field} was written by the sync ({v})"),
+                    );
                 }
             }
         }
