@@ -147,6 +147,20 @@ pub struct GateArgs {
     /// Write each run's request journal (JSON lines) into this directory.
     #[arg(long, value_name = "DIR")]
     pub journal_dir: Option<PathBuf>,
+    /// Verify the pacts against this real sandbox instead of the mock org.
+    #[arg(long, value_name = "URL")]
+    pub provider_url: Option<String>,
+    /// Session token for `--provider-url`.
+    #[arg(
+        long,
+        env = "SYNCGATE_PROVIDER_TOKEN",
+        hide_env_values = true,
+        value_name = "TOKEN"
+    )]
+    pub provider_token: Option<String>,
+    /// Skip provider verification of the bundles' pacts.
+    #[arg(long)]
+    pub no_pacts: bool,
 }
 
 #[derive(Debug, Args)]
@@ -221,6 +235,9 @@ fn gate(args: GateArgs) -> i32 {
         only_scenarios: args.scenario.clone(),
         shard: args.shard,
         jobs: args.jobs,
+        verify_pacts: !args.no_pacts,
+        provider_url: args.provider_url.clone(),
+        provider_token: args.provider_token.clone(),
         ..args.selection.options()
     };
     let report = match run_gate(&opts) {

@@ -50,14 +50,17 @@ fn default_gate_passes_every_tenant() {
         );
     }
     let xml = std::fs::read_to_string(&junit).unwrap();
-    let scenarios = std::fs::read_dir(root().join("harness/scenarios"))
+    // One case per scenario and one for pact verification, per tenant.
+    let cases = std::fs::read_dir(root().join("harness/scenarios"))
         .unwrap()
-        .count();
+        .count()
+        + 1;
     assert!(
-        xml.contains(&format!("tests=\"{}\" failures=\"0\"", 4 * scenarios)),
+        xml.contains(&format!("tests=\"{}\" failures=\"0\"", 4 * cases)),
         "{xml}"
     );
-    assert_eq!(xml.matches("<testcase ").count(), 4 * scenarios);
+    assert_eq!(xml.matches("<testcase ").count(), 4 * cases);
+    assert_eq!(xml.matches("name=\"pact-verification\"").count(), 4);
 }
 
 #[test]
@@ -415,5 +418,100 @@ fn json_and_markdown_reports() {
     insta::assert_snapshot!(
         "markdown_report",
         redact(std::fs::read_to_string(&md).unwrap())
+    );
+}
+
+/// Copies one partner's contracts into a temporary registry so a test can change them.
+fn copy_partner(partner: &str) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    let status = Command::new("cp")
+        .arg("-r")
+        .arg(root().join("contracts").join(partner))
+        .arg(dir.path())
+        .status()
+        .unwrap();
+    assert!(status.success());
+    dir
+}
+
+#[test]
+fn a_pact_the_org_does_not_honour_fails_the_gate() {
+    let dir = copy_partner("northwind-outfitters");
+    let pact_path = dir.path().join("northwind-outfitters/sandbox/pacts/syncgate-engine-northwind-outfitters-salesforce-sandbox.json");
+    let mut pact: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&pact_path).unwrap()).unwrap();
+    let limits = pact["interactions"]
+        .as_array_mut()
+        .unwrap()
+        .iter_mut()
+        .find(|i| i["description"] == "a request for the org's limits")
+        .unwrap();
+    // The contract now claims the org answers `limits` with 201: Salesforce (and the mock) do not.
+    limits["response"]["status"] = serde_json::json!(201);
+    std::fs::write(&pact_path, serde_json::to_string_pretty(&pact).unwrap()).unwrap();
+    let junit = dir.path().join("junit.xml");
+    let out = syncgate(&[
+        "gate",
+        "--contracts",
+        dir.path().to_str().unwrap(),
+        "--tenant",
+        "sandbox",
+        "--scenario",
+        "baseline",
+        "--junit",
+        junit.to_str().unwrap(),
+    ]);
+    let text = stdout(&out);
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(text.contains("FAIL pact-verification"), "{text}");
+    assert!(text.contains("x a request for the org's limits"), "{text}");
+    assert!(text.contains("expected 201 but was 200"), "{text}");
+    assert!(
+        text.contains("ok   baseline"),
+        "scenarios still run: {text}"
+    );
+    let xml = std::fs::read_to_string(&junit).unwrap();
+    assert!(xml.contains("name=\"pact-verification\">"), "{xml}");
+    assert!(xml.contains("type=\"pact\""), "{xml}");
+
+    let skipped = syncgate(&[
+        "gate",
+        "--contracts",
+        dir.path().to_str().unwrap(),
+        "--tenant",
+        "sandbox",
+        "--scenario",
+        "baseline",
+        "--no-pacts",
+    ]);
+    assert_eq!(skipped.status.code(), Some(0), "{}", stdout(&skipped));
+}
+
+#[test]
+fn a_provider_state_the_mock_cannot_set_is_named() {
+    let dir = copy_partner("northwind-outfitters");
+    let pact_path = dir.path().join("northwind-outfitters/production/pacts/syncgate-engine-northwind-outfitters-salesforce-production.json");
+    let text = std::fs::read_to_string(&pact_path)
+        .unwrap()
+        .replace("the org is rate limiting", "the org is on fire");
+    std::fs::write(&pact_path, text).unwrap();
+    let out = syncgate(&[
+        "gate",
+        "--contracts",
+        dir.path().to_str().unwrap(),
+        "--tenant",
+        "production",
+        "--scenario",
+        "baseline",
+    ]);
+    let text = stdout(&out);
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(
+        text.contains("x an Account upsert while the org is on fire"),
+        "{text}"
+    );
+    assert!(
+        text.contains("provider state `the org is on fire`: unknown provider state"),
+        "{text}"
     );
 }

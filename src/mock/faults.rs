@@ -19,15 +19,30 @@ pub struct FaultLayer {
     rules: Vec<FaultRule>,
     calls: Vec<u64>,
     rng: Rng,
+    /// A fault for the next API request only, set by a provider state.
+    forced: Option<Fault>,
 }
 
 impl FaultLayer {
     pub fn new(rules: Vec<FaultRule>, rng: Rng) -> Self {
         let calls = vec![0; rules.len()];
-        FaultLayer { rules, calls, rng }
+        FaultLayer {
+            rules,
+            calls,
+            rng,
+            forced: None,
+        }
+    }
+
+    /// Answers the next API request with `fault`, before any rule (cleared with `None`).
+    pub fn force_next(&mut self, fault: Option<Fault>) {
+        self.forced = fault;
     }
 
     pub fn decide(&mut self, method: &str, path: &str, object: Option<&str>) -> Option<Fault> {
+        if let Some(f) = self.forced.take() {
+            return Some(f);
+        }
         let mut chosen = None;
         for (i, rule) in self.rules.iter().enumerate() {
             if !rule.matcher.matches(method, path, object) {

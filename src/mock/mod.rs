@@ -150,6 +150,68 @@ impl MockOrg {
         self.lock().org.records(object).cloned().collect()
     }
 
+    /// Issues a session token as the token endpoint would (for tools that bring no credentials).
+    pub fn issue_token(&self) -> String {
+        let mut s = self.lock();
+        const ALNUM: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
+        let token = format!("00D8d0000000001!{}", s.token_rng.token(96, ALNUM));
+        s.tokens.push(token.clone());
+        token
+    }
+
+    /// Puts a record in the org directly (a provider state, an org seed), as an upsert by
+    /// external ID would, without a request.
+    pub fn put_record(
+        &self,
+        object: &str,
+        ext_value: &str,
+        values: serde_json::Map<String, serde_json::Value>,
+    ) -> Result<(), crate::contract::rules::RecordError> {
+        let now = self.shared.clock.now();
+        let mut s = self.lock();
+        let ext_field = s
+            .org
+            .bundle()
+            .object(object)
+            .map(|o| o.external_id.clone())
+            .ok_or_else(|| {
+                crate::contract::rules::RecordError::new(
+                    "NOT_FOUND",
+                    format!("no object {object} in the bundle"),
+                    vec![],
+                )
+            })?;
+        match s.org.prepare_upsert(object, &ext_field, ext_value, values) {
+            Ok(p) => {
+                s.org.apply(p, now);
+                Ok(())
+            }
+            Err(org::UpsertError::Record(e)) => Err(e),
+            Err(org::UpsertError::Ambiguous(_)) => Err(crate::contract::rules::RecordError::new(
+                "DUPLICATE_EXTERNAL_ID",
+                ext_value.to_string(),
+                vec![],
+            )),
+        }
+    }
+
+    /// Answers the next API request with `response` (cleared with `None`).
+    pub fn force_next_fault(&self, response: Option<crate::sim::scenario::FaultResponse>) {
+        let fault = response.map(|response| Fault {
+            rule: "provider-state".into(),
+            response,
+        });
+        self.lock().faults.force_next(fault);
+    }
+
+    /// Sets the API requests already used in the current daily window.
+    pub fn set_api_usage(&self, used: u64) {
+        let now = self.shared.clock.now();
+        let mut s = self.lock();
+        s.budget.roll(now);
+        s.budget.used = used;
+    }
+
     /// API requests used in the current daily window, and the maximum.
     pub fn api_usage(&self) -> (u64, u64) {
         let mut s = self.lock();

@@ -9,6 +9,7 @@ use serde::Serialize;
 
 use super::invariants::{self, names, Evidence, Violation};
 use super::oracle::expectations;
+use super::pacts::{verify_against_mock, verify_against_url, PactCheck};
 use crate::contract::{Bundle, Registry, RegistryError, TenantRef};
 use crate::engine::client::{Credentials, Secret};
 use crate::engine::source::{SourceError, SourceSet};
@@ -34,6 +35,12 @@ pub struct GateOptions {
     pub jobs: usize,
     /// Wall-clock time instead of the virtual clock (replay `--real-time`).
     pub real_time: bool,
+    /// Verify each bundle's pacts (against the mock org, or `provider_url`).
+    pub verify_pacts: bool,
+    /// A real sandbox to verify the pacts against instead of the mock org.
+    pub provider_url: Option<String>,
+    /// Session token for `provider_url`.
+    pub provider_token: Option<String>,
 }
 
 /// Shard `index` (1-based) of `count`: a deterministic split of the runs across CI runners.
@@ -73,6 +80,9 @@ impl GateOptions {
             shard: None,
             jobs: 1,
             real_time: false,
+            verify_pacts: true,
+            provider_url: None,
+            provider_token: None,
         }
     }
 }
@@ -126,6 +136,8 @@ pub struct TenantResult {
     pub tenant: String,
     pub bundle_version: String,
     pub bundle_hash: String,
+    /// Provider verification of the bundle's pacts (absent when not asked for).
+    pub pacts: Option<PactCheck>,
     pub runs: Vec<RunResult>,
 }
 
@@ -134,7 +146,7 @@ impl TenantResult {
         format!("{}/{}", self.partner, self.tenant)
     }
     pub fn passed(&self) -> bool {
-        self.runs.iter().all(RunResult::passed)
+        self.runs.iter().all(RunResult::passed) && self.pacts.as_ref().is_none_or(PactCheck::passed)
     }
 }
 
@@ -225,8 +237,23 @@ pub async fn run_gate(opts: &GateOptions) -> Result<GateReport, GateError> {
                 tenant: bundle.tenant.clone(),
                 bundle_version: bundle.version.clone(),
                 bundle_hash: bundle.content_hash(),
+                pacts: None,
                 runs: vec![run],
             }),
+        }
+    }
+    if opts.verify_pacts {
+        for t in &mut results {
+            let Some((_, bundle)) = bundles
+                .iter()
+                .find(|(_, b)| b.partner == t.partner && b.tenant == t.tenant)
+            else {
+                continue;
+            };
+            t.pacts = Some(match &opts.provider_url {
+                Some(url) => verify_against_url(bundle, url, opts.provider_token.as_deref()).await,
+                None => verify_against_mock(bundle, opts.seed).await,
+            });
         }
     }
     Ok(GateReport {

@@ -4,6 +4,7 @@
 pub mod gate;
 pub mod invariants;
 pub mod oracle;
+pub mod pacts;
 pub mod report;
 pub mod timeline;
 

@@ -58,6 +58,34 @@ pub fn terminal(report: &GateReport, style: Style) -> String {
             style.dim(&short(&t.bundle_hash)),
             t.runs.len()
         );
+        if let Some(p) = &t.pacts {
+            let mark = if p.passed() {
+                style.pass("ok  ")
+            } else {
+                style.fail("FAIL")
+            };
+            let passed = p.interactions.iter().filter(|i| i.passed).count();
+            let what = format!(
+                "{passed}/{} interactions, verified against the {}",
+                p.interactions.len(),
+                p.provider
+            );
+            let _ = writeln!(
+                out,
+                "  {mark} {:<28} {}",
+                "pact-verification",
+                style.dim(&what)
+            );
+            if let Some(e) = &p.error {
+                let _ = writeln!(out, "       {} {e}", style.fail("x"));
+            }
+            for i in p.interactions.iter().filter(|i| !i.passed) {
+                let _ = writeln!(out, "       {} {}", style.fail("x"), i.description);
+                for m in &i.mismatches {
+                    let _ = writeln!(out, "         {m}");
+                }
+            }
+        }
         for r in &t.runs {
             let mark = if r.passed() {
                 style.pass("ok  ")
@@ -181,6 +209,7 @@ pub fn json(report: &GateReport) -> String {
                 "bundle_version": t.bundle_version,
                 "bundle_hash": t.bundle_hash,
                 "passed": t.passed(),
+                "pacts": t.pacts,
                 "runs": runs,
             })
         })
@@ -234,8 +263,31 @@ pub fn markdown(report: &GateReport) -> String {
         .iter()
         .flat_map(|t| t.runs.iter().filter(|r| !r.passed()).map(move |r| (t, r)))
         .collect();
-    if !failures.is_empty() {
+    let pact_failures: Vec<&TenantResult> = report
+        .tenants
+        .iter()
+        .filter(|t| t.pacts.as_ref().is_some_and(|p| !p.passed()))
+        .collect();
+    if !failures.is_empty() || !pact_failures.is_empty() {
         out.push_str("\n### Failures\n");
+        for t in pact_failures {
+            let p = t.pacts.as_ref().expect("filtered on pacts");
+            let _ = writeln!(
+                out,
+                "\n#### {} · pact verification against the {}\n",
+                md(&t.label()),
+                md(&p.provider)
+            );
+            if let Some(e) = &p.error {
+                let _ = writeln!(out, "- {}", md(e));
+            }
+            for i in p.interactions.iter().filter(|i| !i.passed) {
+                let _ = writeln!(out, "- **{}**", md(&i.description));
+                for m in &i.mismatches {
+                    let _ = writeln!(out, "  - {}", md(m));
+                }
+            }
+        }
         for (t, r) in failures {
             let _ = writeln!(
                 out,
@@ -266,21 +318,21 @@ fn md(s: &str) -> String {
 /// JUnit XML: one suite per tenant, one case per scenario; failures list the broken invariants.
 pub fn junit(report: &GateReport) -> String {
     let mut out = String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
-    let total: usize = report.tenants.iter().map(|t| t.runs.len()).sum();
-    let failures: usize = report
-        .tenants
-        .iter()
-        .flat_map(|t| &t.runs)
-        .filter(|r| !r.passed())
-        .count();
+    let cases = |t: &TenantResult| t.runs.len() + usize::from(t.pacts.is_some());
+    let failed_cases = |t: &TenantResult| {
+        t.runs.iter().filter(|r| !r.passed()).count()
+            + usize::from(t.pacts.as_ref().is_some_and(|p| !p.passed()))
+    };
+    let total: usize = report.tenants.iter().map(cases).sum();
+    let failures: usize = report.tenants.iter().map(failed_cases).sum();
     let _ = writeln!(out, "<testsuites name=\"syncgate gate\" tests=\"{total}\" failures=\"{failures}\" errors=\"0\">");
     for t in &report.tenants {
-        let f = t.runs.iter().filter(|r| !r.passed()).count();
+        let f = failed_cases(t);
         let _ = writeln!(
             out,
             "  <testsuite name=\"{}\" tests=\"{}\" failures=\"{f}\" errors=\"0\" skipped=\"0\">",
             xml(&t.label()),
-            t.runs.len()
+            cases(t)
         );
         let _ = writeln!(out, "    <properties>");
         let _ = writeln!(
@@ -299,6 +351,33 @@ pub fn junit(report: &GateReport) -> String {
             report.seed
         );
         let _ = writeln!(out, "    </properties>");
+        if let Some(p) = &t.pacts {
+            let _ = write!(
+                out,
+                "    <testcase classname=\"{}\" name=\"pact-verification\"",
+                xml(&t.label())
+            );
+            if p.passed() {
+                out.push_str("/>\n");
+            } else {
+                let mut body = String::new();
+                if let Some(e) = &p.error {
+                    let _ = writeln!(body, "{e}");
+                }
+                for i in p.interactions.iter().filter(|i| !i.passed) {
+                    let _ = writeln!(body, "{}:", i.description);
+                    for m in &i.mismatches {
+                        let _ = writeln!(body, "  {m}");
+                    }
+                }
+                let _ = writeln!(
+                    out,
+                    ">\n      <failure type=\"pact\" message=\"the {} does not honour the bundle's pacts\">{}</failure>\n    </testcase>",
+                    xml(&p.provider),
+                    xml(&body)
+                );
+            }
+        }
         for r in &t.runs {
             let _ = write!(
                 out,
