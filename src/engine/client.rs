@@ -35,6 +35,21 @@ pub struct Credentials {
     pub client_secret: Secret,
 }
 
+/// A request as the engine sent it, kept for consumer-conformance checks (the token and
+/// the `Authorization` header are never kept).
+#[derive(Clone, Debug, PartialEq)]
+pub struct SentRequest {
+    pub method: String,
+    /// Path from the host, e.g. `/services/data/v62.0/composite/sobjects/Account/Ext__c`.
+    pub path: String,
+    /// Header names and values sent, `Authorization` left out.
+    pub headers: Vec<(String, String)>,
+    pub body: Option<Value>,
+}
+
+/// Where a client records the requests it sends (shared, so the caller can read it after).
+pub type RequestLog = std::sync::Arc<std::sync::Mutex<Vec<SentRequest>>>;
+
 /// API usage from the last `Sforce-Limit-Info: api-usage=USED/MAX`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ApiUsage {
@@ -68,6 +83,7 @@ pub struct SalesforceClient {
     run_id: String,
     calls: u64,
     requests: u64,
+    log: Option<RequestLog>,
     pub usage: Option<ApiUsage>,
 }
 
@@ -96,6 +112,7 @@ impl SalesforceClient {
             run_id: run_id.to_string(),
             calls: 0,
             requests: 0,
+            log: None,
             usage: None,
         }
     }
@@ -103,6 +120,11 @@ impl SalesforceClient {
     /// API calls made (sign-ins excluded).
     pub fn calls(&self) -> u64 {
         self.calls
+    }
+
+    /// Records every API request sent from now on into `log`.
+    pub fn record_to(&mut self, log: RequestLog) {
+        self.log = Some(log);
     }
 
     /// HTTP requests sent, sign-ins included.
@@ -185,6 +207,7 @@ impl SalesforceClient {
     ) -> Result<Reply, Failure> {
         self.calls += 1;
         self.requests += 1;
+        let method_name = method.to_string();
         let correlation_id = format!("{}-{:06}", self.run_id, self.calls);
         let url = format!(
             "{}/services/data/v{}/{}",
@@ -204,6 +227,29 @@ impl SalesforceClient {
         }
         if let Some(b) = body {
             req = req.json(b);
+        }
+        if let Some(log) = &self.log {
+            let path = reqwest::Url::parse(&url)
+                .map(|u| u.path().to_string())
+                .unwrap_or_default();
+            let mut headers = vec![
+                (
+                    "Sforce-Call-Options".to_string(),
+                    format!("client={}", self.client_name),
+                ),
+                ("X-Correlation-Id".to_string(), correlation_id.clone()),
+                ("Accept".to_string(), "application/json".to_string()),
+            ];
+            if body.is_some() {
+                headers.push(("Content-Type".to_string(), "application/json".to_string()));
+            }
+            let sent = SentRequest {
+                method: method_name.clone(),
+                path,
+                headers,
+                body: body.cloned(),
+            };
+            log.lock().unwrap_or_else(|p| p.into_inner()).push(sent);
         }
         let resp = req
             .send()

@@ -65,6 +65,8 @@ pub struct Target {
     /// Login URL (the token endpoint's host); the instance URL comes from the token answer.
     pub login_url: String,
     pub credentials: Credentials,
+    /// Record every API request the engine sends here (the gate checks them against the contract).
+    pub request_log: Option<client::RequestLog>,
 }
 
 /// Something the engine did that a timeline should show.
@@ -206,6 +208,9 @@ impl<'a> Sync<'a> {
             &self.config.client_name,
             "sg",
         );
+        if let Some(log) = &target.request_log {
+            client.record_to(log.clone());
+        }
         client.authenticate().await?;
         self.requests_sent = client.requests();
         for (object, spec) in self.bundle.objects_parent_first() {

@@ -302,7 +302,9 @@ pub async fn run_scenario(
         config.fault_write_crm_owned = v;
     }
     let dlq = MemoryStore::new();
+    let request_log = crate::engine::client::RequestLog::default();
     let target = Target {
+        request_log: Some(request_log.clone()),
         login_url: running.base_url(),
         credentials: Credentials {
             client_id: creds.client_id.clone(),
@@ -338,6 +340,17 @@ pub async fn run_scenario(
         dead_letters: &letters,
         journal: &journal,
     });
+    let sent = request_log
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .clone();
+    let conformance = super::conformance::check(bundle, &sent);
+    if !conformance.is_empty() {
+        violations.push(Violation {
+            invariant: names::CONFORMANCE,
+            details: conformance,
+        });
+    }
     let report = match outcome {
         Ok(r) => r,
         Err(e) => {

@@ -23,15 +23,17 @@ pub mod names {
     pub const DAILY_BUDGET: &str = "daily-budget-respected";
     pub const ENGINE_COMPLETED: &str = "engine-completed";
     pub const CRM_OWNED: &str = "crm-owned-fields-untouched";
+    pub const CONFORMANCE: &str = "requests-match-contract";
 
     /// Every invariant, in the order reports list them.
-    pub const ALL: [&str; 8] = [
+    pub const ALL: [&str; 9] = [
         ENGINE_COMPLETED,
         EXACTLY_ONCE,
         VALUES,
         DEAD_LETTERED,
         NOTHING_ELSE,
         CRM_OWNED,
+        CONFORMANCE,
         RETRY_AFTER,
         DAILY_BUDGET,
     ];

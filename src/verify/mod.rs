@@ -1,6 +1,7 @@
 //! The verifier: runs the engine against the mock under each scenario and judges the
 //! result by invariants; reports the verdict for people and for CI.
 
+pub mod conformance;
 pub mod gate;
 pub mod invariants;
 pub mod oracle;

@@ -310,9 +310,9 @@ pub fn markdown(report: &GateReport) -> String {
 
 /// Escapes what Markdown tables and emphasis would swallow.
 fn md(s: &str) -> String {
-    s.replace('|', "\\|")
-        .replace('*', "\\*")
-        .replace('_', "\\_")
+    // GitHub's Markdown ignores intraword underscores (`Ext__c`), so only table pipes and
+    // asterisks need escaping.
+    s.replace('|', "\\|").replace('*', "\\*")
 }
 
 /// JUnit XML: one suite per tenant, one case per scenario; failures list the broken invariants.
