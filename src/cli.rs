@@ -48,8 +48,10 @@ pub enum Command {
 pub enum MockCommand {
     /// Serve a tenant's mock org over HTTP on loopback until Ctrl-C.
     ///
-    /// Prints the base URL on one line of stdout. Sign in at `<base>/services/oauth2/token`
-    /// with the client-credentials grant and the client ID and secret given here.
+    /// Prints the base URL on one line of stdout (with `--tls`, followed by a space and the
+    /// path of the CA certificate to trust). Sign in at `<base>/services/oauth2/token` with
+    /// the client-credentials grant and the client ID and secret given here. The admin API
+    /// (journal, state, reset, scenario, clock, events) is under `<base>/__syncgate/`.
     Serve(MockServeArgs),
 }
 
@@ -84,6 +86,13 @@ pub struct MockServeArgs {
     /// On shutdown, write the request journal (JSON lines) here.
     #[arg(long, value_name = "PATH")]
     pub journal: Option<PathBuf>,
+    /// Serve HTTPS with a certificate generated at start (simple-salesforce needs it).
+    #[arg(long)]
+    pub tls: bool,
+    /// With `--tls`: where to write the CA certificate clients must trust
+    /// (default: `syncgate-mock-<port>-ca.pem` in the temporary directory).
+    #[arg(long, value_name = "PATH", requires = "tls")]
+    pub ca_file: Option<PathBuf>,
 }
 
 /// What to verify: the registry, scenarios and fixtures, narrowed by filters.
@@ -404,7 +413,7 @@ fn mock_serve(args: MockServeArgs) -> i32 {
         bundle,
         scenario,
         seed: Seed(args.seed),
-        clock: crate::sim::Clock::system(),
+        clock: crate::sim::Clock::shifted(),
         clients: vec![crate::mock::ClientCredentials {
             client_id: args.client_id.clone(),
             client_secret: args.client_secret,
@@ -413,12 +422,23 @@ fn mock_serve(args: MockServeArgs) -> i32 {
     let served = runtime.block_on(async {
         let listener = tokio::net::TcpListener::bind(("127.0.0.1", args.port)).await?;
         let addr = listener.local_addr()?;
-        println!("http://{addr}");
-        eprintln!("mock org {label}: sign in at http://{addr}/services/oauth2/token with client_id {}; Ctrl-C stops", args.client_id);
-        crate::mock::serve(listener, org.clone(), async {
+        let shutdown = async {
             let _ = tokio::signal::ctrl_c().await;
-        })
-        .await
+        };
+        if !args.tls {
+            println!("http://{addr}");
+            eprintln!("mock org {label}: sign in at http://{addr}/services/oauth2/token with client_id {}; admin API at http://{addr}/__syncgate/; Ctrl-C stops", args.client_id);
+            return crate::mock::serve(listener, org.clone(), shutdown).await;
+        }
+        let cert = crate::mock::tls::SelfSigned::generate().map_err(std::io::Error::other)?;
+        let ca_file = args.ca_file.clone().unwrap_or_else(|| {
+            std::env::temp_dir().join(format!("syncgate-mock-{}-ca.pem", addr.port()))
+        });
+        std::fs::write(&ca_file, cert.ca_pem())?;
+        let base = format!("https://localhost:{}", addr.port());
+        println!("{base} {}", ca_file.display());
+        eprintln!("mock org {label}: sign in at {base}/services/oauth2/token with client_id {}; trust {} (REQUESTS_CA_BUNDLE, NODE_EXTRA_CA_CERTS); Ctrl-C stops", args.client_id, ca_file.display());
+        crate::mock::serve_tls(listener, &cert, org.clone(), shutdown).await
     });
     if let Err(e) = served {
         error(format_args!(

@@ -66,6 +66,35 @@ pub struct ObjectSpec {
     pub source: String,
     pub delete: DeletePolicy,
     pub fields: BTreeMap<String, FieldSpec>,
+    /// Whether the org refuses a second record with the same external-ID value
+    /// (`DUPLICATE_VALUE`); when false, duplicates make upserts answer `300`.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub unique_external_id: bool,
+    /// Validation rules the org enforces on every write (`FIELD_CUSTOM_VALIDATION_EXCEPTION`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub validation_rules: Vec<ValidationRule>,
+}
+
+fn is_false(b: &bool) -> bool {
+    !*b
+}
+
+/// A validation rule of the org, as a bundle states it: either `field` must match `regex`
+/// (when not blank), or the write fails when `condition` (a SOQL `WHERE` expression over the
+/// record after the write) is true, as a Salesforce error-condition formula does.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ValidationRule {
+    pub name: String,
+    /// The field the error is reported on (and that `regex` applies to).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub field: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub regex: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub condition: Option<String>,
+    /// The error message users see.
+    pub message: String,
 }
 
 /// What the engine does in Salesforce when the source deletes a record.
@@ -315,6 +344,8 @@ struct ObjectFile {
     delete: Option<DeletePolicy>,
     #[serde(default)]
     fields: BTreeMap<String, FieldSpec>,
+    unique_external_id: Option<bool>,
+    validation_rules: Option<Vec<ValidationRule>>,
 }
 
 fn read_file(path: &Path) -> Result<BundleFile, BundleError> {
@@ -519,6 +550,9 @@ impl Bundle {
                     .help("drop `from`, or set `owner = \"source\"`"));
                 }
             }
+            for (i, rule) in obj.validation_rules.iter().enumerate() {
+                check_rule(path, &at(&format!("validation_rules[{i}]")), obj, rule)?;
+            }
             match &obj.delete {
                 DeletePolicy::HardDelete => {}
                 DeletePolicy::Archive { field } => match obj.fields.get(field) {
@@ -544,6 +578,58 @@ impl Bundle {
         }
         Ok(())
     }
+}
+
+fn check_rule(
+    path: &Path,
+    at: &str,
+    obj: &ObjectSpec,
+    rule: &ValidationRule,
+) -> Result<(), BundleError> {
+    if let Some(field) = &rule.field {
+        if !obj.fields.contains_key(field) {
+            return Err(BundleError::at(
+                path,
+                format!("{at}.field"),
+                format!("`{field}` is not a field of the object"),
+            ));
+        }
+    }
+    match (&rule.regex, &rule.condition) {
+        (Some(re), None) => {
+            if rule.field.is_none() {
+                return Err(BundleError::at(
+                    path,
+                    at,
+                    "a `regex` rule needs the `field` it applies to",
+                ));
+            }
+            regex::Regex::new(re).map_err(|e| {
+                BundleError::at(path, format!("{at}.regex"), format!("invalid regex: {e}"))
+            })?;
+        }
+        (None, Some(cond)) => {
+            crate::mock::soql::parse_condition(cond).map_err(|e| {
+                BundleError::at(path, format!("{at}.condition"), e.message)
+                    .help("write a SOQL WHERE expression, e.g. `Amount__c < 0 AND StageName = 'Closed Won'`")
+            })?;
+        }
+        _ => {
+            return Err(BundleError::at(
+                path,
+                at,
+                "a validation rule needs exactly one of `regex` or `condition`",
+            ))
+        }
+    }
+    if rule.message.trim().is_empty() {
+        return Err(BundleError::at(
+            path,
+            format!("{at}.message"),
+            "a validation rule needs the message users see",
+        ));
+    }
+    Ok(())
 }
 
 fn is_semver(v: &str) -> bool {
@@ -582,6 +668,12 @@ fn merge(into: &mut BundleFile, file: BundleFile) {
         if obj.delete.is_some() {
             target.delete = obj.delete;
         }
+        if obj.unique_external_id.is_some() {
+            target.unique_external_id = obj.unique_external_id;
+        }
+        if obj.validation_rules.is_some() {
+            target.validation_rules = obj.validation_rules;
+        }
         target.fields.extend(obj.fields);
     }
 }
@@ -602,6 +694,8 @@ fn resolve(path: &Path, dir: &Path, file: BundleFile) -> Result<Bundle, BundleEr
                         .help("a delete policy is required: hard_delete, archive or inactive")
                 })?,
                 fields: obj.fields,
+                unique_external_id: obj.unique_external_id.unwrap_or(false),
+                validation_rules: obj.validation_rules.unwrap_or_default(),
             },
         );
     }

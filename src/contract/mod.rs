@@ -6,6 +6,7 @@ pub mod registry;
 pub mod rules;
 
 pub use bundle::{
-    Bundle, BundleError, DeletePolicy, FieldSpec, FieldType, Limits, ObjectSpec, Owner, PartnerKind,
+    Bundle, BundleError, DeletePolicy, FieldSpec, FieldType, Limits, ObjectSpec, Owner,
+    PartnerKind, ValidationRule,
 };
 pub use registry::{Registry, RegistryError, TenantRef};

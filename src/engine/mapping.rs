@@ -204,6 +204,8 @@ mod tests {
             source: "accounts".into(),
             delete: DeletePolicy::HardDelete,
             fields,
+            unique_external_id: false,
+            validation_rules: vec![],
         }
     }
 

@@ -1,6 +1,8 @@
 //! The fault layer: decides, from the scenario's rules and the seed, which requests the
 //! org answers with a fault instead of (or after) doing the work.
 
+use std::time::Duration;
+
 use crate::sim::scenario::{FaultResponse, FaultRule};
 use crate::sim::Rng;
 
@@ -39,13 +41,20 @@ impl FaultLayer {
         self.forced = fault;
     }
 
-    pub fn decide(&mut self, method: &str, path: &str, object: Option<&str>) -> Option<Fault> {
+    /// The fault for a request `elapsed` after the scenario start, if any.
+    pub fn decide(
+        &mut self,
+        method: &str,
+        path: &str,
+        object: Option<&str>,
+        elapsed: Duration,
+    ) -> Option<Fault> {
         if let Some(f) = self.forced.take() {
             return Some(f);
         }
         let mut chosen = None;
         for (i, rule) in self.rules.iter().enumerate() {
-            if !rule.matcher.matches(method, path, object) {
+            if !rule.matcher.matches(method, path, object) || !rule.matcher.in_window(elapsed) {
                 continue;
             }
             self.calls[i] += 1;
@@ -62,12 +71,22 @@ impl FaultLayer {
         }
         chosen
     }
+
+    /// A latency between `min` and `max`, drawn from the fault stream (whole milliseconds).
+    pub fn draw(&mut self, min: Duration, max: Duration) -> Duration {
+        let lo = min.as_millis() as u64;
+        let hi = max.as_millis() as u64;
+        if hi <= lo {
+            return min;
+        }
+        Duration::from_millis(lo + self.rng.up_to(hi - lo))
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::sim::scenario::{CallRange, RequestMatch};
+    use crate::sim::scenario::{CallRange, Dur, RequestMatch};
     use crate::sim::Seed;
 
     fn rule(name: &str, calls: Option<CallRange>, p: f64) -> FaultRule {
@@ -77,12 +96,16 @@ mod tests {
                 method: Some("PATCH".into()),
                 path: None,
                 object: Some("Account".into()),
+                after: None,
+                before: None,
             },
             calls,
             probability: p,
             respond: FaultResponse::ServerUnavailable,
         }
     }
+
+    const T0: Duration = Duration::ZERO;
 
     #[test]
     fn call_range_counts_matching_requests_only() {
@@ -97,14 +120,16 @@ mod tests {
             )],
             Seed(1).stream("f"),
         );
-        assert!(layer.decide("GET", "/limits", None).is_none());
-        assert!(layer.decide("PATCH", "/x", Some("Account")).is_none());
-        assert!(layer.decide("PATCH", "/x", Some("Contact")).is_none());
+        assert!(layer.decide("GET", "/limits", None, T0).is_none());
+        assert!(layer.decide("PATCH", "/x", Some("Account"), T0).is_none());
+        assert!(layer.decide("PATCH", "/x", Some("Contact"), T0).is_none());
         assert_eq!(
-            layer.decide("PATCH", "/x", Some("Account")).map(|f| f.rule),
+            layer
+                .decide("PATCH", "/x", Some("Account"), T0)
+                .map(|f| f.rule),
             Some("r".into())
         );
-        assert!(layer.decide("PATCH", "/x", Some("Account")).is_none());
+        assert!(layer.decide("PATCH", "/x", Some("Account"), T0).is_none());
     }
 
     #[test]
@@ -112,12 +137,46 @@ mod tests {
         let run = |seed| {
             let mut layer = FaultLayer::new(vec![rule("r", None, 0.5)], Seed(seed).stream("f"));
             (0..64)
-                .map(|_| layer.decide("PATCH", "/x", Some("Account")).is_some())
+                .map(|_| layer.decide("PATCH", "/x", Some("Account"), T0).is_some())
                 .collect::<Vec<_>>()
         };
         assert_eq!(run(3), run(3));
         assert_ne!(run(3), run(4));
         let fired = run(3).iter().filter(|f| **f).count();
         assert!((16..=48).contains(&fired), "{fired}");
+    }
+
+    #[test]
+    fn time_window_limits_a_rule() {
+        let mut r = rule("w", None, 1.0);
+        r.matcher.after = Some(Dur(Duration::from_secs(60)));
+        r.matcher.before = Some(Dur(Duration::from_secs(120)));
+        let mut layer = FaultLayer::new(vec![r], Seed(1).stream("f"));
+        let at = |s| Duration::from_secs(s);
+        assert!(layer
+            .decide("PATCH", "/x", Some("Account"), at(59))
+            .is_none());
+        assert!(layer
+            .decide("PATCH", "/x", Some("Account"), at(60))
+            .is_some());
+        assert!(layer
+            .decide("PATCH", "/x", Some("Account"), at(120))
+            .is_none());
+    }
+
+    #[test]
+    fn latency_draws_stay_in_range_and_repeat() {
+        let draws = |seed| {
+            let mut layer = FaultLayer::new(vec![], Seed(seed).stream("f"));
+            (0..50)
+                .map(|_| layer.draw(Duration::from_millis(100), Duration::from_millis(300)))
+                .collect::<Vec<_>>()
+        };
+        let a = draws(5);
+        assert_eq!(a, draws(5));
+        assert!(a
+            .iter()
+            .all(|d| (100..=300).contains(&(d.as_millis() as u64))));
+        assert!(a.iter().any(|d| *d != a[0]));
     }
 }

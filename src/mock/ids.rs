@@ -21,7 +21,13 @@ pub fn key_prefix(object: &str) -> &'static str {
 /// The 18-character ID for record number `n` of `object` (deterministic: the org numbers
 /// its records, so the same run yields the same IDs).
 pub fn record_id(object: &str, n: u64) -> String {
-    with_suffix(&format!("{}8d0{}", key_prefix(object), base62(n, 9)))
+    numbered(key_prefix(object), n)
+}
+
+/// The 18-character ID number `n` under a 3-character key prefix (`750` ingest jobs,
+/// `01g` query locators).
+pub fn numbered(prefix: &str, n: u64) -> String {
+    with_suffix(&format!("{prefix}8d0{}", base62(n, 9)))
 }
 
 fn base62(mut n: u64, width: usize) -> String {

@@ -1,17 +1,30 @@
-//! The mock Salesforce org: real HTTP on loopback, state from the bundle, faults from the
-//! scenario, time from the one clock, and a journal of everything it answered.
+//! The mock Salesforce org: real HTTP (or HTTPS) on loopback, state from the bundle, faults
+//! from the scenario, time from the one clock, and a journal of everything it answered.
 //!
 //! [`MockOrg`] holds the state; [`serve`] runs it on a listener until a shutdown future
-//! resolves (tests and the gate pass their own); [`spawn`] does both on `127.0.0.1:0`.
+//! resolves (tests and the gate pass their own); [`spawn`] and [`spawn_with`] do both on
+//! `127.0.0.1`, the latter optionally over TLS with a freshly generated CA.
+//!
+//! Inside: `routes` (the dispatcher: auth, budget, concurrency, faults, journal), `rest`
+//! (sObjects, collections, composite, query), `soql` (the query subset), `bulk` (Bulk API
+//! 2.0 ingest), `events` (the change-event log and its subscription), `admin` (the
+//! `/__syncgate/` API), `tls` (the self-signed certificate and listener).
 
+mod admin;
+mod bulk;
+mod events;
 mod faults;
 pub mod ids;
 pub mod journal;
 pub mod org;
+mod rest;
 mod routes;
+pub mod soql;
+pub mod tls;
 
 use std::future::Future;
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use tokio::net::TcpListener;
@@ -21,6 +34,7 @@ pub use journal::JournalEntry;
 pub use org::{Org, Record};
 
 use crate::contract::Bundle;
+use crate::sim::scenario::ManualEdit;
 use crate::sim::{Clock, Scenario, Seed, Timestamp};
 
 /// Credentials the mock's token endpoint accepts.
@@ -68,6 +82,13 @@ impl Budget {
     }
 }
 
+/// A manual edit from the scenario and whether it has happened.
+#[derive(Debug)]
+pub(crate) struct PendingEdit {
+    pub edit: ManualEdit,
+    pub done: bool,
+}
+
 pub(crate) struct State {
     pub org: Org,
     pub budget: Budget,
@@ -77,6 +98,104 @@ pub(crate) struct State {
     pub token_rng: crate::sim::Rng,
     pub clients: Vec<ClientCredentials>,
     pub base_url: String,
+    /// The scenario's start: fault time windows and timed manual edits count from here.
+    pub start: Timestamp,
+    /// API requests admitted (for `after_calls` manual edits).
+    pub api_calls: u64,
+    /// Requests inside the org right now (held by latency), with their start.
+    pub in_flight: Vec<(u64, Timestamp)>,
+    pub next_flight: u64,
+    pub cursors: std::collections::HashMap<String, rest::Cursor>,
+    pub next_cursor: u64,
+    pub bulk: bulk::Jobs,
+    pub events: events::EventLog,
+    pub edits: Vec<PendingEdit>,
+    pub notify: Arc<tokio::sync::Notify>,
+}
+
+impl State {
+    fn fresh(config: &MockConfig, notify: Arc<tokio::sync::Notify>) -> State {
+        let limits = &config.bundle.limits;
+        let scenario = config.scenario.as_ref();
+        let overrides = scenario.map(|s| s.limits.clone()).unwrap_or_default();
+        let now = config.clock.now();
+        State {
+            org: Org::new(config.bundle.clone()),
+            budget: Budget {
+                max: overrides
+                    .daily_api_requests
+                    .unwrap_or(limits.daily_api_requests),
+                used: overrides.used_at_start,
+                window_start: now.day_start(),
+            },
+            faults: FaultLayer::new(
+                scenario.map(|s| s.faults.clone()).unwrap_or_default(),
+                config.seed.stream("mock.faults"),
+            ),
+            journal: Vec::new(),
+            tokens: Vec::new(),
+            token_rng: config.seed.stream("mock.tokens"),
+            clients: config.clients.clone(),
+            base_url: String::new(),
+            start: scenario.map(|s| s.start).unwrap_or(now),
+            api_calls: 0,
+            in_flight: Vec::new(),
+            next_flight: 0,
+            cursors: Default::default(),
+            next_cursor: 0,
+            bulk: bulk::Jobs::default(),
+            events: events::EventLog::new(
+                config.seed.stream("mock.events"),
+                scenario.map(|s| s.events.clone()).unwrap_or_default(),
+            ),
+            edits: scenario
+                .map(|s| {
+                    s.manual_edits
+                        .iter()
+                        .map(|e| PendingEdit {
+                            edit: e.clone(),
+                            done: false,
+                        })
+                        .collect()
+                })
+                .unwrap_or_default(),
+            notify,
+        }
+    }
+
+    /// Lets time-driven work happen before a request is answered: Bulk jobs progress,
+    /// old events expire, due manual edits are made.
+    pub fn tick(&mut self, now: Timestamp) {
+        bulk::tick(self, now);
+        self.events.expire(now);
+        let elapsed = now.since(self.start);
+        for i in 0..self.edits.len() {
+            let due = {
+                let p = &self.edits[i];
+                !p.done
+                    && (p.edit.after_calls.is_some_and(|n| self.api_calls >= n)
+                        || p.edit.after.is_some_and(|d| elapsed >= d.0))
+            };
+            if !due {
+                continue;
+            }
+            self.edits[i].done = true;
+            let edit = self.edits[i].edit.clone();
+            let Some(id) = self
+                .org
+                .find_by_external_id(&edit.object, &edit.external_id)
+                .first()
+                .map(|r| r.id.clone())
+            else {
+                continue;
+            };
+            self.org.act_as(org::REP_USER_ID);
+            // A rep's edit that breaks a rule is simply not saved, as in the UI.
+            let _ = self.org.update(&edit.object, &id, edit.set.clone(), now);
+            self.org.act_as(org::API_USER_ID);
+            events::publish_changes(self, "", now);
+        }
+    }
 }
 
 /// A running or ready-to-run mock org. Cloning shares the same org.
@@ -88,44 +207,22 @@ pub struct MockOrg {
 pub(crate) struct Shared {
     pub clock: Clock,
     pub api_version: String,
+    pub config: Mutex<MockConfig>,
+    pub notify: Arc<tokio::sync::Notify>,
     pub state: Mutex<State>,
 }
 
 impl MockOrg {
     pub fn new(config: MockConfig) -> Self {
-        let limits = &config.bundle.limits;
-        let overrides = config
-            .scenario
-            .as_ref()
-            .map(|s| s.limits.clone())
-            .unwrap_or_default();
-        let budget = Budget {
-            max: overrides
-                .daily_api_requests
-                .unwrap_or(limits.daily_api_requests),
-            used: overrides.used_at_start,
-            window_start: config.clock.now().day_start(),
-        };
-        let rules = config
-            .scenario
-            .as_ref()
-            .map(|s| s.faults.clone())
-            .unwrap_or_default();
-        let api_version = config.bundle.api_version.clone();
+        let notify = Arc::new(tokio::sync::Notify::new());
+        let state = State::fresh(&config, notify.clone());
         MockOrg {
             shared: Arc::new(Shared {
-                clock: config.clock,
-                api_version,
-                state: Mutex::new(State {
-                    org: Org::new(config.bundle),
-                    budget,
-                    faults: FaultLayer::new(rules, config.seed.stream("mock.faults")),
-                    journal: Vec::new(),
-                    tokens: Vec::new(),
-                    token_rng: config.seed.stream("mock.tokens"),
-                    clients: config.clients,
-                    base_url: String::new(),
-                }),
+                clock: config.clock.clone(),
+                api_version: config.bundle.api_version.clone(),
+                config: Mutex::new(config),
+                notify,
+                state: Mutex::new(state),
             }),
         }
     }
@@ -219,6 +316,38 @@ impl MockOrg {
         s.budget.roll(now);
         (s.budget.used, s.budget.max)
     }
+
+    /// Change events still retained, oldest first, as subscribers receive them.
+    pub fn change_events(&self) -> Vec<serde_json::Value> {
+        self.lock().events.all()
+    }
+
+    /// Empties the org and its journal, keeping signed-in sessions and the scenario.
+    pub fn reset(&self) {
+        let config = self
+            .shared
+            .config
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        let mut state = self.lock();
+        let mut fresh = State::fresh(&config, self.shared.notify.clone());
+        fresh.tokens = std::mem::take(&mut state.tokens);
+        fresh.base_url = std::mem::take(&mut state.base_url);
+        fresh.start = state.start;
+        *state = fresh;
+    }
+
+    /// Replaces the scenario (faults, limits, manual edits, event faults) and resets the org.
+    pub fn load_scenario(&self, scenario: Scenario) {
+        {
+            let mut config = self.shared.config.lock().unwrap_or_else(|p| p.into_inner());
+            config.scenario = Some(scenario);
+        }
+        self.reset();
+        let now = self.shared.clock.now();
+        self.lock().start = now;
+    }
 }
 
 /// Serves `org` on `listener` until `shutdown` resolves.
@@ -235,17 +364,47 @@ pub async fn serve(
         .await
 }
 
+/// Serves `org` over TLS on `listener` until `shutdown` resolves.
+pub async fn serve_tls(
+    listener: TcpListener,
+    tls: &tls::SelfSigned,
+    org: MockOrg,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let addr = listener.local_addr()?;
+    org.lock().base_url = format!("https://localhost:{}", addr.port());
+    let app = routes::router(org);
+    let listener = tls::TlsListener::new(listener, tls.acceptor());
+    axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown)
+        .await
+}
+
+/// How to start a background mock.
+#[derive(Clone, Debug, Default)]
+pub struct SpawnOptions {
+    /// Port on 127.0.0.1; 0 picks a free one.
+    pub port: u16,
+    /// Serve HTTPS with a generated certificate; its CA is written to this file.
+    pub tls_ca_file: Option<PathBuf>,
+}
+
 /// A mock serving in the background on `127.0.0.1`, stopped on drop or with [`RunningMock::stop`].
 pub struct RunningMock {
     pub org: MockOrg,
     pub addr: SocketAddr,
+    /// With TLS: the CA certificate (PEM) clients must trust.
+    pub ca_pem: Option<String>,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     task: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
 }
 
 impl RunningMock {
     pub fn base_url(&self) -> String {
-        format!("http://{}", self.addr)
+        match self.ca_pem {
+            Some(_) => format!("https://localhost:{}", self.addr.port()),
+            None => format!("http://{}", self.addr),
+        }
     }
 
     /// Stops serving and waits for open connections to finish.
@@ -267,17 +426,42 @@ impl Drop for RunningMock {
     }
 }
 
-/// Starts `org` on `127.0.0.1:port` (0 for any free port).
+/// Starts `org` on `127.0.0.1:port` (0 for any free port) over plain HTTP.
 pub async fn spawn(org: MockOrg, port: u16) -> std::io::Result<RunningMock> {
-    let listener = TcpListener::bind(("127.0.0.1", port)).await?;
+    spawn_with(
+        org,
+        SpawnOptions {
+            port,
+            tls_ca_file: None,
+        },
+    )
+    .await
+}
+
+/// Starts `org` on `127.0.0.1` as `options` say.
+pub async fn spawn_with(org: MockOrg, options: SpawnOptions) -> std::io::Result<RunningMock> {
+    let listener = TcpListener::bind(("127.0.0.1", options.port)).await?;
     let addr = listener.local_addr()?;
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-    let task = tokio::spawn(serve(listener, org.clone(), async {
+    let shutdown = async {
         let _ = rx.await;
-    }));
+    };
+    let (task, ca_pem) = match &options.tls_ca_file {
+        None => (tokio::spawn(serve(listener, org.clone(), shutdown)), None),
+        Some(path) => {
+            let cert = tls::SelfSigned::generate().map_err(std::io::Error::other)?;
+            std::fs::write(path, cert.ca_pem())?;
+            let pem = cert.ca_pem().to_string();
+            let org2 = org.clone();
+            let task =
+                tokio::spawn(async move { serve_tls(listener, &cert, org2, shutdown).await });
+            (task, Some(pem))
+        }
+    };
     Ok(RunningMock {
         org,
         addr,
+        ca_pem,
         stop: Some(tx),
         task: Some(task),
     })

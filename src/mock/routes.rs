@@ -1,47 +1,70 @@
-//! HTTP routes of the mock org, behind one dispatcher that applies auth, the daily budget
-//! and the fault layer to every API request before the route runs.
+//! HTTP front of the mock org: one dispatcher that applies auth, the daily budget, the
+//! long-running concurrency limit and the fault layer to every API request, journals it,
+//! adds `Sforce-Limit-Info`, and hands the work to the REST, Bulk and event routes.
+
+use std::time::Duration;
 
 use axum::body::{Body, Bytes};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::Router;
-use serde_json::{json, Map, Value};
+use serde_json::{json, Value};
 
 use super::journal::JournalEntry;
-use super::org::UpsertError;
-use super::{MockOrg, State};
+use super::org::{API_USER_ID, ORG_ID};
+use super::{admin, bulk, events, rest, MockOrg, State};
 use crate::contract::rules::RecordError;
 use crate::sim::scenario::{FaultResponse, LostMode};
 use crate::sim::Timestamp;
-
-/// Maximum records in one sObject Collections request.
-pub const COLLECTION_LIMIT: usize = 200;
 
 pub(super) fn router(org: MockOrg) -> Router {
     Router::new().fallback(dispatch).with_state(org)
 }
 
+/// The body of an answer.
+pub(super) enum Payload {
+    Json(Value),
+    Csv(String),
+    Empty,
+}
+
 /// What a route produced, before headers common to every answer are added.
-struct Answer {
-    status: StatusCode,
-    body: Value,
-    records: Option<usize>,
-    outcome: Option<(usize, usize)>,
-    error_code: Option<String>,
+pub(super) struct Answer {
+    pub status: StatusCode,
+    pub body: Payload,
+    pub headers: Vec<(&'static str, String)>,
+    pub records: Option<usize>,
+    pub outcome: Option<(usize, usize)>,
+    pub error_code: Option<String>,
 }
 
 impl Answer {
-    fn ok(status: StatusCode, body: Value) -> Self {
+    pub fn ok(status: StatusCode, body: Value) -> Self {
         Answer {
             status,
-            body,
+            body: Payload::Json(body),
+            headers: Vec::new(),
             records: None,
             outcome: None,
             error_code: None,
         }
     }
 
-    fn error(
+    pub fn empty(status: StatusCode) -> Self {
+        Answer {
+            body: Payload::Empty,
+            ..Answer::ok(status, Value::Null)
+        }
+    }
+
+    pub fn csv(text: String) -> Self {
+        Answer {
+            body: Payload::Csv(text),
+            ..Answer::ok(StatusCode::OK, Value::Null)
+        }
+    }
+
+    pub fn error(
         status: StatusCode,
         code: &str,
         message: impl Into<String>,
@@ -49,17 +72,87 @@ impl Answer {
     ) -> Self {
         let message = message.into();
         Answer {
-            status,
-            body: json!([{ "message": message, "errorCode": code, "fields": fields }]),
-            records: None,
-            outcome: None,
             error_code: Some(code.to_string()),
+            ..Answer::ok(
+                status,
+                json!([{ "message": message, "errorCode": code, "fields": fields }]),
+            )
         }
     }
 
-    fn from_record_error(status: StatusCode, e: &RecordError) -> Self {
+    pub fn not_found() -> Self {
+        Answer::error(
+            StatusCode::NOT_FOUND,
+            "NOT_FOUND",
+            "The requested resource does not exist",
+            &[],
+        )
+    }
+
+    pub fn from_record_error(e: &RecordError) -> Self {
+        let status = match e.code.as_str() {
+            "NOT_FOUND" | "ENTITY_IS_DELETED" => StatusCode::NOT_FOUND,
+            _ => StatusCode::BAD_REQUEST,
+        };
         Answer::error(status, &e.code, e.message.clone(), &e.fields)
     }
+
+    pub fn with_header(mut self, name: &'static str, value: String) -> Self {
+        self.headers.push((name, value));
+        self
+    }
+
+    /// The JSON body, if any (composite subrequests read it).
+    pub fn json(&self) -> Value {
+        match &self.body {
+            Payload::Json(v) => v.clone(),
+            Payload::Csv(s) => Value::String(s.clone()),
+            Payload::Empty => Value::Null,
+        }
+    }
+}
+
+/// One API request, relative to `/services/data/vNN.N`.
+pub(super) struct Req<'a> {
+    pub method: Method,
+    pub seg: Vec<String>,
+    pub query: Vec<(String, String)>,
+    pub headers: &'a HeaderMap,
+    pub body: &'a [u8],
+    pub now: Timestamp,
+    pub api_version: &'a str,
+}
+
+impl Req<'_> {
+    pub fn param(&self, key: &str) -> Option<&str> {
+        self.query
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
+    }
+
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+}
+
+/// What the admission step decided for an API request.
+struct Ticket {
+    entry: JournalEntry,
+    version: String,
+    segments: Vec<String>,
+    query: Vec<(String, String)>,
+    delay: Option<Duration>,
+    timeout: bool,
+    lost: Option<LostMode>,
+    malformed: bool,
+    flight: u64,
+    origin: String,
+}
+
+enum Admission {
+    Done(Response),
+    Go(Box<Ticket>),
 }
 
 async fn dispatch(
@@ -69,181 +162,69 @@ async fn dispatch(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let now = org.clock().now();
     let path = uri.path().to_string();
-    let path_and_query = uri
-        .path_and_query()
-        .map(|p| p.as_str().to_string())
-        .unwrap_or_else(|| path.clone());
+    if let Some(rest) = path.strip_prefix(admin::PREFIX) {
+        return admin::handle(&org, &method, rest, uri.query(), &body).await;
+    }
+    let admission = {
+        let mut state = org.lock();
+        admit(&org, &mut state, &method, &uri, &headers, &body)
+    };
+    let mut ticket = match admission {
+        Admission::Done(resp) => return resp,
+        Admission::Go(t) => t,
+    };
+    if let Some(delay) = ticket.delay {
+        org.clock().sleep(delay).await;
+    }
     let mut state = org.lock();
-    let seq = state.journal.len() as u64 + 1;
-    let mut entry = JournalEntry {
-        seq,
-        at: now,
-        method: method.to_string(),
-        path: path_and_query,
-        object: None,
-        status: 0,
-        records: None,
-        outcome: None,
-        fault: None,
-        not_before: None,
-        error_code: None,
-        correlation_id: header(&headers, "x-correlation-id"),
-        client: header(&headers, "sforce-call-options").and_then(|v| {
-            v.split(',')
-                .find_map(|kv| kv.trim().strip_prefix("client=").map(str::to_string))
-        }),
-        api_usage: None,
-    };
-
-    if path == "/services/oauth2/token" && method == Method::POST {
-        let answer = token(&mut state, &body, now);
-        return finish(&mut state, entry, answer, None, now);
+    state.in_flight.retain(|(id, _)| *id != ticket.flight);
+    let now = org.clock().now();
+    if ticket.timeout {
+        ticket.entry.status = 0;
+        record(&mut state, ticket.entry);
+        return broken_response(StatusCode::OK);
     }
-    let Some(rest) = path.strip_prefix("/services/data") else {
-        let answer = Answer::error(
-            StatusCode::NOT_FOUND,
-            "NOT_FOUND",
-            "The requested resource does not exist",
-            &[],
-        );
-        return finish(&mut state, entry, answer, None, now);
-    };
-    if rest.is_empty() || rest == "/" {
-        let v = &org.shared.api_version;
-        let answer = Answer::ok(
-            StatusCode::OK,
-            json!([{"label": "Winter '25", "url": format!("/services/data/v{v}"), "version": v}]),
-        );
-        return finish(&mut state, entry, answer, None, now);
-    }
-    // `/vNN.N/…` → the route path relative to the version.
-    let (version, route) = match rest.trim_start_matches('/').split_once('/') {
-        Some((v, r)) => (v.to_string(), format!("/{}", r.trim_end_matches('/'))),
-        None => (rest.trim_start_matches('/').to_string(), "/".to_string()),
-    };
-    if !is_api_version(&version) {
-        let answer = Answer::error(
-            StatusCode::NOT_FOUND,
-            "NOT_FOUND",
-            "The requested resource does not exist",
-            &[],
-        );
-        return finish(&mut state, entry, answer, None, now);
-    }
-    let segments: Vec<String> = route
-        .trim_matches('/')
-        .split('/')
-        .filter(|s| !s.is_empty())
-        .map(percent_decode)
-        .collect();
-    entry.object = object_of(&segments);
-
-    let authorized = header(&headers, "authorization")
-        .and_then(|v| v.strip_prefix("Bearer ").map(str::to_string))
-        .is_some_and(|t| state.tokens.contains(&t));
-    if !authorized {
-        let answer = Answer::error(
-            StatusCode::UNAUTHORIZED,
-            "INVALID_SESSION_ID",
-            "Session expired or invalid",
-            &[],
-        );
-        return finish(&mut state, entry, answer, None, now);
-    }
-
-    state.budget.roll(now);
-    if state.budget.used >= state.budget.max {
-        entry.not_before = Some(now.next_day_start());
-        entry.fault = Some("daily_budget_exhausted".into());
-        let answer = Answer::error(
-            StatusCode::FORBIDDEN,
-            "REQUEST_LIMIT_EXCEEDED",
-            "TotalRequests Limit exceeded.",
-            &[],
-        );
-        return finish(&mut state, entry, answer, None, now);
-    }
-    state.budget.used += 1;
-
-    let fault = state
-        .faults
-        .decide(method.as_str(), &route, entry.object.as_deref());
-    let mut lost = None;
-    if let Some(f) = fault {
-        entry.fault = Some(format!("{}: {}", f.rule, f.response.label()));
-        let answer = match f.response {
-            FaultResponse::RateLimited {
-                retry_after,
-                http_date,
-            } => {
-                // The header carries whole seconds: round up, so a client that waits exactly
-                // what it was told is never early.
-                let secs = retry_after.0.as_millis().div_ceil(1000).max(1) as u64;
-                let until = if http_date {
-                    let exact = now.plus(retry_after.0).as_millis();
-                    Timestamp::from_millis(
-                        exact.div_euclid(1000) * 1000 + if exact % 1000 == 0 { 0 } else { 1000 },
-                    )
-                } else {
-                    now.plus(std::time::Duration::from_secs(secs))
-                };
-                entry.not_before = Some(until);
-                let value = if http_date {
-                    until.to_http_date()
-                } else {
-                    secs.to_string()
-                };
-                let answer = Answer::error(
-                    StatusCode::TOO_MANY_REQUESTS,
-                    "TOO_MANY_REQUESTS",
-                    format!("Too many requests; retry after {secs} seconds"),
-                    &[],
-                );
-                return finish(&mut state, entry, answer, Some(("retry-after", value)), now);
-            }
-            FaultResponse::ServerUnavailable => Some(Answer::error(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "SERVER_UNAVAILABLE",
-                "Server is temporarily unavailable; please try again",
-                &[],
-            )),
-            FaultResponse::UnableToLockRow => Some(Answer::error(
-                StatusCode::BAD_REQUEST,
-                "UNABLE_TO_LOCK_ROW",
-                "unable to obtain exclusive access to this record or 1 records",
-                &[],
-            )),
-            FaultResponse::RequestLimitExceeded => {
-                entry.not_before = Some(now.next_day_start());
-                Some(Answer::error(
-                    StatusCode::FORBIDDEN,
-                    "REQUEST_LIMIT_EXCEEDED",
-                    "TotalRequests Limit exceeded.",
-                    &[],
-                ))
-            }
-            FaultResponse::ResponseLost { mode } => {
-                lost = Some(mode);
-                None
-            }
-        };
-        if let Some(answer) = answer {
-            return finish(&mut state, entry, answer, None, now);
-        }
-    }
-
-    let answer = route_api(
-        &mut state,
-        &org.shared.api_version,
-        &method,
-        &segments,
-        &body,
+    let req = Req {
+        method,
+        seg: std::mem::take(&mut ticket.segments),
+        query: std::mem::take(&mut ticket.query),
+        headers: &headers,
+        body: &body,
         now,
-    );
+        api_version: &ticket.version,
+    };
+    let answer = route_api(&mut state, &req);
+    events::publish_changes(&mut state, &ticket.origin, now);
+    let Ticket {
+        mut entry,
+        lost,
+        malformed,
+        ..
+    } = *ticket;
     match lost {
-        None => finish(&mut state, entry, answer, None, now),
+        None if malformed => {
+            entry.records = answer.records;
+            entry.outcome = answer.outcome;
+            entry.status = answer.status.as_u16();
+            record(&mut state, entry);
+            let text = match &answer.body {
+                Payload::Json(v) => v.to_string(),
+                Payload::Csv(s) => s.clone(),
+                Payload::Empty => "{".into(),
+            };
+            let cut = text.len() / 2;
+            let cut = (0..=cut)
+                .rev()
+                .find(|i| text.is_char_boundary(*i))
+                .unwrap_or(0);
+            let mut resp = (answer.status, text[..cut].to_string()).into_response();
+            resp.headers_mut()
+                .insert("content-type", HeaderValue::from_static("application/json"));
+            add_limit_info(&state, &mut resp);
+            resp
+        }
+        None => finish(&mut state, entry, answer),
         Some(mode) => {
             // The work above is committed; the client never learns it.
             entry.records = answer.records;
@@ -264,49 +245,323 @@ async fn dispatch(
                 LostMode::ConnectionReset => {
                     entry.status = answer.status.as_u16();
                     record(&mut state, entry);
-                    let stream = futures_util::stream::once(async {
-                        Err::<Bytes, std::io::Error>(std::io::Error::new(
-                            std::io::ErrorKind::ConnectionReset,
-                            "connection reset by the mock",
-                        ))
-                    });
-                    let mut resp = Response::new(Body::from_stream(stream));
-                    *resp.status_mut() = answer.status;
-                    resp.headers_mut()
-                        .insert("content-type", HeaderValue::from_static("application/json"));
-                    resp
+                    broken_response(answer.status)
                 }
             }
         }
     }
 }
 
-fn record(state: &mut State, mut entry: JournalEntry) {
+/// A response whose body fails mid-stream: the client sees the connection drop.
+fn broken_response(status: StatusCode) -> Response {
+    let stream = futures_util::stream::once(async {
+        Err::<Bytes, std::io::Error>(std::io::Error::new(
+            std::io::ErrorKind::ConnectionReset,
+            "connection reset by the mock",
+        ))
+    });
+    let mut resp = Response::new(Body::from_stream(stream));
+    *resp.status_mut() = status;
+    resp.headers_mut()
+        .insert("content-type", HeaderValue::from_static("application/json"));
+    resp
+}
+
+fn admit(
+    org: &MockOrg,
+    state: &mut State,
+    method: &Method,
+    uri: &Uri,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Admission {
+    let now = org.clock().now();
+    let path = uri.path().to_string();
+    let path_and_query = uri
+        .path_and_query()
+        .map(|p| p.as_str().to_string())
+        .unwrap_or_else(|| path.clone());
+    let client = header(headers, "sforce-call-options").and_then(|v| {
+        v.split(',')
+            .find_map(|kv| kv.trim().strip_prefix("client=").map(str::to_string))
+    });
+    let seq = state.journal.len() as u64 + 1;
+    let mut entry = JournalEntry {
+        seq,
+        at: now,
+        method: method.to_string(),
+        path: path_and_query,
+        object: None,
+        status: 0,
+        records: None,
+        outcome: None,
+        fault: None,
+        not_before: None,
+        error_code: None,
+        correlation_id: header(headers, "x-correlation-id"),
+        client: client.clone(),
+        api_usage: None,
+    };
+    state.tick(now);
+
+    let trimmed = path.trim_end_matches('/');
+    if trimmed == "/services/oauth2/token" && method == Method::POST {
+        let answer = token(state, body, now);
+        return Admission::Done(finish(state, entry, answer));
+    }
+    if trimmed == "/services/oauth2/userinfo" || trimmed.starts_with("/id/") {
+        let answer = match bearer(headers).filter(|t| state.tokens.contains(t)) {
+            Some(_) => userinfo(state),
+            None => Answer::error(
+                StatusCode::FORBIDDEN,
+                "Bad_OAuth_Token",
+                "Bad_OAuth_Token",
+                &[],
+            ),
+        };
+        return Admission::Done(finish(state, entry, answer));
+    }
+    let Some(rest) = path.strip_prefix("/services/data") else {
+        return Admission::Done(finish(state, entry, Answer::not_found()));
+    };
+    let api_version = org.shared.api_version.clone();
+    if rest.is_empty() || rest == "/" {
+        let answer = Answer::ok(
+            StatusCode::OK,
+            json!([{"label": "Winter '25", "url": format!("/services/data/v{api_version}"), "version": api_version}]),
+        );
+        return Admission::Done(finish(state, entry, answer));
+    }
+    // `/vNN.N/…` → the route path relative to the version.
+    let (version, route) = match rest.trim_start_matches('/').split_once('/') {
+        Some((v, r)) => (v.to_string(), format!("/{}", r.trim_end_matches('/'))),
+        None => (rest.trim_start_matches('/').to_string(), "/".to_string()),
+    };
+    if !is_api_version(&version) {
+        return Admission::Done(finish(state, entry, Answer::not_found()));
+    }
+    let segments: Vec<String> = route
+        .trim_matches('/')
+        .split('/')
+        .filter(|s| !s.is_empty())
+        .map(percent_decode)
+        .collect();
+    entry.object = object_of(&segments);
+
+    let token = bearer(headers);
+    let authorized = token.as_ref().is_some_and(|t| state.tokens.contains(t));
+    if !authorized {
+        let answer = Answer::error(
+            StatusCode::UNAUTHORIZED,
+            "INVALID_SESSION_ID",
+            "Session expired or invalid",
+            &[],
+        );
+        return Admission::Done(finish(state, entry, answer));
+    }
+
+    state.budget.roll(now);
+    if state.budget.used >= state.budget.max {
+        entry.not_before = Some(now.next_day_start());
+        entry.fault = Some("daily_budget_exhausted".into());
+        let answer = Answer::error(
+            StatusCode::FORBIDDEN,
+            "REQUEST_LIMIT_EXCEEDED",
+            "TotalRequests Limit exceeded.",
+            &[],
+        );
+        return Admission::Done(finish(state, entry, answer));
+    }
+    // Real in-flight accounting: requests that have run for the threshold or longer.
+    let threshold = Duration::from_secs(state.org.bundle().limits.long_running_threshold_secs);
+    let long_running = state
+        .in_flight
+        .iter()
+        .filter(|(_, started)| now.since(*started) >= threshold)
+        .count();
+    if long_running >= state.org.bundle().limits.concurrent_long_running as usize {
+        entry.fault = Some("concurrent_long_running_limit".into());
+        return Admission::Done(finish(state, entry, concurrent_limit()));
+    }
+    state.budget.used += 1;
+    state.api_calls += 1;
+
+    let elapsed = now.since(state.start);
+    let fault = state
+        .faults
+        .decide(method.as_str(), &route, entry.object.as_deref(), elapsed);
+    let mut ticket = Ticket {
+        entry,
+        version: version.trim_start_matches('v').to_string(),
+        segments,
+        query: uri.query().map(form_pairs).unwrap_or_default(),
+        delay: None,
+        timeout: false,
+        lost: None,
+        malformed: false,
+        flight: 0,
+        origin: change_origin(&api_version, client.as_deref()),
+    };
+    if let Some(f) = fault {
+        ticket.entry.fault = Some(format!("{}: {}", f.rule, f.response.label()));
+        let answer = match f.response {
+            FaultResponse::RateLimited {
+                retry_after,
+                http_date,
+            } => {
+                // The header carries whole seconds: round up, so a client that waits exactly
+                // what it was told is never early.
+                let secs = retry_after.0.as_millis().div_ceil(1000).max(1) as u64;
+                let until = if http_date {
+                    let exact = now.plus(retry_after.0).as_millis();
+                    Timestamp::from_millis(
+                        exact.div_euclid(1000) * 1000 + if exact % 1000 == 0 { 0 } else { 1000 },
+                    )
+                } else {
+                    now.plus(std::time::Duration::from_secs(secs))
+                };
+                ticket.entry.not_before = Some(until);
+                let value = if http_date {
+                    until.to_http_date()
+                } else {
+                    secs.to_string()
+                };
+                Some(
+                    Answer::error(
+                        StatusCode::TOO_MANY_REQUESTS,
+                        "TOO_MANY_REQUESTS",
+                        format!("Too many requests; retry after {secs} seconds"),
+                        &[],
+                    )
+                    .with_header("retry-after", value),
+                )
+            }
+            FaultResponse::ServerUnavailable => Some(Answer::error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "SERVER_UNAVAILABLE",
+                "Server is temporarily unavailable; please try again",
+                &[],
+            )),
+            FaultResponse::UnableToLockRow => Some(Answer::error(
+                StatusCode::BAD_REQUEST,
+                "UNABLE_TO_LOCK_ROW",
+                "unable to obtain exclusive access to this record or 1 records",
+                &[],
+            )),
+            FaultResponse::RequestLimitExceeded => {
+                ticket.entry.not_before = Some(now.next_day_start());
+                Some(Answer::error(
+                    StatusCode::FORBIDDEN,
+                    "REQUEST_LIMIT_EXCEEDED",
+                    "TotalRequests Limit exceeded.",
+                    &[],
+                ))
+            }
+            FaultResponse::ConcurrentLimit => Some(concurrent_limit()),
+            FaultResponse::SessionExpired => {
+                if let Some(t) = &token {
+                    state.tokens.retain(|x| x != t);
+                }
+                Some(Answer::error(
+                    StatusCode::UNAUTHORIZED,
+                    "INVALID_SESSION_ID",
+                    "Session expired or invalid",
+                    &[],
+                ))
+            }
+            FaultResponse::ConnectionReset => {
+                ticket.entry.status = 0;
+                record(state, ticket.entry);
+                return Admission::Done(broken_response(StatusCode::OK));
+            }
+            FaultResponse::ResponseLost { mode } => {
+                ticket.lost = Some(mode);
+                None
+            }
+            FaultResponse::MalformedBody => {
+                ticket.malformed = true;
+                None
+            }
+            FaultResponse::Latency { min, max } => {
+                ticket.delay = Some(state.faults.draw(min.0, max.0));
+                None
+            }
+            FaultResponse::Timeout { after } => {
+                ticket.delay = Some(after.0);
+                ticket.timeout = true;
+                None
+            }
+        };
+        if let Some(answer) = answer {
+            return Admission::Done(finish(state, ticket.entry, answer));
+        }
+    }
+    if ticket.delay.is_some() {
+        state.next_flight += 1;
+        ticket.flight = state.next_flight;
+        state.in_flight.push((ticket.flight, now));
+    }
+    Admission::Go(Box::new(ticket))
+}
+
+fn concurrent_limit() -> Answer {
+    Answer::error(
+        StatusCode::FORBIDDEN,
+        "REQUEST_LIMIT_EXCEEDED",
+        "ConcurrentPerOrgLongTxn Limit exceeded.",
+        &[],
+    )
+}
+
+/// `changeOrigin` of the change events a request causes.
+fn change_origin(api_version: &str, client: Option<&str>) -> String {
+    match client {
+        Some(c) => format!("com/salesforce/api/rest/{api_version};client={c}"),
+        None => format!("com/salesforce/api/rest/{api_version}"),
+    }
+}
+
+fn bearer(headers: &HeaderMap) -> Option<String> {
+    header(headers, "authorization").and_then(|v| {
+        v.strip_prefix("Bearer ")
+            .or_else(|| v.strip_prefix("OAuth "))
+            .map(str::to_string)
+    })
+}
+
+pub(super) fn record(state: &mut State, mut entry: JournalEntry) {
     entry.api_usage = Some(state.budget.used);
     state.journal.push(entry);
 }
 
-fn finish(
-    state: &mut State,
-    mut entry: JournalEntry,
-    answer: Answer,
-    extra: Option<(&'static str, String)>,
-    _now: Timestamp,
-) -> Response {
+fn add_limit_info(state: &State, resp: &mut Response) {
+    let info = format!("api-usage={}/{}", state.budget.used, state.budget.max);
+    if let Ok(v) = HeaderValue::from_str(&info) {
+        resp.headers_mut().insert("sforce-limit-info", v);
+    }
+}
+
+fn finish(state: &mut State, mut entry: JournalEntry, answer: Answer) -> Response {
     entry.status = answer.status.as_u16();
     entry.records = answer.records;
     entry.outcome = answer.outcome;
     entry.error_code = answer.error_code.clone();
     let is_api = entry.path.starts_with("/services/data/v");
     record(state, entry);
-    let mut resp = (answer.status, axum::Json(answer.body)).into_response();
-    if is_api {
-        let info = format!("api-usage={}/{}", state.budget.used, state.budget.max);
-        if let Ok(v) = HeaderValue::from_str(&info) {
-            resp.headers_mut().insert("sforce-limit-info", v);
+    let mut resp = match answer.body {
+        Payload::Json(v) => (answer.status, axum::Json(v)).into_response(),
+        Payload::Csv(text) => {
+            let mut r = (answer.status, text).into_response();
+            r.headers_mut()
+                .insert("content-type", HeaderValue::from_static("text/csv"));
+            r
         }
+        Payload::Empty => answer.status.into_response(),
+    };
+    if is_api {
+        add_limit_info(state, &mut resp);
     }
-    if let Some((name, value)) = extra {
+    for (name, value) in answer.headers {
         if let Ok(v) = HeaderValue::from_str(&value) {
             resp.headers_mut().insert(name, v);
         }
@@ -327,7 +582,7 @@ fn is_api_version(v: &str) -> bool {
         .is_some_and(|(a, b)| !a.is_empty() && a.bytes().all(|c| c.is_ascii_digit()) && b == "0")
 }
 
-fn percent_decode(s: &str) -> String {
+pub(super) fn percent_decode(s: &str) -> String {
     let bytes = s.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;
@@ -356,8 +611,20 @@ fn object_of(segments: &[String]) -> Option<String> {
     }
 }
 
+/// `application/x-www-form-urlencoded` pairs (also query strings).
+pub(super) fn form_pairs(text: &str) -> Vec<(String, String)> {
+    text.split('&')
+        .filter(|p| !p.is_empty())
+        .map(|pair| {
+            let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+            let dec = |s: &str| percent_decode(&s.replace('+', " "));
+            (dec(k), dec(v))
+        })
+        .collect()
+}
+
 fn token(state: &mut State, body: &[u8], now: Timestamp) -> Answer {
-    let form: Vec<(String, String)> = serde_urlencoded_pairs(body);
+    let form = form_pairs(&String::from_utf8_lossy(body));
     let get = |k: &str| {
         form.iter()
             .find(|(key, _)| key == k)
@@ -371,6 +638,13 @@ fn token(state: &mut State, body: &[u8], now: Timestamp) -> Answer {
                 && (secret.is_none() || Some(&c.client_secret) == secret.as_ref())
         })
     };
+    let oauth_error = |error: &str, description: &str| Answer {
+        error_code: Some(error.to_string()),
+        ..Answer::ok(
+            StatusCode::BAD_REQUEST,
+            json!({"error": error, "error_description": description}),
+        )
+    };
     let ok = match get("grant_type").as_deref() {
         Some("client_credentials") => client_ok(state) && get("client_secret").is_some(),
         Some("password") => {
@@ -381,24 +655,12 @@ fn token(state: &mut State, body: &[u8], now: Timestamp) -> Answer {
             get("assertion").is_some_and(|a| a.split('.').count() == 3)
         }
         Some(_) => {
-            return Answer {
-                status: StatusCode::BAD_REQUEST,
-                body: json!({"error": "unsupported_grant_type", "error_description": "grant type not supported"}),
-                records: None,
-                outcome: None,
-                error_code: Some("unsupported_grant_type".into()),
-            }
+            return oauth_error("unsupported_grant_type", "grant type not supported");
         }
         None => false,
     };
     if !ok {
-        return Answer {
-            status: StatusCode::BAD_REQUEST,
-            body: json!({"error": "invalid_grant", "error_description": "authentication failure"}),
-            records: None,
-            outcome: None,
-            error_code: Some("invalid_grant".into()),
-        };
+        return oauth_error("invalid_grant", "authentication failure");
     }
     const ALNUM: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
     let token = format!("00D8d0000000001!{}", state.token_rng.token(96, ALNUM));
@@ -410,7 +672,7 @@ fn token(state: &mut State, body: &[u8], now: Timestamp) -> Answer {
         json!({
             "access_token": token,
             "instance_url": base,
-            "id": format!("{base}/id/00D8d0000000001EAA/0058d0000000001AAA"),
+            "id": format!("{base}/id/{ORG_ID}/{API_USER_ID}"),
             "token_type": "Bearer",
             "issued_at": now.as_millis().to_string(),
             "signature": signature,
@@ -418,404 +680,72 @@ fn token(state: &mut State, body: &[u8], now: Timestamp) -> Answer {
     )
 }
 
-fn serde_urlencoded_pairs(body: &[u8]) -> Vec<(String, String)> {
-    let text = String::from_utf8_lossy(body);
-    text.split('&')
-        .filter(|p| !p.is_empty())
-        .map(|pair| {
-            let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
-            let dec = |s: &str| percent_decode(&s.replace('+', " "));
-            (dec(k), dec(v))
-        })
-        .collect()
-}
-
-fn route_api(
-    state: &mut State,
-    api_version: &str,
-    method: &Method,
-    seg: &[String],
-    body: &[u8],
-    now: Timestamp,
-) -> Answer {
-    let seg: Vec<&str> = seg.iter().map(String::as_str).collect();
-    match (method, seg.as_slice()) {
-        (&Method::GET, ["limits"]) => limits(state),
-        (&Method::GET, ["sobjects"]) => sobjects_list(state),
-        (&Method::GET, ["sobjects", object, "describe"]) => describe(state, object),
-        (&Method::GET, ["sobjects", object, id]) => read_by_id(state, api_version, object, id),
-        (&Method::GET, ["sobjects", object, field, value]) => {
-            read_by_external_id(state, api_version, object, field, value)
-        }
-        (&Method::PATCH, ["sobjects", object, field, value]) => {
-            upsert_one(state, object, field, value, body, now)
-        }
-        (&Method::PATCH, ["composite", "sobjects", object, field]) => {
-            upsert_collection(state, object, field, body, now)
-        }
-        _ => Answer::error(
-            StatusCode::NOT_FOUND,
-            "NOT_FOUND",
-            "The requested resource does not exist",
-            &[],
-        ),
-    }
-}
-
-fn limits(state: &State) -> Answer {
-    let b = &state.budget;
+fn userinfo(state: &State) -> Answer {
+    let base = &state.base_url;
     Answer::ok(
         StatusCode::OK,
         json!({
-            "DailyApiRequests": {"Max": b.max, "Remaining": b.max.saturating_sub(b.used)},
-            "DailyBulkV2QueryJobs": {"Max": 10000, "Remaining": 10000},
-            "DailyBulkApiBatches": {"Max": 15000, "Remaining": 15000},
-            "ConcurrentPerOrgLongTxn": {"Max": state.org.bundle().limits.concurrent_long_running, "Remaining": state.org.bundle().limits.concurrent_long_running},
+            "sub": format!("{base}/id/{ORG_ID}/{API_USER_ID}"),
+            "user_id": API_USER_ID,
+            "organization_id": ORG_ID,
+            "preferred_username": "integration@syncgate.mock",
+            "name": "Integration User",
+            "email": "integration@syncgate.mock",
+            "zoneinfo": "GMT",
+            "locale": "en_US",
+            "user_type": "STANDARD",
+            "active": true,
+            "urls": {
+                "rest": format!("{base}/services/data/v{{version}}/"),
+                "sobjects": format!("{base}/services/data/v{{version}}/sobjects/"),
+                "query": format!("{base}/services/data/v{{version}}/query/"),
+            },
         }),
     )
 }
 
-fn sobjects_list(state: &State) -> Answer {
-    let objs: Vec<Value> = state
-        .org
-        .bundle()
-        .objects
-        .keys()
-        .map(|name| json!({"name": name, "label": name, "keyPrefix": super::ids::key_prefix(name), "createable": true, "updateable": true, "queryable": true, "custom": name.ends_with("__c")}))
-        .collect();
-    Answer::ok(
-        StatusCode::OK,
-        json!({"encoding": "UTF-8", "maxBatchSize": COLLECTION_LIMIT, "sobjects": objs}),
-    )
-}
-
-fn describe(state: &State, object: &str) -> Answer {
-    let Some(spec) = state.org.bundle().object(object) else {
-        return Answer::error(
-            StatusCode::NOT_FOUND,
-            "NOT_FOUND",
-            format!("The requested resource does not exist: {object}"),
-            &[],
-        );
-    };
-    let mut fields = vec![
-        json!({"name": "Id", "type": "id", "length": 18, "nillable": false, "createable": false, "updateable": false, "externalId": false, "picklistValues": []}),
-    ];
-    for (name, f) in &spec.fields {
-        fields.push(json!({
-            "name": name,
-            "type": f.ty.describe_name(),
-            "length": f.max_length.unwrap_or(0),
-            "nillable": !f.required,
-            "createable": true,
-            "updateable": true,
-            "externalId": *name == spec.external_id,
-            "custom": name.ends_with("__c"),
-            "relationshipName": f.relationship,
-            "referenceTo": f.to.iter().collect::<Vec<_>>(),
-            "restrictedPicklist": f.ty == crate::contract::FieldType::Picklist && f.restricted,
-            "picklistValues": f.values.iter().flatten().map(|v| json!({"value": v, "label": v, "active": true, "defaultValue": false})).collect::<Vec<_>>(),
-        }));
+/// Routes one API request (also a composite subrequest) to its handler.
+pub(super) fn route_api(state: &mut State, req: &Req<'_>) -> Answer {
+    let seg: Vec<&str> = req.seg.iter().map(String::as_str).collect();
+    let lower: Vec<String> = seg.iter().map(|s| s.to_ascii_lowercase()).collect();
+    let first = lower.first().map(String::as_str);
+    match first {
+        Some("jobs") => bulk::route(state, req, &seg),
+        Some("query") | Some("queryall") => rest::query(state, req, &seg),
+        _ => rest::route(state, req, &seg),
     }
-    Answer::ok(
-        StatusCode::OK,
-        json!({"name": object, "label": object, "keyPrefix": super::ids::key_prefix(object), "fields": fields}),
-    )
 }
 
-fn read_by_id(state: &State, api_version: &str, object: &str, id: &str) -> Answer {
-    if !state.org.has_object(object) {
-        return Answer::error(
-            StatusCode::NOT_FOUND,
-            "NOT_FOUND",
-            format!("The requested resource does not exist: {object}"),
-            &[],
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn decodes_forms_and_paths() {
+        assert_eq!(
+            form_pairs("q=SELECT+Id+FROM+Account&x=%27a%27&flag"),
+            vec![
+                ("q".to_string(), "SELECT Id FROM Account".to_string()),
+                ("x".to_string(), "'a'".to_string()),
+                ("flag".to_string(), String::new()),
+            ]
+        );
+        assert_eq!(percent_decode("A%2F1%"), "A/1%");
+        assert_eq!(percent_decode("%4"), "%4");
+    }
+
+    #[test]
+    fn api_versions() {
+        assert!(is_api_version("v62.0"));
+        assert!(!is_api_version("v62"));
+        assert!(!is_api_version("62.0"));
+    }
+
+    #[test]
+    fn origin_names_the_client() {
+        assert_eq!(
+            change_origin("62.0", Some("syncgate")),
+            "com/salesforce/api/rest/62.0;client=syncgate"
         );
     }
-    match state.org.get(object, id) {
-        Some(r) => Answer::ok(StatusCode::OK, r.to_json(object, api_version)),
-        None => Answer::error(
-            StatusCode::NOT_FOUND,
-            "NOT_FOUND",
-            "The requested resource does not exist",
-            &[],
-        ),
-    }
-}
-
-fn read_by_external_id(
-    state: &State,
-    api_version: &str,
-    object: &str,
-    field: &str,
-    value: &str,
-) -> Answer {
-    let Some(spec) = state.org.bundle().object(object) else {
-        return Answer::error(
-            StatusCode::NOT_FOUND,
-            "NOT_FOUND",
-            format!("The requested resource does not exist: {object}"),
-            &[],
-        );
-    };
-    if field != spec.external_id {
-        return Answer::error(
-            StatusCode::NOT_FOUND,
-            "NOT_FOUND",
-            format!("Provided external ID field does not exist or is not accessible: {field}"),
-            &[],
-        );
-    }
-    let found = state.org.find_by_external_id(object, value);
-    match found.as_slice() {
-        [] => Answer::error(
-            StatusCode::NOT_FOUND,
-            "NOT_FOUND",
-            "The requested resource does not exist",
-            &[],
-        ),
-        [one] => Answer::ok(StatusCode::OK, one.to_json(object, api_version)),
-        many => Answer::ok(
-            StatusCode::MULTIPLE_CHOICES,
-            json!(many
-                .iter()
-                .map(|r| format!("/services/data/v{api_version}/sobjects/{object}/{}", r.id))
-                .collect::<Vec<_>>()),
-        ),
-    }
-}
-
-fn parse_body(body: &[u8]) -> Result<Value, Answer> {
-    serde_json::from_slice(body).map_err(|e| {
-        Answer::error(
-            StatusCode::BAD_REQUEST,
-            "JSON_PARSER_ERROR",
-            format!("Unexpected character in request body: {e}"),
-            &[],
-        )
-    })
-}
-
-fn upsert_one(
-    state: &mut State,
-    object: &str,
-    field: &str,
-    value: &str,
-    body: &[u8],
-    now: Timestamp,
-) -> Answer {
-    let values = match parse_body(body) {
-        Ok(Value::Object(m)) => m,
-        Ok(_) => {
-            return Answer::error(
-                StatusCode::BAD_REQUEST,
-                "JSON_PARSER_ERROR",
-                "The request body must be a JSON object",
-                &[],
-            )
-        }
-        Err(a) => return a,
-    };
-    match state.org.prepare_upsert(object, field, value, values) {
-        Ok(p) => {
-            let done = state.org.apply(p, now);
-            let status = if done.created {
-                StatusCode::CREATED
-            } else {
-                StatusCode::OK
-            };
-            Answer::ok(
-                status,
-                json!({"id": done.id, "success": true, "errors": [], "created": done.created}),
-            )
-        }
-        Err(UpsertError::Ambiguous(ids)) => {
-            let urls: Vec<String> = ids
-                .iter()
-                .map(|id| {
-                    format!(
-                        "/services/data/v{}/sobjects/{object}/{id}",
-                        state.org.bundle().api_version
-                    )
-                })
-                .collect();
-            Answer::ok(StatusCode::MULTIPLE_CHOICES, json!(urls))
-        }
-        Err(UpsertError::Record(e)) => {
-            let status = if e.code == "NOT_FOUND" {
-                StatusCode::NOT_FOUND
-            } else {
-                StatusCode::BAD_REQUEST
-            };
-            Answer::from_record_error(status, &e)
-        }
-    }
-}
-
-fn upsert_collection(
-    state: &mut State,
-    object: &str,
-    field: &str,
-    body: &[u8],
-    now: Timestamp,
-) -> Answer {
-    let body = match parse_body(body) {
-        Ok(b) => b,
-        Err(a) => return a,
-    };
-    let all_or_none = body
-        .get("allOrNone")
-        .and_then(Value::as_bool)
-        .unwrap_or(false);
-    let Some(records) = body.get("records").and_then(Value::as_array) else {
-        return Answer::error(
-            StatusCode::BAD_REQUEST,
-            "JSON_PARSER_ERROR",
-            "Expected a `records` array",
-            &[],
-        );
-    };
-    if records.len() > COLLECTION_LIMIT {
-        return Answer::error(
-            StatusCode::BAD_REQUEST,
-            "EXCEEDED_ID_LIMIT",
-            format!("Maximum number of records is {COLLECTION_LIMIT}"),
-            &[],
-        );
-    }
-    match state.org.bundle().object(object) {
-        Some(spec) if spec.external_id == field => {}
-        Some(_) => {
-            return Answer::error(
-                StatusCode::NOT_FOUND,
-                "NOT_FOUND",
-                format!("Provided external ID field does not exist or is not accessible: {field}"),
-                &[],
-            )
-        }
-        None => {
-            return Answer::error(
-                StatusCode::NOT_FOUND,
-                "NOT_FOUND",
-                format!("The requested resource does not exist: {object}"),
-                &[],
-            )
-        }
-    }
-    let n = records.len();
-    // Each item: Ok(values) to upsert, or the error to report.
-    let mut items: Vec<ParsedItem> = Vec::with_capacity(n);
-    let mut seen = std::collections::HashMap::new();
-    for r in records {
-        let item = match r.as_object() {
-            None => Err(RecordError::new(
-                "JSON_PARSER_ERROR",
-                "Each record must be a JSON object",
-                vec![],
-            )),
-            Some(m) => match m.get(field).and_then(Value::as_str) {
-                None => Err(RecordError::new(
-                    "MISSING_ARGUMENT",
-                    format!("{field} not specified"),
-                    vec![field.to_string()],
-                )),
-                Some(ext) => {
-                    *seen.entry(ext.to_string()).or_insert(0usize) += 1;
-                    Ok((ext.to_string(), m.clone()))
-                }
-            },
-        };
-        items.push(item);
-    }
-    let mut results: Vec<Value> = Vec::with_capacity(n);
-    let mut failed = 0;
-    let item_error = |e: &RecordError| json!({"success": false, "errors": [{"statusCode": e.code, "message": e.message, "fields": e.fields}]});
-    if all_or_none {
-        let mut prepared = Vec::new();
-        let mut errors: Vec<Option<RecordError>> = Vec::new();
-        for item in &items {
-            let outcome = match item {
-                Err(e) => Err(e.clone()),
-                Ok((ext, _)) if seen[ext] > 1 => Err(duplicate_ext(ext)),
-                Ok((ext, values)) => {
-                    match state.org.prepare_upsert(object, field, ext, values.clone()) {
-                        Ok(p) => Ok(p),
-                        Err(UpsertError::Record(e)) => Err(e),
-                        Err(UpsertError::Ambiguous(_)) => Err(ambiguous(ext)),
-                    }
-                }
-            };
-            match outcome {
-                Ok(p) => {
-                    prepared.push(p);
-                    errors.push(None);
-                }
-                Err(e) => errors.push(Some(e)),
-            }
-        }
-        if errors.iter().any(Option::is_some) {
-            for e in &errors {
-                failed += 1;
-                results.push(match e {
-                    Some(e) => item_error(e),
-                    None => item_error(&RecordError::new(
-                        "ALL_OR_NONE_OPERATION_ROLLED_BACK",
-                        "Record rolled back because not all records were valid and the request was using AllOrNone header",
-                        vec![],
-                    )),
-                });
-            }
-        } else {
-            for p in prepared {
-                let done = state.org.apply(p, now);
-                results.push(
-                    json!({"id": done.id, "success": true, "errors": [], "created": done.created}),
-                );
-            }
-        }
-    } else {
-        for item in items {
-            let outcome = match item {
-                Err(e) => Err(e),
-                Ok((ext, _)) if seen[&ext] > 1 => Err(duplicate_ext(&ext)),
-                Ok((ext, values)) => match state.org.prepare_upsert(object, field, &ext, values) {
-                    Ok(p) => Ok(state.org.apply(p, now)),
-                    Err(UpsertError::Record(e)) => Err(e),
-                    Err(UpsertError::Ambiguous(_)) => Err(ambiguous(&ext)),
-                },
-            };
-            results.push(match outcome {
-                Ok(done) => {
-                    json!({"id": done.id, "success": true, "errors": [], "created": done.created})
-                }
-                Err(e) => {
-                    failed += 1;
-                    item_error(&e)
-                }
-            });
-        }
-    }
-    let mut answer = Answer::ok(StatusCode::OK, Value::Array(results));
-    answer.records = Some(n);
-    answer.outcome = Some((n - failed, failed));
-    answer
-}
-
-/// One record of a collections request: its external ID and values, or why it is unusable.
-type ParsedItem = Result<(String, Map<String, Value>), RecordError>;
-
-fn duplicate_ext(ext: &str) -> RecordError {
-    RecordError::new(
-        "DUPLICATE_EXTERNAL_ID",
-        format!("Duplicate external id specified: {ext}"),
-        vec![],
-    )
-}
-
-fn ambiguous(ext: &str) -> RecordError {
-    RecordError::new(
-        "DUPLICATE_EXTERNAL_ID",
-        format!("Foreign key external ID: {ext} matches more than one record"),
-        vec![],
-    )
 }

@@ -22,7 +22,14 @@ pub struct Clock {
 #[derive(Debug)]
 enum Inner {
     System,
-    Virtual { now_ms: AtomicI64 },
+    Virtual {
+        now_ms: AtomicI64,
+    },
+    /// The wall clock plus an offset that only grows: real sleeps, but time can be moved
+    /// forward (the mock's admin API does, to expire events or roll the daily window).
+    Shifted {
+        offset_ms: AtomicI64,
+    },
 }
 
 impl Clock {
@@ -30,6 +37,15 @@ impl Clock {
     pub fn system() -> Self {
         Clock {
             inner: Arc::new(Inner::System),
+        }
+    }
+
+    /// The wall clock, movable forward with [`Clock::advance`].
+    pub fn shifted() -> Self {
+        Clock {
+            inner: Arc::new(Inner::Shifted {
+                offset_ms: AtomicI64::new(0),
+            }),
         }
     }
 
@@ -50,6 +66,10 @@ impl Clock {
         match &*self.inner {
             Inner::System => Timestamp::from_system_time(std::time::SystemTime::now()),
             Inner::Virtual { now_ms } => Timestamp::from_millis(now_ms.load(Ordering::SeqCst)),
+            Inner::Shifted { offset_ms } => {
+                let wall = Timestamp::from_system_time(std::time::SystemTime::now());
+                Timestamp::from_millis(wall.as_millis() + offset_ms.load(Ordering::SeqCst))
+            }
         }
     }
 
@@ -62,7 +82,7 @@ impl Clock {
     /// Waits until `deadline` (returns at once if it has passed).
     pub async fn sleep_until(&self, deadline: Timestamp) {
         match &*self.inner {
-            Inner::System => {
+            Inner::System | Inner::Shifted { .. } => {
                 let now = self.now();
                 if deadline > now {
                     tokio::time::sleep(deadline.since(now)).await;
@@ -76,11 +96,17 @@ impl Clock {
     }
 
     /// Moves virtual time forward without waiting (used by the mock to model latency).
-    /// On the wall clock this is a no-op: real latency is modelled by a real sleep.
+    /// On the plain wall clock this is a no-op: real latency is modelled by a real sleep.
     pub fn advance(&self, duration: Duration) {
-        if let Inner::Virtual { now_ms } = &*self.inner {
-            let ms = i64::try_from(duration.as_millis()).unwrap_or(i64::MAX);
-            now_ms.fetch_add(ms, Ordering::SeqCst);
+        let ms = i64::try_from(duration.as_millis()).unwrap_or(i64::MAX);
+        match &*self.inner {
+            Inner::Virtual { now_ms } => {
+                now_ms.fetch_add(ms, Ordering::SeqCst);
+            }
+            Inner::Shifted { offset_ms } => {
+                offset_ms.fetch_add(ms, Ordering::SeqCst);
+            }
+            Inner::System => {}
         }
     }
 }
@@ -97,6 +123,17 @@ mod tests {
         clock.sleep(Duration::from_secs(3600)).await;
         assert_eq!(clock.now(), start.plus(Duration::from_secs(3600)));
         assert!(wall.elapsed() < Duration::from_secs(1));
+    }
+
+    #[test]
+    fn shifted_clock_moves_forward_on_advance() {
+        let clock = Clock::shifted();
+        let before = clock.now();
+        clock.advance(Duration::from_secs(72 * 3600));
+        let moved = clock.now().since(before);
+        assert!(moved >= Duration::from_secs(72 * 3600), "{moved:?}");
+        assert!(moved < Duration::from_secs(72 * 3600 + 60), "{moved:?}");
+        assert!(!clock.is_virtual());
     }
 
     #[tokio::test]

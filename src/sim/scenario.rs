@@ -29,6 +29,46 @@ pub struct Scenario {
     pub limits: LimitOverrides,
     pub engine: EngineOverrides,
     pub faults: Vec<FaultRule>,
+    /// Edits a simulated sales rep makes in the org between the engine's calls.
+    pub manual_edits: Vec<ManualEdit>,
+    /// How the change-event stream misbehaves.
+    pub events: EventFaults,
+}
+
+/// A change a sales rep makes by hand, applied before the request that reaches `after_calls`
+/// API calls or the first request at or after `after` (since the scenario start).
+#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ManualEdit {
+    pub name: String,
+    pub object: String,
+    /// The record, by the object's external-ID value.
+    pub external_id: String,
+    #[serde(default)]
+    pub after_calls: Option<u64>,
+    #[serde(default)]
+    pub after: Option<Dur>,
+    /// Field values to set (`null` clears a field).
+    pub set: serde_json::Map<String, serde_json::Value>,
+}
+
+/// Delivery faults of the change-event stream, each drawn from the seed per event.
+#[derive(Clone, Debug, Default, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EventFaults {
+    /// Chance an event is delivered twice.
+    #[serde(default)]
+    pub duplicate: f64,
+    /// Chance an event is delivered after the one that follows it.
+    #[serde(default)]
+    pub out_of_order: f64,
+    /// Chance an event is replaced by a gap event (`GAP_CREATE`, `GAP_UPDATE`, …) without values.
+    #[serde(default)]
+    pub gap: f64,
+    /// A transaction changing more records than this publishes one `GAP_OVERFLOW` event per
+    /// object instead of one event per record.
+    #[serde(default)]
+    pub overflow_after: Option<usize>,
 }
 
 /// Changes to the org's limits profile for this scenario.
@@ -73,7 +113,8 @@ fn one() -> f64 {
     1.0
 }
 
-/// Matches a request by method, path (relative to `/services/data/vNN.N`) and sObject.
+/// Matches a request by method, path (relative to `/services/data/vNN.N`), sObject and
+/// time window (since the scenario start).
 #[derive(Clone, Debug, Default, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RequestMatch {
@@ -81,6 +122,12 @@ pub struct RequestMatch {
     /// `*` matches one path segment, `**` the rest of the path.
     pub path: Option<String>,
     pub object: Option<String>,
+    /// Only requests at or after this long since the start.
+    #[serde(default)]
+    pub after: Option<Dur>,
+    /// Only requests before this long since the start.
+    #[serde(default)]
+    pub before: Option<Dur>,
 }
 
 impl RequestMatch {
@@ -90,6 +137,11 @@ impl RequestMatch {
             .is_none_or(|m| m.eq_ignore_ascii_case(method))
             && self.object.as_deref().is_none_or(|o| object == Some(o))
             && self.path.as_deref().is_none_or(|p| glob_match(p, path))
+    }
+
+    /// Whether a request `elapsed` after the scenario start is inside the time window.
+    pub fn in_window(&self, elapsed: Duration) -> bool {
+        self.after.is_none_or(|a| elapsed >= a.0) && self.before.is_none_or(|b| elapsed < b.0)
     }
 }
 
@@ -149,6 +201,43 @@ pub enum FaultResponse {
     RequestLimitExceeded,
     /// The write is committed, then the answer is lost.
     ResponseLost { mode: LostMode },
+    /// The answer comes `delay` later (on the clock); `delay` is fixed or drawn uniformly
+    /// between `min` and `max` from the seed.
+    Latency { min: Dur, max: Dur },
+    /// No answer: the org holds the request for `after`, then closes the connection
+    /// without doing the work.
+    Timeout { after: Dur },
+    /// The connection is reset before the work is done.
+    ConnectionReset,
+    /// The work is done and the answer's JSON body is cut short.
+    MalformedBody,
+    /// `401 INVALID_SESSION_ID`; the token used is revoked.
+    SessionExpired,
+    /// `403 REQUEST_LIMIT_EXCEEDED` "ConcurrentPerOrgLongTxn Limit exceeded." (the real
+    /// in-flight accounting also answers it when long-running requests pile up).
+    ConcurrentLimit,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LatencySpec {
+    #[serde(default)]
+    fixed: Option<Dur>,
+    #[serde(default)]
+    min: Option<Dur>,
+    #[serde(default)]
+    max: Option<Dur>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TimeoutSpec {
+    #[serde(default = "two_minutes")]
+    after: Dur,
+}
+
+fn two_minutes() -> Dur {
+    Dur(Duration::from_secs(120))
 }
 
 #[derive(Deserialize)]
@@ -166,8 +255,7 @@ struct ResponseLostSpec {
     mode: LostMode,
 }
 
-const FAULT_KINDS: &str =
-    "rate_limited, server_unavailable, unable_to_lock_row, request_limit_exceeded, response_lost";
+const FAULT_KINDS: &str = "rate_limited, server_unavailable, unable_to_lock_row, request_limit_exceeded, response_lost, latency, timeout, connection_reset, malformed_body, session_expired, concurrent_limit";
 
 impl<'de> Deserialize<'de> for FaultResponse {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
@@ -220,6 +308,28 @@ impl<'de> Deserialize<'de> for FaultResponse {
                     .map_err(|e| D::Error::custom(format!("response_lost: {e}")))?;
                 Ok(FaultResponse::ResponseLost { mode: spec.mode })
             }
+            "latency" => {
+                let spec: LatencySpec = serde_yaml::from_value(args_of(args))
+                    .map_err(|e| D::Error::custom(format!("latency: {e}")))?;
+                match (spec.fixed, spec.min, spec.max) {
+                    (Some(f), None, None) => Ok(FaultResponse::Latency { min: f, max: f }),
+                    (None, Some(min), Some(max)) if min.0 <= max.0 => {
+                        Ok(FaultResponse::Latency { min, max })
+                    }
+                    _ => Err(D::Error::custom(
+                        "latency: give `fixed`, or `min` and `max` with min ≤ max",
+                    )),
+                }
+            }
+            "timeout" => {
+                let spec: TimeoutSpec = serde_yaml::from_value(args_of(args))
+                    .map_err(|e| D::Error::custom(format!("timeout: {e}")))?;
+                Ok(FaultResponse::Timeout { after: spec.after })
+            }
+            "connection_reset" => unit(FaultResponse::ConnectionReset, &args),
+            "malformed_body" => unit(FaultResponse::MalformedBody, &args),
+            "session_expired" => unit(FaultResponse::SessionExpired, &args),
+            "concurrent_limit" => unit(FaultResponse::ConcurrentLimit, &args),
             "server_unavailable" => unit(FaultResponse::ServerUnavailable, &args),
             "unable_to_lock_row" => unit(FaultResponse::UnableToLockRow, &args),
             "request_limit_exceeded" => unit(FaultResponse::RequestLimitExceeded, &args),
@@ -246,6 +356,19 @@ impl FaultResponse {
             FaultResponse::UnableToLockRow => "unable_to_lock_row".into(),
             FaultResponse::RequestLimitExceeded => "request_limit_exceeded".into(),
             FaultResponse::ResponseLost { mode } => format!("response_lost({mode})"),
+            FaultResponse::Latency { min, max } if min == max => {
+                format!("latency({})", format_duration(min.0))
+            }
+            FaultResponse::Latency { min, max } => format!(
+                "latency({}..{})",
+                format_duration(min.0),
+                format_duration(max.0)
+            ),
+            FaultResponse::Timeout { after } => format!("timeout({})", format_duration(after.0)),
+            FaultResponse::ConnectionReset => "connection_reset".into(),
+            FaultResponse::MalformedBody => "malformed_body".into(),
+            FaultResponse::SessionExpired => "session_expired".into(),
+            FaultResponse::ConcurrentLimit => "concurrent_limit".into(),
         }
     }
 }
@@ -306,6 +429,10 @@ struct ScenarioFile {
     engine: EngineOverrides,
     #[serde(default)]
     faults: Vec<FaultRule>,
+    #[serde(default)]
+    manual_edits: Vec<ManualEdit>,
+    #[serde(default)]
+    events: EventFaults,
 }
 
 /// A scenario file that could not be read, with the position and what to do.
@@ -345,7 +472,18 @@ impl Scenario {
         };
         let text = std::fs::read_to_string(path)
             .map_err(|e| err(None, None, format!("cannot read scenario: {e}")))?;
-        let file: ScenarioFile = serde_yaml::from_str(&text).map_err(|e| {
+        Scenario::from_yaml(path, &text)
+    }
+
+    /// Parses and checks scenario text; `path` names it in errors (and gives its name).
+    pub fn from_yaml(path: &Path, text: &str) -> Result<Scenario, ScenarioError> {
+        let err = |line: Option<usize>, column: Option<usize>, message: String| ScenarioError {
+            path: path.to_path_buf(),
+            line,
+            column,
+            message,
+        };
+        let file: ScenarioFile = serde_yaml::from_str(text).map_err(|e| {
             let loc = e.location();
             err(
                 loc.as_ref().map(|l| l.line()),
@@ -405,6 +543,31 @@ impl Scenario {
                 }
             }
         }
+        for (name, p) in [
+            ("duplicate", file.events.duplicate),
+            ("out_of_order", file.events.out_of_order),
+            ("gap", file.events.gap),
+        ] {
+            if !(0.0..=1.0).contains(&p) {
+                return Err(err(
+                    None,
+                    None,
+                    format!("events.{name}: a chance must be between 0 and 1"),
+                ));
+            }
+        }
+        for (i, edit) in file.manual_edits.iter().enumerate() {
+            if edit.after_calls.is_none() == edit.after.is_none() {
+                return Err(err(
+                    None,
+                    None,
+                    format!(
+                        "manual_edits[{i}] ({}): give exactly one of `after_calls` or `after`",
+                        edit.name
+                    ),
+                ));
+            }
+        }
         if file.engine.max_attempts == Some(0)
             || file.engine.batch_size.is_some_and(|b| b == 0 || b > 200)
         {
@@ -423,6 +586,8 @@ impl Scenario {
             limits: file.limits,
             engine: file.engine,
             faults: file.faults,
+            manual_edits: file.manual_edits,
+            events: file.events,
         })
     }
 

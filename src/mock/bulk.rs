@@ -1,0 +1,611 @@
+//! Bulk API 2.0 ingest: jobs created, fed CSV, closed with `UploadComplete`, processed on
+//! the clock (`UploadComplete → InProgress → JobComplete`), with successful, failed and
+//! unprocessed results as CSV. Paths are matched case-insensitively, as clients vary.
+
+use std::time::Duration;
+
+use axum::http::{Method, StatusCode};
+use serde_json::{json, Map, Value};
+
+use super::ids;
+use super::org::{UpsertError, API_USER_ID};
+use super::routes::{Answer, Req};
+use super::{events, State};
+use crate::contract::rules::RecordError;
+use crate::contract::FieldType;
+use crate::sim::Timestamp;
+
+/// Time from `UploadComplete` until the job shows `InProgress`.
+const QUEUE_TIME: Duration = Duration::from_millis(200);
+/// Processing time per 1,000 records (at least [`MIN_PROCESSING`]).
+const PER_THOUSAND: Duration = Duration::from_millis(100);
+const MIN_PROCESSING: Duration = Duration::from_millis(300);
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Operation {
+    Insert,
+    Update,
+    Upsert,
+    Delete,
+    HardDelete,
+}
+
+impl Operation {
+    fn parse(s: &str) -> Option<Self> {
+        Some(match s {
+            "insert" => Operation::Insert,
+            "update" => Operation::Update,
+            "upsert" => Operation::Upsert,
+            "delete" => Operation::Delete,
+            "hardDelete" => Operation::HardDelete,
+            _ => return None,
+        })
+    }
+
+    fn as_str(self) -> &'static str {
+        match self {
+            Operation::Insert => "insert",
+            Operation::Update => "update",
+            Operation::Upsert => "upsert",
+            Operation::Delete => "delete",
+            Operation::HardDelete => "hardDelete",
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum JobState {
+    Open,
+    UploadComplete,
+    InProgress,
+    JobComplete,
+    Failed,
+    Aborted,
+}
+
+impl JobState {
+    fn as_str(self) -> &'static str {
+        match self {
+            JobState::Open => "Open",
+            JobState::UploadComplete => "UploadComplete",
+            JobState::InProgress => "InProgress",
+            JobState::JobComplete => "JobComplete",
+            JobState::Failed => "Failed",
+            JobState::Aborted => "Aborted",
+        }
+    }
+}
+
+#[derive(Debug)]
+struct Job {
+    id: String,
+    object: String,
+    operation: Operation,
+    external_id: Option<String>,
+    delimiter: u8,
+    delimiter_name: String,
+    line_ending: String,
+    state: JobState,
+    created: Timestamp,
+    modstamp: Timestamp,
+    closed_at: Option<Timestamp>,
+    /// Header of the first upload, then rows of every upload.
+    header: Vec<String>,
+    rows: Vec<Vec<String>>,
+    succeeded: Vec<(String, bool, Vec<String>)>,
+    failed: Vec<(String, String, Vec<String>)>,
+    origin: String,
+    error_message: Option<String>,
+    processing_ms: u64,
+}
+
+/// Every ingest job of the org.
+#[derive(Debug, Default)]
+pub(crate) struct Jobs {
+    jobs: Vec<Job>,
+    next: u64,
+    batches: u64,
+}
+
+impl Jobs {
+    /// Uploads accepted so far (for `limits`).
+    pub fn batches_today(&self) -> u64 {
+        self.batches
+    }
+
+    fn find(&mut self, id: &str) -> Option<&mut Job> {
+        self.jobs.iter_mut().find(|j| j.id == id)
+    }
+}
+
+fn job_error(status: StatusCode, code: &str, message: impl Into<String>) -> Answer {
+    Answer::error(status, code, message, &[])
+}
+
+fn info(job: &Job, v: &str) -> Value {
+    let mut out = json!({
+        "id": job.id,
+        "operation": job.operation.as_str(),
+        "object": job.object,
+        "createdById": API_USER_ID,
+        "createdDate": job.created.to_salesforce(),
+        "systemModstamp": job.modstamp.to_salesforce(),
+        "state": job.state.as_str(),
+        "concurrencyMode": "Parallel",
+        "contentType": "CSV",
+        "apiVersion": v.parse::<f64>().unwrap_or(62.0),
+        "jobType": "V2Ingest",
+        "contentUrl": format!("services/data/v{v}/jobs/ingest/{}/batches", job.id),
+        "lineEnding": job.line_ending,
+        "columnDelimiter": job.delimiter_name,
+        "numberRecordsProcessed": job.succeeded.len() + job.failed.len(),
+        "numberRecordsFailed": job.failed.len(),
+        "retries": 0,
+        "totalProcessingTime": job.processing_ms,
+        "apiActiveProcessingTime": job.processing_ms,
+        "apexProcessingTime": 0,
+    });
+    if let Some(ext) = &job.external_id {
+        out["externalIdFieldName"] = json!(ext);
+    }
+    if let Some(msg) = &job.error_message {
+        out["errorMessage"] = json!(msg);
+    }
+    out
+}
+
+pub(super) fn route(state: &mut State, req: &Req<'_>, seg: &[&str]) -> Answer {
+    let lower: Vec<String> = seg.iter().map(|s| s.to_ascii_lowercase()).collect();
+    let lower: Vec<&str> = lower.iter().map(String::as_str).collect();
+    let v = req.api_version;
+    match (&req.method, lower.as_slice()) {
+        (&Method::POST, ["jobs", "ingest"]) => create(state, req),
+        (&Method::GET, ["jobs", "ingest"]) => {
+            let records: Vec<Value> = state.bulk.jobs.iter().map(|j| info(j, v)).collect();
+            Answer::ok(
+                StatusCode::OK,
+                json!({"done": true, "records": records, "nextRecordsUrl": null}),
+            )
+        }
+        (method, ["jobs", "ingest", _, rest @ ..]) => {
+            let id = seg[2];
+            let Some(job) = state.bulk.find(id) else {
+                return job_error(
+                    StatusCode::NOT_FOUND,
+                    "NOT_FOUND",
+                    format!("Job {id} was not found"),
+                );
+            };
+            match (method, rest) {
+                (&Method::GET, []) => Answer::ok(StatusCode::OK, info(job, v)),
+                (&Method::PUT, ["batches"]) => {
+                    if job.state != JobState::Open {
+                        return job_error(
+                            StatusCode::CONFLICT,
+                            "INVALIDJOBSTATE",
+                            format!("Job {id} is not open for uploads"),
+                        );
+                    }
+                    match upload(job, req.body) {
+                        Ok(()) => {
+                            state.bulk.batches += 1;
+                            Answer::empty(StatusCode::CREATED)
+                        }
+                        Err(a) => a,
+                    }
+                }
+                (&Method::PATCH, []) => {
+                    let wanted = serde_json::from_slice::<Value>(req.body)
+                        .ok()
+                        .and_then(|b| b.get("state").and_then(Value::as_str).map(str::to_string));
+                    match (wanted.as_deref(), job.state) {
+                        (Some("UploadComplete"), JobState::Open) => {
+                            job.state = JobState::UploadComplete;
+                            job.closed_at = Some(req.now);
+                            job.modstamp = req.now;
+                        }
+                        (
+                            Some("Aborted"),
+                            JobState::Open | JobState::UploadComplete | JobState::InProgress,
+                        ) => {
+                            job.state = JobState::Aborted;
+                            job.modstamp = req.now;
+                        }
+                        (Some(s), current) => {
+                            return job_error(
+                                StatusCode::CONFLICT,
+                                "INVALIDJOBSTATE",
+                                format!(
+                                    "Cannot change the state of job {id} from {} to {s}",
+                                    current.as_str()
+                                ),
+                            )
+                        }
+                        (None, _) => {
+                            return job_error(
+                                StatusCode::BAD_REQUEST,
+                                "INVALIDJOB",
+                                "Give the new `state`",
+                            )
+                        }
+                    }
+                    Answer::ok(StatusCode::OK, info(job, v))
+                }
+                (&Method::DELETE, []) => {
+                    if matches!(job.state, JobState::Open | JobState::InProgress) {
+                        return job_error(
+                            StatusCode::CONFLICT,
+                            "INVALIDJOBSTATE",
+                            format!("Job {id} cannot be deleted while {}", job.state.as_str()),
+                        );
+                    }
+                    state.bulk.jobs.retain(|j| j.id != id);
+                    Answer::empty(StatusCode::NO_CONTENT)
+                }
+                (&Method::GET, ["successfulresults"]) => {
+                    let mut header = vec!["sf__Id".to_string(), "sf__Created".to_string()];
+                    header.extend(job.header.iter().cloned());
+                    let rows = job.succeeded.iter().map(|(id, created, row)| {
+                        let mut r = vec![id.clone(), created.to_string()];
+                        r.extend(row.iter().cloned());
+                        r
+                    });
+                    csv_answer(&header, rows)
+                }
+                (&Method::GET, ["failedresults"]) => {
+                    let mut header = vec!["sf__Id".to_string(), "sf__Error".to_string()];
+                    header.extend(job.header.iter().cloned());
+                    let rows = job.failed.iter().map(|(id, err, row)| {
+                        let mut r = vec![id.clone(), err.clone()];
+                        r.extend(row.iter().cloned());
+                        r
+                    });
+                    csv_answer(&header, rows)
+                }
+                (&Method::GET, ["unprocessedrecords"]) => {
+                    let rows: Vec<Vec<String>> = if job.state == JobState::JobComplete {
+                        Vec::new()
+                    } else {
+                        job.rows.clone()
+                    };
+                    csv_answer(&job.header, rows.into_iter())
+                }
+                _ => Answer::not_found(),
+            }
+        }
+        _ => Answer::not_found(),
+    }
+}
+
+fn csv_answer(header: &[String], rows: impl Iterator<Item = Vec<String>>) -> Answer {
+    let mut w = csv::WriterBuilder::new()
+        .quote_style(csv::QuoteStyle::Always)
+        .from_writer(Vec::new());
+    let write = || -> Result<(), csv::Error> {
+        w.write_record(header)?;
+        for r in rows {
+            w.write_record(&r)?;
+        }
+        w.flush()?;
+        Ok(())
+    };
+    match write()
+        .map_err(|e| e.to_string())
+        .and_then(|()| w.into_inner().map_err(|e| e.to_string()))
+    {
+        Ok(bytes) => Answer::csv(String::from_utf8_lossy(&bytes).into_owned()),
+        Err(e) => job_error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "UNKNOWN_EXCEPTION",
+            e.to_string(),
+        ),
+    }
+}
+
+fn create(state: &mut State, req: &Req<'_>) -> Answer {
+    let body: Value = match serde_json::from_slice(req.body) {
+        Ok(b) => b,
+        Err(e) => return job_error(StatusCode::BAD_REQUEST, "JSON_PARSER_ERROR", e.to_string()),
+    };
+    let text = |k: &str| body.get(k).and_then(Value::as_str).map(str::to_string);
+    let Some(object) = text("object").and_then(|o| state.org.object_name(&o).map(str::to_string))
+    else {
+        return job_error(
+            StatusCode::BAD_REQUEST,
+            "INVALIDJOB",
+            format!(
+                "Unable to find object: {}",
+                text("object").unwrap_or_default()
+            ),
+        );
+    };
+    let Some(operation) = text("operation").as_deref().and_then(Operation::parse) else {
+        return job_error(
+            StatusCode::BAD_REQUEST,
+            "INVALIDJOB",
+            "operation must be insert, update, upsert, delete or hardDelete",
+        );
+    };
+    let external_id = text("externalIdFieldName");
+    if operation == Operation::Upsert {
+        let expected = &state.org.bundle().objects[&object].external_id;
+        if external_id.as_deref() != Some(expected.as_str()) {
+            return job_error(
+                StatusCode::BAD_REQUEST,
+                "INVALIDJOB",
+                format!(
+                    "The externalIdFieldName must be an external ID field of {object}: {expected}"
+                ),
+            );
+        }
+    }
+    let delimiter_name = text("columnDelimiter").unwrap_or_else(|| "COMMA".into());
+    let delimiter = match delimiter_name.as_str() {
+        "COMMA" => b',',
+        "TAB" => b'\t',
+        "PIPE" => b'|',
+        "SEMICOLON" => b';',
+        "CARET" => b'^',
+        "BACKQUOTE" => b'`',
+        other => {
+            return job_error(
+                StatusCode::BAD_REQUEST,
+                "INVALIDJOB",
+                format!("Unknown columnDelimiter {other}"),
+            )
+        }
+    };
+    state.bulk.next += 1;
+    let origin = match req.header("sforce-call-options").and_then(|v| {
+        v.split(',')
+            .find_map(|kv| kv.trim().strip_prefix("client="))
+    }) {
+        Some(c) => format!("com/salesforce/api/bulk/{};client={c}", req.api_version),
+        None => format!("com/salesforce/api/bulk/{}", req.api_version),
+    };
+    let job = Job {
+        id: ids::numbered("750", state.bulk.next),
+        object,
+        operation,
+        external_id: (operation == Operation::Upsert)
+            .then_some(external_id)
+            .flatten(),
+        delimiter,
+        delimiter_name,
+        line_ending: text("lineEnding").unwrap_or_else(|| "LF".into()),
+        state: JobState::Open,
+        created: req.now,
+        modstamp: req.now,
+        closed_at: None,
+        header: Vec::new(),
+        rows: Vec::new(),
+        succeeded: Vec::new(),
+        failed: Vec::new(),
+        origin,
+        error_message: None,
+        processing_ms: 0,
+    };
+    let answer = Answer::ok(StatusCode::OK, info(&job, req.api_version));
+    state.bulk.jobs.push(job);
+    answer
+}
+
+fn upload(job: &mut Job, body: &[u8]) -> Result<(), Answer> {
+    let mut reader = csv::ReaderBuilder::new()
+        .delimiter(job.delimiter)
+        .has_headers(true)
+        .from_reader(body);
+    let header: Vec<String> = reader
+        .headers()
+        .map_err(|e| {
+            job_error(
+                StatusCode::BAD_REQUEST,
+                "INVALIDBATCH",
+                format!("Invalid CSV: {e}"),
+            )
+        })?
+        .iter()
+        .map(|h| h.trim_start_matches('\u{feff}').to_string())
+        .collect();
+    if job.header.is_empty() {
+        job.header = header;
+    } else if job.header != header {
+        return Err(job_error(
+            StatusCode::BAD_REQUEST,
+            "INVALIDBATCH",
+            "Every upload of a job must have the same header",
+        ));
+    }
+    for row in reader.records() {
+        let row = row.map_err(|e| {
+            job_error(
+                StatusCode::BAD_REQUEST,
+                "INVALIDBATCH",
+                format!("Invalid CSV: {e}"),
+            )
+        })?;
+        job.rows.push(row.iter().map(str::to_string).collect());
+    }
+    Ok(())
+}
+
+/// Moves every closed job along on the clock; a job due to finish is processed here, and
+/// its changes are published with the job's origin.
+pub(super) fn tick(state: &mut State, now: Timestamp) {
+    for i in 0..state.bulk.jobs.len() {
+        let (closed, job_state, rows) = {
+            let j = &state.bulk.jobs[i];
+            (j.closed_at, j.state, j.rows.len())
+        };
+        let Some(closed) = closed else { continue };
+        let processing = (PER_THOUSAND * (rows as u32).div_ceil(1000)).max(MIN_PROCESSING);
+        if job_state == JobState::UploadComplete && now >= closed.plus(QUEUE_TIME) {
+            state.bulk.jobs[i].state = JobState::InProgress;
+            state.bulk.jobs[i].modstamp = closed.plus(QUEUE_TIME);
+        }
+        if state.bulk.jobs[i].state == JobState::InProgress
+            && now >= closed.plus(QUEUE_TIME + processing)
+        {
+            let done_at = closed.plus(QUEUE_TIME + processing);
+            process(state, i, done_at);
+            let job = &mut state.bulk.jobs[i];
+            job.state = if job.rows.is_empty() && job.header.is_empty() {
+                job.error_message = Some("No data was uploaded for this job".into());
+                JobState::Failed
+            } else {
+                JobState::JobComplete
+            };
+            job.modstamp = done_at;
+            job.processing_ms = processing.as_millis() as u64;
+            let origin = job.origin.clone();
+            events::publish_changes(state, &origin, done_at);
+        }
+    }
+}
+
+fn sf_error(e: &RecordError) -> String {
+    format!("{}:{}:{} --", e.code, e.message, e.fields.join(","))
+}
+
+/// Turns one CSV row into field values: empty cells are left out, `#N/A` is null, numbers
+/// and booleans are typed by the field, `Parent.ExtId__c` columns become relationships.
+fn row_values(
+    state: &State,
+    object: &str,
+    header: &[String],
+    row: &[String],
+) -> Map<String, Value> {
+    let spec = state.org.bundle().object(object);
+    let mut values = Map::new();
+    for (name, cell) in header.iter().zip(row) {
+        if cell.is_empty() {
+            continue;
+        }
+        let value = if cell == "#N/A" {
+            Value::Null
+        } else {
+            let ty = spec.and_then(|s| s.fields.get(name)).map(|f| f.ty);
+            typed(ty, cell)
+        };
+        match name.split_once('.') {
+            Some((rel, key)) => {
+                values.insert(rel.to_string(), json!({ key: value }));
+            }
+            None => {
+                values.insert(name.clone(), value);
+            }
+        }
+    }
+    values
+}
+
+fn typed(ty: Option<FieldType>, cell: &str) -> Value {
+    match ty {
+        Some(FieldType::Boolean) => match cell.to_ascii_lowercase().as_str() {
+            "true" | "1" => Value::Bool(true),
+            "false" | "0" => Value::Bool(false),
+            _ => Value::String(cell.to_string()),
+        },
+        Some(FieldType::Int) => cell
+            .parse::<i64>()
+            .map(Value::from)
+            .unwrap_or_else(|_| Value::String(cell.to_string())),
+        Some(t) if t.is_number() => cell
+            .parse::<f64>()
+            .ok()
+            .and_then(serde_json::Number::from_f64)
+            .map(Value::Number)
+            .unwrap_or_else(|| Value::String(cell.to_string())),
+        _ => Value::String(cell.to_string()),
+    }
+}
+
+fn process(state: &mut State, i: usize, now: Timestamp) {
+    let (object, operation, ext, header, rows) = {
+        let j = &mut state.bulk.jobs[i];
+        (
+            j.object.clone(),
+            j.operation,
+            j.external_id.clone(),
+            j.header.clone(),
+            std::mem::take(&mut j.rows),
+        )
+    };
+    let id_col = header.iter().position(|h| h.eq_ignore_ascii_case("Id"));
+    let mut succeeded = Vec::new();
+    let mut failed = Vec::new();
+    for row in rows {
+        let row_id = id_col.and_then(|c| row.get(c)).cloned().unwrap_or_default();
+        let values = row_values(state, &object, &header, &row);
+        let outcome: Result<(String, bool), RecordError> = match operation {
+            Operation::Insert => state.org.create(&object, values, now).map(|id| (id, true)),
+            Operation::Update => {
+                let mut values = values;
+                values.retain(|k, _| !k.eq_ignore_ascii_case("Id"));
+                state
+                    .org
+                    .update(&object, &row_id, values, now)
+                    .map(|()| (row_id.clone(), false))
+            }
+            Operation::Upsert => {
+                let field = ext.clone().unwrap_or_default();
+                let value = values
+                    .get(&field)
+                    .and_then(Value::as_str)
+                    .unwrap_or_default()
+                    .to_string();
+                match state.org.prepare_upsert(&object, &field, &value, values) {
+                    Ok(p) => {
+                        let done = state.org.apply(p, now);
+                        Ok((done.id, done.created))
+                    }
+                    Err(UpsertError::Record(e)) => Err(e),
+                    Err(UpsertError::Ambiguous(_)) => Err(RecordError::new(
+                        "DUPLICATE_EXTERNAL_ID",
+                        format!("Duplicate external id specified: {value}"),
+                        vec![field],
+                    )),
+                }
+            }
+            Operation::Delete | Operation::HardDelete => state
+                .org
+                .delete(&object, &row_id, now, operation == Operation::HardDelete)
+                .map(|()| (row_id.clone(), false)),
+        };
+        match outcome {
+            Ok((id, created)) => succeeded.push((id, created, row)),
+            Err(e) => failed.push((row_id, sf_error(&e), row)),
+        }
+    }
+    let j = &mut state.bulk.jobs[i];
+    j.succeeded = succeeded;
+    j.failed = failed;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cells_are_typed_by_field() {
+        assert_eq!(typed(Some(FieldType::Int), "12"), json!(12));
+        assert_eq!(typed(Some(FieldType::Int), "twelve"), json!("twelve"));
+        assert_eq!(typed(Some(FieldType::Currency), "1.5"), json!(1.5));
+        assert_eq!(typed(Some(FieldType::Boolean), "TRUE"), json!(true));
+        assert_eq!(typed(Some(FieldType::String), "007"), json!("007"));
+        assert_eq!(typed(None, "x"), json!("x"));
+    }
+
+    #[test]
+    fn errors_read_code_message_fields() {
+        let e = RecordError::new(
+            "REQUIRED_FIELD_MISSING",
+            "Required fields are missing: [Name]",
+            vec!["Name".into()],
+        );
+        assert_eq!(
+            sf_error(&e),
+            "REQUIRED_FIELD_MISSING:Required fields are missing: [Name]:Name --"
+        );
+    }
+}

@@ -1,0 +1,414 @@
+//! The change-event log: every committed change becomes a Change Data Capture event with a
+//! `ChangeEventHeader`, a replay ID and 72-hour retention on the clock; subscribers read it
+//! over HTTP long-poll from EARLIEST, LATEST or a replay ID (see `docs/mock.md`). The
+//! scenario's event faults (duplicates, reordering, gaps, overflow) are applied here, each
+//! drawn from the seed when the event is published.
+
+use std::collections::VecDeque;
+use std::time::Duration;
+
+use axum::http::{HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use serde_json::{json, Map, Value};
+
+use super::org::{Change, ChangeKind};
+use super::routes::form_pairs;
+use super::{MockOrg, State};
+use crate::sim::scenario::EventFaults;
+use crate::sim::{Rng, Timestamp};
+
+/// How long events stay on the bus.
+pub const RETENTION: Duration = Duration::from_secs(72 * 3600);
+/// Most events one poll returns unless `max` asks for fewer.
+const MAX_BATCH: usize = 1000;
+
+#[derive(Clone, Debug)]
+struct Event {
+    replay_id: u64,
+    at: Timestamp,
+    channel: String,
+    uuid: String,
+    payload: Value,
+}
+
+impl Event {
+    fn to_json(&self) -> Value {
+        json!({"channel": self.channel, "replayId": self.replay_id, "EventUuid": self.uuid, "payload": self.payload})
+    }
+}
+
+/// Retained events in delivery order (which faults may make differ from replay order).
+#[derive(Debug)]
+pub(crate) struct EventLog {
+    events: VecDeque<Event>,
+    next_replay: u64,
+    /// Replay IDs at or below this have expired.
+    expired_through: u64,
+    commit_number: u64,
+    delivered: u64,
+    rng: Rng,
+    faults: EventFaults,
+}
+
+impl EventLog {
+    pub fn new(rng: Rng, faults: EventFaults) -> Self {
+        EventLog {
+            events: VecDeque::new(),
+            next_replay: 1,
+            expired_through: 0,
+            commit_number: 0,
+            delivered: 0,
+            rng,
+            faults,
+        }
+    }
+
+    /// Drops events older than the retention window.
+    pub fn expire(&mut self, now: Timestamp) {
+        while let Some(e) = self.events.front() {
+            if now.since(e.at) < RETENTION {
+                break;
+            }
+            self.expired_through = self.expired_through.max(e.replay_id);
+            self.events.pop_front();
+        }
+    }
+
+    pub fn all(&self) -> Vec<Value> {
+        self.events.iter().map(Event::to_json).collect()
+    }
+
+    /// Events handed to subscribers so far.
+    pub fn delivered(&self) -> u64 {
+        self.delivered
+    }
+
+    fn push(&mut self, at: Timestamp, channel: String, uuid: String, payload: Value) {
+        let replay_id = self.next_replay;
+        self.next_replay += 1;
+        self.events.push_back(Event {
+            replay_id,
+            at,
+            channel,
+            uuid,
+            payload,
+        });
+    }
+
+    fn uuid(&mut self) -> String {
+        let a = self.rng.next_u64();
+        let b = self.rng.next_u64();
+        format!(
+            "{:08x}-{:04x}-4{:03x}-{:04x}-{:012x}",
+            a >> 32,
+            (a >> 16) & 0xffff,
+            a & 0xfff,
+            (b >> 48) & 0x3fff | 0x8000,
+            b & 0xffff_ffff_ffff
+        )
+    }
+
+    /// Appends one transaction's changes.
+    fn append(&mut self, changes: Vec<Change>, origin: &str, now: Timestamp) {
+        if changes.is_empty() {
+            return;
+        }
+        self.commit_number += 1;
+        let commit = self.commit_number;
+        let transaction_key = format!("{:016x}", self.rng.next_u64());
+        if let Some(limit) = self.faults.overflow_after {
+            if changes.len() > limit {
+                let mut objects: Vec<&str> = changes.iter().map(|c| c.object.as_str()).collect();
+                objects.dedup();
+                for (seq, object) in objects.into_iter().enumerate() {
+                    let header = json!({
+                        "entityName": object, "recordIds": [], "changeType": "GAP_OVERFLOW",
+                        "changeOrigin": origin, "transactionKey": transaction_key,
+                        "sequenceNumber": seq + 1, "commitTimestamp": now.as_millis(),
+                        "commitNumber": commit, "commitUser": changes[0].user,
+                        "changedFields": [], "nulledFields": [], "diffFields": [],
+                    });
+                    let uuid = self.uuid();
+                    self.push(
+                        now,
+                        channel(object),
+                        uuid,
+                        json!({"ChangeEventHeader": header}),
+                    );
+                }
+                return;
+            }
+        }
+        for (seq, c) in changes.into_iter().enumerate() {
+            let gap = self.faults.gap > 0.0 && self.rng.chance(self.faults.gap);
+            let change_type = if gap {
+                format!("GAP_{}", c.kind.as_str())
+            } else {
+                c.kind.as_str().to_string()
+            };
+            let (changed, nulled) = if gap || c.kind == ChangeKind::Delete {
+                (vec![], vec![])
+            } else {
+                (c.changed.clone(), c.nulled.clone())
+            };
+            let header = json!({
+                "entityName": c.object, "recordIds": [c.id], "changeType": change_type,
+                "changeOrigin": origin, "transactionKey": transaction_key,
+                "sequenceNumber": seq + 1, "commitTimestamp": c.at.as_millis(),
+                "commitNumber": commit, "commitUser": c.user,
+                "changedFields": changed, "nulledFields": nulled, "diffFields": [],
+            });
+            let mut payload = Map::new();
+            payload.insert("ChangeEventHeader".into(), header);
+            if !gap {
+                for (k, v) in &c.values {
+                    payload.insert(k.clone(), v.clone());
+                }
+            }
+            let uuid = self.uuid();
+            let payload = Value::Object(payload);
+            self.push(now, channel(&c.object), uuid.clone(), payload.clone());
+            if self.faults.duplicate > 0.0 && self.rng.chance(self.faults.duplicate) {
+                // Delivered twice: same EventUuid, its own replay ID.
+                self.push(now, channel(&c.object), uuid, payload);
+            }
+            if self.faults.out_of_order > 0.0
+                && self.events.len() >= 2
+                && self.rng.chance(self.faults.out_of_order)
+            {
+                let n = self.events.len();
+                self.events.swap(n - 1, n - 2);
+            }
+        }
+    }
+}
+
+fn channel(object: &str) -> String {
+    match object.strip_suffix("__c") {
+        Some(base) => format!("/data/{base}__ChangeEvent"),
+        None => format!("/data/{object}ChangeEvent"),
+    }
+}
+
+/// Publishes the org's pending changes as one transaction and wakes subscribers.
+pub(super) fn publish_changes(state: &mut State, origin: &str, now: Timestamp) {
+    let changes = state.org.take_changes();
+    if changes.is_empty() {
+        return;
+    }
+    state.events.append(changes, origin, now);
+    state.notify.notify_waiters();
+}
+
+/// Where a subscriber starts.
+#[derive(Debug, PartialEq, Eq)]
+enum Replay {
+    Earliest,
+    Latest,
+    After(u64),
+}
+
+fn parse_replay(s: &str) -> Option<Replay> {
+    match s.to_ascii_uppercase().as_str() {
+        "EARLIEST" | "-2" => Some(Replay::Earliest),
+        "LATEST" | "-1" => Some(Replay::Latest),
+        n => n.parse().ok().map(Replay::After),
+    }
+}
+
+fn error(status: StatusCode, code: &str, message: String) -> Response {
+    (
+        status,
+        axum::Json(json!([{"errorCode": code, "message": message}])),
+    )
+        .into_response()
+}
+
+/// `GET /__syncgate/events?topic=…&replay=EARLIEST|LATEST|<id>&wait=<secs>&max=<n>`:
+/// the events after the starting point, waiting up to `wait` seconds (on the clock) for
+/// the first one. The answer's `latestReplayId` is where the next poll resumes.
+pub(super) async fn subscribe(org: &MockOrg, query: Option<&str>) -> Response {
+    let params = query.map(form_pairs).unwrap_or_default();
+    let get = |k: &str| {
+        params
+            .iter()
+            .find(|(key, _)| key == k)
+            .map(|(_, v)| v.as_str())
+    };
+    let topic = get("topic").unwrap_or("/data/ChangeEvents").to_string();
+    let Some(replay) = parse_replay(get("replay").unwrap_or("LATEST")) else {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "INVALID_REPLAY_ID",
+            "replay must be EARLIEST, LATEST or a replay ID".into(),
+        );
+    };
+    let wait = get("wait")
+        .and_then(|w| w.parse::<u64>().ok())
+        .map(Duration::from_secs)
+        .unwrap_or(Duration::ZERO);
+    let max = get("max")
+        .and_then(|m| m.parse::<usize>().ok())
+        .unwrap_or(MAX_BATCH)
+        .clamp(1, MAX_BATCH);
+    let matches_topic = |e: &Event| topic == "/data/ChangeEvents" || e.channel == topic;
+    // Resolve the starting point once: LATEST means "what comes after now".
+    let after = {
+        let mut state = org.lock();
+        let now = org.clock().now();
+        state.tick(now);
+        let log = &state.events;
+        match replay {
+            Replay::Earliest => None,
+            Replay::Latest => Some(log.next_replay - 1),
+            Replay::After(id) => {
+                if id < log.expired_through || id >= log.next_replay {
+                    return error(
+                        StatusCode::BAD_REQUEST,
+                        "INVALID_REPLAY_ID",
+                        format!("The replayId {id} you provided was invalid or has expired (events are kept 72 hours). Provide a valid ID, -2 to replay all events, or -1 to replay only new events; then re-sync."),
+                    );
+                }
+                Some(id)
+            }
+        }
+    };
+    let mut waited = false;
+    loop {
+        let notified = {
+            let mut state = org.lock();
+            // Delivery order may differ from replay order: resume after the position of
+            // the starting event, not by comparing IDs.
+            let start = match after {
+                None => 0,
+                Some(id) => state
+                    .events
+                    .events
+                    .iter()
+                    .position(|e| e.replay_id == id)
+                    .map(|p| p + 1)
+                    .unwrap_or_else(|| {
+                        state
+                            .events
+                            .events
+                            .iter()
+                            .position(|e| e.replay_id > id)
+                            .unwrap_or(state.events.events.len())
+                    }),
+            };
+            let batch: Vec<Value> = state
+                .events
+                .events
+                .iter()
+                .skip(start)
+                .filter(|e| matches_topic(e))
+                .take(max)
+                .map(Event::to_json)
+                .collect();
+            if !batch.is_empty() || waited || wait.is_zero() {
+                let latest = batch
+                    .last()
+                    .and_then(|e| e["replayId"].as_u64())
+                    .or(after)
+                    .unwrap_or(0);
+                state.events.delivered += batch.len() as u64;
+                let mut resp =
+                    axum::Json(json!({"topic": topic, "events": batch, "latestReplayId": latest}))
+                        .into_response();
+                resp.headers_mut()
+                    .insert("cache-control", HeaderValue::from_static("no-store"));
+                return resp;
+            }
+            state.notify.clone()
+        };
+        let wake = notified.notified();
+        tokio::select! {
+            _ = wake => {}
+            _ = org.clock().sleep(wait) => {}
+        }
+        waited = true;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sim::Seed;
+
+    fn change(id: &str) -> Change {
+        let mut values = Map::new();
+        values.insert("Name".into(), json!("Acme"));
+        Change {
+            object: "Account".into(),
+            id: id.into(),
+            kind: ChangeKind::Create,
+            changed: vec!["Name".into()],
+            nulled: vec![],
+            values,
+            at: Timestamp::from_millis(0),
+            user: "005".into(),
+        }
+    }
+
+    #[test]
+    fn events_carry_the_header_and_expire_after_72_hours() {
+        let mut log = EventLog::new(Seed(1).stream("e"), EventFaults::default());
+        let t0 = Timestamp::from_millis(0);
+        log.append(vec![change("001A"), change("001B")], "origin;client=x", t0);
+        let all = log.all();
+        assert_eq!(all.len(), 2);
+        let h = &all[1]["payload"]["ChangeEventHeader"];
+        assert_eq!(h["changeType"], "CREATE");
+        assert_eq!(h["sequenceNumber"], 2);
+        assert_eq!(h["changeOrigin"], "origin;client=x");
+        assert_eq!(all[1]["channel"], "/data/AccountChangeEvent");
+        assert_eq!(all[1]["payload"]["Name"], "Acme");
+        log.expire(t0.plus(RETENTION - Duration::from_millis(1)));
+        assert_eq!(log.all().len(), 2);
+        log.expire(t0.plus(RETENTION));
+        assert!(log.all().is_empty());
+        assert_eq!(log.expired_through, 2);
+    }
+
+    #[test]
+    fn overflow_replaces_a_large_transaction() {
+        let faults = EventFaults {
+            overflow_after: Some(1),
+            ..EventFaults::default()
+        };
+        let mut log = EventLog::new(Seed(1).stream("e"), faults);
+        log.append(
+            vec![change("001A"), change("001B")],
+            "",
+            Timestamp::from_millis(0),
+        );
+        let all = log.all();
+        assert_eq!(all.len(), 1);
+        assert_eq!(
+            all[0]["payload"]["ChangeEventHeader"]["changeType"],
+            "GAP_OVERFLOW"
+        );
+    }
+
+    #[test]
+    fn duplicates_share_the_event_uuid() {
+        let faults = EventFaults {
+            duplicate: 1.0,
+            ..EventFaults::default()
+        };
+        let mut log = EventLog::new(Seed(1).stream("e"), faults);
+        log.append(vec![change("001A")], "", Timestamp::from_millis(0));
+        let all = log.all();
+        assert_eq!(all.len(), 2);
+        assert_eq!(all[0]["EventUuid"], all[1]["EventUuid"]);
+        assert_ne!(all[0]["replayId"], all[1]["replayId"]);
+    }
+
+    #[test]
+    fn replay_presets() {
+        assert_eq!(parse_replay("earliest"), Some(Replay::Earliest));
+        assert_eq!(parse_replay("-1"), Some(Replay::Latest));
+        assert_eq!(parse_replay("42"), Some(Replay::After(42)));
+        assert_eq!(parse_replay("soon"), None);
+    }
+}
