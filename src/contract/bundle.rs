@@ -16,7 +16,7 @@ use sha2::{Digest, Sha256};
 pub const FORMAT_VERSION: u32 = 1;
 
 /// A fully resolved bundle for one partner × tenant.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Bundle {
     pub format: u32,
     pub partner: String,
@@ -58,7 +58,7 @@ fn default_long_running_secs() -> u64 {
 }
 
 /// One synced sObject.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct ObjectSpec {
     /// The external-ID field the engine upserts by.
     pub external_id: String,
@@ -366,6 +366,16 @@ impl Bundle {
     pub fn content_hash(&self) -> String {
         let canonical = serde_json::to_vec(self).expect("bundle serializes");
         format!("sha256:{}", hex::encode(Sha256::digest(&canonical)))
+    }
+
+    /// The resolved bundle as JSON: what the registry stores for a published version.
+    pub fn to_json(&self) -> String {
+        serde_json::to_string(self).expect("bundle serializes")
+    }
+
+    /// A resolved bundle read back from [`Bundle::to_json`] (a published version in the store).
+    pub fn from_json(json: &str) -> Result<Bundle, serde_json::Error> {
+        serde_json::from_str(json)
     }
 
     /// The first 12 hex digits of the content hash, for summaries.
