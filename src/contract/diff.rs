@@ -757,6 +757,13 @@ mod tests {
             .unwrap_or_else(|| panic!("no field {object}.{name}"))
     }
 
+    fn values<'a>(b: &'a mut Bundle, object: &str, name: &str) -> &'a mut Vec<String> {
+        field(b, object, name)
+            .values
+            .as_mut()
+            .unwrap_or_else(|| panic!("{object}.{name} is not a picklist"))
+    }
+
     /// The rules that fired, with their impact.
     fn rules(old: &Bundle, new: &Bundle) -> Vec<(Rule, Impact)> {
         diff(old, new)
@@ -845,10 +852,7 @@ mod tests {
     fn picklist_value_removed_is_breaking_and_added_is_safe() {
         let old = base();
         let mut new = base();
-        field(&mut new, "Account", "Industry")
-            .values
-            .as_mut()
-            .map(|v| v.retain(|x| x != "Retail"));
+        values(&mut new, "Account", "Industry").retain(|x| x != "Retail");
         both_ways(
             &old,
             &new,
@@ -862,10 +866,7 @@ mod tests {
         let mut old = base();
         field(&mut old, "Account", "Industry").restricted = false;
         let mut new = old.clone();
-        field(&mut new, "Account", "Industry")
-            .values
-            .as_mut()
-            .map(|v| v.retain(|x| x != "Retail"));
+        values(&mut new, "Account", "Industry").retain(|x| x != "Retail");
         assert_eq!(
             rules(&old, &new),
             vec![(Rule::PicklistValueRemoved, Impact::Safe)]
@@ -1116,13 +1117,9 @@ mod tests {
             .map(|o| o.fields.remove("Phone"));
         field(&mut new, "Account", "BillingCity").max_length = Some(20);
         field(&mut new, "Contact", "Title").max_length = Some(255);
-        field(&mut new, "Account", "Industry")
-            .values
-            .as_mut()
-            .map(|v| {
-                v.retain(|x| x != "Retail");
-                v.push("Energy".into());
-            });
+        let industry = values(&mut new, "Account", "Industry");
+        industry.retain(|x| x != "Retail");
+        industry.push("Energy".into());
         field(&mut new, "Contact", "Email").required = true;
         new.limits.daily_api_requests = 10_000;
         interactions_mut(&mut new).remove(1);
