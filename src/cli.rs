@@ -8,7 +8,15 @@ use clap::{Args, Parser, Subcommand};
 
 use crate::contract::Bundle;
 use crate::sim::Seed;
+
+mod contracts;
+mod registry;
+
 use crate::verify::{self, report, GateOptions};
+pub use contracts::{
+    CanIDeployArgs, DiffArgs, ListArgs, PublishArgs, RecordDeploymentArgs, ShowArgs,
+};
+pub use registry::{RegistryCommand, RegistryServeArgs};
 
 /// Exit codes, in one place.
 pub mod exit {
@@ -26,6 +34,16 @@ pub mod exit {
 #[derive(Debug, Parser)]
 #[command(name = "syncgate", version, about, long_about = None)]
 pub struct Cli {
+    /// Where state lives (registry index, verification results, deployments): a SQLite path,
+    /// `sqlite:PATH`, `sqlite::memory:` or `postgres://…`. Default: .syncgate/state.sqlite.
+    #[arg(
+        long,
+        global = true,
+        env = "SYNCGATE_DATABASE_URL",
+        hide_env_values = true,
+        value_name = "URL"
+    )]
+    pub database_url: Option<String>,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -40,6 +58,9 @@ pub enum Command {
     /// Run the mock Salesforce org on its own, for your own tools and clients.
     #[command(subcommand)]
     Mock(MockCommand),
+    /// Serve the contract registry over HTTP, compatible with the Pact Broker API.
+    #[command(subcommand)]
+    Registry(RegistryCommand),
 }
 
 #[derive(Debug, Subcommand)]
@@ -113,6 +134,9 @@ pub struct GateArgs {
     /// Write each run's request journal (JSON lines) into this directory.
     #[arg(long, value_name = "DIR")]
     pub journal_dir: Option<PathBuf>,
+    /// The engine version the verification results are recorded for (for can-i-deploy).
+    #[arg(long, default_value = env!("CARGO_PKG_VERSION"), value_name = "VERSION")]
+    pub engine_version: String,
 }
 
 #[derive(Debug, Subcommand)]
@@ -123,15 +147,37 @@ pub enum ContractsCommand {
         #[arg(value_name = "DIR")]
         dir: PathBuf,
     },
+    /// List published bundle versions and where they are deployed.
+    List(ListArgs),
+    /// Show one bundle (on disk, or `partner/tenant[@version]` from the registry).
+    Show(ShowArgs),
+    /// Publish a tenant's resolved bundle: immutable, hashed, checked for breaking changes.
+    Publish(PublishArgs),
+    /// Classify every change between two bundles as breaking or safe (exit 1 if any breaks).
+    Diff(DiffArgs),
+    /// May this engine version go to that environment for a tenant? (exit 0 yes, 1 no)
+    CanIDeploy(CanIDeployArgs),
+    /// Record that a bundle version and an engine version are deployed to an environment.
+    RecordDeployment(RecordDeploymentArgs),
 }
 
 /// Runs the CLI and returns the process exit code.
 pub fn main_impl() -> i32 {
     let cli = Cli::parse();
+    let db = cli.database_url.as_deref();
     match cli.command {
-        Command::Gate(args) => gate(args),
+        Command::Gate(args) => gate(args, db),
         Command::Contracts(ContractsCommand::Validate { dir }) => validate(&dir),
+        Command::Contracts(ContractsCommand::List(a)) => contracts::list(a, db),
+        Command::Contracts(ContractsCommand::Show(a)) => contracts::show(a, db),
+        Command::Contracts(ContractsCommand::Publish(a)) => contracts::publish(a, db),
+        Command::Contracts(ContractsCommand::Diff(a)) => contracts::diff(a, db),
+        Command::Contracts(ContractsCommand::CanIDeploy(a)) => contracts::can_i_deploy(a, db),
+        Command::Contracts(ContractsCommand::RecordDeployment(a)) => {
+            contracts::record_deployment(a, db)
+        }
         Command::Mock(MockCommand::Serve(args)) => mock_serve(args),
+        Command::Registry(RegistryCommand::Serve(args)) => registry::serve(args, db),
     }
 }
 
@@ -139,7 +185,7 @@ fn error(msg: impl std::fmt::Display) {
     eprintln!("error: {msg}");
 }
 
-fn gate(args: GateArgs) -> i32 {
+fn gate(args: GateArgs, database_url: Option<&str>) -> i32 {
     let opts = GateOptions {
         contracts: args.contracts,
         scenarios: args.scenarios,
@@ -197,6 +243,16 @@ fn gate(args: GateArgs) -> i32 {
                 }
             }
         }
+    }
+    if let Err(e) = runtime.block_on(contracts::record_gate_verifications(
+        &report,
+        &args.engine_version,
+        database_url,
+    )) {
+        error(format_args!(
+            "failed to record the verification results: {e}"
+        ));
+        return exit::INTERNAL;
     }
     if report.passed() {
         exit::PASSED

@@ -4,6 +4,8 @@
 
 pub mod bundle;
 pub mod diff;
+pub mod matrix;
+pub mod publish;
 pub mod registry;
 pub mod rules;
 
