@@ -423,18 +423,23 @@ async fn publish_contracts(
             "name": format!("Pact between {} ({}) and {}", p.consumer, p.consumer_version, p.provider)
         }));
     }
+    let pacticipant_href = format!("{b}/pacticipants/{}", seg(name));
+    let version_href = format!("{pacticipant_href}/versions/{}", seg(version));
     let body = json!({
         "notices": notices,
+        "logs": [],
         "_embedded": {
-            "pacticipant": { "name": name },
-            "version": { "number": version, "branch": req.branch, "tags": req.tags }
+            "pacticipant": { "name": name, "_links": { "self": { "href": pacticipant_href } } },
+            "version": {
+                "number": version,
+                "branch": req.branch,
+                "tags": req.tags,
+                "_links": { "self": { "href": version_href, "name": version, "title": "Version" } }
+            }
         },
         "_links": {
-            "pb:pacticipant": { "href": format!("{b}/pacticipants/{}", seg(name)), "name": name },
-            "pb:pacticipant-version": {
-                "href": format!("{b}/pacticipants/{}/versions/{}", seg(name), seg(version)),
-                "name": version
-            },
+            "pb:pacticipant": { "href": pacticipant_href, "name": name, "title": "Pacticipant" },
+            "pb:pacticipant-version": { "href": version_href, "name": version, "title": "Pacticipant version" },
             "pb:pacticipant-version-tags": [],
             "pb:contracts": contracts
         }

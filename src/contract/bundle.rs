@@ -258,6 +258,7 @@ impl BundleError {
             }
             None => (None, None),
         };
+        let field = err.span().and_then(|span| key_path_at(text, span.start));
         let mut message = err.message().trim().to_string();
         let help = if message.contains("unknown variant") && message.contains("string") {
             Some(format!("field types are: {}", FieldType::ALL.join(", ")))
@@ -273,11 +274,50 @@ impl BundleError {
             path: path.to_path_buf(),
             line,
             column,
-            field: None,
+            field,
             message,
             help,
         }
     }
+}
+
+/// The dotted key a TOML error at byte `offset` is about, read from the text: the nearest
+/// `[table]` header above, the line's key, and the inline-table key before the offset
+/// (`objects.Account.fields.Fleet_Size__c.type`). `None` when the line holds no key.
+pub fn key_path_at(text: &str, offset: usize) -> Option<String> {
+    let offset = offset.min(text.len());
+    let line_start = text[..offset].rfind('\n').map_or(0, |i| i + 1);
+    let line_end = text[offset..].find('\n').map_or(text.len(), |i| offset + i);
+    let line = &text[line_start..line_end];
+    let header = text[..line_start]
+        .lines()
+        .rev()
+        .map(str::trim)
+        .find(|l| l.starts_with('['))
+        .map(|l| l.trim_matches(|c| c == '[' || c == ']').trim().to_string());
+    let (key, _) = line.split_once('=')?;
+    let key = key.trim().trim_matches('"');
+    if key.is_empty() || key.starts_with('#') || key.starts_with('[') {
+        return None;
+    }
+    let mut path: Vec<String> = header.into_iter().collect();
+    path.push(key.to_string());
+    // Inside an inline table: the key of the `k = v` pair the offset falls in.
+    let before = &line[..offset - line_start];
+    if let Some(brace) = before.find('{') {
+        let inner = &before[brace + 1..];
+        if let Some(eq) = inner.rfind('=') {
+            let name = inner[..eq]
+                .rsplit([',', '{'])
+                .next()
+                .map(|k| k.trim().trim_matches('"'))
+                .unwrap_or("");
+            if !name.is_empty() {
+                path.push(name.to_string());
+            }
+        }
+    }
+    Some(path.join("."))
 }
 
 /// 1-based line and column of byte `offset` in `text`.
@@ -687,6 +727,23 @@ mod tests {
         assert!(!is_semver("1.4"));
         assert!(!is_semver("01.4.0"));
         assert!(!is_semver("v1.4.0"));
+    }
+
+    #[test]
+    fn key_path_names_header_key_and_inline_key() {
+        let text =
+            "version = 1\n[objects.Account.fields]\nName = { type = \"strin\", required = true }\n";
+        let at = text.find("\"strin").unwrap_or(0);
+        assert_eq!(
+            key_path_at(text, at).as_deref(),
+            Some("objects.Account.fields.Name.type")
+        );
+        assert_eq!(key_path_at(text, 10).as_deref(), Some("version"));
+        let at = text.find("true").unwrap_or(0);
+        assert_eq!(
+            key_path_at(text, at).as_deref(),
+            Some("objects.Account.fields.Name.required")
+        );
     }
 
     #[test]

@@ -90,10 +90,10 @@ pub async fn can_i_deploy(
     let which = match bundle_source {
         "deployed" => format!("the bundle deployed in {}", q.environment),
         "latest" => format!(
-            "the latest published bundle (nothing is deployed in {} yet)",
+            "the latest published bundle, as nothing is deployed in {} yet",
             q.environment
         ),
-        _ => "the given bundle".to_string(),
+        _ => "the bundle asked for".to_string(),
     };
     let verifications = store.verifications(&q.partner, &q.tenant).await?;
     let ours = verifications
@@ -104,7 +104,7 @@ pub async fn can_i_deploy(
         Some(v) if v.success => {
             decision.deployable = true;
             decision.reason = format!(
-                "engine {} passed verification against {label} {bundle_version} ({which}, {}) at {} by {} (seed {}, {} scenario(s))",
+                "engine {} passed verification against {label} {bundle_version} ({}) at {} by {} (seed {}, {} scenario(s)); checked against {which}",
                 q.engine_version,
                 published.hash,
                 v.verified_at.to_iso(),
@@ -115,7 +115,7 @@ pub async fn can_i_deploy(
         }
         Some(v) => {
             decision.reason = format!(
-                "engine {} failed verification against {label} {bundle_version} ({which}, {}) at {} by {} (seed {}); fix the failure and run the gate again",
+                "engine {} failed verification against {label} {bundle_version} ({}) at {} by {} (seed {}); checked against {which}; fix the failure and run the gate again",
                 q.engine_version,
                 published.hash,
                 v.verified_at.to_iso(),
@@ -136,7 +136,7 @@ pub async fn can_i_deploy(
                 format!(" (verified engine versions: {})", others.join(", "))
             };
             decision.reason = format!(
-                "no verification of engine {} against {label} {bundle_version} ({which}, {}){hint}; run `syncgate gate --partner {} --tenant {} --engine-version {}` on that bundle",
+                "no verification of engine {} against {label} {bundle_version} ({}){hint}; checked against {which}; run `syncgate gate --partner {} --tenant {} --engine-version {}` on that bundle",
                 q.engine_version, published.hash, q.partner, q.tenant, q.engine_version
             );
         }
