@@ -295,6 +295,33 @@ fn publish_two_versions_deploy_and_ask_can_i_deploy() {
     let (rc, now_yes) = ask("0.1.0", None);
     assert_eq!(rc, 0, "{now_yes}");
     assert_eq!(now_yes["bundle_version"], "2.2.0");
+
+    // The same records answer Pact's can-i-deploy through `registry serve`'s matrix.
+    let s = Served::start_on(&ws.db, &[]);
+    let matrix = |engine: &str| {
+        let (status, m) = call(
+            "GET",
+            &format!(
+                "{}/matrix?q[][pacticipant]=syncgate-engine&q[][version]={engine}&latestby=cvpv&environment=production",
+                s.url
+            ),
+            Some("engine-write"),
+            None,
+        );
+        assert_eq!(status, 200, "{m}");
+        m
+    };
+    let m = matrix("0.1.0");
+    assert_eq!(m["summary"]["deployable"], true, "{m}");
+    assert_eq!(m["matrix"][0]["provider"]["name"], BP);
+    assert_eq!(m["matrix"][0]["provider"]["version"]["number"], "2.2.0");
+    assert_eq!(
+        m["matrix"][0]["verificationResult"]["verifiedBy"],
+        "syncgate gate"
+    );
+    let m = matrix("0.2.0");
+    assert_eq!(m["summary"]["deployable"], false, "{m}");
+    assert_eq!(m["summary"]["unknown"], 1, "{m}");
 }
 
 #[test]
@@ -379,10 +406,19 @@ struct Served {
 
 impl Served {
     fn start(extra: &[&str]) -> Served {
+        Served::start_on("", extra)
+    }
+
+    /// Serves the store at `db` (a fresh one when empty).
+    fn start_on(db: &str, extra: &[&str]) -> Served {
         let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
         let tokens = dir.path().join("tokens.toml");
         std::fs::write(&tokens, TOKENS).unwrap_or_else(|e| panic!("{e}"));
-        let db = format!("sqlite:{}", dir.path().join("registry.sqlite").display());
+        let db = if db.is_empty() {
+            format!("sqlite:{}", dir.path().join("registry.sqlite").display())
+        } else {
+            db.to_string()
+        };
         let mut child = Command::new(env!("CARGO_BIN_EXE_syncgate"))
             .args(["registry", "serve", "--port", "0", "--tokens"])
             .arg(&tokens)

@@ -1,12 +1,19 @@
 //! `GET /matrix`: the answer behind `pact broker can-i-deploy`, from published pacts, their
-//! verification results and the versions deployed in the target environment.
+//! verification results and the versions deployed in the target environment — and from the
+//! registry's own records: the gate's verifications of engine versions against tenant bundles
+//! and the tenants' deployments (`syncgate contracts record-deployment`), with the engine as
+//! pacticipant [`ENGINE`] and each tenant's org as `<partner>-salesforce-<tenant>`.
 
 use axum::extract::{Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use serde_json::{json, Value};
 
+use super::tokens::owner_of;
 use super::{bad_request, caller, hal, Access, ApiResult, Shared};
 use crate::store::{BrokerStore, PactPublication, StoreError};
+
+/// The engine's pacticipant name: the consumer the pact files name.
+pub const ENGINE: &str = "syncgate-engine";
 
 /// One integration row: a consumer version, a provider version, and its verification state.
 struct Row {
@@ -18,6 +25,8 @@ struct Row {
     verified: Option<bool>,
     verified_at: Option<String>,
     pact_created: Option<String>,
+    /// Who verified: a Pact verifier's result, or `syncgate gate`.
+    verified_by: &'static str,
 }
 
 fn currently_deployed(
@@ -78,6 +87,7 @@ async fn rows(
                 verified: None,
                 verified_at: None,
                 pact_created: Some(p.published_at.to_iso()),
+                verified_by: "pact verifier",
             });
         }
         for pv in deployed {
@@ -90,6 +100,7 @@ async fn rows(
                 verified,
                 verified_at,
                 pact_created: Some(p.published_at.to_iso()),
+                verified_by: "pact verifier",
             });
         }
     }
@@ -121,7 +132,64 @@ async fn rows(
             verified,
             verified_at,
             pact_created: Some(p.published_at.to_iso()),
+            verified_by: "pact verifier",
         });
+    }
+    out.extend(tenant_rows(store, pacticipant, version, environment).await?);
+    Ok(out)
+}
+
+/// Rows from the registry's own records: deploying the engine at `version` meets every
+/// tenant deployed in the environment (its bundle there); deploying a tenant's bundle at
+/// `version` meets the engine version deployed for that tenant.
+async fn tenant_rows(
+    store: &dyn BrokerStore,
+    pacticipant: &str,
+    version: &str,
+    environment: &str,
+) -> Result<Vec<Row>, StoreError> {
+    let (owner, tenant) = owner_of(pacticipant);
+    let partners = if pacticipant == ENGINE {
+        store.partners().await?
+    } else if tenant.is_some() {
+        vec![owner.clone()]
+    } else {
+        return Ok(Vec::new());
+    };
+    let mut out = Vec::new();
+    for partner in partners {
+        let live = store
+            .deployments(&partner, tenant.as_deref(), Some(environment))
+            .await?
+            .into_iter()
+            .filter(|d| d.undeployed_at.is_none());
+        for d in live {
+            let (engine_version, bundle_version) = if pacticipant == ENGINE {
+                (version.to_string(), d.bundle_version.clone())
+            } else {
+                (d.engine_version.clone(), version.to_string())
+            };
+            let published = store.version(&partner, &d.tenant, &bundle_version).await?;
+            let verification = match &published {
+                None => None,
+                Some(p) => store
+                    .verifications(&partner, &d.tenant)
+                    .await?
+                    .into_iter()
+                    .rev()
+                    .find(|v| v.engine_version == engine_version && v.bundle_hash == p.hash),
+            };
+            out.push(Row {
+                consumer: ENGINE.to_string(),
+                consumer_version: Some(engine_version),
+                provider: format!("{partner}-salesforce-{}", d.tenant),
+                provider_version: Some(bundle_version),
+                verified: verification.as_ref().map(|v| v.success),
+                verified_at: verification.as_ref().map(|v| v.verified_at.to_iso()),
+                pact_created: published.map(|p| p.published_at.to_iso()),
+                verified_by: "syncgate gate",
+            });
+        }
     }
     Ok(out)
 }
@@ -234,7 +302,7 @@ pub async fn matrix(
                 "consumer": { "name": r.consumer, "version": r.consumer_version.as_ref().map(|v| json!({"number": v})) },
                 "provider": { "name": r.provider, "version": r.provider_version.as_ref().map(|v| json!({"number": v})) },
                 "pact": { "createdAt": r.pact_created },
-                "verificationResult": r.verified.map(|s| json!({ "success": s, "verifiedAt": r.verified_at })),
+                "verificationResult": r.verified.map(|s| json!({ "success": s, "verifiedAt": r.verified_at, "verifiedBy": r.verified_by })),
             })
         })
         .collect();
