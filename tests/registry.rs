@@ -1021,3 +1021,91 @@ fn the_pact_cli_publishes_to_registry_serve_and_the_verifier_fetches_from_it() {
     assert!(!can.status.success(), "{}", text(&can));
     assert!(text(&can).contains("failed"), "{}", text(&can));
 }
+
+// ---------------------------------------------------------------------------------------------
+// the store's Pact index
+
+mod pact_index {
+    use syncgate::sim::Timestamp;
+    use syncgate::store::{
+        PactIndex, PactPublication, PacticipantDeployment, PublishOutcome, SqliteStore, StoreError,
+    };
+
+    fn publication(provider: &str, sha: &str) -> PactPublication {
+        PactPublication {
+            consumer: "syncgate-engine".into(),
+            consumer_version: "1.0.0".into(),
+            provider: provider.into(),
+            branch: Some("main".into()),
+            tags: vec!["prod".into()],
+            sha: sha.into(),
+            content: "{}".into(),
+            published_at: Timestamp::from_millis(1),
+        }
+    }
+
+    fn store() -> SqliteStore {
+        SqliteStore::in_memory().unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    #[tokio::test]
+    async fn publishing_is_all_or_nothing() {
+        let s = store();
+        let first = s.pacts_publish(&[publication("a", "1")]).await;
+        assert!(matches!(first.as_deref(), Ok([PublishOutcome::Created])));
+        // b is new, a conflicts: neither is written.
+        let mixed = s
+            .pacts_publish(&[publication("b", "2"), publication("a", "changed")])
+            .await;
+        assert!(matches!(mixed, Err(StoreError::Conflict(_))), "{mixed:?}");
+        let all = s.pacts(None, None).await.unwrap_or_default();
+        assert_eq!(all.len(), 1);
+        assert_eq!(all[0].tags, ["prod"]);
+        let again = s.pacts_publish(&[publication("a", "1")]).await;
+        assert!(matches!(again.as_deref(), Ok([PublishOutcome::Unchanged])));
+    }
+
+    #[tokio::test]
+    async fn a_deployment_replaces_the_one_in_the_same_environment_and_instance_only() {
+        let s = store();
+        let deploy = |version: &str, instance: Option<&str>, at: i64| PacticipantDeployment {
+            id: 0,
+            pacticipant: "syncgate-engine".into(),
+            version: version.into(),
+            environment: "production".into(),
+            application_instance: instance.map(str::to_string),
+            deployed_at: Timestamp::from_millis(at),
+            undeployed_at: None,
+        };
+        for d in [
+            deploy("1.0.0", Some("bluepeak-logistics/sandbox"), 1),
+            deploy("1.0.0", Some("northwind-outfitters/sandbox"), 2),
+            deploy("1.1.0", Some("bluepeak-logistics/sandbox"), 3),
+        ] {
+            s.pacticipant_deploy(&d)
+                .await
+                .unwrap_or_else(|e| panic!("{e}"));
+        }
+        let live: Vec<(String, Option<String>)> = s
+            .pacticipant_deployments(Some("syncgate-engine"), Some("production"))
+            .await
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|d| d.undeployed_at.is_none())
+            .map(|d| (d.version, d.application_instance))
+            .collect();
+        assert_eq!(
+            live,
+            [
+                (
+                    "1.0.0".to_string(),
+                    Some("northwind-outfitters/sandbox".to_string())
+                ),
+                (
+                    "1.1.0".to_string(),
+                    Some("bluepeak-logistics/sandbox".to_string())
+                ),
+            ]
+        );
+    }
+}

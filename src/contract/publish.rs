@@ -289,6 +289,11 @@ mod tests {
         let msg = err.map(|e| e.to_string()).unwrap_or_default();
         assert!(msg.contains("publish it as 3.0.0"), "{msg}");
         assert!(msg.contains("object-removed"), "{msg}");
+        // What the user reads, with the content hashes (which follow the example bundle) redacted.
+        let shown = msg
+            .replace(&b.short_hash(), "<2.1.0 hash>")
+            .replace(&minor.short_hash(), "<2.2.0 hash>");
+        insta::assert_snapshot!(shown);
         let mut major = minor.clone();
         major.version = "3.0.0".into();
         let ok = publish(&store, &major, at(3))
