@@ -325,6 +325,13 @@ fn publish_two_versions_deploy_and_ask_can_i_deploy() {
 }
 
 #[test]
+fn contracts_help_lists_every_registry_command() {
+    let out = syncgate("sqlite::memory:", &["contracts", "--help"]);
+    assert_eq!(code(&out), 0);
+    insta::assert_snapshot!(String::from_utf8_lossy(&out.stdout));
+}
+
+#[test]
 fn a_malformed_bundle_is_rejected_with_file_line_and_field_and_nothing_is_published() {
     let ws = Workspace::new();
     let dir = ws.sandbox();

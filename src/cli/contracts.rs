@@ -74,8 +74,10 @@ pub struct DiffArgs {
 
 #[derive(Debug, Args)]
 pub struct CanIDeployArgs {
+    /// The partner, e.g. `bluepeak-logistics`.
     #[arg(long, value_name = "PARTNER")]
     pub partner: String,
+    /// The tenant, e.g. `sandbox`.
     #[arg(long, value_name = "TENANT")]
     pub tenant: String,
     /// The engine version to deploy.
@@ -94,8 +96,10 @@ pub struct CanIDeployArgs {
 
 #[derive(Debug, Args)]
 pub struct RecordDeploymentArgs {
+    /// The partner, e.g. `bluepeak-logistics`.
     #[arg(long, value_name = "PARTNER")]
     pub partner: String,
+    /// The tenant, e.g. `sandbox`.
     #[arg(long, value_name = "TENANT")]
     pub tenant: String,
     /// The environment (`sandbox`, `production` or your own).
