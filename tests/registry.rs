@@ -697,6 +697,26 @@ fn pacts_for_verification_apply_selectors_and_report_pending() {
         .is_some_and(|h| h.ends_with(&format!("/pacts/provider/{BP}/consumer/syncgate-engine"))));
     let both = select(json!([{ "mainBranch": true }, { "branch": "feature-x" }]));
     assert_eq!(both.len(), 2);
+    // WIP: feature-x's pact, not selected and never verified, comes along as work in progress.
+    let (_, wip) = call(
+        "POST",
+        &fv,
+        Some("bluepeak-read"),
+        Some(json!({
+            "consumerVersionSelectors": [{ "mainBranch": true }],
+            "includePendingStatus": true,
+            "includeWipPactsSince": "2020-01-01"
+        })),
+    );
+    let wip = wip["_embedded"]["pacts"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    assert_eq!(wip.len(), 2, "{wip:?}");
+    assert_eq!(wip[1]["verificationProperties"]["wip"], true);
+    assert!(wip[1]["shortDescription"]
+        .as_str()
+        .is_some_and(|d| d.contains("feature-x")));
 
     // A successful verification of the main pact takes it out of pending.
     let pact_url = main[0]["_links"]["self"]["href"]

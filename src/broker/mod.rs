@@ -593,7 +593,11 @@ async fn for_verification(
                     format!("This pact has been verified successfully by {provider} before, so a failure will fail the build.")
                 };
                 notices.push(json!({ "when": "before_verification", "text": text }));
-                e["verificationProperties"] = json!({ "pending": s.pending, "notices": notices });
+                e["verificationProperties"] = if s.wip {
+                    json!({ "pending": true, "wip": true, "notices": notices })
+                } else {
+                    json!({ "pending": s.pending, "notices": notices })
+                };
             }
             e
         })

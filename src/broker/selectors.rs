@@ -46,6 +46,8 @@ pub struct Selected {
     pub is_latest: bool,
     /// Never verified successfully by this provider (on its branch, when one is given).
     pub pending: bool,
+    /// Work in progress: not chosen by a selector, included by `includeWipPactsSince`.
+    pub wip: bool,
 }
 
 /// Consumer branches counted as the main branch (the registry does not track a main branch
@@ -180,6 +182,18 @@ pub async fn select(
     let mut out: Vec<Selected> = Vec::new();
     let verifications = store.pact_verifications(provider, None).await?;
     let provider_versions = store.pacticipant_versions(provider).await?;
+    let is_pending = |p: &PactPublication| {
+        !verifications.iter().any(|v| {
+            v.success
+                && v.consumer == p.consumer
+                && v.pact_sha == p.sha
+                && req.provider_version_branch.as_ref().is_none_or(|b| {
+                    provider_versions
+                        .iter()
+                        .any(|pv| pv.version == v.provider_version && pv.branch.as_ref() == Some(b))
+                })
+        })
+    };
     for (i, description) in chosen {
         let p = &pubs[i];
         if let Some(existing) = out
@@ -191,22 +205,45 @@ pub async fn select(
             }
             continue;
         }
-        let pending = !verifications.iter().any(|v| {
-            v.success
-                && v.consumer == p.consumer
-                && v.pact_sha == p.sha
-                && req.provider_version_branch.as_ref().is_none_or(|b| {
-                    provider_versions
-                        .iter()
-                        .any(|pv| pv.version == v.provider_version && pv.branch.as_ref() == Some(b))
-                })
-        });
         out.push(Selected {
             publication: p.clone(),
             descriptions: vec![description],
             is_latest: latest.contains(&(p.consumer.clone(), p.sha.clone())),
-            pending,
+            pending: is_pending(p),
+            wip: false,
         });
+    }
+    // WIP: the latest pact of each consumer branch that no selector chose, still pending,
+    // published since the given date.
+    let since = req
+        .include_wip_pacts_since
+        .as_deref()
+        .and_then(crate::sim::Timestamp::parse);
+    if let (Some(since), true) = (since, req.include_pending_status) {
+        let mut heads: std::collections::BTreeMap<(&str, &str), &PactPublication> =
+            Default::default();
+        for p in &pubs {
+            if let Some(b) = &p.branch {
+                heads.insert((p.consumer.as_str(), b.as_str()), p);
+            }
+        }
+        for p in heads.into_values() {
+            let taken = out
+                .iter()
+                .any(|s| s.publication.consumer == p.consumer && s.publication.sha == p.sha);
+            if !taken && p.published_at >= since && is_pending(p) {
+                out.push(Selected {
+                    publication: p.clone(),
+                    descriptions: vec![format!(
+                        "work in progress (latest from branch {})",
+                        p.branch.as_deref().unwrap_or_default()
+                    )],
+                    is_latest: latest.contains(&(p.consumer.clone(), p.sha.clone())),
+                    pending: true,
+                    wip: true,
+                });
+            }
+        }
     }
     Ok(out)
 }
