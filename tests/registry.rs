@@ -325,6 +325,72 @@ fn publish_two_versions_deploy_and_ask_can_i_deploy() {
 }
 
 #[test]
+fn diff_of_two_tenant_directories_exits_1_on_breaking_changes() {
+    let out = syncgate(
+        "sqlite::memory:",
+        &[
+            "contracts",
+            "diff",
+            "contracts/bluepeak-logistics/sandbox",
+            "bluepeak-logistics/production",
+            "--json",
+        ],
+    );
+    assert_eq!(code(&out), 1, "{}", text(&out));
+    let d: Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}"));
+    let rules: Vec<(&str, &str)> = d["changes"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|c| Some((c["rule"].as_str()?, c["impact"].as_str()?)))
+        .collect();
+    assert_eq!(
+        rules,
+        [
+            ("field-removed", "breaking"),
+            ("became-required", "breaking")
+        ]
+    );
+    let back = syncgate(
+        "sqlite::memory:",
+        &[
+            "contracts",
+            "diff",
+            "bluepeak-logistics/production",
+            "bluepeak-logistics/sandbox",
+        ],
+    );
+    assert_eq!(code(&back), 0, "{}", text(&back));
+    assert!(
+        text(&back).contains("0 breaking, 2 safe"),
+        "{}",
+        text(&back)
+    );
+}
+
+#[test]
+fn the_gate_fails_loudly_when_it_cannot_record_its_verifications() {
+    let out = syncgate(
+        "sqlite:/proc/syncgate-cannot-write-here/state.sqlite",
+        &[
+            "gate",
+            "--partner",
+            "bluepeak-logistics",
+            "--tenant",
+            "sandbox",
+            "--scenario",
+            "baseline",
+        ],
+    );
+    assert_eq!(code(&out), 3, "{}", text(&out));
+    assert!(
+        text(&out).contains("failed to record the verification results"),
+        "{}",
+        text(&out)
+    );
+}
+
+#[test]
 fn contracts_help_lists_every_registry_command() {
     let out = syncgate("sqlite::memory:", &["contracts", "--help"]);
     assert_eq!(code(&out), 0);
