@@ -704,7 +704,7 @@ fn tokens_are_required_and_a_partner_token_reaches_its_own_partner_only() {
     assert!(body["error"]["message"]
         .as_str()
         .is_some_and(|m| m.contains("contracts[1].content is not base64")));
-    let mut not_a_pact = publish_body("syncgate-engine", "2.0.0", &[bp.clone()]);
+    let mut not_a_pact = publish_body("syncgate-engine", "2.0.0", std::slice::from_ref(&bp));
     not_a_pact["contracts"][0]["content"] =
         json!(b64(b"{\"consumer\": {\"name\": \"syncgate-engine\"}}"));
     let (status, body) = call("POST", &publish, Some("bluepeak-write"), Some(not_a_pact));
