@@ -9,9 +9,9 @@ pub struct Migration {
 
 pub const MIGRATIONS: &[Migration] = &[
     Migration {
-    version: 1,
-    name: "registry index, dead letters, dedupe keys, checkpoints",
-    sqlite: "
+        version: 1,
+        name: "registry index, dead letters, dedupe keys, checkpoints",
+        sqlite: "
         CREATE TABLE published_versions (
             partner TEXT NOT NULL, tenant TEXT NOT NULL, version TEXT NOT NULL,
             hash TEXT NOT NULL, published_at INTEGER NOT NULL, content TEXT NOT NULL,
@@ -41,7 +41,7 @@ pub const MIGRATIONS: &[Migration] = &[
     },
     Migration {
         version: 2,
-        name: "Pact Broker API: pact publications, verification results, pacticipant versions and deployments",
+        name: "Pact Broker API: pacts, verification results, pacticipant versions, deployments",
         sqlite: "
         CREATE TABLE pact_publications (
             id INTEGER PRIMARY KEY AUTOINCREMENT,
