@@ -747,6 +747,17 @@ mod tests {
     }
 
     #[test]
+    fn a_bundle_read_back_from_json_has_the_same_hash() {
+        let dir =
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("contracts/northwind-outfitters/production");
+        let b = Bundle::load(&dir).unwrap_or_else(|e| panic!("{e}"));
+        let back = Bundle::from_json(&b.to_json()).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(back.content_hash(), b.content_hash());
+        assert_eq!(back.objects, b.objects);
+        assert!(Bundle::from_json("{\"format\": 1}").is_err());
+    }
+
+    #[test]
     fn line_col_counts_from_one() {
         assert_eq!(line_col("ab\ncd", 0), (1, 1));
         assert_eq!(line_col("ab\ncd", 4), (2, 2));
