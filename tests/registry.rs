@@ -458,6 +458,13 @@ partner = "bluepeak-logistics"
 access = "read"
 
 [[token]]
+name = "northwind-sandbox-reader"
+token = "northwind-sandbox-read"
+partner = "northwind-outfitters"
+tenants = ["sandbox"]
+access = "read"
+
+[[token]]
 name = "engine-release"
 token = "engine-write"
 partner = "*"
@@ -695,6 +702,31 @@ fn tokens_are_required_and_a_partner_token_reaches_its_own_partner_only() {
         )),
     );
     assert_eq!(status, 403);
+
+    // A token limited to a tenant reads that tenant's provider only.
+    let nw_prod = "northwind-outfitters-salesforce-production";
+    let (status, body) = call(
+        "POST",
+        &publish,
+        Some("northwind-write"),
+        Some(publish_body(
+            "syncgate-engine",
+            "1.0.0",
+            &[pact("syncgate-engine", nw_prod, "nw prod")],
+        )),
+    );
+    assert_eq!(status, 200, "{body}");
+    let latest_of =
+        |provider: &str| format!("{u}/pacts/provider/{provider}/consumer/syncgate-engine/latest");
+    let (status, _) = call("GET", &latest_of(NW), Some("northwind-sandbox-read"), None);
+    assert_eq!(status, 200);
+    let (status, body) = call(
+        "GET",
+        &latest_of(nw_prod),
+        Some("northwind-sandbox-read"),
+        None,
+    );
+    assert_eq!(status, 403, "{body}");
 
     // A malformed contract is refused by name and publishes nothing, not even its neighbour.
     let mut bad = publish_body("syncgate-engine", "2.0.0", &[bp.clone(), bp.clone()]);
