@@ -278,7 +278,6 @@ async fn index(State(cfg): State<Shared>, headers: HeaderMap) -> ApiResult {
                 "href": format!("{b}/pacts/provider/{{provider}}/for-verification"),
                 "title": "Pact versions to be verified for the specified provider", "templated": true
             },
-            "pb:latest-pact-versions": { "href": format!("{b}/pacts/latest"), "title": "Latest pact versions" },
             "pb:pacticipant": {
                 "href": format!("{b}/pacticipants/{{pacticipant}}"),
                 "title": "Fetch pacticipant by name", "templated": true
@@ -292,8 +291,7 @@ async fn index(State(cfg): State<Shared>, headers: HeaderMap) -> ApiResult {
                 "href": format!("{b}/environments/{{uuid}}"),
                 "title": "Environment", "templated": true
             },
-            "pb:matrix": { "href": format!("{b}/matrix"), "title": "The matrix behind can-i-deploy" },
-            "curies": [{ "name": "pb", "href": format!("{b}/doc/{{rel}}"), "templated": true }]
+            "pb:matrix": { "href": format!("{b}/matrix"), "title": "The matrix behind can-i-deploy" }
         }
     });
     Ok(hal(StatusCode::OK, &headers, body))
