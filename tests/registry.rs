@@ -514,10 +514,14 @@ impl Served {
             .read_line(&mut line)
             .unwrap_or_else(|e| panic!("{e}"));
         let url = line.trim().to_string();
-        assert!(
-            url.starts_with("http://127.0.0.1:"),
-            "unexpected first line {url:?}"
-        );
+        if !url.starts_with("http://127.0.0.1:") {
+            let _ = child.kill();
+            let mut err = String::new();
+            if let Some(mut e) = child.stderr.take() {
+                let _ = std::io::Read::read_to_string(&mut e, &mut err);
+            }
+            panic!("registry serve did not print its URL (first line {url:?}); stderr: {err}");
+        }
         Served {
             child,
             url,
