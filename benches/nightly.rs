@@ -20,12 +20,24 @@ const ACCOUNTS: usize = 42_000;
 const OPPORTUNITIES: usize = 12_200;
 
 fn record(entity: &str, id: String, data: Value) -> SourceRecord {
-    SourceRecord { entity: entity.into(), id, version: 1, data: data.as_object().cloned().unwrap_or_else(Map::new), origin: "bench".into() }
+    SourceRecord {
+        entity: entity.into(),
+        id,
+        version: 1,
+        data: data.as_object().cloned().unwrap_or_else(Map::new),
+        origin: "bench".into(),
+    }
 }
 
 fn nightly_load() -> SourceSet {
     let industries = ["Retail", "Manufacturing", "Transportation"];
-    let stages = ["Prospecting", "Qualification", "Proposal", "Negotiation", "Closed Won"];
+    let stages = [
+        "Prospecting",
+        "Qualification",
+        "Proposal",
+        "Negotiation",
+        "Closed Won",
+    ];
     let accounts = (0..ACCOUNTS)
         .map(|i| {
             record(
@@ -53,7 +65,10 @@ fn nightly_load() -> SourceSet {
 fn main() {
     let root = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"));
     let registry = Registry::open(&root.join("contracts")).expect("registry");
-    let tenant = registry.select(&["northwind-outfitters".into()], &["production".into()]).expect("tenant").remove(0);
+    let tenant = registry
+        .select(&["northwind-outfitters".into()], &["production".into()])
+        .expect("tenant")
+        .remove(0);
     let bundle = registry.load(&tenant).expect("bundle");
     let dir = tempfile::tempdir().expect("temp dir");
     let scenario_path = dir.path().join("nightly.yaml");
@@ -62,7 +77,10 @@ fn main() {
     let scenario = Scenario::load(&scenario_path).expect("scenario");
     let source = nightly_load();
 
-    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
     runtime.block_on(async {
         let clock = Clock::virtual_at(scenario.start);
         let creds = ClientCredentials::gate();

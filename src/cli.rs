@@ -8,7 +8,15 @@ use clap::{Args, Parser, Subcommand};
 
 use crate::contract::Bundle;
 use crate::sim::Seed;
+
+mod contracts;
+mod registry;
+
 use crate::verify::{self, report, GateOptions};
+pub use contracts::{
+    CanIDeployArgs, DiffArgs, ListArgs, PublishArgs, RecordDeploymentArgs, ShowArgs,
+};
+pub use registry::{RegistryCommand, RegistryServeArgs};
 
 /// Exit codes, in one place.
 pub mod exit {
@@ -26,6 +34,16 @@ pub mod exit {
 #[derive(Debug, Parser)]
 #[command(name = "syncgate", version, about, long_about = None)]
 pub struct Cli {
+    /// Where state lives (registry index, verification results, deployments): a SQLite path,
+    /// `sqlite:PATH`, `sqlite::memory:` or `postgres://…`. Default: .syncgate/state.sqlite.
+    #[arg(
+        long,
+        global = true,
+        env = "SYNCGATE_DATABASE_URL",
+        hide_env_values = true,
+        value_name = "URL"
+    )]
+    pub database_url: Option<String>,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -42,6 +60,9 @@ pub enum Command {
     /// Run the mock Salesforce org on its own, for your own tools and clients.
     #[command(subcommand)]
     Mock(MockCommand),
+    /// Serve the contract registry over HTTP, compatible with the Pact Broker API.
+    #[command(subcommand)]
+    Registry(RegistryCommand),
 }
 
 #[derive(Debug, Subcommand)]
@@ -170,6 +191,9 @@ pub struct GateArgs {
     /// Skip provider verification of the bundles' pacts.
     #[arg(long)]
     pub no_pacts: bool,
+    /// The engine version the verification results are recorded for (for can-i-deploy).
+    #[arg(long, default_value = env!("CARGO_PKG_VERSION"), value_name = "VERSION")]
+    pub engine_version: String,
 }
 
 #[derive(Debug, Args)]
@@ -195,16 +219,38 @@ pub enum ContractsCommand {
         #[arg(value_name = "DIR")]
         dir: PathBuf,
     },
+    /// List published bundle versions and where they are deployed.
+    List(ListArgs),
+    /// Show one bundle (on disk, or `partner/tenant[@version]` from the registry).
+    Show(ShowArgs),
+    /// Publish a tenant's resolved bundle: immutable, hashed, checked for breaking changes.
+    Publish(PublishArgs),
+    /// Classify every change between two bundles as breaking or safe (exit 1 if any breaks).
+    Diff(DiffArgs),
+    /// May this engine version go to that environment for a tenant? (exit 0 yes, 1 no)
+    CanIDeploy(CanIDeployArgs),
+    /// Record that a bundle version and an engine version are deployed to an environment.
+    RecordDeployment(RecordDeploymentArgs),
 }
 
 /// Runs the CLI and returns the process exit code.
 pub fn main_impl() -> i32 {
     let cli = Cli::parse();
+    let db = cli.database_url.as_deref();
     match cli.command {
-        Command::Gate(args) => gate(args),
+        Command::Gate(args) => gate(args, db),
         Command::Replay(args) => replay(args),
         Command::Contracts(ContractsCommand::Validate { dir }) => validate(&dir),
+        Command::Contracts(ContractsCommand::List(a)) => contracts::list(a, db),
+        Command::Contracts(ContractsCommand::Show(a)) => contracts::show(a, db),
+        Command::Contracts(ContractsCommand::Publish(a)) => contracts::publish(a, db),
+        Command::Contracts(ContractsCommand::Diff(a)) => contracts::diff(a, db),
+        Command::Contracts(ContractsCommand::CanIDeploy(a)) => contracts::can_i_deploy(a, db),
+        Command::Contracts(ContractsCommand::RecordDeployment(a)) => {
+            contracts::record_deployment(a, db)
+        }
         Command::Mock(MockCommand::Serve(args)) => mock_serve(args),
+        Command::Registry(RegistryCommand::Serve(args)) => registry::serve(args, db),
     }
 }
 
@@ -239,7 +285,7 @@ fn color() -> bool {
     std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
 }
 
-fn gate(args: GateArgs) -> i32 {
+fn gate(args: GateArgs, database_url: Option<&str>) -> i32 {
     let opts = GateOptions {
         only_scenarios: args.scenario.clone(),
         shard: args.shard,
@@ -284,6 +330,22 @@ fn gate(args: GateArgs) -> i32 {
             return exit::INTERNAL;
         }
     }
+    let recorded = runtime().and_then(|rt| {
+        rt.block_on(contracts::record_gate_verifications(
+            &report,
+            &args.engine_version,
+            database_url,
+        ))
+        .map_err(|e| {
+            error(format_args!(
+                "failed to record the verification results: {e}"
+            ));
+            exit::INTERNAL
+        })
+    });
+    if let Err(code) = recorded {
+        return code;
+    }
     if report.passed() {
         exit::PASSED
     } else {
@@ -294,6 +356,7 @@ fn gate(args: GateArgs) -> i32 {
 fn replay(args: ReplayArgs) -> i32 {
     let mut opts = GateOptions {
         real_time: args.real_time,
+        verify_pacts: false,
         ..args.selection.options()
     };
     let as_path = PathBuf::from(&args.scenario);

@@ -14,12 +14,14 @@
 //!   invariants; reports for terminals and CI.
 //! - [`store`]: durable state behind one trait.
 //! - [`sim`]: the one clock, seeded randomness and the scenario model.
+//! - [`broker`]: the registry over HTTP, compatible with the Pact Broker API.
 //! - [`cli`]: the command line.
 
 // Errors carry the file, line, field and fix; they are built once, on bad input, so their
 // size on the cold path is worth the detail.
 #![allow(clippy::result_large_err)]
 
+pub mod broker;
 pub mod cli;
 pub mod contract;
 pub mod engine;

@@ -16,7 +16,7 @@ use sha2::{Digest, Sha256};
 pub const FORMAT_VERSION: u32 = 1;
 
 /// A fully resolved bundle for one partner × tenant.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Bundle {
     pub format: u32,
     pub partner: String,
@@ -58,7 +58,7 @@ fn default_long_running_secs() -> u64 {
 }
 
 /// One synced sObject.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct ObjectSpec {
     /// The external-ID field the engine upserts by.
     pub external_id: String,
@@ -287,6 +287,7 @@ impl BundleError {
             }
             None => (None, None),
         };
+        let field = err.span().and_then(|span| key_path_at(text, span.start));
         let mut message = err.message().trim().to_string();
         let help = if message.contains("unknown variant") && message.contains("string") {
             Some(format!("field types are: {}", FieldType::ALL.join(", ")))
@@ -302,11 +303,50 @@ impl BundleError {
             path: path.to_path_buf(),
             line,
             column,
-            field: None,
+            field,
             message,
             help,
         }
     }
+}
+
+/// The dotted key a TOML error at byte `offset` is about, read from the text: the nearest
+/// `[table]` header above, the line's key, and the inline-table key before the offset
+/// (`objects.Account.fields.Fleet_Size__c.type`). `None` when the line holds no key.
+pub fn key_path_at(text: &str, offset: usize) -> Option<String> {
+    let offset = offset.min(text.len());
+    let line_start = text[..offset].rfind('\n').map_or(0, |i| i + 1);
+    let line_end = text[offset..].find('\n').map_or(text.len(), |i| offset + i);
+    let line = &text[line_start..line_end];
+    let header = text[..line_start]
+        .lines()
+        .rev()
+        .map(str::trim)
+        .find(|l| l.starts_with('['))
+        .map(|l| l.trim_matches(|c| c == '[' || c == ']').trim().to_string());
+    let (key, _) = line.split_once('=')?;
+    let key = key.trim().trim_matches('"');
+    if key.is_empty() || key.starts_with('#') || key.starts_with('[') {
+        return None;
+    }
+    let mut path: Vec<String> = header.into_iter().collect();
+    path.push(key.to_string());
+    // Inside an inline table: the key of the `k = v` pair the offset falls in.
+    let before = &line[..offset - line_start];
+    if let Some(brace) = before.find('{') {
+        let inner = &before[brace + 1..];
+        if let Some(eq) = inner.rfind('=') {
+            let name = inner[..eq]
+                .rsplit([',', '{'])
+                .next()
+                .map(|k| k.trim().trim_matches('"'))
+                .unwrap_or("");
+            if !name.is_empty() {
+                path.push(name.to_string());
+            }
+        }
+    }
+    Some(path.join("."))
 }
 
 /// 1-based line and column of byte `offset` in `text`.
@@ -397,6 +437,16 @@ impl Bundle {
     pub fn content_hash(&self) -> String {
         let canonical = serde_json::to_vec(self).expect("bundle serializes");
         format!("sha256:{}", hex::encode(Sha256::digest(&canonical)))
+    }
+
+    /// The resolved bundle as JSON: what the registry stores for a published version.
+    pub fn to_json(&self) -> String {
+        serde_json::to_string(self).expect("bundle serializes")
+    }
+
+    /// A resolved bundle read back from [`Bundle::to_json`] (a published version in the store).
+    pub fn from_json(json: &str) -> Result<Bundle, serde_json::Error> {
+        serde_json::from_str(json)
     }
 
     /// The first 12 hex digits of the content hash, for summaries.
@@ -771,6 +821,34 @@ mod tests {
         assert!(!is_semver("1.4"));
         assert!(!is_semver("01.4.0"));
         assert!(!is_semver("v1.4.0"));
+    }
+
+    #[test]
+    fn key_path_names_header_key_and_inline_key() {
+        let text =
+            "version = 1\n[objects.Account.fields]\nName = { type = \"strin\", required = true }\n";
+        let at = text.find("\"strin").unwrap_or(0);
+        assert_eq!(
+            key_path_at(text, at).as_deref(),
+            Some("objects.Account.fields.Name.type")
+        );
+        assert_eq!(key_path_at(text, 10).as_deref(), Some("version"));
+        let at = text.find("true").unwrap_or(0);
+        assert_eq!(
+            key_path_at(text, at).as_deref(),
+            Some("objects.Account.fields.Name.required")
+        );
+    }
+
+    #[test]
+    fn a_bundle_read_back_from_json_has_the_same_hash() {
+        let dir =
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("contracts/northwind-outfitters/production");
+        let b = Bundle::load(&dir).unwrap_or_else(|e| panic!("{e}"));
+        let back = Bundle::from_json(&b.to_json()).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(back.content_hash(), b.content_hash());
+        assert_eq!(back.objects, b.objects);
+        assert!(Bundle::from_json("{\"format\": 1}").is_err());
     }
 
     #[test]

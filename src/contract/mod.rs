@@ -1,7 +1,11 @@
 //! Contracts: the bundle model and its loading, the record rules every Salesforce org
-//! enforces, and the registry of partners and tenants on disk.
+//! enforces, the registry of partners and tenants on disk, breaking-change rules between
+//! bundle versions, and can-i-deploy over the store's index.
 
 pub mod bundle;
+pub mod diff;
+pub mod matrix;
+pub mod publish;
 pub mod registry;
 pub mod rules;
 

@@ -140,6 +140,18 @@ impl RegistryIndex for MemoryStore {
         Ok(())
     }
 
+    async fn partners(&self) -> StoreResult<Vec<String>> {
+        let mut out: Vec<String> = self
+            .lock()
+            .versions
+            .iter()
+            .map(|v| v.partner.clone())
+            .collect();
+        out.sort();
+        out.dedup();
+        Ok(out)
+    }
+
     async fn verifications(&self, partner: &str, tenant: &str) -> StoreResult<Vec<Verification>> {
         Ok(self
             .lock()

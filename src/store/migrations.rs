@@ -7,10 +7,11 @@ pub struct Migration {
     pub sqlite: &'static str,
 }
 
-pub const MIGRATIONS: &[Migration] = &[Migration {
-    version: 1,
-    name: "registry index, dead letters, dedupe keys, checkpoints",
-    sqlite: "
+pub const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        name: "registry index, dead letters, dedupe keys, checkpoints",
+        sqlite: "
         CREATE TABLE published_versions (
             partner TEXT NOT NULL, tenant TEXT NOT NULL, version TEXT NOT NULL,
             hash TEXT NOT NULL, published_at INTEGER NOT NULL, content TEXT NOT NULL,
@@ -37,4 +38,29 @@ pub const MIGRATIONS: &[Migration] = &[Migration {
         CREATE TABLE dedupe_keys (key TEXT PRIMARY KEY, expires_at INTEGER NOT NULL);
         CREATE TABLE checkpoints (scope TEXT PRIMARY KEY, value TEXT NOT NULL);
     ",
-}];
+    },
+    Migration {
+        version: 2,
+        name: "Pact Broker API: pacts, verification results, pacticipant versions, deployments",
+        sqlite: "
+        CREATE TABLE pact_publications (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            consumer TEXT NOT NULL, consumer_version TEXT NOT NULL, provider TEXT NOT NULL,
+            branch TEXT, tags TEXT NOT NULL, sha TEXT NOT NULL, content TEXT NOT NULL,
+            published_at INTEGER NOT NULL,
+            UNIQUE (consumer, consumer_version, provider));
+        CREATE TABLE pact_verification_results (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            consumer TEXT NOT NULL, provider TEXT NOT NULL, pact_sha TEXT NOT NULL,
+            provider_version TEXT NOT NULL, success INTEGER NOT NULL, body TEXT NOT NULL,
+            verified_at INTEGER NOT NULL);
+        CREATE TABLE pacticipant_versions (
+            pacticipant TEXT NOT NULL, version TEXT NOT NULL, branch TEXT, tags TEXT NOT NULL,
+            created_at INTEGER NOT NULL, PRIMARY KEY (pacticipant, version));
+        CREATE TABLE pacticipant_deployments (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            pacticipant TEXT NOT NULL, version TEXT NOT NULL, environment TEXT NOT NULL,
+            application_instance TEXT, deployed_at INTEGER NOT NULL, undeployed_at INTEGER);
+    ",
+    },
+];

@@ -116,6 +116,137 @@ pub trait RegistryIndex: Send + Sync {
     async fn record_verification(&self, verification: &Verification) -> StoreResult<()>;
     /// Verification results of a tenant, oldest first.
     async fn verifications(&self, partner: &str, tenant: &str) -> StoreResult<Vec<Verification>>;
+    /// Partners with at least one published version, sorted.
+    async fn partners(&self) -> StoreResult<Vec<String>> {
+        Err(unsupported("listing partners"))
+    }
+}
+
+fn unsupported(what: &str) -> StoreError {
+    StoreError::Backend(format!("this store backend does not support {what} yet"))
+}
+
+/// A pact published through the Pact Broker API (`pact broker publish`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PactPublication {
+    pub consumer: String,
+    pub consumer_version: String,
+    pub provider: String,
+    pub branch: Option<String>,
+    pub tags: Vec<String>,
+    /// `sha256:…` of the pact content.
+    pub sha: String,
+    /// The pact JSON as published.
+    pub content: String,
+    pub published_at: Timestamp,
+}
+
+/// A verification result a Pact verifier posted for one pact.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PactVerificationResult {
+    /// Assigned by the store.
+    pub id: i64,
+    pub consumer: String,
+    pub provider: String,
+    pub pact_sha: String,
+    pub provider_version: String,
+    pub success: bool,
+    /// The result as posted (test results, `verifiedBy`, …), JSON.
+    pub body: String,
+    pub verified_at: Timestamp,
+}
+
+/// A version of any pacticipant, with its branch and tags.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PacticipantVersion {
+    pub pacticipant: String,
+    pub version: String,
+    pub branch: Option<String>,
+    pub tags: Vec<String>,
+    pub created_at: Timestamp,
+}
+
+/// A pacticipant version deployed to an environment (optionally one application instance).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PacticipantDeployment {
+    /// Assigned by the store.
+    pub id: i64,
+    pub pacticipant: String,
+    pub version: String,
+    pub environment: String,
+    pub application_instance: Option<String>,
+    pub deployed_at: Timestamp,
+    pub undeployed_at: Option<Timestamp>,
+}
+
+/// What the Pact Broker-compatible API keeps: pacts, their verification results, pacticipant
+/// versions and deployments. Backends without it answer with an error.
+#[async_trait]
+pub trait PactIndex: Send + Sync {
+    /// Publishes pacts all or nothing: if one is a different pact under the same consumer
+    /// version and provider, nothing is written and the result is [`StoreError::Conflict`].
+    async fn pacts_publish(&self, pacts: &[PactPublication]) -> StoreResult<Vec<PublishOutcome>> {
+        let _ = pacts;
+        Err(unsupported("Pact publications"))
+    }
+    /// Publications, oldest first, optionally narrowed to a provider and a consumer.
+    async fn pacts(
+        &self,
+        provider: Option<&str>,
+        consumer: Option<&str>,
+    ) -> StoreResult<Vec<PactPublication>> {
+        let _ = (provider, consumer);
+        Err(unsupported("Pact publications"))
+    }
+    /// Records a verification result and returns its id.
+    async fn pact_verification_record(&self, result: &PactVerificationResult) -> StoreResult<i64> {
+        let _ = result;
+        Err(unsupported("Pact verification results"))
+    }
+    /// Verification results of a provider, oldest first, optionally of one consumer's pacts.
+    async fn pact_verifications(
+        &self,
+        provider: &str,
+        consumer: Option<&str>,
+    ) -> StoreResult<Vec<PactVerificationResult>> {
+        let _ = (provider, consumer);
+        Err(unsupported("Pact verification results"))
+    }
+    /// Creates the version if needed and adds a branch or tag to it.
+    async fn pacticipant_version_upsert(
+        &self,
+        pacticipant: &str,
+        version: &str,
+        branch: Option<&str>,
+        tag: Option<&str>,
+        now: Timestamp,
+    ) -> StoreResult<PacticipantVersion> {
+        let _ = (pacticipant, version, branch, tag, now);
+        Err(unsupported("pacticipant versions"))
+    }
+    /// Versions of a pacticipant, oldest first.
+    async fn pacticipant_versions(
+        &self,
+        pacticipant: &str,
+    ) -> StoreResult<Vec<PacticipantVersion>> {
+        let _ = pacticipant;
+        Err(unsupported("pacticipant versions"))
+    }
+    /// Records a deployment; the previous one of that pacticipant in the same environment and
+    /// application instance is marked undeployed. Returns the new deployment's id.
+    async fn pacticipant_deploy(&self, deployment: &PacticipantDeployment) -> StoreResult<i64> {
+        let _ = deployment;
+        Err(unsupported("pacticipant deployments"))
+    }
+    /// Deployments, oldest first, optionally narrowed to a pacticipant and an environment.
+    async fn pacticipant_deployments(
+        &self,
+        pacticipant: Option<&str>,
+        environment: Option<&str>,
+    ) -> StoreResult<Vec<PacticipantDeployment>> {
+        let _ = (pacticipant, environment);
+        Err(unsupported("pacticipant deployments"))
+    }
 }
 
 /// A dead letter as stored, with its identity and the failures it has been through.
@@ -181,8 +312,35 @@ pub trait Store: RegistryIndex + DeadLetterStore + DedupeStore + CheckpointStore
 
 impl<T: RegistryIndex + DeadLetterStore + DedupeStore + CheckpointStore> Store for T {}
 
+/// A store that also keeps what the Pact Broker-compatible API serves.
+pub trait BrokerStore: Store + PactIndex {}
+
+impl<T: Store + PactIndex> BrokerStore for T {}
+
 /// Where state lives when no URL is given: an embedded SQLite file under the working directory.
 pub const DEFAULT_SQLITE_PATH: &str = ".syncgate/state.sqlite";
+
+/// Opens the store for `syncgate registry serve`: like [`open`], for backends that keep Pact
+/// publications (SQLite today).
+pub fn open_broker(url: Option<&str>) -> StoreResult<Arc<dyn BrokerStore>> {
+    match url {
+        None => Ok(Arc::new(SqliteStore::open(Path::new(DEFAULT_SQLITE_PATH))?)),
+        Some("sqlite::memory:") => Ok(Arc::new(SqliteStore::in_memory()?)),
+        Some(u) if u.starts_with("postgres://") || u.starts_with("postgresql://") => {
+            Err(StoreError::Backend(
+                "the Pact Broker API keeps its pacts in SQLite only for now; use a SQLite path"
+                    .into(),
+            ))
+        }
+        Some(u) => {
+            let path = u
+                .strip_prefix("sqlite://")
+                .or_else(|| u.strip_prefix("sqlite:"))
+                .unwrap_or(u);
+            Ok(Arc::new(SqliteStore::open(Path::new(path))?))
+        }
+    }
+}
 
 /// Opens the store a URL names: `sqlite:PATH`, `sqlite::memory:`, or a plain file path; no URL
 /// means [`DEFAULT_SQLITE_PATH`], created on first use.

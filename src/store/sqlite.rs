@@ -265,6 +265,15 @@ impl RegistryIndex for SqliteStore {
         Ok(())
     }
 
+    async fn partners(&self) -> StoreResult<Vec<String>> {
+        let conn = self.lock();
+        let mut stmt = conn
+            .prepare("SELECT DISTINCT partner FROM published_versions ORDER BY partner")
+            .map_err(err)?;
+        let rows = stmt.query_map([], |r| r.get(0)).map_err(err)?;
+        rows.collect::<Result<_, _>>().map_err(err)
+    }
+
     async fn verifications(&self, partner: &str, tenant: &str) -> StoreResult<Vec<Verification>> {
         let conn = self.lock();
         let mut stmt = conn
@@ -436,5 +445,284 @@ impl CheckpointStore for SqliteStore {
             )
             .map_err(err)?;
         Ok(())
+    }
+}
+
+fn tags_json(tags: &[String]) -> StoreResult<String> {
+    serde_json::to_string(tags).map_err(json_err)
+}
+
+fn tags_from(json: &str) -> StoreResult<Vec<String>> {
+    serde_json::from_str(json).map_err(json_err)
+}
+
+#[async_trait]
+impl PactIndex for SqliteStore {
+    async fn pacts_publish(&self, pacts: &[PactPublication]) -> StoreResult<Vec<PublishOutcome>> {
+        let mut conn = self.lock();
+        let tx = conn.transaction().map_err(err)?;
+        let mut outcomes = Vec::new();
+        for p in pacts {
+            let existing: Option<String> = tx
+                .query_row(
+                    "SELECT sha FROM pact_publications WHERE consumer = ?1 AND consumer_version = ?2 AND provider = ?3",
+                    params![p.consumer, p.consumer_version, p.provider],
+                    |r| r.get(0),
+                )
+                .optional()
+                .map_err(err)?;
+            match existing {
+                Some(sha) if sha == p.sha => outcomes.push(PublishOutcome::Unchanged),
+                // Dropping the transaction rolls back whatever this call wrote so far.
+                Some(sha) => {
+                    return Err(StoreError::Conflict(format!(
+                        "a different pact between {} version {} and {} is already published ({sha}, this one is {}); a published pact is immutable: publish it under a new consumer version",
+                        p.consumer, p.consumer_version, p.provider, p.sha
+                    )))
+                }
+                None => {
+                    tx.execute(
+                        "INSERT INTO pact_publications (consumer, consumer_version, provider, branch, tags, sha, content, published_at)
+                         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                        params![
+                            p.consumer,
+                            p.consumer_version,
+                            p.provider,
+                            p.branch,
+                            tags_json(&p.tags)?,
+                            p.sha,
+                            p.content,
+                            p.published_at.as_millis()
+                        ],
+                    )
+                    .map_err(err)?;
+                    outcomes.push(PublishOutcome::Created);
+                }
+            }
+        }
+        tx.commit().map_err(err)?;
+        Ok(outcomes)
+    }
+
+    async fn pacts(
+        &self,
+        provider: Option<&str>,
+        consumer: Option<&str>,
+    ) -> StoreResult<Vec<PactPublication>> {
+        let conn = self.lock();
+        let mut stmt = conn
+            .prepare(
+                "SELECT consumer, consumer_version, provider, branch, tags, sha, content, published_at FROM pact_publications
+                 WHERE (?1 IS NULL OR provider = ?1) AND (?2 IS NULL OR consumer = ?2) ORDER BY id",
+            )
+            .map_err(err)?;
+        let rows = stmt
+            .query_map(params![provider, consumer], |r| {
+                Ok((
+                    PactPublication {
+                        consumer: r.get(0)?,
+                        consumer_version: r.get(1)?,
+                        provider: r.get(2)?,
+                        branch: r.get(3)?,
+                        tags: Vec::new(),
+                        sha: r.get(5)?,
+                        content: r.get(6)?,
+                        published_at: ts(r.get(7)?),
+                    },
+                    r.get::<_, String>(4)?,
+                ))
+            })
+            .map_err(err)?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (mut p, tags) = row.map_err(err)?;
+            p.tags = tags_from(&tags)?;
+            out.push(p);
+        }
+        Ok(out)
+    }
+
+    async fn pact_verification_record(&self, v: &PactVerificationResult) -> StoreResult<i64> {
+        let conn = self.lock();
+        conn.execute(
+            "INSERT INTO pact_verification_results (consumer, provider, pact_sha, provider_version, success, body, verified_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            params![
+                v.consumer,
+                v.provider,
+                v.pact_sha,
+                v.provider_version,
+                v.success,
+                v.body,
+                v.verified_at.as_millis()
+            ],
+        )
+        .map_err(err)?;
+        Ok(conn.last_insert_rowid())
+    }
+
+    async fn pact_verifications(
+        &self,
+        provider: &str,
+        consumer: Option<&str>,
+    ) -> StoreResult<Vec<PactVerificationResult>> {
+        let conn = self.lock();
+        let mut stmt = conn
+            .prepare(
+                "SELECT id, consumer, provider, pact_sha, provider_version, success, body, verified_at FROM pact_verification_results
+                 WHERE provider = ?1 AND (?2 IS NULL OR consumer = ?2) ORDER BY id",
+            )
+            .map_err(err)?;
+        let rows = stmt
+            .query_map(params![provider, consumer], |r| {
+                Ok(PactVerificationResult {
+                    id: r.get(0)?,
+                    consumer: r.get(1)?,
+                    provider: r.get(2)?,
+                    pact_sha: r.get(3)?,
+                    provider_version: r.get(4)?,
+                    success: r.get(5)?,
+                    body: r.get(6)?,
+                    verified_at: ts(r.get(7)?),
+                })
+            })
+            .map_err(err)?;
+        rows.collect::<Result<_, _>>().map_err(err)
+    }
+
+    async fn pacticipant_version_upsert(
+        &self,
+        pacticipant: &str,
+        version: &str,
+        branch: Option<&str>,
+        tag: Option<&str>,
+        now: Timestamp,
+    ) -> StoreResult<PacticipantVersion> {
+        let mut conn = self.lock();
+        let tx = conn.transaction().map_err(err)?;
+        let existing: Option<(Option<String>, String, i64)> = tx
+            .query_row(
+                "SELECT branch, tags, created_at FROM pacticipant_versions WHERE pacticipant = ?1 AND version = ?2",
+                params![pacticipant, version],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+            )
+            .optional()
+            .map_err(err)?;
+        let (old_branch, tags, created) = existing.unwrap_or((None, "[]".into(), now.as_millis()));
+        let mut tags = tags_from(&tags)?;
+        if let Some(t) = tag {
+            if !tags.iter().any(|x| x == t) {
+                tags.push(t.to_string());
+            }
+        }
+        let branch = branch.map(str::to_string).or(old_branch);
+        tx.execute(
+            "INSERT INTO pacticipant_versions (pacticipant, version, branch, tags, created_at) VALUES (?1, ?2, ?3, ?4, ?5)
+             ON CONFLICT (pacticipant, version) DO UPDATE SET branch = excluded.branch, tags = excluded.tags",
+            params![pacticipant, version, branch, tags_json(&tags)?, created],
+        )
+        .map_err(err)?;
+        tx.commit().map_err(err)?;
+        Ok(PacticipantVersion {
+            pacticipant: pacticipant.to_string(),
+            version: version.to_string(),
+            branch,
+            tags,
+            created_at: ts(created),
+        })
+    }
+
+    async fn pacticipant_versions(
+        &self,
+        pacticipant: &str,
+    ) -> StoreResult<Vec<PacticipantVersion>> {
+        let conn = self.lock();
+        let mut stmt = conn
+            .prepare(
+                "SELECT pacticipant, version, branch, tags, created_at FROM pacticipant_versions
+                 WHERE pacticipant = ?1 ORDER BY created_at, rowid",
+            )
+            .map_err(err)?;
+        let rows = stmt
+            .query_map(params![pacticipant], |r| {
+                Ok((
+                    PacticipantVersion {
+                        pacticipant: r.get(0)?,
+                        version: r.get(1)?,
+                        branch: r.get(2)?,
+                        tags: Vec::new(),
+                        created_at: ts(r.get(4)?),
+                    },
+                    r.get::<_, String>(3)?,
+                ))
+            })
+            .map_err(err)?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (mut v, tags) = row.map_err(err)?;
+            v.tags = tags_from(&tags)?;
+            out.push(v);
+        }
+        Ok(out)
+    }
+
+    async fn pacticipant_deploy(&self, d: &PacticipantDeployment) -> StoreResult<i64> {
+        self.add_environment(&d.environment).await?;
+        let mut conn = self.lock();
+        let tx = conn.transaction().map_err(err)?;
+        tx.execute(
+            "UPDATE pacticipant_deployments SET undeployed_at = ?4
+             WHERE pacticipant = ?1 AND environment = ?2 AND application_instance IS ?3 AND undeployed_at IS NULL",
+            params![
+                d.pacticipant,
+                d.environment,
+                d.application_instance,
+                d.deployed_at.as_millis()
+            ],
+        )
+        .map_err(err)?;
+        tx.execute(
+            "INSERT INTO pacticipant_deployments (pacticipant, version, environment, application_instance, deployed_at, undeployed_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, NULL)",
+            params![
+                d.pacticipant,
+                d.version,
+                d.environment,
+                d.application_instance,
+                d.deployed_at.as_millis()
+            ],
+        )
+        .map_err(err)?;
+        let id = tx.last_insert_rowid();
+        tx.commit().map_err(err)?;
+        Ok(id)
+    }
+
+    async fn pacticipant_deployments(
+        &self,
+        pacticipant: Option<&str>,
+        environment: Option<&str>,
+    ) -> StoreResult<Vec<PacticipantDeployment>> {
+        let conn = self.lock();
+        let mut stmt = conn
+            .prepare(
+                "SELECT id, pacticipant, version, environment, application_instance, deployed_at, undeployed_at FROM pacticipant_deployments
+                 WHERE (?1 IS NULL OR pacticipant = ?1) AND (?2 IS NULL OR environment = ?2) ORDER BY id",
+            )
+            .map_err(err)?;
+        let rows = stmt
+            .query_map(params![pacticipant, environment], |r| {
+                Ok(PacticipantDeployment {
+                    id: r.get(0)?,
+                    pacticipant: r.get(1)?,
+                    version: r.get(2)?,
+                    environment: r.get(3)?,
+                    application_instance: r.get(4)?,
+                    deployed_at: ts(r.get(5)?),
+                    undeployed_at: r.get::<_, Option<i64>>(6)?.map(ts),
+                })
+            })
+            .map_err(err)?;
+        rows.collect::<Result<_, _>>().map_err(err)
     }
 }

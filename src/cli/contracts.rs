@@ -1,0 +1,591 @@
+//! `syncgate contracts list|show|publish|diff|can-i-deploy|record-deployment`, and the gate's
+//! recording of verification results.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use clap::Args;
+use serde::Serialize;
+
+use super::{error, exit};
+use crate::contract::diff::diff as diff_bundles;
+use crate::contract::matrix::{can_i_deploy as decide, DeployQuery};
+use crate::contract::publish::{compare_versions, publish as publish_bundle, PublishError};
+use crate::contract::{publish as published, Bundle};
+use crate::sim::{Clock, Timestamp};
+use crate::store::{self, Deployment, Store, Verification};
+use crate::verify::GateReport;
+
+#[derive(Debug, Args)]
+pub struct ListArgs {
+    /// Only this partner.
+    #[arg(long, value_name = "PARTNER")]
+    pub partner: Option<String>,
+    /// Only this tenant.
+    #[arg(long, value_name = "TENANT")]
+    pub tenant: Option<String>,
+    /// Print JSON instead of text.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ShowArgs {
+    /// A tenant directory holding `bundle.toml`, `partner/tenant` (on disk under --contracts,
+    /// else the latest published) or `partner/tenant@version` from the registry.
+    #[arg(value_name = "BUNDLE")]
+    pub bundle: String,
+    /// The registry on disk `partner/tenant` is looked up in.
+    #[arg(long, default_value = "contracts", value_name = "DIR")]
+    pub contracts: PathBuf,
+    /// Print JSON instead of text.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct PublishArgs {
+    /// A tenant directory holding `bundle.toml`, or `partner/tenant` under --contracts.
+    #[arg(value_name = "DIR|PARTNER/TENANT")]
+    pub bundle: String,
+    /// The registry on disk `partner/tenant` is looked up in.
+    #[arg(long, default_value = "contracts", value_name = "DIR")]
+    pub contracts: PathBuf,
+    /// Print JSON instead of text.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct DiffArgs {
+    /// The old side: a tenant directory, `partner/tenant` on disk, or `partner/tenant@version`.
+    #[arg(value_name = "A")]
+    pub from: String,
+    /// The new side, written like A.
+    #[arg(value_name = "B")]
+    pub to: String,
+    /// The registry on disk `partner/tenant` is looked up in.
+    #[arg(long, default_value = "contracts", value_name = "DIR")]
+    pub contracts: PathBuf,
+    /// Print JSON instead of text.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct CanIDeployArgs {
+    /// The partner, e.g. `bluepeak-logistics`.
+    #[arg(long, value_name = "PARTNER")]
+    pub partner: String,
+    /// The tenant, e.g. `sandbox`.
+    #[arg(long, value_name = "TENANT")]
+    pub tenant: String,
+    /// The engine version to deploy.
+    #[arg(long, value_name = "VERSION")]
+    pub engine_version: String,
+    /// The target environment (`sandbox`, `production` or your own).
+    #[arg(long, value_name = "ENV")]
+    pub to: String,
+    /// Check against this bundle version (default: the one deployed there, else the latest).
+    #[arg(long, value_name = "VERSION")]
+    pub bundle_version: Option<String>,
+    /// Print JSON instead of text.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct RecordDeploymentArgs {
+    /// The partner, e.g. `bluepeak-logistics`.
+    #[arg(long, value_name = "PARTNER")]
+    pub partner: String,
+    /// The tenant, e.g. `sandbox`.
+    #[arg(long, value_name = "TENANT")]
+    pub tenant: String,
+    /// The environment (`sandbox`, `production` or your own).
+    #[arg(long, value_name = "ENV")]
+    pub environment: String,
+    /// The published bundle version now deployed.
+    #[arg(long, value_name = "VERSION")]
+    pub bundle_version: String,
+    /// The engine version now deployed.
+    #[arg(long, value_name = "VERSION")]
+    pub engine_version: String,
+    /// Print JSON instead of text.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// A command's failure: the message and the exit code it maps to.
+struct Failure(i32, String);
+
+impl<E: std::fmt::Display> From<E> for Failure {
+    fn from(e: E) -> Self {
+        Failure(exit::INTERNAL, e.to_string())
+    }
+}
+
+type Outcome = Result<i32, Failure>;
+
+fn bad_input(msg: impl std::fmt::Display) -> Failure {
+    Failure(exit::BAD_INPUT, msg.to_string())
+}
+
+/// Runs one command on a single-threaded runtime and maps failures to exit codes.
+fn run<F>(f: F) -> i32
+where
+    F: std::future::Future<Output = Outcome>,
+{
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            error(format_args!("failed to start the async runtime: {e}"));
+            return exit::INTERNAL;
+        }
+    };
+    match runtime.block_on(f) {
+        Ok(code) => code,
+        Err(Failure(code, msg)) => {
+            error(msg);
+            code
+        }
+    }
+}
+
+fn open(db: Option<&str>) -> Result<Arc<dyn Store>, Failure> {
+    store::open(db).map_err(|e| Failure(exit::INTERNAL, format!("cannot open the store: {e}")))
+}
+
+fn now() -> Timestamp {
+    Clock::system().now()
+}
+
+fn print_json(value: &impl Serialize) -> Result<(), Failure> {
+    println!("{}", serde_json::to_string_pretty(value)?);
+    Ok(())
+}
+
+/// Where a bundle named on the command line comes from.
+enum BundleRef {
+    Dir(PathBuf),
+    Published {
+        partner: String,
+        tenant: String,
+        version: Option<String>,
+    },
+}
+
+fn parse_ref(spec: &str, contracts: &Path) -> Result<BundleRef, Failure> {
+    let as_dir = PathBuf::from(spec);
+    if as_dir.join("bundle.toml").is_file() {
+        return Ok(BundleRef::Dir(as_dir));
+    }
+    let (name, version) = match spec.split_once('@') {
+        Some((n, v)) => (n, Some(v.to_string())),
+        None => (spec, None),
+    };
+    let Some((partner, tenant)) = name
+        .split_once('/')
+        .filter(|(p, t)| !p.is_empty() && !t.is_empty() && !t.contains('/'))
+    else {
+        return Err(bad_input(format!(
+            "`{spec}` is neither a tenant directory holding bundle.toml nor `partner/tenant[@version]`"
+        )));
+    };
+    if version.is_none() && contracts.join(name).join("bundle.toml").is_file() {
+        return Ok(BundleRef::Dir(contracts.join(name)));
+    }
+    Ok(BundleRef::Published {
+        partner: partner.to_string(),
+        tenant: tenant.to_string(),
+        version,
+    })
+}
+
+fn load_dir(dir: &Path) -> Result<Bundle, Failure> {
+    Bundle::load(dir).map_err(bad_input)
+}
+
+async fn resolve(
+    spec: &str,
+    contracts: &Path,
+    db: Option<&str>,
+) -> Result<(Bundle, &'static str), Failure> {
+    match parse_ref(spec, contracts)? {
+        BundleRef::Dir(dir) => Ok((load_dir(&dir)?, "disk")),
+        BundleRef::Published {
+            partner,
+            tenant,
+            version,
+        } => {
+            let store = open(db)?;
+            let found = match &version {
+                Some(v) => store.version(&partner, &tenant, v).await?,
+                None => published::latest(store.as_ref(), &partner, &tenant).await?,
+            };
+            let Some(found) = found else {
+                let known: Vec<String> = store
+                    .versions(&partner, Some(&tenant))
+                    .await?
+                    .into_iter()
+                    .map(|v| v.version)
+                    .collect();
+                return Err(bad_input(format!(
+                    "{partner}/{tenant}@{} is not published (published versions: {})",
+                    version.as_deref().unwrap_or("latest"),
+                    if known.is_empty() {
+                        "none".to_string()
+                    } else {
+                        known.join(", ")
+                    }
+                )));
+            };
+            let bundle = published::published_bundle(&found)?;
+            Ok((bundle, "registry"))
+        }
+    }
+}
+
+pub fn list(args: ListArgs, db: Option<&str>) -> i32 {
+    run(async move {
+        let store = open(db)?;
+        let partners = match &args.partner {
+            Some(p) => vec![p.clone()],
+            None => store.partners().await?,
+        };
+        #[derive(Serialize)]
+        struct Row {
+            partner: String,
+            tenant: String,
+            version: String,
+            hash: String,
+            published_at: Timestamp,
+            /// Environments where this version is deployed now, with the engine version.
+            deployed: Vec<DeployedIn>,
+        }
+        #[derive(Serialize)]
+        struct DeployedIn {
+            environment: String,
+            engine_version: String,
+        }
+        let mut rows = Vec::new();
+        for partner in &partners {
+            let mut versions = store.versions(partner, args.tenant.as_deref()).await?;
+            versions.sort_by(|a, b| {
+                a.tenant
+                    .cmp(&b.tenant)
+                    .then_with(|| compare_versions(&a.version, &b.version))
+            });
+            let deployments = store
+                .deployments(partner, args.tenant.as_deref(), None)
+                .await?;
+            for v in versions {
+                let deployed = deployments
+                    .iter()
+                    .filter(|d| {
+                        d.undeployed_at.is_none()
+                            && d.tenant == v.tenant
+                            && d.bundle_version == v.version
+                    })
+                    .map(|d| DeployedIn {
+                        environment: d.environment.clone(),
+                        engine_version: d.engine_version.clone(),
+                    })
+                    .collect();
+                rows.push(Row {
+                    partner: v.partner,
+                    tenant: v.tenant,
+                    version: v.version,
+                    hash: v.hash,
+                    published_at: v.published_at,
+                    deployed,
+                });
+            }
+        }
+        if args.json {
+            print_json(&rows)?;
+            return Ok(exit::PASSED);
+        }
+        if rows.is_empty() {
+            println!("no published bundles (publish one with `syncgate contracts publish DIR`)");
+        }
+        let mut last = String::new();
+        for r in &rows {
+            let label = format!("{}/{}", r.partner, r.tenant);
+            if label != last {
+                println!("{label}");
+                last = label;
+            }
+            let deployed = r
+                .deployed
+                .iter()
+                .map(|d| format!("{} (engine {})", d.environment, d.engine_version))
+                .collect::<Vec<_>>()
+                .join(", ");
+            let deployed = if deployed.is_empty() {
+                String::new()
+            } else {
+                format!("  deployed: {deployed}")
+            };
+            println!(
+                "  {:<12} {}  published {}{deployed}",
+                r.version,
+                r.hash,
+                r.published_at.to_iso()
+            );
+        }
+        Ok(exit::PASSED)
+    })
+}
+
+pub fn show(args: ShowArgs, db: Option<&str>) -> i32 {
+    run(async move {
+        let (bundle, source) = resolve(&args.bundle, &args.contracts, db).await?;
+        if args.json {
+            #[derive(Serialize)]
+            struct Shown<'a> {
+                source: &'a str,
+                hash: String,
+                bundle: &'a Bundle,
+            }
+            print_json(&Shown {
+                source,
+                hash: bundle.content_hash(),
+                bundle: &bundle,
+            })?;
+            return Ok(exit::PASSED);
+        }
+        println!(
+            "{}/{} {} {} (from {source})",
+            bundle.partner,
+            bundle.tenant,
+            bundle.version,
+            bundle.content_hash()
+        );
+        println!(
+            "api {}  limits: {} requests/day, {} long-running at once (>{}s)",
+            bundle.api_version,
+            bundle.limits.daily_api_requests,
+            bundle.limits.concurrent_long_running,
+            bundle.limits.long_running_threshold_secs
+        );
+        for (name, o) in &bundle.objects {
+            println!(
+                "{name}  external ID {}, from `{}`, {} field(s)",
+                o.external_id,
+                o.source,
+                o.fields.len()
+            );
+            for (fname, f) in &o.fields {
+                let mut notes = vec![f.ty.describe_name().to_string()];
+                if f.required {
+                    notes.push("required".into());
+                }
+                if let Some(n) = f.max_length {
+                    notes.push(format!("max {n}"));
+                }
+                if let Some(v) = &f.values {
+                    notes.push(format!("values: {}", v.join(" | ")));
+                }
+                match (&f.from, f.owner) {
+                    (Some(col), _) => notes.push(format!("from `{col}`")),
+                    (None, crate::contract::Owner::Crm) => notes.push("CRM-owned".into()),
+                    _ => {}
+                }
+                println!("  {fname:<24} {}", notes.join(", "));
+            }
+        }
+        for name in bundle.pacts.keys() {
+            println!("pact {name}");
+        }
+        Ok(exit::PASSED)
+    })
+}
+
+pub fn publish(args: PublishArgs, db: Option<&str>) -> i32 {
+    run(async move {
+        let dir = match parse_ref(&args.bundle, &args.contracts)? {
+            BundleRef::Dir(d) => d,
+            BundleRef::Published { .. } => {
+                return Err(bad_input(format!(
+                    "no bundle at `{}`: publish takes a tenant directory holding bundle.toml or `partner/tenant` under {}",
+                    args.bundle,
+                    args.contracts.display()
+                )))
+            }
+        };
+        // The whole bundle is loaded and checked before the store is touched: a malformed
+        // bundle publishes nothing.
+        let bundle = load_dir(&dir)?;
+        let store = open(db)?;
+        let report = match publish_bundle(store.as_ref(), &bundle, now()).await {
+            Ok(r) => r,
+            Err(e @ (PublishError::Immutable { .. } | PublishError::Breaking { .. })) => {
+                return Err(Failure(exit::FAILED, e.to_string()))
+            }
+            Err(e) => return Err(e.into()),
+        };
+        if args.json {
+            print_json(&report)?;
+            return Ok(exit::PASSED);
+        }
+        let verb = if report.outcome == "created" {
+            "published"
+        } else {
+            "already published (same content, nothing to do)"
+        };
+        println!(
+            "{verb} {}/{} {} {}",
+            report.partner, report.tenant, report.version, report.hash
+        );
+        if let Some(d) = &report.diff {
+            print!("{}", d.explain());
+        }
+        Ok(exit::PASSED)
+    })
+}
+
+pub fn diff(args: DiffArgs, db: Option<&str>) -> i32 {
+    run(async move {
+        let (old, _) = resolve(&args.from, &args.contracts, db).await?;
+        let (new, _) = resolve(&args.to, &args.contracts, db).await?;
+        let d = diff_bundles(&old, &new);
+        if args.json {
+            print_json(&d)?;
+        } else {
+            print!("{}", d.explain());
+        }
+        Ok(if d.is_breaking() {
+            exit::FAILED
+        } else {
+            exit::PASSED
+        })
+    })
+}
+
+pub fn can_i_deploy(args: CanIDeployArgs, db: Option<&str>) -> i32 {
+    run(async move {
+        let store = open(db)?;
+        let decision = decide(
+            store.as_ref(),
+            &DeployQuery {
+                partner: args.partner,
+                tenant: args.tenant,
+                engine_version: args.engine_version,
+                environment: args.to,
+                bundle_version: args.bundle_version,
+            },
+        )
+        .await?;
+        if args.json {
+            print_json(&decision)?;
+        } else {
+            println!(
+                "{} engine {} to {}/{} in {}: {}",
+                if decision.deployable { "yes" } else { "no" },
+                decision.engine_version,
+                decision.partner,
+                decision.tenant,
+                decision.environment,
+                decision.reason
+            );
+        }
+        Ok(if decision.deployable {
+            exit::PASSED
+        } else {
+            exit::FAILED
+        })
+    })
+}
+
+pub fn record_deployment(args: RecordDeploymentArgs, db: Option<&str>) -> i32 {
+    run(async move {
+        let store = open(db)?;
+        let label = format!("{}/{}", args.partner, args.tenant);
+        if store
+            .version(&args.partner, &args.tenant, &args.bundle_version)
+            .await?
+            .is_none()
+        {
+            return Err(bad_input(format!(
+                "bundle {label} {} is not published; publish it before recording a deployment",
+                args.bundle_version
+            )));
+        }
+        let previous = store
+            .deployments(&args.partner, Some(&args.tenant), Some(&args.environment))
+            .await?
+            .into_iter()
+            .rev()
+            .find(|d| d.undeployed_at.is_none());
+        let deployment = Deployment {
+            partner: args.partner.clone(),
+            tenant: args.tenant.clone(),
+            environment: args.environment.clone(),
+            bundle_version: args.bundle_version.clone(),
+            engine_version: args.engine_version.clone(),
+            deployed_at: now(),
+            undeployed_at: None,
+        };
+        store.record_deployment(&deployment).await?;
+        if args.json {
+            #[derive(Serialize)]
+            struct Recorded {
+                deployment: Deployment,
+                replaced: Option<Deployment>,
+            }
+            print_json(&Recorded {
+                deployment,
+                replaced: previous,
+            })?;
+            return Ok(exit::PASSED);
+        }
+        let replaced = previous.map_or(String::new(), |p| {
+            format!(
+                " (replaces bundle {} with engine {})",
+                p.bundle_version, p.engine_version
+            )
+        });
+        println!(
+            "recorded: {label} in {} runs bundle {} with engine {}{replaced}",
+            args.environment, args.bundle_version, args.engine_version
+        );
+        Ok(exit::PASSED)
+    })
+}
+
+/// Records one verification per tenant of a gate run: what can-i-deploy answers from.
+pub async fn record_gate_verifications(
+    report: &GateReport,
+    engine_version: &str,
+    db: Option<&str>,
+) -> Result<(), String> {
+    let store = store::open(db).map_err(|e| format!("cannot open the store: {e}"))?;
+    let at = now();
+    for t in &report.tenants {
+        let v = Verification {
+            partner: t.partner.clone(),
+            tenant: t.tenant.clone(),
+            bundle_version: t.bundle_version.clone(),
+            bundle_hash: t.bundle_hash.clone(),
+            engine_version: engine_version.to_string(),
+            success: t.passed(),
+            seed: report.seed,
+            scenarios: t.runs.iter().map(|r| r.scenario.clone()).collect(),
+            verified_at: at,
+            verified_by: "syncgate gate".into(),
+        };
+        store
+            .record_verification(&v)
+            .await
+            .map_err(|e| e.to_string())?;
+    }
+    eprintln!(
+        "recorded {} verification result(s) for engine {engine_version}",
+        report.tenants.len()
+    );
+    Ok(())
+}
