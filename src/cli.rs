@@ -330,19 +330,28 @@ fn gate(args: GateArgs, database_url: Option<&str>) -> i32 {
             return exit::INTERNAL;
         }
     }
-    let recorded = runtime().and_then(|rt| {
-        rt.block_on(contracts::record_gate_verifications(
-            &report,
-            &args.engine_version,
-            database_url,
-        ))
-        .map_err(|e| {
-            error(format_args!(
-                "failed to record the verification results: {e}"
-            ));
-            exit::INTERNAL
+    // A verification vouches for the whole scenario set: a filtered or sharded run is not one.
+    let partial = !args.scenario.is_empty() || args.shard.is_some() || args.no_pacts;
+    if partial {
+        eprintln!("verification results not recorded: --scenario, --shard or --no-pacts ran only part of the checks");
+    }
+    let recorded = if partial {
+        Ok(())
+    } else {
+        runtime().and_then(|rt| {
+            rt.block_on(contracts::record_gate_verifications(
+                &report,
+                &args.engine_version,
+                database_url,
+            ))
+            .map_err(|e| {
+                error(format_args!(
+                    "failed to record the verification results: {e}"
+                ));
+                exit::INTERNAL
+            })
         })
-    });
+    };
     if let Err(code) = recorded {
         return code;
     }

@@ -515,3 +515,62 @@ fn a_provider_state_the_mock_cannot_set_is_named() {
         "{text}"
     );
 }
+
+/// The JUnit report read by a real JUnit consumer (`junitparser`, as CI installs it): the
+/// counts it sees match the gate's verdicts.
+#[test]
+fn junit_report_is_read_by_a_real_junit_consumer() {
+    let probe = Command::new("python3")
+        .args(["-c", "import junitparser"])
+        .output();
+    if !probe.as_ref().is_ok_and(|o| o.status.success()) {
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "CI must install junitparser (see .ci/run)"
+        );
+        println!("SKIPPED: junit_report_is_read_by_a_real_junit_consumer needs python3 with junitparser (pip install junitparser)");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let junit = dir.path().join("junit.xml");
+    let out = syncgate(&[
+        "gate",
+        "--scenarios",
+        "harness/broken",
+        "--partner",
+        "northwind-outfitters",
+        "--junit",
+        junit.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    let script = r#"
+import sys
+from junitparser import JUnitXml, Failure
+xml = JUnitXml.fromfile(sys.argv[1])
+cases = failures = 0
+for suite in xml:
+    for case in suite:
+        cases += 1
+        failures += sum(1 for r in case.result if isinstance(r, Failure))
+print(cases, failures, xml.tests, xml.failures)
+"#;
+    let parsed = Command::new("python3")
+        .args(["-c", script, junit.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(
+        parsed.status.success(),
+        "{}",
+        String::from_utf8_lossy(&parsed.stderr)
+    );
+    let counts = String::from_utf8_lossy(&parsed.stdout).trim().to_string();
+    let broken = std::fs::read_dir(root().join("harness/broken"))
+        .unwrap()
+        .count();
+    // Two tenants: every broken scenario fails, pact verification passes.
+    let cases = 2 * (broken + 1);
+    assert_eq!(
+        counts,
+        format!("{cases} {} {cases} {}", 2 * broken, 2 * broken)
+    );
+}

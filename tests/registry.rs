@@ -204,16 +204,18 @@ fn publish_two_versions_deploy_and_ask_can_i_deploy() {
 
     // The gate verifies engine 0.1.0 against 2.2.0 (the bundle on disk) and records it.
     let contracts = ws.contracts.to_string_lossy().to_string();
+    let scenarios = baseline_only();
+    let scenarios_dir = scenarios.path().to_string_lossy().to_string();
     let gate = ws.run(&[
         "gate",
         "--contracts",
         &contracts,
+        "--scenarios",
+        &scenarios_dir,
         "--partner",
         "bluepeak-logistics",
         "--tenant",
         "sandbox",
-        "--scenario",
-        "baseline",
         "--engine-version",
         "0.1.0",
     ]);
@@ -370,16 +372,17 @@ fn diff_of_two_tenant_directories_exits_1_on_breaking_changes() {
 
 #[test]
 fn the_gate_fails_loudly_when_it_cannot_record_its_verifications() {
+    let scenarios = baseline_only();
     let out = syncgate(
         "sqlite:/proc/syncgate-cannot-write-here/state.sqlite",
         &[
             "gate",
+            "--scenarios",
+            scenarios.path().to_str().unwrap(),
             "--partner",
             "bluepeak-logistics",
             "--tenant",
             "sandbox",
-            "--scenario",
-            "baseline",
         ],
     );
     assert_eq!(code(&out), 3, "{}", text(&out));
@@ -1290,4 +1293,38 @@ mod pact_index {
             ]
         );
     }
+}
+
+/// A scenario directory holding only the baseline: a complete (recordable) but quick gate run.
+fn baseline_only() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    std::fs::copy(
+        root.join("harness/scenarios/baseline.yaml"),
+        dir.path().join("baseline.yaml"),
+    )
+    .unwrap();
+    dir
+}
+
+#[test]
+fn a_partial_gate_run_records_nothing() {
+    let out = syncgate(
+        "sqlite::memory:",
+        &[
+            "gate",
+            "--partner",
+            "bluepeak-logistics",
+            "--tenant",
+            "sandbox",
+            "--scenario",
+            "baseline",
+        ],
+    );
+    assert_eq!(code(&out), 0, "{}", text(&out));
+    assert!(
+        text(&out).contains("verification results not recorded"),
+        "{}",
+        text(&out)
+    );
 }
