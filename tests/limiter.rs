@@ -62,6 +62,37 @@ async fn the_daily_budget_stops_requests_until_the_next_window() {
             "{name}"
         );
         assert_eq!(l.budget_used(TENANT, now).await.unwrap(), 3, "{name}");
+        let other = "northwind/production";
+        let held = granted(
+            l.acquire(
+                other,
+                &LimitPolicy {
+                    daily_budget: 1,
+                    ..roomy()
+                },
+                now,
+            )
+            .await
+            .unwrap(),
+        );
+        assert_eq!(
+            l.acquire(
+                other,
+                &LimitPolicy {
+                    daily_budget: 1,
+                    ..roomy()
+                },
+                now
+            )
+            .await
+            .unwrap(),
+            Admission::Wait {
+                until: now.plus(Duration::from_millis(100)),
+                reason: WaitReason::Draining
+            },
+            "{name}: spent, but a request of today is still in flight"
+        );
+        l.release(&held).await.unwrap();
         granted(l.acquire("bluepeak/sandbox", &policy, now).await.unwrap());
         let next_day = t("2026-01-06T00:00:00Z");
         granted(l.acquire(TENANT, &policy, next_day).await.unwrap());

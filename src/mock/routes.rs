@@ -69,6 +69,18 @@ async fn dispatch(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
+    // API requests (what an org's concurrency limit counts; not sign-ins) from arrival to
+    // answer, across every connection; the guard also ends a request whose client hung up.
+    let (_in_flight, in_flight) = if uri.path().starts_with("/services/data/") {
+        let (guard, n) = org.shared.in_flight.enter();
+        (Some(guard), n)
+    } else {
+        (None, 0)
+    };
+    let hold = org.shared.hold_us.load(std::sync::atomic::Ordering::SeqCst);
+    if hold > 0 {
+        tokio::time::sleep(std::time::Duration::from_micros(hold)).await;
+    }
     let now = org.clock().now();
     let path = uri.path().to_string();
     let path_and_query = uri
@@ -95,6 +107,8 @@ async fn dispatch(
                 .find_map(|kv| kv.trim().strip_prefix("client=").map(str::to_string))
         }),
         api_usage: None,
+        created: None,
+        in_flight,
     };
 
     if path == "/services/oauth2/token" && method == Method::POST {
@@ -274,6 +288,7 @@ async fn dispatch(
 
 fn record(state: &mut State, mut entry: JournalEntry) {
     entry.api_usage = Some(state.budget.used);
+    entry.created = state.created_by_last.take();
     state.journal.push(entry);
 }
 
@@ -786,9 +801,14 @@ fn upsert_collection(
             });
         }
     }
+    let created = results
+        .iter()
+        .filter(|r| r.get("created").and_then(Value::as_bool) == Some(true))
+        .count();
     let mut answer = Answer::ok(StatusCode::OK, Value::Array(results));
     answer.records = Some(n);
     answer.outcome = Some((n - failed, failed));
+    state.created_by_last = Some(created);
     answer
 }
 

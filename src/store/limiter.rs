@@ -75,6 +75,10 @@ pub struct Permit {
 pub enum WaitReason {
     /// The day's budget is spent; `until` is the next window.
     DailyBudget,
+    /// The day's budget is spent but requests granted in it are still in flight; ask again
+    /// at `until`. Moving on to the next window only once they have landed keeps a virtual
+    /// clock from jumping to tomorrow under a request that was counted today.
+    Draining,
     /// The bucket is empty; `until` is when it holds a token again.
     Rate,
     /// Every concurrency slot is taken; ask again at `until`.
@@ -85,6 +89,7 @@ impl WaitReason {
     pub fn label(self) -> &'static str {
         match self {
             WaitReason::DailyBudget => "shared daily budget spent",
+            WaitReason::Draining => "shared daily budget spent, requests still in flight",
             WaitReason::Rate => "shared rate limit",
             WaitReason::Concurrency => "shared concurrency cap",
         }
@@ -181,13 +186,20 @@ impl Limiter for LocalLimiter {
             t.window_start = day;
             t.used = 0;
         }
+        t.in_flight.retain(|_, expires| *expires > now_ms);
         if t.used >= policy.daily_budget {
-            return Ok(Admission::Wait {
-                until: now.next_day_start(),
-                reason: WaitReason::DailyBudget,
+            return Ok(if t.in_flight.is_empty() {
+                Admission::Wait {
+                    until: now.next_day_start(),
+                    reason: WaitReason::DailyBudget,
+                }
+            } else {
+                Admission::Wait {
+                    until: now.plus(policy.slot_poll),
+                    reason: WaitReason::Draining,
+                }
             });
         }
-        t.in_flight.retain(|_, expires| *expires > now_ms);
         if t.in_flight.len() >= policy.max_concurrent as usize {
             return Ok(Admission::Wait {
                 until: now.plus(policy.slot_poll),
@@ -238,17 +250,22 @@ impl Limiter for LocalLimiter {
 
 /// One decision, atomically: KEYS = bucket hash, budget counter of the day, in-flight set,
 /// permit sequence. ARGV = now, tokens per ms, burst, budget, next window, cap, permit
-/// expiry, slot poll. Returns {0, 0, permit} or {reason, until, ""}.
+/// expiry, slot poll. Returns {0, 0, permit} or {reason, until, ""} (1 budget, 2 rate,
+/// 3 concurrency, 4 draining).
 const ACQUIRE: &str = r"
 local now = tonumber(ARGV[1])
 local per_ms = tonumber(ARGV[2])
 local burst = tonumber(ARGV[3])
+redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', now)
+local in_flight = redis.call('ZCARD', KEYS[3])
 local used = tonumber(redis.call('GET', KEYS[2]) or '0')
 if used >= tonumber(ARGV[4]) then
+  if in_flight > 0 then
+    return {4, now + tonumber(ARGV[8]), ''}
+  end
   return {1, tonumber(ARGV[5]), ''}
 end
-redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', now)
-if redis.call('ZCARD', KEYS[3]) >= tonumber(ARGV[6]) then
+if in_flight >= tonumber(ARGV[6]) then
   return {3, now + tonumber(ARGV[8]), ''}
 end
 local b = redis.call('HMGET', KEYS[1], 'tokens', 'at')
@@ -377,6 +394,10 @@ impl Limiter for RedisLimiter {
             2 => Admission::Wait {
                 until,
                 reason: WaitReason::Rate,
+            },
+            4 => Admission::Wait {
+                until,
+                reason: WaitReason::Draining,
             },
             _ => Admission::Wait {
                 until,
