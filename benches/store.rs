@@ -83,7 +83,9 @@ async fn measure(name: &str, s: Arc<dyn Store>) -> Vec<(String, String, f64)> {
             payload: json!({"object": "Account", "source_ids": [format!("CUST-{i}")]}).to_string(),
         })
         .collect();
-    s.lease_enqueue(TENANT, &items).await.expect("lease_enqueue");
+    s.lease_enqueue(TENANT, &items)
+        .await
+        .expect("lease_enqueue");
     let st = s.clone();
     let claim = rate(|_| {
         let st = st.clone();

@@ -18,9 +18,9 @@ use syncgate::engine::{EngineConfig, EngineError, Target};
 use syncgate::mock::{self, ClientCredentials, MockConfig, MockOrg};
 use syncgate::sim::scenario::LimitOverrides;
 use syncgate::sim::{Clock, Scenario, Seed, Timestamp};
-use syncgate::store::limiter::{LimitPolicy, Limiter};
+use syncgate::store::limiter::{LimitPolicy, Limiter, LocalLimiter, RedisLimiter};
 use syncgate::store::{
-    DeadLetterStore, DlqFilter, Lease, LeaseStore, PgStore, StoreResult, WorkItem,
+    DeadLetterStore, DlqFilter, Lease, LeaseStore, PgStore, SqliteStore, StoreResult, WorkItem,
 };
 use syncgate::verify::invariants::{self, Evidence};
 use syncgate::verify::oracle::expectations;
@@ -36,7 +36,7 @@ fn root() -> PathBuf {
 /// its second batch (after the limiter gave it a permit, right before sending) it hangs
 /// until the test kills it. It dies holding a lease and a concurrency slot.
 struct Doomed {
-    inner: Arc<PgStore>,
+    inner: Arc<dyn LeaseStore>,
     claims: AtomicUsize,
     held: Mutex<Option<Lease>>,
     dying: Mutex<Option<tokio::sync::oneshot::Sender<Lease>>>,
@@ -87,17 +87,82 @@ impl LeaseStore for Doomed {
     }
 }
 
+/// One worker's view of the shared state: its own connection, as a separate process has.
+type Connect = Box<
+    dyn Fn() -> std::pin::Pin<
+        Box<
+            dyn std::future::Future<Output = (Arc<dyn LeaseStore>, Arc<dyn DeadLetterStore>)>
+                + Send,
+        >,
+    >,
+>;
+type ConnectLimiter =
+    Box<dyn Fn() -> std::pin::Pin<Box<dyn std::future::Future<Output = Arc<dyn Limiter>> + Send>>>;
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn three_workers_share_one_tenant_and_survive_a_killed_one() {
-    let test = "three_workers_share_one_tenant";
+async fn three_workers_on_postgres_and_redis_survive_a_killed_one() {
+    let test = "three_workers_on_postgres_and_redis";
     let Some(pg) = support::postgres(test).await else {
         return;
     };
     let Some(redis) = support::redis(test).await else {
         return;
     };
-    let redis = Arc::new(redis);
+    let schema = pg.schema.clone();
+    let connect: Connect = Box::new(move || {
+        let schema = schema.clone();
+        Box::pin(async move {
+            let s = Arc::new(
+                PgStore::connect(&support::pg_url(), Some(&schema))
+                    .await
+                    .expect("a worker's connection"),
+            );
+            (
+                s.clone() as Arc<dyn LeaseStore>,
+                s as Arc<dyn DeadLetterStore>,
+            )
+        })
+    });
+    let prefix = redis.prefix().to_string();
+    let limiter: ConnectLimiter = Box::new(move || {
+        let prefix = prefix.clone();
+        Box::pin(async move {
+            Arc::new(
+                RedisLimiter::connect(&support::redis_url(), &prefix)
+                    .await
+                    .expect("a worker's Redis connection"),
+            ) as Arc<dyn Limiter>
+        })
+    });
+    three_workers(connect, limiter).await;
+}
 
+/// The same run with nothing but syncgate: SQLite leases (a connection per worker to one
+/// file) and one per-process limiter shared by the three workers.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn three_workers_on_sqlite_and_a_local_limiter_survive_a_killed_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("state.sqlite");
+    let connect: Connect = Box::new(move || {
+        let path = path.clone();
+        Box::pin(async move {
+            let s = Arc::new(SqliteStore::open(&path).expect("a worker's connection"));
+            (
+                s.clone() as Arc<dyn LeaseStore>,
+                s as Arc<dyn DeadLetterStore>,
+            )
+        })
+    });
+    let shared: Arc<dyn Limiter> = Arc::new(LocalLimiter::new());
+    let limiter: ConnectLimiter = Box::new(move || {
+        let shared = shared.clone();
+        Box::pin(async move { shared })
+    });
+    three_workers(connect, limiter).await;
+}
+
+/// Three workers on one tenant against one mock org; worker 2 dies mid-batch.
+async fn three_workers(connect: Connect, connect_limiter: ConnectLimiter) {
     let bundle =
         Arc::new(Bundle::load(&root().join("contracts/northwind-outfitters/sandbox")).unwrap());
     let source = Arc::new(SourceSet::load_dir(&root().join("harness/fixtures/default")).unwrap());
@@ -129,17 +194,14 @@ async fn three_workers_share_one_tenant_and_survive_a_killed_one() {
     };
 
     let batch_size = 20;
-    let queued = plan(&*pg.store, &bundle, &source, batch_size)
-        .await
-        .unwrap();
+    let (leases, dlq) = connect().await;
+    let queued = plan(&*leases, &bundle, &source, batch_size).await.unwrap();
     assert!(
         queued > 2 * DAILY_BUDGET as usize,
         "the budget must bind: {queued} batches"
     );
     assert_eq!(
-        plan(&*pg.store, &bundle, &source, batch_size)
-            .await
-            .unwrap(),
+        plan(&*leases, &bundle, &source, batch_size).await.unwrap(),
         0
     );
 
@@ -153,25 +215,21 @@ async fn three_workers_share_one_tenant_and_survive_a_killed_one() {
     };
     let (dying_tx, dying_rx) = tokio::sync::oneshot::channel();
     let doomed = Arc::new(Doomed {
-        inner: Arc::new(pg.another().await),
+        inner: connect().await.0,
         claims: AtomicUsize::new(0),
         held: Mutex::new(None),
         dying: Mutex::new(Some(dying_tx)),
     });
     let mut handles = Vec::new();
     for n in 1..=3u64 {
-        let own = Arc::new(pg.another().await);
-        let leases: Arc<dyn LeaseStore> = if n == 2 { doomed.clone() } else { own.clone() };
-        let limiter: Arc<dyn Limiter> = Arc::new(
-            syncgate::store::limiter::RedisLimiter::connect(&support::redis_url(), redis.prefix())
-                .await
-                .unwrap(),
-        );
+        let (own_leases, own_dlq) = connect().await;
+        let leases: Arc<dyn LeaseStore> = if n == 2 { doomed.clone() } else { own_leases };
+        let limiter = connect_limiter().await;
         let worker = Worker {
             bundle: bundle.clone(),
             source: source.clone(),
             leases,
-            dlq: own as Arc<dyn DeadLetterStore>,
+            dlq: own_dlq,
             limiter: Some((limiter, policy.clone())),
             target: target.clone(),
             engine: EngineConfig {
@@ -211,7 +269,7 @@ async fn three_workers_share_one_tenant_and_survive_a_killed_one() {
 
     // The killed worker's batch was taken over after its lease expired.
     assert_eq!(
-        pg.store
+        leases
             .lease_open(&format!("{}/{}", bundle.partner, bundle.tenant))
             .await
             .unwrap(),
@@ -234,8 +292,7 @@ async fn three_workers_share_one_tenant_and_survive_a_killed_one() {
         .keys()
         .map(|o| (o.clone(), org.records(o)))
         .collect();
-    let letters: Vec<_> = pg
-        .store
+    let letters: Vec<_> = dlq
         .dlq_list(&DlqFilter::tenant(&format!(
             "{}/{}",
             bundle.partner, bundle.tenant
@@ -258,7 +315,10 @@ async fn three_workers_share_one_tenant_and_survive_a_killed_one() {
     // Applied exactly once: every record the org holds was created by exactly one request,
     // and no record was sent again (the dead worker never sent its second batch).
     let in_org: usize = org_state.values().map(Vec::len).sum();
-    let collections: Vec<_> = journal.iter().filter(|e| e.records.is_some()).collect();
+    let collections: Vec<_> = journal
+        .iter()
+        .filter(|e| e.path.starts_with("/services/data/v"))
+        .collect();
     let created: usize = collections.iter().filter_map(|e| e.created).sum();
     let succeeded: usize = collections
         .iter()
@@ -269,7 +329,7 @@ async fn three_workers_share_one_tenant_and_survive_a_killed_one() {
         .iter()
         .map(|e| {
             format!(
-                "{} {} {:?} records={:?} outcome={:?} created={:?} status={} fault={:?}",
+                "{} {} {:?} records={:?} outcome={:?} created={:?} status={} fault={:?} usage={:?}",
                 e.at.to_iso(),
                 e.client.as_deref().unwrap_or("-"),
                 e.object,
@@ -277,7 +337,8 @@ async fn three_workers_share_one_tenant_and_survive_a_killed_one() {
                 e.outcome,
                 e.created,
                 e.status,
-                e.fault
+                e.fault,
+                e.api_usage
             )
         })
         .collect();
@@ -311,7 +372,7 @@ async fn three_workers_share_one_tenant_and_survive_a_killed_one() {
         journal
             .iter()
             .all(|e| e.error_code.as_deref() != Some("REQUEST_LIMIT_EXCEEDED")),
-        "the org never had to refuse a request for the budget"
+        "the org never had to refuse a request for the budget: {sent:#?}"
     );
     let mut per_day: BTreeMap<i64, u64> = BTreeMap::new();
     for e in journal
@@ -340,5 +401,4 @@ async fn three_workers_share_one_tenant_and_survive_a_killed_one() {
         reports.iter().map(|r| (r.worker.as_str(), r.lost.len())).collect::<Vec<_>>(),
         clock.now().to_iso()
     );
-    redis.clear().await.unwrap();
 }

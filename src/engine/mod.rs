@@ -320,8 +320,14 @@ impl<'a> Sync<'a> {
                     self.wait_for_window_until(object, WaitReason::DailyBudget.label(), until)
                         .await?
                 }
-                // Rate and concurrency waits are short and frequent: no timeline event each.
-                Admission::Wait { until, .. } => self.clock.sleep_until(until).await,
+                // A token refills at a known time: an exact wait.
+                Admission::Wait {
+                    reason: WaitReason::Rate,
+                    until,
+                } => self.clock.sleep_until(until).await,
+                // A slot frees (or requests land) when other workers progress: a poll.
+                // Short and frequent, so no timeline event for each.
+                Admission::Wait { until, .. } => self.clock.poll_until(until).await,
             }
         }
     }

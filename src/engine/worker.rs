@@ -165,7 +165,8 @@ impl Worker {
                     break;
                 }
                 // Others hold the rest; one of them may die, so look again later.
-                self.clock.sleep(self.config.idle_poll).await;
+                let next = self.clock.now().plus(self.config.idle_poll);
+                self.clock.poll_until(next).await;
                 continue;
             }
             for lease in claimed {

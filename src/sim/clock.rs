@@ -75,6 +75,20 @@ impl Clock {
         }
     }
 
+    /// Waits until `deadline` as one round of a loop polling for another task's progress
+    /// (a free concurrency slot, an expired lease). On the wall clock this is
+    /// [`Clock::sleep_until`]. On the virtual clock time moves to `deadline` as usual, and
+    /// the caller also yields a millisecond of real time: otherwise a poller spins virtual
+    /// time forward at CPU speed, and a request that is merely slow on the wire (or a
+    /// worker waiting for a database lock) looks hours late and has its slot or lease
+    /// taken from under it.
+    pub async fn poll_until(&self, deadline: Timestamp) {
+        self.sleep_until(deadline).await;
+        if self.is_virtual() {
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+    }
+
     /// Moves virtual time forward without waiting (used by the mock to model latency).
     /// On the wall clock this is a no-op: real latency is modelled by a real sleep.
     pub fn advance(&self, duration: Duration) {

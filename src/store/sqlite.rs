@@ -54,6 +54,9 @@ impl SqliteStore {
         })
     }
 
+    /// Write transactions start `IMMEDIATE`: one that read first and wrote second would fail
+    /// at once with "database is locked" when another connection wrote in between (the busy
+    /// timeout does not apply to that upgrade), which is how several workers share a file.
     fn lock(&self) -> MutexGuard<'_, Connection> {
         self.conn.lock().unwrap_or_else(|p| p.into_inner())
     }
@@ -184,7 +187,9 @@ impl RegistryIndex for SqliteStore {
     async fn record_deployment(&self, d: &Deployment) -> StoreResult<()> {
         self.add_environment(&d.environment).await?;
         let mut conn = self.lock();
-        let tx = conn.transaction().map_err(err)?;
+        let tx = conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+            .map_err(err)?;
         tx.execute(
             "UPDATE deployments SET undeployed_at = ?4
              WHERE partner = ?1 AND tenant = ?2 AND environment = ?3 AND undeployed_at IS NULL",
@@ -307,7 +312,9 @@ impl DeadLetterStore for SqliteStore {
     async fn dlq_append(&self, letter: &DeadLetter) -> StoreResult<i64> {
         let json = serde_json::to_string(letter).map_err(json_err)?;
         let mut conn = self.lock();
-        let tx = conn.transaction().map_err(err)?;
+        let tx = conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+            .map_err(err)?;
         let existing: Option<(i64, String, String)> = tx
             .query_row(
                 "SELECT id, letter, history FROM dead_letters WHERE tenant = ?1 AND object = ?2 AND source_id = ?3",
@@ -376,7 +383,9 @@ impl DeadLetterStore for SqliteStore {
 
     async fn dlq_take(&self, id: i64) -> StoreResult<Option<StoredLetter>> {
         let mut conn = self.lock();
-        let tx = conn.transaction().map_err(err)?;
+        let tx = conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+            .map_err(err)?;
         let row: Option<(String, String)> = tx
             .query_row(
                 "SELECT letter, history FROM dead_letters WHERE id = ?1",
@@ -456,7 +465,9 @@ fn lease_of(tenant: &str, worker: &str, r: &rusqlite::Row<'_>) -> rusqlite::Resu
 impl LeaseStore for SqliteStore {
     async fn lease_enqueue(&self, tenant: &str, items: &[WorkItem]) -> StoreResult<usize> {
         let mut conn = self.lock();
-        let tx = conn.transaction().map_err(err)?;
+        let tx = conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+            .map_err(err)?;
         let mut added = 0;
         {
             let mut stmt = tx
