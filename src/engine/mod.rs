@@ -238,48 +238,46 @@ impl<'a> Sync<'a> {
                 "the bundle has no object {object}"
             )));
         };
-        {
-            let mut items = Vec::new();
-            for &record in records {
-                self.report.records += 1;
-                let parent_ext =
-                    |parent: &str| self.bundle.object(parent).map(|o| o.external_id.clone());
-                match map_record(spec, record, parent_ext) {
-                    Ok(mapped) => {
-                        if !mapped.unmapped.is_empty() {
-                            self.report
-                                .unmapped_columns
-                                .entry(spec.source.clone())
-                                .or_default()
-                                .extend(mapped.unmapped);
-                        }
-                        items.push(Item {
-                            record,
-                            payload: Value::Object(mapped.payload),
-                        });
+        let mut items = Vec::new();
+        for &record in records {
+            self.report.records += 1;
+            let parent_ext =
+                |parent: &str| self.bundle.object(parent).map(|o| o.external_id.clone());
+            match map_record(spec, record, parent_ext) {
+                Ok(mapped) => {
+                    if !mapped.unmapped.is_empty() {
+                        self.report
+                            .unmapped_columns
+                            .entry(spec.source.clone())
+                            .or_default()
+                            .extend(mapped.unmapped);
                     }
-                    Err(e) => {
-                        let now = self.clock.now();
-                        self.dead_letter(
-                            object,
-                            record,
-                            Value::Null,
-                            ErrorClass::Mapping,
-                            "INVALID_TYPE",
-                            &e.to_string(),
-                            0,
-                            None,
-                            now,
-                            now,
-                        )
-                        .await?;
-                    }
+                    items.push(Item {
+                        record,
+                        payload: Value::Object(mapped.payload),
+                    });
+                }
+                Err(e) => {
+                    let now = self.clock.now();
+                    self.dead_letter(
+                        object,
+                        record,
+                        Value::Null,
+                        ErrorClass::Mapping,
+                        "INVALID_TYPE",
+                        &e.to_string(),
+                        0,
+                        None,
+                        now,
+                        now,
+                    )
+                    .await?;
                 }
             }
-            for batch in items.chunks(self.config.batch_size.clamp(1, 200)) {
-                self.send_batch(client, object, &spec.external_id, batch, fence)
-                    .await?;
-            }
+        }
+        for batch in items.chunks(self.config.batch_size.clamp(1, 200)) {
+            self.send_batch(client, object, &spec.external_id, batch, fence)
+                .await?;
         }
         Ok(())
     }
