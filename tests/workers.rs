@@ -27,19 +27,25 @@ use syncgate::verify::oracle::expectations;
 
 const DAILY_BUDGET: u64 = 15;
 const MAX_CONCURRENT: u32 = 2;
+/// Worker 2 dies on this claim: late enough that three live workers compete for the two
+/// slots for a while, so the cap has something to hold back.
+const DIES_ON_CLAIM: usize = 6;
 
 fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
 /// The leases of the worker that will die: it claims normally, and on the first renewal of
-/// its second batch (after the limiter gave it a permit, right before sending) it hangs
+/// its sixth batch (after the limiter gave it a permit, right before sending) it hangs
 /// until the test kills it. It dies holding a lease and a concurrency slot.
 struct Doomed {
     inner: Arc<dyn LeaseStore>,
     claims: AtomicUsize,
     held: Mutex<Option<Lease>>,
     dying: Mutex<Option<tokio::sync::oneshot::Sender<Lease>>>,
+    /// What it did before it died (its report dies with it).
+    completed: Mutex<Vec<String>>,
+    lost: Mutex<Vec<String>>,
 }
 
 #[async_trait]
@@ -59,7 +65,7 @@ impl LeaseStore for Doomed {
             .inner
             .lease_claim(tenant, worker, max, now, ttl)
             .await?;
-        if !got.is_empty() && self.claims.fetch_add(1, Ordering::SeqCst) == 1 {
+        if !got.is_empty() && self.claims.fetch_add(1, Ordering::SeqCst) == DIES_ON_CLAIM - 1 {
             *self.held.lock().unwrap() = got.first().cloned();
         }
         Ok(got)
@@ -77,10 +83,19 @@ impl LeaseStore for Doomed {
             }
             std::future::pending::<()>().await;
         }
-        self.inner.lease_renew(lease, now, ttl).await
+        let renewed = self.inner.lease_renew(lease, now, ttl).await;
+        if renewed.is_err() {
+            self.lost.lock().unwrap().push(lease.key.clone());
+        }
+        renewed
     }
     async fn lease_complete(&self, lease: &Lease) -> StoreResult<()> {
-        self.inner.lease_complete(lease).await
+        let done = self.inner.lease_complete(lease).await;
+        match &done {
+            Ok(()) => self.completed.lock().unwrap().push(lease.key.clone()),
+            Err(_) => self.lost.lock().unwrap().push(lease.key.clone()),
+        }
+        done
     }
     async fn lease_open(&self, tenant: &str) -> StoreResult<usize> {
         self.inner.lease_open(tenant).await
@@ -183,7 +198,7 @@ async fn three_workers(connect: Connect, connect_limiter: ConnectLimiter) {
         clients: vec![creds.clone()],
     });
     // Hold every request a little (wall time) so that concurrent workers really overlap.
-    org.hold_requests(Duration::from_millis(4));
+    org.hold_requests(Duration::from_millis(8));
     let running = mock::spawn(org.clone(), 0).await.unwrap();
     let target = Target {
         login_url: running.base_url(),
@@ -219,6 +234,8 @@ async fn three_workers(connect: Connect, connect_limiter: ConnectLimiter) {
         claims: AtomicUsize::new(0),
         held: Mutex::new(None),
         dying: Mutex::new(Some(dying_tx)),
+        completed: Mutex::new(Vec::new()),
+        lost: Mutex::new(Vec::new()),
     });
     let mut handles = Vec::new();
     for n in 1..=3u64 {
@@ -250,7 +267,7 @@ async fn three_workers(connect: Connect, connect_limiter: ConnectLimiter) {
 
     let dead_batch = tokio::time::timeout(Duration::from_secs(60), dying_rx)
         .await
-        .expect("worker 2 reached its second batch")
+        .expect("worker 2 reached its sixth batch")
         .unwrap();
     handles[1].abort();
     let mut reports: Vec<WorkerReport> = Vec::new();
@@ -275,7 +292,12 @@ async fn three_workers(connect: Connect, connect_limiter: ConnectLimiter) {
             .unwrap(),
         0
     );
-    let completed: Vec<&String> = reports.iter().flat_map(|r| &r.completed).collect();
+    let by_dead = doomed.completed.lock().unwrap().clone();
+    let completed: Vec<&String> = reports
+        .iter()
+        .flat_map(|r| &r.completed)
+        .chain(&by_dead)
+        .collect();
     assert!(
         completed.contains(&&dead_batch.key),
         "{} was taken over: {completed:?}",
@@ -313,7 +335,7 @@ async fn three_workers(connect: Connect, connect_limiter: ConnectLimiter) {
     assert!(violations.is_empty(), "{violations:#?}");
 
     // Applied exactly once: every record the org holds was created by exactly one request,
-    // and no record was sent again (the dead worker never sent its second batch).
+    // and no record was sent again (the dead worker never sent its last batch).
     let in_org: usize = org_state.values().map(Vec::len).sum();
     let collections: Vec<_> = journal
         .iter()
@@ -346,7 +368,12 @@ async fn three_workers(connect: Connect, connect_limiter: ConnectLimiter) {
     // A batch is sent a second time only when its lease was taken over after it was sent
     // and before it was completed (its first worker then finds the lease gone); the second
     // send updates what the first created. Nothing else may be applied twice.
-    let lost: Vec<&String> = reports.iter().flat_map(|r| &r.lost).collect();
+    let lost_by_dead = doomed.lost.lock().unwrap().clone();
+    let lost: Vec<&String> = reports
+        .iter()
+        .flat_map(|r| &r.lost)
+        .chain(&lost_by_dead)
+        .collect();
     for key in &lost {
         assert!(
             completed.contains(key),
