@@ -14,13 +14,20 @@ fn t(s: &str) -> Timestamp {
 
 const TENANT: &str = "northwind/sandbox";
 
-async fn limiters(test: &str) -> Vec<(&'static str, Arc<dyn Limiter>)> {
+/// Every limiter this machine can run, by name; Redis keys are deleted with the guard.
+async fn limiters(
+    test: &str,
+) -> (
+    Vec<(&'static str, Arc<dyn Limiter>)>,
+    Option<support::RedisPrefix>,
+) {
     let mut all: Vec<(&'static str, Arc<dyn Limiter>)> =
         vec![("local", Arc::new(LocalLimiter::new()))];
-    if let Some(r) = support::redis(test).await {
-        all.push(("redis", Arc::new(r)));
+    let redis = support::redis(test).await;
+    if let Some(r) = &redis {
+        all.push(("redis", r.limiter.clone() as Arc<dyn Limiter>));
     }
-    all
+    (all, redis)
 }
 
 fn roomy() -> LimitPolicy {
@@ -43,7 +50,8 @@ fn granted(a: Admission) -> syncgate::store::limiter::Permit {
 
 #[tokio::test]
 async fn the_daily_budget_stops_requests_until_the_next_window() {
-    for (name, l) in limiters("the_daily_budget_stops_requests").await {
+    let (all, _redis) = limiters("the_daily_budget_stops_requests").await;
+    for (name, l) in all {
         let policy = LimitPolicy {
             daily_budget: 3,
             ..roomy()
@@ -102,7 +110,8 @@ async fn the_daily_budget_stops_requests_until_the_next_window() {
 
 #[tokio::test]
 async fn the_concurrency_cap_holds_until_a_permit_is_released_or_expires() {
-    for (name, l) in limiters("the_concurrency_cap_holds").await {
+    let (all, _redis) = limiters("the_concurrency_cap_holds").await;
+    for (name, l) in all {
         let policy = LimitPolicy {
             max_concurrent: 2,
             ..roomy()
@@ -141,7 +150,8 @@ async fn the_concurrency_cap_holds_until_a_permit_is_released_or_expires() {
 
 #[tokio::test]
 async fn the_token_bucket_paces_requests() {
-    for (name, l) in limiters("the_token_bucket_paces_requests").await {
+    let (all, _redis) = limiters("the_token_bucket_paces_requests").await;
+    for (name, l) in all {
         let policy = LimitPolicy {
             rate_per_sec: 2.0,
             burst: 2,
@@ -183,7 +193,8 @@ async fn the_token_bucket_paces_requests() {
 
 #[tokio::test]
 async fn a_bad_policy_is_refused() {
-    for (name, l) in limiters("a_bad_policy_is_refused").await {
+    let (all, _redis) = limiters("a_bad_policy_is_refused").await;
+    for (name, l) in all {
         let policy = LimitPolicy {
             rate_per_sec: 0.0,
             ..roomy()

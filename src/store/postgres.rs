@@ -146,6 +146,20 @@ impl PgStore {
         })
     }
 
+    /// The migrations applied to this database, oldest first.
+    pub async fn applied_migrations(&self) -> StoreResult<Vec<i64>> {
+        let rows = self
+            .lock()
+            .await
+            .query(
+                "SELECT version FROM schema_migrations ORDER BY version",
+                &[],
+            )
+            .await
+            .map_err(err)?;
+        Ok(rows.iter().map(|r| r.get(0)).collect())
+    }
+
     /// The schema this store lives in, if it was given one.
     pub fn schema(&self) -> Option<&str> {
         self.schema.as_deref()

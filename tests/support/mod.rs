@@ -97,12 +97,47 @@ pub async fn postgres(test: &str) -> Option<PgSchema> {
     }
 }
 
+/// A Redis limiter under a key prefix of its own; its keys are deleted when this drops.
+pub struct RedisPrefix {
+    pub limiter: Arc<RedisLimiter>,
+}
+
+impl std::ops::Deref for RedisPrefix {
+    type Target = RedisLimiter;
+    fn deref(&self) -> &RedisLimiter {
+        &self.limiter
+    }
+}
+
+impl Drop for RedisPrefix {
+    fn drop(&mut self) {
+        // The limiter's connection belongs to the test's runtime, which may be shutting
+        // down; clear through a fresh connection on a private runtime instead.
+        let prefix = self.limiter.prefix().to_string();
+        let _ = std::thread::spawn(move || {
+            if let Ok(rt) = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            {
+                rt.block_on(async {
+                    if let Ok(l) = RedisLimiter::connect(&redis_url(), &prefix).await {
+                        let _ = l.clear().await;
+                    }
+                });
+            }
+        })
+        .join();
+    }
+}
+
 /// A Redis limiter for `test` under a key prefix of its own, or `None` when none is reachable.
-pub async fn redis(test: &str) -> Option<RedisLimiter> {
+pub async fn redis(test: &str) -> Option<RedisPrefix> {
     let url = redis_url();
     match RedisLimiter::connect(&url, &unique_name(test)).await {
         Ok(l) => match l.clear().await {
-            Ok(()) => Some(l),
+            Ok(()) => Some(RedisPrefix {
+                limiter: Arc::new(l),
+            }),
             Err(e) => {
                 unreachable(test, "Redis", &url, &e);
                 None
