@@ -429,3 +429,74 @@ async fn three_workers(connect: Connect, connect_limiter: ConnectLimiter) {
         clock.now().to_iso()
     );
 }
+
+/// Refuses every request, as a fence whose lease another worker took.
+struct TakenOver;
+
+#[async_trait]
+impl syncgate::engine::Fence for TakenOver {
+    async fn still_ours(&self) -> Result<(), EngineError> {
+        Err(EngineError::Fenced("taken over by w9".into()))
+    }
+}
+
+#[tokio::test]
+async fn a_fenced_batch_sends_nothing_and_gives_its_permit_back() {
+    let bundle = Bundle::load(&root().join("contracts/northwind-outfitters/sandbox")).unwrap();
+    let source = SourceSet::load_dir(&root().join("harness/fixtures/default")).unwrap();
+    let start = Timestamp::parse("2026-01-05T08:00:00Z").unwrap();
+    let clock = Clock::virtual_at(start);
+    let creds = ClientCredentials::gate();
+    let org = MockOrg::new(MockConfig {
+        bundle: bundle.clone(),
+        scenario: None,
+        seed: Seed(1),
+        clock: clock.clone(),
+        clients: vec![creds.clone()],
+    });
+    let running = mock::spawn(org.clone(), 0).await.unwrap();
+    let target = Target {
+        login_url: running.base_url(),
+        credentials: Credentials {
+            client_id: creds.client_id.clone(),
+            client_secret: Secret::new(creds.client_secret.clone()),
+        },
+    };
+    let dlq = syncgate::store::MemoryStore::new();
+    let limiter = Arc::new(LocalLimiter::new());
+    let policy = LimitPolicy {
+        max_concurrent: 1,
+        ..LimitPolicy::default()
+    };
+    let mut sync = syncgate::engine::Sync::new(
+        &bundle,
+        EngineConfig::default(),
+        clock.clone(),
+        Seed(1),
+        &dlq,
+    )
+    .with_limiter(limiter.clone(), policy.clone());
+    let mut client = sync.connect(&target).await.unwrap();
+    let accounts = source.latest("accounts");
+    let e = sync
+        .send_records(&mut client, "Account", &accounts[..5], Some(&TakenOver))
+        .await
+        .unwrap_err();
+    assert!(matches!(e, EngineError::Fenced(_)), "{e}");
+    assert!(
+        org.journal()
+            .iter()
+            .all(|j| !j.path.starts_with("/services/data/v")),
+        "no API request went out"
+    );
+    assert!(org.records("Account").is_empty());
+    // The one slot was given back: the next request is admitted at once.
+    assert!(matches!(
+        limiter
+            .acquire("northwind-outfitters/sandbox", &policy, clock.now())
+            .await
+            .unwrap(),
+        syncgate::store::limiter::Admission::Granted(_)
+    ));
+    running.stop().await;
+}

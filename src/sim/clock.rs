@@ -114,6 +114,22 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_virtual_poll_moves_time_and_yields_real_time() {
+        let start = Timestamp::parse("2026-01-05T08:00:00Z").unwrap();
+        let clock = Clock::virtual_at(start);
+        let wall = std::time::Instant::now();
+        for _ in 0..20 {
+            let next = clock.now().plus(Duration::from_millis(100));
+            clock.poll_until(next).await;
+        }
+        assert_eq!(clock.now(), start.plus(Duration::from_secs(2)));
+        assert!(
+            wall.elapsed() >= Duration::from_millis(20),
+            "twenty polls gave others at least 20ms of real time"
+        );
+    }
+
+    #[tokio::test]
     async fn virtual_time_never_goes_backwards() {
         let start = Timestamp::parse("2026-01-05T08:00:00Z").unwrap();
         let clock = Clock::virtual_at(start);
