@@ -9,10 +9,11 @@
 //!   tenant, the field rules Salesforce enforces, and the registry on disk.
 //! - [`mock`]: a mock Salesforce org over real HTTP, with faults from a scenario.
 //! - [`engine`]: the sync engine teams deploy: source → mapping → batches → client, with
-//!   retries, limits and a dead-letter queue.
+//!   retries, limits and a dead-letter queue; several workers share a tenant by leases.
 //! - [`verify`]: the gate: runs the engine against the mock per scenario and checks the
 //!   invariants; reports for terminals and CI.
-//! - [`store`]: durable state behind one trait.
+//! - [`store`]: durable state behind one trait (SQLite by default, PostgreSQL to share it),
+//!   and the limiter (per process, or Redis to share it).
 //! - [`sim`]: the one clock, seeded randomness and the scenario model.
 //! - [`broker`]: the registry over HTTP, compatible with the Pact Broker API.
 //! - [`cli`]: the command line.

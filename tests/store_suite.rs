@@ -1,5 +1,9 @@
-//! One behavioural suite for every store backend: each test runs against each backend.
+//! One behavioural suite for every store backend: each test runs against each backend,
+//! PostgreSQL included when it is reachable (in a schema of its own per test).
 
+mod support;
+
+use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -7,27 +11,43 @@ use serde_json::json;
 use syncgate::engine::dlq::{DeadLetter, ErrorClass};
 use syncgate::sim::Timestamp;
 use syncgate::store::{
-    self, Deployment, DlqFilter, MemoryStore, PublishOutcome, PublishedVersion, RegistryIndex,
-    SqliteStore, Store, StoreError, Verification,
+    self, CheckpointStore, Deployment, DlqFilter, Lease, LeaseStore, MemoryStore, PublishOutcome,
+    PublishedVersion, RegistryIndex, SqliteStore, Store, StoreError, Verification, WorkItem,
 };
 
-/// Every backend this machine can run, with its name.
-fn backends() -> Vec<(&'static str, Arc<dyn Store>, Option<tempfile::TempDir>)> {
+/// Every backend this machine can run, by name; PostgreSQL's schema is dropped with it.
+struct Backends {
+    stores: Vec<(&'static str, Arc<dyn Store>)>,
+    _dir: tempfile::TempDir,
+    _pg: Option<support::PgSchema>,
+}
+
+impl Backends {
+    fn each(&self) -> impl Iterator<Item = (&'static str, &Arc<dyn Store>)> {
+        self.stores.iter().map(|(n, s)| (*n, s))
+    }
+}
+
+async fn backends(test: &str) -> Backends {
     let dir = tempfile::tempdir().unwrap();
     let file = SqliteStore::open(&dir.path().join("nested/state.sqlite")).unwrap();
-    vec![
-        (
-            "memory",
-            Arc::new(MemoryStore::new()) as Arc<dyn Store>,
-            None,
-        ),
+    let mut stores: Vec<(&'static str, Arc<dyn Store>)> = vec![
+        ("memory", Arc::new(MemoryStore::new())),
         (
             "sqlite-memory",
             store::open(Some("sqlite::memory:")).unwrap(),
-            None,
         ),
-        ("sqlite-file", Arc::new(file), Some(dir)),
-    ]
+        ("sqlite-file", Arc::new(file)),
+    ];
+    let pg = support::postgres(test).await;
+    if let Some(pg) = &pg {
+        stores.push(("postgres", pg.store.clone() as Arc<dyn Store>));
+    }
+    Backends {
+        stores,
+        _dir: dir,
+        _pg: pg,
+    }
 }
 
 fn t(s: &str) -> Timestamp {
@@ -64,7 +84,8 @@ fn letter(id: &str, code: &str) -> DeadLetter {
 
 #[tokio::test]
 async fn published_versions_are_immutable() {
-    for (name, s, _keep) in backends() {
+    let all = backends("published_versions_are_immutable").await;
+    for (name, s) in all.each() {
         assert_eq!(
             s.publish(&version("1.0.0", "sha256:a")).await.unwrap(),
             PublishOutcome::Created,
@@ -102,7 +123,8 @@ async fn published_versions_are_immutable() {
 
 #[tokio::test]
 async fn a_deployment_replaces_the_previous_one_in_its_environment() {
-    for (name, s, _keep) in backends() {
+    let all = backends("a_deployment_replaces_the_previous_one_in_its_environment").await;
+    for (name, s) in all.each() {
         let dep = |v: &str, env: &str, at: &str| Deployment {
             partner: "northwind".into(),
             tenant: "sandbox".into(),
@@ -150,7 +172,8 @@ async fn a_deployment_replaces_the_previous_one_in_its_environment() {
 
 #[tokio::test]
 async fn verifications_round_trip() {
-    for (name, s, _keep) in backends() {
+    let all = backends("verifications_round_trip").await;
+    for (name, s) in all.each() {
         let v = Verification {
             partner: "northwind".into(),
             tenant: "sandbox".into(),
@@ -181,7 +204,8 @@ async fn verifications_round_trip() {
 
 #[tokio::test]
 async fn a_dead_letter_that_fails_again_keeps_its_history() {
-    for (name, s, _keep) in backends() {
+    let all = backends("a_dead_letter_that_fails_again_keeps_its_history").await;
+    for (name, s) in all.each() {
         let id = s
             .dlq_append(&letter("A-1", "STRING_TOO_LONG"))
             .await
@@ -221,7 +245,8 @@ async fn a_dead_letter_that_fails_again_keeps_its_history() {
 
 #[tokio::test]
 async fn dedupe_keys_expire() {
-    for (name, s, _keep) in backends() {
+    let all = backends("dedupe_keys_expire").await;
+    for (name, s) in all.each() {
         let now = t("2026-01-05T08:00:00Z");
         let ttl = Duration::from_secs(60);
         assert!(s.check_and_set("k", now, ttl).await.unwrap(), "{name}");
@@ -243,7 +268,8 @@ async fn dedupe_keys_expire() {
 
 #[tokio::test]
 async fn checkpoints_overwrite() {
-    for (name, s, _keep) in backends() {
+    let all = backends("checkpoints_overwrite").await;
+    for (name, s) in all.each() {
         assert_eq!(s.checkpoint("accounts").await.unwrap(), None, "{name}");
         s.set_checkpoint("accounts", "2026-01-05T08:00:00Z")
             .await
@@ -269,4 +295,253 @@ async fn sqlite_state_survives_reopening() {
     }
     let s = store::open(Some(path.to_str().unwrap())).unwrap();
     assert_eq!(s.versions("northwind", None).await.unwrap().len(), 1);
+}
+
+fn items(keys: &[(&str, i32)]) -> Vec<WorkItem> {
+    keys.iter()
+        .map(|(k, stage)| WorkItem {
+            key: (*k).into(),
+            stage: *stage,
+            payload: format!("payload of {k}"),
+        })
+        .collect()
+}
+
+const TENANT: &str = "northwind/sandbox";
+
+#[tokio::test]
+async fn leases_split_work_between_workers() {
+    let all = backends("leases_split_work_between_workers").await;
+    for (name, s) in all.each() {
+        let now = t("2026-01-05T08:00:00Z");
+        let ttl = Duration::from_secs(30);
+        let work = items(&[("b1", 0), ("b2", 0), ("b3", 0), ("b4", 0), ("b5", 0)]);
+        assert_eq!(s.lease_enqueue(TENANT, &work).await.unwrap(), 5, "{name}");
+        assert_eq!(
+            s.lease_enqueue(TENANT, &work[..2]).await.unwrap(),
+            0,
+            "{name}: enqueueing a key again is a no-op"
+        );
+        let a = s.lease_claim(TENANT, "a", 2, now, ttl).await.unwrap();
+        let b = s.lease_claim(TENANT, "b", 10, now, ttl).await.unwrap();
+        assert_eq!(
+            a.iter().map(|l| l.key.as_str()).collect::<Vec<_>>(),
+            ["b1", "b2"],
+            "{name}: oldest first"
+        );
+        assert_eq!(b.len(), 3, "{name}");
+        let keys: BTreeSet<&str> = a.iter().chain(&b).map(|l| l.key.as_str()).collect();
+        assert_eq!(keys.len(), 5, "{name}: nobody gets an item twice");
+        assert_eq!(a[0].payload, "payload of b1", "{name}");
+        assert_eq!(a[0].expires_at, now.plus(ttl), "{name}");
+        assert!(
+            s.lease_claim(TENANT, "c", 10, now, ttl)
+                .await
+                .unwrap()
+                .is_empty(),
+            "{name}: live leases are not offered"
+        );
+        assert!(
+            s.lease_claim("bluepeak/sandbox", "c", 10, now, ttl)
+                .await
+                .unwrap()
+                .is_empty(),
+            "{name}: another tenant's queue is separate"
+        );
+        for l in a.iter().chain(&b) {
+            s.lease_complete(l).await.unwrap();
+        }
+        assert_eq!(s.lease_open(TENANT).await.unwrap(), 0, "{name}");
+        assert!(
+            s.lease_claim(TENANT, "c", 10, now.plus(ttl * 10), ttl)
+                .await
+                .unwrap()
+                .is_empty(),
+            "{name}: done work is never offered again"
+        );
+    }
+}
+
+#[tokio::test]
+async fn an_expired_lease_is_taken_over_and_the_old_holder_cannot_complete_it() {
+    let all = backends("an_expired_lease_is_taken_over").await;
+    for (name, s) in all.each() {
+        let now = t("2026-01-05T08:00:00Z");
+        let ttl = Duration::from_secs(30);
+        s.lease_enqueue(TENANT, &items(&[("b1", 0)])).await.unwrap();
+        let held = s.lease_claim(TENANT, "a", 1, now, ttl).await.unwrap();
+        assert_eq!(held.len(), 1, "{name}");
+        let renewed = s
+            .lease_renew(&held[0], now.plus(Duration::from_secs(20)), ttl)
+            .await
+            .unwrap();
+        assert_eq!(renewed, now.plus(Duration::from_secs(50)), "{name}");
+        assert!(
+            s.lease_claim(TENANT, "b", 1, now.plus(Duration::from_secs(49)), ttl)
+                .await
+                .unwrap()
+                .is_empty(),
+            "{name}: a renewed lease is still held"
+        );
+        let taken = s
+            .lease_claim(TENANT, "b", 1, now.plus(Duration::from_secs(50)), ttl)
+            .await
+            .unwrap();
+        assert_eq!(taken.len(), 1, "{name}: expired, so b takes it");
+        assert_eq!(taken[0].key, "b1", "{name}");
+        assert!(
+            taken[0].token > held[0].token,
+            "{name}: a new fencing token"
+        );
+        let stale: Lease = held[0].clone();
+        let e = s.lease_complete(&stale).await.unwrap_err();
+        assert!(matches!(e, StoreError::Conflict(_)), "{name}: {e}");
+        let e = s
+            .lease_renew(&stale, now.plus(Duration::from_secs(51)), ttl)
+            .await
+            .unwrap_err();
+        assert!(matches!(e, StoreError::Conflict(_)), "{name}: {e}");
+        assert_eq!(s.lease_open(TENANT).await.unwrap(), 1, "{name}");
+        s.lease_complete(&taken[0]).await.unwrap();
+        assert_eq!(s.lease_open(TENANT).await.unwrap(), 0, "{name}");
+        let e = s.lease_complete(&taken[0]).await.unwrap_err();
+        assert!(
+            matches!(e, StoreError::Conflict(_)),
+            "{name}: completing twice fails: {e}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn later_stages_wait_for_earlier_ones() {
+    let all = backends("later_stages_wait_for_earlier_ones").await;
+    for (name, s) in all.each() {
+        let now = t("2026-01-05T08:00:00Z");
+        let ttl = Duration::from_secs(30);
+        s.lease_enqueue(TENANT, &items(&[("contacts-1", 1), ("accounts-1", 0)]))
+            .await
+            .unwrap();
+        let first = s.lease_claim(TENANT, "a", 5, now, ttl).await.unwrap();
+        assert_eq!(
+            first.iter().map(|l| l.key.as_str()).collect::<Vec<_>>(),
+            ["accounts-1"],
+            "{name}: parents first"
+        );
+        assert!(
+            s.lease_claim(TENANT, "b", 5, now, ttl)
+                .await
+                .unwrap()
+                .is_empty(),
+            "{name}: children wait while a parent batch is in flight"
+        );
+        s.lease_complete(&first[0]).await.unwrap();
+        let next = s.lease_claim(TENANT, "b", 5, now, ttl).await.unwrap();
+        assert_eq!(next.len(), 1, "{name}");
+        assert_eq!(next[0].stage, 1, "{name}");
+    }
+}
+
+#[tokio::test]
+async fn postgres_is_opened_from_its_url_and_migrated_once() {
+    let Some(pg) = support::postgres("postgres_is_opened_from_its_url").await else {
+        return;
+    };
+    // store::open blocks; it must also work from inside this (single-threaded) runtime.
+    let url = format!(
+        "{}?options=-csearch_path%3D{}",
+        support::pg_url(),
+        pg.schema
+    );
+    let s = store::open(Some(&url)).unwrap();
+    s.publish(&version("1.0.0", "sha256:a")).await.unwrap();
+    assert_eq!(
+        pg.store.versions("northwind", None).await.unwrap().len(),
+        1,
+        "the URL's search_path reached the same schema"
+    );
+    // Opening several times at once: the advisory lock serialises the migration runs.
+    let opens = (0..4).map(|_| pg.another());
+    for s in futures_util::future::join_all(opens).await {
+        assert!(s.versions("northwind", None).await.is_ok());
+    }
+    let again = pg.another().await;
+    assert_eq!(
+        again
+            .verifications("northwind", "sandbox")
+            .await
+            .unwrap()
+            .len(),
+        0
+    );
+}
+
+#[tokio::test]
+async fn postgres_fresh_schemas_migrate_concurrently() {
+    let Some(pg) = support::postgres("postgres_fresh_schemas_migrate").await else {
+        return;
+    };
+    // A fresh schema, opened by four connections at once: exactly one applies the migrations.
+    let schema = format!("{}_fresh", pg.schema);
+    let url = support::pg_url();
+    let opens = (0..4).map(|_| syncgate::store::PgStore::connect(&url, Some(&schema)));
+    let stores = futures_util::future::join_all(opens).await;
+    let mut stores: Vec<_> = stores.into_iter().map(|s| s.unwrap()).collect();
+    // Dropped (with its schema) even if an assertion below fails.
+    let first = support::PgSchema {
+        store: Arc::new(stores.remove(0)),
+        schema: schema.clone(),
+    };
+    first
+        .store
+        .set_checkpoint("accounts", "cursor-1")
+        .await
+        .unwrap();
+    assert_eq!(
+        stores[2].checkpoint("accounts").await.unwrap().as_deref(),
+        Some("cursor-1")
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_concurrent_claims_never_share_an_item() {
+    let Some(pg) = support::postgres("postgres_concurrent_claims").await else {
+        return;
+    };
+    let work: Vec<WorkItem> = (0..60)
+        .map(|i| WorkItem {
+            key: format!("batch-{i:03}"),
+            stage: 0,
+            payload: String::new(),
+        })
+        .collect();
+    pg.store.lease_enqueue(TENANT, &work).await.unwrap();
+    let now = t("2026-01-05T08:00:00Z");
+    let mut tasks = Vec::new();
+    for w in 0..4 {
+        let s = Arc::new(pg.another().await);
+        tasks.push(tokio::spawn(async move {
+            let mut got = Vec::new();
+            loop {
+                let leases = s
+                    .lease_claim(TENANT, &format!("w{w}"), 3, now, Duration::from_secs(60))
+                    .await
+                    .unwrap();
+                if leases.is_empty() {
+                    return got;
+                }
+                for l in leases {
+                    s.lease_complete(&l).await.unwrap();
+                    got.push(l.key);
+                }
+            }
+        }));
+    }
+    let mut all = Vec::new();
+    for t in tasks {
+        all.extend(t.await.unwrap());
+    }
+    let distinct: BTreeSet<&String> = all.iter().collect();
+    assert_eq!(all.len(), 60, "every item claimed");
+    assert_eq!(distinct.len(), 60, "no item claimed twice");
+    assert_eq!(pg.store.lease_open(TENANT).await.unwrap(), 0);
 }

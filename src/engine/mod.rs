@@ -7,10 +7,13 @@ pub mod dlq;
 pub mod mapping;
 pub mod retry;
 pub mod source;
+pub mod worker;
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 use std::time::Duration;
 
+use async_trait::async_trait;
 use serde::Serialize;
 use serde_json::Value;
 
@@ -21,6 +24,7 @@ use self::retry::{item_is_retryable, Action, Backoff, Failure};
 use self::source::{SourceRecord, SourceSet};
 use crate::contract::Bundle;
 use crate::sim::{Clock, Rng, Seed, Timestamp};
+use crate::store::limiter::{Admission, LimitError, LimitPolicy, Limiter, Permit, WaitReason};
 use crate::store::{DeadLetterStore, StoreError};
 
 /// Settings of one engine.
@@ -129,6 +133,20 @@ pub enum EngineError {
     BudgetExhausted(u32),
     #[error("failed to record a dead letter: {0}")]
     Store(#[from] StoreError),
+    #[error(transparent)]
+    Limiter(#[from] LimitError),
+    /// The batch is no longer this engine's to send (a worker's lease was taken over).
+    #[error("stopped a batch that is no longer ours: {0}")]
+    Fenced(String),
+    #[error("unreadable work item: {0}")]
+    Work(String),
+}
+
+/// Asked right before each request of a batch: may this engine still send it? A worker
+/// answers by renewing its lease on the batch, and refuses once another worker took it.
+#[async_trait]
+pub trait Fence: Send + std::marker::Sync {
+    async fn still_ours(&self) -> Result<(), EngineError>;
 }
 
 /// The deliberate fault behind [`EngineConfig::fault_write_crm_owned`].
@@ -166,6 +184,9 @@ pub struct Sync<'a> {
     report: SyncReport,
     window_waits: u32,
     requests_sent: u64,
+    limiter: Option<(Arc<dyn Limiter>, LimitPolicy)>,
+    /// The daily window of the last answer (and so of `client.usage`).
+    usage_read_on: Option<Timestamp>,
 }
 
 struct Item<'s> {
@@ -191,7 +212,16 @@ impl<'a> Sync<'a> {
             report: SyncReport::default(),
             window_waits: 0,
             requests_sent: 0,
+            limiter: None,
+            usage_read_on: None,
         }
+    }
+
+    /// Asks `limiter` before every request (budget, rate, concurrency shared with other
+    /// workers) and returns the permit after the answer.
+    pub fn with_limiter(mut self, limiter: Arc<dyn Limiter>, policy: LimitPolicy) -> Self {
+        self.limiter = Some((limiter, policy));
+        self
     }
 
     /// Syncs every object of the bundle from `source` into `target`, parents first.
@@ -200,6 +230,17 @@ impl<'a> Sync<'a> {
         source: &SourceSet,
         target: &Target,
     ) -> Result<SyncReport, EngineError> {
+        let mut client = self.connect(target).await?;
+        for (object, spec) in self.bundle.objects_parent_first() {
+            let records = source.latest(&spec.source);
+            self.send_records(&mut client, object, &records, None)
+                .await?;
+        }
+        Ok(self.finish(&client))
+    }
+
+    /// A client for `target`, signed in.
+    pub async fn connect(&self, target: &Target) -> Result<SalesforceClient, EngineError> {
         let mut client = SalesforceClient::new(
             &target.login_url,
             &self.bundle.api_version,
@@ -212,55 +253,124 @@ impl<'a> Sync<'a> {
             client.record_to(log.clone());
         }
         client.authenticate().await?;
+        Ok(client)
+    }
+
+    /// What this engine did so far, with the calls `client` made.
+    pub fn finish(mut self, client: &SalesforceClient) -> SyncReport {
+        self.report.api_calls = client.calls();
+        self.report
+    }
+
+    /// Maps `records` of `object` and sends them in batches; records that do not map are
+    /// dead-lettered. With a `fence`, every request first checks the work is still ours.
+    pub async fn send_records(
+        &mut self,
+        client: &mut SalesforceClient,
+        object: &str,
+        records: &[&SourceRecord],
+        fence: Option<&dyn Fence>,
+    ) -> Result<(), EngineError> {
+        let bundle = self.bundle;
+        let Some(spec) = bundle.object(object) else {
+            return Err(EngineError::Work(format!(
+                "the bundle has no object {object}"
+            )));
+        };
         self.requests_sent = client.requests();
-        for (object, spec) in self.bundle.objects_parent_first() {
-            let mut items = Vec::new();
-            for record in source.latest(&spec.source) {
-                self.report.records += 1;
-                let parent_ext =
-                    |parent: &str| self.bundle.object(parent).map(|o| o.external_id.clone());
-                match map_record(spec, record, parent_ext) {
-                    Ok(mut mapped) => {
-                        if self.config.fault_write_crm_owned {
-                            route_onto_crm_owned(spec, record, &mut mapped);
-                        }
-                        if !mapped.unmapped.is_empty() {
-                            self.report
-                                .unmapped_columns
-                                .entry(spec.source.clone())
-                                .or_default()
-                                .extend(mapped.unmapped);
-                        }
-                        items.push(Item {
-                            record,
-                            payload: Value::Object(mapped.payload),
-                        });
+        let mut items = Vec::new();
+        for &record in records {
+            self.report.records += 1;
+            let parent_ext =
+                |parent: &str| self.bundle.object(parent).map(|o| o.external_id.clone());
+            match map_record(spec, record, parent_ext) {
+                Ok(mut mapped) => {
+                    if self.config.fault_write_crm_owned {
+                        route_onto_crm_owned(spec, record, &mut mapped);
                     }
-                    Err(e) => {
-                        let now = self.clock.now();
-                        self.dead_letter(
-                            object,
-                            record,
-                            Value::Null,
-                            ErrorClass::Mapping,
-                            "INVALID_TYPE",
-                            &e.to_string(),
-                            0,
-                            None,
-                            now,
-                            now,
-                        )
-                        .await?;
+                    if !mapped.unmapped.is_empty() {
+                        self.report
+                            .unmapped_columns
+                            .entry(spec.source.clone())
+                            .or_default()
+                            .extend(mapped.unmapped);
                     }
+                    items.push(Item {
+                        record,
+                        payload: Value::Object(mapped.payload),
+                    });
+                }
+                Err(e) => {
+                    let now = self.clock.now();
+                    self.dead_letter(
+                        object,
+                        record,
+                        Value::Null,
+                        ErrorClass::Mapping,
+                        "INVALID_TYPE",
+                        &e.to_string(),
+                        0,
+                        None,
+                        now,
+                        now,
+                    )
+                    .await?;
                 }
             }
-            for batch in items.chunks(self.config.batch_size.clamp(1, 200)) {
-                self.send_batch(&mut client, object, &spec.external_id, batch)
-                    .await?;
+        }
+        for batch in items.chunks(self.config.batch_size.clamp(1, 200)) {
+            self.send_batch(client, object, &spec.external_id, batch, fence)
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// Waits until the limiter lets one request go (and, with a fence, the work is still
+    /// ours); `None` when there is no limiter.
+    async fn admit(
+        &mut self,
+        object: &str,
+        fence: Option<&dyn Fence>,
+    ) -> Result<Option<Permit>, EngineError> {
+        let Some((limiter, policy)) = self.limiter.clone() else {
+            if let Some(f) = fence {
+                f.still_ours().await?;
+            }
+            return Ok(None);
+        };
+        loop {
+            match limiter
+                .acquire(&self.tenant, &policy, self.clock.now())
+                .await?
+            {
+                Admission::Granted(permit) => {
+                    // Checked after the wait, right before sending: the lease may have
+                    // been taken over while this engine waited.
+                    if let Some(f) = fence {
+                        if let Err(e) = f.still_ours().await {
+                            limiter.release(&permit).await?;
+                            return Err(e);
+                        }
+                    }
+                    return Ok(Some(permit));
+                }
+                Admission::Wait {
+                    reason: WaitReason::DailyBudget,
+                    until,
+                } => {
+                    self.wait_for_window_until(object, WaitReason::DailyBudget.label(), until)
+                        .await?
+                }
+                // A token refills at a known time: an exact wait.
+                Admission::Wait {
+                    reason: WaitReason::Rate,
+                    until,
+                } => self.clock.sleep_until(until).await,
+                // A slot frees (or requests land) when other workers progress: a poll.
+                // Short and frequent, so no timeline event for each.
+                Admission::Wait { until, .. } => self.clock.poll_until(until).await,
             }
         }
-        self.report.api_calls = client.calls();
-        Ok(self.report)
     }
 
     async fn send_batch(
@@ -269,6 +379,7 @@ impl<'a> Sync<'a> {
         object: &str,
         ext_field: &str,
         batch: &[Item<'_>],
+        fence: Option<&dyn Fence>,
     ) -> Result<(), EngineError> {
         let mut remaining: Vec<&Item> = batch.iter().collect();
         let mut first_failed: BTreeMap<&str, Timestamp> = BTreeMap::new();
@@ -278,8 +389,13 @@ impl<'a> Sync<'a> {
             attempt += 1;
             self.guard_budget(client, object).await?;
             let payloads: Vec<Value> = remaining.iter().map(|i| i.payload.clone()).collect();
+            let permit = self.admit(object, fence).await?;
             let outcome = client.upsert_collection(object, ext_field, &payloads).await;
             self.requests_sent = client.requests();
+            self.usage_read_on = Some(self.clock.now().day_start());
+            if let (Some(permit), Some((limiter, _))) = (permit, &self.limiter) {
+                limiter.release(&permit).await?;
+            }
             let now = self.clock.now();
             let failure = match outcome {
                 Ok(reply) => {
@@ -457,7 +573,14 @@ impl<'a> Sync<'a> {
         object: &str,
     ) -> Result<(), EngineError> {
         if let Some(u) = client.usage {
-            if u.used >= u.max {
+            // Usage read in an earlier daily window says nothing about this one: another
+            // worker (or a long wait) may have moved the clock past midnight since.
+            let stale = self
+                .usage_read_on
+                .is_some_and(|day| day < self.clock.now().day_start());
+            if stale {
+                client.usage = None;
+            } else if u.used >= u.max {
                 self.wait_for_window(object, "daily budget guard").await?;
                 client.usage = None;
             }
@@ -466,11 +589,23 @@ impl<'a> Sync<'a> {
     }
 
     async fn wait_for_window(&mut self, object: &str, reason: &str) -> Result<(), EngineError> {
+        let until = self.clock.now().next_day_start();
+        self.wait_for_window_until(object, reason, until).await
+    }
+
+    /// Waits for the window that opens at `until`. A shared limiter names it: by the time
+    /// this engine waits, another worker may already have moved the clock into it, and
+    /// "the next window from now" would then skip a whole day.
+    async fn wait_for_window_until(
+        &mut self,
+        object: &str,
+        reason: &str,
+        until: Timestamp,
+    ) -> Result<(), EngineError> {
         self.window_waits += 1;
         if self.window_waits > self.config.max_window_waits {
             return Err(EngineError::BudgetExhausted(self.config.max_window_waits));
         }
-        let until = self.clock.now().next_day_start();
         self.event(
             object,
             EventKind::Wait {

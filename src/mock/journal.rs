@@ -36,6 +36,15 @@ pub struct JournalEntry {
     /// API requests used in the daily window after this request.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub api_usage: Option<u64>,
+    /// Records a collections request created (the rest of its successes were updates).
+    /// Kept out of the serialized trace so existing traces stay byte-identical.
+    #[serde(skip)]
+    pub created: Option<usize>,
+    /// API requests in flight at the mock when this one arrived, itself included (0 for
+    /// sign-ins, which are not counted): real concurrency, across every client. Not
+    /// serialized (it depends on scheduling).
+    #[serde(skip)]
+    pub in_flight: usize,
 }
 
 fn iso<S: serde::Serializer>(t: &Timestamp, s: S) -> Result<S::Ok, S::Error> {

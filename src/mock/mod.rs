@@ -25,7 +25,9 @@ pub mod tls;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
 
 use tokio::net::TcpListener;
 
@@ -111,6 +113,8 @@ pub(crate) struct State {
     pub events: events::EventLog,
     pub edits: Vec<PendingEdit>,
     pub notify: Arc<tokio::sync::Notify>,
+    /// Records the collections request being answered created, for its journal entry.
+    pub created_by_last: Option<usize>,
 }
 
 impl State {
@@ -160,6 +164,7 @@ impl State {
                 })
                 .unwrap_or_default(),
             notify,
+            created_by_last: None,
         }
     }
 
@@ -210,6 +215,33 @@ pub(crate) struct Shared {
     pub config: Mutex<MockConfig>,
     pub notify: Arc<tokio::sync::Notify>,
     pub state: Mutex<State>,
+    pub in_flight: InFlight,
+    /// Wall-clock hold per request, in microseconds (0: none). See [`MockOrg::hold_requests`].
+    pub hold_us: AtomicU64,
+}
+
+/// Requests being answered right now, and the most there ever were at once.
+#[derive(Debug, Default)]
+pub(crate) struct InFlight {
+    now: AtomicUsize,
+    max: AtomicUsize,
+}
+
+impl InFlight {
+    /// Counts a request in until the returned guard drops; also returns the count with it.
+    pub fn enter(&self) -> (InFlightGuard<'_>, usize) {
+        let n = self.now.fetch_add(1, Ordering::SeqCst) + 1;
+        self.max.fetch_max(n, Ordering::SeqCst);
+        (InFlightGuard(self), n)
+    }
+}
+
+pub(crate) struct InFlightGuard<'a>(&'a InFlight);
+
+impl Drop for InFlightGuard<'_> {
+    fn drop(&mut self) {
+        self.0.now.fetch_sub(1, Ordering::SeqCst);
+    }
 }
 
 impl MockOrg {
@@ -223,6 +255,8 @@ impl MockOrg {
                 config: Mutex::new(config),
                 notify,
                 state: Mutex::new(state),
+                in_flight: InFlight::default(),
+                hold_us: AtomicU64::new(0),
             }),
         }
     }
@@ -307,6 +341,22 @@ impl MockOrg {
         let mut s = self.lock();
         s.budget.roll(now);
         s.budget.used = used;
+    }
+
+    /// Holds each request this long in *wall* time before answering it (0 turns it off).
+    ///
+    /// A load-test instrument, not latency modelling: the org's clock does not move. Its
+    /// only purpose is to make requests from concurrent clients overlap at the mock, so
+    /// that [`MockOrg::max_in_flight`] and the journal's `in_flight` measure a real
+    /// concurrency cap rather than the speed of loopback.
+    pub fn hold_requests(&self, hold: Duration) {
+        let us = u64::try_from(hold.as_micros()).unwrap_or(u64::MAX);
+        self.shared.hold_us.store(us, Ordering::SeqCst);
+    }
+
+    /// The most API requests the mock was answering at once so far, across every client.
+    pub fn max_in_flight(&self) -> usize {
+        self.shared.in_flight.max.load(Ordering::SeqCst)
     }
 
     /// API requests used in the current daily window, and the maximum.

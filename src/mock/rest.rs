@@ -670,6 +670,13 @@ fn upsert_collection(state: &mut State, req: &Req<'_>, object: &str, field: &str
             )),
         }
     });
+    // Counted for the journal: a duplicate create shows up as more creates than records.
+    state.created_by_last = Some(
+        results
+            .iter()
+            .filter(|r| r.get("created").and_then(Value::as_bool) == Some(true))
+            .count(),
+    );
     let mut answer = Answer::ok(StatusCode::OK, Value::Array(results));
     answer.records = Some(n);
     answer.outcome = Some((n - failed, failed));

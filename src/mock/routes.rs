@@ -162,13 +162,25 @@ async fn dispatch(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
+    // API requests (what an org's concurrency limit counts; not sign-ins) from arrival to
+    // answer, across every connection; the guard also ends a request whose client hung up.
+    let (_in_flight, in_flight) = if uri.path().starts_with("/services/data/") {
+        let (guard, n) = org.shared.in_flight.enter();
+        (Some(guard), n)
+    } else {
+        (None, 0)
+    };
+    let hold = org.shared.hold_us.load(std::sync::atomic::Ordering::SeqCst);
+    if hold > 0 {
+        tokio::time::sleep(std::time::Duration::from_micros(hold)).await;
+    }
     let path = uri.path().to_string();
     if let Some(rest) = path.strip_prefix(admin::PREFIX) {
         return admin::handle(&org, &method, rest, uri.query(), &body).await;
     }
     let admission = {
         let mut state = org.lock();
-        admit(&org, &mut state, &method, &uri, &headers, &body)
+        admit(&org, &mut state, &method, &uri, &headers, &body, in_flight)
     };
     let mut ticket = match admission {
         Admission::Done(resp) => return resp,
@@ -274,6 +286,7 @@ fn admit(
     uri: &Uri,
     headers: &HeaderMap,
     body: &[u8],
+    in_flight: usize,
 ) -> Admission {
     let now = org.clock().now();
     let path = uri.path().to_string();
@@ -301,6 +314,8 @@ fn admit(
         correlation_id: header(headers, "x-correlation-id"),
         client: client.clone(),
         api_usage: None,
+        created: None,
+        in_flight,
     };
     state.tick(now);
 
@@ -531,6 +546,7 @@ fn bearer(headers: &HeaderMap) -> Option<String> {
 
 pub(super) fn record(state: &mut State, mut entry: JournalEntry) {
     entry.api_usage = Some(state.budget.used);
+    entry.created = state.created_by_last.take();
     state.journal.push(entry);
 }
 

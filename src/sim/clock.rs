@@ -95,6 +95,20 @@ impl Clock {
         }
     }
 
+    /// Waits until `deadline` as one round of a loop polling for another task's progress
+    /// (a free concurrency slot, an expired lease). On the wall clock this is
+    /// [`Clock::sleep_until`]. On the virtual clock time moves to `deadline` as usual, and
+    /// the caller also yields a millisecond of real time: otherwise a poller spins virtual
+    /// time forward at CPU speed, and a request that is merely slow on the wire (or a
+    /// worker waiting for a database lock) looks hours late and has its slot or lease
+    /// taken from under it.
+    pub async fn poll_until(&self, deadline: Timestamp) {
+        self.sleep_until(deadline).await;
+        if self.is_virtual() {
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+    }
+
     /// Moves virtual time forward without waiting (used by the mock to model latency).
     /// On the plain wall clock this is a no-op: real latency is modelled by a real sleep.
     pub fn advance(&self, duration: Duration) {
@@ -134,6 +148,22 @@ mod tests {
         assert!(moved >= Duration::from_secs(72 * 3600), "{moved:?}");
         assert!(moved < Duration::from_secs(72 * 3600 + 60), "{moved:?}");
         assert!(!clock.is_virtual());
+    }
+
+    #[tokio::test]
+    async fn a_virtual_poll_moves_time_and_yields_real_time() {
+        let start = Timestamp::parse("2026-01-05T08:00:00Z").unwrap();
+        let clock = Clock::virtual_at(start);
+        let wall = std::time::Instant::now();
+        for _ in 0..20 {
+            let next = clock.now().plus(Duration::from_millis(100));
+            clock.poll_until(next).await;
+        }
+        assert_eq!(clock.now(), start.plus(Duration::from_secs(2)));
+        assert!(
+            wall.elapsed() >= Duration::from_millis(20),
+            "twenty polls gave others at least 20ms of real time"
+        );
     }
 
     #[tokio::test]

@@ -18,6 +18,27 @@ struct Inner {
     next_letter: i64,
     dedupe: BTreeMap<String, Timestamp>,
     checkpoints: BTreeMap<String, String>,
+    work: Vec<MemWork>,
+}
+
+#[derive(Debug)]
+struct MemWork {
+    id: i64,
+    tenant: String,
+    item: WorkItem,
+    worker: Option<String>,
+    token: i64,
+    expires_at: Option<Timestamp>,
+    done: bool,
+}
+
+impl MemWork {
+    fn held_by(&self, lease: &Lease) -> bool {
+        !self.done
+            && self.id == lease.id
+            && self.token == lease.token
+            && self.worker.as_deref() == Some(lease.worker.as_str())
+    }
 }
 
 /// State in memory, for tests and single gate runs.
@@ -231,5 +252,115 @@ impl CheckpointStore for MemoryStore {
             .checkpoints
             .insert(scope.to_string(), value.to_string());
         Ok(())
+    }
+}
+
+#[async_trait]
+impl LeaseStore for MemoryStore {
+    async fn lease_enqueue(&self, tenant: &str, items: &[WorkItem]) -> StoreResult<usize> {
+        let mut s = self.lock();
+        let mut added = 0;
+        for item in items {
+            if s.work
+                .iter()
+                .any(|w| w.tenant == tenant && w.item.key == item.key)
+            {
+                continue;
+            }
+            let id = s.work.len() as i64 + 1;
+            s.work.push(MemWork {
+                id,
+                tenant: tenant.to_string(),
+                item: item.clone(),
+                worker: None,
+                token: 0,
+                expires_at: None,
+                done: false,
+            });
+            added += 1;
+        }
+        Ok(added)
+    }
+
+    async fn lease_claim(
+        &self,
+        tenant: &str,
+        worker: &str,
+        max: usize,
+        now: Timestamp,
+        ttl: Duration,
+    ) -> StoreResult<Vec<Lease>> {
+        let mut s = self.lock();
+        let Some(stage) = s
+            .work
+            .iter()
+            .filter(|w| w.tenant == tenant && !w.done)
+            .map(|w| w.item.stage)
+            .min()
+        else {
+            return Ok(Vec::new());
+        };
+        let expires_at = now.plus(ttl);
+        let mut out = Vec::new();
+        for w in s.work.iter_mut() {
+            if out.len() >= max {
+                break;
+            }
+            let free = w.worker.is_none() || w.expires_at.is_some_and(|e| e <= now);
+            if w.tenant != tenant || w.done || w.item.stage != stage || !free {
+                continue;
+            }
+            w.worker = Some(worker.to_string());
+            w.token += 1;
+            w.expires_at = Some(expires_at);
+            out.push(Lease {
+                id: w.id,
+                tenant: tenant.to_string(),
+                key: w.item.key.clone(),
+                stage: w.item.stage,
+                payload: w.item.payload.clone(),
+                worker: worker.to_string(),
+                token: w.token,
+                expires_at,
+            });
+        }
+        Ok(out)
+    }
+
+    async fn lease_renew(
+        &self,
+        lease: &Lease,
+        now: Timestamp,
+        ttl: Duration,
+    ) -> StoreResult<Timestamp> {
+        let mut s = self.lock();
+        match s.work.iter_mut().find(|w| w.held_by(lease)) {
+            Some(w) => {
+                let until = now.plus(ttl);
+                w.expires_at = Some(until);
+                Ok(until)
+            }
+            None => Err(lost_lease(lease)),
+        }
+    }
+
+    async fn lease_complete(&self, lease: &Lease) -> StoreResult<()> {
+        let mut s = self.lock();
+        match s.work.iter_mut().find(|w| w.held_by(lease)) {
+            Some(w) => {
+                w.done = true;
+                Ok(())
+            }
+            None => Err(lost_lease(lease)),
+        }
+    }
+
+    async fn lease_open(&self, tenant: &str) -> StoreResult<usize> {
+        Ok(self
+            .lock()
+            .work
+            .iter()
+            .filter(|w| w.tenant == tenant && !w.done)
+            .count())
     }
 }

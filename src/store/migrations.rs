@@ -1,10 +1,19 @@
 //! Versioned schema migrations, applied in order on open and recorded in `schema_migrations`.
+//!
+//! Each migration carries its SQL for every backend; a version is the same change on both,
+//! so a database of either kind at version N has the same tables.
 
 /// One migration: its version, a name, and its SQL for each backend.
 pub struct Migration {
     pub version: i64,
     pub name: &'static str,
     pub sqlite: &'static str,
+    pub postgres: &'static str,
+}
+
+/// The newest schema version this build knows.
+pub fn newest() -> i64 {
+    MIGRATIONS.last().map_or(0, |m| m.version)
 }
 
 pub const MIGRATIONS: &[Migration] = &[
@@ -38,6 +47,34 @@ pub const MIGRATIONS: &[Migration] = &[
         CREATE TABLE dedupe_keys (key TEXT PRIMARY KEY, expires_at INTEGER NOT NULL);
         CREATE TABLE checkpoints (scope TEXT PRIMARY KEY, value TEXT NOT NULL);
     ",
+        postgres: "
+        CREATE TABLE published_versions (
+            partner TEXT NOT NULL, tenant TEXT NOT NULL, version TEXT NOT NULL,
+            hash TEXT NOT NULL, published_at BIGINT NOT NULL, content TEXT NOT NULL,
+            seq BIGSERIAL NOT NULL,
+            PRIMARY KEY (partner, tenant, version));
+        CREATE TABLE environments (name TEXT PRIMARY KEY, seq BIGSERIAL NOT NULL);
+        CREATE TABLE deployments (
+            id BIGSERIAL PRIMARY KEY,
+            partner TEXT NOT NULL, tenant TEXT NOT NULL, environment TEXT NOT NULL,
+            bundle_version TEXT NOT NULL, engine_version TEXT NOT NULL,
+            deployed_at BIGINT NOT NULL, undeployed_at BIGINT);
+        CREATE INDEX deployments_by_tenant ON deployments (partner, tenant, environment);
+        CREATE TABLE verifications (
+            id BIGSERIAL PRIMARY KEY,
+            partner TEXT NOT NULL, tenant TEXT NOT NULL, bundle_version TEXT NOT NULL,
+            bundle_hash TEXT NOT NULL, engine_version TEXT NOT NULL, success BOOLEAN NOT NULL,
+            seed BIGINT NOT NULL, scenarios TEXT NOT NULL, verified_at BIGINT NOT NULL,
+            verified_by TEXT NOT NULL);
+        CREATE INDEX verifications_by_tenant ON verifications (partner, tenant);
+        CREATE TABLE dead_letters (
+            id BIGSERIAL PRIMARY KEY,
+            tenant TEXT NOT NULL, object TEXT NOT NULL, source_id TEXT NOT NULL,
+            error_code TEXT NOT NULL, letter TEXT NOT NULL, history TEXT NOT NULL,
+            UNIQUE (tenant, object, source_id));
+        CREATE TABLE dedupe_keys (key TEXT PRIMARY KEY, expires_at BIGINT NOT NULL);
+        CREATE TABLE checkpoints (scope TEXT PRIMARY KEY, value TEXT NOT NULL);
+    ",
     },
     Migration {
         version: 2,
@@ -61,6 +98,50 @@ pub const MIGRATIONS: &[Migration] = &[
             id INTEGER PRIMARY KEY AUTOINCREMENT,
             pacticipant TEXT NOT NULL, version TEXT NOT NULL, environment TEXT NOT NULL,
             application_instance TEXT, deployed_at INTEGER NOT NULL, undeployed_at INTEGER);
+    ",
+        postgres: "
+        CREATE TABLE pact_publications (
+            id BIGSERIAL PRIMARY KEY,
+            consumer TEXT NOT NULL, consumer_version TEXT NOT NULL, provider TEXT NOT NULL,
+            branch TEXT, tags TEXT NOT NULL, sha TEXT NOT NULL, content TEXT NOT NULL,
+            published_at BIGINT NOT NULL,
+            UNIQUE (consumer, consumer_version, provider));
+        CREATE TABLE pact_verification_results (
+            id BIGSERIAL PRIMARY KEY,
+            consumer TEXT NOT NULL, provider TEXT NOT NULL, pact_sha TEXT NOT NULL,
+            provider_version TEXT NOT NULL, success BOOLEAN NOT NULL, body TEXT NOT NULL,
+            verified_at BIGINT NOT NULL);
+        CREATE TABLE pacticipant_versions (
+            pacticipant TEXT NOT NULL, version TEXT NOT NULL, branch TEXT, tags TEXT NOT NULL,
+            created_at BIGINT NOT NULL, PRIMARY KEY (pacticipant, version));
+        CREATE TABLE pacticipant_deployments (
+            id BIGSERIAL PRIMARY KEY,
+            pacticipant TEXT NOT NULL, version TEXT NOT NULL, environment TEXT NOT NULL,
+            application_instance TEXT, deployed_at BIGINT NOT NULL, undeployed_at BIGINT);
+    ",
+    },
+    Migration {
+        version: 3,
+        name: "engine work leases",
+        sqlite: "
+        CREATE TABLE work_items (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            tenant TEXT NOT NULL, key TEXT NOT NULL, stage INTEGER NOT NULL,
+            payload TEXT NOT NULL,
+            worker TEXT, token INTEGER NOT NULL DEFAULT 0, expires_at INTEGER,
+            done INTEGER NOT NULL DEFAULT 0,
+            UNIQUE (tenant, key));
+        CREATE INDEX work_items_open ON work_items (tenant, done, stage);
+    ",
+        postgres: "
+        CREATE TABLE work_items (
+            id BIGSERIAL PRIMARY KEY,
+            tenant TEXT NOT NULL, key TEXT NOT NULL, stage INTEGER NOT NULL,
+            payload TEXT NOT NULL,
+            worker TEXT, token BIGINT NOT NULL DEFAULT 0, expires_at BIGINT,
+            done BOOLEAN NOT NULL DEFAULT FALSE,
+            UNIQUE (tenant, key));
+        CREATE INDEX work_items_open ON work_items (tenant, done, stage);
     ",
     },
 ];

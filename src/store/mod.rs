@@ -1,12 +1,15 @@
 //! Durable state behind a small set of traits: the registry index (versions, deployments,
 //! verification results), dead letters, dedupe keys, checkpoints and work leases.
 //!
-//! Implementations: in memory (tests and single gate runs); SQLite (the embedded default)
-//! and PostgreSQL (`--database-url`) are added behind the same traits, and one behavioural
-//! suite runs against every backend.
+//! Implementations: in memory (tests and single gate runs), SQLite (the embedded default) and
+//! PostgreSQL (`--database-url postgres://…` or `SYNCGATE_DATABASE_URL`, for several workers
+//! and CI runners sharing state). One behavioural suite (`tests/store_suite.rs`) runs against
+//! every backend. The shared rate limiter lives in [`limiter`] (per process, or Redis).
 
+pub mod limiter;
 mod memory;
 mod migrations;
+mod postgres;
 mod sqlite;
 
 use std::path::Path;
@@ -17,6 +20,8 @@ use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
 pub use memory::MemoryStore;
+pub use migrations::newest as newest_schema_version;
+pub use postgres::PgStore;
 pub use sqlite::SqliteStore;
 
 use crate::engine::dlq::DeadLetter;
@@ -307,10 +312,82 @@ pub trait CheckpointStore: Send + Sync {
     async fn set_checkpoint(&self, scope: &str, value: &str) -> StoreResult<()>;
 }
 
-/// Everything durable, from one backend.
-pub trait Store: RegistryIndex + DeadLetterStore + DedupeStore + CheckpointStore {}
+/// One unit of engine work to enqueue: a batch of source records, say.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WorkItem {
+    /// Unique per tenant: enqueueing the same key again is a no-op, so a restarted planner
+    /// does not duplicate work.
+    pub key: String,
+    /// Items of a stage are offered only once every item of earlier stages is done (parents
+    /// before children).
+    pub stage: i32,
+    pub payload: String,
+}
 
-impl<T: RegistryIndex + DeadLetterStore + DedupeStore + CheckpointStore> Store for T {}
+/// A claimed work item, held by one worker until it completes it, or until the lease
+/// expires and another worker claims it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Lease {
+    pub id: i64,
+    pub tenant: String,
+    pub key: String,
+    pub stage: i32,
+    pub payload: String,
+    pub worker: String,
+    /// Fencing token: incremented by every claim, so a worker whose lease was taken over
+    /// can no longer renew or complete it.
+    pub token: i64,
+    pub expires_at: Timestamp,
+}
+
+/// Work split between engine workers by leases with a time to live.
+#[async_trait]
+pub trait LeaseStore: Send + Sync {
+    /// Queues items for a tenant; keys already queued (done or not) are skipped. Returns how
+    /// many were new.
+    async fn lease_enqueue(&self, tenant: &str, items: &[WorkItem]) -> StoreResult<usize>;
+    /// Claims up to `max` open items of the earliest open stage for `worker`: items nobody
+    /// holds, or whose lease expired at `now`. Several workers claiming at once never get the
+    /// same item. Oldest first.
+    async fn lease_claim(
+        &self,
+        tenant: &str,
+        worker: &str,
+        max: usize,
+        now: Timestamp,
+        ttl: Duration,
+    ) -> StoreResult<Vec<Lease>>;
+    /// Extends a lease that is still held and returns its new expiry; a lease another worker
+    /// claimed since, or that is done, is a [`StoreError::Conflict`].
+    async fn lease_renew(
+        &self,
+        lease: &Lease,
+        now: Timestamp,
+        ttl: Duration,
+    ) -> StoreResult<Timestamp>;
+    /// Marks the item done; a [`StoreError::Conflict`] if the lease is no longer held.
+    async fn lease_complete(&self, lease: &Lease) -> StoreResult<()>;
+    /// Items of the tenant not done yet (held or not).
+    async fn lease_open(&self, tenant: &str) -> StoreResult<usize>;
+}
+
+pub(crate) fn lost_lease(lease: &Lease) -> StoreError {
+    StoreError::Conflict(format!(
+        "worker {} no longer holds the lease on {} (claimed again by another worker, or done)",
+        lease.worker, lease.key
+    ))
+}
+
+/// Everything durable, from one backend.
+pub trait Store:
+    RegistryIndex + DeadLetterStore + DedupeStore + CheckpointStore + LeaseStore
+{
+}
+
+impl<T: RegistryIndex + DeadLetterStore + DedupeStore + CheckpointStore + LeaseStore> Store for T {}
+
+/// The environment variable naming the store when no `--database-url` is given.
+pub const DATABASE_URL_ENV: &str = "SYNCGATE_DATABASE_URL";
 
 /// A store that also keeps what the Pact Broker-compatible API serves.
 pub trait BrokerStore: Store + PactIndex {}
@@ -342,17 +419,17 @@ pub fn open_broker(url: Option<&str>) -> StoreResult<Arc<dyn BrokerStore>> {
     }
 }
 
-/// Opens the store a URL names: `sqlite:PATH`, `sqlite::memory:`, or a plain file path; no URL
-/// means [`DEFAULT_SQLITE_PATH`], created on first use.
+/// Opens the store a URL names: `postgres://…` or `postgresql://…` (migrated on open, under
+/// an advisory lock), `sqlite:PATH`, `sqlite::memory:`, or a plain file path; no URL means
+/// [`DEFAULT_SQLITE_PATH`], created on first use. The CLI passes `--database-url`, falling
+/// back to [`DATABASE_URL_ENV`].
+///
+/// Blocks while connecting; callable from inside or outside a tokio runtime.
 pub fn open(url: Option<&str>) -> StoreResult<Arc<dyn Store>> {
     match url {
         None => Ok(Arc::new(SqliteStore::open(Path::new(DEFAULT_SQLITE_PATH))?)),
         Some("sqlite::memory:") => Ok(Arc::new(SqliteStore::in_memory()?)),
-        Some(u) if u.starts_with("postgres://") || u.starts_with("postgresql://") => {
-            Err(StoreError::Backend(
-                "this build has no PostgreSQL backend; use a SQLite path or sqlite::memory:".into(),
-            ))
-        }
+        Some(u) if is_postgres_url(u) => Ok(Arc::new(PgStore::open_blocking(u, None)?)),
         Some(u) => {
             let path = u
                 .strip_prefix("sqlite://")
@@ -361,4 +438,9 @@ pub fn open(url: Option<&str>) -> StoreResult<Arc<dyn Store>> {
             Ok(Arc::new(SqliteStore::open(Path::new(path))?))
         }
     }
+}
+
+/// Whether `url` names a PostgreSQL database.
+pub fn is_postgres_url(url: &str) -> bool {
+    url.starts_with("postgres://") || url.starts_with("postgresql://")
 }

@@ -54,6 +54,9 @@ impl SqliteStore {
         })
     }
 
+    /// Write transactions start `IMMEDIATE`: one that read first and wrote second would fail
+    /// at once with "database is locked" when another connection wrote in between (the busy
+    /// timeout does not apply to that upgrade), which is how several workers share a file.
     fn lock(&self) -> MutexGuard<'_, Connection> {
         self.conn.lock().unwrap_or_else(|p| p.into_inner())
     }
@@ -69,7 +72,7 @@ fn migrate(conn: &Connection) -> StoreResult<()> {
             |r| r.get(0),
         )
         .map_err(err)?;
-    let newest = MIGRATIONS.last().map_or(0, |m| m.version);
+    let newest = super::migrations::newest();
     if current > newest {
         return Err(StoreError::Backend(format!(
             "the database is at schema version {current}, newer than this build knows ({newest}); upgrade syncgate"
@@ -184,7 +187,9 @@ impl RegistryIndex for SqliteStore {
     async fn record_deployment(&self, d: &Deployment) -> StoreResult<()> {
         self.add_environment(&d.environment).await?;
         let mut conn = self.lock();
-        let tx = conn.transaction().map_err(err)?;
+        let tx = conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+            .map_err(err)?;
         tx.execute(
             "UPDATE deployments SET undeployed_at = ?4
              WHERE partner = ?1 AND tenant = ?2 AND environment = ?3 AND undeployed_at IS NULL",
@@ -316,7 +321,9 @@ impl DeadLetterStore for SqliteStore {
     async fn dlq_append(&self, letter: &DeadLetter) -> StoreResult<i64> {
         let json = serde_json::to_string(letter).map_err(json_err)?;
         let mut conn = self.lock();
-        let tx = conn.transaction().map_err(err)?;
+        let tx = conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+            .map_err(err)?;
         let existing: Option<(i64, String, String)> = tx
             .query_row(
                 "SELECT id, letter, history FROM dead_letters WHERE tenant = ?1 AND object = ?2 AND source_id = ?3",
@@ -385,7 +392,9 @@ impl DeadLetterStore for SqliteStore {
 
     async fn dlq_take(&self, id: i64) -> StoreResult<Option<StoredLetter>> {
         let mut conn = self.lock();
-        let tx = conn.transaction().map_err(err)?;
+        let tx = conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+            .map_err(err)?;
         let row: Option<(String, String)> = tx
             .query_row(
                 "SELECT letter, history FROM dead_letters WHERE id = ?1",
@@ -724,5 +733,140 @@ impl PactIndex for SqliteStore {
             })
             .map_err(err)?;
         rows.collect::<Result<_, _>>().map_err(err)
+    }
+}
+
+fn lease_of(tenant: &str, worker: &str, r: &rusqlite::Row<'_>) -> rusqlite::Result<Lease> {
+    Ok(Lease {
+        id: r.get(0)?,
+        tenant: tenant.to_string(),
+        key: r.get(1)?,
+        stage: r.get(2)?,
+        payload: r.get(3)?,
+        worker: worker.to_string(),
+        token: r.get(4)?,
+        expires_at: ts(r.get(5)?),
+    })
+}
+
+#[async_trait]
+impl LeaseStore for SqliteStore {
+    async fn lease_enqueue(&self, tenant: &str, items: &[WorkItem]) -> StoreResult<usize> {
+        let mut conn = self.lock();
+        let tx = conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+            .map_err(err)?;
+        let mut added = 0;
+        {
+            let mut stmt = tx
+                .prepare(
+                    "INSERT INTO work_items (tenant, key, stage, payload) VALUES (?1, ?2, ?3, ?4)
+                     ON CONFLICT (tenant, key) DO NOTHING",
+                )
+                .map_err(err)?;
+            for item in items {
+                added += stmt
+                    .execute(params![tenant, item.key, item.stage, item.payload])
+                    .map_err(err)?;
+            }
+        }
+        tx.commit().map_err(err)?;
+        Ok(added)
+    }
+
+    async fn lease_claim(
+        &self,
+        tenant: &str,
+        worker: &str,
+        max: usize,
+        now: Timestamp,
+        ttl: Duration,
+    ) -> StoreResult<Vec<Lease>> {
+        // One writer at a time holds the database (BEGIN IMMEDIATE), so the pick and the
+        // update cannot interleave with another process claiming.
+        let mut conn = self.lock();
+        let tx = conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+            .map_err(err)?;
+        let mut leases = {
+            let mut stmt = tx
+                .prepare(
+                    "UPDATE work_items SET worker = ?2, token = token + 1, expires_at = ?5
+                     WHERE id IN (
+                        SELECT id FROM work_items
+                        WHERE tenant = ?1 AND done = 0
+                          AND stage = (SELECT MIN(stage) FROM work_items WHERE tenant = ?1 AND done = 0)
+                          AND (worker IS NULL OR expires_at <= ?3)
+                        ORDER BY id LIMIT ?4)
+                     RETURNING id, key, stage, payload, token, expires_at",
+                )
+                .map_err(err)?;
+            let rows = stmt
+                .query_map(
+                    params![
+                        tenant,
+                        worker,
+                        now.as_millis(),
+                        i64::try_from(max).unwrap_or(i64::MAX),
+                        now.plus(ttl).as_millis()
+                    ],
+                    |r| lease_of(tenant, worker, r),
+                )
+                .map_err(err)?;
+            rows.collect::<Result<Vec<_>, _>>().map_err(err)?
+        };
+        tx.commit().map_err(err)?;
+        leases.sort_by_key(|l| l.id);
+        Ok(leases)
+    }
+
+    async fn lease_renew(
+        &self,
+        lease: &Lease,
+        now: Timestamp,
+        ttl: Duration,
+    ) -> StoreResult<Timestamp> {
+        let until = now.plus(ttl);
+        let changed = self
+            .lock()
+            .execute(
+                "UPDATE work_items SET expires_at = ?4
+                 WHERE id = ?1 AND worker = ?2 AND token = ?3 AND done = 0",
+                params![lease.id, lease.worker, lease.token, until.as_millis()],
+            )
+            .map_err(err)?;
+        if changed == 1 {
+            Ok(until)
+        } else {
+            Err(lost_lease(lease))
+        }
+    }
+
+    async fn lease_complete(&self, lease: &Lease) -> StoreResult<()> {
+        let changed = self
+            .lock()
+            .execute(
+                "UPDATE work_items SET done = 1
+                 WHERE id = ?1 AND worker = ?2 AND token = ?3 AND done = 0",
+                params![lease.id, lease.worker, lease.token],
+            )
+            .map_err(err)?;
+        if changed == 1 {
+            Ok(())
+        } else {
+            Err(lost_lease(lease))
+        }
+    }
+
+    async fn lease_open(&self, tenant: &str) -> StoreResult<usize> {
+        let n: i64 = self
+            .lock()
+            .query_row(
+                "SELECT COUNT(*) FROM work_items WHERE tenant = ?1 AND done = 0",
+                params![tenant],
+                |r| r.get(0),
+            )
+            .map_err(err)?;
+        Ok(usize::try_from(n).unwrap_or(0))
     }
 }

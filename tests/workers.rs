@@ -1,0 +1,504 @@
+//! Several engine workers on one tenant: leases in PostgreSQL, the limiter in Redis, one
+//! mock org with a small daily budget and a concurrency cap; one worker dies mid-batch.
+
+mod support;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use syncgate::contract::Bundle;
+use syncgate::engine::client::{Credentials, Secret};
+use syncgate::engine::source::SourceSet;
+use syncgate::engine::worker::{plan, Worker, WorkerConfig, WorkerReport};
+use syncgate::engine::{EngineConfig, EngineError, Target};
+use syncgate::mock::{self, ClientCredentials, MockConfig, MockOrg};
+use syncgate::sim::scenario::LimitOverrides;
+use syncgate::sim::{Clock, Scenario, Seed, Timestamp};
+use syncgate::store::limiter::{LimitPolicy, Limiter, LocalLimiter, RedisLimiter};
+use syncgate::store::{
+    DeadLetterStore, DlqFilter, Lease, LeaseStore, PgStore, SqliteStore, StoreResult, WorkItem,
+};
+use syncgate::verify::invariants::{self, Evidence};
+use syncgate::verify::oracle::expectations;
+
+const DAILY_BUDGET: u64 = 15;
+const MAX_CONCURRENT: u32 = 2;
+/// Worker 2 dies on this claim: late enough that three live workers compete for the two
+/// slots for a while, so the cap has something to hold back.
+const DIES_ON_CLAIM: usize = 6;
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// The leases of the worker that will die: it claims normally, and on the first renewal of
+/// its sixth batch (after the limiter gave it a permit, right before sending) it hangs
+/// until the test kills it. It dies holding a lease and a concurrency slot.
+struct Doomed {
+    inner: Arc<dyn LeaseStore>,
+    claims: AtomicUsize,
+    held: Mutex<Option<Lease>>,
+    dying: Mutex<Option<tokio::sync::oneshot::Sender<Lease>>>,
+    /// What it did before it died (its report dies with it).
+    completed: Mutex<Vec<String>>,
+    lost: Mutex<Vec<String>>,
+}
+
+#[async_trait]
+impl LeaseStore for Doomed {
+    async fn lease_enqueue(&self, tenant: &str, items: &[WorkItem]) -> StoreResult<usize> {
+        self.inner.lease_enqueue(tenant, items).await
+    }
+    async fn lease_claim(
+        &self,
+        tenant: &str,
+        worker: &str,
+        max: usize,
+        now: Timestamp,
+        ttl: Duration,
+    ) -> StoreResult<Vec<Lease>> {
+        let got = self
+            .inner
+            .lease_claim(tenant, worker, max, now, ttl)
+            .await?;
+        if !got.is_empty() && self.claims.fetch_add(1, Ordering::SeqCst) == DIES_ON_CLAIM - 1 {
+            *self.held.lock().unwrap() = got.first().cloned();
+        }
+        Ok(got)
+    }
+    async fn lease_renew(
+        &self,
+        lease: &Lease,
+        now: Timestamp,
+        ttl: Duration,
+    ) -> StoreResult<Timestamp> {
+        let second = self.held.lock().unwrap().clone();
+        if second.as_ref() == Some(lease) {
+            if let Some(tx) = self.dying.lock().unwrap().take() {
+                let _ = tx.send(lease.clone());
+            }
+            std::future::pending::<()>().await;
+        }
+        let renewed = self.inner.lease_renew(lease, now, ttl).await;
+        if renewed.is_err() {
+            self.lost.lock().unwrap().push(lease.key.clone());
+        }
+        renewed
+    }
+    async fn lease_complete(&self, lease: &Lease) -> StoreResult<()> {
+        let done = self.inner.lease_complete(lease).await;
+        match &done {
+            Ok(()) => self.completed.lock().unwrap().push(lease.key.clone()),
+            Err(_) => self.lost.lock().unwrap().push(lease.key.clone()),
+        }
+        done
+    }
+    async fn lease_open(&self, tenant: &str) -> StoreResult<usize> {
+        self.inner.lease_open(tenant).await
+    }
+}
+
+/// One worker's view of the shared state: its own connection, as a separate process has.
+type Connect = Box<
+    dyn Fn() -> std::pin::Pin<
+        Box<
+            dyn std::future::Future<Output = (Arc<dyn LeaseStore>, Arc<dyn DeadLetterStore>)>
+                + Send,
+        >,
+    >,
+>;
+type ConnectLimiter =
+    Box<dyn Fn() -> std::pin::Pin<Box<dyn std::future::Future<Output = Arc<dyn Limiter>> + Send>>>;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn three_workers_on_postgres_and_redis_survive_a_killed_one() {
+    let test = "three_workers_on_postgres_and_redis";
+    let Some(pg) = support::postgres(test).await else {
+        return;
+    };
+    let Some(redis) = support::redis(test).await else {
+        return;
+    };
+    let schema = pg.schema.clone();
+    let connect: Connect = Box::new(move || {
+        let schema = schema.clone();
+        Box::pin(async move {
+            let s = Arc::new(
+                PgStore::connect(&support::pg_url(), Some(&schema))
+                    .await
+                    .expect("a worker's connection"),
+            );
+            (
+                s.clone() as Arc<dyn LeaseStore>,
+                s as Arc<dyn DeadLetterStore>,
+            )
+        })
+    });
+    let prefix = redis.prefix().to_string();
+    let limiter: ConnectLimiter = Box::new(move || {
+        let prefix = prefix.clone();
+        Box::pin(async move {
+            Arc::new(
+                RedisLimiter::connect(&support::redis_url(), &prefix)
+                    .await
+                    .expect("a worker's Redis connection"),
+            ) as Arc<dyn Limiter>
+        })
+    });
+    three_workers(connect, limiter).await;
+}
+
+/// The same run with nothing but syncgate: SQLite leases (a connection per worker to one
+/// file) and one per-process limiter shared by the three workers.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn three_workers_on_sqlite_and_a_local_limiter_survive_a_killed_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("state.sqlite");
+    let connect: Connect = Box::new(move || {
+        let path = path.clone();
+        Box::pin(async move {
+            let s = Arc::new(SqliteStore::open(&path).expect("a worker's connection"));
+            (
+                s.clone() as Arc<dyn LeaseStore>,
+                s as Arc<dyn DeadLetterStore>,
+            )
+        })
+    });
+    let shared: Arc<dyn Limiter> = Arc::new(LocalLimiter::new());
+    let limiter: ConnectLimiter = Box::new(move || {
+        let shared = shared.clone();
+        Box::pin(async move { shared })
+    });
+    three_workers(connect, limiter).await;
+}
+
+/// Three workers on one tenant against one mock org; worker 2 dies mid-batch.
+async fn three_workers(connect: Connect, connect_limiter: ConnectLimiter) {
+    let bundle =
+        Arc::new(Bundle::load(&root().join("contracts/northwind-outfitters/sandbox")).unwrap());
+    let source = Arc::new(SourceSet::load_dir(&root().join("harness/fixtures/default")).unwrap());
+    let start = Timestamp::parse("2026-01-05T08:00:00Z").unwrap();
+    let clock = Clock::virtual_at(start);
+    let mut scenario = Scenario::load(&root().join("harness/scenarios/baseline.yaml")).unwrap();
+    scenario.limits = LimitOverrides {
+        daily_api_requests: Some(DAILY_BUDGET),
+        used_at_start: 0,
+    };
+    scenario.start = start;
+    let creds = ClientCredentials::gate();
+    let org = MockOrg::new(MockConfig {
+        bundle: (*bundle).clone(),
+        scenario: Some(scenario),
+        seed: Seed(7),
+        clock: clock.clone(),
+        clients: vec![creds.clone()],
+    });
+    // Hold every request a little (wall time) so that concurrent workers really overlap.
+    org.hold_requests(Duration::from_millis(8));
+    let running = mock::spawn(org.clone(), 0).await.unwrap();
+    let target = Target {
+        login_url: running.base_url(),
+        credentials: Credentials {
+            client_id: creds.client_id.clone(),
+            client_secret: Secret::new(creds.client_secret.clone()),
+        },
+        request_log: None,
+    };
+
+    let batch_size = 20;
+    let (leases, dlq) = connect().await;
+    let queued = plan(&*leases, &bundle, &source, batch_size).await.unwrap();
+    assert!(
+        queued > 2 * DAILY_BUDGET as usize,
+        "the budget must bind: {queued} batches"
+    );
+    assert_eq!(
+        plan(&*leases, &bundle, &source, batch_size).await.unwrap(),
+        0
+    );
+
+    let policy = LimitPolicy {
+        rate_per_sec: 50.0,
+        burst: 5,
+        daily_budget: DAILY_BUDGET,
+        max_concurrent: MAX_CONCURRENT,
+        permit_ttl: Duration::from_secs(120),
+        slot_poll: Duration::from_millis(100),
+    };
+    let (dying_tx, dying_rx) = tokio::sync::oneshot::channel();
+    let doomed = Arc::new(Doomed {
+        inner: connect().await.0,
+        claims: AtomicUsize::new(0),
+        held: Mutex::new(None),
+        dying: Mutex::new(Some(dying_tx)),
+        completed: Mutex::new(Vec::new()),
+        lost: Mutex::new(Vec::new()),
+    });
+    let mut handles = Vec::new();
+    for n in 1..=3u64 {
+        let (own_leases, own_dlq) = connect().await;
+        let leases: Arc<dyn LeaseStore> = if n == 2 { doomed.clone() } else { own_leases };
+        let limiter = connect_limiter().await;
+        let worker = Worker {
+            bundle: bundle.clone(),
+            source: source.clone(),
+            leases,
+            dlq: own_dlq,
+            limiter: Some((limiter, policy.clone())),
+            target: target.clone(),
+            engine: EngineConfig {
+                batch_size,
+                client_name: format!("syncgate-w{n}"),
+                max_window_waits: 10,
+                ..EngineConfig::default()
+            },
+            clock: clock.clone(),
+            seed: Seed(n),
+            config: WorkerConfig {
+                lease_ttl: Duration::from_secs(60),
+                ..WorkerConfig::new(format!("w{n}"))
+            },
+        };
+        handles.push(tokio::spawn(worker.run()));
+    }
+
+    let dead_batch = tokio::time::timeout(Duration::from_secs(60), dying_rx)
+        .await
+        .expect("worker 2 reached its sixth batch")
+        .unwrap();
+    handles[1].abort();
+    let mut reports: Vec<WorkerReport> = Vec::new();
+    for (i, h) in handles.into_iter().enumerate() {
+        let outcome = tokio::time::timeout(Duration::from_secs(120), h)
+            .await
+            .expect("workers finish");
+        if i == 1 {
+            assert!(outcome.unwrap_err().is_cancelled(), "worker 2 was killed");
+        } else {
+            let report: Result<WorkerReport, EngineError> = outcome.unwrap();
+            reports.push(report.unwrap());
+        }
+    }
+    running.stop().await;
+
+    // The killed worker's batch was taken over after its lease expired.
+    assert_eq!(
+        leases
+            .lease_open(&format!("{}/{}", bundle.partner, bundle.tenant))
+            .await
+            .unwrap(),
+        0
+    );
+    let by_dead = doomed.completed.lock().unwrap().clone();
+    let completed: Vec<&String> = reports
+        .iter()
+        .flat_map(|r| &r.completed)
+        .chain(&by_dead)
+        .collect();
+    assert!(
+        completed.contains(&&dead_batch.key),
+        "{} was taken over: {completed:?}",
+        dead_batch.key
+    );
+    let distinct: BTreeSet<&String> = completed.iter().copied().collect();
+    assert_eq!(distinct.len(), completed.len(), "no batch completed twice");
+
+    // Every record exactly once in the org (or dead-lettered), values right, budget kept:
+    // the gate's own invariants.
+    let journal = org.journal();
+    let org_state: BTreeMap<String, Vec<_>> = bundle
+        .objects
+        .keys()
+        .map(|o| (o.clone(), org.records(o)))
+        .collect();
+    let letters: Vec<_> = dlq
+        .dlq_list(&DlqFilter::tenant(&format!(
+            "{}/{}",
+            bundle.partner, bundle.tenant
+        )))
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|l| l.letter)
+        .collect();
+    let expected = expectations(&bundle, &source);
+    let violations = invariants::check(&Evidence {
+        bundle: &bundle,
+        expectations: &expected,
+        org: &org_state,
+        dead_letters: &letters,
+        journal: &journal,
+    });
+    assert!(violations.is_empty(), "{violations:#?}");
+
+    // Applied exactly once: every record the org holds was created by exactly one request,
+    // and no record was sent again (the dead worker never sent its last batch).
+    let in_org: usize = org_state.values().map(Vec::len).sum();
+    let collections: Vec<_> = journal
+        .iter()
+        .filter(|e| e.path.starts_with("/services/data/v"))
+        .collect();
+    let created: usize = collections.iter().filter_map(|e| e.created).sum();
+    let succeeded: usize = collections
+        .iter()
+        .filter_map(|e| e.outcome)
+        .map(|o| o.0)
+        .sum();
+    let sent: Vec<String> = collections
+        .iter()
+        .map(|e| {
+            format!(
+                "{} {} {:?} records={:?} outcome={:?} created={:?} status={} fault={:?} usage={:?}",
+                e.at.to_iso(),
+                e.client.as_deref().unwrap_or("-"),
+                e.object,
+                e.records,
+                e.outcome,
+                e.created,
+                e.status,
+                e.fault,
+                e.api_usage
+            )
+        })
+        .collect();
+    assert_eq!(created, in_org, "no duplicate creates: {sent:#?}");
+    // A batch is sent a second time only when its lease was taken over after it was sent
+    // and before it was completed (its first worker then finds the lease gone); the second
+    // send updates what the first created. Nothing else may be applied twice.
+    let lost_by_dead = doomed.lost.lock().unwrap().clone();
+    let lost: Vec<&String> = reports
+        .iter()
+        .flat_map(|r| &r.lost)
+        .chain(&lost_by_dead)
+        .collect();
+    for key in &lost {
+        assert!(
+            completed.contains(key),
+            "lost batch {key} was completed by another worker"
+        );
+    }
+    assert!(
+        succeeded >= in_org && succeeded - in_org <= lost.len() * batch_size,
+        "records applied twice beyond re-sent batches {lost:?}: {sent:#?}"
+    );
+    let workers: BTreeSet<&str> = collections
+        .iter()
+        .filter_map(|e| e.client.as_deref())
+        .collect();
+    assert_eq!(
+        workers.len(),
+        3,
+        "all three workers sent batches: {workers:?}"
+    );
+
+    // The shared budget: never refused by the org, and per daily window never above it.
+    assert!(
+        journal
+            .iter()
+            .all(|e| e.error_code.as_deref() != Some("REQUEST_LIMIT_EXCEEDED")),
+        "the org never had to refuse a request for the budget: {sent:#?}"
+    );
+    let mut per_day: BTreeMap<i64, u64> = BTreeMap::new();
+    for e in journal
+        .iter()
+        .filter(|e| e.path.starts_with("/services/data/v"))
+    {
+        *per_day.entry(e.at.day_start().as_millis()).or_default() += 1;
+    }
+    assert!(
+        per_day.len() >= 3,
+        "the budget made the run span days: {per_day:?}"
+    );
+    assert!(per_day.values().all(|n| *n <= DAILY_BUDGET), "{per_day:?}");
+
+    // The concurrency cap: measured at the mock, across every worker, it bound and held.
+    let peak = journal.iter().map(|e| e.in_flight).max().unwrap_or(0);
+    assert_eq!(org.max_in_flight(), peak);
+    assert!(peak <= MAX_CONCURRENT as usize, "peak in flight {peak}");
+    assert_eq!(
+        peak, MAX_CONCURRENT as usize,
+        "workers did overlap up to the cap"
+    );
+    println!(
+        "batches {queued}; records applied {succeeded}, in the org {in_org}; completed per worker {:?}; lost {:?}; requests per day {per_day:?}; peak in flight {peak}; virtual end {}",
+        reports.iter().map(|r| (r.worker.as_str(), r.completed.len())).collect::<Vec<_>>(),
+        reports.iter().map(|r| (r.worker.as_str(), r.lost.len())).collect::<Vec<_>>(),
+        clock.now().to_iso()
+    );
+}
+
+/// Refuses every request, as a fence whose lease another worker took.
+struct TakenOver;
+
+#[async_trait]
+impl syncgate::engine::Fence for TakenOver {
+    async fn still_ours(&self) -> Result<(), EngineError> {
+        Err(EngineError::Fenced("taken over by w9".into()))
+    }
+}
+
+#[tokio::test]
+async fn a_fenced_batch_sends_nothing_and_gives_its_permit_back() {
+    let bundle = Bundle::load(&root().join("contracts/northwind-outfitters/sandbox")).unwrap();
+    let source = SourceSet::load_dir(&root().join("harness/fixtures/default")).unwrap();
+    let start = Timestamp::parse("2026-01-05T08:00:00Z").unwrap();
+    let clock = Clock::virtual_at(start);
+    let creds = ClientCredentials::gate();
+    let org = MockOrg::new(MockConfig {
+        bundle: bundle.clone(),
+        scenario: None,
+        seed: Seed(1),
+        clock: clock.clone(),
+        clients: vec![creds.clone()],
+    });
+    let running = mock::spawn(org.clone(), 0).await.unwrap();
+    let target = Target {
+        login_url: running.base_url(),
+        credentials: Credentials {
+            client_id: creds.client_id.clone(),
+            client_secret: Secret::new(creds.client_secret.clone()),
+        },
+        request_log: None,
+    };
+    let dlq = syncgate::store::MemoryStore::new();
+    let limiter = Arc::new(LocalLimiter::new());
+    let policy = LimitPolicy {
+        max_concurrent: 1,
+        ..LimitPolicy::default()
+    };
+    let mut sync = syncgate::engine::Sync::new(
+        &bundle,
+        EngineConfig::default(),
+        clock.clone(),
+        Seed(1),
+        &dlq,
+    )
+    .with_limiter(limiter.clone(), policy.clone());
+    let mut client = sync.connect(&target).await.unwrap();
+    let accounts = source.latest("accounts");
+    let e = sync
+        .send_records(&mut client, "Account", &accounts[..5], Some(&TakenOver))
+        .await
+        .unwrap_err();
+    assert!(matches!(e, EngineError::Fenced(_)), "{e}");
+    assert!(
+        org.journal()
+            .iter()
+            .all(|j| !j.path.starts_with("/services/data/v")),
+        "no API request went out"
+    );
+    assert!(org.records("Account").is_empty());
+    // The one slot was given back: the next request is admitted at once.
+    assert!(matches!(
+        limiter
+            .acquire("northwind-outfitters/sandbox", &policy, clock.now())
+            .await
+            .unwrap(),
+        syncgate::store::limiter::Admission::Granted(_)
+    ));
+    running.stop().await;
+}
