@@ -1033,3 +1033,30 @@ async fn same_seed_same_journal_with_the_new_faults() {
     assert_eq!(a, b);
     assert!(a.contains("jitter: latency("), "{a}");
 }
+
+#[tokio::test]
+async fn external_id_lookups_in_queries_ignore_case_and_keep_the_rest_of_the_filter() {
+    let org = start().await;
+    for (ext, name) in [("K-1", "Kestrel"), ("K-2", "Kite")] {
+        org.call(
+            Method::PATCH,
+            &format!("sobjects/Account/NW_Customer_Id__c/{ext}"),
+            Some(json!({"Name": name})),
+        )
+        .await;
+    }
+    let org = &org;
+    let q = |soql: &str| {
+        let path = format!("query?q={}", soql.replace(' ', "+"));
+        async move { org.call(Method::GET, &path, None).await.json() }
+    };
+    let hit = q("SELECT Name FROM Account WHERE NW_Customer_Id__c = 'k-1'").await;
+    assert_eq!(hit["totalSize"], 1, "{hit}");
+    assert_eq!(hit["records"][0]["Name"], "Kestrel");
+    let miss =
+        q("SELECT Name FROM Account WHERE Name = 'Kite' AND NW_Customer_Id__c = 'K-1'").await;
+    assert_eq!(miss["totalSize"], 0, "{miss}");
+    let either =
+        q("SELECT Name FROM Account WHERE NW_Customer_Id__c = 'K-1' OR Name = 'Kite'").await;
+    assert_eq!(either["totalSize"], 2, "{either}");
+}

@@ -5,6 +5,7 @@
 //! drawn from the seed when the event is published.
 
 use std::collections::VecDeque;
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::http::{HeaderValue, StatusCode};
@@ -22,18 +23,72 @@ pub const RETENTION: Duration = Duration::from_secs(72 * 3600);
 /// Most events one poll returns unless `max` asks for fewer.
 const MAX_BATCH: usize = 1000;
 
+/// One retained event. The JSON is rendered when a subscriber reads it, so publishing
+/// (on every write) stays cheap.
 #[derive(Clone, Debug)]
 struct Event {
     replay_id: u64,
     at: Timestamp,
-    channel: String,
-    uuid: String,
-    payload: Value,
+    uuid: (u64, u64),
+    change_type: String,
+    transaction: Arc<Transaction>,
+    sequence: usize,
+    /// `None` for an overflow event (no record).
+    change: Option<Arc<Change>>,
+    /// The object of an overflow event.
+    object: String,
+    gap: bool,
+}
+
+#[derive(Debug)]
+struct Transaction {
+    origin: String,
+    key: u64,
+    commit: u64,
+    user: String,
 }
 
 impl Event {
+    fn channel(&self) -> String {
+        channel(&self.object)
+    }
+
     fn to_json(&self) -> Value {
-        json!({"channel": self.channel, "replayId": self.replay_id, "EventUuid": self.uuid, "payload": self.payload})
+        let (a, b) = self.uuid;
+        let uuid = format!(
+            "{:08x}-{:04x}-4{:03x}-{:04x}-{:012x}",
+            a >> 32,
+            (a >> 16) & 0xffff,
+            a & 0xfff,
+            (b >> 48) & 0x3fff | 0x8000,
+            b & 0xffff_ffff_ffff
+        );
+        let t = &self.transaction;
+        let (ids, changed, nulled, commit_at) = match &self.change {
+            Some(c) if !self.gap && c.kind != ChangeKind::Delete => (
+                vec![c.id.clone()],
+                c.changed.clone(),
+                c.nulled.clone(),
+                c.at.as_millis(),
+            ),
+            Some(c) => (vec![c.id.clone()], vec![], vec![], c.at.as_millis()),
+            None => (vec![], vec![], vec![], self.at.as_millis()),
+        };
+        let header = json!({
+            "entityName": self.object, "recordIds": ids, "changeType": self.change_type,
+            "changeOrigin": t.origin, "transactionKey": format!("{:016x}", t.key),
+            "sequenceNumber": self.sequence, "commitTimestamp": commit_at,
+            "commitNumber": t.commit, "commitUser": t.user,
+            "changedFields": changed, "nulledFields": nulled, "diffFields": [],
+        });
+        let mut payload = Map::new();
+        payload.insert("ChangeEventHeader".into(), header);
+        if let (Some(c), false) = (&self.change, self.gap) {
+            for (k, v) in &c.values {
+                payload.insert(k.clone(), v.clone());
+            }
+        }
+        json!({"channel": self.channel(), "replayId": self.replay_id, "EventUuid": uuid, "payload": payload})
     }
 }
 
@@ -83,29 +138,14 @@ impl EventLog {
         self.delivered
     }
 
-    fn push(&mut self, at: Timestamp, channel: String, uuid: String, payload: Value) {
-        let replay_id = self.next_replay;
+    fn push(&mut self, mut event: Event) {
+        event.replay_id = self.next_replay;
         self.next_replay += 1;
-        self.events.push_back(Event {
-            replay_id,
-            at,
-            channel,
-            uuid,
-            payload,
-        });
+        self.events.push_back(event);
     }
 
-    fn uuid(&mut self) -> String {
-        let a = self.rng.next_u64();
-        let b = self.rng.next_u64();
-        format!(
-            "{:08x}-{:04x}-4{:03x}-{:04x}-{:012x}",
-            a >> 32,
-            (a >> 16) & 0xffff,
-            a & 0xfff,
-            (b >> 48) & 0x3fff | 0x8000,
-            b & 0xffff_ffff_ffff
-        )
+    fn uuid(&mut self) -> (u64, u64) {
+        (self.rng.next_u64(), self.rng.next_u64())
     }
 
     /// Appends one transaction's changes.
@@ -114,27 +154,29 @@ impl EventLog {
             return;
         }
         self.commit_number += 1;
-        let commit = self.commit_number;
-        let transaction_key = format!("{:016x}", self.rng.next_u64());
+        let transaction = Arc::new(Transaction {
+            origin: origin.to_string(),
+            key: self.rng.next_u64(),
+            commit: self.commit_number,
+            user: changes[0].user.clone(),
+        });
         if let Some(limit) = self.faults.overflow_after {
             if changes.len() > limit {
                 let mut objects: Vec<&str> = changes.iter().map(|c| c.object.as_str()).collect();
                 objects.dedup();
                 for (seq, object) in objects.into_iter().enumerate() {
-                    let header = json!({
-                        "entityName": object, "recordIds": [], "changeType": "GAP_OVERFLOW",
-                        "changeOrigin": origin, "transactionKey": transaction_key,
-                        "sequenceNumber": seq + 1, "commitTimestamp": now.as_millis(),
-                        "commitNumber": commit, "commitUser": changes[0].user,
-                        "changedFields": [], "nulledFields": [], "diffFields": [],
-                    });
                     let uuid = self.uuid();
-                    self.push(
-                        now,
-                        channel(object),
+                    self.push(Event {
+                        replay_id: 0,
+                        at: now,
                         uuid,
-                        json!({"ChangeEventHeader": header}),
-                    );
+                        change_type: "GAP_OVERFLOW".into(),
+                        transaction: transaction.clone(),
+                        sequence: seq + 1,
+                        change: None,
+                        object: object.to_string(),
+                        gap: true,
+                    });
                 }
                 return;
             }
@@ -146,32 +188,24 @@ impl EventLog {
             } else {
                 c.kind.as_str().to_string()
             };
-            let (changed, nulled) = if gap || c.kind == ChangeKind::Delete {
-                (vec![], vec![])
-            } else {
-                (c.changed.clone(), c.nulled.clone())
-            };
-            let header = json!({
-                "entityName": c.object, "recordIds": [c.id], "changeType": change_type,
-                "changeOrigin": origin, "transactionKey": transaction_key,
-                "sequenceNumber": seq + 1, "commitTimestamp": c.at.as_millis(),
-                "commitNumber": commit, "commitUser": c.user,
-                "changedFields": changed, "nulledFields": nulled, "diffFields": [],
-            });
-            let mut payload = Map::new();
-            payload.insert("ChangeEventHeader".into(), header);
-            if !gap {
-                for (k, v) in &c.values {
-                    payload.insert(k.clone(), v.clone());
-                }
-            }
             let uuid = self.uuid();
-            let payload = Value::Object(payload);
-            self.push(now, channel(&c.object), uuid.clone(), payload.clone());
-            if self.faults.duplicate > 0.0 && self.rng.chance(self.faults.duplicate) {
+            let event = Event {
+                replay_id: 0,
+                at: now,
+                uuid,
+                change_type,
+                transaction: transaction.clone(),
+                sequence: seq + 1,
+                object: c.object.clone(),
+                change: Some(Arc::new(c)),
+                gap,
+            };
+            let duplicate = self.faults.duplicate > 0.0 && self.rng.chance(self.faults.duplicate);
+            if duplicate {
                 // Delivered twice: same EventUuid, its own replay ID.
-                self.push(now, channel(&c.object), uuid, payload);
+                self.push(event.clone());
             }
+            self.push(event);
             if self.faults.out_of_order > 0.0
                 && self.events.len() >= 2
                 && self.rng.chance(self.faults.out_of_order)
@@ -251,7 +285,7 @@ pub(super) async fn subscribe(org: &MockOrg, query: Option<&str>) -> Response {
         .and_then(|m| m.parse::<usize>().ok())
         .unwrap_or(MAX_BATCH)
         .clamp(1, MAX_BATCH);
-    let matches_topic = |e: &Event| topic == "/data/ChangeEvents" || e.channel == topic;
+    let matches_topic = |e: &Event| topic == "/data/ChangeEvents" || e.channel() == topic;
     // Resolve the starting point once: LATEST means "what comes after now".
     let after = {
         let mut state = org.lock();
