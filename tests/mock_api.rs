@@ -1060,3 +1060,44 @@ async fn external_id_lookups_in_queries_ignore_case_and_keep_the_rest_of_the_fil
         q("SELECT Name FROM Account WHERE NW_Customer_Id__c = 'K-1' OR Name = 'Kite'").await;
     assert_eq!(either["totalSize"], 2, "{either}");
 }
+
+#[tokio::test]
+async fn timeouts_and_resets_leave_the_client_without_an_answer_and_the_org_unchanged() {
+    let org = start_with(
+        bundle(),
+        Some(scenario(
+            "purpose: p\nfaults:\n  - name: hang\n    match: { method: PATCH, object: Account }\n    calls: { times: 1 }\n    respond: { timeout: { after: 90s } }\n  - name: drop\n    match: { method: PATCH, object: Account }\n    calls: { first: 2, times: 1 }\n    respond: connection_reset\n  - name: later\n    match: { path: /limits, after: 10m }\n    respond: server_unavailable\n",
+        )),
+    )
+    .await;
+    let before = org.running.org.clock().now();
+    for _ in 0..2 {
+        let resp = org
+            .http
+            .patch(format!(
+                "{}/sobjects/Account/NW_Customer_Id__c/T-1",
+                org.api
+            ))
+            .bearer_auth(&org.token)
+            .json(&json!({"Name": "Tamarack"}))
+            .send()
+            .await;
+        let answered = match resp {
+            Err(_) => false,
+            Ok(r) => r.bytes().await.is_ok(),
+        };
+        assert!(!answered, "the client must not get an answer");
+    }
+    assert!(org.running.org.records("Account").is_empty());
+    assert_eq!(
+        org.running.org.clock().now().since(before),
+        Duration::from_secs(90)
+    );
+    // The time window: /limits fails only from 10 minutes after the start.
+    assert_eq!(org.call(Method::GET, "limits", None).await.status, 200);
+    org.advance(Duration::from_secs(600));
+    assert_eq!(org.call(Method::GET, "limits", None).await.status, 503);
+    let journal = org.running.org.journal();
+    assert_eq!(journal[1].fault.as_deref(), Some("hang: timeout(90s)"));
+    assert_eq!(journal[2].fault.as_deref(), Some("drop: connection_reset"));
+}
