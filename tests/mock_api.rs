@@ -1101,3 +1101,43 @@ async fn timeouts_and_resets_leave_the_client_without_an_answer_and_the_org_unch
     assert_eq!(journal[1].fault.as_deref(), Some("hang: timeout(90s)"));
     assert_eq!(journal[2].fault.as_deref(), Some("drop: connection_reset"));
 }
+
+#[tokio::test]
+async fn long_poll_wakes_on_a_new_event_and_sse_streams_events() {
+    let org = start_on(bundle(), None, Clock::shifted()).await;
+    let base = org.running.base_url();
+    // A long poll from LATEST waits until the write below publishes.
+    let poll = org
+        .http
+        .get(format!("{base}/__syncgate/events?replay=LATEST&wait=30"))
+        .send();
+    let write = async {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        org.call(
+            Method::PATCH,
+            "sobjects/Account/NW_Customer_Id__c/S-1",
+            Some(json!({"Name": "Spruce"})),
+        )
+        .await
+    };
+    let started = std::time::Instant::now();
+    let (poll, write) = tokio::join!(poll, write);
+    assert_eq!(write.status, 201);
+    let got: Value = poll.unwrap().json().await.unwrap();
+    assert_eq!(got["events"].as_array().unwrap().len(), 1, "{got}");
+    assert!(started.elapsed() < Duration::from_secs(10));
+
+    let mut sse = org
+        .http
+        .get(format!(
+            "{base}/__syncgate/events?replay=EARLIEST&stream=sse"
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(sse.headers()["content-type"], "text/event-stream");
+    let chunk = sse.chunk().await.unwrap().unwrap();
+    let text = String::from_utf8_lossy(&chunk).to_string();
+    assert!(text.starts_with("id: 1\nevent: change\ndata: {"), "{text}");
+    assert!(text.contains("\"changeType\":\"CREATE\""), "{text}");
+}

@@ -1,6 +1,7 @@
 //! The change-event log: every committed change becomes a Change Data Capture event with a
 //! `ChangeEventHeader`, a replay ID and 72-hour retention on the clock; subscribers read it
-//! over HTTP long-poll from EARLIEST, LATEST or a replay ID (see `docs/mock.md`). The
+//! over HTTP long-poll or server-sent events from EARLIEST, LATEST or a replay ID (see
+//! `docs/mock.md`). The
 //! scenario's event faults (duplicates, reordering, gaps, overflow) are applied here, each
 //! drawn from the seed when the event is published.
 
@@ -285,7 +286,6 @@ pub(super) async fn subscribe(org: &MockOrg, query: Option<&str>) -> Response {
         .and_then(|m| m.parse::<usize>().ok())
         .unwrap_or(MAX_BATCH)
         .clamp(1, MAX_BATCH);
-    let matches_topic = |e: &Event| topic == "/data/ChangeEvents" || e.channel() == topic;
     // Resolve the starting point once: LATEST means "what comes after now".
     let after = {
         let mut state = org.lock();
@@ -307,38 +307,19 @@ pub(super) async fn subscribe(org: &MockOrg, query: Option<&str>) -> Response {
             }
         }
     };
+    let notify = org.lock().notify.clone();
+    if get("stream") == Some("sse") {
+        return sse(org.clone(), notify, topic, after);
+    }
     let mut waited = false;
     loop {
-        let notified = {
+        // Registered before looking, so an event published in between still wakes us.
+        let notified = notify.notified();
+        tokio::pin!(notified);
+        notified.as_mut().enable();
+        {
             let mut state = org.lock();
-            // Delivery order may differ from replay order: resume after the position of
-            // the starting event, not by comparing IDs.
-            let start = match after {
-                None => 0,
-                Some(id) => state
-                    .events
-                    .events
-                    .iter()
-                    .position(|e| e.replay_id == id)
-                    .map(|p| p + 1)
-                    .unwrap_or_else(|| {
-                        state
-                            .events
-                            .events
-                            .iter()
-                            .position(|e| e.replay_id > id)
-                            .unwrap_or(state.events.events.len())
-                    }),
-            };
-            let batch: Vec<Value> = state
-                .events
-                .events
-                .iter()
-                .skip(start)
-                .filter(|e| matches_topic(e))
-                .take(max)
-                .map(Event::to_json)
-                .collect();
+            let batch = batch_after(&state, after, &topic, max);
             if !batch.is_empty() || waited || wait.is_zero() {
                 let latest = batch
                     .last()
@@ -353,15 +334,91 @@ pub(super) async fn subscribe(org: &MockOrg, query: Option<&str>) -> Response {
                     .insert("cache-control", HeaderValue::from_static("no-store"));
                 return resp;
             }
-            state.notify.clone()
-        };
-        let wake = notified.notified();
+        }
         tokio::select! {
-            _ = wake => {}
+            _ = notified => {}
             _ = org.clock().sleep(wait) => {}
         }
         waited = true;
     }
+}
+
+/// Up to `max` events of `topic` delivered after the event `after` (all when `None`).
+fn batch_after(state: &State, after: Option<u64>, topic: &str, max: usize) -> Vec<Value> {
+    let events = &state.events.events;
+    // Delivery order may differ from replay order: resume after the position of the
+    // starting event, not by comparing IDs.
+    let start = match after {
+        None => 0,
+        Some(id) => events
+            .iter()
+            .position(|e| e.replay_id == id)
+            .map(|p| p + 1)
+            .unwrap_or_else(|| {
+                events
+                    .iter()
+                    .position(|e| e.replay_id > id)
+                    .unwrap_or(events.len())
+            }),
+    };
+    events
+        .iter()
+        .skip(start)
+        .filter(|e| topic == "/data/ChangeEvents" || e.channel() == topic)
+        .take(max)
+        .map(Event::to_json)
+        .collect()
+}
+
+/// The subscription as server-sent events: `id: <replayId>`, `event: change`, `data: <event>`,
+/// open until the client goes away.
+fn sse(
+    org: MockOrg,
+    notify: std::sync::Arc<tokio::sync::Notify>,
+    topic: String,
+    after: Option<u64>,
+) -> Response {
+    let stream = futures_util::stream::unfold(
+        (org, notify, topic, after),
+        |(org, notify, topic, mut after)| async move {
+            loop {
+                let text = {
+                    let notified = notify.notified();
+                    tokio::pin!(notified);
+                    notified.as_mut().enable();
+                    let batch = {
+                        let mut state = org.lock();
+                        let batch = batch_after(&state, after, &topic, MAX_BATCH);
+                        state.events.delivered += batch.len() as u64;
+                        batch
+                    };
+                    if batch.is_empty() {
+                        notified.await;
+                        continue;
+                    }
+                    let mut text = String::new();
+                    for e in &batch {
+                        text.push_str(&format!(
+                            "id: {}\nevent: change\ndata: {e}\n\n",
+                            e["replayId"]
+                        ));
+                        after = e["replayId"].as_u64().or(after);
+                    }
+                    text
+                };
+                let chunk = Ok::<_, std::convert::Infallible>(axum::body::Bytes::from(text));
+                return Some((chunk, (org, notify, topic, after)));
+            }
+        },
+    );
+    let mut resp = Response::new(axum::body::Body::from_stream(stream));
+    resp.headers_mut().insert(
+        "content-type",
+        HeaderValue::from_static("text/event-stream"),
+    );
+    resp.headers_mut()
+        .insert("cache-control", HeaderValue::from_static("no-store"));
+    resp
 }
 
 #[cfg(test)]
