@@ -1,9 +1,8 @@
 //! The change-event log: every committed change becomes a Change Data Capture event with a
 //! `ChangeEventHeader`, a replay ID and 72-hour retention on the clock; subscribers read it
 //! over HTTP long-poll or server-sent events from EARLIEST, LATEST or a replay ID (see
-//! `docs/mock.md`). The
-//! scenario's event faults (duplicates, reordering, gaps, overflow) are applied here, each
-//! drawn from the seed when the event is published.
+//! `docs/mock.md`). The scenario's event faults (duplicates, reordering, gaps, overflow) are
+//! applied here, each drawn from the seed when the event is published.
 
 use std::collections::VecDeque;
 use std::sync::Arc;
