@@ -495,6 +495,43 @@ mod tests {
     }
 
     #[test]
+    fn gaps_carry_no_values_and_reordering_swaps_neighbours() {
+        let faults = EventFaults {
+            gap: 1.0,
+            ..EventFaults::default()
+        };
+        let mut log = EventLog::new(Seed(1).stream("e"), faults);
+        log.append(vec![change("001A")], "", Timestamp::from_millis(0));
+        let e = &log.all()[0];
+        assert_eq!(
+            e["payload"]["ChangeEventHeader"]["changeType"],
+            "GAP_CREATE"
+        );
+        assert!(e["payload"].get("Name").is_none());
+        assert_eq!(
+            e["payload"]["ChangeEventHeader"]["changedFields"],
+            json!([])
+        );
+
+        let faults = EventFaults {
+            out_of_order: 1.0,
+            ..EventFaults::default()
+        };
+        let mut log = EventLog::new(Seed(1).stream("e"), faults);
+        log.append(
+            vec![change("001A"), change("001B")],
+            "",
+            Timestamp::from_millis(0),
+        );
+        let ids: Vec<u64> = log
+            .all()
+            .iter()
+            .map(|e| e["replayId"].as_u64().unwrap())
+            .collect();
+        assert_eq!(ids, vec![2, 1]);
+    }
+
+    #[test]
     fn replay_presets() {
         assert_eq!(parse_replay("earliest"), Some(Replay::Earliest));
         assert_eq!(parse_replay("-1"), Some(Replay::Latest));
