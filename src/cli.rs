@@ -114,6 +114,10 @@ pub struct MockServeArgs {
     /// (default: `syncgate-mock-<port>-ca.pem` in the temporary directory).
     #[arg(long, value_name = "PATH", requires = "tls")]
     pub ca_file: Option<PathBuf>,
+    /// Partner mode: serve the bundle's Pact interactions as a stateful stub (provider
+    /// states set through `/__syncgate/provider-states`) instead of the Salesforce org.
+    #[arg(long, conflicts_with = "tls")]
+    pub pact: bool,
 }
 
 /// What to verify: the registry, scenarios and fixtures, narrowed by filters.
@@ -481,6 +485,34 @@ fn mock_serve(args: MockServeArgs) -> i32 {
         }
     };
     let label = format!("{}/{}", bundle.partner, bundle.tenant);
+    if args.pact {
+        let stub = crate::mock::partner::PartnerMock::new(
+            &bundle,
+            scenario.as_ref(),
+            Seed(args.seed),
+            crate::sim::Clock::shifted(),
+        );
+        let served = runtime.block_on(async {
+            let listener = tokio::net::TcpListener::bind(("127.0.0.1", args.port)).await?;
+            let addr = listener.local_addr()?;
+            println!("http://{addr}");
+            eprintln!("partner stub {label}: Pact interactions of the bundle; set provider states at http://{addr}/__syncgate/provider-states; Ctrl-C stops");
+            crate::mock::partner::serve(listener, stub, async {
+                let _ = tokio::signal::ctrl_c().await;
+            })
+            .await
+        });
+        return match served {
+            Ok(()) => exit::PASSED,
+            Err(e) => {
+                error(format_args!(
+                    "failed to serve on 127.0.0.1:{}: {e}",
+                    args.port
+                ));
+                exit::INTERNAL
+            }
+        };
+    }
     let org = crate::mock::MockOrg::new(crate::mock::MockConfig {
         bundle,
         scenario,

@@ -1033,3 +1033,111 @@ async fn same_seed_same_journal_with_the_new_faults() {
     assert_eq!(a, b);
     assert!(a.contains("jitter: latency("), "{a}");
 }
+
+#[tokio::test]
+async fn external_id_lookups_in_queries_ignore_case_and_keep_the_rest_of_the_filter() {
+    let org = start().await;
+    for (ext, name) in [("K-1", "Kestrel"), ("K-2", "Kite")] {
+        org.call(
+            Method::PATCH,
+            &format!("sobjects/Account/NW_Customer_Id__c/{ext}"),
+            Some(json!({"Name": name})),
+        )
+        .await;
+    }
+    let org = &org;
+    let q = |soql: &str| {
+        let path = format!("query?q={}", soql.replace(' ', "+"));
+        async move { org.call(Method::GET, &path, None).await.json() }
+    };
+    let hit = q("SELECT Name FROM Account WHERE NW_Customer_Id__c = 'k-1'").await;
+    assert_eq!(hit["totalSize"], 1, "{hit}");
+    assert_eq!(hit["records"][0]["Name"], "Kestrel");
+    let miss =
+        q("SELECT Name FROM Account WHERE Name = 'Kite' AND NW_Customer_Id__c = 'K-1'").await;
+    assert_eq!(miss["totalSize"], 0, "{miss}");
+    let either =
+        q("SELECT Name FROM Account WHERE NW_Customer_Id__c = 'K-1' OR Name = 'Kite'").await;
+    assert_eq!(either["totalSize"], 2, "{either}");
+}
+
+#[tokio::test]
+async fn timeouts_and_resets_leave_the_client_without_an_answer_and_the_org_unchanged() {
+    let org = start_with(
+        bundle(),
+        Some(scenario(
+            "purpose: p\nfaults:\n  - name: hang\n    match: { method: PATCH, object: Account }\n    calls: { times: 1 }\n    respond: { timeout: { after: 90s } }\n  - name: drop\n    match: { method: PATCH, object: Account }\n    calls: { first: 2, times: 1 }\n    respond: connection_reset\n  - name: later\n    match: { path: /limits, after: 10m }\n    respond: server_unavailable\n",
+        )),
+    )
+    .await;
+    let before = org.running.org.clock().now();
+    for _ in 0..2 {
+        let resp = org
+            .http
+            .patch(format!(
+                "{}/sobjects/Account/NW_Customer_Id__c/T-1",
+                org.api
+            ))
+            .bearer_auth(&org.token)
+            .json(&json!({"Name": "Tamarack"}))
+            .send()
+            .await;
+        let answered = match resp {
+            Err(_) => false,
+            Ok(r) => r.bytes().await.is_ok(),
+        };
+        assert!(!answered, "the client must not get an answer");
+    }
+    assert!(org.running.org.records("Account").is_empty());
+    assert_eq!(
+        org.running.org.clock().now().since(before),
+        Duration::from_secs(90)
+    );
+    // The time window: /limits fails only from 10 minutes after the start.
+    assert_eq!(org.call(Method::GET, "limits", None).await.status, 200);
+    org.advance(Duration::from_secs(600));
+    assert_eq!(org.call(Method::GET, "limits", None).await.status, 503);
+    let journal = org.running.org.journal();
+    assert_eq!(journal[1].fault.as_deref(), Some("hang: timeout(90s)"));
+    assert_eq!(journal[2].fault.as_deref(), Some("drop: connection_reset"));
+}
+
+#[tokio::test]
+async fn long_poll_wakes_on_a_new_event_and_sse_streams_events() {
+    let org = start_on(bundle(), None, Clock::shifted()).await;
+    let base = org.running.base_url();
+    // A long poll from LATEST waits until the write below publishes.
+    let poll = org
+        .http
+        .get(format!("{base}/__syncgate/events?replay=LATEST&wait=30"))
+        .send();
+    let write = async {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        org.call(
+            Method::PATCH,
+            "sobjects/Account/NW_Customer_Id__c/S-1",
+            Some(json!({"Name": "Spruce"})),
+        )
+        .await
+    };
+    let started = std::time::Instant::now();
+    let (poll, write) = tokio::join!(poll, write);
+    assert_eq!(write.status, 201);
+    let got: Value = poll.unwrap().json().await.unwrap();
+    assert_eq!(got["events"].as_array().unwrap().len(), 1, "{got}");
+    assert!(started.elapsed() < Duration::from_secs(10));
+
+    let mut sse = org
+        .http
+        .get(format!(
+            "{base}/__syncgate/events?replay=EARLIEST&stream=sse"
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(sse.headers()["content-type"], "text/event-stream");
+    let chunk = sse.chunk().await.unwrap().unwrap();
+    let text = String::from_utf8_lossy(&chunk).to_string();
+    assert!(text.starts_with("id: 1\nevent: change\ndata: {"), "{text}");
+    assert!(text.contains("\"changeType\":\"CREATE\""), "{text}");
+}

@@ -1,10 +1,11 @@
 //! The change-event log: every committed change becomes a Change Data Capture event with a
 //! `ChangeEventHeader`, a replay ID and 72-hour retention on the clock; subscribers read it
-//! over HTTP long-poll from EARLIEST, LATEST or a replay ID (see `docs/mock.md`). The
-//! scenario's event faults (duplicates, reordering, gaps, overflow) are applied here, each
-//! drawn from the seed when the event is published.
+//! over HTTP long-poll or server-sent events from EARLIEST, LATEST or a replay ID (see
+//! `docs/mock.md`). The scenario's event faults (duplicates, reordering, gaps, overflow) are
+//! applied here, each drawn from the seed when the event is published.
 
 use std::collections::VecDeque;
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::http::{HeaderValue, StatusCode};
@@ -22,18 +23,72 @@ pub const RETENTION: Duration = Duration::from_secs(72 * 3600);
 /// Most events one poll returns unless `max` asks for fewer.
 const MAX_BATCH: usize = 1000;
 
+/// One retained event. The JSON is rendered when a subscriber reads it, so publishing
+/// (on every write) stays cheap.
 #[derive(Clone, Debug)]
 struct Event {
     replay_id: u64,
     at: Timestamp,
-    channel: String,
-    uuid: String,
-    payload: Value,
+    uuid: (u64, u64),
+    change_type: String,
+    transaction: Arc<Transaction>,
+    sequence: usize,
+    /// `None` for an overflow event (no record).
+    change: Option<Arc<Change>>,
+    /// The object of an overflow event.
+    object: String,
+    gap: bool,
+}
+
+#[derive(Debug)]
+struct Transaction {
+    origin: String,
+    key: u64,
+    commit: u64,
+    user: String,
 }
 
 impl Event {
+    fn channel(&self) -> String {
+        channel(&self.object)
+    }
+
     fn to_json(&self) -> Value {
-        json!({"channel": self.channel, "replayId": self.replay_id, "EventUuid": self.uuid, "payload": self.payload})
+        let (a, b) = self.uuid;
+        let uuid = format!(
+            "{:08x}-{:04x}-4{:03x}-{:04x}-{:012x}",
+            a >> 32,
+            (a >> 16) & 0xffff,
+            a & 0xfff,
+            (b >> 48) & 0x3fff | 0x8000,
+            b & 0xffff_ffff_ffff
+        );
+        let t = &self.transaction;
+        let (ids, changed, nulled, commit_at) = match &self.change {
+            Some(c) if !self.gap && c.kind != ChangeKind::Delete => (
+                vec![c.id.clone()],
+                c.changed.clone(),
+                c.nulled.clone(),
+                c.at.as_millis(),
+            ),
+            Some(c) => (vec![c.id.clone()], vec![], vec![], c.at.as_millis()),
+            None => (vec![], vec![], vec![], self.at.as_millis()),
+        };
+        let header = json!({
+            "entityName": self.object, "recordIds": ids, "changeType": self.change_type,
+            "changeOrigin": t.origin, "transactionKey": format!("{:016x}", t.key),
+            "sequenceNumber": self.sequence, "commitTimestamp": commit_at,
+            "commitNumber": t.commit, "commitUser": t.user,
+            "changedFields": changed, "nulledFields": nulled, "diffFields": [],
+        });
+        let mut payload = Map::new();
+        payload.insert("ChangeEventHeader".into(), header);
+        if let (Some(c), false) = (&self.change, self.gap) {
+            for (k, v) in &c.values {
+                payload.insert(k.clone(), v.clone());
+            }
+        }
+        json!({"channel": self.channel(), "replayId": self.replay_id, "EventUuid": uuid, "payload": payload})
     }
 }
 
@@ -83,29 +138,14 @@ impl EventLog {
         self.delivered
     }
 
-    fn push(&mut self, at: Timestamp, channel: String, uuid: String, payload: Value) {
-        let replay_id = self.next_replay;
+    fn push(&mut self, mut event: Event) {
+        event.replay_id = self.next_replay;
         self.next_replay += 1;
-        self.events.push_back(Event {
-            replay_id,
-            at,
-            channel,
-            uuid,
-            payload,
-        });
+        self.events.push_back(event);
     }
 
-    fn uuid(&mut self) -> String {
-        let a = self.rng.next_u64();
-        let b = self.rng.next_u64();
-        format!(
-            "{:08x}-{:04x}-4{:03x}-{:04x}-{:012x}",
-            a >> 32,
-            (a >> 16) & 0xffff,
-            a & 0xfff,
-            (b >> 48) & 0x3fff | 0x8000,
-            b & 0xffff_ffff_ffff
-        )
+    fn uuid(&mut self) -> (u64, u64) {
+        (self.rng.next_u64(), self.rng.next_u64())
     }
 
     /// Appends one transaction's changes.
@@ -114,27 +154,29 @@ impl EventLog {
             return;
         }
         self.commit_number += 1;
-        let commit = self.commit_number;
-        let transaction_key = format!("{:016x}", self.rng.next_u64());
+        let transaction = Arc::new(Transaction {
+            origin: origin.to_string(),
+            key: self.rng.next_u64(),
+            commit: self.commit_number,
+            user: changes[0].user.clone(),
+        });
         if let Some(limit) = self.faults.overflow_after {
             if changes.len() > limit {
                 let mut objects: Vec<&str> = changes.iter().map(|c| c.object.as_str()).collect();
                 objects.dedup();
                 for (seq, object) in objects.into_iter().enumerate() {
-                    let header = json!({
-                        "entityName": object, "recordIds": [], "changeType": "GAP_OVERFLOW",
-                        "changeOrigin": origin, "transactionKey": transaction_key,
-                        "sequenceNumber": seq + 1, "commitTimestamp": now.as_millis(),
-                        "commitNumber": commit, "commitUser": changes[0].user,
-                        "changedFields": [], "nulledFields": [], "diffFields": [],
-                    });
                     let uuid = self.uuid();
-                    self.push(
-                        now,
-                        channel(object),
+                    self.push(Event {
+                        replay_id: 0,
+                        at: now,
                         uuid,
-                        json!({"ChangeEventHeader": header}),
-                    );
+                        change_type: "GAP_OVERFLOW".into(),
+                        transaction: transaction.clone(),
+                        sequence: seq + 1,
+                        change: None,
+                        object: object.to_string(),
+                        gap: true,
+                    });
                 }
                 return;
             }
@@ -146,32 +188,24 @@ impl EventLog {
             } else {
                 c.kind.as_str().to_string()
             };
-            let (changed, nulled) = if gap || c.kind == ChangeKind::Delete {
-                (vec![], vec![])
-            } else {
-                (c.changed.clone(), c.nulled.clone())
-            };
-            let header = json!({
-                "entityName": c.object, "recordIds": [c.id], "changeType": change_type,
-                "changeOrigin": origin, "transactionKey": transaction_key,
-                "sequenceNumber": seq + 1, "commitTimestamp": c.at.as_millis(),
-                "commitNumber": commit, "commitUser": c.user,
-                "changedFields": changed, "nulledFields": nulled, "diffFields": [],
-            });
-            let mut payload = Map::new();
-            payload.insert("ChangeEventHeader".into(), header);
-            if !gap {
-                for (k, v) in &c.values {
-                    payload.insert(k.clone(), v.clone());
-                }
-            }
             let uuid = self.uuid();
-            let payload = Value::Object(payload);
-            self.push(now, channel(&c.object), uuid.clone(), payload.clone());
-            if self.faults.duplicate > 0.0 && self.rng.chance(self.faults.duplicate) {
+            let event = Event {
+                replay_id: 0,
+                at: now,
+                uuid,
+                change_type,
+                transaction: transaction.clone(),
+                sequence: seq + 1,
+                object: c.object.clone(),
+                change: Some(Arc::new(c)),
+                gap,
+            };
+            let duplicate = self.faults.duplicate > 0.0 && self.rng.chance(self.faults.duplicate);
+            if duplicate {
                 // Delivered twice: same EventUuid, its own replay ID.
-                self.push(now, channel(&c.object), uuid, payload);
+                self.push(event.clone());
             }
+            self.push(event);
             if self.faults.out_of_order > 0.0
                 && self.events.len() >= 2
                 && self.rng.chance(self.faults.out_of_order)
@@ -251,7 +285,6 @@ pub(super) async fn subscribe(org: &MockOrg, query: Option<&str>) -> Response {
         .and_then(|m| m.parse::<usize>().ok())
         .unwrap_or(MAX_BATCH)
         .clamp(1, MAX_BATCH);
-    let matches_topic = |e: &Event| topic == "/data/ChangeEvents" || e.channel == topic;
     // Resolve the starting point once: LATEST means "what comes after now".
     let after = {
         let mut state = org.lock();
@@ -273,38 +306,19 @@ pub(super) async fn subscribe(org: &MockOrg, query: Option<&str>) -> Response {
             }
         }
     };
+    let notify = org.lock().notify.clone();
+    if get("stream") == Some("sse") {
+        return sse(org.clone(), notify, topic, after);
+    }
     let mut waited = false;
     loop {
-        let notified = {
+        // Registered before looking, so an event published in between still wakes us.
+        let notified = notify.notified();
+        tokio::pin!(notified);
+        notified.as_mut().enable();
+        {
             let mut state = org.lock();
-            // Delivery order may differ from replay order: resume after the position of
-            // the starting event, not by comparing IDs.
-            let start = match after {
-                None => 0,
-                Some(id) => state
-                    .events
-                    .events
-                    .iter()
-                    .position(|e| e.replay_id == id)
-                    .map(|p| p + 1)
-                    .unwrap_or_else(|| {
-                        state
-                            .events
-                            .events
-                            .iter()
-                            .position(|e| e.replay_id > id)
-                            .unwrap_or(state.events.events.len())
-                    }),
-            };
-            let batch: Vec<Value> = state
-                .events
-                .events
-                .iter()
-                .skip(start)
-                .filter(|e| matches_topic(e))
-                .take(max)
-                .map(Event::to_json)
-                .collect();
+            let batch = batch_after(&state, after, &topic, max);
             if !batch.is_empty() || waited || wait.is_zero() {
                 let latest = batch
                     .last()
@@ -319,15 +333,91 @@ pub(super) async fn subscribe(org: &MockOrg, query: Option<&str>) -> Response {
                     .insert("cache-control", HeaderValue::from_static("no-store"));
                 return resp;
             }
-            state.notify.clone()
-        };
-        let wake = notified.notified();
+        }
         tokio::select! {
-            _ = wake => {}
+            _ = notified => {}
             _ = org.clock().sleep(wait) => {}
         }
         waited = true;
     }
+}
+
+/// Up to `max` events of `topic` delivered after the event `after` (all when `None`).
+fn batch_after(state: &State, after: Option<u64>, topic: &str, max: usize) -> Vec<Value> {
+    let events = &state.events.events;
+    // Delivery order may differ from replay order: resume after the position of the
+    // starting event, not by comparing IDs.
+    let start = match after {
+        None => 0,
+        Some(id) => events
+            .iter()
+            .position(|e| e.replay_id == id)
+            .map(|p| p + 1)
+            .unwrap_or_else(|| {
+                events
+                    .iter()
+                    .position(|e| e.replay_id > id)
+                    .unwrap_or(events.len())
+            }),
+    };
+    events
+        .iter()
+        .skip(start)
+        .filter(|e| topic == "/data/ChangeEvents" || e.channel() == topic)
+        .take(max)
+        .map(Event::to_json)
+        .collect()
+}
+
+/// The subscription as server-sent events: `id: <replayId>`, `event: change`, `data: <event>`,
+/// open until the client goes away.
+fn sse(
+    org: MockOrg,
+    notify: std::sync::Arc<tokio::sync::Notify>,
+    topic: String,
+    after: Option<u64>,
+) -> Response {
+    let stream = futures_util::stream::unfold(
+        (org, notify, topic, after),
+        |(org, notify, topic, mut after)| async move {
+            loop {
+                let text = {
+                    let notified = notify.notified();
+                    tokio::pin!(notified);
+                    notified.as_mut().enable();
+                    let batch = {
+                        let mut state = org.lock();
+                        let batch = batch_after(&state, after, &topic, MAX_BATCH);
+                        state.events.delivered += batch.len() as u64;
+                        batch
+                    };
+                    if batch.is_empty() {
+                        notified.await;
+                        continue;
+                    }
+                    let mut text = String::new();
+                    for e in &batch {
+                        text.push_str(&format!(
+                            "id: {}\nevent: change\ndata: {e}\n\n",
+                            e["replayId"]
+                        ));
+                        after = e["replayId"].as_u64().or(after);
+                    }
+                    text
+                };
+                let chunk = Ok::<_, std::convert::Infallible>(axum::body::Bytes::from(text));
+                return Some((chunk, (org, notify, topic, after)));
+            }
+        },
+    );
+    let mut resp = Response::new(axum::body::Body::from_stream(stream));
+    resp.headers_mut().insert(
+        "content-type",
+        HeaderValue::from_static("text/event-stream"),
+    );
+    resp.headers_mut()
+        .insert("cache-control", HeaderValue::from_static("no-store"));
+    resp
 }
 
 #[cfg(test)]
@@ -402,6 +492,43 @@ mod tests {
         assert_eq!(all.len(), 2);
         assert_eq!(all[0]["EventUuid"], all[1]["EventUuid"]);
         assert_ne!(all[0]["replayId"], all[1]["replayId"]);
+    }
+
+    #[test]
+    fn gaps_carry_no_values_and_reordering_swaps_neighbours() {
+        let faults = EventFaults {
+            gap: 1.0,
+            ..EventFaults::default()
+        };
+        let mut log = EventLog::new(Seed(1).stream("e"), faults);
+        log.append(vec![change("001A")], "", Timestamp::from_millis(0));
+        let e = &log.all()[0];
+        assert_eq!(
+            e["payload"]["ChangeEventHeader"]["changeType"],
+            "GAP_CREATE"
+        );
+        assert!(e["payload"].get("Name").is_none());
+        assert_eq!(
+            e["payload"]["ChangeEventHeader"]["changedFields"],
+            json!([])
+        );
+
+        let faults = EventFaults {
+            out_of_order: 1.0,
+            ..EventFaults::default()
+        };
+        let mut log = EventLog::new(Seed(1).stream("e"), faults);
+        log.append(
+            vec![change("001A"), change("001B")],
+            "",
+            Timestamp::from_millis(0),
+        );
+        let ids: Vec<u64> = log
+            .all()
+            .iter()
+            .map(|e| e["replayId"].as_u64().unwrap())
+            .collect();
+        assert_eq!(ids, vec![2, 1]);
     }
 
     #[test]

@@ -8,7 +8,8 @@
 //! Inside: `routes` (the dispatcher: auth, budget, concurrency, faults, journal), `rest`
 //! (sObjects, collections, composite, query), `soql` (the query subset), `bulk` (Bulk API
 //! 2.0 ingest), `events` (the change-event log and its subscription), `admin` (the
-//! `/__syncgate/` API), `tls` (the self-signed certificate and listener).
+//! `/__syncgate/` API), `tls` (the self-signed certificate and listener), `partner` (a
+//! bundle's Pact interactions as a stateful stub, and signed webhooks).
 
 mod admin;
 mod bulk;
@@ -17,6 +18,7 @@ mod faults;
 pub mod ids;
 pub mod journal;
 pub mod org;
+pub mod partner;
 mod rest;
 mod routes;
 pub mod soql;

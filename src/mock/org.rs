@@ -144,6 +144,8 @@ struct Table {
     records: Vec<Record>,
     by_id: HashMap<String, usize>,
     by_ext: HashMap<String, Vec<usize>>,
+    /// The same index, keyed by the lower-cased value (SOQL compares text case-insensitively).
+    by_ext_ci: HashMap<String, Vec<usize>>,
 }
 
 /// A write checked against the org and ready to apply.
@@ -317,6 +319,25 @@ impl Org {
                     .collect()
             })
             .unwrap_or_default()
+    }
+
+    /// Records whose external ID equals `value` ignoring case, in creation order; with
+    /// `deleted`, recycle-bin records too (the query planner's index lookup).
+    pub fn ext_candidates(&self, object: &str, value: &str, deleted: bool) -> Vec<&Record> {
+        let Some(t) = self.tables.get(object) else {
+            return Vec::new();
+        };
+        let mut ix: Vec<usize> = t
+            .by_ext_ci
+            .get(&value.to_lowercase())
+            .cloned()
+            .unwrap_or_default();
+        ix.sort_unstable();
+        ix.dedup();
+        ix.into_iter()
+            .map(|i| &t.records[i])
+            .filter(|r| !r.purged && (deleted || !r.deleted))
+            .collect()
     }
 
     /// Changes committed since the last call, oldest first.
@@ -623,6 +644,11 @@ impl Org {
         });
         table.by_id.insert(id.clone(), i);
         if let Some(ext) = ext {
+            table
+                .by_ext_ci
+                .entry(ext.to_lowercase())
+                .or_default()
+                .push(i);
             table.by_ext.entry(ext).or_default().push(i);
         }
         self.changes.push(Change {
@@ -676,8 +702,16 @@ impl Org {
                 if let Some(v) = table.by_ext.get_mut(&old) {
                     v.retain(|x| *x != i);
                 }
+                if let Some(v) = table.by_ext_ci.get_mut(&old.to_lowercase()) {
+                    v.retain(|x| *x != i);
+                }
             }
             if let Some(new) = new_ext {
+                table
+                    .by_ext_ci
+                    .entry(new.to_lowercase())
+                    .or_default()
+                    .push(i);
                 table.by_ext.entry(new).or_default().push(i);
             }
         }

@@ -973,10 +973,13 @@ fn run_query(org: &Org, text: &str, all: bool, now: Timestamp, v: &str) -> Resul
     for o in &mut q.order {
         o.field = org.check_path(&object, &o.field).map_err(soql_error)?;
     }
-    let source: Vec<&Record> = if all {
-        org.all_records(&object).collect()
-    } else {
-        org.records(&object).collect()
+    // An equality on the external ID (anywhere in a chain of ANDs) reads the index; the
+    // whole filter still runs on what it finds.
+    let ext_field = org.bundle().objects[&object].external_id.clone();
+    let source: Vec<&Record> = match q.filter.as_ref().and_then(|f| indexed_value(f, &ext_field)) {
+        Some(v) => org.ext_candidates(&object, v, all),
+        None if all => org.all_records(&object).collect(),
+        None => org.records(&object).collect(),
     };
     let get = |r: &Record, p: &FieldPath| org.path_value(&object, Some(r), &r.fields, p);
     let mut matched: Vec<&Record> = match &q.filter {
@@ -1048,6 +1051,21 @@ fn run_query(org: &Org, text: &str, all: bool, now: Timestamp, v: &str) -> Resul
         })
         .collect();
     Ok(Ran::Rows(rows))
+}
+
+/// The value of an `ext_field = 'value'` term that every match must satisfy.
+fn indexed_value<'e>(e: &'e soql::Expr, ext_field: &str) -> Option<&'e str> {
+    match e {
+        soql::Expr::Cmp(f, soql::Op::Eq, soql::Literal::Text(v))
+            if f.parts.len() == 1 && f.parts[0] == ext_field =>
+        {
+            Some(v)
+        }
+        soql::Expr::And(a, b) => {
+            indexed_value(a, ext_field).or_else(|| indexed_value(b, ext_field))
+        }
+        _ => None,
+    }
 }
 
 fn parent_of(org: &Org, object: &str, r: &Record, rel: &str) -> Option<(String, String)> {

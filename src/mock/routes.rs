@@ -178,36 +178,51 @@ async fn dispatch(
     if let Some(rest) = path.strip_prefix(admin::PREFIX) {
         return admin::handle(&org, &method, rest, uri.query(), &body).await;
     }
-    let admission = {
+    // The common case takes the lock once; a request held by latency lets go meanwhile.
+    let ticket = {
         let mut state = org.lock();
-        admit(&org, &mut state, &method, &uri, &headers, &body, in_flight)
-    };
-    let mut ticket = match admission {
-        Admission::Done(resp) => return resp,
-        Admission::Go(t) => t,
+        match admit(&org, &mut state, &method, &uri, &headers, &body, in_flight) {
+            Admission::Done(resp) => return resp,
+            Admission::Go(t) if t.delay.is_none() => {
+                return execute(&org, &mut state, t, method, &headers, &body)
+            }
+            Admission::Go(t) => t,
+        }
     };
     if let Some(delay) = ticket.delay {
         org.clock().sleep(delay).await;
     }
     let mut state = org.lock();
     state.in_flight.retain(|(id, _)| *id != ticket.flight);
+    execute(&org, &mut state, ticket, method, &headers, &body)
+}
+
+/// Does the work of an admitted request and answers it (or loses the answer).
+fn execute(
+    org: &MockOrg,
+    state: &mut State,
+    mut ticket: Box<Ticket>,
+    method: Method,
+    headers: &HeaderMap,
+    body: &Bytes,
+) -> Response {
     let now = org.clock().now();
     if ticket.timeout {
         ticket.entry.status = 0;
-        record(&mut state, ticket.entry);
+        record(state, ticket.entry);
         return broken_response(StatusCode::OK);
     }
     let req = Req {
         method,
         seg: std::mem::take(&mut ticket.segments),
         query: std::mem::take(&mut ticket.query),
-        headers: &headers,
-        body: &body,
+        headers,
+        body,
         now,
         api_version: &ticket.version,
     };
-    let answer = route_api(&mut state, &req);
-    events::publish_changes(&mut state, &ticket.origin, now);
+    let answer = route_api(state, &req);
+    events::publish_changes(state, &ticket.origin, now);
     let Ticket {
         mut entry,
         lost,
@@ -219,7 +234,7 @@ async fn dispatch(
             entry.records = answer.records;
             entry.outcome = answer.outcome;
             entry.status = answer.status.as_u16();
-            record(&mut state, entry);
+            record(state, entry);
             let text = match &answer.body {
                 Payload::Json(v) => v.to_string(),
                 Payload::Csv(s) => s.clone(),
@@ -233,10 +248,10 @@ async fn dispatch(
             let mut resp = (answer.status, text[..cut].to_string()).into_response();
             resp.headers_mut()
                 .insert("content-type", HeaderValue::from_static("application/json"));
-            add_limit_info(&state, &mut resp);
+            add_limit_info(state, &mut resp);
             resp
         }
-        None => finish(&mut state, entry, answer),
+        None => finish(state, entry, answer),
         Some(mode) => {
             // The work above is committed; the client never learns it.
             entry.records = answer.records;
@@ -244,7 +259,7 @@ async fn dispatch(
             match mode {
                 LostMode::ServerError => {
                     entry.status = 500;
-                    record(&mut state, entry);
+                    record(state, entry);
                     let mut resp = (
                         StatusCode::INTERNAL_SERVER_ERROR,
                         "<html><body>An internal server error has occurred</body></html>",
@@ -256,7 +271,7 @@ async fn dispatch(
                 }
                 LostMode::ConnectionReset => {
                     entry.status = answer.status.as_u16();
-                    record(&mut state, entry);
+                    record(state, entry);
                     broken_response(answer.status)
                 }
             }

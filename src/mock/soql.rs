@@ -605,6 +605,13 @@ pub fn eval(expr: &Expr, now: Timestamp, get: &dyn Fn(&FieldPath) -> Value) -> b
     }
 }
 
+/// Compares text case-insensitively without allocating.
+fn cmp_ci(a: &str, b: &str) -> Ordering {
+    a.chars()
+        .flat_map(char::to_lowercase)
+        .cmp(b.chars().flat_map(char::to_lowercase))
+}
+
 fn like(s: &str, pattern: &str) -> bool {
     let s: Vec<char> = s.chars().collect();
     let p: Vec<char> = pattern.chars().collect();
@@ -660,7 +667,7 @@ fn compare(v: &Value, op: Op, lit: &Literal, now: Timestamp) -> bool {
         (Value::Null, _) | (_, Literal::Null) => None,
         (Value::Bool(a), Literal::Bool(b)) => Some(a.cmp(b)),
         (Value::Number(a), Literal::Number(b)) => a.as_f64().and_then(|a| a.partial_cmp(b)),
-        (Value::String(a), Literal::Text(b)) => Some(a.to_lowercase().cmp(&b.to_lowercase())),
+        (Value::String(a), Literal::Text(b)) => Some(cmp_ci(a, b)),
         (Value::String(a), Literal::Number(b)) => {
             a.parse::<f64>().ok().and_then(|a| a.partial_cmp(b))
         }
@@ -688,7 +695,7 @@ pub fn order_values(a: &Value, b: &Value) -> Ordering {
         (Value::Bool(x), Value::Bool(y)) => x.cmp(y),
         (Value::String(x), Value::String(y)) => match (Timestamp::parse(x), Timestamp::parse(y)) {
             (Some(p), Some(q)) if x.len() >= 10 && y.len() >= 10 => p.cmp(&q),
-            _ => x.to_lowercase().cmp(&y.to_lowercase()),
+            _ => cmp_ci(x, y),
         },
         _ => Ordering::Equal,
     }
