@@ -91,7 +91,10 @@ fn broken_examples_fail_with_the_invariant_named() {
     assert!(text.contains("x crm-owned-fields-untouched"), "{text}");
     assert!(text.contains("reproduce: syncgate replay ignores-retry-after --scenarios harness/broken --partner northwind-outfitters --tenant production --seed 42"), "{text}");
     let xml = std::fs::read_to_string(&junit).unwrap();
-    assert!(xml.contains("failures=\"3\""), "{xml}");
+    let broken = std::fs::read_dir(root().join("harness/broken"))
+        .unwrap()
+        .count();
+    assert!(xml.contains(&format!("failures=\"{broken}\"")), "{xml}");
     assert!(
         xml.contains("message=\"broken: retry-after-honoured\""),
         "{xml}"
@@ -378,6 +381,12 @@ fn json_and_markdown_reports() {
         "northwind-outfitters",
         "--tenant",
         "sandbox",
+        "--scenario",
+        "gives-up-too-soon",
+        "--scenario",
+        "ignores-retry-after",
+        "--scenario",
+        "overwrites-crm-owned-fields",
         "--seed",
         "42",
         "--json",
@@ -572,5 +581,69 @@ print(cases, failures, xml.tests, xml.failures)
     assert_eq!(
         counts,
         format!("{cases} {} {cases} {}", 2 * broken, 2 * broken)
+    );
+}
+
+/// Each invariant has a deliberately faulty engine configuration under `harness/broken/`
+/// that the gate fails, naming that invariant.
+#[test]
+fn every_invariant_is_caught_by_a_broken_engine() {
+    let cases = [
+        ("gives-up-too-soon", "record-present-exactly-once"),
+        ("stale-version-wins", "field-values-match-source"),
+        ("gives-up-too-soon", "invalid-record-dead-lettered"),
+        ("wrong-external-id", "nothing-else-created"),
+        ("overwrites-crm-owned-fields", "crm-owned-fields-untouched"),
+        ("overwrites-crm-owned-fields", "requests-match-contract"),
+        ("creates-instead-of-upserting", "requests-match-contract"),
+        (
+            "creates-instead-of-upserting",
+            "record-present-exactly-once",
+        ),
+        ("ignores-retry-after", "retry-after-honoured"),
+        ("hammers-after-lockout", "daily-budget-respected"),
+        ("gives-up-on-lockout", "engine-completed"),
+    ];
+    let dir = tempfile::tempdir().unwrap();
+    let json = dir.path().join("r.json");
+    let out = syncgate(&[
+        "gate",
+        "--scenarios",
+        "harness/broken",
+        "--partner",
+        "northwind-outfitters",
+        "--tenant",
+        "production",
+        "--no-pacts",
+        "--json",
+        json.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    let runs = report["tenants"][0]["runs"].as_array().unwrap();
+    for (scenario, invariant) in cases {
+        let run = runs
+            .iter()
+            .find(|r| r["scenario"] == scenario)
+            .unwrap_or_else(|| panic!("no run of {scenario}"));
+        let broken: Vec<&str> = run["violations"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v["invariant"].as_str().unwrap())
+            .collect();
+        assert!(
+            broken.contains(&invariant),
+            "{scenario} should break {invariant}, broke {broken:?}"
+        );
+    }
+    let covered: std::collections::BTreeSet<&str> = cases.iter().map(|(_, i)| *i).collect();
+    let all: std::collections::BTreeSet<&str> = syncgate::verify::invariants::names::ALL
+        .into_iter()
+        .collect();
+    assert_eq!(
+        covered, all,
+        "every invariant has a broken engine that trips it"
     );
 }

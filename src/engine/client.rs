@@ -198,6 +198,29 @@ impl SalesforceClient {
         self.call(Method::PATCH, &path, Some(&body)).await
     }
 
+    /// Creates up to 200 records of `object` with sObject Collections (`POST`,
+    /// `allOrNone: false`). Not idempotent: the engine upserts; this exists so the gate can
+    /// prove it catches an engine that creates (see `EngineConfig::fault_create_instead_of_upsert`).
+    pub async fn create_collection(
+        &mut self,
+        object: &str,
+        records: &[Value],
+    ) -> Result<Reply, Failure> {
+        let records: Vec<Value> = records
+            .iter()
+            .map(|r| {
+                let mut r = r.clone();
+                if let Some(m) = r.as_object_mut() {
+                    m.insert("attributes".into(), json!({"type": object}));
+                }
+                r
+            })
+            .collect();
+        let body = json!({"allOrNone": false, "records": records});
+        self.call(Method::POST, "composite/sobjects", Some(&body))
+            .await
+    }
+
     /// One API call under `/services/data/vNN.N/`.
     pub async fn call(
         &mut self,

@@ -44,6 +44,14 @@ pub struct EngineConfig {
     /// DELIBERATE FAULT, for proving the gate: route source columns onto same-named
     /// CRM-owned fields (`account_manager` → `Account_Manager__c`), as a naive drift rule would.
     pub fault_write_crm_owned: bool,
+    /// DELIBERATE FAULT: send the first version of each source record instead of the latest.
+    pub fault_first_version_wins: bool,
+    /// DELIBERATE FAULT: take the external ID from this source column instead of the record ID.
+    pub fault_external_id_from: Option<String>,
+    /// DELIBERATE FAULT: treat a daily-budget lockout as a transient error and retry on backoff.
+    pub fault_retry_on_lockout: bool,
+    /// DELIBERATE FAULT: create records (POST) instead of upserting them by external ID.
+    pub fault_create_instead_of_upsert: bool,
 }
 
 impl Default for EngineConfig {
@@ -59,6 +67,10 @@ impl Default for EngineConfig {
             client_name: "syncgate".into(),
             max_window_waits: 2,
             fault_write_crm_owned: false,
+            fault_first_version_wins: false,
+            fault_external_id_from: None,
+            fault_retry_on_lockout: false,
+            fault_create_instead_of_upsert: false,
         }
     }
 }
@@ -232,7 +244,11 @@ impl<'a> Sync<'a> {
     ) -> Result<SyncReport, EngineError> {
         let mut client = self.connect(target).await?;
         for (object, spec) in self.bundle.objects_parent_first() {
-            let records = source.latest(&spec.source);
+            let records = if self.config.fault_first_version_wins {
+                source.earliest(&spec.source)
+            } else {
+                source.latest(&spec.source)
+            };
             self.send_records(&mut client, object, &records, None)
                 .await?;
         }
@@ -287,6 +303,11 @@ impl<'a> Sync<'a> {
                 Ok(mut mapped) => {
                     if self.config.fault_write_crm_owned {
                         route_onto_crm_owned(spec, record, &mut mapped);
+                    }
+                    if let Some(column) = &self.config.fault_external_id_from {
+                        if let Some(v) = record.data.get(column) {
+                            mapped.payload.insert(spec.external_id.clone(), v.clone());
+                        }
                     }
                     if !mapped.unmapped.is_empty() {
                         self.report
@@ -390,7 +411,11 @@ impl<'a> Sync<'a> {
             self.guard_budget(client, object).await?;
             let payloads: Vec<Value> = remaining.iter().map(|i| i.payload.clone()).collect();
             let permit = self.admit(object, fence).await?;
-            let outcome = client.upsert_collection(object, ext_field, &payloads).await;
+            let outcome = if self.config.fault_create_instead_of_upsert {
+                client.create_collection(object, &payloads).await
+            } else {
+                client.upsert_collection(object, ext_field, &payloads).await
+            };
             self.requests_sent = client.requests();
             self.usage_read_on = Some(self.clock.now().day_start());
             if let (Some(permit), Some((limiter, _))) = (permit, &self.limiter) {
@@ -410,7 +435,10 @@ impl<'a> Sync<'a> {
                             let mut retry_code = String::new();
                             for (item, result) in remaining.iter().zip(results) {
                                 if result.get("success").and_then(Value::as_bool) == Some(true) {
-                                    if result.get("created").and_then(Value::as_bool) == Some(true)
+                                    if result
+                                        .get("created")
+                                        .and_then(Value::as_bool)
+                                        .unwrap_or(self.config.fault_create_instead_of_upsert)
                                     {
                                         self.report.created += 1;
                                     } else {
@@ -480,6 +508,7 @@ impl<'a> Sync<'a> {
                     self.requests_sent = client.requests();
                     continue;
                 }
+                Action::WaitForWindow if self.config.fault_retry_on_lockout => {}
                 Action::WaitForWindow => {
                     self.wait_for_window(object, &failure.code).await?;
                     attempt -= 1;
@@ -572,6 +601,9 @@ impl<'a> Sync<'a> {
         client: &mut SalesforceClient,
         object: &str,
     ) -> Result<(), EngineError> {
+        if self.config.fault_retry_on_lockout {
+            return Ok(());
+        }
         if let Some(u) = client.usage {
             // Usage read in an earlier daily window says nothing about this one: another
             // worker (or a long wait) may have moved the clock past midnight since.

@@ -81,6 +81,19 @@ impl SourceSet {
         Ok(set)
     }
 
+    /// The first version seen of each record of `entity`, in order of first appearance
+    /// (what a sync that ignores versions would end with; the gate uses it to prove it
+    /// notices stale data).
+    pub fn earliest(&self, entity: &str) -> Vec<&SourceRecord> {
+        let mut seen = std::collections::BTreeSet::new();
+        self.entities
+            .get(entity)
+            .into_iter()
+            .flatten()
+            .filter(|r| seen.insert(r.id.as_str()))
+            .collect()
+    }
+
     /// The latest version of each record of `entity`, in order of first appearance.
     /// A lower version arriving after a higher one is stale and ignored.
     pub fn latest(&self, entity: &str) -> Vec<&SourceRecord> {

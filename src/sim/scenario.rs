@@ -91,6 +91,16 @@ pub struct EngineOverrides {
     pub batch_size: Option<usize>,
     /// Map source columns onto same-named CRM-owned fields (a deliberate fault).
     pub write_crm_owned: Option<bool>,
+    /// Send the first version of each record instead of the latest (a deliberate fault).
+    pub first_version_wins: Option<bool>,
+    /// Take the external ID from this source column (a deliberate fault).
+    pub external_id_from: Option<String>,
+    /// Retry a daily-budget lockout on backoff instead of waiting for the window (a deliberate fault).
+    pub retry_on_lockout: Option<bool>,
+    /// Create records instead of upserting them (a deliberate fault).
+    pub create_instead_of_upsert: Option<bool>,
+    /// Daily windows the engine waits for before giving up (default 2).
+    pub max_window_waits: Option<u32>,
 }
 
 /// One fault: which requests it matches and how the org answers them.

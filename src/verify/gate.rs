@@ -301,6 +301,21 @@ pub async fn run_scenario(
     if let Some(v) = scenario.engine.write_crm_owned {
         config.fault_write_crm_owned = v;
     }
+    if let Some(v) = scenario.engine.first_version_wins {
+        config.fault_first_version_wins = v;
+    }
+    if let Some(v) = &scenario.engine.external_id_from {
+        config.fault_external_id_from = Some(v.clone());
+    }
+    if let Some(v) = scenario.engine.retry_on_lockout {
+        config.fault_retry_on_lockout = v;
+    }
+    if let Some(v) = scenario.engine.create_instead_of_upsert {
+        config.fault_create_instead_of_upsert = v;
+    }
+    if let Some(v) = scenario.engine.max_window_waits {
+        config.max_window_waits = v;
+    }
     let dlq = MemoryStore::new();
     let request_log = crate::engine::client::RequestLog::default();
     let target = Target {
