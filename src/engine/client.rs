@@ -183,16 +183,7 @@ impl SalesforceClient {
         ext_field: &str,
         records: &[Value],
     ) -> Result<Reply, Failure> {
-        let records: Vec<Value> = records
-            .iter()
-            .map(|r| {
-                let mut r = r.clone();
-                if let Some(m) = r.as_object_mut() {
-                    m.insert("attributes".into(), json!({"type": object}));
-                }
-                r
-            })
-            .collect();
+        let records = with_attributes(object, records);
         let body = json!({"allOrNone": false, "records": records});
         let path = format!("composite/sobjects/{object}/{ext_field}");
         self.call(Method::PATCH, &path, Some(&body)).await
@@ -206,16 +197,7 @@ impl SalesforceClient {
         object: &str,
         records: &[Value],
     ) -> Result<Reply, Failure> {
-        let records: Vec<Value> = records
-            .iter()
-            .map(|r| {
-                let mut r = r.clone();
-                if let Some(m) = r.as_object_mut() {
-                    m.insert("attributes".into(), json!({"type": object}));
-                }
-                r
-            })
-            .collect();
+        let records = with_attributes(object, records);
         let body = json!({"allOrNone": false, "records": records});
         self.call(Method::POST, "composite/sobjects", Some(&body))
             .await
@@ -310,6 +292,20 @@ impl SalesforceClient {
         }
         Err(classify(status, &headers, &body, self.clock.now()))
     }
+}
+
+/// Collections records carry `attributes.type`.
+fn with_attributes(object: &str, records: &[Value]) -> Vec<Value> {
+    records
+        .iter()
+        .map(|r| {
+            let mut r = r.clone();
+            if let Some(m) = r.as_object_mut() {
+                m.insert("attributes".into(), json!({"type": object}));
+            }
+            r
+        })
+        .collect()
 }
 
 /// Parses `api-usage=USED/MAX` (it comes first; other parts may follow).
