@@ -195,6 +195,10 @@ pub struct GateArgs {
     /// Skip provider verification of the bundles' pacts.
     #[arg(long)]
     pub no_pacts: bool,
+    /// Check each bundle against the version deployed in this environment (from the store):
+    /// a breaking change fails the gate.
+    #[arg(long, default_value = "production", value_name = "ENV")]
+    pub environment: String,
     /// The engine version the verification results are recorded for (for can-i-deploy).
     #[arg(long, default_value = env!("CARGO_PKG_VERSION"), value_name = "VERSION")]
     pub engine_version: String,
@@ -295,6 +299,8 @@ fn gate(args: GateArgs, database_url: Option<&str>) -> i32 {
         shard: args.shard,
         jobs: args.jobs,
         verify_pacts: !args.no_pacts,
+        deployed: contracts::deployed_bundles(database_url, &args.environment),
+        environment: args.environment.clone(),
         provider_url: args.provider_url.clone(),
         provider_token: args.provider_token.clone(),
         ..args.selection.options()

@@ -647,3 +647,83 @@ fn every_invariant_is_caught_by_a_broken_engine() {
         "every invariant has a broken engine that trips it"
     );
 }
+
+/// Check (1) of the gate: the bundle on disk against the version deployed in the target
+/// environment, from the store. A breaking change fails the gate and is named; none passes.
+#[test]
+fn a_breaking_change_since_the_deployed_version_fails_the_gate() {
+    let dir = copy_partner("bluepeak-logistics");
+    let contracts = dir.path().to_str().unwrap().to_string();
+    let db = format!("sqlite:{}", dir.path().join("state.sqlite").display());
+    let run = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_syncgate"))
+            .args(args)
+            .current_dir(root())
+            .env("NO_COLOR", "1")
+            .env("SYNCGATE_DATABASE_URL", &db)
+            .output()
+            .unwrap()
+    };
+    let published = run(&[
+        "contracts",
+        "publish",
+        "--contracts",
+        &contracts,
+        "bluepeak-logistics/sandbox",
+    ]);
+    assert_eq!(
+        published.status.code(),
+        Some(0),
+        "{}{}",
+        stdout(&published),
+        stderr(&published)
+    );
+    let deployed = run(&[
+        "contracts",
+        "record-deployment",
+        "--partner",
+        "bluepeak-logistics",
+        "--tenant",
+        "sandbox",
+        "--environment",
+        "production",
+        "--bundle-version",
+        "2.1.0",
+        "--engine-version",
+        "0.1.0",
+    ]);
+    assert_eq!(deployed.status.code(), Some(0), "{}", stderr(&deployed));
+    let gate = |label: &str| {
+        let out = run(&[
+            "gate",
+            "--contracts",
+            &contracts,
+            "--tenant",
+            "sandbox",
+            "--scenario",
+            "baseline",
+            "--no-pacts",
+        ]);
+        (out.status.code(), format!("{label}:\n{}", stdout(&out)))
+    };
+
+    // Unchanged: the check runs and passes.
+    let (code, text) = gate("unchanged");
+    assert_eq!(code, Some(0), "{text}");
+    assert!(text.contains("ok   contract-check               0 change(s), 0 breaking, since 2.1.0 deployed in production"), "{text}");
+
+    // The partner drops Phone from Account on disk: breaking.
+    let bundle = dir.path().join("bluepeak-logistics/base.toml");
+    let toml = std::fs::read_to_string(&bundle).unwrap();
+    let without_phone: String = toml
+        .lines()
+        .filter(|l| !l.starts_with("Phone = "))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    assert_ne!(toml, without_phone);
+    std::fs::write(&bundle, without_phone).unwrap();
+    let (code, text) = gate("field removed");
+    assert_eq!(code, Some(1), "{text}");
+    assert!(text.contains("FAIL contract-check"), "{text}");
+    assert!(text.contains("objects.Account.fields.Phone"), "{text}");
+}

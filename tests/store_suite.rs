@@ -118,6 +118,7 @@ async fn published_versions_are_immutable() {
             s.versions("bluepeak", None).await.unwrap().is_empty(),
             "{name}"
         );
+        assert_eq!(s.partners().await.unwrap(), ["northwind"], "{name}");
     }
 }
 

@@ -589,3 +589,42 @@ pub async fn record_gate_verifications(
     );
     Ok(())
 }
+
+/// The bundle deployed in `environment` for every tenant the store knows (by
+/// `partner/tenant`), for the gate's contract check. A store that cannot be read gives none,
+/// with a warning: the gate then runs without the check rather than not at all.
+pub fn deployed_bundles(
+    db: Option<&str>,
+    environment: &str,
+) -> std::collections::BTreeMap<String, crate::contract::Bundle> {
+    let mut out = std::collections::BTreeMap::new();
+    let store = match store::open(db) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("warning: contract check skipped: cannot open the store: {e}");
+            return out;
+        }
+    };
+    let Ok(rt) = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    else {
+        return out;
+    };
+    rt.block_on(async {
+        let Ok(partners) = store.partners().await else { return };
+        for partner in partners {
+            let Ok(deps) = store.deployments(&partner, None, Some(environment)).await else { continue };
+            for d in deps.iter().filter(|d| d.undeployed_at.is_none()) {
+                let Ok(Some(v)) = store.version(&d.partner, &d.tenant, &d.bundle_version).await else { continue };
+                match crate::contract::Bundle::from_json(&v.content) {
+                    Ok(b) => {
+                        out.insert(format!("{}/{}", d.partner, d.tenant), b);
+                    }
+                    Err(e) => eprintln!("warning: contract check skipped for {}/{}: published {} is unreadable: {e}", d.partner, d.tenant, d.bundle_version),
+                }
+            }
+        }
+    });
+    out
+}

@@ -455,6 +455,19 @@ impl RegistryIndex for PgStore {
         Ok(())
     }
 
+    async fn partners(&self) -> StoreResult<Vec<String>> {
+        let rows = self
+            .lock()
+            .await
+            .query(
+                "SELECT DISTINCT partner FROM published_versions ORDER BY partner",
+                &[],
+            )
+            .await
+            .map_err(err)?;
+        Ok(rows.iter().map(|r| r.get(0)).collect())
+    }
+
     async fn verifications(&self, partner: &str, tenant: &str) -> StoreResult<Vec<Verification>> {
         let rows = self
             .lock()

@@ -41,6 +41,11 @@ pub struct GateOptions {
     pub provider_url: Option<String>,
     /// Session token for `provider_url`.
     pub provider_token: Option<String>,
+    /// Per tenant (`partner/tenant`): the bundle deployed in the target environment, to
+    /// check the bundle on disk against (breaking changes fail the gate).
+    pub deployed: BTreeMap<String, Bundle>,
+    /// The environment `deployed` comes from, for reports.
+    pub environment: String,
 }
 
 /// Shard `index` (1-based) of `count`: a deterministic split of the runs across CI runners.
@@ -83,6 +88,8 @@ impl GateOptions {
             verify_pacts: true,
             provider_url: None,
             provider_token: None,
+            deployed: BTreeMap::new(),
+            environment: "production".into(),
         }
     }
 }
@@ -129,6 +136,29 @@ impl RunResult {
     }
 }
 
+/// The bundle on disk classified against the one deployed in an environment.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct ContractCheck {
+    pub environment: String,
+    pub deployed_version: String,
+    pub changes: Vec<ContractChange>,
+}
+
+/// One difference, breaking or safe, with its reason.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct ContractChange {
+    pub breaking: bool,
+    pub rule: String,
+    pub at: String,
+    pub reason: String,
+}
+
+impl ContractCheck {
+    pub fn passed(&self) -> bool {
+        !self.changes.iter().any(|c| c.breaking)
+    }
+}
+
 /// All runs of one tenant.
 #[derive(Clone, Debug, Serialize)]
 pub struct TenantResult {
@@ -136,6 +166,9 @@ pub struct TenantResult {
     pub tenant: String,
     pub bundle_version: String,
     pub bundle_hash: String,
+    /// The bundle on disk against the version deployed in the target environment (absent
+    /// when nothing is deployed there yet).
+    pub contract: Option<ContractCheck>,
     /// Provider verification of the bundle's pacts (absent when not asked for).
     pub pacts: Option<PactCheck>,
     pub runs: Vec<RunResult>,
@@ -146,7 +179,9 @@ impl TenantResult {
         format!("{}/{}", self.partner, self.tenant)
     }
     pub fn passed(&self) -> bool {
-        self.runs.iter().all(RunResult::passed) && self.pacts.as_ref().is_none_or(PactCheck::passed)
+        self.runs.iter().all(RunResult::passed)
+            && self.pacts.as_ref().is_none_or(PactCheck::passed)
+            && self.contract.as_ref().is_none_or(ContractCheck::passed)
     }
 }
 
@@ -237,9 +272,35 @@ pub async fn run_gate(opts: &GateOptions) -> Result<GateReport, GateError> {
                 tenant: bundle.tenant.clone(),
                 bundle_version: bundle.version.clone(),
                 bundle_hash: bundle.content_hash(),
+                contract: None,
                 pacts: None,
                 runs: vec![run],
             }),
+        }
+    }
+    for t in &mut results {
+        let Some((_, bundle)) = bundles
+            .iter()
+            .find(|(_, b)| b.partner == t.partner && b.tenant == t.tenant)
+        else {
+            continue;
+        };
+        if let Some(old) = opts.deployed.get(&t.label()) {
+            let d = crate::contract::diff::diff(old, bundle);
+            t.contract = Some(ContractCheck {
+                environment: opts.environment.clone(),
+                deployed_version: old.version.clone(),
+                changes: d
+                    .changes
+                    .iter()
+                    .map(|c| ContractChange {
+                        breaking: c.impact == crate::contract::diff::Impact::Breaking,
+                        rule: c.rule.id().to_string(),
+                        at: c.at.clone(),
+                        reason: c.reason.clone(),
+                    })
+                    .collect(),
+            });
         }
     }
     if opts.verify_pacts {

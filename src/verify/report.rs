@@ -58,6 +58,36 @@ pub fn terminal(report: &GateReport, style: Style) -> String {
             style.dim(&short(&t.bundle_hash)),
             t.runs.len()
         );
+        if let Some(c) = &t.contract {
+            let mark = if c.passed() {
+                style.pass("ok  ")
+            } else {
+                style.fail("FAIL")
+            };
+            let breaking = c.changes.iter().filter(|c| c.breaking).count();
+            let what = format!(
+                "{} change(s), {breaking} breaking, since {} deployed in {}",
+                c.changes.len(),
+                c.deployed_version,
+                c.environment
+            );
+            let _ = writeln!(
+                out,
+                "  {mark} {:<28} {}",
+                "contract-check",
+                style.dim(&what)
+            );
+            for ch in c.changes.iter().filter(|c| c.breaking) {
+                let _ = writeln!(
+                    out,
+                    "       {} {} {}: {}",
+                    style.fail("x"),
+                    ch.rule,
+                    ch.at,
+                    ch.reason
+                );
+            }
+        }
         if let Some(p) = &t.pacts {
             let mark = if p.passed() {
                 style.pass("ok  ")
@@ -210,6 +240,7 @@ pub fn json(report: &GateReport) -> String {
                 "bundle_hash": t.bundle_hash,
                 "passed": t.passed(),
                 "pacts": t.pacts,
+                "contract": t.contract,
                 "runs": runs,
             })
         })
@@ -268,8 +299,35 @@ pub fn markdown(report: &GateReport) -> String {
         .iter()
         .filter(|t| t.pacts.as_ref().is_some_and(|p| !p.passed()))
         .collect();
-    if !failures.is_empty() || !pact_failures.is_empty() {
+    let contract_failed = report
+        .tenants
+        .iter()
+        .any(|t| t.contract.as_ref().is_some_and(|c| !c.passed()));
+    if !failures.is_empty() || !pact_failures.is_empty() || contract_failed {
         out.push_str("\n### Failures\n");
+        for t in report
+            .tenants
+            .iter()
+            .filter(|t| t.contract.as_ref().is_some_and(|c| !c.passed()))
+        {
+            let c = t.contract.as_ref().expect("filtered on contract");
+            let _ = writeln!(
+                out,
+                "\n#### {} · breaking changes since {} deployed in {}\n",
+                md(&t.label()),
+                md(&c.deployed_version),
+                md(&c.environment)
+            );
+            for ch in c.changes.iter().filter(|c| c.breaking) {
+                let _ = writeln!(
+                    out,
+                    "- **{}** `{}`: {}",
+                    md(&ch.rule),
+                    ch.at,
+                    md(&ch.reason)
+                );
+            }
+        }
         for t in pact_failures {
             let p = t.pacts.as_ref().expect("filtered on pacts");
             let _ = writeln!(
@@ -318,10 +376,13 @@ fn md(s: &str) -> String {
 /// JUnit XML: one suite per tenant, one case per scenario; failures list the broken invariants.
 pub fn junit(report: &GateReport) -> String {
     let mut out = String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
-    let cases = |t: &TenantResult| t.runs.len() + usize::from(t.pacts.is_some());
+    let cases = |t: &TenantResult| {
+        t.runs.len() + usize::from(t.pacts.is_some()) + usize::from(t.contract.is_some())
+    };
     let failed_cases = |t: &TenantResult| {
         t.runs.iter().filter(|r| !r.passed()).count()
             + usize::from(t.pacts.as_ref().is_some_and(|p| !p.passed()))
+            + usize::from(t.contract.as_ref().is_some_and(|c| !c.passed()))
     };
     let total: usize = report.tenants.iter().map(cases).sum();
     let failures: usize = report.tenants.iter().map(failed_cases).sum();
@@ -351,6 +412,28 @@ pub fn junit(report: &GateReport) -> String {
             report.seed
         );
         let _ = writeln!(out, "    </properties>");
+        if let Some(c) = &t.contract {
+            let _ = write!(
+                out,
+                "    <testcase classname=\"{}\" name=\"contract-check\"",
+                xml(&t.label())
+            );
+            if c.passed() {
+                out.push_str("/>\n");
+            } else {
+                let mut body = String::new();
+                for ch in c.changes.iter().filter(|c| c.breaking) {
+                    let _ = writeln!(body, "{} {}: {}", ch.rule, ch.at, ch.reason);
+                }
+                let _ = writeln!(
+                    out,
+                    ">\n      <failure type=\"contract\" message=\"breaking changes since {} deployed in {}\">{}</failure>\n    </testcase>",
+                    xml(&c.deployed_version),
+                    xml(&c.environment),
+                    xml(&body)
+                );
+            }
+        }
         if let Some(p) = &t.pacts {
             let _ = write!(
                 out,
