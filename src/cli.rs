@@ -54,6 +54,9 @@ pub enum Command {
     Gate(GateArgs),
     /// Re-run one scenario and print its timeline: requests, faults, retries, waits, checks.
     Replay(ReplayArgs),
+    /// Certify a field change before a partner enables it: classify it, then run the pacts and
+    /// every scenario against the tenant's bundle with the field, and write a report.
+    Preflight(PreflightArgs),
     /// Work with contract bundles.
     #[command(subcommand)]
     Contracts(ContractsCommand),
@@ -205,6 +208,49 @@ pub struct GateArgs {
 }
 
 #[derive(Debug, Args)]
+pub struct PreflightArgs {
+    /// The partner, e.g. `northwind-outfitters`.
+    #[arg(long)]
+    pub partner: String,
+    /// The tenant the field is being enabled in, e.g. `production`.
+    #[arg(long)]
+    pub tenant: String,
+    /// `Object.Field` to enable (repeatable); its spec is taken from another tenant of the
+    /// partner that has it.
+    #[arg(long, value_name = "OBJECT.FIELD")]
+    pub enable_field: Vec<String>,
+    /// A TOML file of field specs (`[objects.Account.fields]` tables) to enable.
+    #[arg(long, value_name = "FILE")]
+    pub field_spec: Option<PathBuf>,
+    /// Also verify the pacts against the partner's sandbox at this URL.
+    #[arg(long, value_name = "URL")]
+    pub provider_url: Option<String>,
+    /// Session token for `--provider-url`.
+    #[arg(
+        long,
+        env = "SYNCGATE_PROVIDER_TOKEN",
+        hide_env_values = true,
+        value_name = "TOKEN"
+    )]
+    pub provider_token: Option<String>,
+    /// Where the certification (preflight.md, preflight.json) is written.
+    #[arg(long, default_value = "preflight", value_name = "DIR")]
+    pub report_dir: PathBuf,
+    /// The contract registry.
+    #[arg(long, default_value = "contracts", value_name = "DIR")]
+    pub contracts: PathBuf,
+    /// Directory of scenario files.
+    #[arg(long, default_value = "harness/scenarios", value_name = "DIR")]
+    pub scenarios: PathBuf,
+    /// Directory of fixture sets.
+    #[arg(long, default_value = "harness/fixtures", value_name = "DIR")]
+    pub fixtures: PathBuf,
+    /// Seed for every random choice.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+}
+
+#[derive(Debug, Args)]
 pub struct ReplayArgs {
     /// The scenario: a name in `--scenarios` or a path to a scenario file.
     #[arg(value_name = "SCENARIO")]
@@ -248,6 +294,7 @@ pub fn main_impl() -> i32 {
     match cli.command {
         Command::Gate(args) => gate(args, db),
         Command::Replay(args) => replay(args),
+        Command::Preflight(args) => preflight(args),
         Command::Contracts(ContractsCommand::Validate { dir }) => validate(&dir),
         Command::Contracts(ContractsCommand::List(a)) => contracts::list(a, db),
         Command::Contracts(ContractsCommand::Show(a)) => contracts::show(a, db),
@@ -366,6 +413,59 @@ fn gate(args: GateArgs, database_url: Option<&str>) -> i32 {
         return code;
     }
     if report.passed() {
+        exit::PASSED
+    } else {
+        exit::FAILED
+    }
+}
+
+fn preflight(args: PreflightArgs) -> i32 {
+    if args.enable_field.is_empty() && args.field_spec.is_none() {
+        error("nothing to certify: give --enable-field OBJECT.FIELD or --field-spec FILE");
+        return exit::BAD_INPUT;
+    }
+    let opts = verify::preflight::PreflightOptions {
+        contracts: args.contracts,
+        scenarios: args.scenarios,
+        fixtures: args.fixtures,
+        partner: args.partner,
+        tenant: args.tenant,
+        enable_fields: args.enable_field,
+        field_spec: args.field_spec,
+        provider_url: args.provider_url,
+        provider_token: args.provider_token,
+        seed: Seed(args.seed),
+    };
+    let rt = match runtime() {
+        Ok(rt) => rt,
+        Err(code) => return code,
+    };
+    let cert = match rt.block_on(verify::preflight::run_preflight(&opts)) {
+        Ok(c) => c,
+        Err(e) => {
+            let code = match &e {
+                verify::preflight::PreflightError::Gate(
+                    verify::GateError::Mock(_) | verify::GateError::Store(_),
+                ) => exit::INTERNAL,
+                _ => exit::BAD_INPUT,
+            };
+            error(e);
+            return code;
+        }
+    };
+    let md = verify::preflight::markdown(&cert);
+    print!("{md}");
+    for (name, text) in [
+        ("preflight.md", md.clone()),
+        ("preflight.json", verify::preflight::json(&cert)),
+    ] {
+        if let Err(e) = write_file(&args.report_dir.join(name), &text) {
+            error(e);
+            return exit::INTERNAL;
+        }
+    }
+    eprintln!("certification written to {}", args.report_dir.display());
+    if cert.passed() {
         exit::PASSED
     } else {
         exit::FAILED

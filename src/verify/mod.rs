@@ -6,6 +6,7 @@ pub mod gate;
 pub mod invariants;
 pub mod oracle;
 pub mod pacts;
+pub mod preflight;
 pub mod report;
 pub mod timeline;
 
