@@ -90,6 +90,7 @@ fn main() {
             login_url: running.base_url(),
             credentials: Credentials { client_id: creds.client_id.clone(), client_secret: Secret::new(creds.client_secret.clone()) },
             request_log: None,
+            ca_pem: None,
         };
         let dlq = MemoryStore::new();
         let wall = Instant::now();

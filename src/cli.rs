@@ -11,6 +11,7 @@ use crate::sim::Seed;
 
 mod contracts;
 mod registry;
+mod sync;
 
 use crate::verify::{self, report, GateOptions};
 pub use contracts::{
@@ -54,6 +55,11 @@ pub enum Command {
     Gate(GateArgs),
     /// Re-run one scenario and print its timeline: requests, faults, retries, waits, checks.
     Replay(ReplayArgs),
+    /// Sync a tenant's source records into an org once (the engine the gate verifies).
+    Sync(sync::SyncArgs),
+    /// Inspect and redrive the dead-letter queue.
+    #[command(subcommand)]
+    Dlq(sync::DlqCommand),
     /// Certify a field change before a partner enables it: classify it, then run the pacts and
     /// every scenario against the tenant's bundle with the field, and write a report.
     Preflight(PreflightArgs),
@@ -295,6 +301,8 @@ pub fn main_impl() -> i32 {
         Command::Gate(args) => gate(args, db),
         Command::Replay(args) => replay(args),
         Command::Preflight(args) => preflight(args),
+        Command::Sync(args) => sync::sync(args, db),
+        Command::Dlq(cmd) => sync::dlq(cmd, db),
         Command::Contracts(ContractsCommand::Validate { dir }) => validate(&dir),
         Command::Contracts(ContractsCommand::List(a)) => contracts::list(a, db),
         Command::Contracts(ContractsCommand::Show(a)) => contracts::show(a, db),

@@ -207,6 +207,7 @@ async fn three_workers(connect: Connect, connect_limiter: ConnectLimiter) {
             client_secret: Secret::new(creds.client_secret.clone()),
         },
         request_log: None,
+        ca_pem: None,
     };
 
     let batch_size = 20;
@@ -463,6 +464,7 @@ async fn a_fenced_batch_sends_nothing_and_gives_its_permit_back() {
             client_secret: Secret::new(creds.client_secret.clone()),
         },
         request_log: None,
+        ca_pem: None,
     };
     let dlq = syncgate::store::MemoryStore::new();
     let limiter = Arc::new(LocalLimiter::new());

@@ -51,7 +51,7 @@ pub struct SentRequest {
 pub type RequestLog = std::sync::Arc<std::sync::Mutex<Vec<SentRequest>>>;
 
 /// API usage from the last `Sforce-Limit-Info: api-usage=USED/MAX`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
 pub struct ApiUsage {
     pub used: u64,
     pub max: u64,
@@ -99,7 +99,7 @@ impl SalesforceClient {
         let http = reqwest::Client::builder()
             .timeout(std::time::Duration::from_secs(120))
             .build()
-            .expect("a plain HTTP client builds");
+            .expect("an HTTP client with the built-in roots builds");
         SalesforceClient {
             http,
             login_url: login_url.trim_end_matches('/').to_string(),
@@ -120,6 +120,23 @@ impl SalesforceClient {
     /// API calls made (sign-ins excluded).
     pub fn calls(&self) -> u64 {
         self.calls
+    }
+
+    /// Also trusts the CA certificate(s) in `pem` (a mock org's self-signed CA, a corporate
+    /// proxy's); the public web roots stay trusted.
+    pub fn trust_ca(&mut self, pem: &[u8]) -> Result<(), ClientError> {
+        let bad = |message: String| ClientError::Auth {
+            url: self.login_url.clone(),
+            message,
+        };
+        let cert = reqwest::Certificate::from_pem(pem)
+            .map_err(|e| bad(format!("unreadable CA certificate: {e}")))?;
+        self.http = reqwest::Client::builder()
+            .timeout(std::time::Duration::from_secs(120))
+            .add_root_certificate(cert)
+            .build()
+            .map_err(|e| bad(format!("cannot build the HTTPS client: {e}")))?;
+        Ok(())
     }
 
     /// Records every API request sent from now on into `log`.

@@ -5,6 +5,7 @@
 pub mod client;
 pub mod dlq;
 pub mod mapping;
+pub mod redrive;
 pub mod retry;
 pub mod source;
 pub mod worker;
@@ -83,6 +84,8 @@ pub struct Target {
     pub credentials: Credentials,
     /// Record every API request the engine sends here (the gate checks them against the contract).
     pub request_log: Option<client::RequestLog>,
+    /// Extra CA certificate(s) to trust, PEM (a mock org served with `--tls`).
+    pub ca_pem: Option<Vec<u8>>,
 }
 
 /// Something the engine did that a timeline should show.
@@ -130,6 +133,8 @@ pub struct SyncReport {
     pub dead_lettered: usize,
     pub retries: usize,
     pub api_calls: u64,
+    /// The org's daily API usage after the run, from the last `Sforce-Limit-Info`.
+    pub api_usage: Option<client::ApiUsage>,
     /// Source columns no bundle field reads, per source entity.
     pub unmapped_columns: BTreeMap<String, BTreeSet<String>>,
     /// What happened, in order (the replay timeline shows these).
@@ -268,6 +273,9 @@ impl<'a> Sync<'a> {
         if let Some(log) = &target.request_log {
             client.record_to(log.clone());
         }
+        if let Some(pem) = &target.ca_pem {
+            client.trust_ca(pem)?;
+        }
         client.authenticate().await?;
         Ok(client)
     }
@@ -275,6 +283,7 @@ impl<'a> Sync<'a> {
     /// What this engine did so far, with the calls `client` made.
     pub fn finish(mut self, client: &SalesforceClient) -> SyncReport {
         self.report.api_calls = client.calls();
+        self.report.api_usage = client.usage;
         self.report
     }
 

@@ -381,6 +381,7 @@ pub async fn run_scenario(
     let request_log = crate::engine::client::RequestLog::default();
     let target = Target {
         request_log: Some(request_log.clone()),
+        ca_pem: None,
         login_url: running.base_url(),
         credentials: Credentials {
             client_id: creds.client_id.clone(),
