@@ -326,7 +326,7 @@ async fn three_workers(connect: Connect, connect_limiter: ConnectLimiter) {
         .into_iter()
         .map(|l| l.letter)
         .collect();
-    let expected = expectations(&bundle, &source);
+    let expected = expectations(&bundle, &bundle, &source);
     let violations = invariants::check(&Evidence {
         bundle: &bundle,
         expectations: &expected,

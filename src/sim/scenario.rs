@@ -29,6 +29,9 @@ pub struct Scenario {
     pub limits: LimitOverrides,
     pub engine: EngineOverrides,
     pub faults: Vec<FaultRule>,
+    /// Fields the partner changed in the org without telling anyone (`Object.Field` → spec):
+    /// the mock org is built with them, the engine keeps its contract.
+    pub org_fields: std::collections::BTreeMap<String, crate::contract::FieldSpec>,
     /// Edits a simulated sales rep makes in the org between the engine's calls.
     pub manual_edits: Vec<ManualEdit>,
     /// How the change-event stream misbehaves.
@@ -443,6 +446,8 @@ struct ScenarioFile {
     manual_edits: Vec<ManualEdit>,
     #[serde(default)]
     events: EventFaults,
+    #[serde(default)]
+    org_fields: std::collections::BTreeMap<String, crate::contract::FieldSpec>,
 }
 
 /// A scenario file that could not be read, with the position and what to do.
@@ -587,6 +592,16 @@ impl Scenario {
                 "`engine`: max_attempts must be ≥ 1 and batch_size 1..=200".into(),
             ));
         }
+        if let Some(bad) = file.org_fields.keys().find(|k| {
+            k.split_once('.')
+                .is_none_or(|(o, f)| o.is_empty() || f.is_empty())
+        }) {
+            return Err(err(
+                None,
+                None,
+                format!("`org_fields`: `{bad}` is not Object.Field (e.g. Account.Region__c)"),
+            ));
+        }
         Ok(Scenario {
             name,
             path: path.to_path_buf(),
@@ -598,6 +613,7 @@ impl Scenario {
             faults: file.faults,
             manual_edits: file.manual_edits,
             events: file.events,
+            org_fields: file.org_fields,
         })
     }
 

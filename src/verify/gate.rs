@@ -112,6 +112,8 @@ pub enum GateError {
     Mock(std::io::Error),
     #[error("the state store failed: {0}")]
     Store(String),
+    #[error("{0}")]
+    OrgPatch(String),
 }
 
 /// One scenario run against one tenant.
@@ -326,6 +328,24 @@ pub async fn run_gate(opts: &GateOptions) -> Result<GateReport, GateError> {
     })
 }
 
+/// The org as the scenario's partner changed it (`org_fields`), or the bundle unchanged.
+fn org_as_changed(bundle: &Bundle, scenario: &Scenario) -> Result<Bundle, GateError> {
+    let mut org = bundle.clone();
+    for (key, spec) in &scenario.org_fields {
+        let (object, field) = key.split_once('.').unwrap_or((key.as_str(), ""));
+        let obj = org.objects.get_mut(object).ok_or_else(|| {
+            GateError::OrgPatch(format!(
+                "{}: `org_fields` names {object}, which {}/{} does not sync",
+                scenario.path.display(),
+                bundle.partner,
+                bundle.tenant
+            ))
+        })?;
+        obj.fields.insert(field.to_string(), spec.clone());
+    }
+    Ok(org)
+}
+
 /// Runs one scenario against one tenant's bundle: a fresh org, a fresh clock, a fresh DLQ.
 pub async fn run_scenario(
     bundle: &Bundle,
@@ -340,9 +360,10 @@ pub async fn run_scenario(
         Clock::virtual_at(scenario.start)
     };
     let started = clock.now();
+    let org_bundle = org_as_changed(bundle, scenario)?;
     let creds = ClientCredentials::gate();
     let org = MockOrg::new(MockConfig {
-        bundle: bundle.clone(),
+        bundle: org_bundle.clone(),
         scenario: Some(scenario.clone()),
         seed,
         clock: clock.clone(),
@@ -409,9 +430,9 @@ pub async fn run_scenario(
         .into_iter()
         .map(|l| l.letter)
         .collect();
-    let expected = expectations(bundle, source);
+    let expected = expectations(bundle, &org_bundle, source);
     let mut violations = invariants::check(&Evidence {
-        bundle,
+        bundle: &org_bundle,
         expectations: &expected,
         org: &org_state,
         dead_letters: &letters,

@@ -24,7 +24,9 @@ pub type Expectations = BTreeMap<String, Vec<(String, Expected)>>;
 
 /// Works out the expected outcome of every latest source record, parents first (a child
 /// whose parent cannot exist is rejected by Salesforce with `INVALID_FIELD`).
-pub fn expectations(bundle: &Bundle, source: &SourceSet) -> Expectations {
+/// `bundle` is the engine's contract (how source records map); `org` is the org as it really
+/// is (which writes it accepts) — the same bundle unless a scenario changed the org.
+pub fn expectations(bundle: &Bundle, org: &Bundle, source: &SourceSet) -> Expectations {
     let mut out: Expectations = BTreeMap::new();
     let mut present: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
     for (object, spec) in bundle.objects_parent_first() {
@@ -36,7 +38,12 @@ pub fn expectations(bundle: &Bundle, source: &SourceSet) -> Expectations {
                     code: "INVALID_TYPE".into(),
                     why: e.to_string(),
                 },
-                Ok(mapped) => match check_write(object, spec, &mapped.payload, WriteKind::Create) {
+                Ok(mapped) => match check_write(
+                    object,
+                    org.object(object).unwrap_or(spec),
+                    &mapped.payload,
+                    WriteKind::Create,
+                ) {
                     Err(e) => Expected::DeadLetter {
                         code: e.code,
                         why: e.message,
