@@ -250,7 +250,20 @@ async fn dedupe_keys_expire() {
     for (name, s) in all.each() {
         let now = t("2026-01-05T08:00:00Z");
         let ttl = Duration::from_secs(60);
+        assert!(!s.is_live("k", now).await.unwrap(), "{name}: unset");
         assert!(s.check_and_set("k", now, ttl).await.unwrap(), "{name}");
+        assert!(
+            s.is_live("k", now.plus(Duration::from_secs(59)))
+                .await
+                .unwrap(),
+            "{name}: live"
+        );
+        assert!(
+            !s.is_live("k", now.plus(Duration::from_secs(60)))
+                .await
+                .unwrap(),
+            "{name}: expired"
+        );
         assert!(
             !s.check_and_set("k", now.plus(Duration::from_secs(59)), ttl)
                 .await

@@ -151,3 +151,32 @@ fn sync_dead_letters_then_redrive_delivers_and_keeps_history() {
     }
     assert_eq!(redrive.status.code(), Some(1), "some letters failed again");
 }
+
+#[test]
+fn a_second_sync_skips_versions_already_applied() {
+    let dir = tempfile::tempdir().unwrap();
+    let scenario = dir.path().join("calm.yaml");
+    std::fs::write(&scenario, "purpose: a calm org\nfaults: []\n").unwrap();
+    let mock = serve(&scenario);
+    let db = format!("sqlite:{}", dir.path().join("state.sqlite").display());
+    let args = [
+        "sync",
+        "--bundle",
+        "northwind-outfitters/production",
+        "--source",
+        "harness/fixtures/default",
+        "--target",
+        &mock.url,
+        "--json",
+    ];
+    let first: serde_json::Value = serde_json::from_slice(&run(&db, &args).stdout).unwrap();
+    assert_eq!(first["created"], 646);
+    assert_eq!(first["already_synced"], 0);
+    let second: serde_json::Value = serde_json::from_slice(&run(&db, &args).stdout).unwrap();
+    // Every applied version is skipped; only the records Salesforce rejected are tried again.
+    assert_eq!(second["already_synced"], 646, "{second}");
+    assert_eq!(second["created"], 0);
+    assert_eq!(second["updated"], 0);
+    assert_eq!(second["dead_lettered"], 14);
+    assert!(second["api_calls"].as_u64().unwrap() < first["api_calls"].as_u64().unwrap());
+}

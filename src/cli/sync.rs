@@ -161,10 +161,11 @@ pub fn sync(args: SyncArgs, db: Option<&str>) -> i32 {
     };
     let seed = Seed(rt.block_on(async { Clock::system().now().as_millis() as u64 }));
     let dlq: &dyn store::DeadLetterStore = &*state;
-    let outcome = rt.block_on(
-        Sync::new(&bundle, EngineConfig::default(), Clock::system(), seed, dlq)
-            .run(&source, &target),
-    );
+    let dedupe: &dyn store::DedupeStore = &*state;
+    // A version applied in the last week is not sent again (a re-run after a crash resumes).
+    let engine = Sync::new(&bundle, EngineConfig::default(), Clock::system(), seed, dlq)
+        .with_dedupe(dedupe, std::time::Duration::from_secs(7 * 24 * 3600));
+    let outcome = rt.block_on(engine.run(&source, &target));
     let report = match outcome {
         Ok(r) => r,
         Err(e) => {
@@ -185,6 +186,10 @@ pub fn sync(args: SyncArgs, db: Option<&str>) -> i32 {
         println!("  records:        {}", report.records);
         println!("  created:        {}", report.created);
         println!("  updated:        {}", report.updated);
+        println!(
+            "  already synced: {} (same version applied before)",
+            report.already_synced
+        );
         println!(
             "  dead-lettered:  {}{}",
             report.dead_lettered,

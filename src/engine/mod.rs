@@ -26,7 +26,7 @@ use self::source::{SourceRecord, SourceSet};
 use crate::contract::Bundle;
 use crate::sim::{Clock, Rng, Seed, Timestamp};
 use crate::store::limiter::{Admission, LimitError, LimitPolicy, Limiter, Permit, WaitReason};
-use crate::store::{DeadLetterStore, StoreError};
+use crate::store::{DeadLetterStore, DedupeStore, StoreError};
 
 /// Settings of one engine.
 #[derive(Clone, Debug)]
@@ -133,6 +133,8 @@ pub struct SyncReport {
     pub dead_lettered: usize,
     pub retries: usize,
     pub api_calls: u64,
+    /// Records skipped because this version was already applied (its idempotency key is live).
+    pub already_synced: usize,
     /// The org's daily API usage after the run, from the last `Sforce-Limit-Info`.
     pub api_usage: Option<client::ApiUsage>,
     /// Source columns no bundle field reads, per source entity.
@@ -201,6 +203,8 @@ pub struct Sync<'a> {
     report: SyncReport,
     window_waits: u32,
     requests_sent: u64,
+    /// Idempotency keys of applied record versions, and how long they live.
+    dedupe: Option<(&'a dyn DedupeStore, Duration)>,
     limiter: Option<(Arc<dyn Limiter>, LimitPolicy)>,
     /// The daily window of the last answer (and so of `client.usage`).
     usage_read_on: Option<Timestamp>,
@@ -229,9 +233,25 @@ impl<'a> Sync<'a> {
             report: SyncReport::default(),
             window_waits: 0,
             requests_sent: 0,
+            dedupe: None,
             limiter: None,
             usage_read_on: None,
         }
+    }
+
+    /// Skips record versions already applied (their idempotency key is live in `store`) and
+    /// records each version it applies, for `ttl`.
+    pub fn with_dedupe(mut self, store: &'a dyn DedupeStore, ttl: Duration) -> Self {
+        self.dedupe = Some((store, ttl));
+        self
+    }
+
+    /// The idempotency key of one record version: tenant, object, source ID, operation, version.
+    fn idempotency_key(&self, object: &str, record: &SourceRecord) -> String {
+        format!(
+            "{}|{object}|{}|upsert|{}",
+            self.tenant, record.id, record.version
+        )
     }
 
     /// Asks `limiter` before every request (budget, rate, concurrency shared with other
@@ -306,6 +326,15 @@ impl<'a> Sync<'a> {
         let mut items = Vec::new();
         for &record in records {
             self.report.records += 1;
+            if let Some((store, _)) = self.dedupe {
+                if store
+                    .is_live(&self.idempotency_key(object, record), self.clock.now())
+                    .await?
+                {
+                    self.report.already_synced += 1;
+                    continue;
+                }
+            }
             let parent_ext =
                 |parent: &str| self.bundle.object(parent).map(|o| o.external_id.clone());
             match map_record(spec, record, parent_ext) {
@@ -444,6 +473,15 @@ impl<'a> Sync<'a> {
                             let mut retry_code = String::new();
                             for (item, result) in remaining.iter().zip(results) {
                                 if result.get("success").and_then(Value::as_bool) == Some(true) {
+                                    if let Some((store, ttl)) = self.dedupe {
+                                        store
+                                            .check_and_set(
+                                                &self.idempotency_key(object, item.record),
+                                                now,
+                                                ttl,
+                                            )
+                                            .await?;
+                                    }
                                     if result
                                         .get("created")
                                         .and_then(Value::as_bool)

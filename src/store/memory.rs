@@ -239,6 +239,14 @@ impl DedupeStore for MemoryStore {
             }
         }
     }
+
+    async fn is_live(&self, key: &str, now: Timestamp) -> StoreResult<bool> {
+        Ok(self
+            .lock()
+            .dedupe
+            .get(key)
+            .is_some_and(|expires| *expires > now))
+    }
 }
 
 #[async_trait]

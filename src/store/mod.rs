@@ -303,6 +303,8 @@ pub trait DeadLetterStore: Send + Sync {
 pub trait DedupeStore: Send + Sync {
     /// Sets `key` if it is absent or expired and returns true; returns false if it is live.
     async fn check_and_set(&self, key: &str, now: Timestamp, ttl: Duration) -> StoreResult<bool>;
+    /// Whether `key` is set and not expired at `now` (sets nothing).
+    async fn is_live(&self, key: &str, now: Timestamp) -> StoreResult<bool>;
 }
 
 /// Resume points: source cursors, replay IDs.

@@ -596,6 +596,19 @@ impl DedupeStore for PgStore {
             .map_err(err)?;
         Ok(changed == 1)
     }
+
+    async fn is_live(&self, key: &str, now: Timestamp) -> StoreResult<bool> {
+        let row = self
+            .lock()
+            .await
+            .query_opt(
+                "SELECT 1 FROM dedupe_keys WHERE key = $1 AND expires_at > $2",
+                &[&key, &now.as_millis()],
+            )
+            .await
+            .map_err(err)?;
+        Ok(row.is_some())
+    }
 }
 
 #[async_trait]

@@ -431,6 +431,18 @@ impl DedupeStore for SqliteStore {
             .map_err(err)?;
         Ok(changed == 1)
     }
+
+    async fn is_live(&self, key: &str, now: Timestamp) -> StoreResult<bool> {
+        self.lock()
+            .query_row(
+                "SELECT 1 FROM dedupe_keys WHERE key = ?1 AND expires_at > ?2",
+                params![key, now.as_millis()],
+                |_| Ok(()),
+            )
+            .optional()
+            .map(|r| r.is_some())
+            .map_err(err)
+    }
 }
 
 #[async_trait]
