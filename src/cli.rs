@@ -129,9 +129,9 @@ pub struct MockServeArgs {
     pub pact: bool,
 }
 
-/// What to verify: the registry, scenarios and fixtures, narrowed by filters.
+/// Where the verification's inputs live, and the seed.
 #[derive(Debug, Args)]
-pub struct SelectionArgs {
+pub struct InputArgs {
     /// The contract registry: `<partner>/<tenant>/bundle.toml` directories.
     #[arg(long, default_value = "contracts", value_name = "DIR")]
     pub contracts: PathBuf,
@@ -141,26 +141,33 @@ pub struct SelectionArgs {
     /// Directory of fixture sets (source data), one sub-directory per set.
     #[arg(long, default_value = "harness/fixtures", value_name = "DIR")]
     pub fixtures: PathBuf,
+    /// Seed for every random choice (fault probabilities, jitter, tokens).
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+}
+
+/// What to verify: the inputs, narrowed by filters.
+#[derive(Debug, Args)]
+pub struct SelectionArgs {
+    #[command(flatten)]
+    pub inputs: InputArgs,
     /// Only this partner (repeatable).
     #[arg(long, value_name = "PARTNER")]
     pub partner: Vec<String>,
     /// Only this tenant, e.g. `sandbox` (repeatable).
     #[arg(long, value_name = "TENANT")]
     pub tenant: Vec<String>,
-    /// Seed for every random choice (fault probabilities, jitter, tokens).
-    #[arg(long, default_value_t = 1)]
-    pub seed: u64,
 }
 
 impl SelectionArgs {
     fn options(&self) -> GateOptions {
         GateOptions {
-            contracts: self.contracts.clone(),
-            scenarios: self.scenarios.clone(),
-            fixtures: self.fixtures.clone(),
+            contracts: self.inputs.contracts.clone(),
+            scenarios: self.inputs.scenarios.clone(),
+            fixtures: self.inputs.fixtures.clone(),
             partners: self.partner.clone(),
             tenants: self.tenant.clone(),
-            ..GateOptions::new(Seed(self.seed))
+            ..GateOptions::new(Seed(self.inputs.seed))
         }
     }
 }
@@ -242,18 +249,8 @@ pub struct PreflightArgs {
     /// Where the certification (preflight.md, preflight.json) is written.
     #[arg(long, default_value = "preflight", value_name = "DIR")]
     pub report_dir: PathBuf,
-    /// The contract registry.
-    #[arg(long, default_value = "contracts", value_name = "DIR")]
-    pub contracts: PathBuf,
-    /// Directory of scenario files.
-    #[arg(long, default_value = "harness/scenarios", value_name = "DIR")]
-    pub scenarios: PathBuf,
-    /// Directory of fixture sets.
-    #[arg(long, default_value = "harness/fixtures", value_name = "DIR")]
-    pub fixtures: PathBuf,
-    /// Seed for every random choice.
-    #[arg(long, default_value_t = 1)]
-    pub seed: u64,
+    #[command(flatten)]
+    pub inputs: InputArgs,
 }
 
 #[derive(Debug, Args)]
@@ -433,16 +430,16 @@ fn preflight(args: PreflightArgs) -> i32 {
         return exit::BAD_INPUT;
     }
     let opts = verify::preflight::PreflightOptions {
-        contracts: args.contracts,
-        scenarios: args.scenarios,
-        fixtures: args.fixtures,
+        contracts: args.inputs.contracts,
+        scenarios: args.inputs.scenarios,
+        fixtures: args.inputs.fixtures,
         partner: args.partner,
         tenant: args.tenant,
         enable_fields: args.enable_field,
         field_spec: args.field_spec,
         provider_url: args.provider_url,
         provider_token: args.provider_token,
-        seed: Seed(args.seed),
+        seed: Seed(args.inputs.seed),
     };
     let rt = match runtime() {
         Ok(rt) => rt,
