@@ -25,6 +25,8 @@ fn record(entity: &str, id: String, data: Value) -> SourceRecord {
         id,
         version: 1,
         data: data.as_object().cloned().unwrap_or_else(Map::new),
+        changed_at: None,
+        deleted: false,
         origin: "bench".into(),
     }
 }

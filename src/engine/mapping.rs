@@ -215,6 +215,8 @@ mod tests {
             id: "A-1".into(),
             version: 1,
             data: data.as_object().unwrap().clone(),
+            changed_at: None,
+            deleted: false,
             origin: "t".into(),
         }
     }

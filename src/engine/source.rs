@@ -2,13 +2,17 @@
 //!
 //! A fixture set is a directory with one file per source entity (`accounts.jsonl`,
 //! `contacts.csv`, …). Each record has an `id` (becomes the external ID), a `version`
-//! (monotonic per id; the latest wins) and its `data` columns.
+//! (monotonic per id; the latest wins) and its `data` columns; optionally `updated_at` (when
+//! the source changed it, ISO 8601: conflicts with manual edits in the org are judged by it)
+//! and `deleted` (`true` when the change is a delete; the bundle's delete policy applies).
 
 use std::collections::BTreeMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
 
 use serde_json::{Map, Value};
+
+use crate::sim::Timestamp;
 
 /// One change from the source system.
 #[derive(Clone, Debug, PartialEq)]
@@ -17,6 +21,10 @@ pub struct SourceRecord {
     pub id: String,
     pub version: u64,
     pub data: Map<String, Value>,
+    /// When the source made this change, if it says (compared with the org's edits).
+    pub changed_at: Option<Timestamp>,
+    /// This change deletes the record in the source.
+    pub deleted: bool,
     /// Where the record came from, for error messages (`file:line`).
     pub origin: String,
 }
@@ -146,16 +154,33 @@ fn read_jsonl(path: &Path, entity: &str) -> Result<Vec<SourceRecord>, SourceErro
             .get("version")
             .and_then(Value::as_u64)
             .ok_or_else(|| err("`version` must be a non-negative integer".into()))?;
+        let deleted = match v.get("deleted") {
+            None | Some(Value::Bool(false)) => false,
+            Some(Value::Bool(true)) => true,
+            Some(other) => {
+                return Err(err(format!("`deleted` must be true or false, not {other}")))
+            }
+        };
         let data = match v.get("data") {
             Some(Value::Object(m)) => m.clone(),
+            None if deleted => Map::new(),
             _ => return Err(err("`data` must be an object of source columns".into())),
+        };
+        let changed_at = match v.get("updated_at") {
+            None | Some(Value::Null) => None,
+            Some(Value::String(s)) => Some(parse_changed_at(s).map_err(err)?),
+            Some(other) => {
+                return Err(err(format!(
+                    "`updated_at` must be an ISO 8601 date-time string, not {other}"
+                )))
+            }
         };
         if let Some(extra) = v.as_object().and_then(|o| {
             o.keys()
-                .find(|k| !["id", "version", "data"].contains(&k.as_str()))
+                .find(|k| !["id", "version", "data", "updated_at", "deleted"].contains(&k.as_str()))
         }) {
             return Err(err(format!(
-                "unknown key `{extra}` (a record has id, version and data)"
+                "unknown key `{extra}` (a record has id, version, data and optionally updated_at and deleted)"
             )));
         }
         out.push(SourceRecord {
@@ -163,6 +188,8 @@ fn read_jsonl(path: &Path, entity: &str) -> Result<Vec<SourceRecord>, SourceErro
             id,
             version,
             data,
+            changed_at,
+            deleted,
             origin: format!("{}:{n}", path.display()),
         });
     }
@@ -204,10 +231,25 @@ fn read_csv(path: &Path, entity: &str) -> Result<Vec<SourceRecord>, SourceError>
         let mut id = String::new();
         let mut version = None;
         let mut data = Map::new();
+        let mut changed_at = None;
+        let mut deleted = false;
         for (h, v) in headers.iter().zip(row.iter()) {
             match h {
                 "id" => id = v.to_string(),
                 "version" => version = v.parse::<u64>().ok(),
+                "updated_at" if v.is_empty() => {}
+                "updated_at" => changed_at = Some(parse_changed_at(v).map_err(err)?),
+                "deleted" => {
+                    deleted = match v {
+                        "" | "false" => false,
+                        "true" => true,
+                        other => {
+                            return Err(err(format!(
+                                "`deleted` must be true, false or empty, not `{other}`"
+                            )))
+                        }
+                    }
+                }
                 // An empty CSV cell is an explicit null: the column exists for this record.
                 _ => {
                     data.insert(
@@ -231,10 +273,19 @@ fn read_csv(path: &Path, entity: &str) -> Result<Vec<SourceRecord>, SourceError>
             id,
             version,
             data,
+            changed_at,
+            deleted,
             origin: format!("{}:{n}", path.display()),
         });
     }
     Ok(out)
+}
+
+/// Reads a source change time: an ISO 8601 date-time with a zone (`2026-11-20T09:00:00Z`).
+pub fn parse_changed_at(s: &str) -> Result<Timestamp, String> {
+    Timestamp::parse(s).ok_or_else(|| {
+        format!("`updated_at` `{s}` is not an ISO 8601 date-time with a zone (e.g. 2026-11-20T09:00:00Z)")
+    })
 }
 
 #[cfg(test)]
