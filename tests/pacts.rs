@@ -19,7 +19,9 @@ use std::path::{Path, PathBuf};
 
 use pact_consumer::prelude::*;
 use serde_json::{json, Value};
-use syncgate::contract::{Bundle, FieldSpec, FieldType, ObjectSpec, Owner, Registry, TenantRef};
+use syncgate::contract::{
+    Bundle, DeletePolicy, FieldSpec, FieldType, ObjectSpec, Owner, Registry, TenantRef,
+};
 
 const CONSUMER: &str = "syncgate-engine";
 const UPDATE_ENV: &str = "SYNCGATE_UPDATE_PACTS";
@@ -271,6 +273,68 @@ fn generate(bundle: &Bundle, provider: &str) -> Value {
         i
     });
 
+    // Before updating records whose source change carries `updated_at`, the engine reads them
+    // (one SOQL query per batch) to keep values a person edited in Salesforce afterwards.
+    for (name, spec) in bundle.objects_parent_first() {
+        let ext = &spec.external_id;
+        let example = format!(
+            "SELECT Id, {ext}, LastModifiedDate, LastModifiedById FROM {name} WHERE {ext} IN ('{}')",
+            example_ext_id(bundle, name)
+        );
+        let pattern = format!(
+            r"^SELECT Id, {ext}, LastModifiedDate, LastModifiedById(, \w+)* FROM {name} WHERE {ext} IN \(.+\)$"
+        );
+        let state = parent_state(bundle, name);
+        let description = format!("a query for {name} records by {ext} before updating them");
+        pact.interaction(description.as_str(), "", |mut i| {
+            i.given(state.as_str());
+            i.request
+                .method("GET")
+                .path(format!("{api}/query"))
+                .query_param("q", term!(pattern.as_str(), example.as_str()))
+                .header("Authorization", term!(BEARER_RE, EXAMPLE_BEARER))
+                .header("Sforce-Call-Options", CALL_OPTIONS)
+                .header("Accept", "application/json");
+            i.response
+                .status(200)
+                .header("Content-Type", term!(JSON_RESPONSE_RE, JSON_RESPONSE))
+                .json_body(json_pattern!({
+                    "totalSize": like!(1),
+                    "done": true,
+                    "records": each_like!({
+                        "Id": term!(ID_RE, example_id(name)),
+                        ext.as_str(): like!(example_ext_id(bundle, name)),
+                        "LastModifiedDate": term!(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{3})?(Z|[+-]\d{2}:?\d{2})$", "2026-01-05T00:00:00.000+0000"),
+                        "LastModifiedById": term!(ID_RE, "0058d0000000001AAA"),
+                    }),
+                }));
+            i
+        });
+    }
+
+    // A source delete under the `hard_delete` policy: delete by external ID.
+    for (name, spec) in bundle.objects_parent_first() {
+        if spec.delete != DeletePolicy::HardDelete {
+            continue;
+        }
+        let ext = &spec.external_id;
+        let example = format!("{api}/sobjects/{name}/{ext}/{}", example_ext_id(bundle, name));
+        let pattern = format!("^{}/sobjects/{name}/{ext}/[^/]+$", regex_escape(&api));
+        let state = parent_state(bundle, name);
+        let description = format!("a delete of a {name} record by {ext}");
+        pact.interaction(description.as_str(), "", |mut i| {
+            i.given(state.as_str());
+            i.request
+                .method("DELETE")
+                .path(term!(pattern.as_str(), example.as_str()))
+                .header("Authorization", term!(BEARER_RE, EXAMPLE_BEARER))
+                .header("Sforce-Call-Options", CALL_OPTIONS)
+                .header("Accept", "application/json");
+            i.response.status(204);
+            i
+        });
+    }
+
     let built = pact.build();
     let json = built
         .to_json(built.specification_version())
@@ -345,9 +409,9 @@ fn record_pattern(
         {
             continue;
         }
-        let Some(column) = field.from.as_deref() else {
-            continue;
-        };
+        // Fields no column feeds are sent too: new source columns routed to them (schema
+        // drift) and the flag an `archive` or `inactive` delete sets.
+        let column = field.from.as_deref().unwrap_or(name.as_str());
         if field.ty == FieldType::Reference {
             let parent = field.to.as_deref().expect("references name their parent");
             let relationship = field.relationship.clone().unwrap_or_else(|| name.clone());
@@ -579,8 +643,19 @@ fn generated_pacts_cover_what_the_engine_relies_on() {
             all.len(),
             "{label}: duplicate descriptions"
         );
-        // Token, limits, a validation failure, rate limiting, budget spent + one per object.
-        assert_eq!(all.len(), g.bundle.objects.len() + 5, "{label}");
+        // Token, limits, a validation failure, rate limiting, budget spent, + per object an
+        // upsert and a conflict-check query, + a delete per `hard_delete` object.
+        let hard_deletes = g
+            .bundle
+            .objects
+            .values()
+            .filter(|o| o.delete == DeletePolicy::HardDelete)
+            .count();
+        assert_eq!(
+            all.len(),
+            2 * g.bundle.objects.len() + hard_deletes + 5,
+            "{label}"
+        );
 
         let api = format!("/services/data/v{}", g.bundle.api_version);
         for (object, spec) in &g.bundle.objects {
@@ -612,7 +687,7 @@ fn generated_pacts_cover_what_the_engine_relies_on() {
             assert!(record.contains_key(&spec.external_id), "{label}: {object}");
             for (name, field) in &spec.fields {
                 let key = field.relationship.as_ref().unwrap_or(name);
-                let expected = field.owner == Owner::Source && field.from.is_some();
+                let expected = field.owner == Owner::Source;
                 assert_eq!(
                     record.contains_key(key),
                     expected,

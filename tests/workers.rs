@@ -333,6 +333,10 @@ async fn three_workers(connect: Connect, connect_limiter: ConnectLimiter) {
         org: &org_state,
         dead_letters: &letters,
         journal: &journal,
+        // Requests are checked below from the journal; no single engine report exists.
+        sent: &[],
+        source: &source,
+        report: None,
     });
     assert!(violations.is_empty(), "{violations:#?}");
 

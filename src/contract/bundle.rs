@@ -109,6 +109,17 @@ pub enum DeletePolicy {
     Inactive { field: String, value: String },
 }
 
+impl DeletePolicy {
+    /// The policy's name as bundles write it.
+    pub fn label(&self) -> &'static str {
+        match self {
+            DeletePolicy::HardDelete => "hard_delete",
+            DeletePolicy::Archive { .. } => "archive",
+            DeletePolicy::Inactive { .. } => "inactive",
+        }
+    }
+}
+
 /// One field of an object.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]

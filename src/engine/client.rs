@@ -85,6 +85,9 @@ pub struct SalesforceClient {
     requests: u64,
     log: Option<RequestLog>,
     pub usage: Option<ApiUsage>,
+    /// The signed-in user's ID (the last part of the token answer's `id` URL): writes made
+    /// as this user are the engine's own.
+    pub user_id: Option<String>,
 }
 
 impl SalesforceClient {
@@ -114,6 +117,7 @@ impl SalesforceClient {
             requests: 0,
             log: None,
             usage: None,
+            user_id: None,
         }
     }
 
@@ -188,6 +192,12 @@ impl SalesforceClient {
         if let Some(instance) = body.get("instance_url").and_then(Value::as_str) {
             self.instance_url = instance.trim_end_matches('/').to_string();
         }
+        self.user_id = body
+            .get("id")
+            .and_then(Value::as_str)
+            .and_then(|u| u.rsplit('/').next())
+            .filter(|u| !u.is_empty())
+            .map(str::to_string);
         self.token = Some(Secret::new(token));
         Ok(())
     }

@@ -16,6 +16,8 @@ pub enum ErrorClass {
     Mapping,
     /// Retryable failures outlasted the retry budget.
     RetriesExhausted,
+    /// The contract rejects the record (required, length, picklist, type): never sent.
+    Invalid,
 }
 
 impl ErrorClass {
@@ -24,6 +26,7 @@ impl ErrorClass {
             ErrorClass::Rejected => "rejected",
             ErrorClass::Mapping => "mapping",
             ErrorClass::RetriesExhausted => "retries_exhausted",
+            ErrorClass::Invalid => "invalid",
         }
     }
 }

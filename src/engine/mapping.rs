@@ -1,8 +1,12 @@
 //! Mapping: a source record becomes the Salesforce payload the bundle describes, with
 //! per-field coercion. Absent columns are left out (the org keeps its value); an explicit
 //! null clears the field.
+//!
+//! Schema drift: a source column no field reads is routed to a same-named custom field the
+//! bundle has but no column feeds (`loyalty_tier` → `Loyalty_Tier__c`); any other new column
+//! is reported as unmapped, never silently dropped.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use serde_json::{Map, Number, Value};
 
@@ -16,6 +20,8 @@ pub struct Mapped {
     pub payload: Map<String, Value>,
     /// Source columns no field of the bundle reads (reported, never silently dropped).
     pub unmapped: BTreeSet<String>,
+    /// New source columns routed to a same-named custom field: column → field.
+    pub routed: BTreeMap<String, String>,
 }
 
 /// A value the engine could not coerce to its field's type.
@@ -65,13 +71,54 @@ pub fn map_record(
             payload.insert(name.clone(), value);
         }
     }
-    let unmapped = record
-        .data
-        .keys()
-        .filter(|k| !used.contains(k.as_str()))
-        .cloned()
-        .collect();
-    Ok(Mapped { payload, unmapped })
+    let mut unmapped = BTreeSet::new();
+    let mut routed = BTreeMap::new();
+    for (column, raw) in record.data.iter().filter(|(k, _)| !used.contains(k.as_str())) {
+        match drift_target(object, column) {
+            Some(name) => {
+                let value = coerce(name, column, &object.fields[name], raw)?;
+                payload.insert(name.to_string(), value);
+                routed.insert(column.clone(), name.to_string());
+            }
+            None => {
+                unmapped.insert(column.clone());
+            }
+        }
+    }
+    Ok(Mapped {
+        payload,
+        unmapped,
+        routed,
+    })
+}
+
+/// The field a new source column is routed to: a custom field of the same name (ignoring
+/// case, underscores and the `__c` suffix) that the source owns and no column feeds yet.
+/// CRM-owned fields, the external ID and the delete policy's flag are never drift targets.
+pub fn drift_target<'o>(object: &'o ObjectSpec, column: &str) -> Option<&'o str> {
+    let norm = |s: &str| {
+        s.trim_end_matches("__c")
+            .replace('_', "")
+            .to_ascii_lowercase()
+    };
+    let policy_field = match &object.delete {
+        crate::contract::DeletePolicy::HardDelete => None,
+        crate::contract::DeletePolicy::Archive { field }
+        | crate::contract::DeletePolicy::Inactive { field, .. } => Some(field.as_str()),
+    };
+    object
+        .fields
+        .iter()
+        .find(|(name, f)| {
+            name.ends_with("__c")
+                && f.owner == Owner::Source
+                && f.from.is_none()
+                && f.ty != FieldType::Reference
+                && **name != object.external_id
+                && Some(name.as_str()) != policy_field
+                && norm(name) == norm(column)
+        })
+        .map(|(name, _)| name.as_str())
 }
 
 fn coerce(name: &str, column: &str, field: &FieldSpec, raw: &Value) -> Result<Value, MappingError> {

@@ -2,7 +2,10 @@
 //! `Retry-After`, a daily-budget guard and a dead-letter queue. The gate runs this same
 //! code against the mock over real HTTP.
 
+mod calls;
 pub mod client;
+pub mod conflicts;
+pub mod deletes;
 pub mod dlq;
 pub mod mapping;
 pub mod redrive;
@@ -23,6 +26,7 @@ use self::dlq::{DeadLetter, ErrorClass};
 use self::mapping::map_record;
 use self::retry::{item_is_retryable, Action, Backoff, Failure};
 use self::source::{SourceRecord, SourceSet};
+use crate::contract::rules::{check_write, WriteKind};
 use crate::contract::Bundle;
 use crate::sim::{Clock, Rng, Seed, Timestamp};
 use crate::store::limiter::{Admission, LimitError, LimitPolicy, Limiter, Permit, WaitReason};
@@ -53,6 +57,12 @@ pub struct EngineConfig {
     pub fault_retry_on_lockout: bool,
     /// DELIBERATE FAULT: create records (POST) instead of upserting them by external ID.
     pub fault_create_instead_of_upsert: bool,
+    /// DELIBERATE FAULT: send records the contract already rejects (no pre-validation).
+    pub fault_skip_prevalidation: bool,
+    /// DELIBERATE FAULT: overwrite values edited in Salesforce after the source change.
+    pub fault_ignore_conflicts: bool,
+    /// DELIBERATE FAULT: drop source columns no field reads, without reporting them.
+    pub fault_drop_unmapped_columns: bool,
 }
 
 impl Default for EngineConfig {
@@ -72,6 +82,9 @@ impl Default for EngineConfig {
             fault_external_id_from: None,
             fault_retry_on_lockout: false,
             fault_create_instead_of_upsert: false,
+            fault_skip_prevalidation: false,
+            fault_ignore_conflicts: false,
+            fault_drop_unmapped_columns: false,
         }
     }
 }
@@ -122,6 +135,20 @@ pub enum EventKind {
         source_id: String,
         code: String,
     },
+    /// A field left out of a write because Salesforce's value is newer than the source's.
+    Conflict {
+        source_id: String,
+        field: String,
+    },
+    /// A source delete applied with the object's policy.
+    Delete {
+        source_id: String,
+        policy: String,
+    },
+    /// Anything else worth a line in the timeline.
+    Note {
+        message: String,
+    },
 }
 
 /// What a run did.
@@ -137,8 +164,16 @@ pub struct SyncReport {
     pub already_synced: usize,
     /// The org's daily API usage after the run, from the last `Sforce-Limit-Info`.
     pub api_usage: Option<client::ApiUsage>,
+    /// Records the contract rejects, dead-lettered without an API call.
+    pub rejected_before_sending: usize,
+    /// Source deletes applied (hard deletes; archive and inactive count as updates too).
+    pub deleted: usize,
     /// Source columns no bundle field reads, per source entity.
     pub unmapped_columns: BTreeMap<String, BTreeSet<String>>,
+    /// New source columns routed to a same-named custom field, per entity: column → field.
+    pub routed_columns: BTreeMap<String, BTreeMap<String, String>>,
+    /// Field values not written because Salesforce's were newer.
+    pub conflicts: Vec<conflicts::Conflict>,
     /// What happened, in order (the replay timeline shows these).
     #[serde(skip)]
     pub events: Vec<EngineEvent>,
@@ -188,6 +223,7 @@ fn route_onto_crm_owned(
         if let Some((column, value)) = record.data.iter().find(|(c, _)| norm(c) == norm(name)) {
             mapped.payload.insert(name.clone(), value.clone());
             mapped.unmapped.remove(column);
+            mapped.routed.insert(column.clone(), name.clone());
         }
     }
 }
@@ -248,10 +284,22 @@ impl<'a> Sync<'a> {
 
     /// The idempotency key of one record version: tenant, object, source ID, operation, version.
     fn idempotency_key(&self, object: &str, record: &SourceRecord) -> String {
-        format!(
-            "{}|{object}|{}|upsert|{}",
-            self.tenant, record.id, record.version
-        )
+        let op = if record.deleted { "delete" } else { "upsert" };
+        format!("{}|{object}|{}|{op}|{}", self.tenant, record.id, record.version)
+    }
+
+    /// Records that this version of `record` was applied (its key lives for the TTL).
+    async fn remember_applied(
+        &mut self,
+        object: &str,
+        record: &SourceRecord,
+    ) -> Result<(), EngineError> {
+        if let Some((store, ttl)) = self.dedupe {
+            store
+                .check_and_set(&self.idempotency_key(object, record), self.clock.now(), ttl)
+                .await?;
+        }
+        Ok(())
     }
 
     /// Asks `limiter` before every request (budget, rate, concurrency shared with other
@@ -324,6 +372,7 @@ impl<'a> Sync<'a> {
         };
         self.requests_sent = client.requests();
         let mut items = Vec::new();
+        let mut hard_deletes = Vec::new();
         for &record in records {
             self.report.records += 1;
             if let Some((store, _)) = self.dedupe {
@@ -335,30 +384,21 @@ impl<'a> Sync<'a> {
                     continue;
                 }
             }
+            if record.deleted && deletes::policy_payload(spec).is_none() {
+                self.event(
+                    object,
+                    EventKind::Delete {
+                        source_id: record.id.clone(),
+                        policy: spec.delete.label().into(),
+                    },
+                );
+                hard_deletes.push(record);
+                continue;
+            }
             let parent_ext =
                 |parent: &str| self.bundle.object(parent).map(|o| o.external_id.clone());
-            match map_record(spec, record, parent_ext) {
-                Ok(mut mapped) => {
-                    if self.config.fault_write_crm_owned {
-                        route_onto_crm_owned(spec, record, &mut mapped);
-                    }
-                    if let Some(column) = &self.config.fault_external_id_from {
-                        if let Some(v) = record.data.get(column) {
-                            mapped.payload.insert(spec.external_id.clone(), v.clone());
-                        }
-                    }
-                    if !mapped.unmapped.is_empty() {
-                        self.report
-                            .unmapped_columns
-                            .entry(spec.source.clone())
-                            .or_default()
-                            .extend(mapped.unmapped);
-                    }
-                    items.push(Item {
-                        record,
-                        payload: Value::Object(mapped.payload),
-                    });
-                }
+            let mut mapped = match map_record(spec, record, parent_ext) {
+                Ok(mapped) => mapped,
                 Err(e) => {
                     let now = self.clock.now();
                     self.dead_letter(
@@ -374,13 +414,79 @@ impl<'a> Sync<'a> {
                         now,
                     )
                     .await?;
+                    continue;
+                }
+            };
+            if record.deleted {
+                deletes::apply_policy(spec, &mut mapped.payload);
+                self.event(
+                    object,
+                    EventKind::Delete {
+                        source_id: record.id.clone(),
+                        policy: spec.delete.label().into(),
+                    },
+                );
+            }
+            if self.config.fault_write_crm_owned {
+                route_onto_crm_owned(spec, record, &mut mapped);
+            }
+            if let Some(column) = &self.config.fault_external_id_from {
+                if let Some(v) = record.data.get(column) {
+                    mapped.payload.insert(spec.external_id.clone(), v.clone());
                 }
             }
+            if !mapped.unmapped.is_empty() && !self.config.fault_drop_unmapped_columns {
+                self.report
+                    .unmapped_columns
+                    .entry(spec.source.clone())
+                    .or_default()
+                    .extend(mapped.unmapped);
+            }
+            if !mapped.routed.is_empty() {
+                self.report
+                    .routed_columns
+                    .entry(spec.source.clone())
+                    .or_default()
+                    .extend(mapped.routed);
+            }
+            // A record the contract itself rejects would only spend an API call to be
+            // rejected by Salesforce: it goes to the dead-letter queue now. Checked as an
+            // update (a required field the source leaves out may already be set in the org).
+            if !self.config.fault_skip_prevalidation {
+                if let Err(e) = check_write(object, spec, &mapped.payload, WriteKind::Update) {
+                    self.report.rejected_before_sending += 1;
+                    let now = self.clock.now();
+                    self.dead_letter(
+                        object,
+                        record,
+                        Value::Object(mapped.payload),
+                        ErrorClass::Invalid,
+                        &e.code,
+                        &e.message,
+                        0,
+                        None,
+                        now,
+                        now,
+                    )
+                    .await?;
+                    continue;
+                }
+            }
+            items.push(Item {
+                record,
+                payload: Value::Object(mapped.payload),
+            });
+        }
+        if !self.config.fault_ignore_conflicts {
+            self.resolve_conflicts(client, object, spec, &mut items, fence)
+                .await?;
         }
         for batch in items.chunks(self.config.batch_size.clamp(1, 200)) {
             self.send_batch(client, object, &spec.external_id, batch, fence)
                 .await?;
         }
+        self.hard_delete(client, object, spec, &hard_deletes, fence)
+            .await?;
         Ok(())
     }
 
@@ -473,15 +579,7 @@ impl<'a> Sync<'a> {
                             let mut retry_code = String::new();
                             for (item, result) in remaining.iter().zip(results) {
                                 if result.get("success").and_then(Value::as_bool) == Some(true) {
-                                    if let Some((store, ttl)) = self.dedupe {
-                                        store
-                                            .check_and_set(
-                                                &self.idempotency_key(object, item.record),
-                                                now,
-                                                ttl,
-                                            )
-                                            .await?;
-                                    }
+                                    self.remember_applied(object, item.record).await?;
                                     if result
                                         .get("created")
                                         .and_then(Value::as_bool)

@@ -91,6 +91,9 @@ impl Budget {
 pub(crate) struct PendingEdit {
     pub edit: ManualEdit,
     pub done: bool,
+    /// When the edit was saved (a rep cannot edit a record that does not exist yet, and an
+    /// edit breaking a rule is not saved).
+    pub saved_at: Option<Timestamp>,
 }
 
 pub(crate) struct State {
@@ -161,6 +164,7 @@ impl State {
                         .map(|e| PendingEdit {
                             edit: e.clone(),
                             done: false,
+                            saved_at: None,
                         })
                         .collect()
                 })
@@ -198,7 +202,9 @@ impl State {
             };
             self.org.act_as(org::REP_USER_ID);
             // A rep's edit that breaks a rule is simply not saved, as in the UI.
-            let _ = self.org.update(&edit.object, &id, edit.set.clone(), now);
+            if self.org.update(&edit.object, &id, edit.set.clone(), now).is_ok() {
+                self.edits[i].saved_at = Some(now);
+            }
             self.org.act_as(org::API_USER_ID);
             events::publish_changes(self, "", now);
         }
@@ -276,6 +282,15 @@ impl MockOrg {
     /// Every request answered so far.
     pub fn journal(&self) -> Vec<JournalEntry> {
         self.lock().journal.clone()
+    }
+
+    /// The scenario's manual edits that were saved, with when, in order.
+    pub fn saved_edits(&self) -> Vec<(ManualEdit, Timestamp)> {
+        self.lock()
+            .edits
+            .iter()
+            .filter_map(|p| Some((p.edit.clone(), p.saved_at?)))
+            .collect()
     }
 
     /// Live records of `object`, in creation order.

@@ -104,6 +104,12 @@ pub struct EngineOverrides {
     pub create_instead_of_upsert: Option<bool>,
     /// Daily windows the engine waits for before giving up (default 2).
     pub max_window_waits: Option<u32>,
+    /// Send records the contract rejects instead of dead-lettering them first (a deliberate fault).
+    pub skip_prevalidation: Option<bool>,
+    /// Overwrite values edited in Salesforce after the source change (a deliberate fault).
+    pub ignore_conflicts: Option<bool>,
+    /// Drop source columns no field reads without reporting them (a deliberate fault).
+    pub drop_unmapped_columns: Option<bool>,
 }
 
 /// One fault: which requests it matches and how the org answers them.

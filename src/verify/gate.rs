@@ -8,7 +8,7 @@ use futures_util::StreamExt;
 use serde::Serialize;
 
 use super::invariants::{self, names, Evidence, Violation};
-use super::oracle::expectations;
+use super::oracle::{apply_manual_edits, expectations, AppliedEdit};
 use super::pacts::{verify_against_mock, verify_against_url, PactCheck};
 use crate::contract::{Bundle, Registry, RegistryError, TenantRef};
 use crate::engine::client::{Credentials, Secret};
@@ -398,6 +398,15 @@ pub async fn run_scenario(
     if let Some(v) = scenario.engine.max_window_waits {
         config.max_window_waits = v;
     }
+    if let Some(v) = scenario.engine.skip_prevalidation {
+        config.fault_skip_prevalidation = v;
+    }
+    if let Some(v) = scenario.engine.ignore_conflicts {
+        config.fault_ignore_conflicts = v;
+    }
+    if let Some(v) = scenario.engine.drop_unmapped_columns {
+        config.fault_drop_unmapped_columns = v;
+    }
     let dlq = MemoryStore::new();
     let request_log = crate::engine::client::RequestLog::default();
     let target = Target {
@@ -430,18 +439,36 @@ pub async fn run_scenario(
         .into_iter()
         .map(|l| l.letter)
         .collect();
-    let expected = expectations(bundle, &org_bundle, source);
+    let mut expected = expectations(bundle, &org_bundle, source);
+    let edits: Vec<AppliedEdit> = org
+        .saved_edits()
+        .into_iter()
+        .map(|(e, at)| AppliedEdit {
+            object: e.object,
+            external_id: e.external_id,
+            set: e.set,
+            at,
+        })
+        .collect();
+    apply_manual_edits(&mut expected, bundle, source, &edits);
+    let sent = request_log
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .clone();
+    let (report, stopped) = match outcome {
+        Ok(r) => (r, None),
+        Err(e) => (SyncReport::default(), Some(e)),
+    };
     let mut violations = invariants::check(&Evidence {
         bundle: &org_bundle,
         expectations: &expected,
         org: &org_state,
         dead_letters: &letters,
         journal: &journal,
+        sent: &sent,
+        source,
+        report: stopped.is_none().then_some(&report),
     });
-    let sent = request_log
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .clone();
     let conformance = super::conformance::check(bundle, &sent);
     if !conformance.is_empty() {
         violations.push(Violation {
@@ -449,19 +476,15 @@ pub async fn run_scenario(
             details: conformance,
         });
     }
-    let report = match outcome {
-        Ok(r) => r,
-        Err(e) => {
-            violations.insert(
-                0,
-                Violation {
-                    invariant: names::ENGINE_COMPLETED,
-                    details: vec![format!("the engine stopped: {e}")],
-                },
-            );
-            SyncReport::default()
-        }
-    };
+    if let Some(e) = stopped {
+        violations.insert(
+            0,
+            Violation {
+                invariant: names::ENGINE_COMPLETED,
+                details: vec![format!("the engine stopped: {e}")],
+            },
+        );
+    }
     Ok(RunResult {
         scenario: scenario.name.clone(),
         purpose: scenario.purpose.clone(),

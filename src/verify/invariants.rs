@@ -9,7 +9,10 @@ use serde_json::Value;
 
 use super::oracle::{Expectations, Expected};
 use crate::contract::{Bundle, FieldType};
+use crate::engine::client::SentRequest;
 use crate::engine::dlq::DeadLetter;
+use crate::engine::source::SourceSet;
+use crate::engine::SyncReport;
 use crate::mock::{JournalEntry, Record};
 use crate::sim::time::format_duration;
 
@@ -24,15 +27,21 @@ pub mod names {
     pub const ENGINE_COMPLETED: &str = "engine-completed";
     pub const CRM_OWNED: &str = "crm-owned-fields-untouched";
     pub const CONFORMANCE: &str = "requests-match-contract";
+    pub const NO_CALL_FOR_INVALID: &str = "invalid-record-never-sent";
+    pub const DELETES: &str = "deletes-follow-policy";
+    pub const COLUMNS: &str = "new-columns-routed-or-reported";
 
     /// Every invariant, in the order reports list them.
-    pub const ALL: [&str; 9] = [
+    pub const ALL: [&str; 12] = [
         ENGINE_COMPLETED,
         EXACTLY_ONCE,
         VALUES,
         DEAD_LETTERED,
+        NO_CALL_FOR_INVALID,
+        DELETES,
         NOTHING_ELSE,
         CRM_OWNED,
+        COLUMNS,
         CONFORMANCE,
         RETRY_AFTER,
         DAILY_BUDGET,
@@ -57,12 +66,19 @@ pub struct Evidence<'a> {
     pub org: &'a BTreeMap<String, Vec<Record>>,
     pub dead_letters: &'a [DeadLetter],
     pub journal: &'a [JournalEntry],
+    /// Every request the engine sent, with its body.
+    pub sent: &'a [SentRequest],
+    pub source: &'a SourceSet,
+    /// The engine's own report, when the run completed.
+    pub report: Option<&'a SyncReport>,
 }
 
 pub fn check(ev: &Evidence<'_>) -> Vec<Violation> {
     let mut found: BTreeMap<&'static str, Vec<String>> = BTreeMap::new();
     let mut add = |name: &'static str, detail: String| found.entry(name).or_default().push(detail);
     check_records(ev, &mut add);
+    check_never_sent(ev, &mut add);
+    check_columns(ev, &mut add);
     check_waits(ev, &mut add);
     found
         .into_iter()
@@ -129,7 +145,18 @@ fn check_records(ev: &Evidence<'_>, add: &mut impl FnMut(&'static str, String)) 
                         ),
                     ),
                 },
-                Expected::DeadLetter { code, why } => {
+                Expected::Absent => {
+                    if let Some(r) = in_org.first() {
+                        add(
+                            names::DELETES,
+                            format!(
+                                "{object} {id}: deleted in the source (policy hard_delete) but still live in the org as {}",
+                                r.id
+                            ),
+                        );
+                    }
+                }
+                Expected::DeadLetter { code, why, .. } => {
                     if !in_org.is_empty() {
                         add(names::DEAD_LETTERED, format!("{object} {id}: expected rejection {code} ({why}) but the record is in the org"));
                     }
@@ -172,6 +199,78 @@ fn check_records(ev: &Evidence<'_>, add: &mut impl FnMut(&'static str, String)) 
                         "{object} {} (external ID {}) matches no source record",
                         r.id,
                         ext.unwrap_or("none")
+                    ),
+                );
+            }
+        }
+    }
+}
+
+/// Records the contract rejects must cost no API call: no request may carry them.
+fn check_never_sent(ev: &Evidence<'_>, add: &mut impl FnMut(&'static str, String)) {
+    for (object, expected) in ev.expectations {
+        let Some(spec) = ev.bundle.object(object) else {
+            continue;
+        };
+        let invalid: std::collections::HashSet<&str> = expected
+            .iter()
+            .filter(|(_, e)| matches!(e, Expected::DeadLetter { before_call: true, .. }))
+            .map(|(id, _)| id.as_str())
+            .collect();
+        if invalid.is_empty() {
+            continue;
+        }
+        for (n, req) in ev.sent.iter().enumerate() {
+            let records = req
+                .body
+                .as_ref()
+                .and_then(|b| b.get("records"))
+                .and_then(Value::as_array);
+            for r in records.into_iter().flatten() {
+                let is_object = r.pointer("/attributes/type").and_then(Value::as_str) == Some(object);
+                let ext = r.get(&spec.external_id).and_then(Value::as_str);
+                if let (true, Some(ext)) = (is_object, ext) {
+                    if invalid.contains(ext) {
+                        add(
+                            names::NO_CALL_FOR_INVALID,
+                            format!(
+                                "{object} {ext}: the contract rejects this record, yet request {} ({} {}) carried it",
+                                n + 1,
+                                req.method,
+                                req.path
+                            ),
+                        );
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Every source column no field reads must be routed to a same-named field or reported.
+fn check_columns(ev: &Evidence<'_>, add: &mut impl FnMut(&'static str, String)) {
+    let Some(report) = ev.report else { return };
+    for spec in ev.bundle.objects.values() {
+        let read: std::collections::BTreeSet<&str> = spec
+            .fields
+            .values()
+            .filter_map(|f| f.from.as_deref())
+            .collect();
+        let mut columns: std::collections::BTreeSet<&str> = std::collections::BTreeSet::new();
+        for r in ev.source.latest(&spec.source) {
+            columns.extend(r.data.keys().map(String::as_str));
+        }
+        let routed = report.routed_columns.get(&spec.source);
+        let reported = report.unmapped_columns.get(&spec.source);
+        for column in columns.into_iter().filter(|c| !read.contains(c)) {
+            let seen = routed.is_some_and(|m| m.contains_key(column))
+                || reported.is_some_and(|s| s.contains(column));
+            if !seen {
+                add(
+                    names::COLUMNS,
+                    format!(
+                        "{}: column `{column}` is read by no field, routed to none and missing from the engine's report (silently dropped)",
+                        spec.source
                     ),
                 );
             }

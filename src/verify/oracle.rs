@@ -7,6 +7,7 @@ use serde_json::{Map, Value};
 
 use crate::contract::rules::{check_write, WriteKind};
 use crate::contract::{Bundle, FieldType};
+use crate::engine::deletes::{apply_policy, policy_payload};
 use crate::engine::mapping::map_record;
 use crate::engine::source::SourceSet;
 
@@ -15,8 +16,15 @@ use crate::engine::source::SourceSet;
 pub enum Expected {
     /// In the org exactly once, with these field values (relationships as parent external IDs).
     Present { values: Map<String, Value> },
-    /// In the dead-letter queue with this Salesforce error code.
-    DeadLetter { code: String, why: String },
+    /// In the dead-letter queue with this Salesforce error code. `before_call`: the contract
+    /// itself rejects the record, so no request may carry it.
+    DeadLetter {
+        code: String,
+        why: String,
+        before_call: bool,
+    },
+    /// Deleted in the source under a `hard_delete` policy: not live in the org.
+    Absent,
 }
 
 /// Expectations per object, per source ID, in source order.
@@ -32,32 +40,57 @@ pub fn expectations(bundle: &Bundle, org: &Bundle, source: &SourceSet) -> Expect
     for (object, spec) in bundle.objects_parent_first() {
         let mut list = Vec::new();
         for record in source.latest(&spec.source) {
+            if record.deleted && policy_payload(spec).is_none() {
+                list.push((record.id.clone(), Expected::Absent));
+                continue;
+            }
             let parent_ext = |p: &str| bundle.object(p).map(|o| o.external_id.clone());
             let expected = match map_record(spec, record, parent_ext) {
                 Err(e) => Expected::DeadLetter {
                     code: "INVALID_TYPE".into(),
                     why: e.to_string(),
+                    before_call: true,
                 },
-                Ok(mapped) => match check_write(
-                    object,
-                    org.object(object).unwrap_or(spec),
-                    &mapped.payload,
-                    WriteKind::Create,
-                ) {
-                    Err(e) => Expected::DeadLetter {
-                        code: e.code,
-                        why: e.message,
-                    },
-                    Ok(()) => match missing_parent(bundle, object, &mapped.payload, &present) {
-                        Some(why) => Expected::DeadLetter {
-                            code: "INVALID_FIELD".into(),
-                            why,
+                Ok(mut mapped) => {
+                    if record.deleted {
+                        apply_policy(spec, &mut mapped.payload);
+                    }
+                    // The engine checks the record against its own contract first (as an
+                    // update), then the org checks it against what it really is.
+                    let own = check_write(object, spec, &mapped.payload, WriteKind::Update);
+                    let org_check = || {
+                        check_write(
+                            object,
+                            org.object(object).unwrap_or(spec),
+                            &mapped.payload,
+                            WriteKind::Create,
+                        )
+                    };
+                    match (own, org_check()) {
+                        (Err(e), _) => Expected::DeadLetter {
+                            code: e.code,
+                            why: e.message,
+                            before_call: true,
                         },
-                        None => Expected::Present {
-                            values: mapped.payload,
+                        (Ok(()), Err(e)) => Expected::DeadLetter {
+                            code: e.code,
+                            why: e.message,
+                            before_call: false,
                         },
-                    },
-                },
+                        (Ok(()), Ok(())) => {
+                            match missing_parent(bundle, object, &mapped.payload, &present) {
+                                Some(why) => Expected::DeadLetter {
+                                    code: "INVALID_FIELD".into(),
+                                    why,
+                                    before_call: false,
+                                },
+                                None => Expected::Present {
+                                    values: mapped.payload,
+                                },
+                            }
+                        }
+                    }
+                }
             };
             if matches!(expected, Expected::Present { .. }) {
                 present
@@ -98,4 +131,63 @@ fn missing_parent(
         }
     }
     None
+}
+
+/// A manual edit the org made during the run, and when.
+#[derive(Clone, Debug, PartialEq)]
+pub struct AppliedEdit {
+    pub object: String,
+    pub external_id: String,
+    pub set: Map<String, Value>,
+    pub at: crate::sim::Timestamp,
+}
+
+/// Adjusts `expected` for edits a sales rep made in the org during the run: a field edited
+/// after the source's change keeps the edit (Salesforce's newer value wins). Where the
+/// source change has no `updated_at`, either value is right, so the field is not checked.
+pub fn apply_manual_edits(
+    expected: &mut Expectations,
+    bundle: &Bundle,
+    source: &SourceSet,
+    edits: &[AppliedEdit],
+) {
+    for edit in edits {
+        let Some(spec) = bundle.object(&edit.object) else {
+            continue;
+        };
+        let changed_at = source
+            .latest(&spec.source)
+            .into_iter()
+            .find(|r| r.id == edit.external_id)
+            .and_then(|r| r.changed_at);
+        let Some(list) = expected.get_mut(&edit.object) else {
+            continue;
+        };
+        for (id, exp) in list.iter_mut() {
+            let Expected::Present { values } = exp else {
+                continue;
+            };
+            if *id != edit.external_id {
+                continue;
+            }
+            for (field, value) in &edit.set {
+                let source_owned = spec
+                    .fields
+                    .get(field)
+                    .is_some_and(|f| f.owner == crate::contract::Owner::Source);
+                if !source_owned {
+                    continue;
+                }
+                match changed_at {
+                    Some(t) if t < edit.at => {
+                        values.insert(field.clone(), value.clone());
+                    }
+                    Some(_) => {}
+                    None => {
+                        values.remove(field);
+                    }
+                }
+            }
+        }
+    }
 }

@@ -318,6 +318,9 @@ impl MockStates {
         setup: bool,
     ) -> anyhow::Result<HashMap<String, Value>> {
         if !setup {
+            // Each interaction starts from an empty org: a record one interaction's state
+            // created must not turn the next interaction's create into an update.
+            self.org.reset();
             self.org.force_next_fault(None);
             self.org.set_api_usage(0);
             return Ok(HashMap::new());

@@ -85,6 +85,13 @@ pub fn render(run: &RunResult) -> String {
                     EventKind::DeadLetter { source_id, code } => {
                         format!("dead-letter {source_id}: {code}")
                     }
+                    EventKind::Conflict { source_id, field } => {
+                        format!("conflict {source_id}.{field}: Salesforce's newer value kept")
+                    }
+                    EventKind::Delete { source_id, policy } => {
+                        format!("delete {source_id} ({policy})")
+                    }
+                    EventKind::Note { message } => message.clone(),
                 };
                 let _ = writeln!(out, "{}  engine {}: {what}", e.at, e.object);
             }
