@@ -6,7 +6,6 @@ use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
 use syncgate::contract::Registry;
-use syncgate::engine::source::SourceSet;
 use syncgate::sim::{Scenario, Seed};
 use syncgate::verify::gate::run_scenario;
 
@@ -190,9 +189,13 @@ async fn retry_after_of_an_hour_costs_no_wall_time() {
     let tenant = registry.tenants().unwrap().into_iter().next().unwrap();
     let bundle = registry.load(&tenant).unwrap();
     let scenario = Scenario::load(&root().join("harness/scenarios/rate-limit-storm.yaml")).unwrap();
-    let source = SourceSet::load_dir(&root().join("harness/fixtures/default")).unwrap();
+    let fixtures = syncgate::verify::gate::load_fixtures(
+        std::slice::from_ref(&scenario),
+        &root().join("harness/fixtures"),
+    )
+    .unwrap();
     let wall = Instant::now();
-    let run = run_scenario(&bundle, &scenario, &source, Seed(5), false)
+    let run = run_scenario(&bundle, &scenario, &fixtures, Seed(5), false)
         .await
         .unwrap();
     assert!(run.passed(), "{:?}", run.violations);
@@ -603,6 +606,10 @@ fn every_invariant_is_caught_by_a_broken_engine() {
         ("ignores-retry-after", "retry-after-honoured"),
         ("hammers-after-lockout", "daily-budget-respected"),
         ("gives-up-on-lockout", "engine-completed"),
+        ("sends-poison-records", "invalid-record-never-sent"),
+        ("ignores-deletes", "deletes-follow-policy"),
+        ("drops-new-columns", "new-columns-routed-or-reported"),
+        ("overwrites-manual-edits", "field-values-match-source"),
     ];
     let dir = tempfile::tempdir().unwrap();
     let json = dir.path().join("r.json");

@@ -63,6 +63,8 @@ pub struct EngineConfig {
     pub fault_ignore_conflicts: bool,
     /// DELIBERATE FAULT: drop source columns no field reads, without reporting them.
     pub fault_drop_unmapped_columns: bool,
+    /// DELIBERATE FAULT: treat a source delete as an ordinary change (upsert its data).
+    pub fault_upsert_deletes: bool,
 }
 
 impl Default for EngineConfig {
@@ -85,6 +87,7 @@ impl Default for EngineConfig {
             fault_skip_prevalidation: false,
             fault_ignore_conflicts: false,
             fault_drop_unmapped_columns: false,
+            fault_upsert_deletes: false,
         }
     }
 }
@@ -177,6 +180,40 @@ pub struct SyncReport {
     /// What happened, in order (the replay timeline shows these).
     #[serde(skip)]
     pub events: Vec<EngineEvent>,
+}
+
+impl SyncReport {
+    /// Adds a later run's report to this one; its events are placed after `requests_before`
+    /// requests (the later run's client counts its own from zero).
+    pub fn absorb(&mut self, later: SyncReport, requests_before: u64) {
+        self.records += later.records;
+        self.created += later.created;
+        self.updated += later.updated;
+        self.dead_lettered += later.dead_lettered;
+        self.retries += later.retries;
+        self.api_calls += later.api_calls;
+        self.already_synced += later.already_synced;
+        self.rejected_before_sending += later.rejected_before_sending;
+        self.deleted += later.deleted;
+        if later.api_usage.is_some() {
+            self.api_usage = later.api_usage;
+        }
+        for (entity, columns) in later.unmapped_columns {
+            self.unmapped_columns
+                .entry(entity)
+                .or_default()
+                .extend(columns);
+        }
+        for (entity, routed) in later.routed_columns {
+            self.routed_columns.entry(entity).or_default().extend(routed);
+        }
+        self.conflicts.extend(later.conflicts);
+        self.events
+            .extend(later.events.into_iter().map(|mut e| {
+                e.after_request += requests_before;
+                e
+            }));
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -384,7 +421,8 @@ impl<'a> Sync<'a> {
                     continue;
                 }
             }
-            if record.deleted && deletes::policy_payload(spec).is_none() {
+            let deleted = record.deleted && !self.config.fault_upsert_deletes;
+            if deleted && deletes::policy_payload(spec).is_none() {
                 self.event(
                     object,
                     EventKind::Delete {
@@ -417,7 +455,7 @@ impl<'a> Sync<'a> {
                     continue;
                 }
             };
-            if record.deleted {
+            if deleted {
                 deletes::apply_policy(spec, &mut mapped.payload);
                 self.event(
                     object,

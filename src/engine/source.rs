@@ -89,6 +89,18 @@ impl SourceSet {
         Ok(set)
     }
 
+    /// This set followed by the changes of `later` (what the source held by a later run).
+    pub fn followed_by(&self, later: &SourceSet) -> SourceSet {
+        let mut out = self.clone();
+        for (entity, records) in &later.entities {
+            out.entities
+                .entry(entity.clone())
+                .or_default()
+                .extend(records.iter().cloned());
+        }
+        out
+    }
+
     /// The first version seen of each record of `entity`, in order of first appearance
     /// (what a sync that ignores versions would end with; the gate uses it to prove it
     /// notices stale data).

@@ -36,6 +36,17 @@ pub struct Scenario {
     pub manual_edits: Vec<ManualEdit>,
     /// How the change-event stream misbehaves.
     pub events: EventFaults,
+    /// A second engine run later on (the next sync, with the source's newer changes).
+    pub next_run: Option<NextRun>,
+}
+
+/// The engine runs again `after` the scenario start, on a further fixture set: the source's
+/// changes since the first run (records edited by hand in between meet them there).
+#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NextRun {
+    pub after: Dur,
+    pub fixtures: String,
 }
 
 /// A change a sales rep makes by hand, applied before the request that reaches `after_calls`
@@ -110,6 +121,8 @@ pub struct EngineOverrides {
     pub ignore_conflicts: Option<bool>,
     /// Drop source columns no field reads without reporting them (a deliberate fault).
     pub drop_unmapped_columns: Option<bool>,
+    /// Treat a source delete as an ordinary change (a deliberate fault).
+    pub upsert_deletes: Option<bool>,
 }
 
 /// One fault: which requests it matches and how the org answers them.
@@ -454,6 +467,8 @@ struct ScenarioFile {
     events: EventFaults,
     #[serde(default)]
     org_fields: std::collections::BTreeMap<String, crate::contract::FieldSpec>,
+    #[serde(default)]
+    next_run: Option<NextRun>,
 }
 
 /// A scenario file that could not be read, with the position and what to do.
@@ -484,6 +499,12 @@ fn strip_location(msg: &str) -> String {
 }
 
 impl Scenario {
+    /// The fixture sets the scenario's runs read, in run order.
+    pub fn fixture_sets(&self) -> Vec<&str> {
+        let mut sets = vec![self.fixtures.as_str()];
+        sets.extend(self.next_run.iter().map(|n| n.fixtures.as_str()));
+        sets
+    }
     pub fn load(path: &Path) -> Result<Scenario, ScenarioError> {
         let err = |line: Option<usize>, column: Option<usize>, message: String| ScenarioError {
             path: path.to_path_buf(),
@@ -620,6 +641,7 @@ impl Scenario {
             manual_edits: file.manual_edits,
             events: file.events,
             org_fields: file.org_fields,
+            next_run: file.next_run,
         })
     }
 

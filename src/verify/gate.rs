@@ -232,15 +232,7 @@ pub async fn run_gate(opts: &GateOptions) -> Result<GateReport, GateError> {
         .into_iter()
         .map(|t| registry.load(&t).map(|b| (t, b)))
         .collect::<Result<_, _>>()?;
-    let mut fixtures: BTreeMap<String, SourceSet> = BTreeMap::new();
-    for s in &scenarios {
-        if !fixtures.contains_key(&s.fixtures) {
-            fixtures.insert(
-                s.fixtures.clone(),
-                SourceSet::load_dir(&opts.fixtures.join(&s.fixtures))?,
-            );
-        }
-    }
+    let fixtures = load_fixtures(&scenarios, &opts.fixtures)?;
     // Every (tenant, scenario) pair in a fixed order; a shard takes every Nth.
     let plan: Vec<(usize, usize)> = (0..bundles.len())
         .flat_map(|t| (0..scenarios.len()).map(move |s| (t, s)))
@@ -253,7 +245,7 @@ pub async fn run_gate(opts: &GateOptions) -> Result<GateReport, GateError> {
         run_scenario(
             &bundles[t].1,
             scenario,
-            &fixtures[&scenario.fixtures],
+            &fixtures,
             opts.seed,
             opts.real_time,
         )
@@ -347,13 +339,50 @@ fn org_as_changed(bundle: &Bundle, scenario: &Scenario) -> Result<Bundle, GateEr
 }
 
 /// Runs one scenario against one tenant's bundle: a fresh org, a fresh clock, a fresh DLQ.
+/// Loads every fixture set the scenarios' runs read, each once.
+pub fn load_fixtures(
+    scenarios: &[Scenario],
+    dir: &std::path::Path,
+) -> Result<BTreeMap<String, SourceSet>, SourceError> {
+    let mut fixtures = BTreeMap::new();
+    for name in scenarios.iter().flat_map(Scenario::fixture_sets) {
+        if !fixtures.contains_key(name) {
+            fixtures.insert(name.to_string(), SourceSet::load_dir(&dir.join(name))?);
+        }
+    }
+    Ok(fixtures)
+}
+
+/// Runs the engine through one scenario against a fresh mock org and checks every invariant.
+/// `fixtures` holds (at least) the sets the scenario's runs read.
 pub async fn run_scenario(
     bundle: &Bundle,
     scenario: &Scenario,
-    source: &SourceSet,
+    fixtures: &BTreeMap<String, SourceSet>,
     seed: Seed,
     real_time: bool,
 ) -> Result<RunResult, GateError> {
+    let fixture_set = |name: &str| {
+        fixtures.get(name).ok_or_else(|| {
+            GateError::Store(format!(
+                "scenario {}: fixture set `{name}` was not loaded",
+                scenario.name
+            ))
+        })
+    };
+    let first = fixture_set(&scenario.fixtures)?;
+    let next = match &scenario.next_run {
+        Some(n) => Some((n.after.0, fixture_set(&n.fixtures)?)),
+        None => None,
+    };
+    let combined;
+    let source = match next {
+        Some((_, later)) => {
+            combined = first.followed_by(later);
+            &combined
+        }
+        None => first,
+    };
     let clock = if real_time {
         Clock::system()
     } else {
@@ -407,6 +436,9 @@ pub async fn run_scenario(
     if let Some(v) = scenario.engine.drop_unmapped_columns {
         config.fault_drop_unmapped_columns = v;
     }
+    if let Some(v) = scenario.engine.upsert_deletes {
+        config.fault_upsert_deletes = v;
+    }
     let dlq = MemoryStore::new();
     let request_log = crate::engine::client::RequestLog::default();
     let target = Target {
@@ -418,9 +450,20 @@ pub async fn run_scenario(
             client_secret: Secret::new(creds.client_secret.clone()),
         },
     };
-    let outcome = Sync::new(bundle, config, clock.clone(), seed, &dlq)
-        .run(source, &target)
+    let mut outcome = Sync::new(bundle, config.clone(), clock.clone(), seed, &dlq)
+        .run(first, &target)
         .await;
+    if let (Ok(report), Some((after, later))) = (&mut outcome, next) {
+        clock.sleep_until(started.plus(after)).await;
+        let requests_before = org.journal().len() as u64;
+        match Sync::new(bundle, config, clock.clone(), seed, &dlq)
+            .run(later, &target)
+            .await
+        {
+            Ok(second) => report.absorb(second, requests_before),
+            Err(e) => outcome = Err(e),
+        }
+    }
     running.stop().await;
 
     let journal = org.journal();

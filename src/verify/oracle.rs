@@ -142,9 +142,12 @@ pub struct AppliedEdit {
     pub at: crate::sim::Timestamp,
 }
 
-/// Adjusts `expected` for edits a sales rep made in the org during the run: a field edited
-/// after the source's change keeps the edit (Salesforce's newer value wins). Where the
-/// source change has no `updated_at`, either value is right, so the field is not checked.
+/// Adjusts `expected` for edits a sales rep made in the org during the run. A record edited
+/// after the source's change keeps what Salesforce holds: the engine compares by record
+/// (`LastModifiedDate`), so every field whose value differs keeps the org's value — the
+/// previous source version's, with the edit on top. A record edited before the source's change
+/// gets the source's values. Where the source change has no `updated_at`, either outcome is
+/// right, so the edited fields are not checked.
 pub fn apply_manual_edits(
     expected: &mut Expectations,
     bundle: &Bundle,
@@ -155,37 +158,56 @@ pub fn apply_manual_edits(
         let Some(spec) = bundle.object(&edit.object) else {
             continue;
         };
-        let changed_at = source
-            .latest(&spec.source)
+        let versions: Vec<_> = source
+            .entities
+            .get(&spec.source)
             .into_iter()
-            .find(|r| r.id == edit.external_id)
-            .and_then(|r| r.changed_at);
-        let Some(list) = expected.get_mut(&edit.object) else {
+            .flatten()
+            .filter(|r| r.id == edit.external_id)
+            .collect();
+        let Some(latest) = versions.iter().max_by_key(|r| r.version) else {
             continue;
         };
-        for (id, exp) in list.iter_mut() {
-            let Expected::Present { values } = exp else {
-                continue;
-            };
-            if *id != edit.external_id {
-                continue;
-            }
-            for (field, value) in &edit.set {
-                let source_owned = spec
-                    .fields
-                    .get(field)
-                    .is_some_and(|f| f.owner == crate::contract::Owner::Source);
-                if !source_owned {
-                    continue;
+        let previous = versions
+            .iter()
+            .filter(|r| r.version < latest.version && !r.deleted)
+            .max_by_key(|r| r.version)
+            .and_then(|r| {
+                map_record(spec, r, |p| bundle.object(p).map(|o| o.external_id.clone())).ok()
+            });
+        let Some(Expected::Present { values }) = expected
+            .get_mut(&edit.object)
+            .and_then(|list| list.iter_mut().find(|(id, _)| *id == edit.external_id))
+            .map(|(_, e)| e)
+        else {
+            continue;
+        };
+        let source_owned = |field: &str| {
+            spec.fields
+                .get(field)
+                .is_some_and(|f| f.owner == crate::contract::Owner::Source && f.ty != FieldType::Reference)
+        };
+        match latest.changed_at {
+            Some(t) if t < edit.at => {
+                let keys: Vec<String> = values
+                    .keys()
+                    .filter(|k| **k != spec.external_id && source_owned(k))
+                    .cloned()
+                    .collect();
+                for key in keys {
+                    let org_value = edit
+                        .set
+                        .get(&key)
+                        .or_else(|| previous.as_ref().and_then(|p| p.payload.get(&key)))
+                        .cloned()
+                        .unwrap_or(Value::Null);
+                    values.insert(key, org_value);
                 }
-                match changed_at {
-                    Some(t) if t < edit.at => {
-                        values.insert(field.clone(), value.clone());
-                    }
-                    Some(_) => {}
-                    None => {
-                        values.remove(field);
-                    }
+            }
+            Some(_) => {}
+            None => {
+                for field in edit.set.keys().filter(|f| source_owned(f)) {
+                    values.remove(field);
                 }
             }
         }

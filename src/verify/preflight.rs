@@ -14,7 +14,6 @@ use super::gate::{run_scenario, ContractChange, GateError, RunResult};
 use super::pacts::{verify_against_mock, verify_against_url, PactCheck};
 use crate::contract::diff::{diff, Impact};
 use crate::contract::{Bundle, FieldSpec, FieldType, Registry};
-use crate::engine::source::SourceSet;
 use crate::sim::{Scenario, Seed};
 
 /// What to certify.
@@ -152,16 +151,11 @@ pub async fn run_preflight(opts: &PreflightOptions) -> Result<Certification, Pre
         None => None,
     };
     let scenarios = Scenario::load_dir(&opts.scenarios).map_err(GateError::from)?;
-    let mut fixtures: BTreeMap<String, SourceSet> = BTreeMap::new();
+    let fixtures =
+        super::gate::load_fixtures(&scenarios, &opts.fixtures).map_err(GateError::from)?;
     let mut runs = Vec::new();
     for s in &scenarios {
-        if !fixtures.contains_key(&s.fixtures) {
-            fixtures.insert(
-                s.fixtures.clone(),
-                SourceSet::load_dir(&opts.fixtures.join(&s.fixtures)).map_err(GateError::from)?,
-            );
-        }
-        runs.push(run_scenario(&proposed, s, &fixtures[&s.fixtures], opts.seed, false).await?);
+        runs.push(run_scenario(&proposed, s, &fixtures, opts.seed, false).await?);
     }
     Ok(Certification {
         partner: current.partner.clone(),
