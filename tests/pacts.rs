@@ -318,7 +318,10 @@ fn generate(bundle: &Bundle, provider: &str) -> Value {
             continue;
         }
         let ext = &spec.external_id;
-        let example = format!("{api}/sobjects/{name}/{ext}/{}", example_ext_id(bundle, name));
+        let example = format!(
+            "{api}/sobjects/{name}/{ext}/{}",
+            example_ext_id(bundle, name)
+        );
         let pattern = format!("^{}/sobjects/{name}/{ext}/[^/]+$", regex_escape(&api));
         let state = parent_state(bundle, name);
         let description = format!("a delete of a {name} record by {ext}");

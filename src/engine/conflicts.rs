@@ -38,11 +38,7 @@ fn comparable_fields<'s>(spec: &'s ObjectSpec, items: &[Item<'_>]) -> Vec<&'s st
     spec.fields
         .iter()
         .filter(|(name, f)| **name != spec.external_id && f.ty != FieldType::Reference)
-        .filter(|(name, _)| {
-            items
-                .iter()
-                .any(|i| i.payload.get(name.as_str()).is_some())
-        })
+        .filter(|(name, _)| items.iter().any(|i| i.payload.get(name.as_str()).is_some()))
         .map(|(name, _)| name.as_str())
         .collect()
 }

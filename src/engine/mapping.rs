@@ -73,7 +73,11 @@ pub fn map_record(
     }
     let mut unmapped = BTreeSet::new();
     let mut routed = BTreeMap::new();
-    for (column, raw) in record.data.iter().filter(|(k, _)| !used.contains(k.as_str())) {
+    for (column, raw) in record
+        .data
+        .iter()
+        .filter(|(k, _)| !used.contains(k.as_str()))
+    {
         match drift_target(object, column) {
             Some(name) => {
                 let value = coerce(name, column, &object.fields[name], raw)?;

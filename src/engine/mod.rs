@@ -205,14 +205,16 @@ impl SyncReport {
                 .extend(columns);
         }
         for (entity, routed) in later.routed_columns {
-            self.routed_columns.entry(entity).or_default().extend(routed);
+            self.routed_columns
+                .entry(entity)
+                .or_default()
+                .extend(routed);
         }
         self.conflicts.extend(later.conflicts);
-        self.events
-            .extend(later.events.into_iter().map(|mut e| {
-                e.after_request += requests_before;
-                e
-            }));
+        self.events.extend(later.events.into_iter().map(|mut e| {
+            e.after_request += requests_before;
+            e
+        }));
     }
 }
 
@@ -322,7 +324,10 @@ impl<'a> Sync<'a> {
     /// The idempotency key of one record version: tenant, object, source ID, operation, version.
     fn idempotency_key(&self, object: &str, record: &SourceRecord) -> String {
         let op = if record.deleted { "delete" } else { "upsert" };
-        format!("{}|{object}|{}|{op}|{}", self.tenant, record.id, record.version)
+        format!(
+            "{}|{object}|{}|{op}|{}",
+            self.tenant, record.id, record.version
+        )
     }
 
     /// Records that this version of `record` was applied (its key lives for the TTL).

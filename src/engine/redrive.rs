@@ -7,6 +7,7 @@ use serde_json::Value;
 
 use super::client::SalesforceClient;
 use super::dlq::ErrorClass;
+use crate::contract::rules::{check_write, WriteKind};
 use crate::contract::Bundle;
 use crate::sim::Clock;
 use crate::store::{DeadLetterStore, DlqFilter, StoreError, StoredLetter};
@@ -56,7 +57,19 @@ pub async fn redrive(
         let Some(letters) = by_object.remove(object) else {
             continue;
         };
-        for batch in letters.chunks(200) {
+        // A letter the (fixed or not) contract still rejects is not worth a call.
+        let mut valid = Vec::new();
+        for l in letters {
+            let payload = l.letter.payload.as_object().cloned().unwrap_or_default();
+            match check_write(object, spec, &payload, WriteKind::Update) {
+                Ok(()) => valid.push(l),
+                Err(e) => {
+                    again(dlq, &l, &e.code, &e.message, None, clock.now()).await?;
+                    report.failed_again += 1;
+                }
+            }
+        }
+        for batch in valid.chunks(200) {
             let payloads: Vec<Value> = batch.iter().map(|l| l.letter.payload.clone()).collect();
             report.sent += batch.len();
             let now = clock.now();

@@ -202,7 +202,11 @@ impl State {
             };
             self.org.act_as(org::REP_USER_ID);
             // A rep's edit that breaks a rule is simply not saved, as in the UI.
-            if self.org.update(&edit.object, &id, edit.set.clone(), now).is_ok() {
+            if self
+                .org
+                .update(&edit.object, &id, edit.set.clone(), now)
+                .is_ok()
+            {
                 self.edits[i].saved_at = Some(now);
             }
             self.org.act_as(org::API_USER_ID);

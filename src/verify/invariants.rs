@@ -214,7 +214,15 @@ fn check_never_sent(ev: &Evidence<'_>, add: &mut impl FnMut(&'static str, String
         };
         let invalid: std::collections::HashSet<&str> = expected
             .iter()
-            .filter(|(_, e)| matches!(e, Expected::DeadLetter { before_call: true, .. }))
+            .filter(|(_, e)| {
+                matches!(
+                    e,
+                    Expected::DeadLetter {
+                        before_call: true,
+                        ..
+                    }
+                )
+            })
             .map(|(id, _)| id.as_str())
             .collect();
         if invalid.is_empty() {
@@ -227,7 +235,8 @@ fn check_never_sent(ev: &Evidence<'_>, add: &mut impl FnMut(&'static str, String
                 .and_then(|b| b.get("records"))
                 .and_then(Value::as_array);
             for r in records.into_iter().flatten() {
-                let is_object = r.pointer("/attributes/type").and_then(Value::as_str) == Some(object);
+                let is_object =
+                    r.pointer("/attributes/type").and_then(Value::as_str) == Some(object);
                 let ext = r.get(&spec.external_id).and_then(Value::as_str);
                 if let (true, Some(ext)) = (is_object, ext) {
                     if invalid.contains(ext) {

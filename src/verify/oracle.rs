@@ -183,9 +183,9 @@ pub fn apply_manual_edits(
             continue;
         };
         let source_owned = |field: &str| {
-            spec.fields
-                .get(field)
-                .is_some_and(|f| f.owner == crate::contract::Owner::Source && f.ty != FieldType::Reference)
+            spec.fields.get(field).is_some_and(|f| {
+                f.owner == crate::contract::Owner::Source && f.ty != FieldType::Reference
+            })
         };
         match latest.changed_at {
             Some(t) if t < edit.at => {
