@@ -47,7 +47,10 @@ struct Org {
 }
 
 async fn org(scenario_yaml: &str) -> Org {
-    let bundle = northwind_production();
+    org_with(northwind_production(), scenario_yaml).await
+}
+
+async fn org_with(bundle: Bundle, scenario_yaml: &str) -> Org {
     let scenario = Scenario::from_yaml(Path::new("test.yaml"), scenario_yaml).unwrap();
     let clock = Clock::virtual_at(scenario.start);
     let creds = ClientCredentials::gate();
@@ -361,6 +364,59 @@ manual_edits:
     assert!(
         Timestamp::parse(&c.crm_modified_at).unwrap()
             > Timestamp::parse(&c.source_changed_at).unwrap()
+    );
+    o.running.stop().await;
+}
+
+#[tokio::test]
+async fn a_regex_validation_rule_is_checked_before_sending_and_predicted_by_the_oracle() {
+    let mut bundle = northwind_production();
+    bundle
+        .objects
+        .get_mut("Account")
+        .unwrap()
+        .validation_rules
+        .push(syncgate::contract::ValidationRule {
+            name: "Phone_Format".into(),
+            field: Some("Phone".into()),
+            regex: Some(r"\+1 \d{3}-\d{4}".into()),
+            condition: None,
+            message: "Phone must look like +1 555-0100".into(),
+        });
+    let o = org_with(bundle.clone(), "purpose: rules\nfaults: []\n").await;
+    let dir = tempfile::tempdir().unwrap();
+    let src = source(
+        dir.path(),
+        &[(
+            "accounts.jsonl",
+            vec![
+                account("CUST-1", 1, json!({})),
+                account("CUST-2", 1, json!({"phone": "0044 20 7946 0000"})),
+            ],
+        )],
+    );
+    let report = o.sync(&src).await;
+    assert_eq!((report.created, report.rejected_before_sending), (1, 1));
+    let letters = o.dlq.dlq_list(&DlqFilter::default()).await.unwrap();
+    assert_eq!(letters.len(), 1);
+    assert_eq!(
+        letters[0].letter.error_code,
+        "FIELD_CUSTOM_VALIDATION_EXCEPTION"
+    );
+    // The oracle predicts the same fate, before any call.
+    let expected = syncgate::verify::oracle::expectations(&bundle, &bundle, &src);
+    let fate = &expected["Account"]
+        .iter()
+        .find(|(id, _)| id == "CUST-2")
+        .unwrap()
+        .1;
+    assert!(
+        matches!(
+            fate,
+            syncgate::verify::oracle::Expected::DeadLetter { code, before_call: true, .. }
+                if code == "FIELD_CUSTOM_VALIDATION_EXCEPTION"
+        ),
+        "{fate:?}"
     );
     o.running.stop().await;
 }

@@ -1,8 +1,11 @@
 //! Field rules a Salesforce org enforces on every write, with Salesforce's error codes.
 //!
 //! The mock org answers with these errors; the verifier uses the same rules as its oracle
-//! for which source records must end in the dead-letter queue. The engine does not call
-//! them: it must learn from the org's answers, which is what the gate tests.
+//! for which source records must end in the dead-letter queue; the engine pre-validates
+//! each record with them (and with the bundle's regex validation rules, [`RegexRules`]) so a
+//! record Salesforce would reject costs no API call. Everything the contract does not say
+//! (rules on other records, org changes behind the contract's back) the engine still learns
+//! from the org's answers, which is what the gate tests.
 
 use serde_json::{Map, Value};
 
@@ -318,5 +321,49 @@ mod tests {
         let err = check_write("Account", &account(), &map, WriteKind::Create).unwrap_err();
         assert_eq!(err.message, "Required fields are missing: [Name]");
         assert_eq!(err.fields, vec!["Name".to_string()]);
+    }
+}
+
+/// The bundle's `regex` validation rules of one object, compiled: a field's non-blank value
+/// must match the whole pattern, as the org checks it (`FIELD_CUSTOM_VALIDATION_EXCEPTION`).
+/// Condition rules need the record as the org holds it and are left to the org.
+#[derive(Clone, Debug, Default)]
+pub struct RegexRules {
+    rules: Vec<(String, regex::Regex, String)>,
+}
+
+impl RegexRules {
+    pub fn compile(spec: &ObjectSpec) -> Self {
+        let rules = spec
+            .validation_rules
+            .iter()
+            .filter_map(|r| {
+                let field = r.field.clone()?;
+                // Rules are checked when the bundle loads; one that does not compile here
+                // (a bundle built in code) is left to the org.
+                let re = regex::Regex::new(&format!("^(?:{})$", r.regex.as_deref()?)).ok()?;
+                Some((field, re, r.message.clone()))
+            })
+            .collect();
+        RegexRules { rules }
+    }
+
+    /// The first rule `values` break, as the org would report it.
+    pub fn check(&self, values: &Map<String, Value>) -> Result<(), RecordError> {
+        for (field, re, message) in &self.rules {
+            let text = match values.get(field) {
+                Some(Value::String(s)) if !s.is_empty() => s.clone(),
+                Some(Value::Number(n)) => n.to_string(),
+                _ => continue,
+            };
+            if !re.is_match(&text) {
+                return Err(RecordError::new(
+                    "FIELD_CUSTOM_VALIDATION_EXCEPTION",
+                    message.clone(),
+                    vec![field.clone()],
+                ));
+            }
+        }
+        Ok(())
     }
 }

@@ -26,7 +26,7 @@ use self::dlq::{DeadLetter, ErrorClass};
 use self::mapping::map_record;
 use self::retry::{item_is_retryable, Action, Backoff, Failure};
 use self::source::{SourceRecord, SourceSet};
-use crate::contract::rules::{check_write, WriteKind};
+use crate::contract::rules::{check_write, RegexRules, WriteKind};
 use crate::contract::Bundle;
 use crate::sim::{Clock, Rng, Seed, Timestamp};
 use crate::store::limiter::{Admission, LimitError, LimitPolicy, Limiter, Permit, WaitReason};
@@ -415,6 +415,7 @@ impl<'a> Sync<'a> {
         self.requests_sent = client.requests();
         let mut items = Vec::new();
         let mut hard_deletes = Vec::new();
+        let regex_rules = RegexRules::compile(spec);
         for &record in records {
             self.report.records += 1;
             if let Some((store, _)) = self.dedupe {
@@ -496,7 +497,9 @@ impl<'a> Sync<'a> {
             // rejected by Salesforce: it goes to the dead-letter queue now. Checked as an
             // update (a required field the source leaves out may already be set in the org).
             if !self.config.fault_skip_prevalidation {
-                if let Err(e) = check_write(object, spec, &mapped.payload, WriteKind::Update) {
+                let verdict = check_write(object, spec, &mapped.payload, WriteKind::Update)
+                    .and_then(|()| regex_rules.check(&mapped.payload));
+                if let Err(e) = verdict {
                     self.report.rejected_before_sending += 1;
                     let now = self.clock.now();
                     self.dead_letter(

@@ -351,6 +351,32 @@ impl Org {
         self.acting_user = user.to_string();
     }
 
+    /// The first validation rule a new record with `fields` would break (the oracle's
+    /// prediction; parent paths read this org's records, so a fresh org sees none).
+    pub fn rule_violation(&self, object: &str, fields: &Map<String, Value>) -> Option<RecordError> {
+        let rules = self.rules.get(object)?;
+        let now = Timestamp::from_millis(0);
+        rules.iter().find_map(|rule| {
+            let failed = match &rule.check {
+                Check::Regex(re) => match rule.field.as_ref().and_then(|f| fields.get(f)) {
+                    Some(Value::String(s)) if !s.is_empty() => !re.is_match(s),
+                    Some(Value::Number(n)) => !re.is_match(&n.to_string()),
+                    _ => false,
+                },
+                Check::Condition(e) => soql::eval(e, now, &|p: &FieldPath| {
+                    self.path_value(object, None, fields, p)
+                }),
+            };
+            failed.then(|| {
+                RecordError::new(
+                    "FIELD_CUSTOM_VALIDATION_EXCEPTION",
+                    rule.message.clone(),
+                    rule.field.iter().cloned().collect(),
+                )
+            })
+        })
+    }
+
     /// Checks an upsert of `values` into `object` keyed by `ext_field = ext_value`, resolving
     /// parent relationships given by external ID. Nothing changes until [`Org::apply`].
     pub fn prepare_upsert(

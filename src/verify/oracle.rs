@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde_json::{Map, Value};
 
-use crate::contract::rules::{check_write, WriteKind};
+use crate::contract::rules::{check_write, RegexRules, WriteKind};
 use crate::contract::{Bundle, FieldType};
 use crate::engine::deletes::{apply_policy, policy_payload};
 use crate::engine::mapping::map_record;
@@ -36,6 +36,8 @@ pub type Expectations = BTreeMap<String, Vec<(String, Expected)>>;
 /// is (which writes it accepts) — the same bundle unless a scenario changed the org.
 pub fn expectations(bundle: &Bundle, org: &Bundle, source: &SourceSet) -> Expectations {
     let mut out: Expectations = BTreeMap::new();
+    // The org's validation rules, evaluated as the mock org does for a new record.
+    let org_rules = crate::mock::org::Org::new(org.clone());
     let mut present: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
     for (object, spec) in bundle.objects_parent_first() {
         let mut list = Vec::new();
@@ -57,14 +59,19 @@ pub fn expectations(bundle: &Bundle, org: &Bundle, source: &SourceSet) -> Expect
                     }
                     // The engine checks the record against its own contract first (as an
                     // update), then the org checks it against what it really is.
-                    let own = check_write(object, spec, &mapped.payload, WriteKind::Update);
+                    let own = check_write(object, spec, &mapped.payload, WriteKind::Update)
+                        .and_then(|()| RegexRules::compile(spec).check(&mapped.payload));
                     let org_check = || {
                         check_write(
                             object,
                             org.object(object).unwrap_or(spec),
                             &mapped.payload,
                             WriteKind::Create,
-                        )
+                        )?;
+                        match org_rules.rule_violation(object, &mapped.payload) {
+                            Some(e) => Err(e),
+                            None => Ok(()),
+                        }
                     };
                     match (own, org_check()) {
                         (Err(e), _) => Expected::DeadLetter {
