@@ -177,7 +177,11 @@ impl TableSource {
 
     /// Stores the cursors of `pull`: call it once every record of the pull is applied or
     /// dead-lettered.
-    pub async fn commit(&self, pull: &Pull, cursors: &dyn CheckpointStore) -> Result<(), TableError> {
+    pub async fn commit(
+        &self,
+        pull: &Pull,
+        cursors: &dyn CheckpointStore,
+    ) -> Result<(), TableError> {
         for (scope, cursor) in &pull.pending {
             let text = serde_json::to_string(cursor).expect("a cursor serializes");
             cursors.set_checkpoint(scope, &text).await?;
@@ -239,8 +243,12 @@ fn record_from(
     };
     data.remove("updated_at");
     let version = match data.remove("version") {
-        None => u64::try_from(changed_at.as_millis())
-            .map_err(|_| bad("updated_at", "is before 1970; add a `version` column".into()))?,
+        None => u64::try_from(changed_at.as_millis()).map_err(|_| {
+            bad(
+                "updated_at",
+                "is before 1970; add a `version` column".into(),
+            )
+        })?,
         Some(Value::Number(n)) if n.as_u64().is_some() => n.as_u64().unwrap_or_default(),
         Some(other) => {
             return Err(bad(
@@ -328,7 +336,11 @@ fn sqlite_rows(
     let names: Vec<String> = columns.iter().map(|(n, _)| n.clone()).collect();
     require(table, &names, "id", ID_HINT)?;
     require(table, &names, "updated_at", UPDATED_HINT)?;
-    let select = names.iter().map(|n| quote(n)).collect::<Vec<_>>().join(", ");
+    let select = names
+        .iter()
+        .map(|n| quote(n))
+        .collect::<Vec<_>>()
+        .join(", ");
     let (sql, params): (String, Vec<rusqlite::types::Value>) = match cursor {
         None => (
             format!(
@@ -495,15 +507,13 @@ async fn pg_rows(
         Some((_, t)) if t == "timestamp with time zone" || t == "timestamp without time zone" => {
             t.clone()
         }
-        Some((_, t)) => {
-            return Err(TableError::MissingColumn {
-                table: table.into(),
-                column: "updated_at".into(),
-                hint: format!(
-                    "it is `{t}`; make it `timestamp with time zone` (the cursor compares timestamps)"
-                ),
-            })
-        }
+        Some((_, t)) => return Err(TableError::MissingColumn {
+            table: table.into(),
+            column: "updated_at".into(),
+            hint: format!(
+                "it is `{t}`; make it `timestamp with time zone` (the cursor compares timestamps)"
+            ),
+        }),
         None => unreachable!("checked above"),
     };
     let t = quote(table);
@@ -554,8 +564,12 @@ async fn pg_rows(
             _ => return Err(qerr(format!("row {id} did not read as a JSON object"))),
         };
         let origin = format!("table {table} id {id}");
-        out.records
-            .push(record_from(table, data, Timestamp::from_millis(ms), origin)?);
+        out.records.push(record_from(
+            table,
+            data,
+            Timestamp::from_millis(ms),
+            origin,
+        )?);
         out.last = Some(Cursor {
             updated_at: Value::String(at),
             id: Value::String(id),
@@ -586,7 +600,10 @@ mod tests {
     }
 
     fn ids(pull: &Pull, table: &str) -> Vec<String> {
-        pull.set.entities[table].iter().map(|r| r.id.clone()).collect()
+        pull.set.entities[table]
+            .iter()
+            .map(|r| r.id.clone())
+            .collect()
     }
 
     #[tokio::test]
@@ -604,7 +621,10 @@ mod tests {
         assert_eq!(recs.len(), 2);
         let a = &recs[0];
         assert_eq!(a.id, "A-1");
-        assert_eq!(a.version, 1_795_165_200_250, "version is updated_at in epoch ms");
+        assert_eq!(
+            a.version, 1_795_165_200_250,
+            "version is updated_at in epoch ms"
+        );
         assert_eq!(a.changed_at.unwrap().to_iso(), "2026-11-20T09:00:00.250Z");
         assert!(!a.deleted);
         assert_eq!(
@@ -612,7 +632,11 @@ mod tests {
             serde_json::json!({"company_name": "Acme", "employees": 12, "revenue": 1.5, "active": true})
         );
         assert!(recs[1].deleted);
-        assert_eq!(recs[1].data["company_name"], Value::Null, "NULL is an explicit null");
+        assert_eq!(
+            recs[1].data["company_name"],
+            Value::Null,
+            "NULL is an explicit null"
+        );
         assert!(!pull.more);
     }
 
@@ -622,9 +646,11 @@ mod tests {
         // Three rows in the same millisecond, split by the page: the tie is broken by id.
         let path = db(
             dir.path(),
-            &format!("{SCHEMA} INSERT INTO accounts (id, updated_at) VALUES \
+            &format!(
+                "{SCHEMA} INSERT INTO accounts (id, updated_at) VALUES \
              ('B', '2026-11-20T09:00:00.000Z'), ('A', '2026-11-20T09:00:00.000Z'), \
-             ('C', '2026-11-20T09:00:00.000Z'), ('D', '2026-11-20T09:00:00.001Z');"),
+             ('C', '2026-11-20T09:00:00.000Z'), ('D', '2026-11-20T09:00:00.001Z');"
+            ),
         );
         let src = source(&path).await;
         let store = MemoryStore::new();
@@ -638,7 +664,11 @@ mod tests {
         src.commit(&first, &store).await.unwrap();
 
         let second = src.pull(&["accounts"], &store, 2).await.unwrap();
-        assert_eq!(ids(&second, "accounts"), ["C", "D"], "C shares B's millisecond");
+        assert_eq!(
+            ids(&second, "accounts"),
+            ["C", "D"],
+            "C shares B's millisecond"
+        );
         src.commit(&second, &store).await.unwrap();
         let empty = src.pull(&["accounts"], &store, 2).await.unwrap();
         assert_eq!(empty.rows, 0);
@@ -668,11 +698,17 @@ mod tests {
         );
         let src = source(&path).await;
         let store = MemoryStore::new();
-        let p1 = src.pull(&["accounts", "contacts"], &store, 2).await.unwrap();
+        let p1 = src
+            .pull(&["accounts", "contacts"], &store, 2)
+            .await
+            .unwrap();
         assert_eq!(ids(&p1, "accounts"), ["A", "B"]);
         assert!(!p1.set.entities.contains_key("contacts"));
         src.commit(&p1, &store).await.unwrap();
-        let p2 = src.pull(&["accounts", "contacts"], &store, 2).await.unwrap();
+        let p2 = src
+            .pull(&["accounts", "contacts"], &store, 2)
+            .await
+            .unwrap();
         assert_eq!(ids(&p2, "contacts"), ["C"]);
         assert!(!p2.more);
     }
@@ -683,12 +719,22 @@ mod tests {
         let path = db(dir.path(), "CREATE TABLE accounts (id TEXT, name TEXT);");
         let src = source(&path).await;
         let store = MemoryStore::new();
-        let e = src.pull(&["accounts"], &store, 10).await.err().unwrap().to_string();
+        let e = src
+            .pull(&["accounts"], &store, 10)
+            .await
+            .err()
+            .unwrap()
+            .to_string();
         assert!(
             e.starts_with("source table `accounts` has no column `updated_at`: add an `updated_at` timestamp column"),
             "{e}"
         );
-        let e = src.pull(&["contacts"], &store, 10).await.err().unwrap().to_string();
+        let e = src
+            .pull(&["contacts"], &store, 10)
+            .await
+            .err()
+            .unwrap()
+            .to_string();
         assert!(e.contains("no table `contacts`"), "{e}");
         let e = TableSource::open(&TableDb::Sqlite(dir.path().join("nope.db")), "p/t")
             .await
