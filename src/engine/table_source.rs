@@ -507,13 +507,15 @@ async fn pg_rows(
         Some((_, t)) if t == "timestamp with time zone" || t == "timestamp without time zone" => {
             t.clone()
         }
-        Some((_, t)) => return Err(TableError::MissingColumn {
-            table: table.into(),
-            column: "updated_at".into(),
-            hint: format!(
+        Some((_, t)) => {
+            return Err(TableError::MissingColumn {
+                table: table.into(),
+                column: "updated_at".into(),
+                hint: format!(
                 "it is `{t}`; make it `timestamp with time zone` (the cursor compares timestamps)"
             ),
-        }),
+            })
+        }
         None => unreachable!("checked above"),
     };
     let t = quote(table);
