@@ -586,3 +586,66 @@ async fn postgres_table_source_is_incremental_and_loses_no_tie() {
         std::panic::resume_unwind(panic);
     }
 }
+
+/// The engine's progress hook: settled counts only grow, objects come parents first, and
+/// the last report covers every record of the run.
+#[tokio::test]
+async fn the_progress_hook_follows_every_batch_to_the_end() {
+    use std::sync::{Arc, Mutex};
+    use syncgate::contract::Bundle;
+    use syncgate::engine::client::{Credentials, Secret};
+    use syncgate::engine::source::SourceSet;
+    use syncgate::engine::{EngineConfig, Progress, Sync, Target};
+    use syncgate::mock::{self, ClientCredentials, MockConfig, MockOrg};
+    use syncgate::sim::{Clock, Seed, Timestamp};
+
+    let bundle = Bundle::load(&root().join("contracts/northwind-outfitters/sandbox")).unwrap();
+    let source = SourceSet::load_dir(&root().join("harness/fixtures/default")).unwrap();
+    let clock = Clock::virtual_at(Timestamp::parse("2026-01-05T08:00:00Z").unwrap());
+    let creds = ClientCredentials::gate();
+    let org = MockOrg::new(MockConfig {
+        bundle: bundle.clone(),
+        scenario: None,
+        seed: Seed(1),
+        clock: clock.clone(),
+        clients: vec![creds.clone()],
+    });
+    let running = mock::spawn(org.clone(), 0).await.unwrap();
+    let target = Target {
+        login_url: running.base_url(),
+        credentials: Credentials {
+            client_id: creds.client_id.clone(),
+            client_secret: Secret::new(creds.client_secret.clone()),
+        },
+        request_log: None,
+        ca_pem: None,
+    };
+    let dlq = syncgate::store::MemoryStore::new();
+    let seen: Arc<Mutex<Vec<Progress>>> = Arc::default();
+    let sink = seen.clone();
+    let report = Sync::new(&bundle, EngineConfig::default(), clock, Seed(1), &dlq)
+        .with_progress(Arc::new(move |p: &Progress| {
+            sink.lock().unwrap().push(p.clone())
+        }))
+        .run(&source, &target)
+        .await
+        .unwrap();
+    running.stop().await;
+    let seen = seen.lock().unwrap();
+    assert!(
+        seen.windows(2).all(|w| w[0].settled <= w[1].settled),
+        "{seen:?}"
+    );
+    assert_eq!(seen.last().unwrap().settled, report.records);
+    assert_eq!(report.records, 660);
+    let mut objects: Vec<&str> = seen.iter().map(|p| p.object.as_str()).collect();
+    objects.dedup();
+    assert_eq!(objects, ["Account", "Contact", "Opportunity"]);
+    // One report after mapping each object, and one after each of its batches.
+    let collections = org
+        .journal()
+        .iter()
+        .filter(|j| j.path.contains("/composite/sobjects"))
+        .count();
+    assert_eq!(seen.len(), 3 + collections, "{seen:?}");
+}

@@ -257,12 +257,12 @@ impl Feed {
                     .into_iter()
                     .map(|(_, spec)| spec.source.as_str())
                     .collect();
-                let pull = tables
+                let mut pull = tables
                     .pull(&names, cursors, page)
                     .await
                     .map_err(|e| e.to_string())?;
                 Ok(Pulled {
-                    set: pull.set.clone(),
+                    set: std::mem::take(&mut pull.set),
                     more: pull.more,
                     tables: Some(pull),
                 })
@@ -317,6 +317,9 @@ pub struct SyncSummary {
     pub runs: u32,
     /// Stopped by SIGINT/SIGTERM before the source was drained.
     pub interrupted: bool,
+    /// Why the engine stopped, when it failed (the counts are what it did before).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
 }
 
 impl SyncSummary {
@@ -647,6 +650,16 @@ pub fn sync(args: SyncArgs, db: Option<&str>) -> i32 {
             return exit::BAD_INPUT;
         }
         Err(LoopError::Engine(e)) => {
+            // What got done before the failure still counts (and is recorded as applied).
+            summary.error = Some(e.to_string());
+            if args.json {
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&summary).expect("summary serializes")
+                );
+            } else {
+                print_summary(&summary, &tenant, &args.org.target);
+            }
             error(format_args!("the sync stopped: {e}"));
             return exit::INTERNAL;
         }
