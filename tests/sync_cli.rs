@@ -382,12 +382,25 @@ fn follow_on_a_directory_sends_only_new_versions() {
     });
     // A few idle ticks: nothing is sent again.
     std::thread::sleep(Duration::from_millis(400));
+    // A line caught half-written fails its ticks without ending the follower; once the
+    // writer finishes it, it is synced.
+    let mut f = std::fs::OpenOptions::new()
+        .append(true)
+        .open(&file)
+        .unwrap();
+    write!(f, "{{\"id\":\"CUST-3\",\"vers").unwrap();
+    f.flush().unwrap();
+    std::thread::sleep(Duration::from_millis(400));
+    writeln!(f, "ion\":1,\"data\":{{\"company_name\":\"Three\"}}}}").unwrap();
+    drop(f);
+    wait_for("the finished line", || names().len() == 3);
     let (code, summary) = terminate(child);
     assert_eq!(code, Some(0), "{summary}");
-    assert_eq!(summary["created"], 2, "{summary}");
+    assert_eq!(summary["created"], 3, "{summary}");
     assert_eq!(summary["updated"], 1, "{summary}");
-    assert_eq!(summary["records"], 3, "{summary}");
-    assert_eq!(summary["runs"], 2, "{summary}");
+    assert_eq!(summary["records"], 4, "{summary}");
+    assert_eq!(summary["runs"], 3, "{summary}");
+    assert!(summary["tick_failures"].as_u64().unwrap() >= 1, "{summary}");
 }
 
 #[test]

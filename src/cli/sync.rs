@@ -69,7 +69,7 @@ pub struct SyncArgs {
     #[arg(long)]
     pub follow: bool,
     /// How long `--follow` waits between ticks (`500ms`, `5s`, `1m`).
-    #[arg(long, default_value = "5s", value_name = "DURATION", value_parser = parse_poll)]
+    #[arg(long, default_value = "5s", value_name = "DURATION", value_parser = parse_poll, requires = "follow")]
     pub poll: Duration,
     /// Most table rows read per engine run; the cursor is committed after each one.
     #[arg(long, default_value_t = 5000, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
@@ -317,6 +317,8 @@ pub struct SyncSummary {
     pub runs: u32,
     /// Stopped by SIGINT/SIGTERM before the source was drained.
     pub interrupted: bool,
+    /// `--follow` ticks that failed and were tried again on the next tick.
+    pub tick_failures: u32,
     /// Why the engine stopped, when it failed (the counts are what it did before).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
@@ -440,6 +442,15 @@ enum LoopError {
     Engine(EngineError),
 }
 
+impl std::fmt::Display for LoopError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            LoopError::Source(e) => write!(f, "{e}"),
+            LoopError::Engine(e) => write!(f, "the engine stopped: {e}"),
+        }
+    }
+}
+
 impl Loop<'_> {
     /// Runs until the source is drained (or, with `--follow`, until a stop).
     async fn run(
@@ -468,12 +479,25 @@ impl Loop<'_> {
         clock: &Clock,
         summary: &mut SyncSummary,
     ) -> Result<(), LoopError> {
+        let mut first = true;
         loop {
             // Step 1: source → org, page by page, each page's cursor committed after it.
-            if !self.sync_changes(feed, client, summary).await? {
-                summary.interrupted = true;
-                return Ok(());
+            match self.sync_changes(feed, client, summary).await {
+                Ok(true) => {}
+                Ok(false) => {
+                    summary.interrupted = true;
+                    return Ok(());
+                }
+                // A failure on the first tick is a configuration problem: stop. Later, a
+                // source half-written or an org briefly away must not end a follower: the
+                // page was not committed, so the next tick tries it again.
+                Err(e) if self.follow && !first => {
+                    summary.tick_failures += 1;
+                    eprintln!("warning: this tick failed, trying again next tick: {e}");
+                }
+                Err(e) => return Err(e),
             }
+            first = false;
             // Step 2 (to come): Salesforce change events → source, pumped here each tick
             // by `engine::cdc`, with its replay ID committed like the cursors above.
             if !self.follow {
@@ -652,13 +676,16 @@ pub fn sync(args: SyncArgs, db: Option<&str>) -> i32 {
         Err(LoopError::Engine(e)) => {
             // What got done before the failure still counts (and is recorded as applied).
             summary.error = Some(e.to_string());
-            if args.json {
-                println!(
-                    "{}",
-                    serde_json::to_string_pretty(&summary).expect("summary serializes")
-                );
-            } else {
-                print_summary(&summary, &tenant, &args.org.target);
+            // Nothing to show when it failed before doing anything (an unreachable org).
+            if summary.runs > 0 {
+                if args.json {
+                    println!(
+                        "{}",
+                        serde_json::to_string_pretty(&summary).expect("summary serializes")
+                    );
+                } else {
+                    print_summary(&summary, &tenant, &args.org.target);
+                }
             }
             error(format_args!("the sync stopped: {e}"));
             return exit::INTERNAL;
