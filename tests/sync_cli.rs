@@ -369,7 +369,7 @@ fn follow_on_a_directory_sends_only_new_versions() {
         .unwrap();
     writeln!(
         f,
-        "{{\"id\":\"CUST-1\",\"version\":2,\"data\":{{\"company_name\":\"Uno\"}}}}\n{{\"id\":\"CUST-2\",\"version\":1,\"data\":{{\"company_name\":\"Two\"}}}}"
+        "{{\"id\":\"CUST-1\",\"version\":3,\"data\":{{\"company_name\":\"Uno\"}}}}\n{{\"id\":\"CUST-2\",\"version\":1,\"data\":{{\"company_name\":\"Two\"}}}}"
     )
     .unwrap();
     drop(f);
@@ -391,9 +391,16 @@ fn follow_on_a_directory_sends_only_new_versions() {
     write!(f, "{{\"id\":\"CUST-3\",\"vers").unwrap();
     f.flush().unwrap();
     std::thread::sleep(Duration::from_millis(400));
-    writeln!(f, "ion\":1,\"data\":{{\"company_name\":\"Three\"}}}}").unwrap();
+    // A stale version arriving late must not overwrite the newer one.
+    writeln!(
+        f,
+        "ion\":1,\"data\":{{\"company_name\":\"Three\"}}}}\n{{\"id\":\"CUST-1\",\"version\":2,\"data\":{{\"company_name\":\"Stale\"}}}}"
+    )
+    .unwrap();
     drop(f);
     wait_for("the finished line", || names().len() == 3);
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(names()[0], ("CUST-1".to_string(), "Uno".to_string()));
     let (code, summary) = terminate(child);
     assert_eq!(code, Some(0), "{summary}");
     assert_eq!(summary["created"], 3, "{summary}");

@@ -1,7 +1,7 @@
 //! `syncgate sync` and `syncgate dlq …`: the engine against a real (or mock) org, and the
 //! dead-letter queue it leaves.
 
-use std::collections::HashSet;
+use std::collections::HashMap;
 use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -212,11 +212,12 @@ impl SourceSpec {
 /// A source as the sync loop reads it: changes since the last commit, then a commit once
 /// the engine has applied (or dead-lettered) them.
 enum Feed {
-    /// Re-read on every tick; versions settled earlier in this process are not sent again
-    /// (across restarts, the dedupe store skips them).
+    /// Re-read on every tick; only versions above the highest settled earlier in this
+    /// process are sent (across restarts, the dedupe store skips applied ones). A stale
+    /// version appended late never overwrites a newer one.
     Dir {
         path: PathBuf,
-        settled: HashSet<(String, String, u64)>,
+        settled: HashMap<(String, String), u64>,
     },
     Tables(TableSource),
 }
@@ -241,7 +242,9 @@ impl Feed {
                 let mut set = SourceSet::load_dir(path).map_err(|e| e.to_string())?;
                 for records in set.entities.values_mut() {
                     records.retain(|r| {
-                        !settled.contains(&(r.entity.clone(), r.id.clone(), r.version))
+                        settled
+                            .get(&(r.entity.clone(), r.id.clone()))
+                            .is_none_or(|&done| r.version > done)
                     });
                 }
                 set.entities.retain(|_, records| !records.is_empty());
@@ -278,7 +281,8 @@ impl Feed {
         match self {
             Feed::Dir { settled, .. } => {
                 for r in pulled.set.entities.values().flatten() {
-                    settled.insert((r.entity.clone(), r.id.clone(), r.version));
+                    let done = settled.entry((r.entity.clone(), r.id.clone())).or_default();
+                    *done = (*done).max(r.version);
                 }
                 Ok(())
             }
@@ -655,7 +659,7 @@ pub fn sync(args: SyncArgs, db: Option<&str>) -> i32 {
         let mut feed = match &spec {
             SourceSpec::Dir(path) => Feed::Dir {
                 path: path.clone(),
-                settled: HashSet::new(),
+                settled: HashMap::new(),
             },
             SourceSpec::Tables(db) => Feed::Tables(
                 TableSource::open(db, &tenant)
