@@ -11,6 +11,7 @@ pub mod mapping;
 pub mod redrive;
 pub mod retry;
 pub mod source;
+pub mod table_source;
 pub mod worker;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -235,6 +236,17 @@ pub enum EngineError {
     Work(String),
 }
 
+/// How far a run is: records settled so far (applied, skipped as already synced, or
+/// dead-lettered) and the object being worked on. Given to a [`ProgressHook`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Progress {
+    pub object: String,
+    pub settled: usize,
+}
+
+/// Called as records settle (after each batch), e.g. to draw a progress bar.
+pub type ProgressHook = Arc<dyn Fn(&Progress) + Send + std::marker::Sync>;
+
 /// Asked right before each request of a batch: may this engine still send it? A worker
 /// answers by renewing its lease on the batch, and refuses once another worker took it.
 #[async_trait]
@@ -283,6 +295,7 @@ pub struct Sync<'a> {
     limiter: Option<(Arc<dyn Limiter>, LimitPolicy)>,
     /// The daily window of the last answer (and so of `client.usage`).
     usage_read_on: Option<Timestamp>,
+    progress: Option<ProgressHook>,
 }
 
 struct Item<'s> {
@@ -311,6 +324,22 @@ impl<'a> Sync<'a> {
             dedupe: None,
             limiter: None,
             usage_read_on: None,
+            progress: None,
+        }
+    }
+
+    /// Reports progress to `hook` as records settle.
+    pub fn with_progress(mut self, hook: ProgressHook) -> Self {
+        self.progress = Some(hook);
+        self
+    }
+
+    fn report_progress(&self, object: &str, settled: usize) {
+        if let Some(hook) = &self.progress {
+            hook(&Progress {
+                object: object.to_string(),
+                settled,
+            });
         }
     }
 
@@ -527,9 +556,14 @@ impl<'a> Sync<'a> {
             self.resolve_conflicts(client, object, spec, &mut items, fence)
                 .await?;
         }
+        // Records counted so far and not waiting to be sent are settled.
+        let mut settled = self.report.records - items.len();
+        self.report_progress(object, settled);
         for batch in items.chunks(self.config.batch_size.clamp(1, 200)) {
             self.send_batch(client, object, &spec.external_id, batch, fence)
                 .await?;
+            settled += batch.len();
+            self.report_progress(object, settled);
         }
         self.hard_delete(client, object, spec, &hard_deletes, fence)
             .await?;
