@@ -333,6 +333,7 @@ async fn three_workers(connect: Connect, connect_limiter: ConnectLimiter) {
         org: &org_state,
         dead_letters: &letters,
         journal: &journal,
+        manual_edits: &[],
     });
     assert!(violations.is_empty(), "{violations:#?}");
 

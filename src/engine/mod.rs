@@ -2,6 +2,7 @@
 //! `Retry-After`, a daily-budget guard and a dead-letter queue. The gate runs this same
 //! code against the mock over real HTTP.
 
+pub mod cdc;
 pub mod client;
 pub mod dlq;
 pub mod mapping;
@@ -53,6 +54,9 @@ pub struct EngineConfig {
     pub fault_retry_on_lockout: bool,
     /// DELIBERATE FAULT: create records (POST) instead of upserting them by external ID.
     pub fault_create_instead_of_upsert: bool,
+    /// DELIBERATE FAULT: the change-event consumer skips its `EventUuid` dedupe
+    /// (see `cdc::CdcConfig::fault_no_dedupe`).
+    pub fault_cdc_no_dedupe: bool,
 }
 
 impl Default for EngineConfig {
@@ -72,6 +76,7 @@ impl Default for EngineConfig {
             fault_external_id_from: None,
             fault_retry_on_lockout: false,
             fault_create_instead_of_upsert: false,
+            fault_cdc_no_dedupe: false,
         }
     }
 }

@@ -104,6 +104,8 @@ pub struct EngineOverrides {
     pub create_instead_of_upsert: Option<bool>,
     /// Daily windows the engine waits for before giving up (default 2).
     pub max_window_waits: Option<u32>,
+    /// Deliver change events without the `EventUuid` dedupe (a deliberate fault).
+    pub cdc_no_dedupe: Option<bool>,
 }
 
 /// One fault: which requests it matches and how the org answers them.

@@ -9,8 +9,10 @@ use serde_json::Value;
 
 use super::oracle::{Expectations, Expected};
 use crate::contract::{Bundle, FieldType};
+use crate::engine::cdc::CrmChange;
 use crate::engine::dlq::DeadLetter;
 use crate::mock::{JournalEntry, Record};
+use crate::sim::scenario::ManualEdit;
 use crate::sim::time::format_duration;
 
 /// Names of the invariants, as reports show them.
@@ -24,15 +26,17 @@ pub mod names {
     pub const ENGINE_COMPLETED: &str = "engine-completed";
     pub const CRM_OWNED: &str = "crm-owned-fields-untouched";
     pub const CONFORMANCE: &str = "requests-match-contract";
+    pub const CRM_CHANGES: &str = "crm-changes-reach-source";
 
     /// Every invariant, in the order reports list them.
-    pub const ALL: [&str; 9] = [
+    pub const ALL: [&str; 10] = [
         ENGINE_COMPLETED,
         EXACTLY_ONCE,
         VALUES,
         DEAD_LETTERED,
         NOTHING_ELSE,
         CRM_OWNED,
+        CRM_CHANGES,
         CONFORMANCE,
         RETRY_AFTER,
         DAILY_BUDGET,
@@ -57,6 +61,8 @@ pub struct Evidence<'a> {
     pub org: &'a BTreeMap<String, Vec<Record>>,
     pub dead_letters: &'a [DeadLetter],
     pub journal: &'a [JournalEntry],
+    /// The scenario's manual edits: a CRM-owned value a sales rep set is not the sync's doing.
+    pub manual_edits: &'a [ManualEdit],
 }
 
 pub fn check(ev: &Evidence<'_>) -> Vec<Violation> {
@@ -141,8 +147,8 @@ fn check_records(ev: &Evidence<'_>, add: &mut impl FnMut(&'static str, String)) 
                 }
             }
         }
-        // The org starts empty and nobody else writes in these runs: any value in a
-        // CRM-owned field came from the engine.
+        // The org starts empty and only the scenario's sales rep writes besides the sync:
+        // any other value in a CRM-owned field came from the engine.
         for r in records {
             for (field, f) in &spec.fields {
                 if f.owner != crate::contract::Owner::Crm {
@@ -154,6 +160,12 @@ fn check_records(ev: &Evidence<'_>, add: &mut impl FnMut(&'static str, String)) 
                         .get(&spec.external_id)
                         .and_then(Value::as_str)
                         .unwrap_or("?");
+                    let by_rep = ev.manual_edits.iter().any(|e| {
+                        e.object == *object && e.external_id == ext && e.set.get(field) == Some(v)
+                    });
+                    if by_rep {
+                        continue;
+                    }
                     add(
                         names::CRM_OWNED,
                         format!("{object} {ext}: CRM-owned {field} was written by the sync ({v})"),
@@ -273,4 +285,108 @@ fn check_waits(ev: &Evidence<'_>, add: &mut impl FnMut(&'static str, String)) {
             detail,
         );
     }
+}
+
+/// What the change-event consumer delivered after a run, with what it must be checked against.
+pub struct CrmChangeEvidence<'a> {
+    pub bundle: &'a Bundle,
+    /// Live records per object, at the end.
+    pub org: &'a BTreeMap<String, Vec<Record>>,
+    /// The scenario's manual edits: the only writes to CRM-owned fields besides the sync's.
+    pub manual_edits: &'a [ManualEdit],
+    /// Every change the consumer delivered, in order.
+    pub delivered: &'a [CrmChange],
+    /// The consumer's error, if it stopped.
+    pub consumer_error: Option<String>,
+}
+
+/// `crm-changes-reach-source`: every CRM-owned field a sales rep changed reaches the source
+/// with the org's final value; nothing only the sync wrote comes back; no event is
+/// delivered twice.
+pub fn check_crm_changes(ev: &CrmChangeEvidence<'_>) -> Option<Violation> {
+    use crate::contract::Owner;
+    let mut details = Vec::new();
+    if let Some(e) = &ev.consumer_error {
+        details.push(format!("the change-event consumer stopped: {e}"));
+    }
+    let finals = crate::engine::cdc::final_values(ev.delivered);
+    // (object, external ID, field) a rep edited.
+    let mut by_rep: std::collections::BTreeSet<(&str, &str, &str)> = Default::default();
+    for e in ev.manual_edits {
+        let Some(spec) = ev.bundle.object(&e.object) else {
+            continue;
+        };
+        for field in e.set.keys() {
+            if spec
+                .fields
+                .get(field)
+                .is_some_and(|f| f.owner == Owner::Crm)
+            {
+                by_rep.insert((&e.object, &e.external_id, field));
+            }
+        }
+    }
+    for &(object, ext, field) in &by_rep {
+        let ext_field = &ev.bundle.objects[object].external_id;
+        let Some(record) = ev.org.get(object).and_then(|rs| {
+            rs.iter()
+                .find(|r| r.fields.get(ext_field).and_then(Value::as_str) == Some(ext))
+        }) else {
+            continue;
+        };
+        let in_org = record.fields.get(field).cloned().unwrap_or(Value::Null);
+        let key = (object.to_string(), ext.to_string(), field.to_string());
+        match finals.get(&key) {
+            Some(got) if same_value(got, &in_org) => {}
+            Some(got) => details.push(format!(
+                "{object} {ext}: {field} is {in_org} in the org but the source ended with {got}"
+            )),
+            None if in_org.is_null() => {}
+            None => details.push(format!(
+                "{object} {ext}: {field} was set to {in_org} in the org and never reached the source"
+            )),
+        }
+    }
+    for ((object, ext, field), value) in &finals {
+        if value.is_null() || by_rep.contains(&(object.as_str(), ext.as_str(), field.as_str())) {
+            continue;
+        }
+        details.push(format!(
+            "{object} {ext}: {field} = {value} reached the source, but nobody but the sync wrote it (its own echo)"
+        ));
+    }
+    let mut times: BTreeMap<(&str, &str, &str), usize> = BTreeMap::new();
+    for c in ev.delivered {
+        if let Some(uuid) = &c.event_uuid {
+            *times
+                .entry((uuid.as_str(), c.record_id.as_str(), c.field.as_str()))
+                .or_default() += 1;
+        }
+    }
+    for c in ev.delivered {
+        let Some(uuid) = &c.event_uuid else { continue };
+        if let Some(n) = times.remove(&(uuid.as_str(), c.record_id.as_str(), c.field.as_str())) {
+            if n > 1 {
+                details.push(format!(
+                    "{} {}: the change of {} in event {uuid} (replay {}) was delivered {n} times",
+                    c.object,
+                    c.source_id,
+                    c.field,
+                    c.replay_id.unwrap_or(0)
+                ));
+            }
+        }
+    }
+    if details.is_empty() {
+        return None;
+    }
+    let total = details.len();
+    if total > MAX_DETAILS {
+        details.truncate(MAX_DETAILS);
+        details.push(format!("… and {} more", total - MAX_DETAILS));
+    }
+    Some(Violation {
+        invariant: names::CRM_CHANGES,
+        details,
+    })
 }
