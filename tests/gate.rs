@@ -603,6 +603,7 @@ fn every_invariant_is_caught_by_a_broken_engine() {
         ("ignores-retry-after", "retry-after-honoured"),
         ("hammers-after-lockout", "daily-budget-respected"),
         ("gives-up-on-lockout", "engine-completed"),
+        ("delivers-duplicate-events", "crm-changes-reach-source"),
     ];
     let dir = tempfile::tempdir().unwrap();
     let json = dir.path().join("r.json");
