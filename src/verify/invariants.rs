@@ -390,3 +390,149 @@ pub fn check_crm_changes(ev: &CrmChangeEvidence<'_>) -> Option<Violation> {
         details,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::contract::Registry;
+    use crate::engine::cdc::ChangeVia;
+    use crate::sim::Timestamp;
+    use serde_json::json;
+
+    fn bundle() -> Bundle {
+        let registry =
+            Registry::open(&std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("contracts"))
+                .unwrap();
+        let t = registry
+            .select(&["northwind-outfitters".into()], &["production".into()])
+            .unwrap();
+        registry.load(&t[0]).unwrap()
+    }
+
+    fn account(ext: &str, manager: Value) -> Record {
+        let mut fields = serde_json::Map::new();
+        fields.insert("NW_Customer_Id__c".into(), json!(ext));
+        fields.insert("Account_Manager__c".into(), manager);
+        Record {
+            id: format!("001{ext}"),
+            fields,
+            created: Timestamp::from_millis(0),
+            modified: Timestamp::from_millis(0),
+            modified_by: String::new(),
+            deleted: false,
+            purged: false,
+        }
+    }
+
+    fn edit(ext: &str, manager: &str) -> ManualEdit {
+        let mut set = serde_json::Map::new();
+        set.insert("Account_Manager__c".into(), json!(manager));
+        ManualEdit {
+            name: format!("edit-{ext}"),
+            object: "Account".into(),
+            external_id: ext.into(),
+            after_calls: Some(1),
+            after: None,
+            set,
+        }
+    }
+
+    fn delivered(ext: &str, value: &str, uuid: &str) -> CrmChange {
+        CrmChange {
+            object: "Account".into(),
+            source_id: ext.into(),
+            record_id: format!("001{ext}"),
+            field: "Account_Manager__c".into(),
+            value: json!(value),
+            changed_at: Timestamp::from_millis(0),
+            replay_id: Some(1),
+            event_uuid: Some(uuid.into()),
+            via: ChangeVia::Event,
+        }
+    }
+
+    fn check(org: Vec<Record>, edits: &[ManualEdit], got: &[CrmChange]) -> Vec<String> {
+        let bundle = bundle();
+        let org: BTreeMap<String, Vec<Record>> = [("Account".to_string(), org)].into();
+        check_crm_changes(&CrmChangeEvidence {
+            bundle: &bundle,
+            org: &org,
+            manual_edits: edits,
+            delivered: got,
+            consumer_error: None,
+        })
+        .map(|v| {
+            assert_eq!(v.invariant, names::CRM_CHANGES);
+            v.details
+        })
+        .unwrap_or_default()
+    }
+
+    #[test]
+    fn the_source_in_step_with_the_org_passes() {
+        let org = vec![account("A", json!("Jonas")), account("B", Value::Null)];
+        let edits = [edit("A", "Priya"), edit("A", "Jonas")];
+        let got = [delivered("A", "Priya", "u1"), delivered("A", "Jonas", "u2")];
+        assert!(check(org, &edits, &got).is_empty());
+    }
+
+    #[test]
+    fn a_stale_value_a_lost_edit_an_echo_and_a_double_delivery_are_named() {
+        let org = vec![
+            account("A", json!("Jonas")),
+            account("B", json!("Lena")),
+            account("C", json!("Sync Wrote This")),
+        ];
+        let edits = [edit("A", "Priya"), edit("A", "Jonas"), edit("B", "Lena")];
+        // A's older edit delivered last; B's never; C's (the sync's own) came back; u2 twice.
+        let got = [
+            delivered("A", "Jonas", "u2"),
+            delivered("A", "Jonas", "u2"),
+            delivered("A", "Priya", "u1"),
+            delivered("C", "Sync Wrote This", "u3"),
+        ];
+        let details = check(org, &edits, &got);
+        assert_eq!(details.len(), 4, "{details:#?}");
+        assert!(details[0].contains("Account A: Account_Manager__c is \"Jonas\" in the org but the source ended with \"Priya\""), "{details:#?}");
+        assert!(
+            details[1].contains("Account B") && details[1].contains("never reached the source"),
+            "{details:#?}"
+        );
+        assert!(
+            details[2].contains("Account C") && details[2].contains("own echo"),
+            "{details:#?}"
+        );
+        assert!(
+            details[3].contains("event u2") && details[3].contains("delivered 2 times"),
+            "{details:#?}"
+        );
+    }
+
+    #[test]
+    fn a_rep_value_is_not_the_syncs_write() {
+        let bundle = bundle();
+        let org: BTreeMap<String, Vec<Record>> = [(
+            "Account".to_string(),
+            vec![account("A", json!("Priya")), account("B", json!("Pushed"))],
+        )]
+        .into();
+        let edits = [edit("A", "Priya")];
+        let mut expectations = Expectations::new();
+        expectations.insert("Account".into(), vec![]);
+        let found = super::check(&Evidence {
+            bundle: &bundle,
+            expectations: &expectations,
+            org: &org,
+            dead_letters: &[],
+            journal: &[],
+            manual_edits: &edits,
+        });
+        let crm: Vec<&Violation> = found
+            .iter()
+            .filter(|v| v.invariant == names::CRM_OWNED)
+            .collect();
+        assert_eq!(crm.len(), 1, "{found:#?}");
+        assert_eq!(crm[0].details.len(), 1, "{found:#?}");
+        assert!(crm[0].details[0].contains("Account B"), "{found:#?}");
+    }
+}
