@@ -14,6 +14,8 @@ use syncgate::mock::{self, ClientCredentials, MockConfig, MockOrg, RunningMock};
 use syncgate::sim::{Clock, Scenario, Seed, Timestamp};
 use syncgate::store::{CheckpointStore, DedupeStore, MemoryStore, SqliteStore};
 
+mod support;
+
 const ENGINE: &str = "syncgate";
 const EXT: &str = "NW_Customer_Id__c";
 const MANAGER: &str = "Account_Manager__c";
@@ -251,41 +253,36 @@ async fn reordered_manual_edits_end_with_the_orgs_value() {
     assert_eq!(report.changes_delivered + report.stale_skipped, 20);
 }
 
-#[tokio::test]
-async fn a_restart_resumes_from_the_stored_replay_id_without_redelivering() {
-    let dir = tempfile::tempdir().unwrap();
-    let db = dir.path().join("state.sqlite");
+/// Two consumers in turn on `before` and then `after` (the same database seen by a new
+/// process): the second resumes where the first stopped.
+async fn resumes_after_a_restart<S: CheckpointStore + DedupeStore>(before: &S, after: &S) {
     let org = start("purpose: p\n").await;
     org.upsert(ENGINE, &[("S-1", json!({})), ("S-2", json!({}))])
         .await;
     org.upsert("crm-ui", &[("S-1", json!({MANAGER: "Priya Nair"}))])
         .await;
-    {
-        let store = SqliteStore::open(&db).unwrap();
-        let sink = MemorySink::new();
-        // The source is down for the first delivery: nothing is marked done.
-        sink.refuse_next(1);
-        let err = org.consumer(&store, &sink, |_| {}).drain().await;
-        assert!(err.is_err());
-        let report = org.drain(&store, &sink).await;
-        assert_eq!(report.changes_delivered, 1, "redelivered after the refusal");
-        assert_eq!(sink.final_values()[&key("S-1")], json!("Priya Nair"));
-    }
+    let sink = MemorySink::new();
+    // The source is down for the first delivery: nothing is marked done.
+    sink.refuse_next(1);
+    let err = org.consumer(before, &sink, |_| {}).drain().await;
+    assert!(err.is_err());
+    let report = org.drain(before, &sink).await;
+    assert_eq!(report.changes_delivered, 1, "redelivered after the refusal");
+    assert_eq!(sink.final_values()[&key("S-1")], json!("Priya Nair"));
+
     org.upsert("crm-ui", &[("S-2", json!({MANAGER: "Jonas Berg"}))])
         .await;
-    // A new process: same database, fresh memory.
-    let store = SqliteStore::open(&db).unwrap();
     let scope = org
-        .consumer(&store, &MemorySink::new(), |_| {})
+        .consumer(after, &MemorySink::new(), |_| {})
         .checkpoint_scope();
-    let stored = store.checkpoint(&scope).await.unwrap();
+    let stored = after.checkpoint(&scope).await.unwrap();
     assert_eq!(
         stored.as_deref(),
         Some("3"),
         "replay ID of the first rep edit"
     );
     let sink = MemorySink::new();
-    let report = org.drain(&store, &sink).await;
+    let report = org.drain(after, &sink).await;
     let delivered = sink.delivered();
     assert_eq!(delivered.len(), 1, "{delivered:#?}");
     assert_eq!(delivered[0].source_id, "S-2");
@@ -294,6 +291,51 @@ async fn a_restart_resumes_from_the_stored_replay_id_without_redelivering() {
     assert_eq!(report.events_seen, 1);
     // Fresh memory knows no external IDs: one batched lookup.
     assert_eq!(report.api_calls, 1);
+}
+
+#[tokio::test]
+async fn a_restart_resumes_from_the_stored_replay_id_without_redelivering_sqlite() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("state.sqlite");
+    let first = SqliteStore::open(&db).unwrap();
+    let second = SqliteStore::open(&db).unwrap();
+    resumes_after_a_restart(&first, &second).await;
+}
+
+#[tokio::test]
+async fn a_restart_resumes_from_the_stored_replay_id_without_redelivering_postgres() {
+    let Some(pg) = support::postgres("cdc_restart_resumes").await else {
+        return;
+    };
+    let second = pg.another().await;
+    resumes_after_a_restart(pg.store.as_ref(), &second).await;
+}
+
+#[tokio::test]
+async fn a_read_back_waits_for_retry_after() {
+    let org = start(
+        "purpose: p\nevents: { gap: 1.0 }\nfaults:\n  - name: busy\n    match: { method: GET, path: /query }\n    calls: { first: 1, times: 1 }\n    respond:\n      rate_limited: { retry_after: 600s }\n",
+    )
+    .await;
+    org.upsert(ENGINE, &[("W-1", json!({}))]).await;
+    org.upsert("crm-ui", &[("W-1", json!({MANAGER: "Priya Nair"}))])
+        .await;
+    let start = org.clock.now();
+    let store = MemoryStore::new();
+    let sink = MemorySink::new();
+    let report = org.drain(&store, &sink).await;
+    assert_eq!(report.api_calls, 2, "the refused query and its retry");
+    assert_eq!(sink.final_values()[&key("W-1")], json!("Priya Nair"));
+    let queries: Vec<_> = org
+        .running
+        .org
+        .journal()
+        .into_iter()
+        .filter(|e| e.method == "GET")
+        .collect();
+    assert_eq!(queries.len(), 2);
+    assert_eq!(queries[0].status, 429);
+    assert!(queries[1].at >= start.plus(std::time::Duration::from_secs(600)));
 }
 
 #[tokio::test]
