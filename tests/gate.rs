@@ -610,6 +610,7 @@ fn every_invariant_is_caught_by_a_broken_engine() {
         ("ignores-deletes", "deletes-follow-policy"),
         ("drops-new-columns", "new-columns-routed-or-reported"),
         ("overwrites-manual-edits", "field-values-match-source"),
+        ("delivers-duplicate-events", "crm-changes-reach-source"),
     ];
     let dir = tempfile::tempdir().unwrap();
     let json = dir.path().join("r.json");

@@ -337,6 +337,7 @@ async fn three_workers(connect: Connect, connect_limiter: ConnectLimiter) {
         sent: &[],
         source: &source,
         report: None,
+        manual_edits: &[],
     });
     assert!(violations.is_empty(), "{violations:#?}");
 

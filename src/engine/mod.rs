@@ -3,6 +3,7 @@
 //! code against the mock over real HTTP.
 
 mod calls;
+pub mod cdc;
 pub mod client;
 pub mod conflicts;
 pub mod deletes;
@@ -66,6 +67,9 @@ pub struct EngineConfig {
     pub fault_drop_unmapped_columns: bool,
     /// DELIBERATE FAULT: treat a source delete as an ordinary change (upsert its data).
     pub fault_upsert_deletes: bool,
+    /// DELIBERATE FAULT: the change-event consumer skips its `EventUuid` dedupe
+    /// (see `cdc::CdcConfig::fault_no_dedupe`).
+    pub fault_cdc_no_dedupe: bool,
 }
 
 impl Default for EngineConfig {
@@ -89,6 +93,7 @@ impl Default for EngineConfig {
             fault_ignore_conflicts: false,
             fault_drop_unmapped_columns: false,
             fault_upsert_deletes: false,
+            fault_cdc_no_dedupe: false,
         }
     }
 }

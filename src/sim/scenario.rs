@@ -123,6 +123,8 @@ pub struct EngineOverrides {
     pub drop_unmapped_columns: Option<bool>,
     /// Treat a source delete as an ordinary change (a deliberate fault).
     pub upsert_deletes: Option<bool>,
+    /// Deliver change events without the `EventUuid` dedupe (a deliberate fault).
+    pub cdc_no_dedupe: Option<bool>,
 }
 
 /// One fault: which requests it matches and how the org answers them.

@@ -11,7 +11,8 @@ use super::invariants::{self, names, Evidence, Violation};
 use super::oracle::{apply_manual_edits, expectations, AppliedEdit};
 use super::pacts::{verify_against_mock, verify_against_url, PactCheck};
 use crate::contract::{Bundle, Registry, RegistryError, TenantRef};
-use crate::engine::client::{Credentials, Secret};
+use crate::engine::cdc::{CdcConfig, CdcConsumer, CdcReport, CrmChange, MemorySink};
+use crate::engine::client::{Credentials, SalesforceClient, Secret};
 use crate::engine::source::{SourceError, SourceSet};
 use crate::engine::{EngineConfig, Sync, SyncReport, Target};
 use crate::mock::{self, ClientCredentials, JournalEntry, MockConfig, MockOrg};
@@ -130,6 +131,9 @@ pub struct RunResult {
     pub virtual_secs: u64,
     #[serde(skip)]
     pub journal: Vec<JournalEntry>,
+    /// What the change-event consumer did after the engine run.
+    #[serde(skip)]
+    pub cdc: CdcReport,
 }
 
 impl RunResult {
@@ -439,6 +443,9 @@ pub async fn run_scenario(
     if let Some(v) = scenario.engine.upsert_deletes {
         config.fault_upsert_deletes = v;
     }
+    if let Some(v) = scenario.engine.cdc_no_dedupe {
+        config.fault_cdc_no_dedupe = v;
+    }
     let dlq = MemoryStore::new();
     let request_log = crate::engine::client::RequestLog::default();
     let target = Target {
@@ -456,7 +463,7 @@ pub async fn run_scenario(
     if let (Ok(report), Some((after, later))) = (&mut outcome, next) {
         clock.sleep_until(started.plus(after)).await;
         let requests_before = org.journal().len() as u64;
-        match Sync::new(bundle, config, clock.clone(), seed, &dlq)
+        match Sync::new(bundle, config.clone(), clock.clone(), seed, &dlq)
             .run(later, &target)
             .await
         {
@@ -464,6 +471,7 @@ pub async fn run_scenario(
             Err(e) => outcome = Err(e),
         }
     }
+    let (delivered, cdc, cdc_error) = consume_changes(bundle, &config, &clock, seed, &target).await;
     running.stop().await;
 
     let journal = org.journal();
@@ -511,7 +519,17 @@ pub async fn run_scenario(
         sent: &sent,
         source,
         report: stopped.is_none().then_some(&report),
+        manual_edits: &scenario.manual_edits,
     });
+    violations.extend(invariants::check_crm_changes(
+        &invariants::CrmChangeEvidence {
+            bundle,
+            org: &org_state,
+            manual_edits: &scenario.manual_edits,
+            delivered: &delivered,
+            consumer_error: cdc_error,
+        },
+    ));
     let conformance = super::conformance::check(bundle, &sent);
     if !conformance.is_empty() {
         violations.push(Violation {
@@ -537,5 +555,45 @@ pub async fn run_scenario(
         faults: journal.iter().filter(|e| e.fault.is_some()).count(),
         virtual_secs: clock.now().since(started).as_secs(),
         journal,
+        cdc,
     })
+}
+
+/// Runs the change-event consumer over everything the run published, with fresh in-memory
+/// stores and sink, as the engine's client (so the engine's own writes are echoes). Its
+/// queries are not added to the request log: conformance covers the write path.
+async fn consume_changes(
+    bundle: &Bundle,
+    config: &EngineConfig,
+    clock: &Clock,
+    seed: Seed,
+    target: &Target,
+) -> (Vec<CrmChange>, CdcReport, Option<String>) {
+    let state = MemoryStore::new();
+    let sink = MemorySink::new();
+    let client = SalesforceClient::new(
+        &target.login_url,
+        &bundle.api_version,
+        target.credentials.clone(),
+        clock.clone(),
+        &config.client_name,
+        "cdc",
+    );
+    let mut cdc_config = CdcConfig::new(
+        format!("{}/__syncgate/events", target.login_url),
+        &config.client_name,
+    );
+    cdc_config.fault_no_dedupe = config.fault_cdc_no_dedupe;
+    let mut consumer = CdcConsumer::new(
+        bundle,
+        cdc_config,
+        clock.clone(),
+        seed,
+        client,
+        &state,
+        &state,
+        &sink,
+    );
+    let error = consumer.drain().await.err().map(|e| e.to_string());
+    (sink.delivered(), consumer.report(), error)
 }

@@ -9,11 +9,13 @@ use serde_json::Value;
 
 use super::oracle::{Expectations, Expected};
 use crate::contract::{Bundle, FieldType};
+use crate::engine::cdc::CrmChange;
 use crate::engine::client::SentRequest;
 use crate::engine::dlq::DeadLetter;
 use crate::engine::source::SourceSet;
 use crate::engine::SyncReport;
 use crate::mock::{JournalEntry, Record};
+use crate::sim::scenario::ManualEdit;
 use crate::sim::time::format_duration;
 
 /// Names of the invariants, as reports show them.
@@ -30,9 +32,10 @@ pub mod names {
     pub const NO_CALL_FOR_INVALID: &str = "invalid-record-never-sent";
     pub const DELETES: &str = "deletes-follow-policy";
     pub const COLUMNS: &str = "new-columns-routed-or-reported";
+    pub const CRM_CHANGES: &str = "crm-changes-reach-source";
 
     /// Every invariant, in the order reports list them.
-    pub const ALL: [&str; 12] = [
+    pub const ALL: [&str; 13] = [
         ENGINE_COMPLETED,
         EXACTLY_ONCE,
         VALUES,
@@ -42,6 +45,7 @@ pub mod names {
         NOTHING_ELSE,
         CRM_OWNED,
         COLUMNS,
+        CRM_CHANGES,
         CONFORMANCE,
         RETRY_AFTER,
         DAILY_BUDGET,
@@ -71,6 +75,8 @@ pub struct Evidence<'a> {
     pub source: &'a SourceSet,
     /// The engine's own report, when the run completed.
     pub report: Option<&'a SyncReport>,
+    /// The scenario's manual edits: a CRM-owned value a sales rep set is not the sync's doing.
+    pub manual_edits: &'a [ManualEdit],
 }
 
 pub fn check(ev: &Evidence<'_>) -> Vec<Violation> {
@@ -168,8 +174,8 @@ fn check_records(ev: &Evidence<'_>, add: &mut impl FnMut(&'static str, String)) 
                 }
             }
         }
-        // The org starts empty and nobody else writes in these runs: any value in a
-        // CRM-owned field came from the engine.
+        // The org starts empty and only the scenario's sales rep writes besides the sync:
+        // any other value in a CRM-owned field came from the engine.
         for r in records {
             for (field, f) in &spec.fields {
                 if f.owner != crate::contract::Owner::Crm {
@@ -181,6 +187,12 @@ fn check_records(ev: &Evidence<'_>, add: &mut impl FnMut(&'static str, String)) 
                         .get(&spec.external_id)
                         .and_then(Value::as_str)
                         .unwrap_or("?");
+                    let by_rep = ev.manual_edits.iter().any(|e| {
+                        e.object == *object && e.external_id == ext && e.set.get(field) == Some(v)
+                    });
+                    if by_rep {
+                        continue;
+                    }
                     add(
                         names::CRM_OWNED,
                         format!("{object} {ext}: CRM-owned {field} was written by the sync ({v})"),
@@ -380,5 +392,258 @@ fn check_waits(ev: &Evidence<'_>, add: &mut impl FnMut(&'static str, String)) {
             },
             detail,
         );
+    }
+}
+
+/// What the change-event consumer delivered after a run, with what it must be checked against.
+pub struct CrmChangeEvidence<'a> {
+    pub bundle: &'a Bundle,
+    /// Live records per object, at the end.
+    pub org: &'a BTreeMap<String, Vec<Record>>,
+    /// The scenario's manual edits: the only writes to CRM-owned fields besides the sync's.
+    pub manual_edits: &'a [ManualEdit],
+    /// Every change the consumer delivered, in order.
+    pub delivered: &'a [CrmChange],
+    /// The consumer's error, if it stopped.
+    pub consumer_error: Option<String>,
+}
+
+/// `crm-changes-reach-source`: every CRM-owned field a sales rep changed reaches the source
+/// with the org's final value; nothing only the sync wrote comes back; no event is
+/// delivered twice.
+pub fn check_crm_changes(ev: &CrmChangeEvidence<'_>) -> Option<Violation> {
+    use crate::contract::Owner;
+    let mut details = Vec::new();
+    if let Some(e) = &ev.consumer_error {
+        details.push(format!("the change-event consumer stopped: {e}"));
+    }
+    let finals = crate::engine::cdc::final_values(ev.delivered);
+    // (object, external ID, field) a rep edited.
+    let mut by_rep: std::collections::BTreeSet<(&str, &str, &str)> = Default::default();
+    for e in ev.manual_edits {
+        let Some(spec) = ev.bundle.object(&e.object) else {
+            continue;
+        };
+        for field in e.set.keys() {
+            if spec
+                .fields
+                .get(field)
+                .is_some_and(|f| f.owner == Owner::Crm)
+            {
+                by_rep.insert((&e.object, &e.external_id, field));
+            }
+        }
+    }
+    for &(object, ext, field) in &by_rep {
+        let ext_field = &ev.bundle.objects[object].external_id;
+        let Some(record) = ev.org.get(object).and_then(|rs| {
+            rs.iter()
+                .find(|r| r.fields.get(ext_field).and_then(Value::as_str) == Some(ext))
+        }) else {
+            continue;
+        };
+        let in_org = record.fields.get(field).cloned().unwrap_or(Value::Null);
+        let key = (object.to_string(), ext.to_string(), field.to_string());
+        match finals.get(&key) {
+            Some(got) if same_value(got, &in_org) => {}
+            Some(got) => details.push(format!(
+                "{object} {ext}: {field} is {in_org} in the org but the source ended with {got}"
+            )),
+            None if in_org.is_null() => {}
+            None => details.push(format!(
+                "{object} {ext}: {field} was set to {in_org} in the org and never reached the source"
+            )),
+        }
+    }
+    for ((object, ext, field), value) in &finals {
+        if value.is_null() || by_rep.contains(&(object.as_str(), ext.as_str(), field.as_str())) {
+            continue;
+        }
+        details.push(format!(
+            "{object} {ext}: {field} = {value} reached the source, but nobody but the sync wrote it (its own echo)"
+        ));
+    }
+    let mut times: BTreeMap<(&str, &str, &str), usize> = BTreeMap::new();
+    for c in ev.delivered {
+        if let Some(uuid) = &c.event_uuid {
+            *times
+                .entry((uuid.as_str(), c.record_id.as_str(), c.field.as_str()))
+                .or_default() += 1;
+        }
+    }
+    for c in ev.delivered {
+        let Some(uuid) = &c.event_uuid else { continue };
+        if let Some(n) = times.remove(&(uuid.as_str(), c.record_id.as_str(), c.field.as_str())) {
+            if n > 1 {
+                details.push(format!(
+                    "{} {}: the change of {} in event {uuid} (replay {}) was delivered {n} times",
+                    c.object,
+                    c.source_id,
+                    c.field,
+                    c.replay_id.unwrap_or(0)
+                ));
+            }
+        }
+    }
+    if details.is_empty() {
+        return None;
+    }
+    let total = details.len();
+    if total > MAX_DETAILS {
+        details.truncate(MAX_DETAILS);
+        details.push(format!("… and {} more", total - MAX_DETAILS));
+    }
+    Some(Violation {
+        invariant: names::CRM_CHANGES,
+        details,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::contract::Registry;
+    use crate::engine::cdc::ChangeVia;
+    use crate::sim::Timestamp;
+    use serde_json::json;
+
+    fn bundle() -> Bundle {
+        let registry =
+            Registry::open(&std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("contracts"))
+                .unwrap();
+        let t = registry
+            .select(&["northwind-outfitters".into()], &["production".into()])
+            .unwrap();
+        registry.load(&t[0]).unwrap()
+    }
+
+    fn account(ext: &str, manager: Value) -> Record {
+        let mut fields = serde_json::Map::new();
+        fields.insert("NW_Customer_Id__c".into(), json!(ext));
+        fields.insert("Account_Manager__c".into(), manager);
+        Record {
+            id: format!("001{ext}"),
+            fields,
+            created: Timestamp::from_millis(0),
+            modified: Timestamp::from_millis(0),
+            modified_by: String::new(),
+            deleted: false,
+            purged: false,
+        }
+    }
+
+    fn edit(ext: &str, manager: &str) -> ManualEdit {
+        let mut set = serde_json::Map::new();
+        set.insert("Account_Manager__c".into(), json!(manager));
+        ManualEdit {
+            name: format!("edit-{ext}"),
+            object: "Account".into(),
+            external_id: ext.into(),
+            after_calls: Some(1),
+            after: None,
+            set,
+        }
+    }
+
+    fn delivered(ext: &str, value: &str, uuid: &str) -> CrmChange {
+        CrmChange {
+            object: "Account".into(),
+            source_id: ext.into(),
+            record_id: format!("001{ext}"),
+            field: "Account_Manager__c".into(),
+            value: json!(value),
+            changed_at: Timestamp::from_millis(0),
+            replay_id: Some(1),
+            event_uuid: Some(uuid.into()),
+            via: ChangeVia::Event,
+        }
+    }
+
+    fn check(org: Vec<Record>, edits: &[ManualEdit], got: &[CrmChange]) -> Vec<String> {
+        let bundle = bundle();
+        let org: BTreeMap<String, Vec<Record>> = [("Account".to_string(), org)].into();
+        check_crm_changes(&CrmChangeEvidence {
+            bundle: &bundle,
+            org: &org,
+            manual_edits: edits,
+            delivered: got,
+            consumer_error: None,
+        })
+        .map(|v| {
+            assert_eq!(v.invariant, names::CRM_CHANGES);
+            v.details
+        })
+        .unwrap_or_default()
+    }
+
+    #[test]
+    fn the_source_in_step_with_the_org_passes() {
+        let org = vec![account("A", json!("Jonas")), account("B", Value::Null)];
+        let edits = [edit("A", "Priya"), edit("A", "Jonas")];
+        let got = [delivered("A", "Priya", "u1"), delivered("A", "Jonas", "u2")];
+        assert!(check(org, &edits, &got).is_empty());
+    }
+
+    #[test]
+    fn a_stale_value_a_lost_edit_an_echo_and_a_double_delivery_are_named() {
+        let org = vec![
+            account("A", json!("Jonas")),
+            account("B", json!("Lena")),
+            account("C", json!("Sync Wrote This")),
+        ];
+        let edits = [edit("A", "Priya"), edit("A", "Jonas"), edit("B", "Lena")];
+        // A's older edit delivered last; B's never; C's (the sync's own) came back; u2 twice.
+        let got = [
+            delivered("A", "Jonas", "u2"),
+            delivered("A", "Jonas", "u2"),
+            delivered("A", "Priya", "u1"),
+            delivered("C", "Sync Wrote This", "u3"),
+        ];
+        let details = check(org, &edits, &got);
+        assert_eq!(details.len(), 4, "{details:#?}");
+        assert!(details[0].contains("Account A: Account_Manager__c is \"Jonas\" in the org but the source ended with \"Priya\""), "{details:#?}");
+        assert!(
+            details[1].contains("Account B") && details[1].contains("never reached the source"),
+            "{details:#?}"
+        );
+        assert!(
+            details[2].contains("Account C") && details[2].contains("own echo"),
+            "{details:#?}"
+        );
+        assert!(
+            details[3].contains("event u2") && details[3].contains("delivered 2 times"),
+            "{details:#?}"
+        );
+    }
+
+    #[test]
+    fn a_rep_value_is_not_the_syncs_write() {
+        let bundle = bundle();
+        let org: BTreeMap<String, Vec<Record>> = [(
+            "Account".to_string(),
+            vec![account("A", json!("Priya")), account("B", json!("Pushed"))],
+        )]
+        .into();
+        let edits = [edit("A", "Priya")];
+        let mut expectations = Expectations::new();
+        expectations.insert("Account".into(), vec![]);
+        let found = super::check(&Evidence {
+            bundle: &bundle,
+            expectations: &expectations,
+            org: &org,
+            dead_letters: &[],
+            journal: &[],
+            sent: &[],
+            source: &SourceSet::default(),
+            report: None,
+            manual_edits: &edits,
+        });
+        let crm: Vec<&Violation> = found
+            .iter()
+            .filter(|v| v.invariant == names::CRM_OWNED)
+            .collect();
+        assert_eq!(crm.len(), 1, "{found:#?}");
+        assert_eq!(crm[0].details.len(), 1, "{found:#?}");
+        assert!(crm[0].details[0].contains("Account B"), "{found:#?}");
     }
 }
