@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use serde_json::Value;
+use serde_json::{json, Value};
 
 fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -668,4 +668,69 @@ async fn the_progress_hook_follows_every_batch_to_the_end() {
         .filter(|j| j.path.contains("/composite/sobjects"))
         .count();
     assert_eq!(seen.len(), 3 + collections, "{seen:?}");
+}
+
+/// `--crm-outbox`: a sales rep's edits of CRM-owned fields come back to the source once each,
+/// even when every change event is delivered twice; the engine's own writes never do; a second
+/// run resumes from the stored replay ID and delivers nothing again.
+#[test]
+fn crm_changes_reach_the_outbox_once_and_a_restart_resumes() {
+    let dir = tempfile::tempdir().unwrap();
+    let scenario = dir.path().join("reps.yaml");
+    std::fs::write(
+        &scenario,
+        "purpose: reps edit CRM-owned fields while the sync runs
+faults: []
+events: { duplicate: 1.0 }
+manual_edits:
+  - { name: rep-1, object: Account, external_id: CUST-10001, after_calls: 2, set: { Account_Manager__c: Omar Haddad } }
+  - { name: rep-2, object: Contact, external_id: CON-50001, after_calls: 3, set: { Do_Not_Call__c: true } }
+",
+    )
+    .unwrap();
+    let mock = serve(&scenario);
+    let db = format!("sqlite:{}", dir.path().join("state.sqlite").display());
+    let outbox = dir.path().join("crm.jsonl");
+    let args = [
+        "sync",
+        "--bundle",
+        "northwind-outfitters/production",
+        "--source",
+        "harness/fixtures/default",
+        "--target",
+        &mock.url,
+        "--crm-outbox",
+        outbox.to_str().unwrap(),
+        "--json",
+    ];
+    let first: Value = serde_json::from_slice(&run(&db, &args).stdout).unwrap();
+    let cdc = &first["crm_changes"];
+    assert_eq!(cdc["changes_delivered"], 2, "{first}");
+    assert!(cdc["duplicates_skipped"].as_u64().unwrap() > 0, "{cdc}");
+    assert!(cdc["echoes_skipped"].as_u64().unwrap() > 0, "{cdc}");
+    let lines: Vec<Value> = std::fs::read_to_string(&outbox)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let got: Vec<(&str, &str, &Value)> = lines
+        .iter()
+        .map(|l| {
+            (
+                l["source_id"].as_str().unwrap(),
+                l["field"].as_str().unwrap(),
+                &l["value"],
+            )
+        })
+        .collect();
+    assert_eq!(
+        got,
+        [
+            ("CUST-10001", "Account_Manager__c", &json!("Omar Haddad")),
+            ("CON-50001", "Do_Not_Call__c", &json!(true)),
+        ]
+    );
+    let second: Value = serde_json::from_slice(&run(&db, &args).stdout).unwrap();
+    assert_eq!(second["crm_changes"]["changes_delivered"], 0, "{second}");
+    assert_eq!(std::fs::read_to_string(&outbox).unwrap().lines().count(), 2);
 }

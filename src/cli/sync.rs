@@ -15,6 +15,7 @@ use tokio::sync::Notify;
 
 use super::{error, exit, runtime};
 use crate::contract::Bundle;
+use crate::engine::cdc::{CdcConfig, CdcConsumer, CdcReport, JsonlOutbox};
 use crate::engine::client::{Credentials, SalesforceClient, Secret};
 use crate::engine::source::SourceSet;
 use crate::engine::table_source::{Pull, TableDb, TableSource};
@@ -80,6 +81,13 @@ pub struct SyncArgs {
     /// No progress bar (there is none anyway when stderr is not a terminal).
     #[arg(long)]
     pub no_progress: bool,
+    /// Also carry Salesforce's changes to CRM-owned fields back to the source: read the org's
+    /// change events after each run (each tick with `--follow`) and append one JSON line per
+    /// changed field to FILE. The replay ID and event dedupe live in the state store, so a
+    /// restart resumes where it stopped. Reads the change-event stream a `syncgate mock
+    /// serve` org publishes (`/__syncgate/events`).
+    #[arg(long, value_name = "FILE")]
+    pub crm_outbox: Option<PathBuf>,
     /// Print the summary as JSON.
     #[arg(long)]
     pub json: bool,
@@ -326,20 +334,21 @@ pub struct SyncSummary {
     /// Why the engine stopped, when it failed (the counts are what it did before).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// Salesforce → source: what the change-event consumer did (with `--crm-outbox`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub crm_changes: Option<CdcReport>,
 }
 
 impl SyncSummary {
     fn add(&mut self, r: SyncReport) {
-        let t = &mut self.report;
-        t.records += r.records;
-        t.created += r.created;
-        t.updated += r.updated;
-        t.dead_lettered += r.dead_lettered;
-        t.retries += r.retries;
-        t.already_synced += r.already_synced;
-        for (entity, cols) in r.unmapped_columns {
-            t.unmapped_columns.entry(entity).or_default().extend(cols);
-        }
+        // The summary keeps counts, not the timeline.
+        self.report.absorb(
+            SyncReport {
+                events: Vec::new(),
+                ..r
+            },
+            0,
+        );
         self.runs += 1;
     }
 }
@@ -438,6 +447,8 @@ struct Loop<'a> {
     bar: Option<Arc<Bar>>,
     stop: Arc<AtomicBool>,
     wake: Arc<Notify>,
+    /// Where Salesforce's changes to CRM-owned fields go (`--crm-outbox`).
+    crm_outbox: Option<PathBuf>,
 }
 
 #[derive(Debug)]
@@ -470,7 +481,45 @@ impl Loop<'_> {
             .connect(target)
             .await
             .map_err(LoopError::Engine)?;
-        let result = self.ticks(feed, &mut client, &clock, summary).await;
+        let outbox = self.crm_outbox.as_ref().map(JsonlOutbox::new);
+        let mut consumer = match &outbox {
+            Some(sink) => {
+                let mut cdc_client = SalesforceClient::new(
+                    &target.login_url,
+                    &self.bundle.api_version,
+                    target.credentials.clone(),
+                    clock.clone(),
+                    "syncgate",
+                    "cdc",
+                );
+                if let Some(pem) = &target.ca_pem {
+                    cdc_client
+                        .trust_ca(pem)
+                        .map_err(|e| LoopError::Engine(e.into()))?;
+                }
+                let config = CdcConfig::new(
+                    format!(
+                        "{}/__syncgate/events",
+                        target.login_url.trim_end_matches('/')
+                    ),
+                    "syncgate",
+                );
+                Some(CdcConsumer::new(
+                    self.bundle,
+                    config,
+                    clock.clone(),
+                    self.seed,
+                    cdc_client,
+                    self.state,
+                    self.state,
+                    sink,
+                ))
+            }
+            None => None,
+        };
+        let result = self
+            .ticks(feed, &mut client, &mut consumer, &clock, summary)
+            .await;
         summary.report.api_calls = client.calls();
         summary.report.api_usage = client.usage;
         result
@@ -480,6 +529,7 @@ impl Loop<'_> {
         &self,
         feed: &mut Feed,
         client: &mut SalesforceClient,
+        consumer: &mut Option<CdcConsumer<'_>>,
         clock: &Clock,
         summary: &mut SyncSummary,
     ) -> Result<(), LoopError> {
@@ -501,9 +551,21 @@ impl Loop<'_> {
                 }
                 Err(e) => return Err(e),
             }
+            // Step 2: Salesforce change events → source (CRM-owned fields), everything on the
+            // bus since the stored replay ID, which is committed after the outbox took it.
+            if let Some(c) = consumer.as_mut() {
+                match c.drain().await {
+                    Ok(r) => summary.crm_changes = Some(r),
+                    Err(e) if self.follow && !first => {
+                        summary.tick_failures += 1;
+                        eprintln!(
+                            "warning: reading change events failed, trying again next tick: {e}"
+                        );
+                    }
+                    Err(e) => return Err(LoopError::Source(e.to_string())),
+                }
+            }
             first = false;
-            // Step 2 (to come): Salesforce change events → source, pumped here each tick
-            // by `engine::cdc`, with its replay ID committed like the cursors above.
             if !self.follow {
                 return Ok(());
             }
@@ -653,6 +715,7 @@ pub fn sync(args: SyncArgs, db: Option<&str>) -> i32 {
         bar: show_bar.then(Bar::new),
         stop: Arc::new(AtomicBool::new(false)),
         wake: Arc::new(Notify::new()),
+        crm_outbox: args.crm_outbox.clone(),
     };
     let mut summary = SyncSummary::default();
     let outcome = rt.block_on(async {
@@ -744,10 +807,51 @@ fn print_summary(summary: &SyncSummary, tenant: &str, target: &str) {
         ),
         None => println!("  API calls:      {}", report.api_calls),
     }
+    if report.rejected_before_sending > 0 {
+        println!(
+            "  rejected:       {} before sending (the bundle rejects them; in the dead-letter queue, no API call spent)",
+            report.rejected_before_sending
+        );
+    }
+    if report.deleted > 0 {
+        println!("  deleted:        {} (hard_delete policy)", report.deleted);
+    }
+    for (entity, routed) in &report.routed_columns {
+        let pairs: Vec<String> = routed.iter().map(|(c, f)| format!("{c} -> {f}")).collect();
+        println!(
+            "  new columns:    {entity}: {} (routed to same-named fields)",
+            pairs.join(", ")
+        );
+    }
     for (entity, cols) in &report.unmapped_columns {
         println!(
             "  unmapped:       {entity}: {} (no field of the bundle reads them)",
             cols.iter().cloned().collect::<Vec<_>>().join(", ")
+        );
+    }
+    if !report.conflicts.is_empty() {
+        println!(
+            "  conflicts:      {} field value(s) kept as Salesforce has them (edited there after the source's change):",
+            report.conflicts.len()
+        );
+        for c in report.conflicts.iter().take(10) {
+            println!(
+                "                  {} {}.{}: kept {}, source wanted {} (Salesforce {} by {}, source {})",
+                c.object, c.source_id, c.field, c.crm_value, c.source_value,
+                c.crm_modified_at, c.crm_modified_by, c.source_changed_at
+            );
+        }
+        if report.conflicts.len() > 10 {
+            println!(
+                "                  … and {} more (`--json` lists them all)",
+                report.conflicts.len() - 10
+            );
+        }
+    }
+    if let Some(c) = &summary.crm_changes {
+        println!(
+            "  CRM changes:    {} delivered to the source ({} events, {} duplicates and {} own echoes skipped, {} gaps re-read, {} re-syncs)",
+            c.changes_delivered, c.events_seen, c.duplicates_skipped, c.echoes_skipped, c.gaps_reread, c.resyncs
         );
     }
 }
