@@ -1,9 +1,19 @@
 //! The sync engine: source → mapping → plan → client, with retries that honour
 //! `Retry-After`, a daily-budget guard and a dead-letter queue. The gate runs this same
 //! code against the mock over real HTTP.
+//!
+//! A run sends two lanes (see [`lanes`]): real-time changes first, then the backfill, each
+//! parent-first. An object whose backfill holds more than `EngineConfig::bulk_threshold`
+//! records goes through one Bulk API 2.0 job ([`bulk`]), finished before its children
+//! start; everything else through sObject Collections of 200. Every call passes a token
+//! bucket and a concurrency cap (a local `store::limiter` unless a shared one is given),
+//! and a per-tenant circuit breaker ([`breaker`]).
 
+pub mod breaker;
+pub mod bulk;
 pub mod client;
 pub mod dlq;
+pub mod lanes;
 pub mod mapping;
 pub mod redrive;
 pub mod retry;
@@ -19,13 +29,17 @@ use serde::Serialize;
 use serde_json::Value;
 
 use self::client::{Credentials, SalesforceClient};
+use self::breaker::{counts_as_outage, Breaker};
 use self::dlq::{DeadLetter, ErrorClass};
+use self::lanes::{Lane, RealtimeRule};
 use self::mapping::map_record;
 use self::retry::{item_is_retryable, Action, Backoff, Failure};
 use self::source::{SourceRecord, SourceSet};
 use crate::contract::Bundle;
 use crate::sim::{Clock, Rng, Seed, Timestamp};
-use crate::store::limiter::{Admission, LimitError, LimitPolicy, Limiter, Permit, WaitReason};
+use crate::store::limiter::{
+    Admission, LimitError, LimitPolicy, Limiter, LocalLimiter, Permit, WaitReason,
+};
 use crate::store::{DeadLetterStore, DedupeStore, StoreError};
 
 /// Settings of one engine.
@@ -53,6 +67,43 @@ pub struct EngineConfig {
     pub fault_retry_on_lockout: bool,
     /// DELIBERATE FAULT: create records (POST) instead of upserting them by external ID.
     pub fault_create_instead_of_upsert: bool,
+    /// An object whose backfill holds more records than this goes through Bulk API 2.0.
+    pub bulk_threshold: usize,
+    /// Largest CSV upload per Bulk job; more records make more jobs.
+    pub bulk_max_upload_bytes: usize,
+    /// Records per second a Bulk job is expected to process: the first status poll comes
+    /// when the job should be done (at least `bulk_poll_interval` after closing it).
+    pub bulk_records_per_sec: f64,
+    /// Poll interval after the first poll, doubling up to `bulk_poll_cap`.
+    pub bulk_poll_interval: Duration,
+    pub bulk_poll_cap: Duration,
+    /// A job not done this long after closing is aborted and sent again.
+    pub bulk_job_timeout: Duration,
+    /// A record changed this recently (by the clock) goes in the real-time lane.
+    pub realtime_window: Duration,
+    /// Per-tenant token bucket of a single engine (workers bring a shared limiter).
+    pub rate_per_sec: f64,
+    pub burst: u32,
+    /// Requests in flight at once, below the org's 25 concurrent long-running requests.
+    pub max_concurrent: u32,
+    /// Consecutive transport/5xx failures that open the circuit breaker (0: never).
+    pub breaker_threshold: u32,
+    /// How long the open breaker holds every call.
+    pub breaker_cooldown: Duration,
+}
+
+impl EngineConfig {
+    /// The limiter policy of a single engine: its token bucket and concurrency cap. The
+    /// daily budget is left to the `Sforce-Limit-Info` guard (the org's own count).
+    pub fn local_policy(&self) -> LimitPolicy {
+        LimitPolicy {
+            rate_per_sec: self.rate_per_sec,
+            burst: self.burst,
+            daily_budget: u64::MAX,
+            max_concurrent: self.max_concurrent,
+            ..LimitPolicy::default()
+        }
+    }
 }
 
 impl Default for EngineConfig {
@@ -72,6 +123,18 @@ impl Default for EngineConfig {
             fault_external_id_from: None,
             fault_retry_on_lockout: false,
             fault_create_instead_of_upsert: false,
+            bulk_threshold: 2_000,
+            bulk_max_upload_bytes: bulk::MAX_UPLOAD_BYTES,
+            bulk_records_per_sec: 1_000.0,
+            bulk_poll_interval: Duration::from_secs(2),
+            bulk_poll_cap: Duration::from_secs(30),
+            bulk_job_timeout: Duration::from_secs(2 * 3600),
+            realtime_window: Duration::from_secs(15 * 60),
+            rate_per_sec: 25.0,
+            burst: 25,
+            max_concurrent: 10,
+            breaker_threshold: 5,
+            breaker_cooldown: Duration::from_secs(30),
         }
     }
 }
@@ -137,6 +200,11 @@ pub struct SyncReport {
     pub already_synced: usize,
     /// The org's daily API usage after the run, from the last `Sforce-Limit-Info`.
     pub api_usage: Option<client::ApiUsage>,
+    /// Bulk API 2.0 jobs that ran to the end, and the status polls they took.
+    pub bulk_jobs: usize,
+    pub bulk_polls: usize,
+    /// Times the circuit breaker opened.
+    pub breaker_opened: u32,
     /// Source columns no bundle field reads, per source entity.
     pub unmapped_columns: BTreeMap<String, BTreeSet<String>>,
     /// What happened, in order (the replay timeline shows these).
@@ -208,8 +276,13 @@ pub struct Sync<'a> {
     limiter: Option<(Arc<dyn Limiter>, LimitPolicy)>,
     /// The daily window of the last answer (and so of `client.usage`).
     usage_read_on: Option<Timestamp>,
+    breaker: Breaker,
+    /// The lane `send_records` is sending; only the backfill lane may use Bulk.
+    lane: Option<Lane>,
+    realtime: Option<RealtimeRule>,
 }
 
+#[derive(Clone)]
 struct Item<'s> {
     record: &'s SourceRecord,
     payload: Value,
@@ -225,7 +298,6 @@ impl<'a> Sync<'a> {
     ) -> Self {
         Sync {
             bundle,
-            config,
             clock,
             jitter: seed.stream("engine.jitter"),
             dlq,
@@ -234,8 +306,12 @@ impl<'a> Sync<'a> {
             window_waits: 0,
             requests_sent: 0,
             dedupe: None,
-            limiter: None,
+            limiter: Some((Arc::new(LocalLimiter::new()), config.local_policy())),
             usage_read_on: None,
+            breaker: Breaker::new(config.breaker_threshold, config.breaker_cooldown),
+            lane: None,
+            realtime: None,
+            config,
         }
     }
 
@@ -261,22 +337,51 @@ impl<'a> Sync<'a> {
         self
     }
 
-    /// Syncs every object of the bundle from `source` into `target`, parents first.
+    /// Also puts the records `rule` marks in the real-time lane, whatever their change time.
+    pub fn with_realtime(mut self, rule: RealtimeRule) -> Self {
+        self.realtime = Some(rule);
+        self
+    }
+
+    /// Syncs every object of the bundle from `source` into `target`: the real-time lane,
+    /// then the backfill lane, each parents first (see [`lanes`]).
     pub async fn run(
         mut self,
         source: &SourceSet,
         target: &Target,
     ) -> Result<SyncReport, EngineError> {
         let mut client = self.connect(target).await?;
-        for (object, spec) in self.bundle.objects_parent_first() {
-            let records = if self.config.fault_first_version_wins {
-                source.earliest(&spec.source)
-            } else {
-                source.latest(&spec.source)
-            };
-            self.send_records(&mut client, object, &records, None)
-                .await?;
+        let per_object = self
+            .bundle
+            .objects_parent_first()
+            .into_iter()
+            .map(|(object, spec)| {
+                let records = if self.config.fault_first_version_wins {
+                    source.earliest(&spec.source)
+                } else {
+                    source.latest(&spec.source)
+                };
+                (object.clone(), records)
+            })
+            .collect();
+        let (now, window, rule) = (
+            self.clock.now(),
+            self.config.realtime_window,
+            self.realtime.clone(),
+        );
+        let plan = lanes::plan(self.bundle, per_object, |r| {
+            lanes::is_recent(r, now, window) || rule.as_ref().is_some_and(|f| f(r))
+        });
+        for (lane, objects) in [(Lane::RealTime, plan.realtime), (Lane::Backfill, plan.backfill)] {
+            self.lane = Some(lane);
+            for (object, records) in objects {
+                if !records.is_empty() {
+                    self.send_records(&mut client, &object, &records, None)
+                        .await?;
+                }
+            }
         }
+        self.lane = None;
         Ok(self.finish(&client))
     }
 
@@ -304,6 +409,7 @@ impl<'a> Sync<'a> {
     pub fn finish(mut self, client: &SalesforceClient) -> SyncReport {
         self.report.api_calls = client.calls();
         self.report.api_usage = client.usage;
+        self.report.breaker_opened = self.breaker.times_opened();
         self.report
     }
 
@@ -377,8 +483,25 @@ impl<'a> Sync<'a> {
                 }
             }
         }
+        self.dispatch(client, object, &spec.external_id, &items, fence)
+            .await
+    }
+
+    /// Sends mapped items: through Bulk API 2.0 when this is the backfill lane and there
+    /// are more than `bulk_threshold`, else in sObject Collections batches.
+    async fn dispatch(
+        &mut self,
+        client: &mut SalesforceClient,
+        object: &str,
+        ext_field: &str,
+        items: &[Item<'_>],
+        fence: Option<&dyn Fence>,
+    ) -> Result<(), EngineError> {
+        if self.lane == Some(Lane::Backfill) && items.len() > self.config.bulk_threshold {
+            return self.send_bulk(client, object, ext_field, items, fence).await;
+        }
         for batch in items.chunks(self.config.batch_size.clamp(1, 200)) {
-            self.send_batch(client, object, &spec.external_id, batch, fence)
+            self.send_batch(client, object, ext_field, batch, fence)
                 .await?;
         }
         Ok(())
@@ -391,6 +514,7 @@ impl<'a> Sync<'a> {
         object: &str,
         fence: Option<&dyn Fence>,
     ) -> Result<Option<Permit>, EngineError> {
+        self.wait_for_breaker(object).await;
         let Some((limiter, policy)) = self.limiter.clone() else {
             if let Some(f) = fence {
                 f.still_ours().await?;
@@ -455,10 +579,7 @@ impl<'a> Sync<'a> {
                 client.upsert_collection(object, ext_field, &payloads).await
             };
             self.requests_sent = client.requests();
-            self.usage_read_on = Some(self.clock.now().day_start());
-            if let (Some(permit), Some((limiter, _))) = (permit, &self.limiter) {
-                limiter.release(&permit).await?;
-            }
+            self.after_call(permit, outcome.as_ref().err()).await?;
             let now = self.clock.now();
             let failure = match outcome {
                 Ok(reply) => {
@@ -639,6 +760,44 @@ impl<'a> Sync<'a> {
                 },
             );
             self.clock.sleep_until(until).await;
+        }
+    }
+
+    /// After every API call: gives the permit back and tells the breaker how it went.
+    async fn after_call(
+        &mut self,
+        permit: Option<Permit>,
+        failure: Option<&Failure>,
+    ) -> Result<(), EngineError> {
+        self.usage_read_on = Some(self.clock.now().day_start());
+        if let (Some(permit), Some((limiter, _))) = (permit, &self.limiter) {
+            limiter.release(&permit).await?;
+        }
+        match failure {
+            Some(f) if counts_as_outage(f.status) => {
+                self.breaker.failure(self.clock.now());
+            }
+            _ => self.breaker.success(),
+        }
+        Ok(())
+    }
+
+    /// Holds the call while the circuit breaker is open (the cooldown shows in the timeline).
+    async fn wait_for_breaker(&mut self, object: &str) {
+        if let Some(until) = self.breaker.check(self.clock.now()) {
+            let reason = format!(
+                "circuit breaker open after {} consecutive transport/5xx failures; then one probe",
+                self.breaker.threshold
+            );
+            self.event(
+                object,
+                EventKind::Wait {
+                    until: until.to_iso(),
+                    reason,
+                },
+            );
+            self.clock.sleep_until(until).await;
+            self.breaker.check(self.clock.now());
         }
     }
 
