@@ -223,10 +223,8 @@ pub fn encode_uploads(
     let mut current = head.clone();
     let mut start = 0;
     for (i, row) in rows.iter().enumerate() {
-        let by_name: HashMap<&str, &str> = row
-            .iter()
-            .map(|(c, v)| (c.as_str(), v.as_str()))
-            .collect();
+        let by_name: HashMap<&str, &str> =
+            row.iter().map(|(c, v)| (c.as_str(), v.as_str())).collect();
         let cells: Vec<&str> = header
             .iter()
             .map(|h| by_name.get(h).copied().unwrap_or(""))
@@ -353,9 +351,12 @@ impl<'a> Sync<'a> {
                 .await?
             {
                 JobEnd::Done(outcome) => {
+                    self.report.bulk_jobs += 1;
                     return self
-                        .apply_outcome(client, object, ext_field, items, outcome, attempt, first, fence)
-                        .await
+                        .apply_outcome(
+                            client, object, ext_field, items, outcome, attempt, first, fence,
+                        )
+                        .await;
                 }
                 JobEnd::Failed(f) => f,
             };
@@ -387,7 +388,8 @@ impl<'a> Sync<'a> {
                 }
                 return Ok(());
             }
-            self.retry_wait(object, attempt, items.len(), &failure).await;
+            self.retry_wait(object, attempt, items.len(), &failure)
+                .await;
         }
     }
 
@@ -407,7 +409,10 @@ impl<'a> Sync<'a> {
             ext_field,
             insert: self.config.fault_create_instead_of_upsert,
         };
-        let reply = match self.bulk_call(client, object, fence, &create, n, true).await? {
+        let reply = match self
+            .bulk_call(client, object, fence, &create, n, true)
+            .await?
+        {
             Ok(r) => r,
             Err(f) => return Ok(JobEnd::Failed(f)),
         };
@@ -420,12 +425,18 @@ impl<'a> Sync<'a> {
         // Not retried in place: an upload whose answer was lost may have landed, and a
         // second one would add its rows twice. The whole job is sent again instead.
         let upload = BulkCall::Upload { job: &id, csv };
-        if let Err(f) = self.bulk_call(client, object, fence, &upload, n, false).await? {
+        if let Err(f) = self
+            .bulk_call(client, object, fence, &upload, n, false)
+            .await?
+        {
             self.abort_quietly(client, object, fence, &id).await?;
             return Ok(JobEnd::Failed(f));
         }
         let close = BulkCall::Close { job: &id };
-        match self.bulk_call(client, object, fence, &close, n, true).await? {
+        match self
+            .bulk_call(client, object, fence, &close, n, true)
+            .await?
+        {
             Ok(_) => {}
             // Already closed: the answer to an earlier close was lost. Polling tells.
             Err(f) if f.status == Some(409) => {}
@@ -453,7 +464,8 @@ impl<'a> Sync<'a> {
         n: usize,
     ) -> Result<Result<JobInfo, Failure>, EngineError> {
         let started = self.clock.now();
-        let estimate = Duration::from_secs_f64(n as f64 / self.config.bulk_records_per_sec.max(1.0));
+        let estimate =
+            Duration::from_secs_f64(n as f64 / self.config.bulk_records_per_sec.max(1.0));
         let mut wait = estimate.max(self.config.bulk_poll_interval);
         let mut interval = self.config.bulk_poll_interval;
         let mut state = "UploadComplete".to_string();
@@ -504,7 +516,11 @@ impl<'a> Sync<'a> {
                         message: format!(
                             "Bulk job {id} for {object} ended {}: {}",
                             info.state,
-                            if why.is_empty() { "no reason given" } else { &why }
+                            if why.is_empty() {
+                                "no reason given"
+                            } else {
+                                &why
+                            }
                         ),
                         not_before: None,
                     }));
@@ -544,8 +560,14 @@ impl<'a> Sync<'a> {
             if !needed {
                 continue;
             }
-            let call = BulkCall::Results { job: &info.id, kind };
-            let reply = match self.bulk_call(client, object, fence, &call, n, true).await? {
+            let call = BulkCall::Results {
+                job: &info.id,
+                kind,
+            };
+            let reply = match self
+                .bulk_call(client, object, fence, &call, n, true)
+                .await?
+            {
                 Ok(r) => r,
                 Err(f) => return Ok(JobEnd::Failed(f)),
             };
@@ -581,7 +603,10 @@ impl<'a> Sync<'a> {
                         outcome.succeeded.push((i, created));
                     }
                     "failedResults" => {
-                        let raw = error_col.and_then(|c| row.get(c)).cloned().unwrap_or_default();
+                        let raw = error_col
+                            .and_then(|c| row.get(c))
+                            .cloned()
+                            .unwrap_or_default();
                         let (code, message) = parse_sf_error(&raw);
                         if item_is_retryable(&code) {
                             outcome.again.push(i);
@@ -596,9 +621,12 @@ impl<'a> Sync<'a> {
             }
         }
         // A row no result named was not confirmed: sending it again is safe (an upsert).
-        outcome
-            .again
-            .extend(seen.iter().enumerate().filter(|(_, s)| !**s).map(|(i, _)| i));
+        outcome.again.extend(
+            seen.iter()
+                .enumerate()
+                .filter(|(_, s)| !**s)
+                .map(|(i, _)| i),
+        );
         Ok(JobEnd::Done(outcome))
     }
 
@@ -671,7 +699,14 @@ impl<'a> Sync<'a> {
         id: &str,
     ) -> Result<(), EngineError> {
         let _ = self
-            .bulk_call(client, object, fence, &BulkCall::Abort { job: id }, 0, false)
+            .bulk_call(
+                client,
+                object,
+                fence,
+                &BulkCall::Abort { job: id },
+                0,
+                false,
+            )
             .await?;
         Ok(())
     }

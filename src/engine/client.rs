@@ -228,7 +228,12 @@ impl SalesforceClient {
         body: Option<&Value>,
     ) -> Result<Reply, Failure> {
         let raw = self
-            .send(method, path, body.map(RequestBody::Json), "application/json")
+            .send(
+                method,
+                path,
+                body.map(RequestBody::Json),
+                "application/json",
+            )
             .await?;
         let parsed: Value = if raw.bytes.is_empty() {
             Value::Null

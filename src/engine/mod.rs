@@ -28,8 +28,8 @@ use async_trait::async_trait;
 use serde::Serialize;
 use serde_json::Value;
 
-use self::client::{Credentials, SalesforceClient};
 use self::breaker::{counts_as_outage, Breaker};
+use self::client::{Credentials, SalesforceClient};
 use self::dlq::{DeadLetter, ErrorClass};
 use self::lanes::{Lane, RealtimeRule};
 use self::mapping::map_record;
@@ -372,7 +372,10 @@ impl<'a> Sync<'a> {
         let plan = lanes::plan(self.bundle, per_object, |r| {
             lanes::is_recent(r, now, window) || rule.as_ref().is_some_and(|f| f(r))
         });
-        for (lane, objects) in [(Lane::RealTime, plan.realtime), (Lane::Backfill, plan.backfill)] {
+        for (lane, objects) in [
+            (Lane::RealTime, plan.realtime),
+            (Lane::Backfill, plan.backfill),
+        ] {
             self.lane = Some(lane);
             for (object, records) in objects {
                 if !records.is_empty() {
@@ -498,7 +501,9 @@ impl<'a> Sync<'a> {
         fence: Option<&dyn Fence>,
     ) -> Result<(), EngineError> {
         if self.lane == Some(Lane::Backfill) && items.len() > self.config.bulk_threshold {
-            return self.send_bulk(client, object, ext_field, items, fence).await;
+            return self
+                .send_bulk(client, object, ext_field, items, fence)
+                .await;
         }
         for batch in items.chunks(self.config.batch_size.clamp(1, 200)) {
             self.send_batch(client, object, ext_field, batch, fence)
