@@ -371,3 +371,51 @@ async fn the_token_bucket_spaces_requests() {
     assert!(calls[5].at.since(r.start) >= Duration::from_millis(2500));
     assert_eq!(r.org.records("Account").len(), 12);
 }
+
+#[tokio::test]
+async fn a_failed_upload_aborts_the_job_and_sends_a_new_one() {
+    let scenario = "purpose: the first upload breaks\nfaults:\n  - name: broken-upload\n    match: { method: PUT, path: \"/jobs/ingest/*/batches\" }\n    calls: { first: 1, times: 1 }\n    respond: server_unavailable\n";
+    let accounts: Vec<_> = (0..80).map(|i| account(i, "Other")).collect();
+    let r = run(
+        scenario,
+        |_| {},
+        small_threshold(),
+        &source(accounts, vec![]),
+        |s| s,
+    )
+    .await;
+    let calls = api(&r.journal);
+    let steps: Vec<(String, u16)> = calls
+        .iter()
+        .map(|e| {
+            let tail = e.path.rsplit("/jobs/ingest").next().unwrap_or("");
+            let what = match (e.method.as_str(), tail.matches('/').count()) {
+                ("POST", _) => "create",
+                ("PUT", _) => "upload",
+                ("PATCH", _) => "state",
+                ("GET", 1) => "poll",
+                _ => "results",
+            };
+            (what.to_string(), e.status)
+        })
+        .collect();
+    let expect: Vec<(String, u16)> = [
+        ("create", 200),
+        ("upload", 503),
+        ("state", 200), // the broken job is aborted
+        ("create", 200),
+        ("upload", 201),
+        ("state", 200),
+        ("poll", 200),
+        ("results", 200),
+    ]
+    .iter()
+    .map(|(w, s)| (w.to_string(), *s))
+    .collect();
+    assert_eq!(steps, expect);
+    assert!(r.report.events.iter().any(|e| matches!(&e.kind,
+        EventKind::Retry { code, records: 80, .. } if code == "SERVER_UNAVAILABLE")));
+    assert_eq!(r.org.records("Account").len(), 80);
+    assert_eq!(r.report.created, 80);
+    assert!(r.dead.is_empty());
+}

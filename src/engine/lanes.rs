@@ -116,3 +116,37 @@ fn source_key(v: &Value) -> Option<String> {
         _ => None,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::Map;
+
+    fn rec(changed_at: Option<Timestamp>) -> SourceRecord {
+        SourceRecord {
+            entity: "accounts".into(),
+            id: "A".into(),
+            version: 1,
+            data: Map::new(),
+            changed_at,
+            deleted: false,
+            origin: "t".into(),
+        }
+    }
+
+    #[test]
+    fn recent_means_within_the_window_or_later() {
+        let now = Timestamp::parse("2026-01-05T08:00:00Z").unwrap();
+        let w = Duration::from_secs(15 * 60);
+        let at =
+            |secs_before: i64| Some(Timestamp::from_millis(now.as_millis() - secs_before * 1000));
+        assert!(is_recent(&rec(at(0)), now, w));
+        assert!(is_recent(&rec(at(15 * 60)), now, w), "the edge is inside");
+        assert!(!is_recent(&rec(at(15 * 60 + 1)), now, w));
+        assert!(
+            is_recent(&rec(at(-60)), now, w),
+            "a source clock ahead of ours"
+        );
+        assert!(!is_recent(&rec(None), now, w), "no change time: backfill");
+    }
+}
