@@ -1,6 +1,9 @@
 //! The seed's nightly load — 42,000 Accounts and 12,200 Opportunities — synced into the mock
 //! org over loopback with realistic per-call latency on the virtual clock. Prints the API
-//! calls used against the minimum possible, limit violations, and wall and virtual time.
+//! calls used against the minimum possible, limit violations, and wall and virtual time,
+//! once with the default engine (both objects are over the 2,000-record Bulk threshold, so
+//! one Bulk API 2.0 job each) and once with `bulk_threshold = usize::MAX` (sObject
+//! Collections of 200 only), so the two can be compared.
 //!
 //! Run: `cargo bench --bench nightly`
 
@@ -14,7 +17,7 @@ use syncgate::engine::source::{SourceRecord, SourceSet};
 use syncgate::engine::{EngineConfig, Sync, Target};
 use syncgate::mock::{self, ClientCredentials, MockConfig, MockOrg};
 use syncgate::sim::{Clock, Scenario, Seed};
-use syncgate::store::MemoryStore;
+use syncgate::store::{DeadLetterStore, DlqFilter, MemoryStore};
 
 const ACCOUNTS: usize = 42_000;
 const OPPORTUNITIES: usize = 12_200;
@@ -156,6 +159,10 @@ async fn run(
         )
     };
     let in_org = org.records("Account").len() + org.records("Opportunity").len();
+    let mut dead_codes: BTreeMap<String, usize> = BTreeMap::new();
+    for d in dlq.dlq_list(&DlqFilter::default()).await.expect("dlq") {
+        *dead_codes.entry(d.letter.error_code).or_default() += 1;
+    }
     println!();
     println!("== {label}");
     println!(
@@ -164,6 +171,9 @@ async fn run(
         in_org,
         report.dead_lettered
     );
+    if !dead_codes.is_empty() {
+        println!("dead-letter codes:     {dead_codes:?}");
+    }
     println!("API calls used:        {}", report.api_calls);
     println!("minimum possible:      {minimum} ({how})");
     println!(

@@ -194,7 +194,8 @@ fn columns(payload: &Map<String, Value>) -> Vec<(String, String)> {
 
 /// The CSV uploads for `payloads`: one header (the external ID first, then every column
 /// any payload has, sorted), a row per payload (an absent column is an empty cell), cut
-/// into uploads of at most `max_bytes`. Returns each upload with the payload range it holds.
+/// into uploads of at most `max_bytes` (a single row over it gets an upload of its own).
+/// Returns each upload with the payload range it holds.
 pub fn encode_uploads(
     ext_field: &str,
     payloads: &[&Map<String, Value>],
@@ -230,12 +231,7 @@ pub fn encode_uploads(
             .map(|h| by_name.get(h).copied().unwrap_or(""))
             .collect();
         let text = line(&cells)?;
-        if head.len() + text.len() > max_bytes {
-            return Err(format!(
-                "one record's CSV row is {} bytes, over the {max_bytes}-byte upload limit",
-                text.len()
-            ));
-        }
+        // A row too large on its own still goes alone: the org's 413 dead-letters it.
         if current.len() + text.len() > max_bytes && i > start {
             uploads.push((start..i, std::mem::replace(&mut current, head.clone())));
             start = i;
@@ -288,6 +284,15 @@ pub fn parse_sf_error(e: &str) -> (String, String) {
     (code.to_string(), message.trim().to_string())
 }
 
+/// What became of a job's records.
+#[derive(Debug, PartialEq, Eq)]
+enum Sent {
+    /// Each landed or was dead-lettered.
+    Done,
+    /// The upload was refused as too large (413): none were sent.
+    TooLarge,
+}
+
 /// How one job ended.
 enum JobEnd {
     /// Processed: per item, what became of it.
@@ -323,11 +328,26 @@ impl<'a> Sync<'a> {
             .map(|i| i.payload.as_object())
             .collect::<Option<_>>()
             .ok_or_else(|| EngineError::Work(format!("a payload of {object} is not an object")))?;
-        let uploads = encode_uploads(ext_field, &payloads, self.config.bulk_max_upload_bytes)
-            .map_err(|e| EngineError::Work(format!("{object}: cannot build the Bulk CSV: {e}")))?;
-        for (range, csv) in uploads {
-            self.bulk_job(client, object, ext_field, &items[range], &csv, fence)
-                .await?;
+        let mut max_bytes = self.config.bulk_max_upload_bytes;
+        let mut pending = VecDeque::from([0..items.len()]);
+        while let Some(range) = pending.pop_front() {
+            let uploads =
+                encode_uploads(ext_field, &payloads[range.clone()], max_bytes).map_err(|e| {
+                    EngineError::Work(format!("{object}: cannot build the Bulk CSV: {e}"))
+                })?;
+            for (part, csv) in uploads {
+                let part = range.start + part.start..range.start + part.end;
+                let sent = self
+                    .bulk_job(client, object, ext_field, &items[part.clone()], &csv, fence)
+                    .await?;
+                if sent == Sent::TooLarge {
+                    // The org (or a proxy before it) takes less than we thought: halve the
+                    // upload size and send the rest again from this part on.
+                    max_bytes = csv.len() / 2;
+                    pending.push_front(part.start..range.end);
+                    break;
+                }
+            }
         }
         Ok(())
     }
@@ -341,7 +361,7 @@ impl<'a> Sync<'a> {
         items: &[Item<'_>],
         csv: &str,
         fence: Option<&dyn Fence>,
-    ) -> Result<(), EngineError> {
+    ) -> Result<Sent, EngineError> {
         let first = self.clock.now();
         let mut attempt = 0u32;
         loop {
@@ -352,11 +372,22 @@ impl<'a> Sync<'a> {
             {
                 JobEnd::Done(outcome) => {
                     self.report.bulk_jobs += 1;
-                    return self
-                        .apply_outcome(
-                            client, object, ext_field, items, outcome, attempt, first, fence,
-                        )
-                        .await;
+                    self.apply_outcome(
+                        client, object, ext_field, items, outcome, attempt, first, fence,
+                    )
+                    .await?;
+                    return Ok(Sent::Done);
+                }
+                JobEnd::Failed(f) if f.status == Some(413) && items.len() > 1 => {
+                    self.event(
+                        object,
+                        EventKind::Retry {
+                            attempt,
+                            records: items.len(),
+                            code: f.code,
+                        },
+                    );
+                    return Ok(Sent::TooLarge);
                 }
                 JobEnd::Failed(f) => f,
             };
@@ -386,7 +417,7 @@ impl<'a> Sync<'a> {
                     )
                     .await?;
                 }
-                return Ok(());
+                return Ok(Sent::Done);
             }
             self.retry_wait(object, attempt, items.len(), &failure)
                 .await;
@@ -833,7 +864,12 @@ mod tests {
             assert!(text.starts_with("Ext__c,Name\n"));
             assert!(text.len() <= 48);
         }
-        assert!(encode_uploads("Ext__c", &refs, 20).is_err());
+        let alone = encode_uploads("Ext__c", &refs, 20).unwrap();
+        assert_eq!(
+            alone.len(),
+            10,
+            "a row over the limit goes in an upload of its own"
+        );
     }
 
     #[test]
