@@ -11,7 +11,7 @@ use serde_json::{json, Map, Value};
 use syncgate::contract::{Bundle, Registry};
 use syncgate::engine::client::{Credentials, Secret};
 use syncgate::engine::source::{SourceRecord, SourceSet};
-use syncgate::engine::{EngineConfig, EventKind, Sync, SyncReport, Target};
+use syncgate::engine::{EngineConfig, EngineError, EventKind, Fence, Sync, SyncReport, Target};
 use syncgate::mock::journal::JournalEntry;
 use syncgate::mock::{self, ClientCredentials, MockConfig, MockOrg};
 use syncgate::sim::{Clock, Scenario, Seed, Timestamp};
@@ -444,4 +444,133 @@ async fn an_upload_of_several_megabytes_is_one_job() {
     assert_eq!(r.report.bulk_polls, 1);
     assert_eq!(r.org.records("Account").len(), 25_000);
     assert!(r.dead.is_empty());
+}
+
+/// Aborts every open ingest job of the org right before the engine's `nth` request, once.
+struct AbortsJobs {
+    base: String,
+    token: String,
+    nth: usize,
+    seen: std::sync::atomic::AtomicUsize,
+}
+
+#[async_trait::async_trait]
+impl Fence for AbortsJobs {
+    async fn still_ours(&self) -> Result<(), EngineError> {
+        let n = self.seen.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1;
+        if n != self.nth {
+            return Ok(());
+        }
+        let http = reqwest::Client::new();
+        let jobs = format!("{}/services/data/v62.0/jobs/ingest", self.base);
+        let list: Value = http
+            .get(&jobs)
+            .bearer_auth(&self.token)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        for job in list["records"].as_array().unwrap() {
+            if job["state"] == "Open" {
+                let status = http
+                    .patch(format!("{jobs}/{}", job["id"].as_str().unwrap()))
+                    .bearer_auth(&self.token)
+                    .json(&json!({"state": "Aborted"}))
+                    .send()
+                    .await
+                    .unwrap()
+                    .status();
+                assert_eq!(status.as_u16(), 200);
+            }
+        }
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn a_job_aborted_by_someone_else_is_sent_again_as_a_new_job() {
+    let bundle = bundle();
+    let scenario = Scenario::from_yaml(Path::new("abort.yaml"), NO_FAULTS).unwrap();
+    let clock = Clock::virtual_at(scenario.start);
+    let creds = ClientCredentials::gate();
+    let org = MockOrg::new(MockConfig {
+        bundle: bundle.clone(),
+        scenario: Some(scenario),
+        seed: Seed(3),
+        clock: clock.clone(),
+        clients: vec![creds.clone()],
+    });
+    let running = mock::spawn(org.clone(), 0).await.expect("mock");
+    let target = Target {
+        login_url: running.base_url(),
+        credentials: Credentials {
+            client_id: creds.client_id.clone(),
+            client_secret: Secret::new(creds.client_secret.clone()),
+        },
+        request_log: None,
+        ca_pem: None,
+    };
+    let dlq = MemoryStore::new();
+    let accounts: Vec<_> = (0..80).map(|i| account(i, "Other")).collect();
+    let refs: Vec<&SourceRecord> = accounts.iter().collect();
+    // Requests: create (1), upload (2), then the job is aborted before the close (3).
+    let fence = AbortsJobs {
+        base: running.base_url(),
+        token: org.issue_token(),
+        nth: 3,
+        seen: Default::default(),
+    };
+    let mut sync = Sync::new(&bundle, small_threshold(), clock.clone(), Seed(3), &dlq);
+    let mut client = sync.connect(&target).await.expect("sign in");
+    sync.send_records(&mut client, "Account", &refs, Some(&fence))
+        .await
+        .expect("sent");
+    let report = sync.finish(&client);
+    running.stop().await;
+    let retried: Vec<&String> = report
+        .events
+        .iter()
+        .filter_map(|e| match &e.kind {
+            EventKind::Retry {
+                code, records: 80, ..
+            } => Some(code),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(retried, vec!["BULK_JOB_ABORTED"], "{:#?}", report.events);
+    let engine_calls: Vec<(String, u16)> = org
+        .journal()
+        .iter()
+        .filter(|e| {
+            e.correlation_id
+                .as_deref()
+                .is_some_and(|c| c.starts_with("sg-"))
+        })
+        .map(|e| (e.method.clone(), e.status))
+        .collect();
+    let expect: Vec<(String, u16)> = [
+        ("POST", 200),
+        ("PUT", 201),
+        ("PATCH", 409), // closing an aborted job
+        ("GET", 200),   // the poll sees Aborted
+        ("POST", 200),
+        ("PUT", 201),
+        ("PATCH", 200),
+        ("GET", 200),
+        ("GET", 200),
+    ]
+    .iter()
+    .map(|(m, s)| (m.to_string(), *s))
+    .collect();
+    assert_eq!(engine_calls, expect);
+    assert_eq!(report.bulk_jobs, 1);
+    assert_eq!(report.created, 80);
+    assert_eq!(org.records("Account").len(), 80);
+    assert!(dlq
+        .dlq_list(&DlqFilter::default())
+        .await
+        .unwrap()
+        .is_empty());
 }

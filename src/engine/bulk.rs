@@ -329,8 +329,8 @@ impl<'a> Sync<'a> {
             .collect::<Option<_>>()
             .ok_or_else(|| EngineError::Work(format!("a payload of {object} is not an object")))?;
         let mut max_bytes = self.config.bulk_max_upload_bytes;
-        let mut pending = VecDeque::from([0..items.len()]);
-        while let Some(range) = pending.pop_front() {
+        let mut pending = Some(0..items.len());
+        while let Some(range) = pending.take() {
             let uploads =
                 encode_uploads(ext_field, &payloads[range.clone()], max_bytes).map_err(|e| {
                     EngineError::Work(format!("{object}: cannot build the Bulk CSV: {e}"))
@@ -344,7 +344,7 @@ impl<'a> Sync<'a> {
                     // The org (or a proxy before it) takes less than we thought: halve the
                     // upload size and send the rest again from this part on.
                     max_bytes = csv.len() / 2;
-                    pending.push_front(part.start..range.end);
+                    pending = Some(part.start..range.end);
                     break;
                 }
             }

@@ -277,7 +277,7 @@ pub struct Sync<'a> {
     /// The daily window of the last answer (and so of `client.usage`).
     usage_read_on: Option<Timestamp>,
     breaker: Breaker,
-    /// The lane `send_records` is sending; only the backfill lane may use Bulk.
+    /// The lane `run` is sending; the real-time lane never uses Bulk.
     lane: Option<Lane>,
     realtime: Option<RealtimeRule>,
 }
@@ -490,8 +490,8 @@ impl<'a> Sync<'a> {
             .await
     }
 
-    /// Sends mapped items: through Bulk API 2.0 when this is the backfill lane and there
-    /// are more than `bulk_threshold`, else in sObject Collections batches.
+    /// Sends mapped items: through Bulk API 2.0 when there are more than `bulk_threshold`
+    /// (outside the real-time lane), else in sObject Collections batches.
     async fn dispatch(
         &mut self,
         client: &mut SalesforceClient,
@@ -500,7 +500,7 @@ impl<'a> Sync<'a> {
         items: &[Item<'_>],
         fence: Option<&dyn Fence>,
     ) -> Result<(), EngineError> {
-        if self.lane == Some(Lane::Backfill) && items.len() > self.config.bulk_threshold {
+        if self.lane != Some(Lane::RealTime) && items.len() > self.config.bulk_threshold {
             return self
                 .send_bulk(client, object, ext_field, items, fence)
                 .await;
