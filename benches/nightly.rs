@@ -1,6 +1,9 @@
 //! The seed's nightly load — 42,000 Accounts and 12,200 Opportunities — synced into the mock
 //! org over loopback with realistic per-call latency on the virtual clock. Prints the API
-//! calls used against the minimum possible, limit violations, and wall and virtual time.
+//! calls used against the minimum possible, limit violations, and wall and virtual time,
+//! once with the default engine (both objects are over the 2,000-record Bulk threshold, so
+//! one Bulk API 2.0 job each) and once with `bulk_threshold = usize::MAX` (sObject
+//! Collections of 200 only), so the two can be compared.
 //!
 //! Run: `cargo bench --bench nightly`
 
@@ -8,13 +11,13 @@ use std::collections::BTreeMap;
 use std::time::Instant;
 
 use serde_json::{json, Map, Value};
-use syncgate::contract::Registry;
+use syncgate::contract::{Bundle, Registry};
 use syncgate::engine::client::{Credentials, Secret};
 use syncgate::engine::source::{SourceRecord, SourceSet};
 use syncgate::engine::{EngineConfig, Sync, Target};
 use syncgate::mock::{self, ClientCredentials, MockConfig, MockOrg};
 use syncgate::sim::{Clock, Scenario, Seed};
-use syncgate::store::MemoryStore;
+use syncgate::store::{DeadLetterStore, DlqFilter, MemoryStore};
 
 const ACCOUNTS: usize = 42_000;
 const OPPORTUNITIES: usize = 12_200;
@@ -83,34 +86,111 @@ fn main() {
         .enable_all()
         .build()
         .expect("runtime");
-    runtime.block_on(async {
-        let clock = Clock::virtual_at(scenario.start);
-        let creds = ClientCredentials::gate();
-        let org = MockOrg::new(MockConfig { bundle: bundle.clone(), scenario: Some(scenario.clone()), seed: Seed(1), clock: clock.clone(), clients: vec![creds.clone()] });
-        let running = mock::spawn(org.clone(), 0).await.expect("mock");
-        let target = Target {
-            login_url: running.base_url(),
-            credentials: Credentials { client_id: creds.client_id.clone(), client_secret: Secret::new(creds.client_secret.clone()) },
-            request_log: None,
-            ca_pem: None,
-        };
-        let dlq = MemoryStore::new();
-        let wall = Instant::now();
-        let report = Sync::new(&bundle, EngineConfig::default(), clock.clone(), Seed(1), &dlq).run(&source, &target).await.expect("sync");
-        let elapsed = wall.elapsed();
-        running.stop().await;
+    let collections_only = EngineConfig {
+        bulk_threshold: usize::MAX,
+        ..EngineConfig::default()
+    };
+    let runs = [
+        ("bulk (default, threshold 2,000)", EngineConfig::default()),
+        (
+            "collections only (bulk_threshold = usize::MAX)",
+            collections_only,
+        ),
+    ];
+    println!("nightly load: {ACCOUNTS} Accounts + {OPPORTUNITIES} Opportunities into the mock org (latency 300..1200 ms per call)");
+    for (label, config) in runs {
+        let bulk = config.bulk_threshold < ACCOUNTS.min(OPPORTUNITIES);
+        runtime.block_on(run(label, config, bulk, &bundle, &scenario, &source));
+    }
+}
 
-        let journal = org.journal();
-        let violations = journal.iter().filter(|e| e.status == 429 || e.status == 403).count();
-        let minimum = ACCOUNTS.div_ceil(200) + OPPORTUNITIES.div_ceil(200);
-        let in_org = org.records("Account").len() + org.records("Opportunity").len();
-        println!("nightly load: {ACCOUNTS} Accounts + {OPPORTUNITIES} Opportunities into the mock org (latency 300..1200 ms per call)");
-        println!("records synced:        {} ({} in the org, {} dead-lettered)", report.created + report.updated, in_org, report.dead_lettered);
-        println!("API calls used:        {}", report.api_calls);
-        println!("minimum possible:      {minimum} (records / 200 per collections call)");
-        println!("calls over minimum:    {:.2}%", 100.0 * (report.api_calls as f64 - minimum as f64) / minimum as f64);
-        println!("limit violations:      {violations} (429/403 answers)");
-        println!("virtual time:          {:.1} min", clock.now().since(scenario.start).as_secs_f64() / 60.0);
-        println!("wall time:             {:.2} s", elapsed.as_secs_f64());
+async fn run(
+    label: &str,
+    config: EngineConfig,
+    bulk: bool,
+    bundle: &Bundle,
+    scenario: &Scenario,
+    source: &SourceSet,
+) {
+    let clock = Clock::virtual_at(scenario.start);
+    let creds = ClientCredentials::gate();
+    let org = MockOrg::new(MockConfig {
+        bundle: bundle.clone(),
+        scenario: Some(scenario.clone()),
+        seed: Seed(1),
+        clock: clock.clone(),
+        clients: vec![creds.clone()],
     });
+    let running = mock::spawn(org.clone(), 0).await.expect("mock");
+    let target = Target {
+        login_url: running.base_url(),
+        credentials: Credentials {
+            client_id: creds.client_id.clone(),
+            client_secret: Secret::new(creds.client_secret.clone()),
+        },
+        request_log: None,
+        ca_pem: None,
+    };
+    let dlq = MemoryStore::new();
+    let wall = Instant::now();
+    let report = Sync::new(bundle, config, clock.clone(), Seed(1), &dlq)
+        .run(source, &target)
+        .await
+        .expect("sync");
+    let elapsed = wall.elapsed();
+    running.stop().await;
+
+    let journal = org.journal();
+    let violations = journal
+        .iter()
+        .filter(|e| e.status == 429 || e.status == 403)
+        .count();
+    // Bulk, per object: create, upload, close, one status poll, successfulResults (failed
+    // and unprocessed results are only read when the job reports such rows).
+    let (minimum, how) = if bulk {
+        (
+            2 * 5,
+            "2 objects x (create + upload + close + 1 status poll + successfulResults)",
+        )
+    } else {
+        (
+            ACCOUNTS.div_ceil(200) + OPPORTUNITIES.div_ceil(200),
+            "records / 200 per collections call",
+        )
+    };
+    let in_org = org.records("Account").len() + org.records("Opportunity").len();
+    let mut dead_codes: BTreeMap<String, usize> = BTreeMap::new();
+    for d in dlq.dlq_list(&DlqFilter::default()).await.expect("dlq") {
+        *dead_codes.entry(d.letter.error_code).or_default() += 1;
+    }
+    println!();
+    println!("== {label}");
+    println!(
+        "records synced:        {} ({} in the org, {} dead-lettered)",
+        report.created + report.updated,
+        in_org,
+        report.dead_lettered
+    );
+    if !dead_codes.is_empty() {
+        println!("dead-letter codes:     {dead_codes:?}");
+    }
+    println!("API calls used:        {}", report.api_calls);
+    println!("minimum possible:      {minimum} ({how})");
+    println!(
+        "calls over minimum:    {:.2}%",
+        100.0 * (report.api_calls as f64 - minimum as f64) / minimum as f64
+    );
+    if bulk {
+        println!(
+            "bulk jobs / polls:     {} / {}",
+            report.bulk_jobs, report.bulk_polls
+        );
+    }
+    println!("retries:               {}", report.retries);
+    println!("limit violations:      {violations} (429/403 answers)");
+    println!(
+        "virtual time:          {:.1} min",
+        clock.now().since(scenario.start).as_secs_f64() / 60.0
+    );
+    println!("wall time:             {:.2} s", elapsed.as_secs_f64());
 }

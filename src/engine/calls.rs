@@ -1,38 +1,70 @@
-//! Single API calls with the engine's calling discipline: the budget guard, the limiter, one
-//! session refresh, waits for the daily window, retries with backoff or `Retry-After`. Used
-//! for the calls that are not record batches: conflict-check queries and deletes.
+//! Single API calls with the engine's calling discipline: the budget guard, the limiter and
+//! breaker, one session refresh, waits for the daily window, retries with backoff or
+//! `Retry-After`. Used for every call that is not a collections batch: Bulk job steps,
+//! conflict-check queries and deletes.
 
 use reqwest::Method;
 use serde_json::Value;
 
-use super::client::{Reply, SalesforceClient};
+use super::bulk::BulkCall;
+use super::client::{RequestBody, SalesforceClient, TextReply};
 use super::retry::{Action, Failure};
 use super::{EngineError, EventKind, Fence, Sync};
 
+/// One API request the engine may have to send more than once.
+pub(super) enum ApiRequest<'a> {
+    /// A REST call under `/services/data/vNN.N/` with an optional JSON body.
+    Rest {
+        method: Method,
+        path: &'a str,
+        body: Option<&'a Value>,
+    },
+    /// A step of a Bulk API 2.0 job.
+    Bulk(&'a BulkCall<'a>),
+}
+
+impl ApiRequest<'_> {
+    async fn send(&self, client: &mut SalesforceClient) -> Result<TextReply, Failure> {
+        match self {
+            ApiRequest::Rest { method, path, body } => {
+                client
+                    .call_text(
+                        method.clone(),
+                        path,
+                        body.map(RequestBody::Json),
+                        "application/json",
+                    )
+                    .await
+            }
+            ApiRequest::Bulk(call) => call.send(client).await,
+        }
+    }
+}
+
 impl Sync<'_> {
-    /// Sends one call until it succeeds or retrying cannot help. `Ok(Err(failure))` is a call
-    /// that failed for good (not retryable, or out of attempts); `Err` stops the run.
+    /// Sends one request under every guard of the engine (budget guard, limiter, breaker),
+    /// signing in again once on an expired session, waiting for the daily window on a
+    /// lockout and, when `retry`, retrying on backoff or `Retry-After` up to `max_attempts`.
+    /// `Ok(Err(failure))` is a request that failed for good; `Err` stops the run (budget
+    /// exhausted, fenced, store failure). `records` is how many records ride on it (timeline).
     pub(super) async fn call_retrying(
         &mut self,
         client: &mut SalesforceClient,
         object: &str,
-        method: Method,
-        path: &str,
-        body: Option<&Value>,
         fence: Option<&dyn Fence>,
-    ) -> Result<Result<Reply, Failure>, EngineError> {
+        request: &ApiRequest<'_>,
+        records: usize,
+        retry: bool,
+    ) -> Result<Result<TextReply, Failure>, EngineError> {
         let mut attempt = 0u32;
         let mut refreshed = false;
         loop {
             attempt += 1;
             self.guard_budget(client, object).await?;
             let permit = self.admit(object, fence).await?;
-            let outcome = client.call(method.clone(), path, body).await;
+            let outcome = request.send(client).await;
             self.requests_sent = client.requests();
-            self.usage_read_on = Some(self.clock.now().day_start());
-            if let (Some(permit), Some((limiter, _))) = (permit, &self.limiter) {
-                limiter.release(&permit).await?;
-            }
+            self.after_call(permit, outcome.as_ref().err()).await?;
             let failure = match outcome {
                 Ok(reply) => return Ok(Ok(reply)),
                 Err(f) => f,
@@ -53,41 +85,53 @@ impl Sync<'_> {
                 Action::DeadLetter | Action::Refresh => return Ok(Err(failure)),
                 Action::Retry | Action::WaitForWindow => {}
             }
+            if !retry {
+                return Ok(Err(failure));
+            }
             if attempt >= self.config.max_attempts {
                 let message = format!(
-                    "gave up after {attempt} attempts; last error: {}",
+                    "gave up after {attempt} attempt(s); last error: {}",
                     failure.message
                 );
                 return Ok(Err(Failure { message, ..failure }));
             }
-            self.report.retries += 1;
-            self.event(
-                object,
-                EventKind::Retry {
-                    attempt,
-                    records: 0,
-                    code: failure.code.clone(),
-                },
-            );
-            let now = self.clock.now();
-            let (until, reason) = match failure.not_before {
-                Some(nb) if self.config.honour_retry_after => {
-                    (nb.max(now), format!("Retry-After after {}", failure.code))
-                }
-                _ => (
-                    now.plus(self.config.backoff.delay(attempt, &mut self.jitter)),
-                    format!("backoff after {}", failure.code),
-                ),
-            };
-            self.event(
-                object,
-                EventKind::Wait {
-                    until: until.to_iso(),
-                    reason,
-                },
-            );
-            self.clock.sleep_until(until).await;
+            self.retry_wait(object, attempt, records, &failure).await;
         }
+    }
+
+    /// Counts a retry and waits for `Retry-After` (when honoured) or a jittered backoff.
+    pub(super) async fn retry_wait(
+        &mut self,
+        object: &str,
+        attempt: u32,
+        records: usize,
+        failure: &Failure,
+    ) {
+        self.report.retries += 1;
+        self.event(
+            object,
+            EventKind::Retry {
+                attempt,
+                records,
+                code: failure.code.clone(),
+            },
+        );
+        let now = self.clock.now();
+        let jitter = self.config.backoff.delay(attempt, &mut self.jitter);
+        let (until, reason) = match failure.not_before {
+            Some(nb) if self.config.honour_retry_after => {
+                (nb.max(now), format!("Retry-After after {}", failure.code))
+            }
+            _ => (now.plus(jitter), format!("backoff after {}", failure.code)),
+        };
+        self.event(
+            object,
+            EventKind::Wait {
+                until: until.to_iso(),
+                reason,
+            },
+        );
+        self.clock.sleep_until(until).await;
     }
 }
 

@@ -230,13 +230,68 @@ impl SalesforceClient {
             .await
     }
 
-    /// One API call under `/services/data/vNN.N/`.
+    /// One API call under `/services/data/vNN.N/` with a JSON body (if any) and a JSON answer.
     pub async fn call(
         &mut self,
         method: Method,
         path: &str,
         body: Option<&Value>,
     ) -> Result<Reply, Failure> {
+        let raw = self
+            .send(
+                method,
+                path,
+                body.map(RequestBody::Json),
+                "application/json",
+            )
+            .await?;
+        let parsed: Value = if raw.bytes.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_slice(&raw.bytes).unwrap_or(Value::Null)
+        };
+        if parsed.is_null() && !raw.bytes.is_empty() {
+            return Err(Failure::transport(format!(
+                "garbled {} response: not JSON",
+                raw.status
+            )));
+        }
+        Ok(Reply {
+            status: raw.status,
+            body: parsed,
+            correlation_id: raw.correlation_id,
+        })
+    }
+
+    /// One API call whose answer is text (Bulk API 2.0 result CSVs), optionally sending a
+    /// CSV body (a Bulk upload). Errors are JSON and classified like every other call.
+    pub async fn call_text(
+        &mut self,
+        method: Method,
+        path: &str,
+        body: Option<RequestBody<'_>>,
+        accept: &str,
+    ) -> Result<TextReply, Failure> {
+        let raw = self.send(method, path, body, accept).await?;
+        let text = String::from_utf8(raw.bytes.to_vec()).map_err(|_| {
+            Failure::transport(format!("garbled {} response: not UTF-8", raw.status))
+        })?;
+        Ok(TextReply {
+            status: raw.status,
+            text,
+            correlation_id: raw.correlation_id,
+        })
+    }
+
+    /// Sends one request with the headers every call carries, records it, reads the
+    /// limits header, and classifies a non-2xx answer.
+    async fn send(
+        &mut self,
+        method: Method,
+        path: &str,
+        body: Option<RequestBody<'_>>,
+        accept: &str,
+    ) -> Result<RawReply, Failure> {
         self.calls += 1;
         self.requests += 1;
         let method_name = method.to_string();
@@ -253,13 +308,23 @@ impl SalesforceClient {
                 format!("client={}", self.client_name),
             )
             .header("X-Correlation-Id", &correlation_id)
-            .header("Accept", "application/json");
+            .header("Accept", accept);
         if let Some(token) = &self.token {
             req = req.bearer_auth(token.expose());
         }
-        if let Some(b) = body {
-            req = req.json(b);
-        }
+        let content_type = match &body {
+            Some(RequestBody::Json(b)) => {
+                req = req.json(b);
+                Some("application/json")
+            }
+            Some(RequestBody::Csv(text)) => {
+                req = req
+                    .header("Content-Type", "text/csv")
+                    .body(text.to_string());
+                Some("text/csv")
+            }
+            None => None,
+        };
         if let Some(log) = &self.log {
             let path = reqwest::Url::parse(&url)
                 .map(|u| u.path().to_string())
@@ -270,16 +335,20 @@ impl SalesforceClient {
                     format!("client={}", self.client_name),
                 ),
                 ("X-Correlation-Id".to_string(), correlation_id.clone()),
-                ("Accept".to_string(), "application/json".to_string()),
+                ("Accept".to_string(), accept.to_string()),
             ];
-            if body.is_some() {
-                headers.push(("Content-Type".to_string(), "application/json".to_string()));
+            if let Some(ct) = content_type {
+                headers.push(("Content-Type".to_string(), ct.to_string()));
             }
             let sent = SentRequest {
                 method: method_name.clone(),
                 path,
                 headers,
-                body: body.cloned(),
+                body: match &body {
+                    Some(RequestBody::Json(b)) => Some((*b).clone()),
+                    Some(RequestBody::Csv(text)) => Some(Value::String(text.to_string())),
+                    None => None,
+                },
             };
             log.lock().unwrap_or_else(|p| p.into_inner()).push(sent);
         }
@@ -300,25 +369,36 @@ impl SalesforceClient {
             .bytes()
             .await
             .map_err(|e| Failure::transport(format!("response lost: {}", e.without_url())))?;
-        let body: Value = if bytes.is_empty() {
-            Value::Null
-        } else {
-            serde_json::from_slice(&bytes).unwrap_or(Value::Null)
-        };
         if (200..300).contains(&status) {
-            if body.is_null() && !bytes.is_empty() {
-                return Err(Failure::transport(format!(
-                    "garbled {status} response: not JSON"
-                )));
-            }
-            return Ok(Reply {
+            return Ok(RawReply {
                 status,
-                body,
+                bytes,
                 correlation_id,
             });
         }
+        let body: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
         Err(classify(status, &headers, &body, self.clock.now()))
     }
+}
+
+/// A request body: JSON, or CSV text (Bulk API 2.0 uploads).
+pub enum RequestBody<'a> {
+    Json(&'a Value),
+    Csv(&'a str),
+}
+
+/// One successful answer read as text.
+#[derive(Debug)]
+pub struct TextReply {
+    pub status: u16,
+    pub text: String,
+    pub correlation_id: String,
+}
+
+struct RawReply {
+    status: u16,
+    bytes: bytes::Bytes,
+    correlation_id: String,
 }
 
 /// Collections records carry `attributes.type`.

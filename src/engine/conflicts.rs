@@ -10,7 +10,7 @@ use reqwest::Method;
 use serde::Serialize;
 use serde_json::Value;
 
-use super::calls::{encode_query_value, soql_string};
+use super::calls::{encode_query_value, soql_string, ApiRequest};
 use super::client::SalesforceClient;
 use super::{EngineError, EventKind, Fence, Item, Sync};
 use crate::contract::{FieldType, ObjectSpec};
@@ -87,15 +87,18 @@ impl Sync<'_> {
                 ids.join(", ")
             );
             let path = format!("query?q={}", encode_query_value(&soql));
+            let request = ApiRequest::Rest {
+                method: Method::GET,
+                path: &path,
+                body: None,
+            };
             let rows = match self
-                .call_retrying(client, object, Method::GET, &path, None, fence)
+                .call_retrying(client, object, fence, &request, chunk.len(), true)
                 .await?
             {
-                Ok(reply) => reply
-                    .body
-                    .get("records")
-                    .and_then(Value::as_array)
-                    .cloned()
+                Ok(reply) => serde_json::from_str::<Value>(&reply.text)
+                    .ok()
+                    .and_then(|b| b.get("records").and_then(Value::as_array).cloned())
                     .unwrap_or_default(),
                 Err(failure) => {
                     // Without the org's side the write goes ahead as the source says; the

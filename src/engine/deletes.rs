@@ -6,7 +6,7 @@
 use reqwest::Method;
 use serde_json::{Map, Value};
 
-use super::calls::encode_query_value;
+use super::calls::{encode_query_value, ApiRequest};
 use super::dlq::ErrorClass;
 use super::source::SourceRecord;
 use super::{EngineError, Fence, Sync};
@@ -48,8 +48,13 @@ impl Sync<'_> {
                 encode_query_value(&record.id)
             );
             let first = self.clock.now();
+            let request = ApiRequest::Rest {
+                method: Method::DELETE,
+                path: &path,
+                body: None,
+            };
             let outcome = self
-                .call_retrying(client, object, Method::DELETE, &path, None, fence)
+                .call_retrying(client, object, fence, &request, 1, true)
                 .await?;
             let failure = match outcome {
                 Ok(_) => None,

@@ -1,13 +1,23 @@
 //! The sync engine: source → mapping → plan → client, with retries that honour
 //! `Retry-After`, a daily-budget guard and a dead-letter queue. The gate runs this same
 //! code against the mock over real HTTP.
+//!
+//! A run sends two lanes (see [`lanes`]): real-time changes first, then the backfill, each
+//! parent-first. An object whose backfill holds more than `EngineConfig::bulk_threshold`
+//! records goes through one Bulk API 2.0 job ([`bulk`]), finished before its children
+//! start; everything else through sObject Collections of 200. Every call passes a token
+//! bucket and a concurrency cap (a local `store::limiter` unless a shared one is given),
+//! and a per-tenant circuit breaker ([`breaker`]).
 
+pub mod breaker;
+pub mod bulk;
 mod calls;
 pub mod cdc;
 pub mod client;
 pub mod conflicts;
 pub mod deletes;
 pub mod dlq;
+pub mod lanes;
 pub mod mapping;
 pub mod redrive;
 pub mod retry;
@@ -23,15 +33,19 @@ use async_trait::async_trait;
 use serde::Serialize;
 use serde_json::Value;
 
+use self::breaker::{counts_as_outage, Breaker};
 use self::client::{Credentials, SalesforceClient};
 use self::dlq::{DeadLetter, ErrorClass};
+use self::lanes::{Lane, RealtimeRule};
 use self::mapping::map_record;
 use self::retry::{item_is_retryable, Action, Backoff, Failure};
 use self::source::{SourceRecord, SourceSet};
 use crate::contract::rules::{check_write, RegexRules, WriteKind};
 use crate::contract::Bundle;
 use crate::sim::{Clock, Rng, Seed, Timestamp};
-use crate::store::limiter::{Admission, LimitError, LimitPolicy, Limiter, Permit, WaitReason};
+use crate::store::limiter::{
+    Admission, LimitError, LimitPolicy, Limiter, LocalLimiter, Permit, WaitReason,
+};
 use crate::store::{DeadLetterStore, DedupeStore, StoreError};
 
 /// Settings of one engine.
@@ -70,6 +84,43 @@ pub struct EngineConfig {
     /// DELIBERATE FAULT: the change-event consumer skips its `EventUuid` dedupe
     /// (see `cdc::CdcConfig::fault_no_dedupe`).
     pub fault_cdc_no_dedupe: bool,
+    /// An object whose backfill holds more records than this goes through Bulk API 2.0.
+    pub bulk_threshold: usize,
+    /// Largest CSV upload per Bulk job; more records make more jobs.
+    pub bulk_max_upload_bytes: usize,
+    /// Records per second a Bulk job is expected to process: the first status poll comes
+    /// when the job should be done (at least `bulk_poll_interval` after closing it).
+    pub bulk_records_per_sec: f64,
+    /// Poll interval after the first poll, doubling up to `bulk_poll_cap`.
+    pub bulk_poll_interval: Duration,
+    pub bulk_poll_cap: Duration,
+    /// A job not done this long after closing is aborted and sent again.
+    pub bulk_job_timeout: Duration,
+    /// A record changed this recently (by the clock) goes in the real-time lane.
+    pub realtime_window: Duration,
+    /// Per-tenant token bucket of a single engine (workers bring a shared limiter).
+    pub rate_per_sec: f64,
+    pub burst: u32,
+    /// Requests in flight at once, below the org's 25 concurrent long-running requests.
+    pub max_concurrent: u32,
+    /// Consecutive transport/5xx failures that open the circuit breaker (0: never).
+    pub breaker_threshold: u32,
+    /// How long the open breaker holds every call.
+    pub breaker_cooldown: Duration,
+}
+
+impl EngineConfig {
+    /// The limiter policy of a single engine: its token bucket and concurrency cap. The
+    /// daily budget is left to the `Sforce-Limit-Info` guard (the org's own count).
+    pub fn local_policy(&self) -> LimitPolicy {
+        LimitPolicy {
+            rate_per_sec: self.rate_per_sec,
+            burst: self.burst,
+            daily_budget: u64::MAX,
+            max_concurrent: self.max_concurrent,
+            ..LimitPolicy::default()
+        }
+    }
 }
 
 impl Default for EngineConfig {
@@ -94,6 +145,18 @@ impl Default for EngineConfig {
             fault_drop_unmapped_columns: false,
             fault_upsert_deletes: false,
             fault_cdc_no_dedupe: false,
+            bulk_threshold: 2_000,
+            bulk_max_upload_bytes: bulk::MAX_UPLOAD_BYTES,
+            bulk_records_per_sec: 1_000.0,
+            bulk_poll_interval: Duration::from_secs(2),
+            bulk_poll_cap: Duration::from_secs(30),
+            bulk_job_timeout: Duration::from_secs(2 * 3600),
+            realtime_window: Duration::from_secs(15 * 60),
+            rate_per_sec: 25.0,
+            burst: 25,
+            max_concurrent: 10,
+            breaker_threshold: 5,
+            breaker_cooldown: Duration::from_secs(30),
         }
     }
 }
@@ -177,6 +240,11 @@ pub struct SyncReport {
     pub rejected_before_sending: usize,
     /// Source deletes applied (hard deletes; archive and inactive count as updates too).
     pub deleted: usize,
+    /// Bulk API 2.0 jobs that ran to the end, and the status polls they took.
+    pub bulk_jobs: usize,
+    pub bulk_polls: usize,
+    /// Times the circuit breaker opened.
+    pub breaker_opened: u32,
     /// Source columns no bundle field reads, per source entity.
     pub unmapped_columns: BTreeMap<String, BTreeSet<String>>,
     /// New source columns routed to a same-named custom field, per entity: column → field.
@@ -301,8 +369,13 @@ pub struct Sync<'a> {
     /// The daily window of the last answer (and so of `client.usage`).
     usage_read_on: Option<Timestamp>,
     progress: Option<ProgressHook>,
+    breaker: Breaker,
+    /// The lane `run` is sending; the real-time lane never uses Bulk.
+    lane: Option<Lane>,
+    realtime: Option<RealtimeRule>,
 }
 
+#[derive(Clone)]
 struct Item<'s> {
     record: &'s SourceRecord,
     payload: Value,
@@ -318,7 +391,6 @@ impl<'a> Sync<'a> {
     ) -> Self {
         Sync {
             bundle,
-            config,
             clock,
             jitter: seed.stream("engine.jitter"),
             dlq,
@@ -327,9 +399,13 @@ impl<'a> Sync<'a> {
             window_waits: 0,
             requests_sent: 0,
             dedupe: None,
-            limiter: None,
+            limiter: Some((Arc::new(LocalLimiter::new()), config.local_policy())),
             usage_read_on: None,
             progress: None,
+            breaker: Breaker::new(config.breaker_threshold, config.breaker_cooldown),
+            lane: None,
+            realtime: None,
+            config,
         }
     }
 
@@ -385,22 +461,54 @@ impl<'a> Sync<'a> {
         self
     }
 
-    /// Syncs every object of the bundle from `source` into `target`, parents first.
+    /// Also puts the records `rule` marks in the real-time lane, whatever their change time.
+    pub fn with_realtime(mut self, rule: RealtimeRule) -> Self {
+        self.realtime = Some(rule);
+        self
+    }
+
+    /// Syncs every object of the bundle from `source` into `target`: the real-time lane,
+    /// then the backfill lane, each parents first (see [`lanes`]).
     pub async fn run(
         mut self,
         source: &SourceSet,
         target: &Target,
     ) -> Result<SyncReport, EngineError> {
         let mut client = self.connect(target).await?;
-        for (object, spec) in self.bundle.objects_parent_first() {
-            let records = if self.config.fault_first_version_wins {
-                source.earliest(&spec.source)
-            } else {
-                source.latest(&spec.source)
-            };
-            self.send_records(&mut client, object, &records, None)
-                .await?;
+        let per_object = self
+            .bundle
+            .objects_parent_first()
+            .into_iter()
+            .map(|(object, spec)| {
+                let records = if self.config.fault_first_version_wins {
+                    source.earliest(&spec.source)
+                } else {
+                    source.latest(&spec.source)
+                };
+                (object.clone(), records)
+            })
+            .collect();
+        let (now, window, rule) = (
+            self.clock.now(),
+            self.config.realtime_window,
+            self.realtime.clone(),
+        );
+        let plan = lanes::plan(self.bundle, per_object, |r| {
+            lanes::is_recent(r, now, window) || rule.as_ref().is_some_and(|f| f(r))
+        });
+        for (lane, objects) in [
+            (Lane::RealTime, plan.realtime),
+            (Lane::Backfill, plan.backfill),
+        ] {
+            self.lane = Some(lane);
+            for (object, records) in objects {
+                if !records.is_empty() {
+                    self.send_records(&mut client, &object, &records, None)
+                        .await?;
+                }
+            }
         }
+        self.lane = None;
         Ok(self.finish(&client))
     }
 
@@ -428,6 +536,7 @@ impl<'a> Sync<'a> {
     pub fn finish(mut self, client: &SalesforceClient) -> SyncReport {
         self.report.api_calls = client.calls();
         self.report.api_usage = client.usage;
+        self.report.breaker_opened = self.breaker.times_opened();
         self.report
     }
 
@@ -561,17 +670,37 @@ impl<'a> Sync<'a> {
             self.resolve_conflicts(client, object, spec, &mut items, fence)
                 .await?;
         }
+        self.dispatch(client, object, &spec.external_id, &items, fence)
+            .await?;
+        self.hard_delete(client, object, spec, &hard_deletes, fence)
+            .await
+    }
+
+    /// Sends mapped items: through Bulk API 2.0 when there are more than `bulk_threshold`
+    /// (outside the real-time lane), else in sObject Collections batches.
+    async fn dispatch(
+        &mut self,
+        client: &mut SalesforceClient,
+        object: &str,
+        ext_field: &str,
+        items: &[Item<'_>],
+        fence: Option<&dyn Fence>,
+    ) -> Result<(), EngineError> {
         // Records counted so far and not waiting to be sent are settled.
         let mut settled = self.report.records - items.len();
         self.report_progress(object, settled);
+        if self.lane != Some(Lane::RealTime) && items.len() > self.config.bulk_threshold {
+            self.send_bulk(client, object, ext_field, items, fence)
+                .await?;
+            self.report_progress(object, settled + items.len());
+            return Ok(());
+        }
         for batch in items.chunks(self.config.batch_size.clamp(1, 200)) {
-            self.send_batch(client, object, &spec.external_id, batch, fence)
+            self.send_batch(client, object, ext_field, batch, fence)
                 .await?;
             settled += batch.len();
             self.report_progress(object, settled);
         }
-        self.hard_delete(client, object, spec, &hard_deletes, fence)
-            .await?;
         Ok(())
     }
 
@@ -582,6 +711,7 @@ impl<'a> Sync<'a> {
         object: &str,
         fence: Option<&dyn Fence>,
     ) -> Result<Option<Permit>, EngineError> {
+        self.wait_for_breaker(object).await;
         let Some((limiter, policy)) = self.limiter.clone() else {
             if let Some(f) = fence {
                 f.still_ours().await?;
@@ -646,10 +776,7 @@ impl<'a> Sync<'a> {
                 client.upsert_collection(object, ext_field, &payloads).await
             };
             self.requests_sent = client.requests();
-            self.usage_read_on = Some(self.clock.now().day_start());
-            if let (Some(permit), Some((limiter, _))) = (permit, &self.limiter) {
-                limiter.release(&permit).await?;
-            }
+            self.after_call(permit, outcome.as_ref().err()).await?;
             let now = self.clock.now();
             let failure = match outcome {
                 Ok(reply) => {
@@ -794,26 +921,37 @@ impl<'a> Sync<'a> {
                 }
                 return Ok(());
             }
-            self.report.retries += 1;
-            self.event(
-                object,
-                EventKind::Retry {
-                    attempt,
-                    records: remaining.len(),
-                    code: failure.code.clone(),
-                },
+            self.retry_wait(object, attempt, remaining.len(), &failure)
+                .await;
+        }
+    }
+
+    /// After every API call: gives the permit back and tells the breaker how it went.
+    async fn after_call(
+        &mut self,
+        permit: Option<Permit>,
+        failure: Option<&Failure>,
+    ) -> Result<(), EngineError> {
+        self.usage_read_on = Some(self.clock.now().day_start());
+        if let (Some(permit), Some((limiter, _))) = (permit, &self.limiter) {
+            limiter.release(&permit).await?;
+        }
+        match failure {
+            Some(f) if counts_as_outage(f.status) => {
+                self.breaker.failure(self.clock.now());
+            }
+            _ => self.breaker.success(),
+        }
+        Ok(())
+    }
+
+    /// Holds the call while the circuit breaker is open (the cooldown shows in the timeline).
+    async fn wait_for_breaker(&mut self, object: &str) {
+        if let Some(until) = self.breaker.check(self.clock.now()) {
+            let reason = format!(
+                "circuit breaker open after {} consecutive transport/5xx failures; then one probe",
+                self.breaker.threshold
             );
-            let jitter = self.config.backoff.delay(attempt, &mut self.jitter);
-            let until = match failure.not_before {
-                Some(nb) if self.config.honour_retry_after => nb.max(now),
-                _ => now.plus(jitter),
-            };
-            let reason = match failure.not_before {
-                Some(_) if self.config.honour_retry_after => {
-                    format!("Retry-After after {}", failure.code)
-                }
-                _ => format!("backoff after {}", failure.code),
-            };
             self.event(
                 object,
                 EventKind::Wait {
@@ -822,6 +960,7 @@ impl<'a> Sync<'a> {
                 },
             );
             self.clock.sleep_until(until).await;
+            self.breaker.check(self.clock.now());
         }
     }
 

@@ -93,6 +93,33 @@ pub fn classify(status: u16, headers: &HeaderMap, body: &Value, now: Timestamp) 
     }
 }
 
+/// Classifies a Bulk API 2.0 job that ended `Failed` or `Aborted` (its `errorMessage`):
+/// an aborted job, or one that failed for a reason the org can get over (a lock, a
+/// timeout, an internal error), is sent again as a new job; a job Salesforce refused for
+/// its content (bad CSV, unknown field or object, no data) would fail again, so its
+/// records are dead-lettered.
+pub fn classify_job_failure(state: &str, error_message: &str) -> Action {
+    if state.eq_ignore_ascii_case("Aborted") {
+        return Action::Retry;
+    }
+    let m = error_message.to_ascii_lowercase();
+    let permanent = [
+        "invalidbatch",
+        "invalidjob",
+        "invalid_field",
+        "invalid_type",
+        "no data",
+        "not found",
+        "unable to find",
+        "malformed",
+    ];
+    if permanent.iter().any(|p| m.contains(p)) {
+        Action::DeadLetter
+    } else {
+        Action::Retry
+    }
+}
+
 /// `Retry-After` as seconds or an HTTP-date, turned into an absolute time.
 pub fn parse_retry_after(value: &str, now: Timestamp) -> Option<Timestamp> {
     let v = value.trim();
@@ -180,6 +207,27 @@ mod tests {
             Action::DeadLetter
         );
         assert_eq!(classify(500, &h, &Value::Null, now()).code, "HTTP_500");
+    }
+
+    #[test]
+    fn failed_bulk_jobs_are_classified_by_their_message() {
+        assert_eq!(classify_job_failure("Aborted", ""), Action::Retry);
+        assert_eq!(
+            classify_job_failure("Failed", "InternalServerError : retry later"),
+            Action::Retry
+        );
+        assert_eq!(
+            classify_job_failure("Failed", "UNABLE_TO_LOCK_ROW: unable to obtain lock"),
+            Action::Retry
+        );
+        assert_eq!(
+            classify_job_failure("Failed", "InvalidBatch : Field name not found : Foo__c"),
+            Action::DeadLetter
+        );
+        assert_eq!(
+            classify_job_failure("Failed", "No data was uploaded for this job"),
+            Action::DeadLetter
+        );
     }
 
     #[test]

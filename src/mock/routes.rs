@@ -18,7 +18,11 @@ use crate::sim::scenario::{FaultResponse, LostMode};
 use crate::sim::Timestamp;
 
 pub(super) fn router(org: MockOrg) -> Router {
-    Router::new().fallback(dispatch).with_state(org)
+    // Bulk API 2.0 takes uploads of up to 150 MB; axum's default limit is 2 MB.
+    Router::new()
+        .fallback(dispatch)
+        .layer(axum::extract::DefaultBodyLimit::max(150 * 1024 * 1024))
+        .with_state(org)
 }
 
 /// The body of an answer.
