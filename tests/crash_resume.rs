@@ -2,35 +2,20 @@
 //! different points of a run against `syncgate mock serve`, started again, and the org must
 //! end with every source record exactly once, at its latest values.
 
+mod support;
+
 use std::collections::{BTreeMap, BTreeSet};
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::TcpStream;
+
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
+use support::served::{admin_get, root, serve, Served};
 
 const ACCOUNTS: usize = 800;
 const CONTACTS: usize = 400;
 const TOTAL: usize = ACCOUNTS + CONTACTS;
-
-fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
-
-/// A `mock serve` child process, killed on drop.
-struct Served {
-    child: Child,
-    url: String,
-}
-
-impl Drop for Served {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 /// The mock with every collections call answered 400 ms late, so a run takes seconds.
 fn serve_slow(dir: &Path) -> Served {
@@ -40,46 +25,7 @@ fn serve_slow(dir: &Path) -> Served {
         "purpose: every write is slow\nfaults:\n  - name: slow\n    match: { method: PATCH }\n    respond: { latency: { fixed: 400ms } }\n",
     )
     .unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_syncgate"))
-        .args([
-            "mock",
-            "serve",
-            "--bundle",
-            "northwind-outfitters/production",
-            "--client-id",
-            "app",
-            "--client-secret",
-            "s3cret",
-            "--scenario",
-        ])
-        .arg(&scenario)
-        .current_dir(root())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let url = line.split_whitespace().next().unwrap().to_string();
-    assert!(url.starts_with("http://127.0.0.1:"), "{line}");
-    Served { child, url }
-}
-
-/// GET on the mock's admin API (HTTP/1.0: the body ends with the connection).
-fn admin_get(base: &str, path: &str) -> String {
-    let host = base.trim_start_matches("http://");
-    let mut s = TcpStream::connect(host).unwrap();
-    write!(s, "GET {path} HTTP/1.0\r\nHost: {host}\r\n\r\n").unwrap();
-    let mut raw = String::new();
-    s.read_to_string(&mut raw).unwrap();
-    let (head, body) = raw.split_once("\r\n\r\n").unwrap();
-    assert!(
-        head.starts_with("HTTP/1.0 200") || head.starts_with("HTTP/1.1 200"),
-        "{head}"
-    );
-    body.to_string()
+    serve(&scenario)
 }
 
 /// Collections calls the mock has answered.

@@ -3,58 +3,13 @@
 
 mod support;
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::TcpStream;
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
-
-fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
-
-/// A `mock serve` child process, killed on drop.
-struct Served {
-    child: Child,
-    url: String,
-}
-
-impl Drop for Served {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn serve(scenario: &std::path::Path) -> Served {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_syncgate"))
-        .args([
-            "mock",
-            "serve",
-            "--bundle",
-            "northwind-outfitters/production",
-            "--client-id",
-            "app",
-            "--client-secret",
-            "s3cret",
-            "--scenario",
-        ])
-        .arg(scenario)
-        .current_dir(root())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let url = line.split_whitespace().next().unwrap().to_string();
-    assert!(url.starts_with("http://127.0.0.1:"), "{line}");
-    Served { child, url }
-}
+use support::served::{admin_get, root, serve, Served};
 
 fn run(db: &str, args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_syncgate"))
@@ -186,16 +141,6 @@ fn a_second_sync_skips_versions_already_applied() {
     assert_eq!(second["updated"], 0);
     assert_eq!(second["dead_lettered"], 14);
     assert!(second["api_calls"].as_u64().unwrap() < first["api_calls"].as_u64().unwrap());
-}
-
-/// GET on the mock's admin API (HTTP/1.0: the body ends with the connection).
-fn admin_get(base: &str, path: &str) -> String {
-    let host = base.trim_start_matches("http://");
-    let mut s = TcpStream::connect(host).unwrap();
-    write!(s, "GET {path} HTTP/1.0\r\nHost: {host}\r\n\r\n").unwrap();
-    let mut raw = String::new();
-    s.read_to_string(&mut raw).unwrap();
-    raw.split_once("\r\n\r\n").unwrap().1.to_string()
 }
 
 /// The org's live records of `object`: external ID → Name.

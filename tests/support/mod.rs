@@ -2,6 +2,8 @@
 //! schema or key prefix, skipped with the reason when the server is absent (failed on CI).
 #![allow(dead_code)]
 
+pub mod served;
+
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 
