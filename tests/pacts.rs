@@ -338,11 +338,169 @@ fn generate(bundle: &Bundle, provider: &str) -> Value {
         });
     }
 
+    bulk_interactions(&mut pact, bundle, &api);
+
     let built = pact.build();
     let json = built
         .to_json(built.specification_version())
         .expect("pact serializes");
     canonical(json)
+}
+
+/// Bulk API 2.0 upsert jobs, which the engine uses for a backfill above its bulk threshold:
+/// one job per object (create), then upload, close (or abort), poll and read the results.
+/// The job steps are the same for every object; they are stated once, on the first object.
+fn bulk_interactions(pact: &mut PactBuilder, bundle: &Bundle, api: &str) {
+    const JOB_RE_TAIL: &str = "[a-zA-Z0-9]{18}";
+    // The mock numbers jobs from one after each reset: the first job of a provider state.
+    let job = syncgate::mock::ids::numbered("750", 1);
+    let job_path = |tail: &str| {
+        (
+            format!(
+                "^{}/jobs/ingest/{JOB_RE_TAIL}{}$",
+                regex_escape(api),
+                regex_escape(tail)
+            ),
+            format!("{api}/jobs/ingest/{job}{tail}"),
+        )
+    };
+    for (name, spec) in bundle.objects_parent_first() {
+        let ext = spec.external_id.as_str();
+        let description = format!("a Bulk upsert job for {name} by {ext} is created");
+        pact.interaction(description.as_str(), "", |mut i| {
+            i.request
+                .method("POST")
+                .path(format!("{api}/jobs/ingest"))
+                .header("Authorization", term!(BEARER_RE, EXAMPLE_BEARER))
+                .header("Sforce-Call-Options", CALL_OPTIONS)
+                .header("Accept", "application/json")
+                .header("Content-Type", "application/json")
+                .json_body(json_pattern!({
+                    "object": name.as_str(),
+                    "operation": "upsert",
+                    "externalIdFieldName": ext,
+                    "contentType": "CSV",
+                    "columnDelimiter": "COMMA",
+                    "lineEnding": "LF",
+                }));
+            i.response
+                .status(200)
+                .header("Content-Type", term!(JSON_RESPONSE_RE, JSON_RESPONSE))
+                .json_body(json_pattern!({
+                    "id": term!(ID_RE, job.as_str()),
+                    "object": name.as_str(),
+                    "operation": "upsert",
+                    "state": "Open",
+                }));
+            i
+        });
+    }
+    let Some((object, spec)) = bundle.objects_parent_first().into_iter().next() else {
+        return;
+    };
+    let state = |stage: &str| {
+        format!(
+            "a Bulk upsert job for {object} by {} {stage}",
+            spec.external_id
+        )
+    };
+    let (re, example) = job_path("/batches");
+    pact.interaction(
+        "CSV records are uploaded to an open Bulk job",
+        "",
+        |mut i| {
+            i.given(state("is open").as_str());
+            i.request
+                .method("PUT")
+                .path(term!(re.as_str(), example.as_str()))
+                .header("Authorization", term!(BEARER_RE, EXAMPLE_BEARER))
+                .header("Sforce-Call-Options", CALL_OPTIONS)
+                .header("Accept", "application/json")
+                .header("Content-Type", "text/csv")
+                .body2(
+                    format!(
+                        "{},Name\nSTATE-00002,Uploaded by the pact\n",
+                        spec.external_id
+                    ),
+                    "text/csv".to_string(),
+                );
+            i.response.status(201);
+            i
+        },
+    );
+    for (description, stage, target) in [
+        (
+            "a Bulk job with its records uploaded is closed",
+            "has records uploaded",
+            "UploadComplete",
+        ),
+        ("an open Bulk job is aborted", "is open", "Aborted"),
+    ] {
+        let (re, example) = job_path("");
+        pact.interaction(description, "", |mut i| {
+            i.given(state(stage).as_str());
+            i.request
+                .method("PATCH")
+                .path(term!(re.as_str(), example.as_str()))
+                .header("Authorization", term!(BEARER_RE, EXAMPLE_BEARER))
+                .header("Sforce-Call-Options", CALL_OPTIONS)
+                .header("Accept", "application/json")
+                .header("Content-Type", "application/json")
+                .json_body(json_pattern!({ "state": target }));
+            i.response
+                .status(200)
+                .header("Content-Type", term!(JSON_RESPONSE_RE, JSON_RESPONSE))
+                .json_body(json_pattern!({
+                    "id": term!(ID_RE, job.as_str()),
+                    "state": target,
+                }));
+            i
+        });
+    }
+    let (re, example) = job_path("");
+    pact.interaction("the state of a finished Bulk job is read", "", |mut i| {
+        i.given(state("is complete").as_str());
+        i.request
+            .method("GET")
+            .path(term!(re.as_str(), example.as_str()))
+            .header("Authorization", term!(BEARER_RE, EXAMPLE_BEARER))
+            .header("Sforce-Call-Options", CALL_OPTIONS)
+            .header("Accept", "application/json");
+        i.response
+            .status(200)
+            .header("Content-Type", term!(JSON_RESPONSE_RE, JSON_RESPONSE))
+            .json_body(json_pattern!({
+                "id": term!(ID_RE, job.as_str()),
+                "state": term!("^(JobComplete|Failed|Aborted|InProgress|UploadComplete)$", "JobComplete"),
+                "numberRecordsProcessed": 1,
+                "numberRecordsFailed": 0,
+            }));
+        add_body_matchers(
+            &mut i.response,
+            json!({
+                "$.numberRecordsProcessed": {"matchers": [{"match": "integer"}]},
+                "$.numberRecordsFailed": {"matchers": [{"match": "integer"}]},
+            }),
+        );
+        i
+    });
+    for kind in ["successfulResults", "failedResults", "unprocessedrecords"] {
+        let (re, example) = job_path(&format!("/{kind}"));
+        let description = format!("the {kind} of a finished Bulk job are read");
+        pact.interaction(description.as_str(), "", |mut i| {
+            i.given(state("is complete").as_str());
+            i.request
+                .method("GET")
+                .path(term!(re.as_str(), example.as_str()))
+                .header("Authorization", term!(BEARER_RE, EXAMPLE_BEARER))
+                .header("Sforce-Call-Options", CALL_OPTIONS)
+                .header("Accept", "text/csv");
+            i.response
+                .status(200)
+                .header("Content-Type", term!("^text/csv", "text/csv"));
+            i
+        });
+    }
 }
 
 fn upsert_description(object: &str, spec: &ObjectSpec) -> String {
@@ -647,7 +805,8 @@ fn generated_pacts_cover_what_the_engine_relies_on() {
             "{label}: duplicate descriptions"
         );
         // Token, limits, a validation failure, rate limiting, budget spent, + per object an
-        // upsert and a conflict-check query, + a delete per `hard_delete` object.
+        // upsert, a conflict-check query and a Bulk job creation, + a delete per
+        // `hard_delete` object, + the Bulk job steps (upload, close, abort, state, 3 results).
         let hard_deletes = g
             .bundle
             .objects
@@ -656,7 +815,7 @@ fn generated_pacts_cover_what_the_engine_relies_on() {
             .count();
         assert_eq!(
             all.len(),
-            2 * g.bundle.objects.len() + hard_deletes + 5,
+            3 * g.bundle.objects.len() + hard_deletes + 5 + 7,
             "{label}"
         );
 

@@ -1050,6 +1050,14 @@ mod tests {
         }
     }
 
+    /// The token request's interaction (interactions are in description order).
+    fn token_interaction(b: &mut Bundle) -> &mut Value {
+        interactions_mut(b)
+            .iter_mut()
+            .find(|i| i["description"] == "a client-credentials token request")
+            .expect("the pact has the token request")
+    }
+
     #[test]
     fn interaction_removed_is_breaking_and_added_is_safe() {
         let old = base();
@@ -1068,7 +1076,7 @@ mod tests {
         let old = base();
         let mut new = base();
         // The token response loses `instance_url`.
-        let removed = interactions_mut(&mut new)[0]
+        let removed = token_interaction(&mut new)
             .pointer_mut("/response/body/content")
             .and_then(Value::as_object_mut)
             .and_then(|o| o.remove("instance_url"));
@@ -1088,8 +1096,7 @@ mod tests {
     fn a_response_field_changing_type_or_status_is_breaking() {
         let old = base();
         let mut new = base();
-        if let Some(v) =
-            interactions_mut(&mut new)[0].pointer_mut("/response/body/content/issued_at")
+        if let Some(v) = token_interaction(&mut new).pointer_mut("/response/body/content/issued_at")
         {
             *v = Value::from(1_767_600_000_000_u64);
         }
@@ -1098,7 +1105,7 @@ mod tests {
             vec![(Rule::ResponseNarrowed, Impact::Breaking)]
         );
         let mut status = base();
-        if let Some(v) = interactions_mut(&mut status)[0].pointer_mut("/response/status") {
+        if let Some(v) = token_interaction(&mut status).pointer_mut("/response/status") {
             *v = Value::from(201);
         }
         assert_eq!(

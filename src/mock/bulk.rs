@@ -431,6 +431,65 @@ fn upload(job: &mut Job, body: &[u8]) -> Result<(), Answer> {
 
 /// Moves every closed job along on the clock; a job due to finish is processed here, and
 /// its changes are published with the job's origin.
+/// How far a job a provider state sets up has got.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum JobStage {
+    /// Created, nothing uploaded.
+    Open,
+    /// `csv` uploaded, not closed.
+    Uploaded,
+    /// Uploaded, closed and processed.
+    Complete,
+}
+
+/// Sets up an upsert job of `object` by `ext_field` as a provider state needs it, as if a
+/// client had created (uploaded, closed) it; returns the job's ID.
+pub(super) fn stage_job(
+    state: &mut State,
+    object: &str,
+    ext_field: &str,
+    csv: &str,
+    stage: JobStage,
+    now: Timestamp,
+) -> Result<String, String> {
+    state.bulk.next += 1;
+    let mut job = Job {
+        id: ids::numbered("750", state.bulk.next),
+        object: object.to_string(),
+        operation: Operation::Upsert,
+        external_id: Some(ext_field.to_string()),
+        delimiter: b',',
+        delimiter_name: "COMMA".into(),
+        line_ending: "LF".into(),
+        state: JobState::Open,
+        created: now,
+        modstamp: now,
+        closed_at: None,
+        header: Vec::new(),
+        rows: Vec::new(),
+        succeeded: Vec::new(),
+        failed: Vec::new(),
+        origin: "com/salesforce/api/bulk".into(),
+        error_message: None,
+        processing_ms: 0,
+    };
+    if stage >= JobStage::Uploaded {
+        upload(&mut job, csv.as_bytes())
+            .map_err(|_| format!("the example CSV for {object} does not upload"))?;
+    }
+    let id = job.id.clone();
+    state.bulk.jobs.push(job);
+    if stage == JobStage::Complete {
+        let i = state.bulk.jobs.len() - 1;
+        state.bulk.jobs[i].closed_at = Some(now);
+        process(state, i, now);
+        let job = &mut state.bulk.jobs[i];
+        job.state = JobState::JobComplete;
+        job.modstamp = now;
+    }
+    Ok(id)
+}
+
 pub(super) fn tick(state: &mut State, now: Timestamp) {
     for i in 0..state.bulk.jobs.len() {
         let (closed, job_state, rows) = {

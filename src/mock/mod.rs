@@ -12,7 +12,7 @@
 //! bundle's Pact interactions as a stateful stub, and signed webhooks).
 
 mod admin;
-mod bulk;
+pub mod bulk;
 mod events;
 mod faults;
 pub mod ids;
@@ -354,6 +354,20 @@ impl MockOrg {
             response,
         });
         self.lock().faults.force_next(fault);
+    }
+
+    /// Sets up a Bulk upsert job of `object` by `ext_field` at `stage` (a provider state);
+    /// returns its ID.
+    pub fn stage_bulk_job(
+        &self,
+        object: &str,
+        ext_field: &str,
+        csv: &str,
+        stage: bulk::JobStage,
+    ) -> Result<String, String> {
+        let now = self.shared.clock.now();
+        let mut s = self.lock();
+        bulk::stage_job(&mut s, object, ext_field, csv, stage, now)
     }
 
     /// Sets the API requests already used in the current daily window.

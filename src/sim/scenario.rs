@@ -125,6 +125,9 @@ pub struct EngineOverrides {
     pub upsert_deletes: Option<bool>,
     /// Deliver change events without the `EventUuid` dedupe (a deliberate fault).
     pub cdc_no_dedupe: Option<bool>,
+    /// Objects with more records than this go through Bulk API 2.0 (a setting, not a
+    /// fault: library scenarios may use it to exercise the Bulk path on small fixtures).
+    pub bulk_threshold: Option<usize>,
 }
 
 /// One fault: which requests it matches and how the org answers them.

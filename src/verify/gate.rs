@@ -446,6 +446,9 @@ pub async fn run_scenario(
     if let Some(v) = scenario.engine.cdc_no_dedupe {
         config.fault_cdc_no_dedupe = v;
     }
+    if let Some(v) = scenario.engine.bulk_threshold {
+        config.bulk_threshold = v;
+    }
     let dlq = MemoryStore::new();
     let request_log = crate::engine::client::RequestLog::default();
     let target = Target {

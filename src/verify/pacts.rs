@@ -13,6 +13,7 @@ use serde::Serialize;
 use serde_json::{Map, Value};
 
 use crate::contract::{Bundle, FieldType};
+use crate::mock::bulk::JobStage;
 use crate::mock::{self, ClientCredentials, MockConfig, MockOrg};
 use crate::sim::scenario::{Dur, FaultResponse};
 use crate::sim::{Clock, Seed, Timestamp};
@@ -338,6 +339,31 @@ impl MockStates {
                 let (_, max) = self.org.api_usage();
                 self.org.set_api_usage(max);
             }
+            _ if name.starts_with("a Bulk upsert job for ") => {
+                // "a Bulk upsert job for <Object> by <ExternalIdField> is open | has records
+                // uploaded | is complete"
+                let rest = name.trim_start_matches("a Bulk upsert job for ");
+                let parsed = rest.split_once(" by ").and_then(|(object, rest)| {
+                    let (field, stage) = rest.split_once(' ')?;
+                    let stage = match stage {
+                        "is open" => JobStage::Open,
+                        "has records uploaded" => JobStage::Uploaded,
+                        "is complete" => JobStage::Complete,
+                        _ => return None,
+                    };
+                    Some((object, field, stage))
+                });
+                let Some((object, field, stage)) = parsed else {
+                    anyhow::bail!("unknown provider state `{name}`: a Bulk job state reads `a Bulk upsert job for <Object> by <ExternalIdField> is open`, `… has records uploaded` or `… is complete`");
+                };
+                let spec = self.bundle.object(object).ok_or_else(|| {
+                    anyhow::anyhow!("provider state `{name}`: the bundle has no object {object}")
+                })?;
+                let csv = sample_csv(field, spec);
+                self.org
+                    .stage_bulk_job(object, field, &csv, stage)
+                    .map_err(|e| anyhow::anyhow!("provider state `{name}`: {e}"))?;
+            }
             _ => {
                 // "<Object> with <Field> <value> exists"
                 let parsed = name.strip_suffix(" exists").and_then(|rest| {
@@ -366,6 +392,25 @@ impl MockStates {
         }
         Ok(HashMap::new())
     }
+}
+
+/// A one-record CSV upload of the least record the org accepts, keyed `STATE-00001`.
+fn sample_csv(ext_field: &str, spec: &crate::contract::ObjectSpec) -> String {
+    let record = sample_record(spec);
+    let mut header = vec![ext_field.to_string()];
+    let mut row = vec!["STATE-00001".to_string()];
+    for (k, v) in &record {
+        header.push(k.clone());
+        row.push(match v {
+            Value::String(s) => s.clone(),
+            other => other.to_string(),
+        });
+    }
+    let mut w = csv::Writer::from_writer(Vec::new());
+    // Writing to memory cannot fail.
+    let _ = w.write_record(&header);
+    let _ = w.write_record(&row);
+    String::from_utf8(w.into_inner().unwrap_or_default()).unwrap_or_default()
 }
 
 /// The least record the org accepts: every required field with a value of its type.
