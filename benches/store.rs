@@ -30,6 +30,8 @@ fn letter(n: usize, at: Timestamp) -> DeadLetter {
         correlation_id: Some(format!("sg-{n:06}")),
         first_failed_at: at,
         last_failed_at: at,
+        idempotency_key: format!("{TENANT}|Account|CUST-{n}|upsert|1"),
+        headers_sent: Default::default(),
     }
 }
 

@@ -136,6 +136,17 @@ async fn a_record_the_contract_rejects_costs_no_call() {
     assert_eq!(patches.len(), 1, "one collections call for the valid two");
     assert_eq!(patches[0].records, Some(2));
     let letters = o.dlq.dlq_list(&DlqFilter::default()).await.unwrap();
+    for l in &letters {
+        // Never sent: no headers; the key names the record version.
+        assert!(l.letter.headers_sent.is_empty(), "{l:?}");
+        assert_eq!(
+            l.letter.idempotency_key,
+            format!(
+                "northwind-outfitters/production|Account|{}|upsert|1",
+                l.letter.source_id
+            )
+        );
+    }
     let mut codes: Vec<(String, String, ErrorClass, u32)> = letters
         .iter()
         .map(|l| {

@@ -79,6 +79,12 @@ fn letter(id: &str, code: &str) -> DeadLetter {
         correlation_id: Some("sg-000001".into()),
         first_failed_at: t("2026-01-05T08:00:00Z"),
         last_failed_at: t("2026-01-05T08:00:01Z"),
+        idempotency_key: format!("northwind/sandbox|Account|{id}|upsert|1"),
+        headers_sent: [(
+            "Sforce-Call-Options".to_string(),
+            "client=syncgate".to_string(),
+        )]
+        .into(),
     }
 }
 

@@ -65,6 +65,20 @@ fn sync_dead_letters_then_redrive_delivers_and_keeps_history() {
     );
     let letters: serde_json::Value = serde_json::from_slice(&list.stdout).unwrap();
     assert_eq!(letters.as_array().unwrap().len(), 200);
+    // Each letter says what was sent: the headers (never the token) and the version's key.
+    let first = &letters[0]["letter"];
+    assert_eq!(
+        first["headers_sent"]["Sforce-Call-Options"],
+        "client=syncgate"
+    );
+    assert!(first["headers_sent"].get("Authorization").is_none());
+    assert!(
+        first["idempotency_key"]
+            .as_str()
+            .unwrap()
+            .starts_with("northwind-outfitters/production|Contact|CON-"),
+        "{first}"
+    );
 
     let redrive = run(
         &db,

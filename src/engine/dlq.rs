@@ -47,4 +47,11 @@ pub struct DeadLetter {
     pub correlation_id: Option<String>,
     pub first_failed_at: Timestamp,
     pub last_failed_at: Timestamp,
+    /// The record version's idempotency key (`tenant|object|source ID|operation|version`).
+    #[serde(default)]
+    pub idempotency_key: String,
+    /// The headers of the last request that carried the record (never `Authorization`);
+    /// empty when it was never sent (mapping and pre-validation failures).
+    #[serde(default)]
+    pub headers_sent: std::collections::BTreeMap<String, String>,
 }

@@ -1049,6 +1049,17 @@ impl<'a> Sync<'a> {
                 code: code.to_string(),
             },
         );
+        let mut headers_sent = BTreeMap::new();
+        if attempts > 0 {
+            headers_sent.insert(
+                "Sforce-Call-Options".to_string(),
+                format!("client={}", self.config.client_name),
+            );
+            headers_sent.insert("Accept".to_string(), "application/json".to_string());
+            if let Some(id) = &correlation_id {
+                headers_sent.insert("X-Correlation-Id".to_string(), id.clone());
+            }
+        }
         self.dlq
             .dlq_append(&DeadLetter {
                 tenant: self.tenant.clone(),
@@ -1063,6 +1074,8 @@ impl<'a> Sync<'a> {
                 correlation_id,
                 first_failed_at: first,
                 last_failed_at: last,
+                idempotency_key: self.idempotency_key(object, record),
+                headers_sent,
             })
             .await?;
         Ok(())
