@@ -345,4 +345,50 @@ mod tests {
             "{e}"
         );
     }
+
+    #[test]
+    fn deletes_and_change_times_are_read_from_both_formats() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join("accounts.jsonl"),
+            "{\"id\":\"A\",\"version\":2,\"updated_at\":\"2026-01-05T09:00:00+01:00\",\"deleted\":true}\n",
+        )
+        .unwrap();
+        std::fs::write(
+            dir.path().join("contacts.csv"),
+            "id,version,updated_at,deleted,last_name\nC-1,1,2026-01-05T08:00:00Z,,Baptiste\nC-2,2,,true,\n",
+        )
+        .unwrap();
+        let set = SourceSet::load_dir(dir.path()).unwrap();
+        let a = set.latest("accounts")[0];
+        assert!(a.deleted && a.data.is_empty());
+        assert_eq!(a.changed_at.unwrap().to_iso(), "2026-01-05T08:00:00.000Z");
+        let c = set.latest("contacts");
+        assert_eq!((c[0].deleted, c[1].deleted), (false, true));
+        assert!(c[0].changed_at.is_some() && c[1].changed_at.is_none());
+        assert!(!c[0].data.contains_key("updated_at") && !c[0].data.contains_key("deleted"));
+    }
+
+    #[test]
+    fn a_bad_change_time_or_delete_flag_is_named_with_its_line() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join("accounts.jsonl"),
+            "{\"id\":\"A\",\"version\":1,\"data\":{},\"updated_at\":\"2026-01-05 09:00\"}\n",
+        )
+        .unwrap();
+        let e = SourceSet::load_dir(dir.path()).unwrap_err().to_string();
+        assert!(e.contains("accounts.jsonl:1: `updated_at` `2026-01-05 09:00` is not an ISO 8601 date-time with a zone"), "{e}");
+        std::fs::remove_file(dir.path().join("accounts.jsonl")).unwrap();
+        std::fs::write(
+            dir.path().join("contacts.csv"),
+            "id,version,deleted\nC-1,1,yes\n",
+        )
+        .unwrap();
+        let e = SourceSet::load_dir(dir.path()).unwrap_err().to_string();
+        assert!(
+            e.contains("contacts.csv:2: `deleted` must be true, false or empty, not `yes`"),
+            "{e}"
+        );
+    }
 }
