@@ -35,8 +35,9 @@ pub mod exit {
 #[derive(Debug, Parser)]
 #[command(name = "syncgate", version, about, long_about = None)]
 pub struct Cli {
-    /// Where state lives (registry index, verification results, deployments): a SQLite path,
-    /// `sqlite:PATH`, `sqlite::memory:` or `postgres://…`. Default: .syncgate/state.sqlite.
+    /// Where state lives (registry index, verifications, deployments, dead letters, dedupe
+    /// keys, cursors): a SQLite path, `sqlite:PATH`, `sqlite::memory:` or `postgres://…`.
+    /// Default: .syncgate/state.sqlite.
     #[arg(
         long,
         global = true,
@@ -55,7 +56,8 @@ pub enum Command {
     Gate(GateArgs),
     /// Re-run one scenario and print its timeline: requests, faults, retries, waits, checks.
     Replay(ReplayArgs),
-    /// Sync a tenant's source records into an org once (the engine the gate verifies).
+    /// Sync a tenant's source records into an org, once or `--follow` (the engine the gate
+    /// verifies).
     Sync(sync::SyncArgs),
     /// Inspect and redrive the dead-letter queue.
     #[command(subcommand)]
