@@ -273,19 +273,19 @@ fn generate(bundle: &Bundle, provider: &str) -> Value {
         i
     });
 
-    // Before updating records whose source change carries `updated_at`, the engine reads them
-    // (one SOQL query per batch) to keep values a person edited in Salesforce afterwards.
+    // Before updating records whose source change carries `updated_at`, the engine asks which
+    // records of the object someone else modified since (one SOQL query per object and run)
+    // to keep values a person edited in Salesforce afterwards.
     for (name, spec) in bundle.objects_parent_first() {
         let ext = &spec.external_id;
         let example = format!(
-            "SELECT Id, {ext}, LastModifiedDate, LastModifiedById FROM {name} WHERE {ext} IN ('{}')",
-            example_ext_id(bundle, name)
+            "SELECT Id, {ext}, LastModifiedDate, LastModifiedById FROM {name} WHERE LastModifiedDate > 2026-01-01T00:00:00Z AND LastModifiedById != '0058d0000000009AAA'"
         );
         let pattern = format!(
-            r"^SELECT Id, {ext}, LastModifiedDate, LastModifiedById(, \w+)* FROM {name} WHERE {ext} IN \(.+\)$"
+            r"^SELECT Id, {ext}, LastModifiedDate, LastModifiedById(, \w+)* FROM {name} WHERE LastModifiedDate > \d{{4}}-\d{{2}}-\d{{2}}T\d{{2}}:\d{{2}}:\d{{2}}Z( AND LastModifiedById != '\w+')?$"
         );
         let state = parent_state(bundle, name);
-        let description = format!("a query for {name} records by {ext} before updating them");
+        let description = format!("a query for {name} records others modified since the source changed");
         pact.interaction(description.as_str(), "", |mut i| {
             i.given(state.as_str());
             i.request

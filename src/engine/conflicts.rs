@@ -1,6 +1,6 @@
-//! Conflicts with edits made in Salesforce. Before a batch is sent, the engine reads the
-//! records it is about to update (one SOQL query per batch, only for records whose source
-//! change carries `updated_at`). A record someone other than the engine modified after the
+//! Conflicts with edits made in Salesforce. Before records whose source change carries
+//! `updated_at` are sent, the engine asks the org which records of the object someone else
+//! modified since the oldest of those changes (one SOQL query per object and run, paged). A record someone other than the engine modified after the
 //! source change keeps its Salesforce values: every field whose value differs is left out of
 //! the write and reported as a [`Conflict`]. CRM-owned fields are never written at all.
 
@@ -10,7 +10,7 @@ use reqwest::Method;
 use serde::Serialize;
 use serde_json::Value;
 
-use super::calls::{encode_query_value, soql_string, ApiRequest};
+use super::calls::{encode_query_value, soql_datetime, soql_string, ApiRequest};
 use super::client::SalesforceClient;
 use super::{EngineError, EventKind, Fence, Item, Sync};
 use crate::contract::{FieldType, ObjectSpec};
@@ -68,38 +68,41 @@ impl Sync<'_> {
             return Ok(());
         }
         let fields = comparable_fields(spec, items);
-        for chunk in checked.chunks(self.config.batch_size.clamp(1, 200)) {
-            let ids: Vec<String> = chunk
-                .iter()
-                .map(|&i| soql_string(&items[i].record.id))
-                .collect();
-            let mut select = vec![
-                "Id",
-                spec.external_id.as_str(),
-                "LastModifiedDate",
-                "LastModifiedById",
-            ];
-            select.extend(fields.iter().copied());
-            let soql = format!(
-                "SELECT {} FROM {object} WHERE {} IN ({})",
-                select.join(", "),
-                spec.external_id,
-                ids.join(", ")
-            );
-            let path = format!("query?q={}", encode_query_value(&soql));
+        let Some(since) = checked
+            .iter()
+            .filter_map(|&i| items[i].record.changed_at)
+            .min()
+        else {
+            return Ok(());
+        };
+        // One query per object, by time, not by ID: only records someone else modified after
+        // the oldest source change here can conflict, and a backfill of records Salesforce
+        // has never seen costs one call, not one per batch.
+        let mut select = vec![
+            "Id",
+            spec.external_id.as_str(),
+            "LastModifiedDate",
+            "LastModifiedById",
+        ];
+        select.extend(fields.iter().copied());
+        let mut filter = format!("LastModifiedDate > {}", soql_datetime(since));
+        if let Some(me) = &client.user_id {
+            filter.push_str(&format!(" AND LastModifiedById != {}", soql_string(me)));
+        }
+        let soql = format!("SELECT {} FROM {object} WHERE {filter}", select.join(", "));
+        let mut path = format!("query?q={}", encode_query_value(&soql));
+        let mut rows: Vec<Value> = Vec::new();
+        loop {
             let request = ApiRequest::Rest {
                 method: Method::GET,
                 path: &path,
                 body: None,
             };
-            let rows = match self
-                .call_retrying(client, object, fence, &request, chunk.len(), true)
+            let page = match self
+                .call_retrying(client, object, fence, &request, checked.len(), true)
                 .await?
             {
-                Ok(reply) => serde_json::from_str::<Value>(&reply.text)
-                    .ok()
-                    .and_then(|b| b.get("records").and_then(Value::as_array).cloned())
-                    .unwrap_or_default(),
+                Ok(reply) => serde_json::from_str::<Value>(&reply.text).unwrap_or(Value::Null),
                 Err(failure) => {
                     // Without the org's side the write goes ahead as the source says; the
                     // timeline shows the check that could not be made.
@@ -108,73 +111,89 @@ impl Sync<'_> {
                         EventKind::Note {
                             message: format!(
                                 "conflict check skipped for {} record(s): {}",
-                                chunk.len(),
+                                checked.len(),
                                 failure.code
                             ),
                         },
                     );
-                    continue;
+                    return Ok(());
                 }
             };
-            let by_ext: BTreeMap<&str, &Value> = rows
-                .iter()
-                .filter_map(|r| Some((r.get(&spec.external_id)?.as_str()?, r)))
-                .collect();
-            for &i in chunk {
-                let item = &mut items[i];
-                let Some(row) = by_ext.get(item.record.id.as_str()) else {
+            rows.extend(
+                page.get("records")
+                    .and_then(Value::as_array)
+                    .cloned()
+                    .unwrap_or_default(),
+            );
+            // `nextRecordsUrl` is `/services/data/vNN.N/query/<locator>`: the client adds the prefix.
+            match page
+                .get("nextRecordsUrl")
+                .and_then(Value::as_str)
+                .and_then(|u| u.split_once("/query/"))
+            {
+                Some((_, locator)) => path = format!("query/{locator}"),
+                None => break,
+            }
+        }
+        let chunk = &checked;
+        let by_ext: BTreeMap<&str, &Value> = rows
+            .iter()
+            .filter_map(|r| Some((r.get(&spec.external_id)?.as_str()?, r)))
+            .collect();
+        for &i in chunk {
+            let item = &mut items[i];
+            let Some(row) = by_ext.get(item.record.id.as_str()) else {
+                continue;
+            };
+            let modified_by = row
+                .get("LastModifiedById")
+                .and_then(Value::as_str)
+                .unwrap_or_default();
+            if client.user_id.as_deref() == Some(modified_by) {
+                continue;
+            }
+            let Some(modified_at) = row
+                .get("LastModifiedDate")
+                .and_then(Value::as_str)
+                .and_then(Timestamp::parse)
+            else {
+                continue;
+            };
+            let Some(changed_at) = item.record.changed_at else {
+                continue;
+            };
+            if modified_at <= changed_at {
+                continue;
+            }
+            let Some(payload) = item.payload.as_object_mut() else {
+                continue;
+            };
+            for field in &fields {
+                let (Some(want), Some(have)) = (payload.get(*field), row.get(*field)) else {
                     continue;
                 };
-                let modified_by = row
-                    .get("LastModifiedById")
-                    .and_then(Value::as_str)
-                    .unwrap_or_default();
-                if client.user_id.as_deref() == Some(modified_by) {
+                if same_value(want, have) {
                     continue;
                 }
-                let Some(modified_at) = row
-                    .get("LastModifiedDate")
-                    .and_then(Value::as_str)
-                    .and_then(Timestamp::parse)
-                else {
-                    continue;
+                let conflict = Conflict {
+                    object: object.to_string(),
+                    source_id: item.record.id.clone(),
+                    field: field.to_string(),
+                    crm_value: have.clone(),
+                    source_value: want.clone(),
+                    crm_modified_at: modified_at.to_iso(),
+                    crm_modified_by: modified_by.to_string(),
+                    source_changed_at: changed_at.to_iso(),
                 };
-                let Some(changed_at) = item.record.changed_at else {
-                    continue;
-                };
-                if modified_at <= changed_at {
-                    continue;
-                }
-                let Some(payload) = item.payload.as_object_mut() else {
-                    continue;
-                };
-                for field in &fields {
-                    let (Some(want), Some(have)) = (payload.get(*field), row.get(*field)) else {
-                        continue;
-                    };
-                    if same_value(want, have) {
-                        continue;
-                    }
-                    let conflict = Conflict {
-                        object: object.to_string(),
+                payload.remove(*field);
+                self.report.conflicts.push(conflict);
+                self.event(
+                    object,
+                    EventKind::Conflict {
                         source_id: item.record.id.clone(),
                         field: field.to_string(),
-                        crm_value: have.clone(),
-                        source_value: want.clone(),
-                        crm_modified_at: modified_at.to_iso(),
-                        crm_modified_by: modified_by.to_string(),
-                        source_changed_at: changed_at.to_iso(),
-                    };
-                    payload.remove(*field);
-                    self.report.conflicts.push(conflict);
-                    self.event(
-                        object,
-                        EventKind::Conflict {
-                            source_id: item.record.id.clone(),
-                            field: field.to_string(),
-                        },
-                    );
-                }
+                    },
+                );
             }
         }
         Ok(())
