@@ -285,7 +285,8 @@ fn generate(bundle: &Bundle, provider: &str) -> Value {
             r"^SELECT Id, {ext}, LastModifiedDate, LastModifiedById(, \w+)* FROM {name} WHERE LastModifiedDate > \d{{4}}-\d{{2}}-\d{{2}}T\d{{2}}:\d{{2}}:\d{{2}}Z( AND LastModifiedById != '\w+')?$"
         );
         let state = parent_state(bundle, name);
-        let description = format!("a query for {name} records others modified since the source changed");
+        let description =
+            format!("a query for {name} records others modified since the source changed");
         pact.interaction(description.as_str(), "", |mut i| {
             i.given(state.as_str());
             i.request
