@@ -343,6 +343,38 @@ fn org_as_changed(bundle: &Bundle, scenario: &Scenario) -> Result<Bundle, GateEr
 }
 
 /// Runs one scenario against one tenant's bundle: a fresh org, a fresh clock, a fresh DLQ.
+/// The engine a scenario runs: the default, with the scenario's `engine:` overrides (faults
+/// for `harness/broken/`, settings such as `bulk_threshold`).
+fn engine_config(o: &crate::sim::scenario::EngineOverrides) -> EngineConfig {
+    fn set<T: Copy>(slot: &mut T, value: Option<T>) {
+        if let Some(v) = value {
+            *slot = v;
+        }
+    }
+    let mut c = EngineConfig::default();
+    set(&mut c.honour_retry_after, o.honour_retry_after);
+    set(&mut c.max_attempts, o.max_attempts);
+    set(&mut c.batch_size, o.batch_size);
+    set(&mut c.fault_write_crm_owned, o.write_crm_owned);
+    set(&mut c.fault_first_version_wins, o.first_version_wins);
+    if let Some(v) = &o.external_id_from {
+        c.fault_external_id_from = Some(v.clone());
+    }
+    set(&mut c.fault_retry_on_lockout, o.retry_on_lockout);
+    set(
+        &mut c.fault_create_instead_of_upsert,
+        o.create_instead_of_upsert,
+    );
+    set(&mut c.max_window_waits, o.max_window_waits);
+    set(&mut c.fault_skip_prevalidation, o.skip_prevalidation);
+    set(&mut c.fault_ignore_conflicts, o.ignore_conflicts);
+    set(&mut c.fault_drop_unmapped_columns, o.drop_unmapped_columns);
+    set(&mut c.fault_upsert_deletes, o.upsert_deletes);
+    set(&mut c.fault_cdc_no_dedupe, o.cdc_no_dedupe);
+    set(&mut c.bulk_threshold, o.bulk_threshold);
+    c
+}
+
 /// Loads every fixture set the scenarios' runs read, each once.
 pub fn load_fixtures(
     scenarios: &[Scenario],
@@ -403,52 +435,7 @@ pub async fn run_scenario(
         clients: vec![creds.clone()],
     });
     let running = mock::spawn(org.clone(), 0).await.map_err(GateError::Mock)?;
-    let mut config = EngineConfig::default();
-    if let Some(v) = scenario.engine.honour_retry_after {
-        config.honour_retry_after = v;
-    }
-    if let Some(v) = scenario.engine.max_attempts {
-        config.max_attempts = v;
-    }
-    if let Some(v) = scenario.engine.batch_size {
-        config.batch_size = v;
-    }
-    if let Some(v) = scenario.engine.write_crm_owned {
-        config.fault_write_crm_owned = v;
-    }
-    if let Some(v) = scenario.engine.first_version_wins {
-        config.fault_first_version_wins = v;
-    }
-    if let Some(v) = &scenario.engine.external_id_from {
-        config.fault_external_id_from = Some(v.clone());
-    }
-    if let Some(v) = scenario.engine.retry_on_lockout {
-        config.fault_retry_on_lockout = v;
-    }
-    if let Some(v) = scenario.engine.create_instead_of_upsert {
-        config.fault_create_instead_of_upsert = v;
-    }
-    if let Some(v) = scenario.engine.max_window_waits {
-        config.max_window_waits = v;
-    }
-    if let Some(v) = scenario.engine.skip_prevalidation {
-        config.fault_skip_prevalidation = v;
-    }
-    if let Some(v) = scenario.engine.ignore_conflicts {
-        config.fault_ignore_conflicts = v;
-    }
-    if let Some(v) = scenario.engine.drop_unmapped_columns {
-        config.fault_drop_unmapped_columns = v;
-    }
-    if let Some(v) = scenario.engine.upsert_deletes {
-        config.fault_upsert_deletes = v;
-    }
-    if let Some(v) = scenario.engine.cdc_no_dedupe {
-        config.fault_cdc_no_dedupe = v;
-    }
-    if let Some(v) = scenario.engine.bulk_threshold {
-        config.bulk_threshold = v;
-    }
+    let config = engine_config(&scenario.engine);
     let dlq = MemoryStore::new();
     let request_log = crate::engine::client::RequestLog::default();
     let target = Target {
