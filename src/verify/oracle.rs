@@ -40,6 +40,7 @@ pub fn expectations(bundle: &Bundle, org: &Bundle, source: &SourceSet) -> Expect
     let org_rules = crate::mock::org::Org::new(org.clone());
     let mut present: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
     for (object, spec) in bundle.objects_parent_first() {
+        let regex_rules = RegexRules::compile(spec);
         let mut list = Vec::new();
         for record in source.latest(&spec.source) {
             if record.deleted && policy_payload(spec).is_none() {
@@ -60,7 +61,7 @@ pub fn expectations(bundle: &Bundle, org: &Bundle, source: &SourceSet) -> Expect
                     // The engine checks the record against its own contract first (as an
                     // update), then the org checks it against what it really is.
                     let own = check_write(object, spec, &mapped.payload, WriteKind::Update)
-                        .and_then(|()| RegexRules::compile(spec).check(&mapped.payload));
+                        .and_then(|()| regex_rules.check(&mapped.payload));
                     let org_check = || {
                         check_write(
                             object,
