@@ -12,12 +12,11 @@ use std::time::Instant;
 
 use serde_json::{json, Map, Value};
 use syncgate::contract::{Bundle, Registry};
-use syncgate::engine::client::{Credentials, Secret};
 use syncgate::engine::source::{SourceRecord, SourceSet};
-use syncgate::engine::{EngineConfig, Sync, Target};
-use syncgate::mock::{self, ClientCredentials, MockConfig, MockOrg};
+use syncgate::engine::{EngineConfig, Sync};
 use syncgate::sim::{Clock, Scenario, Seed};
 use syncgate::store::{DeadLetterStore, DlqFilter, MemoryStore};
+use syncgate::verify::gate::{spawn_org, GateOrg};
 
 const ACCOUNTS: usize = 42_000;
 const OPPORTUNITIES: usize = 12_200;
@@ -113,24 +112,18 @@ async fn run(
     source: &SourceSet,
 ) {
     let clock = Clock::virtual_at(scenario.start);
-    let creds = ClientCredentials::gate();
-    let org = MockOrg::new(MockConfig {
-        bundle: bundle.clone(),
-        scenario: Some(scenario.clone()),
-        seed: Seed(1),
-        clock: clock.clone(),
-        clients: vec![creds.clone()],
-    });
-    let running = mock::spawn(org.clone(), 0).await.expect("mock");
-    let target = Target {
-        login_url: running.base_url(),
-        credentials: Credentials {
-            client_id: creds.client_id.clone(),
-            client_secret: Secret::new(creds.client_secret.clone()),
-        },
-        request_log: None,
-        ca_pem: None,
-    };
+    let GateOrg {
+        org,
+        running,
+        target,
+    } = spawn_org(
+        bundle.clone(),
+        Some(scenario.clone()),
+        Seed(1),
+        clock.clone(),
+    )
+    .await
+    .expect("mock");
     let dlq = MemoryStore::new();
     let wall = Instant::now();
     let report = Sync::new(bundle, config, clock.clone(), Seed(1), &dlq)

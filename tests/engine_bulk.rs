@@ -9,13 +9,13 @@ use std::time::Duration;
 
 use serde_json::{json, Map, Value};
 use syncgate::contract::{Bundle, Registry};
-use syncgate::engine::client::{Credentials, Secret};
 use syncgate::engine::source::{SourceRecord, SourceSet};
-use syncgate::engine::{EngineConfig, EngineError, EventKind, Fence, Sync, SyncReport, Target};
+use syncgate::engine::{EngineConfig, EngineError, EventKind, Fence, Sync, SyncReport};
 use syncgate::mock::journal::JournalEntry;
-use syncgate::mock::{self, ClientCredentials, MockConfig, MockOrg};
+use syncgate::mock::MockOrg;
 use syncgate::sim::{Clock, Scenario, Seed, Timestamp};
 use syncgate::store::{DeadLetterStore, DlqFilter, MemoryStore, StoredLetter};
+use syncgate::verify::gate::{spawn_org, GateOrg};
 
 fn bundle() -> Bundle {
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
@@ -88,24 +88,13 @@ async fn run(
     org_bundle(&mut in_org);
     let scenario = Scenario::from_yaml(Path::new("engine-bulk.yaml"), scenario).expect("scenario");
     let clock = Clock::virtual_at(scenario.start);
-    let creds = ClientCredentials::gate();
-    let org = MockOrg::new(MockConfig {
-        bundle: in_org,
-        scenario: Some(scenario.clone()),
-        seed: Seed(7),
-        clock: clock.clone(),
-        clients: vec![creds.clone()],
-    });
-    let running = mock::spawn(org.clone(), 0).await.expect("mock");
-    let target = Target {
-        login_url: running.base_url(),
-        credentials: Credentials {
-            client_id: creds.client_id.clone(),
-            client_secret: Secret::new(creds.client_secret.clone()),
-        },
-        request_log: None,
-        ca_pem: None,
-    };
+    let GateOrg {
+        org,
+        running,
+        target,
+    } = spawn_org(in_org, Some(scenario.clone()), Seed(7), clock.clone())
+        .await
+        .expect("mock");
     let dlq = MemoryStore::new();
     let sync = prepare(Sync::new(&bundle, config, clock.clone(), Seed(7), &dlq));
     let report = sync.run(source, &target).await.expect("sync");
@@ -494,24 +483,13 @@ async fn a_job_aborted_by_someone_else_is_sent_again_as_a_new_job() {
     let bundle = bundle();
     let scenario = Scenario::from_yaml(Path::new("abort.yaml"), NO_FAULTS).unwrap();
     let clock = Clock::virtual_at(scenario.start);
-    let creds = ClientCredentials::gate();
-    let org = MockOrg::new(MockConfig {
-        bundle: bundle.clone(),
-        scenario: Some(scenario),
-        seed: Seed(3),
-        clock: clock.clone(),
-        clients: vec![creds.clone()],
-    });
-    let running = mock::spawn(org.clone(), 0).await.expect("mock");
-    let target = Target {
-        login_url: running.base_url(),
-        credentials: Credentials {
-            client_id: creds.client_id.clone(),
-            client_secret: Secret::new(creds.client_secret.clone()),
-        },
-        request_log: None,
-        ca_pem: None,
-    };
+    let GateOrg {
+        org,
+        running,
+        target,
+    } = spawn_org(bundle.clone(), Some(scenario), Seed(3), clock.clone())
+        .await
+        .expect("mock");
     let dlq = MemoryStore::new();
     let accounts: Vec<_> = (0..80).map(|i| account(i, "Other")).collect();
     let refs: Vec<&SourceRecord> = accounts.iter().collect();

@@ -6,13 +6,13 @@ use std::path::{Path, PathBuf};
 
 use serde_json::{json, Value};
 use syncgate::contract::{Bundle, Registry};
-use syncgate::engine::client::{Credentials, Secret};
 use syncgate::engine::dlq::ErrorClass;
 use syncgate::engine::source::SourceSet;
 use syncgate::engine::{EngineConfig, Sync, SyncReport, Target};
-use syncgate::mock::{self, ClientCredentials, MockConfig, MockOrg, RunningMock};
+use syncgate::mock::{MockOrg, RunningMock};
 use syncgate::sim::{Clock, Scenario, Seed, Timestamp};
 use syncgate::store::{DeadLetterStore, DlqFilter, MemoryStore};
+use syncgate::verify::gate::{spawn_org, GateOrg};
 
 fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -53,24 +53,13 @@ async fn org(scenario_yaml: &str) -> Org {
 async fn org_with(bundle: Bundle, scenario_yaml: &str) -> Org {
     let scenario = Scenario::from_yaml(Path::new("test.yaml"), scenario_yaml).unwrap();
     let clock = Clock::virtual_at(scenario.start);
-    let creds = ClientCredentials::gate();
-    let org = MockOrg::new(MockConfig {
-        bundle: bundle.clone(),
-        scenario: Some(scenario),
-        seed: Seed(3),
-        clock: clock.clone(),
-        clients: vec![creds.clone()],
-    });
-    let running = mock::spawn(org.clone(), 0).await.unwrap();
-    let target = Target {
-        login_url: running.base_url(),
-        credentials: Credentials {
-            client_id: creds.client_id,
-            client_secret: Secret::new(creds.client_secret),
-        },
-        request_log: None,
-        ca_pem: None,
-    };
+    let GateOrg {
+        org,
+        running,
+        target,
+    } = spawn_org(bundle.clone(), Some(scenario), Seed(3), clock.clone())
+        .await
+        .unwrap();
     Org {
         org,
         running,

@@ -15,7 +15,7 @@ use crate::engine::cdc::{CdcConfig, CdcConsumer, CdcReport, CrmChange, MemorySin
 use crate::engine::client::{Credentials, SalesforceClient, Secret};
 use crate::engine::source::{SourceError, SourceSet};
 use crate::engine::{EngineConfig, Sync, SyncReport, Target};
-use crate::mock::{self, ClientCredentials, JournalEntry, MockConfig, MockOrg};
+use crate::mock::{self, ClientCredentials, JournalEntry, MockConfig, MockOrg, RunningMock};
 use crate::sim::{Clock, Scenario, ScenarioError, Seed};
 use crate::store::{DeadLetterStore, DlqFilter, MemoryStore};
 
@@ -375,6 +375,47 @@ fn engine_config(o: &crate::sim::scenario::EngineOverrides) -> EngineConfig {
     c
 }
 
+/// A fresh mock org served on loopback, and the engine's target for it.
+pub struct GateOrg {
+    pub org: MockOrg,
+    pub running: RunningMock,
+    /// Signs in as the gate's connected app; no request log, no extra CA.
+    pub target: Target,
+}
+
+/// Serves a fresh mock org built from `bundle` (the org as it really is) under `scenario`,
+/// on `clock`, with the gate's connected app as its one client.
+pub async fn spawn_org(
+    bundle: Bundle,
+    scenario: Option<Scenario>,
+    seed: Seed,
+    clock: Clock,
+) -> std::io::Result<GateOrg> {
+    let creds = ClientCredentials::gate();
+    let org = MockOrg::new(MockConfig {
+        bundle,
+        scenario,
+        seed,
+        clock,
+        clients: vec![creds.clone()],
+    });
+    let running = mock::spawn(org.clone(), 0).await?;
+    let target = Target {
+        login_url: running.base_url(),
+        credentials: Credentials {
+            client_id: creds.client_id,
+            client_secret: Secret::new(creds.client_secret),
+        },
+        request_log: None,
+        ca_pem: None,
+    };
+    Ok(GateOrg {
+        org,
+        running,
+        target,
+    })
+}
+
 /// Loads every fixture set the scenarios' runs read, each once.
 pub fn load_fixtures(
     scenarios: &[Scenario],
@@ -426,27 +467,22 @@ pub async fn run_scenario(
     };
     let started = clock.now();
     let org_bundle = org_as_changed(bundle, scenario)?;
-    let creds = ClientCredentials::gate();
-    let org = MockOrg::new(MockConfig {
-        bundle: org_bundle.clone(),
-        scenario: Some(scenario.clone()),
+    let GateOrg {
+        org,
+        running,
+        mut target,
+    } = spawn_org(
+        org_bundle.clone(),
+        Some(scenario.clone()),
         seed,
-        clock: clock.clone(),
-        clients: vec![creds.clone()],
-    });
-    let running = mock::spawn(org.clone(), 0).await.map_err(GateError::Mock)?;
+        clock.clone(),
+    )
+    .await
+    .map_err(GateError::Mock)?;
     let config = engine_config(&scenario.engine);
     let dlq = MemoryStore::new();
     let request_log = crate::engine::client::RequestLog::default();
-    let target = Target {
-        request_log: Some(request_log.clone()),
-        ca_pem: None,
-        login_url: running.base_url(),
-        credentials: Credentials {
-            client_id: creds.client_id.clone(),
-            client_secret: Secret::new(creds.client_secret.clone()),
-        },
-    };
+    target.request_log = Some(request_log.clone());
     let mut outcome = Sync::new(bundle, config.clone(), clock.clone(), seed, &dlq)
         .run(first, &target)
         .await;

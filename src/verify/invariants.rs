@@ -11,6 +11,7 @@ use super::oracle::{Expectations, Expected};
 use crate::contract::{Bundle, FieldType};
 use crate::engine::cdc::CrmChange;
 use crate::engine::client::SentRequest;
+use crate::engine::conflicts::same_value;
 use crate::engine::dlq::DeadLetter;
 use crate::engine::source::SourceSet;
 use crate::engine::SyncReport;
@@ -342,13 +343,6 @@ fn value_diffs(
         }
     }
     diffs
-}
-
-fn same_value(a: &Value, b: &Value) -> bool {
-    match (a, b) {
-        (Value::Number(x), Value::Number(y)) => x.as_f64() == y.as_f64(),
-        _ => a == b,
-    }
 }
 
 fn check_waits(ev: &Evidence<'_>, add: &mut impl FnMut(&'static str, String)) {
