@@ -246,9 +246,7 @@ fn generate(bundle: &Bundle, provider: &str) -> Value {
         i.request
             .method("GET")
             .path(format!("{api}/limits"))
-            .header("Authorization", term!(BEARER_RE, EXAMPLE_BEARER))
-            .header("Sforce-Call-Options", CALL_OPTIONS)
-            .header("Accept", "application/json");
+            .api_headers("application/json");
         i.response
             .status(200)
             .header("Content-Type", term!(JSON_RESPONSE_RE, JSON_RESPONSE))
@@ -293,9 +291,7 @@ fn generate(bundle: &Bundle, provider: &str) -> Value {
                 .method("GET")
                 .path(format!("{api}/query"))
                 .query_param("q", term!(pattern.as_str(), example.as_str()))
-                .header("Authorization", term!(BEARER_RE, EXAMPLE_BEARER))
-                .header("Sforce-Call-Options", CALL_OPTIONS)
-                .header("Accept", "application/json");
+                .api_headers("application/json");
             i.response
                 .status(200)
                 .header("Content-Type", term!(JSON_RESPONSE_RE, JSON_RESPONSE))
@@ -331,9 +327,7 @@ fn generate(bundle: &Bundle, provider: &str) -> Value {
             i.request
                 .method("DELETE")
                 .path(term!(pattern.as_str(), example.as_str()))
-                .header("Authorization", term!(BEARER_RE, EXAMPLE_BEARER))
-                .header("Sforce-Call-Options", CALL_OPTIONS)
-                .header("Accept", "application/json");
+                .api_headers("application/json");
             i.response.status(204);
             i
         });
@@ -372,9 +366,7 @@ fn bulk_interactions(pact: &mut PactBuilder, bundle: &Bundle, api: &str) {
             i.request
                 .method("POST")
                 .path(format!("{api}/jobs/ingest"))
-                .header("Authorization", term!(BEARER_RE, EXAMPLE_BEARER))
-                .header("Sforce-Call-Options", CALL_OPTIONS)
-                .header("Accept", "application/json")
+                .api_headers("application/json")
                 .header("Content-Type", "application/json")
                 .json_body(json_pattern!({
                     "object": name.as_str(),
@@ -414,9 +406,7 @@ fn bulk_interactions(pact: &mut PactBuilder, bundle: &Bundle, api: &str) {
             i.request
                 .method("PUT")
                 .path(term!(re.as_str(), example.as_str()))
-                .header("Authorization", term!(BEARER_RE, EXAMPLE_BEARER))
-                .header("Sforce-Call-Options", CALL_OPTIONS)
-                .header("Accept", "application/json")
+                .api_headers("application/json")
                 .header("Content-Type", "text/csv")
                 .body2(
                     format!(
@@ -443,9 +433,7 @@ fn bulk_interactions(pact: &mut PactBuilder, bundle: &Bundle, api: &str) {
             i.request
                 .method("PATCH")
                 .path(term!(re.as_str(), example.as_str()))
-                .header("Authorization", term!(BEARER_RE, EXAMPLE_BEARER))
-                .header("Sforce-Call-Options", CALL_OPTIONS)
-                .header("Accept", "application/json")
+                .api_headers("application/json")
                 .header("Content-Type", "application/json")
                 .json_body(json_pattern!({ "state": target }));
             i.response
@@ -464,9 +452,7 @@ fn bulk_interactions(pact: &mut PactBuilder, bundle: &Bundle, api: &str) {
         i.request
             .method("GET")
             .path(term!(re.as_str(), example.as_str()))
-            .header("Authorization", term!(BEARER_RE, EXAMPLE_BEARER))
-            .header("Sforce-Call-Options", CALL_OPTIONS)
-            .header("Accept", "application/json");
+            .api_headers("application/json");
         i.response
             .status(200)
             .header("Content-Type", term!(JSON_RESPONSE_RE, JSON_RESPONSE))
@@ -493,9 +479,7 @@ fn bulk_interactions(pact: &mut PactBuilder, bundle: &Bundle, api: &str) {
             i.request
                 .method("GET")
                 .path(term!(re.as_str(), example.as_str()))
-                .header("Authorization", term!(BEARER_RE, EXAMPLE_BEARER))
-                .header("Sforce-Call-Options", CALL_OPTIONS)
-                .header("Accept", "text/csv");
+                .api_headers("text/csv");
             i.response
                 .status(200)
                 .header("Content-Type", term!("^text/csv", "text/csv"));
@@ -540,9 +524,7 @@ fn upsert_request(
             "{api}/composite/sobjects/{object}/{}",
             spec.external_id
         ))
-        .header("Authorization", term!(BEARER_RE, EXAMPLE_BEARER))
-        .header("Sforce-Call-Options", CALL_OPTIONS)
-        .header("Accept", "application/json")
+        .api_headers("application/json")
         .header("Content-Type", "application/json")
         .json_body(JsonPattern::Object(body));
 }
@@ -687,6 +669,20 @@ fn example_value(field: &FieldSpec, column: &str) -> Value {
 /// Escape hatch for matchers the `pact_consumer` DSL has no macro for (integer, equality,
 /// form parameters); it goes through the builder's own rule set, so the rules serialize as
 /// any other.
+/// The headers every API call of the engine carries: a bearer token, its client name and
+/// what it accepts.
+trait ApiHeaders {
+    fn api_headers(&mut self, accept: &str) -> &mut Self;
+}
+
+impl ApiHeaders for pact_consumer::builders::RequestBuilder {
+    fn api_headers(&mut self, accept: &str) -> &mut Self {
+        self.header("Authorization", term!(BEARER_RE, EXAMPLE_BEARER))
+            .header("Sforce-Call-Options", CALL_OPTIONS)
+            .header("Accept", accept.to_string())
+    }
+}
+
 fn add_body_matchers<B: HttpPartBuilder>(part: &mut B, rules: Value) {
     let (_, matching_rules) = part.body_and_matching_rules_mut();
     matching_rules
