@@ -1,7 +1,7 @@
 //! `syncgate sync` and `syncgate dlq` against `syncgate mock serve`, as a user runs them:
 //! directory and table sources (SQLite, PostgreSQL), `--follow`, and a clean stop on SIGTERM.
 
-mod support;
+use crate::support;
 
 use std::io::Write;
 use std::path::{Path, PathBuf};

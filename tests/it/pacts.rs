@@ -6,8 +6,8 @@
 //! The files live at `contracts/<partner>/<tenant>/pacts/syncgate-engine-<provider>.json`,
 //! where `Bundle::load` picks them up.
 //!
-//! * `SYNCGATE_UPDATE_PACTS=1 cargo test --test pacts` (re)writes the files;
-//! * `cargo test --test pacts` regenerates them in memory and fails if a committed file
+//! * `SYNCGATE_UPDATE_PACTS=1 cargo test --test it pacts::` (re)writes the files;
+//! * `cargo test --test it pacts::` regenerates them in memory and fails if a committed file
 //!   differs (or is missing).
 //!
 //! Output is deterministic: object keys are sorted recursively and the volatile
@@ -26,7 +26,7 @@ use syncgate::contract::{
 const CONSUMER: &str = "syncgate-engine";
 const UPDATE_ENV: &str = "SYNCGATE_UPDATE_PACTS";
 const UPDATE_HINT: &str =
-    "run `SYNCGATE_UPDATE_PACTS=1 cargo test --test pacts` and commit the result";
+    "run `SYNCGATE_UPDATE_PACTS=1 cargo test --test it pacts::` and commit the result";
 
 /// `Sforce-Call-Options` the engine sends (its default client name).
 const CALL_OPTIONS: &str = "client=syncgate";

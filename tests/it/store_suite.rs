@@ -1,7 +1,7 @@
 //! One behavioural suite for every store backend: each test runs against each backend,
 //! PostgreSQL included when it is reachable (in a schema of its own per test).
 
-mod support;
+use crate::support;
 
 use std::collections::BTreeSet;
 use std::sync::Arc;

@@ -14,7 +14,7 @@ use syncgate::mock::{self, ClientCredentials, MockConfig, MockOrg, RunningMock};
 use syncgate::sim::{Clock, Scenario, Seed, Timestamp};
 use syncgate::store::{CheckpointStore, DedupeStore, MemoryStore, SqliteStore};
 
-mod support;
+use crate::support;
 
 const ENGINE: &str = "syncgate";
 const EXT: &str = "NW_Customer_Id__c";

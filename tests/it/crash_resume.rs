@@ -2,7 +2,7 @@
 //! different points of a run against `syncgate mock serve`, started again, and the org must
 //! end with every source record exactly once, at its latest values.
 
-mod support;
+use crate::support;
 
 use std::collections::{BTreeMap, BTreeSet};
 

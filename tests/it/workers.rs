@@ -1,7 +1,7 @@
 //! Several engine workers on one tenant: leases in PostgreSQL, the limiter in Redis, one
 //! mock org with a small daily budget and a concurrency cap; one worker dies mid-batch.
 
-mod support;
+use crate::support;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;

@@ -8,8 +8,8 @@ use serde_json::{json, Value};
 use syncgate::contract::Bundle;
 use syncgate::sim::Scenario;
 
-const BUNDLE_SCHEMA: &str = include_str!("../contracts/schema/bundle-v1.schema.json");
-const SCENARIO_SCHEMA: &str = include_str!("../harness/schema/scenario-v1.schema.json");
+const BUNDLE_SCHEMA: &str = include_str!("../../contracts/schema/bundle-v1.schema.json");
+const SCENARIO_SCHEMA: &str = include_str!("../../harness/schema/scenario-v1.schema.json");
 
 fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))

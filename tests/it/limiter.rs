@@ -1,6 +1,6 @@
 //! The shared limiter's behaviour, per process and through Redis: one suite, both backends.
 
-mod support;
+use crate::support;
 
 use std::sync::Arc;
 use std::time::Duration;
