@@ -1,27 +1,21 @@
 //! `syncgate sync` and `syncgate dlq …`: the engine against a real (or mock) org, and the
 //! dead-letter queue it leaves.
 
-use std::collections::HashMap;
-use std::io::{IsTerminal, Write};
+use std::io::IsTerminal;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::sync::Arc;
+use std::time::Duration;
 
-use async_trait::async_trait;
 use clap::{Args, Subcommand};
-use serde::Serialize;
-use tokio::sync::Notify;
 
 use super::{error, exit, runtime};
 use crate::contract::Bundle;
-use crate::engine::cdc::{CdcConfig, CdcConsumer, CdcReport, JsonlOutbox};
+use crate::engine::cdc::JsonlOutbox;
 use crate::engine::client::{Credentials, SalesforceClient, Secret};
-use crate::engine::source::SourceSet;
-use crate::engine::table_source::{Pull, TableDb, TableSource};
-use crate::engine::{
-    redrive, EngineConfig, EngineError, Fence, Progress, Sync, SyncReport, Target,
-};
+use crate::engine::feed::Feed;
+use crate::engine::runner::{CrmSide, RunError, RunSummary, Runner, Stop, Watch};
+use crate::engine::table_source::{TableDb, TableSource};
+use crate::engine::{redrive, EngineConfig, Progress, Target};
 use crate::sim::time::parse_duration;
 use crate::sim::{Clock, Seed};
 use crate::store::{self, DlqFilter};
@@ -217,205 +211,45 @@ impl SourceSpec {
     }
 }
 
-/// A source as the sync loop reads it: changes since the last commit, then a commit once
-/// the engine has applied (or dead-lettered) them.
-enum Feed {
-    /// Re-read on every tick; only versions above the highest settled earlier in this
-    /// process are sent (across restarts, the dedupe store skips applied ones). A stale
-    /// version appended late never overwrites a newer one.
-    Dir {
-        path: PathBuf,
-        settled: HashMap<(String, String), u64>,
-    },
-    Tables(TableSource),
-}
-
-/// Records pulled from a [`Feed`], not committed yet.
-struct Pulled {
-    set: SourceSet,
-    /// Table cursors to store on commit.
-    tables: Option<Pull>,
-    more: bool,
-}
-
-impl Feed {
-    async fn pull(
-        &mut self,
-        bundle: &Bundle,
-        cursors: &dyn store::CheckpointStore,
-        page: usize,
-    ) -> Result<Pulled, String> {
-        match self {
-            Feed::Dir { path, settled } => {
-                let mut set = SourceSet::load_dir(path).map_err(|e| e.to_string())?;
-                for records in set.entities.values_mut() {
-                    records.retain(|r| {
-                        settled
-                            .get(&(r.entity.clone(), r.id.clone()))
-                            .is_none_or(|&done| r.version > done)
-                    });
-                }
-                set.entities.retain(|_, records| !records.is_empty());
-                Ok(Pulled {
-                    set,
-                    tables: None,
-                    more: false,
-                })
-            }
-            Feed::Tables(tables) => {
-                let names: Vec<&str> = bundle
-                    .objects_parent_first()
-                    .into_iter()
-                    .map(|(_, spec)| spec.source.as_str())
-                    .collect();
-                let mut pull = tables
-                    .pull(&names, cursors, page)
-                    .await
-                    .map_err(|e| e.to_string())?;
-                Ok(Pulled {
-                    set: std::mem::take(&mut pull.set),
-                    more: pull.more,
-                    tables: Some(pull),
-                })
-            }
-        }
-    }
-
-    async fn commit(
-        &mut self,
-        pulled: &Pulled,
-        cursors: &dyn store::CheckpointStore,
-    ) -> Result<(), String> {
-        match self {
-            Feed::Dir { settled, .. } => {
-                for r in pulled.set.entities.values().flatten() {
-                    let done = settled.entry((r.entity.clone(), r.id.clone())).or_default();
-                    *done = (*done).max(r.version);
-                }
-                Ok(())
-            }
-            Feed::Tables(tables) => match &pulled.tables {
-                Some(pull) => tables
-                    .commit(pull, cursors)
-                    .await
-                    .map_err(|e| e.to_string()),
-                None => Ok(()),
-            },
-        }
-    }
-}
-
-/// Refuses the next request once a stop was asked for: the batch in flight finishes, and
-/// its records are recorded as applied; the rest waits for the next start.
-struct StopFence(Arc<AtomicBool>);
-
-#[async_trait]
-impl Fence for StopFence {
-    async fn still_ours(&self) -> Result<(), EngineError> {
-        if self.0.load(Ordering::SeqCst) {
-            Err(EngineError::Fenced("a stop was requested".into()))
-        } else {
-            Ok(())
-        }
-    }
-}
-
 /// What `syncgate sync` prints at the end.
-#[derive(Debug, Default, Serialize)]
-pub struct SyncSummary {
-    #[serde(flatten)]
-    pub report: SyncReport,
-    /// Engine runs (pages or ticks with changes).
-    pub runs: u32,
-    /// Stopped by SIGINT/SIGTERM before the source was drained.
-    pub interrupted: bool,
-    /// `--follow` ticks that failed and were tried again on the next tick.
-    pub tick_failures: u32,
-    /// Why the engine stopped, when it failed (the counts are what it did before).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub error: Option<String>,
-    /// Salesforce → source: what the change-event consumer did (with `--crm-outbox`).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub crm_changes: Option<CdcReport>,
-}
+pub type SyncSummary = RunSummary;
 
-impl SyncSummary {
-    fn add(&mut self, r: SyncReport) {
-        // The summary keeps counts, not the timeline.
-        self.report.absorb(
-            SyncReport {
-                events: Vec::new(),
-                ..r
-            },
-            0,
-        );
-        self.runs += 1;
-    }
-}
-
-/// A progress bar on stderr, redrawn at most ten times a second.
-struct Bar {
-    state: Mutex<BarState>,
-}
-
-struct BarState {
-    total: usize,
-    drawn_at: Option<Instant>,
-}
+/// A progress bar on stderr (indicatif redraws at most a few times a second).
+struct Bar(indicatif::ProgressBar);
 
 impl Bar {
     fn new() -> Arc<Bar> {
-        Arc::new(Bar {
-            state: Mutex::new(BarState {
-                total: 0,
-                drawn_at: None,
-            }),
-        })
-    }
-
-    fn start(&self, total: usize) {
-        let mut s = self.state.lock().unwrap_or_else(|p| p.into_inner());
-        s.total = total;
-        s.drawn_at = None;
-    }
-
-    fn draw(&self, p: &Progress) {
-        let mut s = self.state.lock().unwrap_or_else(|p| p.into_inner());
-        let done = p.settled >= s.total;
-        if !done
-            && s.drawn_at
-                .is_some_and(|t| t.elapsed() < Duration::from_millis(100))
-        {
-            return;
-        }
-        s.drawn_at = Some(Instant::now());
-        const WIDTH: usize = 30;
-        let filled = (p.settled * WIDTH)
-            .checked_div(s.total)
-            .unwrap_or(WIDTH)
-            .min(WIDTH);
-        let mut err = std::io::stderr().lock();
-        let _ = write!(
-            err,
-            "\r\x1b[2K[{}{}] {}/{} records  {}",
-            "#".repeat(filled),
-            "-".repeat(WIDTH - filled),
-            p.settled.min(s.total),
-            s.total,
-            p.object
+        let bar = indicatif::ProgressBar::with_draw_target(
+            Some(0),
+            indicatif::ProgressDrawTarget::stderr(),
         );
-        let _ = err.flush();
+        if let Ok(style) =
+            indicatif::ProgressStyle::with_template("[{bar:30}] {pos}/{len} records  {msg}")
+        {
+            bar.set_style(style.progress_chars("#-"));
+        }
+        Arc::new(Bar(bar))
+    }
+}
+
+impl Watch for Bar {
+    fn page_started(&self, total: usize) {
+        self.0.reset();
+        self.0.set_length(total as u64);
     }
 
-    fn clear(&self) {
-        let mut err = std::io::stderr().lock();
-        let _ = write!(err, "\r\x1b[2K");
-        let _ = err.flush();
+    fn settled(&self, p: &Progress) {
+        self.0.set_position(p.settled as u64);
+        self.0.set_message(p.object.clone());
+    }
+
+    fn page_finished(&self) {
+        self.0.finish_and_clear();
     }
 }
 
 /// Sets `stop` on the first SIGINT or SIGTERM (and wakes `wake`); a second one exits at once.
-fn watch_signals(stop: Arc<AtomicBool>, wake: Arc<Notify>) -> Result<(), String> {
+fn watch_signals(stop: Stop) -> Result<(), String> {
     use tokio::signal::unix::{signal, SignalKind};
     let mut term = signal(SignalKind::terminate()).map_err(|e| e.to_string())?;
     let mut int = signal(SignalKind::interrupt()).map_err(|e| e.to_string())?;
@@ -424,8 +258,7 @@ fn watch_signals(stop: Arc<AtomicBool>, wake: Arc<Notify>) -> Result<(), String>
             _ = term.recv() => {}
             _ = int.recv() => {}
         }
-        stop.store(true, Ordering::SeqCst);
-        wake.notify_one();
+        stop.request();
         eprintln!("\nstopping after the batch in flight (signal again to quit at once)");
         tokio::select! {
             _ = term.recv() => {}
@@ -434,242 +267,6 @@ fn watch_signals(stop: Arc<AtomicBool>, wake: Arc<Notify>) -> Result<(), String>
         std::process::exit(130);
     });
     Ok(())
-}
-
-/// Settings of one `syncgate sync` loop.
-struct Loop<'a> {
-    bundle: &'a Bundle,
-    state: &'a dyn store::Store,
-    seed: Seed,
-    page: usize,
-    follow: bool,
-    poll: Duration,
-    bar: Option<Arc<Bar>>,
-    stop: Arc<AtomicBool>,
-    wake: Arc<Notify>,
-    /// Where Salesforce's changes to CRM-owned fields go (`--crm-outbox`).
-    crm_outbox: Option<PathBuf>,
-}
-
-#[derive(Debug)]
-enum LoopError {
-    Source(String),
-    Engine(EngineError),
-}
-
-impl std::fmt::Display for LoopError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            LoopError::Source(e) => write!(f, "{e}"),
-            LoopError::Engine(e) => write!(f, "the engine stopped: {e}"),
-        }
-    }
-}
-
-impl Loop<'_> {
-    /// Runs until the source is drained (or, with `--follow`, until a stop).
-    async fn run(
-        &self,
-        feed: &mut Feed,
-        target: &Target,
-        summary: &mut SyncSummary,
-    ) -> Result<(), LoopError> {
-        let clock = Clock::system();
-        // Signed in once: one session for every tick (the engine refreshes it if it expires).
-        let mut client = self
-            .engine(0)
-            .connect(target)
-            .await
-            .map_err(LoopError::Engine)?;
-        let outbox = self.crm_outbox.as_ref().map(JsonlOutbox::new);
-        let mut consumer = match &outbox {
-            Some(sink) => {
-                let mut cdc_client = SalesforceClient::new(
-                    &target.login_url,
-                    &self.bundle.api_version,
-                    target.credentials.clone(),
-                    clock.clone(),
-                    "syncgate",
-                    "cdc",
-                );
-                if let Some(pem) = &target.ca_pem {
-                    cdc_client
-                        .trust_ca(pem)
-                        .map_err(|e| LoopError::Engine(e.into()))?;
-                }
-                let config = CdcConfig::new(
-                    format!(
-                        "{}/__syncgate/events",
-                        target.login_url.trim_end_matches('/')
-                    ),
-                    "syncgate",
-                );
-                Some(CdcConsumer::new(
-                    self.bundle,
-                    config,
-                    clock.clone(),
-                    self.seed,
-                    cdc_client,
-                    self.state,
-                    self.state,
-                    sink,
-                ))
-            }
-            None => None,
-        };
-        let result = self
-            .ticks(feed, &mut client, &mut consumer, &clock, summary)
-            .await;
-        summary.report.api_calls = client.calls();
-        summary.report.api_usage = client.usage;
-        result
-    }
-
-    async fn ticks(
-        &self,
-        feed: &mut Feed,
-        client: &mut SalesforceClient,
-        consumer: &mut Option<CdcConsumer<'_>>,
-        clock: &Clock,
-        summary: &mut SyncSummary,
-    ) -> Result<(), LoopError> {
-        let mut first = true;
-        loop {
-            // Step 1: source → org, page by page, each page's cursor committed after it.
-            match self.sync_changes(feed, client, summary).await {
-                Ok(true) => {}
-                Ok(false) => {
-                    summary.interrupted = true;
-                    return Ok(());
-                }
-                // A failure on the first tick is a configuration problem: stop. Later, a
-                // source half-written or an org briefly away must not end a follower: the
-                // page was not committed, so the next tick tries it again.
-                Err(e) if self.follow && !first => {
-                    summary.tick_failures += 1;
-                    eprintln!("warning: this tick failed, trying again next tick: {e}");
-                }
-                Err(e) => return Err(e),
-            }
-            // Step 2: Salesforce change events → source (CRM-owned fields), everything on the
-            // bus since the stored replay ID, which is committed after the outbox took it.
-            if let Some(c) = consumer.as_mut() {
-                match c.drain().await {
-                    Ok(r) => summary.crm_changes = Some(r),
-                    Err(e) if self.follow && !first => {
-                        summary.tick_failures += 1;
-                        eprintln!(
-                            "warning: reading change events failed, trying again next tick: {e}"
-                        );
-                    }
-                    Err(e) => return Err(LoopError::Source(e.to_string())),
-                }
-            }
-            first = false;
-            if !self.follow {
-                return Ok(());
-            }
-            if self.stop.load(Ordering::SeqCst) {
-                summary.interrupted = true;
-                return Ok(());
-            }
-            tokio::select! {
-                _ = clock.sleep(self.poll) => {}
-                _ = self.wake.notified() => {}
-            }
-            if self.stop.load(Ordering::SeqCst) {
-                summary.interrupted = true;
-                return Ok(());
-            }
-        }
-    }
-
-    fn engine(&self, run: u32) -> Sync<'_> {
-        let dlq: &dyn store::DeadLetterStore = self.state;
-        let dedupe: &dyn store::DedupeStore = self.state;
-        // A version applied in the last week is not sent again (a re-run after a crash resumes).
-        let mut engine = Sync::new(
-            self.bundle,
-            EngineConfig::default(),
-            Clock::system(),
-            Seed(self.seed.0.wrapping_add(u64::from(run))),
-            dlq,
-        )
-        .with_dedupe(dedupe, Duration::from_secs(7 * 24 * 3600));
-        if let Some(bar) = &self.bar {
-            let bar = bar.clone();
-            engine = engine.with_progress(Arc::new(move |p: &Progress| bar.draw(p)));
-        }
-        engine
-    }
-
-    /// Syncs every change the feed has now; false when a stop cut it short.
-    async fn sync_changes(
-        &self,
-        feed: &mut Feed,
-        client: &mut SalesforceClient,
-        summary: &mut SyncSummary,
-    ) -> Result<bool, LoopError> {
-        let cursors: &dyn store::CheckpointStore = self.state;
-        loop {
-            if self.stop.load(Ordering::SeqCst) {
-                return Ok(false);
-            }
-            let pulled = feed
-                .pull(self.bundle, cursors, self.page)
-                .await
-                .map_err(LoopError::Source)?;
-            if pulled.set.entities.values().all(Vec::is_empty) {
-                return Ok(true);
-            }
-            let objects = self.bundle.objects_parent_first();
-            if let Some(bar) = &self.bar {
-                let total = objects
-                    .iter()
-                    .map(|(_, spec)| pulled.set.latest(&spec.source).len())
-                    .sum();
-                bar.start(total);
-            }
-            let mut engine = self.engine(summary.runs + 1);
-            let fence = StopFence(self.stop.clone());
-            let mut stopped = false;
-            for (object, spec) in objects {
-                let records = pulled.set.latest(&spec.source);
-                match engine
-                    .send_records(client, object, &records, Some(&fence))
-                    .await
-                {
-                    Ok(()) => {}
-                    Err(EngineError::Fenced(_)) if self.stop.load(Ordering::SeqCst) => {
-                        stopped = true;
-                        break;
-                    }
-                    Err(e) => {
-                        if let Some(bar) = &self.bar {
-                            bar.clear();
-                        }
-                        summary.add(engine.finish(client));
-                        return Err(LoopError::Engine(e));
-                    }
-                }
-            }
-            if let Some(bar) = &self.bar {
-                bar.clear();
-            }
-            summary.add(engine.finish(client));
-            if stopped {
-                // Not committed: the next start reads this page again, and the dedupe
-                // store skips what this run applied.
-                return Ok(false);
-            }
-            feed.commit(&pulled, cursors)
-                .await
-                .map_err(LoopError::Source)?;
-            if !pulled.more {
-                return Ok(true);
-            }
-        }
-    }
 }
 
 /// `syncgate sync`: 0 when every record landed, 1 when some were dead-lettered.
@@ -705,42 +302,42 @@ pub fn sync(args: SyncArgs, db: Option<&str>) -> i32 {
         .unwrap_or_else(|| Seed(Clock::system().now().as_millis() as u64));
     let tenant = format!("{}/{}", bundle.partner, bundle.tenant);
     let show_bar = !args.no_progress && std::io::stderr().is_terminal();
-    let sync_loop = Loop {
-        bundle: &bundle,
-        state: &*state,
+    let outbox = args.crm_outbox.as_ref().map(JsonlOutbox::new);
+    let bar = show_bar.then(Bar::new);
+    let mut runner = Runner::new(
+        &bundle,
+        EngineConfig::default(),
+        Clock::system(),
+        &*state,
         seed,
-        page: args.page_size as usize,
-        follow: args.follow,
-        poll: args.poll,
-        bar: show_bar.then(Bar::new),
-        stop: Arc::new(AtomicBool::new(false)),
-        wake: Arc::new(Notify::new()),
-        crm_outbox: args.crm_outbox.clone(),
-    };
+    );
+    runner.page = args.page_size as usize;
+    runner.follow = args.follow.then_some(args.poll);
+    runner.watch = bar.map(|b| b as Arc<dyn Watch>);
+    runner.crm = outbox
+        .as_ref()
+        .map(|sink| CrmSide::for_target(&target, &runner.config.client_name, sink));
     let mut summary = SyncSummary::default();
     let outcome = rt.block_on(async {
         let mut feed = match &spec {
-            SourceSpec::Dir(path) => Feed::Dir {
-                path: path.clone(),
-                settled: HashMap::new(),
-            },
+            SourceSpec::Dir(path) => Feed::dir(path.clone()),
             SourceSpec::Tables(db) => Feed::Tables(
                 TableSource::open(db, &tenant)
                     .await
-                    .map_err(|e| LoopError::Source(e.to_string()))?,
+                    .map_err(|e| RunError::Source(e.to_string()))?,
             ),
         };
-        watch_signals(sync_loop.stop.clone(), sync_loop.wake.clone())
-            .map_err(|e| LoopError::Source(format!("cannot watch for signals: {e}")))?;
-        sync_loop.run(&mut feed, &target, &mut summary).await
+        watch_signals(runner.stop.clone())
+            .map_err(|e| RunError::Source(format!("cannot watch for signals: {e}")))?;
+        runner.run(&mut feed, &target, &mut summary).await
     });
     match outcome {
         Ok(()) => {}
-        Err(LoopError::Source(e)) => {
+        Err(RunError::Source(e)) => {
             error(e);
             return exit::BAD_INPUT;
         }
-        Err(LoopError::Engine(e)) => {
+        Err(e @ (RunError::Engine(_) | RunError::Changes(_))) => {
             // What got done before the failure still counts (and is recorded as applied).
             summary.error = Some(e.to_string());
             // Nothing to show when it failed before doing anything (an unreachable org).

@@ -17,10 +17,12 @@ pub mod client;
 pub mod conflicts;
 pub mod deletes;
 pub mod dlq;
+pub mod feed;
 pub mod lanes;
 pub mod mapping;
 pub mod redrive;
 pub mod retry;
+pub mod runner;
 pub mod source;
 pub mod table_source;
 pub mod worker;
@@ -234,6 +236,9 @@ pub struct SyncReport {
     pub api_calls: u64,
     /// Records skipped because this version was already applied (its idempotency key is live).
     pub already_synced: usize,
+    /// Records skipped because this version was rejected for good by an earlier run (it
+    /// waits in the dead-letter queue for `dlq redrive`).
+    pub already_dead_lettered: usize,
     /// The org's daily API usage after the run, from the last `Sforce-Limit-Info`.
     pub api_usage: Option<client::ApiUsage>,
     /// Records the contract rejects, dead-lettered without an API call.
@@ -267,6 +272,7 @@ impl SyncReport {
         self.retries += later.retries;
         self.api_calls += later.api_calls;
         self.already_synced += later.already_synced;
+        self.already_dead_lettered += later.already_dead_lettered;
         self.rejected_before_sending += later.rejected_before_sending;
         self.deleted += later.deleted;
         if later.api_usage.is_some() {
@@ -440,6 +446,15 @@ impl<'a> Sync<'a> {
         )
     }
 
+    /// The key that marks one record version as rejected for good (not sent again by a
+    /// later run; `dlq redrive` sends it explicitly).
+    fn rejection_key(&self, object: &str, record: &SourceRecord) -> String {
+        format!(
+            "{}|{object}|{}|rejected|{}",
+            self.tenant, record.id, record.version
+        )
+    }
+
     /// Records that this version of `record` was applied (its key lives for the TTL).
     async fn remember_applied(
         &mut self,
@@ -468,13 +483,28 @@ impl<'a> Sync<'a> {
     }
 
     /// Syncs every object of the bundle from `source` into `target`: the real-time lane,
-    /// then the backfill lane, each parents first (see [`lanes`]).
+    /// then the backfill lane, each parents first (see [`lanes`]). One pass with no dedupe
+    /// and no cursors: what deploys goes through [`runner::Runner`], which calls
+    /// [`Sync::run_lanes`] per page.
     pub async fn run(
         mut self,
         source: &SourceSet,
         target: &Target,
     ) -> Result<SyncReport, EngineError> {
         let mut client = self.connect(target).await?;
+        self.run_lanes(&mut client, source, None).await?;
+        Ok(self.finish(&client))
+    }
+
+    /// Sends every object's latest versions in `source` through `client`: the real-time
+    /// lane, then the backfill lane, each parents first (see [`lanes`]). With a `fence`,
+    /// every request first checks the work is still ours.
+    pub async fn run_lanes(
+        &mut self,
+        client: &mut SalesforceClient,
+        source: &SourceSet,
+        fence: Option<&dyn Fence>,
+    ) -> Result<(), EngineError> {
         let per_object = self
             .bundle
             .objects_parent_first()
@@ -503,13 +533,16 @@ impl<'a> Sync<'a> {
             self.lane = Some(lane);
             for (object, records) in objects {
                 if !records.is_empty() {
-                    self.send_records(&mut client, &object, &records, None)
-                        .await?;
+                    let sent = self.send_records(client, &object, &records, fence).await;
+                    if let Err(e) = sent {
+                        self.lane = None;
+                        return Err(e);
+                    }
                 }
             }
         }
         self.lane = None;
-        Ok(self.finish(&client))
+        Ok(())
     }
 
     /// A client for `target`, signed in.
@@ -562,11 +595,21 @@ impl<'a> Sync<'a> {
         for &record in records {
             self.report.records += 1;
             if let Some((store, _)) = self.dedupe {
+                let now = self.clock.now();
                 if store
-                    .is_live(&self.idempotency_key(object, record), self.clock.now())
+                    .is_live(&self.idempotency_key(object, record), now)
                     .await?
                 {
                     self.report.already_synced += 1;
+                    continue;
+                }
+                // Salesforce (or the contract) already said no to this very version: sending
+                // it again spends a call for the same answer. It waits in the DLQ for a redrive.
+                if store
+                    .is_live(&self.rejection_key(object, record), now)
+                    .await?
+                {
+                    self.report.already_dead_lettered += 1;
                     continue;
                 }
             }
@@ -1042,6 +1085,13 @@ impl<'a> Sync<'a> {
         last: Timestamp,
     ) -> Result<(), EngineError> {
         self.report.dead_lettered += 1;
+        if class != ErrorClass::RetriesExhausted {
+            if let Some((store, ttl)) = self.dedupe {
+                store
+                    .check_and_set(&self.rejection_key(object, record), self.clock.now(), ttl)
+                    .await?;
+            }
+        }
         self.event(
             object,
             EventKind::DeadLetter {

@@ -11,10 +11,12 @@ use super::invariants::{self, names, Evidence, Violation};
 use super::oracle::{apply_manual_edits, expectations, AppliedEdit};
 use super::pacts::{verify_against_mock, verify_against_url, PactCheck};
 use crate::contract::{Bundle, Registry, RegistryError, TenantRef};
-use crate::engine::cdc::{CdcConfig, CdcConsumer, CdcReport, CrmChange, MemorySink};
-use crate::engine::client::{Credentials, SalesforceClient, Secret};
+use crate::engine::cdc::{CdcReport, MemorySink};
+use crate::engine::client::{Credentials, Secret};
+use crate::engine::feed::Feed;
+use crate::engine::runner::{CrmSide, RunError, RunSummary, Runner};
 use crate::engine::source::{SourceError, SourceSet};
-use crate::engine::{EngineConfig, Sync, SyncReport, Target};
+use crate::engine::{EngineConfig, SyncReport, Target};
 use crate::mock::{self, ClientCredentials, JournalEntry, MockConfig, MockOrg, RunningMock};
 use crate::sim::{Clock, Scenario, ScenarioError, Seed};
 use crate::store::{DeadLetterStore, DlqFilter, MemoryStore};
@@ -483,21 +485,31 @@ pub async fn run_scenario(
     let dlq = MemoryStore::new();
     let request_log = crate::engine::client::RequestLog::default();
     target.request_log = Some(request_log.clone());
-    let mut outcome = Sync::new(bundle, config.clone(), clock.clone(), seed, &dlq)
-        .run(first, &target)
-        .await;
+    // The engine as `syncgate sync` runs it (one orchestration: pages, lanes, dedupe,
+    // cursors, the change-event consumer after each run), over the scenario's fixtures.
+    let sink = MemorySink::new();
+    let mut runner = Runner::new(bundle, config.clone(), clock.clone(), &dlq, seed);
+    runner.keep_timeline = true;
+    let mut crm = CrmSide::for_target(&target, &config.client_name, &sink);
+    crm.config.fault_no_dedupe = config.fault_cdc_no_dedupe;
+    runner.crm = Some(crm);
+    let mut cdc_error = None;
+    let mut cdc = CdcReport::default();
+    let mut outcome = run_once(&runner, first, &target, &mut cdc, &mut cdc_error).await;
+    let mut rerun_from = None;
     if let (Ok(report), Some((after, later))) = (&mut outcome, next) {
         clock.sleep_until(started.plus(after)).await;
         let requests_before = org.journal().len() as u64;
-        match Sync::new(bundle, config.clone(), clock.clone(), seed, &dlq)
-            .run(later, &target)
-            .await
-        {
+        if super::rerun::adds_nothing(first, later) {
+            rerun_from = Some(requests_before as usize);
+        }
+        runner.seed = Seed(seed.0.wrapping_add(1));
+        match run_once(&runner, later, &target, &mut cdc, &mut cdc_error).await {
             Ok(second) => report.absorb(second, requests_before),
             Err(e) => outcome = Err(e),
         }
     }
-    let (delivered, cdc, cdc_error) = consume_changes(bundle, &config, &clock, seed, &target).await;
+    let delivered = sink.delivered();
     running.stop().await;
 
     let journal = org.journal();
@@ -556,6 +568,9 @@ pub async fn run_scenario(
             consumer_error: cdc_error,
         },
     ));
+    if let Some(from) = rerun_from {
+        violations.extend(super::rerun::check(&journal, from));
+    }
     let conformance = super::conformance::check(bundle, &sent);
     if !conformance.is_empty() {
         violations.push(Violation {
@@ -585,41 +600,28 @@ pub async fn run_scenario(
     })
 }
 
-/// Runs the change-event consumer over everything the run published, with fresh in-memory
-/// stores and sink, as the engine's client (so the engine's own writes are echoes). Its
-/// queries are not added to the request log: conformance covers the write path.
-async fn consume_changes(
-    bundle: &Bundle,
-    config: &EngineConfig,
-    clock: &Clock,
-    seed: Seed,
+/// One runner pass over a fixed set: the engine's report, or why it stopped. A failure
+/// of the change-event consumer is kept in `cdc_error` (judged by the CRM-change invariant).
+async fn run_once(
+    runner: &Runner<'_>,
+    set: &SourceSet,
     target: &Target,
-) -> (Vec<CrmChange>, CdcReport, Option<String>) {
-    let state = MemoryStore::new();
-    let sink = MemorySink::new();
-    let client = SalesforceClient::new(
-        &target.login_url,
-        &bundle.api_version,
-        target.credentials.clone(),
-        clock.clone(),
-        &config.client_name,
-        "cdc",
-    );
-    let mut cdc_config = CdcConfig::new(
-        format!("{}/__syncgate/events", target.login_url),
-        &config.client_name,
-    );
-    cdc_config.fault_no_dedupe = config.fault_cdc_no_dedupe;
-    let mut consumer = CdcConsumer::new(
-        bundle,
-        cdc_config,
-        clock.clone(),
-        seed,
-        client,
-        &state,
-        &state,
-        &sink,
-    );
-    let error = consumer.drain().await.err().map(|e| e.to_string());
-    (sink.delivered(), consumer.report(), error)
+    cdc: &mut CdcReport,
+    cdc_error: &mut Option<String>,
+) -> Result<SyncReport, RunError> {
+    let mut summary = RunSummary::default();
+    let outcome = runner
+        .run(&mut Feed::fixed(set.clone()), target, &mut summary)
+        .await;
+    if let Some(report) = summary.crm_changes.take() {
+        *cdc = report;
+    }
+    match outcome {
+        Ok(()) => Ok(summary.report),
+        Err(RunError::Changes(e)) => {
+            *cdc_error = Some(e);
+            Ok(summary.report)
+        }
+        Err(e) => Err(e),
+    }
 }

@@ -34,9 +34,10 @@ pub mod names {
     pub const DELETES: &str = "deletes-follow-policy";
     pub const COLUMNS: &str = "new-columns-routed-or-reported";
     pub const CRM_CHANGES: &str = "crm-changes-reach-source";
+    pub const RERUN: &str = "rerun-sends-nothing";
 
     /// Every invariant, in the order reports list them.
-    pub const ALL: [&str; 13] = [
+    pub const ALL: [&str; 14] = [
         ENGINE_COMPLETED,
         EXACTLY_ONCE,
         VALUES,
@@ -47,6 +48,7 @@ pub mod names {
         CRM_OWNED,
         COLUMNS,
         CRM_CHANGES,
+        RERUN,
         CONFORMANCE,
         RETRY_AFTER,
         DAILY_BUDGET,

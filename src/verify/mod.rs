@@ -8,6 +8,7 @@ pub mod oracle;
 pub mod pacts;
 pub mod preflight;
 pub mod report;
+pub mod rerun;
 pub mod timeline;
 
 pub use gate::{run_gate, GateError, GateOptions, GateReport, RunResult, TenantResult};

@@ -693,3 +693,98 @@ manual_edits:
     assert_eq!(second["crm_changes"]["changes_delivered"], 0, "{second}");
     assert_eq!(std::fs::read_to_string(&outbox).unwrap().lines().count(), 2);
 }
+
+/// The write requests of a journal (JSON lines) the engine's own client sent, as
+/// (method, path, records) in order: what the org was asked to change.
+fn writes_in(journal: impl Iterator<Item = Value>) -> Vec<(String, String, u64)> {
+    journal
+        .filter(|e| e["client"] == "syncgate")
+        .filter(|e| {
+            matches!(
+                e["method"].as_str(),
+                Some("POST" | "PATCH" | "PUT" | "DELETE")
+            )
+        })
+        .filter(|e| {
+            let path = e["path"].as_str().unwrap_or_default();
+            !path.contains("/oauth2/") && !path.contains("/query")
+        })
+        .map(|e| {
+            (
+                e["method"].as_str().unwrap_or_default().to_string(),
+                e["path"].as_str().unwrap_or_default().to_string(),
+                e["records"].as_u64().unwrap_or(0),
+            )
+        })
+        .collect()
+}
+
+/// `syncgate sync --follow` and the gate run one orchestration: on the same source, the
+/// same bundle and a calm org, they ask the org for exactly the same writes.
+#[test]
+fn sync_follow_and_the_gate_send_the_same_writes() {
+    let root = root();
+    let registry = syncgate::contract::Registry::open(&root.join("contracts")).unwrap();
+    let tenant = registry
+        .select(&["northwind-outfitters".into()], &["production".into()])
+        .unwrap()
+        .remove(0);
+    let bundle = registry.load(&tenant).unwrap();
+    let scenario =
+        syncgate::sim::Scenario::load(&root.join("harness/scenarios/baseline.yaml")).unwrap();
+    let fixtures = syncgate::verify::gate::load_fixtures(
+        std::slice::from_ref(&scenario),
+        &root.join("harness/fixtures"),
+    )
+    .unwrap();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let run = rt
+        .block_on(syncgate::verify::gate::run_scenario(
+            &bundle,
+            &scenario,
+            &fixtures,
+            syncgate::sim::Seed(42),
+            false,
+        ))
+        .unwrap();
+    assert!(run.passed(), "{:?}", run.violations);
+    let gate_writes = writes_in(run.journal.iter().map(|e| serde_json::to_value(e).unwrap()));
+    assert!(gate_writes.len() >= 3, "{gate_writes:?}");
+
+    let dir = tempfile::tempdir().unwrap();
+    let mock = calm_mock(dir.path());
+    let db = format!("sqlite:{}", dir.path().join("state.sqlite").display());
+    let child = spawn_sync(
+        &db,
+        &[
+            "sync",
+            "--bundle",
+            "northwind-outfitters/production",
+            "--source",
+            "harness/fixtures/default",
+            "--target",
+            &mock.url,
+            "--follow",
+            "--poll",
+            "100ms",
+            "--seed",
+            "42",
+            "--json",
+        ],
+    );
+    let journal = || {
+        writes_in(
+            admin_get(&mock.url, "/__syncgate/journal")
+                .lines()
+                .map(|l| serde_json::from_str::<Value>(l).unwrap()),
+        )
+    };
+    wait_for("the follower's first tick", || {
+        journal().len() >= gate_writes.len()
+    });
+    // A few idle ticks: a follower sends nothing more for a source that did not change.
+    std::thread::sleep(Duration::from_millis(500));
+    let (code, summary) = terminate(child);
+    assert_eq!(code, Some(1), "dead letters are expected: {summary}");
+    assert_eq!(journal(), gate_writes);
+}
