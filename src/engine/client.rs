@@ -172,7 +172,7 @@ impl SalesforceClient {
             .form(&form)
             .send()
             .await
-            .map_err(|e| auth_err(e.without_url().to_string()))?;
+            .map_err(|e| auth_err(crate::store::cause_chain(&e.without_url())))?;
         let status = resp.status();
         let body: Value = resp
             .json()

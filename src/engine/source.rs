@@ -136,21 +136,44 @@ impl SourceSet {
 }
 
 fn read_jsonl(path: &Path, entity: &str) -> Result<Vec<SourceRecord>, SourceError> {
-    let text = std::fs::read_to_string(path).map_err(|e| SourceError {
+    let bytes = std::fs::read(path).map_err(|e| SourceError {
         path: path.to_path_buf(),
         line: None,
         message: format!("cannot read: {e}"),
     })?;
     let mut out = Vec::new();
-    for (i, line) in text.lines().enumerate() {
+    for (i, raw) in bytes.split(|b| *b == b'\n').enumerate() {
         let n = i + 1;
-        let err = |message: String| SourceError {
+        let line = std::str::from_utf8(raw).map_err(|e| SourceError {
+            path: path.to_path_buf(),
+            line: Some(n),
+            message: format!(
+                "not UTF-8 (invalid byte at column {}); JSONL files must be UTF-8",
+                e.valid_up_to() + 1
+            ),
+        })?;
+        if let Some(record) = parse_jsonl_line(path, entity, n, line)? {
+            out.push(record);
+        }
+    }
+    Ok(out)
+}
+
+/// One line of a JSONL change file (`n` counts from 1); `None` for a blank line.
+pub fn parse_jsonl_line(
+    path: &Path,
+    entity: &str,
+    n: usize,
+    line: &str,
+) -> Result<Option<SourceRecord>, SourceError> {
+    let line = line.strip_suffix('\r').unwrap_or(line);
+    let err = |message: String| SourceError {
             path: path.to_path_buf(),
             line: Some(n),
             message,
         };
         if line.trim().is_empty() {
-            continue;
+            return Ok(None);
         }
         let v: Value = serde_json::from_str(line).map_err(|e| err(format!("invalid JSON: {e}")))?;
         let id = match v.get("id") {
@@ -195,7 +218,7 @@ fn read_jsonl(path: &Path, entity: &str) -> Result<Vec<SourceRecord>, SourceErro
                 "unknown key `{extra}` (a record has id, version, data and optionally updated_at and deleted)"
             )));
         }
-        out.push(SourceRecord {
+        Ok(Some(SourceRecord {
             entity: entity.to_string(),
             id,
             version,
@@ -203,9 +226,7 @@ fn read_jsonl(path: &Path, entity: &str) -> Result<Vec<SourceRecord>, SourceErro
             changed_at,
             deleted,
             origin: format!("{}:{n}", path.display()),
-        });
-    }
-    Ok(out)
+        }))
 }
 
 fn read_csv(path: &Path, entity: &str) -> Result<Vec<SourceRecord>, SourceError> {
