@@ -394,7 +394,8 @@ fn bad_rates_store_urls_targets_and_ca_files_are_bad_input_naming_the_cause() {
     bytes.extend_from_slice(b"{\"id\":\"CUST-2\",\"version\":1,\"data\":{\"company_name\":\"T\xffo\"}}\n");
     std::fs::write(feed.join("accounts.jsonl"), bytes).unwrap();
     let src = feed.display().to_string();
-    let mut args = sync("http://127.0.0.1:9", &[]);
+    let mock = calm_mock(dir.path());
+    let mut args = sync(&mock.url, &[]);
     args[4] = src;
     expect_bad_owned(&args, "accounts.jsonl:2");
 }

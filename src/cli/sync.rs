@@ -148,7 +148,7 @@ pub struct DlqRedriveArgs {
     #[command(flatten)]
     pub filter: DlqFilterArgs,
     /// At most this many records a second (a positive number).
-    #[arg(long, value_name = "N", value_parser = parse_rate)]
+    #[arg(long, value_name = "N", value_parser = parse_rate, allow_negative_numbers = true)]
     pub rate: Option<f64>,
     /// Print the outcome as JSON.
     #[arg(long)]
@@ -228,8 +228,18 @@ fn read_ca_file(path: &std::path::Path) -> Result<Vec<u8>, String> {
     {
         return Err("no PEM certificate in it (expected -----BEGIN CERTIFICATE-----)".into());
     }
-    reqwest::Certificate::from_pem(&pem)
-        .map_err(|e| format!("not a usable PEM certificate: {e}"))?;
+    // Parsing alone accepts some garbage; building a client with it checks the certificate.
+    let unusable = |e: reqwest::Error| {
+        format!(
+            "not a usable PEM certificate: {}",
+            store::cause_chain(&e)
+        )
+    };
+    let cert = reqwest::Certificate::from_pem(&pem).map_err(unusable)?;
+    reqwest::Client::builder()
+        .add_root_certificate(cert)
+        .build()
+        .map_err(unusable)?;
     Ok(pem)
 }
 

@@ -139,7 +139,12 @@ impl SalesforceClient {
             .timeout(std::time::Duration::from_secs(120))
             .add_root_certificate(cert)
             .build()
-            .map_err(|e| bad(format!("cannot build the HTTPS client: {e}")))?;
+            .map_err(|e| {
+                bad(format!(
+                    "cannot build the HTTPS client: {}",
+                    crate::store::cause_chain(&e)
+                ))
+            })?;
         Ok(())
     }
 
