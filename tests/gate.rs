@@ -264,7 +264,7 @@ fn a_validation_condition_nested_3000_levels_deep_is_bad_input_naming_file_and_r
     let condition = format!("{}Name = 'x'{}", "(".repeat(3000), ")".repeat(3000));
     std::fs::write(
         tenant.join("bundle.toml"),
-        format!("format = 1\npartner = \"acme\"\ntenant = \"sandbox\"\nversion = \"1.0.0\"\n[limits]\ndaily_api_requests = 100\nconcurrent_long_running = 25\n[objects.Account]\nexternal_id = \"Ext__c\"\nsource = \"accounts\"\n[objects.Account.fields]\nExt__c = {{ type = \"string\", from = \"account_no\" }}\nName = {{ type = \"string\", from = \"company_name\" }}\n[[objects.Account.validation_rules]]\nname = \"deep\"\ncondition = \"{condition}\"\nmessage = \"too deep\"\n"),
+        format!("format = 1\npartner = \"acme\"\ntenant = \"sandbox\"\nversion = \"1.0.0\"\n[limits]\ndaily_api_requests = 100\nconcurrent_long_running = 25\n[objects.Account]\nexternal_id = \"Ext__c\"\nsource = \"accounts\"\ndelete = {{ policy = \"hard_delete\" }}\n[objects.Account.fields]\nExt__c = {{ type = \"string\", from = \"account_no\" }}\nName = {{ type = \"string\", from = \"company_name\" }}\n[[objects.Account.validation_rules]]\nname = \"deep\"\ncondition = \"{condition}\"\nmessage = \"too deep\"\n"),
     )
     .unwrap();
     let out = syncgate(&["contracts", "validate", tenant.to_str().unwrap()]);

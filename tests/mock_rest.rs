@@ -530,3 +530,23 @@ async fn retry_after_is_rounded_up_to_what_the_header_can_say() {
     );
     assert_eq!(journal[2].not_before, Some(at));
 }
+
+#[tokio::test]
+async fn a_body_over_the_limit_gets_a_salesforce_shaped_413() {
+    let org = start(None).await;
+    let big = vec![b' '; 151 * 1024 * 1024];
+    let resp = org
+        .http
+        .post(format!("{}/sobjects/Account", org.api))
+        .bearer_auth(&org.token)
+        .header("content-type", "application/json")
+        .body(big)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 413);
+    let body: Value = resp.json().await.unwrap();
+    assert_eq!(body[0]["errorCode"], "REQUEST_ENTITY_TOO_LARGE", "{body}");
+    assert!(body[0]["message"].as_str().unwrap().contains("150 MB"), "{body}");
+    org.still_answers().await;
+}
