@@ -162,3 +162,42 @@ const JSON_TOKENS: &[&str] = &[
     "\"updated_at\"", "1", "-1", "1e999", "18446744073709551616", "true", "null", "\"\"",
     "\"\\u0000\"", "\"\\ud800\"",
 ];
+
+/// Nesting far past every limit, in each format: an error, not a stack overflow.
+#[test]
+fn deep_nesting_is_an_error_in_every_format() {
+    let deep = |open: &str, close: &str| format!("{}{}", open.repeat(5000), close.repeat(5000));
+    let dir = tempfile::tempdir().unwrap();
+    let tenant = dir.path().join("acme/sandbox");
+    std::fs::create_dir_all(&tenant).unwrap();
+    std::fs::write(
+        tenant.join("bundle.toml"),
+        format!("format = 1\nx = {}\n", deep("[", "]")),
+    )
+    .unwrap();
+    assert!(Bundle::load(&tenant).is_err());
+    std::fs::write(
+        tenant.join("bundle.toml"),
+        format!("format = 1\nx = {}\n", deep("{ a = ", "}")),
+    )
+    .unwrap();
+    assert!(Bundle::load(&tenant).is_err());
+    let yaml = dir.path().join("s.yaml");
+    std::fs::write(&yaml, format!("purpose: {}\n", deep("[", "]"))).unwrap();
+    assert!(Scenario::load(&yaml).is_err());
+    std::fs::write(&yaml, format!("purpose: x\nfaults: {}\n", deep("{a: ", "}"))).unwrap();
+    assert!(Scenario::load(&yaml).is_err());
+    let line = format!("{{\"id\": \"A\", \"version\": 1, \"data\": {{\"x\": {}}}}}", deep("[", "]"));
+    assert!(parse_jsonl_line(Path::new("a.jsonl"), "accounts", 1, &line).is_err());
+    let cond = format!("{}Name = 'x'{}", "NOT ".repeat(5000), "");
+    let err = soql::parse_condition(&cond).unwrap_err();
+    assert_eq!(err.code, "MALFORMED_QUERY");
+    assert!(err.message.contains("levels deep"), "{}", err.message);
+    let flat = vec!["Name = 'x'"; 1200].join(" AND ");
+    let err = soql::parse_condition(&flat).unwrap_err();
+    assert!(err.message.contains("more than 1000"), "{}", err.message);
+    // Within the limits, deep and long conditions still parse and evaluate.
+    let ok = format!("{}Name = 'x'{}", "(".repeat(soql::MAX_NESTING), ")".repeat(soql::MAX_NESTING));
+    assert!(soql::parse_condition(&ok).is_ok());
+    assert!(soql::parse_condition(&vec!["Name = 'x'"; 1000].join(" OR ")).is_ok());
+}
