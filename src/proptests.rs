@@ -80,10 +80,48 @@ const QUERIES: &[&str] = &[
 ];
 
 const SOQL_TOKENS: &[&str] = &[
-    "SELECT", "Id", "Name", ",", "FROM", "Account", "WHERE", "AND", "OR", "NOT", "(", ")", "=",
-    "!=", "<>", "<", "<=", ">", ">=", "IN", "LIKE", "'x'", "'", "12", "1.5e300", "null", "TRUE",
-    "TODAY", "LAST_N_DAYS:3", "2026-01-05", "ORDER", "BY", "ASC", "NULLS", "FIRST", "LIMIT",
-    "OFFSET", "COUNT()", "Account.Name", "\\", "é", "",
+    "SELECT",
+    "Id",
+    "Name",
+    ",",
+    "FROM",
+    "Account",
+    "WHERE",
+    "AND",
+    "OR",
+    "NOT",
+    "(",
+    ")",
+    "=",
+    "!=",
+    "<>",
+    "<",
+    "<=",
+    ">",
+    ">=",
+    "IN",
+    "LIKE",
+    "'x'",
+    "'",
+    "12",
+    "1.5e300",
+    "null",
+    "TRUE",
+    "TODAY",
+    "LAST_N_DAYS:3",
+    "2026-01-05",
+    "ORDER",
+    "BY",
+    "ASC",
+    "NULLS",
+    "FIRST",
+    "LIMIT",
+    "OFFSET",
+    "COUNT()",
+    "Account.Name",
+    "\\",
+    "é",
+    "",
 ];
 
 proptest! {
@@ -133,9 +171,34 @@ const BUNDLES: &[&str] = &[
 ];
 
 const TOML_TOKENS: &[&str] = &[
-    "[", "]", "[[", "]]", "{", "}", "=", ",", "\n", "\"", "'", "format", "1", "partner",
-    "objects.Account", "fields", "type", "\"string\"", "extends", "\"../base.toml\"", "#",
-    "validation_rules", "condition", "\"(((\"", "true", "1979-05-27", "inf", "nan",
+    "[",
+    "]",
+    "[[",
+    "]]",
+    "{",
+    "}",
+    "=",
+    ",",
+    "\n",
+    "\"",
+    "'",
+    "format",
+    "1",
+    "partner",
+    "objects.Account",
+    "fields",
+    "type",
+    "\"string\"",
+    "extends",
+    "\"../base.toml\"",
+    "#",
+    "validation_rules",
+    "condition",
+    "\"(((\"",
+    "true",
+    "1979-05-27",
+    "inf",
+    "nan",
 ];
 
 const SCENARIOS: &[&str] = &[
@@ -146,9 +209,38 @@ const SCENARIOS: &[&str] = &[
 ];
 
 const YAML_TOKENS: &[&str] = &[
-    "purpose:", "faults:", "- ", "name:", "match:", "{", "}", "[", "]", "method:", "PATCH",
-    "respond:", "rate_limited:", "retry_after:", "1500ms", "calls:", "first:", "times:", "\n",
-    "  ", ":", "&a", "*a", "!!str", "|", ">", "'", "\"", "#", "~", "null", "1e9",
+    "purpose:",
+    "faults:",
+    "- ",
+    "name:",
+    "match:",
+    "{",
+    "}",
+    "[",
+    "]",
+    "method:",
+    "PATCH",
+    "respond:",
+    "rate_limited:",
+    "retry_after:",
+    "1500ms",
+    "calls:",
+    "first:",
+    "times:",
+    "\n",
+    "  ",
+    ":",
+    "&a",
+    "*a",
+    "!!str",
+    "|",
+    ">",
+    "'",
+    "\"",
+    "#",
+    "~",
+    "null",
+    "1e9",
 ];
 
 const LINES: &[&str] = &[
@@ -158,9 +250,26 @@ const LINES: &[&str] = &[
 ];
 
 const JSON_TOKENS: &[&str] = &[
-    "{", "}", "[", "]", ":", ",", "\"id\"", "\"version\"", "\"data\"", "\"deleted\"",
-    "\"updated_at\"", "1", "-1", "1e999", "18446744073709551616", "true", "null", "\"\"",
-    "\"\\u0000\"", "\"\\ud800\"",
+    "{",
+    "}",
+    "[",
+    "]",
+    ":",
+    ",",
+    "\"id\"",
+    "\"version\"",
+    "\"data\"",
+    "\"deleted\"",
+    "\"updated_at\"",
+    "1",
+    "-1",
+    "1e999",
+    "18446744073709551616",
+    "true",
+    "null",
+    "\"\"",
+    "\"\\u0000\"",
+    "\"\\ud800\"",
 ];
 
 /// Nesting far past every limit, in each format: an error, not a stack overflow.
@@ -185,9 +294,16 @@ fn deep_nesting_is_an_error_in_every_format() {
     let yaml = dir.path().join("s.yaml");
     std::fs::write(&yaml, format!("purpose: {}\n", deep("[", "]"))).unwrap();
     assert!(Scenario::load(&yaml).is_err());
-    std::fs::write(&yaml, format!("purpose: x\nfaults: {}\n", deep("{a: ", "}"))).unwrap();
+    std::fs::write(
+        &yaml,
+        format!("purpose: x\nfaults: {}\n", deep("{a: ", "}")),
+    )
+    .unwrap();
     assert!(Scenario::load(&yaml).is_err());
-    let line = format!("{{\"id\": \"A\", \"version\": 1, \"data\": {{\"x\": {}}}}}", deep("[", "]"));
+    let line = format!(
+        "{{\"id\": \"A\", \"version\": 1, \"data\": {{\"x\": {}}}}}",
+        deep("[", "]")
+    );
     assert!(parse_jsonl_line(Path::new("a.jsonl"), "accounts", 1, &line).is_err());
     let cond = format!("{}Name = 'x'{}", "NOT ".repeat(5000), "");
     let err = soql::parse_condition(&cond).unwrap_err();
@@ -197,7 +313,11 @@ fn deep_nesting_is_an_error_in_every_format() {
     let err = soql::parse_condition(&flat).unwrap_err();
     assert!(err.message.contains("more than 1000"), "{}", err.message);
     // Within the limits, deep and long conditions still parse and evaluate.
-    let ok = format!("{}Name = 'x'{}", "(".repeat(soql::MAX_NESTING), ")".repeat(soql::MAX_NESTING));
+    let ok = format!(
+        "{}Name = 'x'{}",
+        "(".repeat(soql::MAX_NESTING),
+        ")".repeat(soql::MAX_NESTING)
+    );
     assert!(soql::parse_condition(&ok).is_ok());
     assert!(soql::parse_condition(&vec!["Name = 'x'"; 1000].join(" OR ")).is_ok());
 }

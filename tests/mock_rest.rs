@@ -112,11 +112,7 @@ impl Org {
     /// The org still answers: a plain query succeeds.
     async fn still_answers(&self) {
         let (status, _, body) = self
-            .send(
-                reqwest::Method::GET,
-                "query?q=SELECT+Id+FROM+Account",
-                None,
-            )
+            .send(reqwest::Method::GET, "query?q=SELECT+Id+FROM+Account", None)
             .await;
         assert_eq!(status, 200, "{body}");
         assert!(body["totalSize"].is_number(), "{body}");
@@ -547,6 +543,9 @@ async fn a_body_over_the_limit_gets_a_salesforce_shaped_413() {
     assert_eq!(resp.status(), 413);
     let body: Value = resp.json().await.unwrap();
     assert_eq!(body[0]["errorCode"], "REQUEST_ENTITY_TOO_LARGE", "{body}");
-    assert!(body[0]["message"].as_str().unwrap().contains("150 MB"), "{body}");
+    assert!(
+        body[0]["message"].as_str().unwrap().contains("150 MB"),
+        "{body}"
+    );
     org.still_answers().await;
 }

@@ -163,7 +163,9 @@ fn jsonl(dir: &Path, name: &str, lines: &[(&str, u64, &str)]) -> String {
     let text: String = lines
         .iter()
         .map(|(id, v, name)| {
-            format!("{{\"id\":\"{id}\",\"version\":{v},\"data\":{{\"company_name\":\"{name}\"}}}}\n")
+            format!(
+                "{{\"id\":\"{id}\",\"version\":{v},\"data\":{{\"company_name\":\"{name}\"}}}}\n"
+            )
         })
         .collect();
     std::fs::write(feed.join("accounts.jsonl"), text).unwrap();
@@ -211,15 +213,29 @@ fn a_redrive_never_sends_a_letter_whose_record_has_a_newer_version_applied() {
             ],
         )
     };
-    let first = jsonl(dir.path(), "v1", &[("CUST-1", 1, "One"), ("CUST-2", 1, "Two")]);
+    let first = jsonl(
+        dir.path(),
+        "v1",
+        &[("CUST-1", 1, "One"), ("CUST-2", 1, "Two")],
+    );
     let out = sync(&first);
-    assert_eq!(out.status.code(), Some(1), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let report: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(report["dead_lettered"], 2, "{report}");
     // Version 2 of CUST-1 lands: its v1 letter is retired; CUST-2's stays queued.
     let second = jsonl(dir.path(), "v2", &[("CUST-1", 2, "Uno")]);
     let out = sync(&second);
-    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let names = || org_names(&mock.url, "Account", "NW_Customer_Id__c");
     assert_eq!(names(), [("CUST-1".to_string(), "Uno".to_string())]);
     let list = |extra: &[&str]| -> Value {
@@ -266,7 +282,12 @@ fn a_redrive_never_sends_a_letter_whose_record_has_a_newer_version_applied() {
         .spawn()
         .unwrap();
     let out = wait_within(redrive, Duration::from_secs(30));
-    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let report: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(report["sent"], 1, "{report}");
     assert_eq!(report["delivered"], 1, "{report}");
@@ -340,9 +361,15 @@ fn bad_rates_store_urls_targets_and_ca_files_are_bad_input_naming_the_cause() {
     );
     let missing = dir.path().join("no/such/dir/x.sqlite");
     let missing = format!("sqlite:{}", missing.display());
-    expect_bad(&["--database-url", &missing, "dlq", "list"], "does not exist");
+    expect_bad(
+        &["--database-url", &missing, "dlq", "list"],
+        "does not exist",
+    );
     assert!(!dir.path().join("no").exists(), "nothing was created");
-    expect_bad(&["--database-url", "", "dlq", "list"], "--database-url is empty");
+    expect_bad(
+        &["--database-url", "", "dlq", "list"],
+        "--database-url is empty",
+    );
     // A target that is not an http(s) URL.
     let sync = |target: &str, extra: &[&str]| {
         let mut args = vec![
@@ -390,8 +417,11 @@ fn bad_rates_store_urls_targets_and_ca_files_are_bad_input_naming_the_cause() {
     // A JSONL line that is not UTF-8 is named by its line.
     let feed = dir.path().join("feed");
     std::fs::create_dir(&feed).unwrap();
-    let mut bytes = b"{\"id\":\"CUST-1\",\"version\":1,\"data\":{\"company_name\":\"One\"}}\n".to_vec();
-    bytes.extend_from_slice(b"{\"id\":\"CUST-2\",\"version\":1,\"data\":{\"company_name\":\"T\xffo\"}}\n");
+    let mut bytes =
+        b"{\"id\":\"CUST-1\",\"version\":1,\"data\":{\"company_name\":\"One\"}}\n".to_vec();
+    bytes.extend_from_slice(
+        b"{\"id\":\"CUST-2\",\"version\":1,\"data\":{\"company_name\":\"T\xffo\"}}\n",
+    );
     std::fs::write(feed.join("accounts.jsonl"), bytes).unwrap();
     let src = feed.display().to_string();
     let mock = calm_mock(dir.path());

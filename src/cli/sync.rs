@@ -229,12 +229,8 @@ fn read_ca_file(path: &std::path::Path) -> Result<Vec<u8>, String> {
         return Err("no PEM certificate in it (expected -----BEGIN CERTIFICATE-----)".into());
     }
     // Parsing alone accepts some garbage; building a client with it checks the certificate.
-    let unusable = |e: reqwest::Error| {
-        format!(
-            "not a usable PEM certificate: {}",
-            store::cause_chain(&e)
-        )
-    };
+    let unusable =
+        |e: reqwest::Error| format!("not a usable PEM certificate: {}", store::cause_chain(&e));
     let cert = reqwest::Certificate::from_pem(&pem).map_err(unusable)?;
     reqwest::Client::builder()
         .add_root_certificate(cert)

@@ -449,11 +449,7 @@ impl<'a> Sync<'a> {
         if let Some((store, ttl)) = self.dedupe {
             let key = self.idempotency_key(object, record);
             store
-                .mark_applied(
-                    &self.applied(&key, object, record),
-                    self.clock.now(),
-                    ttl,
-                )
+                .mark_applied(&self.applied(&key, object, record), self.clock.now(), ttl)
                 .await?;
         }
         Ok(())

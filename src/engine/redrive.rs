@@ -167,7 +167,8 @@ pub async fn redrive(
             }
             if let Some(rate) = per_second {
                 // Checked above; a partial batch waits its share.
-                wait_before_next = Some(batch_wait(rate)?.mul_f64(batch.len() as f64 / BATCH as f64));
+                wait_before_next =
+                    Some(batch_wait(rate)?.mul_f64(batch.len() as f64 / BATCH as f64));
             }
         }
     }

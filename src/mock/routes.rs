@@ -217,7 +217,10 @@ fn body_refused(rejection: &axum::extract::rejection::BytesRejection) -> Respons
     } else {
         (
             "JSON_PARSER_ERROR",
-            format!("The request body could not be read: {}", rejection.body_text()),
+            format!(
+                "The request body could not be read: {}",
+                rejection.body_text()
+            ),
         )
     };
     (

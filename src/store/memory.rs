@@ -190,13 +190,19 @@ impl RegistryIndex for MemoryStore {
 type RecordKey = (String, String, String);
 
 fn record_key(tenant: &str, object: &str, source_id: &str) -> RecordKey {
-    (tenant.to_string(), object.to_string(), source_id.to_string())
+    (
+        tenant.to_string(),
+        object.to_string(),
+        source_id.to_string(),
+    )
 }
 
 impl Inner {
     fn supersede(&mut self, tenant: &str, object: &str, source_id: &str, applied: u64) -> bool {
         let Some(l) = self.letters.iter_mut().find(|l| {
-            l.letter.tenant == tenant && l.letter.object == object && l.letter.source_id == source_id
+            l.letter.tenant == tenant
+                && l.letter.object == object
+                && l.letter.source_id == source_id
         }) else {
             return false;
         };
@@ -215,7 +221,11 @@ impl DeadLetterStore for MemoryStore {
         let mut s = self.lock();
         let applied = s
             .applied
-            .get(&record_key(&letter.tenant, &letter.object, &letter.source_id))
+            .get(&record_key(
+                &letter.tenant,
+                &letter.object,
+                &letter.source_id,
+            ))
             .copied();
         let (status, superseded_by) = if overtaken(letter.source_version, applied) {
             (LetterStatus::Superseded, applied)
