@@ -999,3 +999,74 @@ impl LeaseStore for SqliteStore {
         Ok(usize::try_from(n).unwrap_or(0))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A database written by a build at schema version 3 keeps its letters through migration
+    /// 4: queued, and retired once a newer version of their record lands.
+    #[tokio::test]
+    async fn letters_from_schema_3_are_queued_after_migration_4() {
+        let conn = Connection::open_in_memory().unwrap();
+        conn.execute_batch(
+            "CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL)",
+        )
+        .unwrap();
+        for m in MIGRATIONS.iter().filter(|m| m.version <= 3) {
+            conn.execute_batch(m.sqlite).unwrap();
+            conn.execute(
+                "INSERT INTO schema_migrations (version, name) VALUES (?1, ?2)",
+                params![m.version, m.name],
+            )
+            .unwrap();
+        }
+        let now = Timestamp::from_millis(1_767_600_000_000);
+        let letter = DeadLetter {
+            tenant: "northwind/sandbox".into(),
+            object: "Account".into(),
+            source_id: "A-1".into(),
+            source_version: 1,
+            payload: serde_json::json!({"Name": "Old"}),
+            class: crate::engine::dlq::ErrorClass::Rejected,
+            error_code: "STRING_TOO_LONG".into(),
+            message: "m".into(),
+            attempts: 1,
+            correlation_id: None,
+            first_failed_at: now,
+            last_failed_at: now,
+            idempotency_key: "northwind/sandbox|Account|A-1|upsert|1".into(),
+            headers_sent: Default::default(),
+        };
+        conn.execute(
+            "INSERT INTO dead_letters (tenant, object, source_id, error_code, letter, history) VALUES (?1, ?2, ?3, ?4, ?5, '[]')",
+            params![
+                letter.tenant,
+                letter.object,
+                letter.source_id,
+                letter.error_code,
+                serde_json::to_string(&letter).unwrap()
+            ],
+        )
+        .unwrap();
+        let store = SqliteStore::with_connection(conn).unwrap();
+        let listed = store.dlq_list(&DlqFilter::default()).await.unwrap();
+        assert_eq!(listed.len(), 1);
+        assert_eq!(listed[0].status, LetterStatus::Queued);
+        assert_eq!(listed[0].superseded_by, None);
+        let applied = AppliedVersion {
+            key: "northwind/sandbox|Account|A-1|upsert|2",
+            tenant: "northwind/sandbox",
+            object: "Account",
+            source_id: "A-1",
+            version: 2,
+        };
+        store
+            .mark_applied(&applied, now, Duration::from_secs(60))
+            .await
+            .unwrap();
+        let listed = store.dlq_list(&DlqFilter::default()).await.unwrap();
+        assert_eq!(listed[0].status, LetterStatus::Superseded);
+        assert_eq!(listed[0].superseded_by, Some(2));
+    }
+}
