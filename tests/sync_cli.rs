@@ -352,7 +352,7 @@ fn bad_rates_store_urls_targets_and_ca_files_are_bad_input_naming_the_cause() {
     for rate in ["0", "-1", "NaN", "inf"] {
         expect_bad(&redrive(rate), "--rate must be a positive number");
     }
-    expect_bad(&redrive("1e-300"), "too small");
+    expect_bad(&redrive("1e-300"), "--rate 1e-300 is too small");
     expect_bad(&redrive("fast"), "not a number");
     // Store URLs that name no store are refused, not opened as new empty stores.
     expect_bad(
@@ -370,6 +370,20 @@ fn bad_rates_store_urls_targets_and_ca_files_are_bad_input_naming_the_cause() {
         &["--database-url", "", "dlq", "list"],
         "--database-url is empty",
     );
+    // An unreachable PostgreSQL is not bad input, but its cause and address are printed.
+    let out = run(
+        &db,
+        &[
+            "--database-url",
+            "postgres://postgres@127.0.0.1:1/test",
+            "dlq",
+            "list",
+        ],
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(3), "{err}");
+    assert!(err.contains("127.0.0.1:1"), "{err}");
+    assert!(err.contains("Connection refused"), "{err}");
     // A target that is not an http(s) URL.
     let sync = |target: &str, extra: &[&str]| {
         let mut args = vec![

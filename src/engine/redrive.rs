@@ -46,12 +46,12 @@ pub enum RedriveError {
 pub fn batch_wait(per_second: f64) -> Result<Duration, RedriveError> {
     if !per_second.is_finite() || per_second <= 0.0 {
         return Err(RedriveError::BadRate(format!(
-            "--rate must be a positive number of records a second, not {per_second}"
+            "--rate must be a positive number of records a second, not {per_second:?}"
         )));
     }
     Duration::try_from_secs_f64(BATCH as f64 / per_second).map_err(|_| {
         RedriveError::BadRate(format!(
-            "--rate {per_second} is too small: the wait between batches of {BATCH} would be longer than any duration"
+            "--rate {per_second:?} is too small: the wait between batches of {BATCH} would be longer than any duration"
         ))
     })
 }
