@@ -1022,22 +1022,15 @@ mod tests {
             .unwrap();
         }
         let now = Timestamp::from_millis(1_767_600_000_000);
-        let letter = DeadLetter {
-            tenant: "northwind/sandbox".into(),
-            object: "Account".into(),
-            source_id: "A-1".into(),
-            source_version: 1,
-            payload: serde_json::json!({"Name": "Old"}),
-            class: crate::engine::dlq::ErrorClass::Rejected,
-            error_code: "STRING_TOO_LONG".into(),
-            message: "m".into(),
-            attempts: 1,
-            correlation_id: None,
-            first_failed_at: now,
-            last_failed_at: now,
-            idempotency_key: "northwind/sandbox|Account|A-1|upsert|1".into(),
-            headers_sent: Default::default(),
-        };
+        // As a schema-3 build stored it (the letter JSON; no status columns yet).
+        let letter: DeadLetter = serde_json::from_value(serde_json::json!({
+            "tenant": "northwind/sandbox", "object": "Account", "source_id": "A-1",
+            "source_version": 1, "payload": {"Name": "Old"}, "class": "rejected",
+            "error_code": "STRING_TOO_LONG", "message": "m", "attempts": 1,
+            "correlation_id": null, "first_failed_at": now, "last_failed_at": now,
+            "idempotency_key": "northwind/sandbox|Account|A-1|upsert|1"
+        }))
+        .unwrap();
         conn.execute(
             "INSERT INTO dead_letters (tenant, object, source_id, error_code, letter, history) VALUES (?1, ?2, ?3, ?4, ?5, '[]')",
             params![
