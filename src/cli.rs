@@ -296,6 +296,13 @@ pub enum ContractsCommand {
 pub fn main_impl() -> i32 {
     let cli = Cli::parse();
     let db = cli.database_url.as_deref();
+    // A store URL that names no store is bad input for every command, not a new empty store.
+    if let Some(url) = db {
+        if let Err(e) = crate::store::StoreUrl::parse(Some(url)) {
+            eprintln!("error: {e}");
+            return exit::BAD_INPUT;
+        }
+    }
     match cli.command {
         Command::Gate(args) => gate(args, db),
         Command::Replay(args) => replay(args),

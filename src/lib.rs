@@ -31,6 +31,9 @@ pub mod sim;
 pub mod store;
 pub mod verify;
 
+#[cfg(test)]
+mod proptests;
+
 pub use contract::Bundle;
 pub use sim::{Clock, Scenario, Seed};
 pub use verify::{run_gate, GateOptions, GateReport};

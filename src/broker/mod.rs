@@ -66,7 +66,9 @@ impl From<StoreError> for ApiError {
         match e {
             StoreError::Conflict(m) => ApiError(StatusCode::CONFLICT, m),
             StoreError::NotFound(m) => ApiError(StatusCode::NOT_FOUND, format!("{m} not found")),
-            StoreError::Backend(m) => ApiError(StatusCode::INTERNAL_SERVER_ERROR, m),
+            StoreError::Backend(m) | StoreError::BadUrl(m) => {
+                ApiError(StatusCode::INTERNAL_SERVER_ERROR, m)
+            }
         }
     }
 }

@@ -18,7 +18,7 @@ use crate::engine::table_source::{TableDb, TableSource};
 use crate::engine::{redrive, EngineConfig, Progress, Target};
 use crate::sim::time::parse_duration;
 use crate::sim::{Clock, Seed};
-use crate::store::{self, DlqFilter};
+use crate::store::{self, DlqFilter, LetterStatus};
 
 /// Where and how to sign in.
 #[derive(Debug, Args)]
@@ -126,6 +126,10 @@ pub struct DlqListArgs {
     pub tenant: Option<String>,
     #[command(flatten)]
     pub filter: DlqFilterArgs,
+    /// Also list superseded letters (retired because a newer version of their record was
+    /// applied; kept for history, never redriven).
+    #[arg(long)]
+    pub all: bool,
     /// Print JSON.
     #[arg(long)]
     pub json: bool,
@@ -137,9 +141,21 @@ pub struct DlqRedriveArgs {
     pub org: OrgArgs,
     #[command(flatten)]
     pub filter: DlqFilterArgs,
-    /// At most this many records a second.
-    #[arg(long, value_name = "N")]
+    /// At most this many records a second (a positive number).
+    #[arg(long, value_name = "N", value_parser = parse_rate, allow_negative_numbers = true)]
     pub rate: Option<f64>,
+    /// Print the outcome as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+fn parse_rate(s: &str) -> Result<f64, String> {
+    let rate: f64 = s
+        .trim()
+        .parse()
+        .map_err(|_| format!("`{s}` is not a number of records a second"))?;
+    redrive::batch_wait(rate).map_err(|e| e.to_string())?;
+    Ok(rate)
 }
 
 fn load_bundle(org: &OrgArgs) -> Result<Bundle, i32> {
@@ -156,10 +172,14 @@ fn load_bundle(org: &OrgArgs) -> Result<Bundle, i32> {
 }
 
 fn target(org: &OrgArgs) -> Result<Target, i32> {
+    if let Err(why) = check_target_url(&org.target) {
+        error(format_args!("--target `{}`: {why}", org.target));
+        return Err(exit::BAD_INPUT);
+    }
     let ca_pem = match &org.ca_file {
         None => None,
-        Some(p) => Some(std::fs::read(p).map_err(|e| {
-            error(format_args!("cannot read the CA file {}: {e}", p.display()));
+        Some(p) => Some(read_ca_file(p).map_err(|why| {
+            error(format_args!("--ca-file {}: {why}", p.display()));
             exit::BAD_INPUT
         })?),
     };
@@ -172,6 +192,45 @@ fn target(org: &OrgArgs) -> Result<Target, i32> {
         request_log: None,
         ca_pem,
     })
+}
+
+/// Why `url` cannot be an org's login URL: it must be `http://` or `https://` with a host.
+fn check_target_url(url: &str) -> Result<(), String> {
+    let parsed = reqwest::Url::parse(url.trim())
+        .map_err(|e| format!("not a URL ({e}); e.g. https://login.salesforce.com"))?;
+    if !matches!(parsed.scheme(), "http" | "https") {
+        return Err(format!(
+            "the scheme must be http or https, not `{}`",
+            parsed.scheme()
+        ));
+    }
+    if parsed.host_str().is_none_or(str::is_empty) {
+        return Err("the URL has no host".into());
+    }
+    Ok(())
+}
+
+/// A CA file's PEM, or why it is unusable: unreadable, empty, or holding no certificate.
+fn read_ca_file(path: &std::path::Path) -> Result<Vec<u8>, String> {
+    let pem = std::fs::read(path).map_err(|e| format!("cannot read it: {e}"))?;
+    if pem.iter().all(u8::is_ascii_whitespace) {
+        return Err("the file is empty (expected a PEM certificate)".into());
+    }
+    if !pem
+        .windows(b"-----BEGIN CERTIFICATE-----".len())
+        .any(|w| w == b"-----BEGIN CERTIFICATE-----")
+    {
+        return Err("no PEM certificate in it (expected -----BEGIN CERTIFICATE-----)".into());
+    }
+    // Parsing alone accepts some garbage; building a client with it checks the certificate.
+    let unusable =
+        |e: reqwest::Error| format!("not a usable PEM certificate: {}", store::cause_chain(&e));
+    let cert = reqwest::Certificate::from_pem(&pem).map_err(unusable)?;
+    reqwest::Client::builder()
+        .add_root_certificate(cert)
+        .build()
+        .map_err(unusable)?;
+    Ok(pem)
 }
 
 /// What `--source` names.
@@ -472,34 +531,51 @@ pub fn dlq(cmd: DlqCommand, db: Option<&str>) -> i32 {
                 object: a.filter.object,
                 error_code: a.filter.code,
             };
-            let letters = match rt.block_on(state.dlq_list(&filter)) {
+            let mut letters = match rt.block_on(state.dlq_list(&filter)) {
                 Ok(l) => l,
                 Err(e) => {
                     error(e);
                     return exit::INTERNAL;
                 }
             };
+            let before = letters.len();
+            if !a.all {
+                letters.retain(|l| l.status == LetterStatus::Queued);
+            }
+            let hidden = before - letters.len();
             if a.json {
                 println!(
                     "{}",
                     serde_json::to_string_pretty(&letters).expect("letters serialize")
                 );
-            } else if letters.is_empty() {
-                println!("no dead letters match");
             } else {
+                if letters.is_empty() {
+                    println!("no dead letters match");
+                }
                 for l in &letters {
                     let d = &l.letter;
+                    let status = match l.superseded_by {
+                        Some(v) if l.status == LetterStatus::Superseded => {
+                            format!(" [superseded: version {v} applied]")
+                        }
+                        _ if l.status == LetterStatus::Superseded => " [superseded]".into(),
+                        _ => String::new(),
+                    };
                     println!(
-                        "#{:<5} {} {} {} {} ({} attempt(s), {} earlier failure(s)) {}",
+                        "#{:<5} {} {} {} v{} {}{status} ({} attempt(s), {} earlier failure(s)) {}",
                         l.id,
                         d.tenant,
                         d.object,
                         d.source_id,
+                        d.source_version,
                         d.error_code,
                         d.attempts,
                         l.history.len(),
                         d.message
                     );
+                }
+                if hidden > 0 {
+                    println!("({hidden} superseded letter(s) not shown: a newer version of their record was applied; `--all` lists them)");
                 }
             }
             exit::PASSED
@@ -556,16 +632,37 @@ pub fn dlq(cmd: DlqCommand, db: Option<&str>) -> i32 {
                     client.trust_ca(pem).map_err(|e| e.to_string())?;
                 }
                 client.authenticate().await.map_err(|e| e.to_string())?;
-                redrive::redrive(&bundle, &mut client, &*state, &filter, a.rate, &clock)
-                    .await
-                    .map_err(|e| e.to_string())
+                redrive::redrive(
+                    &bundle,
+                    &mut client,
+                    &*state,
+                    &*state,
+                    &filter,
+                    a.rate,
+                    &clock,
+                )
+                .await
+                .map_err(|e| e.to_string())
             });
             match result {
                 Ok(r) => {
-                    println!(
-                        "redrove {} letter(s): {} delivered, {} failed again (back in the queue with their history), {} skipped (no payload: fix the source and sync again)",
-                        r.sent, r.delivered, r.failed_again, r.skipped
-                    );
+                    if a.json {
+                        println!(
+                            "{}",
+                            serde_json::to_string_pretty(&r).expect("report serializes")
+                        );
+                    } else {
+                        println!(
+                            "redrove {} letter(s): {} delivered, {} failed again (back in the queue with their history), {} skipped (no payload: fix the source and sync again)",
+                            r.sent, r.delivered, r.failed_again, r.skipped
+                        );
+                        if r.superseded > 0 {
+                            println!(
+                                "not sent: {} superseded letter(s): the same or a newer version of their record is already applied, so sending them would overwrite newer values (kept as superseded; `dlq list --all` shows them)",
+                                r.superseded
+                            );
+                        }
+                    }
                     if r.failed_again > 0 {
                         exit::FAILED
                     } else {

@@ -670,7 +670,7 @@ fn check_rule(
             })?;
         }
         (None, Some(cond)) => {
-            crate::mock::soql::parse_condition(cond).map_err(|e| {
+            super::soql::parse_condition(cond).map_err(|e| {
                 BundleError::at(path, format!("{at}.condition"), e.message)
                     .help("write a SOQL WHERE expression, e.g. `Amount__c < 0 AND StageName = 'Closed Won'`")
             })?;

@@ -8,6 +8,7 @@ pub mod matrix;
 pub mod publish;
 pub mod registry;
 pub mod rules;
+pub mod soql;
 
 pub use bundle::{
     Bundle, BundleError, DeletePolicy, FieldSpec, FieldType, Limits, ObjectSpec, Owner,

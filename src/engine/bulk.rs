@@ -684,8 +684,9 @@ impl<'a> Sync<'a> {
         let now = self.clock.now();
         for (i, created) in outcome.succeeded {
             if let Some((store, ttl)) = self.dedupe {
+                let key = self.idempotency_key(object, items[i].record);
                 store
-                    .check_and_set(&self.idempotency_key(object, items[i].record), now, ttl)
+                    .mark_applied(&self.applied(&key, object, items[i].record), now, ttl)
                     .await?;
             }
             if created || self.config.fault_create_instead_of_upsert {

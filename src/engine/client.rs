@@ -139,7 +139,12 @@ impl SalesforceClient {
             .timeout(std::time::Duration::from_secs(120))
             .add_root_certificate(cert)
             .build()
-            .map_err(|e| bad(format!("cannot build the HTTPS client: {e}")))?;
+            .map_err(|e| {
+                bad(format!(
+                    "cannot build the HTTPS client: {}",
+                    crate::store::cause_chain(&e)
+                ))
+            })?;
         Ok(())
     }
 
@@ -172,7 +177,7 @@ impl SalesforceClient {
             .form(&form)
             .send()
             .await
-            .map_err(|e| auth_err(e.without_url().to_string()))?;
+            .map_err(|e| auth_err(crate::store::cause_chain(&e.without_url())))?;
         let status = resp.status();
         let body: Value = resp
             .json()

@@ -48,7 +48,7 @@ use crate::sim::{Clock, Rng, Seed, Timestamp};
 use crate::store::limiter::{
     Admission, LimitError, LimitPolicy, Limiter, LocalLimiter, Permit, WaitReason,
 };
-use crate::store::{DeadLetterStore, DedupeStore, StoreError};
+use crate::store::{AppliedVersion, DeadLetterStore, DedupeStore, StoreError};
 
 /// Settings of one engine.
 #[derive(Clone, Debug)]
@@ -462,11 +462,29 @@ impl<'a> Sync<'a> {
         record: &SourceRecord,
     ) -> Result<(), EngineError> {
         if let Some((store, ttl)) = self.dedupe {
+            let key = self.idempotency_key(object, record);
             store
-                .check_and_set(&self.idempotency_key(object, record), self.clock.now(), ttl)
+                .mark_applied(&self.applied(&key, object, record), self.clock.now(), ttl)
                 .await?;
         }
         Ok(())
+    }
+
+    /// What the store records for an applied version (its key, and the version that retires
+    /// the record's older dead letters).
+    fn applied<'k>(
+        &'k self,
+        key: &'k str,
+        object: &'k str,
+        record: &'k SourceRecord,
+    ) -> AppliedVersion<'k> {
+        AppliedVersion {
+            key,
+            tenant: &self.tenant,
+            object,
+            source_id: &record.id,
+            version: record.version,
+        }
     }
 
     /// Asks `limiter` before every request (budget, rate, concurrency shared with other

@@ -1,5 +1,7 @@
 //! Redrive: send dead letters again after a fix, at a chosen rate. A letter that succeeds
-//! leaves the queue; one that fails again goes back with its history.
+//! leaves the queue; one that fails again goes back with its history; one whose record has
+//! a newer (or the same) version applied already is never sent (it would overwrite newer
+//! values) and is retired as superseded.
 
 use std::time::Duration;
 
@@ -10,7 +12,12 @@ use super::dlq::ErrorClass;
 use crate::contract::rules::{check_write, WriteKind};
 use crate::contract::Bundle;
 use crate::sim::Clock;
-use crate::store::{DeadLetterStore, DlqFilter, StoreError, StoredLetter};
+use crate::store::{
+    DeadLetterStore, DedupeStore, DlqFilter, LetterStatus, StoreError, StoredLetter,
+};
+
+/// Records per request (an sObject Collections call).
+const BATCH: usize = 200;
 
 /// What a redrive did.
 #[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
@@ -21,28 +28,68 @@ pub struct RedriveReport {
     /// Letters without a payload to send (the source value could not be mapped): fix the
     /// source and sync again.
     pub skipped: usize,
+    /// Letters not sent because the same or a newer version of their record was applied
+    /// already (sending them would overwrite newer values); kept as superseded.
+    pub superseded: usize,
 }
 
 #[derive(Debug, thiserror::Error)]
 pub enum RedriveError {
     #[error(transparent)]
     Store(#[from] StoreError),
+    #[error("{0}")]
+    BadRate(String),
+}
+
+/// The wait after a full batch at `per_second` records a second, or why the rate is unusable:
+/// not a number, not positive, infinite, or so small the wait does not fit a duration.
+pub fn batch_wait(per_second: f64) -> Result<Duration, RedriveError> {
+    if !per_second.is_finite() || per_second <= 0.0 {
+        return Err(RedriveError::BadRate(format!(
+            "--rate must be a positive number of records a second, not {per_second:?}"
+        )));
+    }
+    Duration::try_from_secs_f64(BATCH as f64 / per_second).map_err(|_| {
+        RedriveError::BadRate(format!(
+            "--rate {per_second:?} is too small: the wait between batches of {BATCH} would be longer than any duration"
+        ))
+    })
 }
 
 /// Redrives the letters matching `filter` through `client`, at most `per_second` records a
-/// second (waits on `clock` between batches).
+/// second (waits on `clock` between batches, not after the last). Letters whose record has
+/// the same or a newer version applied in `applied` are retired, not sent.
 pub async fn redrive(
     bundle: &Bundle,
     client: &mut SalesforceClient,
     dlq: &dyn DeadLetterStore,
+    applied: &dyn DedupeStore,
     filter: &DlqFilter,
     per_second: Option<f64>,
     clock: &Clock,
 ) -> Result<RedriveReport, RedriveError> {
+    if let Some(rate) = per_second {
+        batch_wait(rate)?;
+    }
     let mut report = RedriveReport::default();
     let letters = dlq.dlq_list(filter).await?;
     let mut by_object: std::collections::BTreeMap<String, Vec<StoredLetter>> = Default::default();
     for l in letters {
+        if l.status == LetterStatus::Superseded {
+            report.superseded += 1;
+            continue;
+        }
+        let d = &l.letter;
+        if let Some(newest) = applied
+            .applied_version(&d.tenant, &d.object, &d.source_id)
+            .await?
+            .filter(|v| *v >= d.source_version)
+        {
+            dlq.dlq_supersede(&d.tenant, &d.object, &d.source_id, newest)
+                .await?;
+            report.superseded += 1;
+            continue;
+        }
         if l.letter.payload.is_null() || l.letter.class == ErrorClass::Mapping {
             report.skipped += 1;
             continue;
@@ -53,6 +100,7 @@ pub async fn redrive(
             .push(l);
     }
     // Parents first, as a sync would.
+    let mut wait_before_next: Option<Duration> = None;
     for (object, spec) in bundle.objects_parent_first() {
         let Some(letters) = by_object.remove(object) else {
             continue;
@@ -69,7 +117,10 @@ pub async fn redrive(
                 }
             }
         }
-        for batch in valid.chunks(200) {
+        for batch in valid.chunks(BATCH) {
+            if let Some(wait) = wait_before_next.take() {
+                clock.sleep(wait).await;
+            }
             let payloads: Vec<Value> = batch.iter().map(|l| l.letter.payload.clone()).collect();
             report.sent += batch.len();
             let now = clock.now();
@@ -114,10 +165,10 @@ pub async fn redrive(
                     }
                 }
             }
-            if let Some(rate) = per_second.filter(|r| *r > 0.0) {
-                clock
-                    .sleep(Duration::from_secs_f64(batch.len() as f64 / rate))
-                    .await;
+            if let Some(rate) = per_second {
+                // Checked above; a partial batch waits its share.
+                wait_before_next =
+                    Some(batch_wait(rate)?.mul_f64(batch.len() as f64 / BATCH as f64));
             }
         }
     }

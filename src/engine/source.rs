@@ -136,76 +136,95 @@ impl SourceSet {
 }
 
 fn read_jsonl(path: &Path, entity: &str) -> Result<Vec<SourceRecord>, SourceError> {
-    let text = std::fs::read_to_string(path).map_err(|e| SourceError {
+    let bytes = std::fs::read(path).map_err(|e| SourceError {
         path: path.to_path_buf(),
         line: None,
         message: format!("cannot read: {e}"),
     })?;
     let mut out = Vec::new();
-    for (i, line) in text.lines().enumerate() {
+    for (i, raw) in bytes.split(|b| *b == b'\n').enumerate() {
         let n = i + 1;
-        let err = |message: String| SourceError {
+        let line = std::str::from_utf8(raw).map_err(|e| SourceError {
             path: path.to_path_buf(),
             line: Some(n),
-            message,
-        };
-        if line.trim().is_empty() {
-            continue;
+            message: format!(
+                "not UTF-8 (invalid byte at column {}); JSONL files must be UTF-8",
+                e.valid_up_to() + 1
+            ),
+        })?;
+        if let Some(record) = parse_jsonl_line(path, entity, n, line)? {
+            out.push(record);
         }
-        let v: Value = serde_json::from_str(line).map_err(|e| err(format!("invalid JSON: {e}")))?;
-        let id = match v.get("id") {
-            Some(Value::String(s)) if !s.trim().is_empty() => s.clone(),
-            Some(Value::Number(n)) => n.to_string(),
-            _ => {
-                return Err(err(
-                    "`id` is missing or empty; every source record needs its ID".into(),
-                ))
-            }
-        };
-        let version = v
-            .get("version")
-            .and_then(Value::as_u64)
-            .ok_or_else(|| err("`version` must be a non-negative integer".into()))?;
-        let deleted = match v.get("deleted") {
-            None | Some(Value::Bool(false)) => false,
-            Some(Value::Bool(true)) => true,
-            Some(other) => {
-                return Err(err(format!("`deleted` must be true or false, not {other}")))
-            }
-        };
-        let data = match v.get("data") {
-            Some(Value::Object(m)) => m.clone(),
-            None if deleted => Map::new(),
-            _ => return Err(err("`data` must be an object of source columns".into())),
-        };
-        let changed_at = match v.get("updated_at") {
-            None | Some(Value::Null) => None,
-            Some(Value::String(s)) => Some(parse_changed_at(s).map_err(err)?),
-            Some(other) => {
-                return Err(err(format!(
-                    "`updated_at` must be an ISO 8601 date-time string, not {other}"
-                )))
-            }
-        };
-        if let Some(extra) = v.as_object().and_then(|o| {
-            o.keys()
-                .find(|k| !["id", "version", "data", "updated_at", "deleted"].contains(&k.as_str()))
-        }) {
-            return Err(err(format!(
-                "unknown key `{extra}` (a record has id, version, data and optionally updated_at and deleted)"
-            )));
-        }
-        out.push(SourceRecord {
-            entity: entity.to_string(),
-            id,
-            version,
-            data,
-            changed_at,
-            deleted,
-            origin: format!("{}:{n}", path.display()),
-        });
     }
     Ok(out)
+}
+
+/// One line of a JSONL change file (`n` counts from 1); `None` for a blank line.
+pub fn parse_jsonl_line(
+    path: &Path,
+    entity: &str,
+    n: usize,
+    line: &str,
+) -> Result<Option<SourceRecord>, SourceError> {
+    let line = line.strip_suffix('\r').unwrap_or(line);
+    let err = |message: String| SourceError {
+        path: path.to_path_buf(),
+        line: Some(n),
+        message,
+    };
+    if line.trim().is_empty() {
+        return Ok(None);
+    }
+    let v: Value = serde_json::from_str(line).map_err(|e| err(format!("invalid JSON: {e}")))?;
+    let id = match v.get("id") {
+        Some(Value::String(s)) if !s.trim().is_empty() => s.clone(),
+        Some(Value::Number(n)) => n.to_string(),
+        _ => {
+            return Err(err(
+                "`id` is missing or empty; every source record needs its ID".into(),
+            ))
+        }
+    };
+    let version = v
+        .get("version")
+        .and_then(Value::as_u64)
+        .ok_or_else(|| err("`version` must be a non-negative integer".into()))?;
+    let deleted = match v.get("deleted") {
+        None | Some(Value::Bool(false)) => false,
+        Some(Value::Bool(true)) => true,
+        Some(other) => return Err(err(format!("`deleted` must be true or false, not {other}"))),
+    };
+    let data = match v.get("data") {
+        Some(Value::Object(m)) => m.clone(),
+        None if deleted => Map::new(),
+        _ => return Err(err("`data` must be an object of source columns".into())),
+    };
+    let changed_at = match v.get("updated_at") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(s)) => Some(parse_changed_at(s).map_err(err)?),
+        Some(other) => {
+            return Err(err(format!(
+                "`updated_at` must be an ISO 8601 date-time string, not {other}"
+            )))
+        }
+    };
+    if let Some(extra) = v.as_object().and_then(|o| {
+        o.keys()
+            .find(|k| !["id", "version", "data", "updated_at", "deleted"].contains(&k.as_str()))
+    }) {
+        return Err(err(format!(
+                "unknown key `{extra}` (a record has id, version, data and optionally updated_at and deleted)"
+            )));
+    }
+    Ok(Some(SourceRecord {
+        entity: entity.to_string(),
+        id,
+        version,
+        data,
+        changed_at,
+        deleted,
+        origin: format!("{}:{n}", path.display()),
+    }))
 }
 
 fn read_csv(path: &Path, entity: &str) -> Result<Vec<SourceRecord>, SourceError> {

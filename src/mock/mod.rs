@@ -21,7 +21,8 @@ pub mod org;
 pub mod partner;
 mod rest;
 mod routes;
-pub mod soql;
+/// The SOQL subset lives with the contracts (validation rules use its conditions).
+pub use crate::contract::soql;
 pub mod tls;
 
 use std::future::Future;

@@ -164,8 +164,12 @@ async fn dispatch(
     method: Method,
     uri: Uri,
     headers: HeaderMap,
-    body: Bytes,
+    body: Result<Bytes, axum::extract::rejection::BytesRejection>,
 ) -> Response {
+    let body = match body {
+        Ok(b) => b,
+        Err(rejection) => return body_refused(&rejection),
+    };
     // API requests (what an org's concurrency limit counts; not sign-ins) from arrival to
     // answer, across every connection; the guard also ends a request whose client hung up.
     let (_in_flight, in_flight) = if uri.path().starts_with("/services/data/") {
@@ -199,6 +203,31 @@ async fn dispatch(
     let mut state = org.lock();
     state.in_flight.retain(|(id, _)| *id != ticket.flight);
     execute(&org, &mut state, ticket, method, &headers, &body)
+}
+
+/// A body that could not be read (over the 150 MB limit, or cut off), answered the way
+/// Salesforce answers errors: a JSON array of `{message, errorCode}` with the status.
+fn body_refused(rejection: &axum::extract::rejection::BytesRejection) -> Response {
+    let status = rejection.status();
+    let (code, message) = if status == StatusCode::PAYLOAD_TOO_LARGE {
+        (
+            "REQUEST_ENTITY_TOO_LARGE",
+            "The request body exceeds the limit of 150 MB".to_string(),
+        )
+    } else {
+        (
+            "JSON_PARSER_ERROR",
+            format!(
+                "The request body could not be read: {}",
+                rejection.body_text()
+            ),
+        )
+    };
+    (
+        status,
+        axum::Json(json!([{"message": message, "errorCode": code}])),
+    )
+        .into_response()
 }
 
 /// Does the work of an admitted request and answers it (or loses the answer).

@@ -17,6 +17,8 @@ struct Inner {
     letters: Vec<StoredLetter>,
     next_letter: i64,
     dedupe: BTreeMap<String, Timestamp>,
+    /// The newest applied version of each record.
+    applied: BTreeMap<RecordKey, u64>,
     checkpoints: BTreeMap<String, String>,
     work: Vec<MemWork>,
 }
@@ -184,10 +186,52 @@ impl RegistryIndex for MemoryStore {
     }
 }
 
+/// A record's identity across the dedupe and dead-letter maps: tenant, object, source ID.
+type RecordKey = (String, String, String);
+
+fn record_key(tenant: &str, object: &str, source_id: &str) -> RecordKey {
+    (
+        tenant.to_string(),
+        object.to_string(),
+        source_id.to_string(),
+    )
+}
+
+impl Inner {
+    fn supersede(&mut self, tenant: &str, object: &str, source_id: &str, applied: u64) -> bool {
+        let Some(l) = self.letters.iter_mut().find(|l| {
+            l.letter.tenant == tenant
+                && l.letter.object == object
+                && l.letter.source_id == source_id
+        }) else {
+            return false;
+        };
+        if l.status == LetterStatus::Queued && overtaken(l.letter.source_version, Some(applied)) {
+            l.status = LetterStatus::Superseded;
+            l.superseded_by = Some(applied);
+            return true;
+        }
+        false
+    }
+}
+
 #[async_trait]
 impl DeadLetterStore for MemoryStore {
     async fn dlq_append(&self, letter: &DeadLetter) -> StoreResult<i64> {
         let mut s = self.lock();
+        let applied = s
+            .applied
+            .get(&record_key(
+                &letter.tenant,
+                &letter.object,
+                &letter.source_id,
+            ))
+            .copied();
+        let (status, superseded_by) = if overtaken(letter.source_version, applied) {
+            (LetterStatus::Superseded, applied)
+        } else {
+            (LetterStatus::Queued, None)
+        };
         let same = |l: &StoredLetter| {
             l.letter.tenant == letter.tenant
                 && l.letter.object == letter.object
@@ -196,6 +240,8 @@ impl DeadLetterStore for MemoryStore {
         if let Some(existing) = s.letters.iter_mut().find(|l| same(l)) {
             let previous = std::mem::replace(&mut existing.letter, letter.clone());
             existing.history.push(previous);
+            existing.status = status;
+            existing.superseded_by = superseded_by;
             return Ok(existing.id);
         }
         s.next_letter += 1;
@@ -204,6 +250,8 @@ impl DeadLetterStore for MemoryStore {
             id,
             letter: letter.clone(),
             history: Vec::new(),
+            status,
+            superseded_by,
         });
         Ok(id)
     }
@@ -224,6 +272,16 @@ impl DeadLetterStore for MemoryStore {
             .iter()
             .position(|l| l.id == id)
             .map(|i| s.letters.remove(i)))
+    }
+
+    async fn dlq_supersede(
+        &self,
+        tenant: &str,
+        object: &str,
+        source_id: &str,
+        applied: u64,
+    ) -> StoreResult<bool> {
+        Ok(self.lock().supersede(tenant, object, source_id, applied))
     }
 }
 
@@ -246,6 +304,43 @@ impl DedupeStore for MemoryStore {
             .dedupe
             .get(key)
             .is_some_and(|expires| *expires > now))
+    }
+
+    async fn mark_applied(
+        &self,
+        a: &AppliedVersion<'_>,
+        now: Timestamp,
+        ttl: Duration,
+    ) -> StoreResult<bool> {
+        let mut s = self.lock();
+        let set = match s.dedupe.get(a.key) {
+            Some(expires) if *expires > now => false,
+            _ => {
+                s.dedupe.insert(a.key.to_string(), now.plus(ttl));
+                true
+            }
+        };
+        let newest = s
+            .applied
+            .entry(record_key(a.tenant, a.object, a.source_id))
+            .or_insert(a.version);
+        *newest = (*newest).max(a.version);
+        let newest = *newest;
+        s.supersede(a.tenant, a.object, a.source_id, newest);
+        Ok(set)
+    }
+
+    async fn applied_version(
+        &self,
+        tenant: &str,
+        object: &str,
+        source_id: &str,
+    ) -> StoreResult<Option<u64>> {
+        Ok(self
+            .lock()
+            .applied
+            .get(&record_key(tenant, object, source_id))
+            .copied())
     }
 }
 

@@ -144,4 +144,24 @@ pub const MIGRATIONS: &[Migration] = &[
         CREATE INDEX work_items_open ON work_items (tenant, done, stage);
     ",
     },
+    Migration {
+        version: 4,
+        name: "applied record versions; superseded dead letters",
+        sqlite: "
+        CREATE TABLE applied_versions (
+            tenant TEXT NOT NULL, object TEXT NOT NULL, source_id TEXT NOT NULL,
+            version INTEGER NOT NULL,
+            PRIMARY KEY (tenant, object, source_id));
+        ALTER TABLE dead_letters ADD COLUMN status TEXT NOT NULL DEFAULT 'queued';
+        ALTER TABLE dead_letters ADD COLUMN superseded_by INTEGER;
+    ",
+        postgres: "
+        CREATE TABLE applied_versions (
+            tenant TEXT NOT NULL, object TEXT NOT NULL, source_id TEXT NOT NULL,
+            version BIGINT NOT NULL,
+            PRIMARY KEY (tenant, object, source_id));
+        ALTER TABLE dead_letters ADD COLUMN status TEXT NOT NULL DEFAULT 'queued';
+        ALTER TABLE dead_letters ADD COLUMN superseded_by BIGINT;
+    ",
+    },
 ];

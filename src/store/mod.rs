@@ -35,6 +35,9 @@ pub enum StoreError {
     Conflict(String),
     #[error("{0} not found")]
     NotFound(String),
+    /// The store URL names no store this build can open (bad input, not a failure).
+    #[error("{0}")]
+    BadUrl(String),
 }
 
 pub type StoreResult<T> = Result<T, StoreError>;
@@ -125,6 +128,23 @@ pub trait RegistryIndex: Send + Sync {
     async fn partners(&self) -> StoreResult<Vec<String>> {
         Err(unsupported("listing partners"))
     }
+}
+
+/// An error with every cause under it (`error connecting to server: Connection refused`), so
+/// a refused connection, a TLS failure and a timeout read differently. The engine's client
+/// uses it for transport errors too.
+pub fn cause_chain(e: &dyn std::error::Error) -> String {
+    let mut out = e.to_string();
+    let mut next = e.source();
+    while let Some(cause) = next {
+        let text = cause.to_string();
+        if !out.contains(&text) {
+            out.push_str(": ");
+            out.push_str(&text);
+        }
+        next = cause.source();
+    }
+    out
 }
 
 fn unsupported(what: &str) -> StoreError {
@@ -261,6 +281,69 @@ pub struct StoredLetter {
     pub letter: DeadLetter,
     /// Earlier failures of the same record (from redrives), oldest first.
     pub history: Vec<DeadLetter>,
+    /// Queued for a redrive, or retired because the record's version was overtaken.
+    #[serde(default)]
+    pub status: LetterStatus,
+    /// For a superseded letter: the record version already applied that retired it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub superseded_by: Option<u64>,
+}
+
+/// Where a dead letter stands.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LetterStatus {
+    /// Waiting for a redrive.
+    #[default]
+    Queued,
+    /// The same or a newer version of its record was applied since: kept for history, never
+    /// redriven (sending it would overwrite newer values).
+    Superseded,
+}
+
+impl LetterStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LetterStatus::Queued => "queued",
+            LetterStatus::Superseded => "superseded",
+        }
+    }
+
+    fn parse(s: &str) -> StoreResult<Self> {
+        match s {
+            "queued" => Ok(LetterStatus::Queued),
+            "superseded" => Ok(LetterStatus::Superseded),
+            other => Err(StoreError::Backend(format!(
+                "a stored dead letter has an unknown status `{other}`"
+            ))),
+        }
+    }
+}
+
+/// One record version the engine applied in Salesforce, with its idempotency key.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct AppliedVersion<'a> {
+    /// `tenant|object|source ID|operation|version`.
+    pub key: &'a str,
+    /// `partner/tenant`.
+    pub tenant: &'a str,
+    pub object: &'a str,
+    pub source_id: &'a str,
+    pub version: u64,
+}
+
+/// Whether a letter of `letter_version` is overtaken by an applied `applied` version.
+pub(crate) fn overtaken(letter_version: u64, applied: Option<u64>) -> bool {
+    applied.is_some_and(|a| a >= letter_version)
+}
+
+/// Versions are `u64` in the engine and `BIGINT` in SQL: stored bit for bit.
+pub(crate) fn version_to_sql(v: u64) -> i64 {
+    v as i64
+}
+
+pub(crate) fn version_from_sql(v: i64) -> u64 {
+    v as u64
 }
 
 /// Which dead letters to list.
@@ -296,6 +379,15 @@ pub trait DeadLetterStore: Send + Sync {
     async fn dlq_list(&self, filter: &DlqFilter) -> StoreResult<Vec<StoredLetter>>;
     /// Takes a letter out of the queue (for a redrive); `None` if it is gone.
     async fn dlq_take(&self, id: i64) -> StoreResult<Option<StoredLetter>>;
+    /// Retires the record's queued letter if its version is `applied` or older (status
+    /// [`LetterStatus::Superseded`], kept for history); returns whether one was retired.
+    async fn dlq_supersede(
+        &self,
+        tenant: &str,
+        object: &str,
+        source_id: &str,
+        applied: u64,
+    ) -> StoreResult<bool>;
 }
 
 /// Idempotency keys with a time to live.
@@ -305,6 +397,24 @@ pub trait DedupeStore: Send + Sync {
     async fn check_and_set(&self, key: &str, now: Timestamp, ttl: Duration) -> StoreResult<bool>;
     /// Whether `key` is set and not expired at `now` (sets nothing).
     async fn is_live(&self, key: &str, now: Timestamp) -> StoreResult<bool>;
+    /// Records that a record version was applied, in one step: sets its key like
+    /// [`DedupeStore::check_and_set`] (and returns the same), raises the record's newest
+    /// applied version (kept without expiry), and retires the record's queued dead letter of
+    /// that version or older (see [`DeadLetterStore::dlq_supersede`]), so no redrive sends a
+    /// stale payload over newer values.
+    async fn mark_applied(
+        &self,
+        applied: &AppliedVersion<'_>,
+        now: Timestamp,
+        ttl: Duration,
+    ) -> StoreResult<bool>;
+    /// The newest version of a record applied so far, if any.
+    async fn applied_version(
+        &self,
+        tenant: &str,
+        object: &str,
+        source_id: &str,
+    ) -> StoreResult<Option<u64>>;
 }
 
 /// Resume points: source cursors, replay IDs.
@@ -399,46 +509,92 @@ impl<T: Store + PactIndex> BrokerStore for T {}
 /// Where state lives when no URL is given: an embedded SQLite file under the working directory.
 pub const DEFAULT_SQLITE_PATH: &str = ".syncgate/state.sqlite";
 
+/// What a store URL names, once checked.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum StoreUrl {
+    /// A private SQLite database in memory.
+    SqliteMemory,
+    /// A SQLite file (its directory must exist, except the default `.syncgate/`).
+    SqliteFile(std::path::PathBuf),
+    Postgres(String),
+}
+
+impl StoreUrl {
+    /// Resolves `url` (`None`: [`DEFAULT_SQLITE_PATH`]), refusing an empty URL, an unknown
+    /// scheme (`mysql://…`) and a SQLite file in a directory that does not exist: each would
+    /// otherwise open a new, empty store where the user expects their state.
+    pub fn parse(url: Option<&str>) -> StoreResult<StoreUrl> {
+        let Some(url) = url else {
+            return Ok(StoreUrl::SqliteFile(DEFAULT_SQLITE_PATH.into()));
+        };
+        let bad = |why: String| StoreError::BadUrl(format!("--database-url `{url}`: {why}"));
+        if url.trim().is_empty() {
+            return Err(StoreError::BadUrl(
+                "--database-url is empty: give a SQLite path, sqlite:PATH, sqlite::memory: or postgres://… (or leave it out for .syncgate/state.sqlite)".into(),
+            ));
+        }
+        if url == "sqlite::memory:" {
+            return Ok(StoreUrl::SqliteMemory);
+        }
+        if is_postgres_url(url) {
+            return Ok(StoreUrl::Postgres(url.to_string()));
+        }
+        let path = match url
+            .strip_prefix("sqlite://")
+            .or_else(|| url.strip_prefix("sqlite:"))
+        {
+            Some(p) => p,
+            None => {
+                if let Some((scheme, _)) = url.split_once("://") {
+                    return Err(bad(format!(
+                        "unknown store scheme `{scheme}` (syncgate keeps state in SQLite or PostgreSQL: a path, sqlite:PATH, sqlite::memory: or postgres://…)"
+                    )));
+                }
+                url
+            }
+        };
+        if path.is_empty() {
+            return Err(bad("no SQLite file path after `sqlite:`".into()));
+        }
+        let path = std::path::PathBuf::from(path);
+        let dir = path.parent().filter(|d| !d.as_os_str().is_empty());
+        if let Some(dir) = dir {
+            let default_dir = Path::new(DEFAULT_SQLITE_PATH).parent();
+            if !dir.is_dir() && Some(dir) != default_dir {
+                return Err(bad(format!(
+                    "the directory {} does not exist (create it first; only the default .syncgate/ is created for you)",
+                    dir.display()
+                )));
+            }
+        }
+        Ok(StoreUrl::SqliteFile(path))
+    }
+}
+
 /// Opens the store for `syncgate registry serve`: like [`open`], for backends that keep Pact
 /// publications (SQLite today).
 pub fn open_broker(url: Option<&str>) -> StoreResult<Arc<dyn BrokerStore>> {
-    match url {
-        None => Ok(Arc::new(SqliteStore::open(Path::new(DEFAULT_SQLITE_PATH))?)),
-        Some("sqlite::memory:") => Ok(Arc::new(SqliteStore::in_memory()?)),
-        Some(u) if u.starts_with("postgres://") || u.starts_with("postgresql://") => {
-            Err(StoreError::Backend(
-                "the Pact Broker API keeps its pacts in SQLite only for now; use a SQLite path"
-                    .into(),
-            ))
-        }
-        Some(u) => {
-            let path = u
-                .strip_prefix("sqlite://")
-                .or_else(|| u.strip_prefix("sqlite:"))
-                .unwrap_or(u);
-            Ok(Arc::new(SqliteStore::open(Path::new(path))?))
-        }
+    match StoreUrl::parse(url)? {
+        StoreUrl::SqliteMemory => Ok(Arc::new(SqliteStore::in_memory()?)),
+        StoreUrl::SqliteFile(path) => Ok(Arc::new(SqliteStore::open(&path)?)),
+        StoreUrl::Postgres(_) => Err(StoreError::Backend(
+            "the Pact Broker API keeps its pacts in SQLite only for now; use a SQLite path".into(),
+        )),
     }
 }
 
 /// Opens the store a URL names: `postgres://…` or `postgresql://…` (migrated on open, under
 /// an advisory lock), `sqlite:PATH`, `sqlite::memory:`, or a plain file path; no URL means
 /// [`DEFAULT_SQLITE_PATH`], created on first use. The CLI passes `--database-url`, falling
-/// back to [`DATABASE_URL_ENV`].
+/// back to [`DATABASE_URL_ENV`]. A URL [`StoreUrl::parse`] refuses is a
+/// [`StoreError::BadUrl`].
 ///
 /// Blocks while connecting; callable from inside or outside a tokio runtime.
 pub fn open(url: Option<&str>) -> StoreResult<Arc<dyn Store>> {
-    match url {
-        None => Ok(Arc::new(SqliteStore::open(Path::new(DEFAULT_SQLITE_PATH))?)),
-        Some("sqlite::memory:") => Ok(Arc::new(SqliteStore::in_memory()?)),
-        Some(u) if is_postgres_url(u) => Ok(Arc::new(PgStore::open_blocking(u, None)?)),
-        Some(u) => {
-            let path = u
-                .strip_prefix("sqlite://")
-                .or_else(|| u.strip_prefix("sqlite:"))
-                .unwrap_or(u);
-            Ok(Arc::new(SqliteStore::open(Path::new(path))?))
-        }
+    match StoreUrl::parse(url)? {
+        StoreUrl::SqliteMemory => Ok(Arc::new(SqliteStore::in_memory()?)),
+        StoreUrl::SqliteFile(path) => Ok(Arc::new(SqliteStore::open(&path)?)),
+        StoreUrl::Postgres(u) => Ok(Arc::new(PgStore::open_blocking(&u, None)?)),
     }
 }
 

@@ -54,6 +54,18 @@ fn checked_schema(schema: &str) -> StoreResult<&str> {
     }
 }
 
+/// `host:port` of a configuration, for error messages (never the password).
+fn endpoint(c: &tokio_postgres::Config) -> String {
+    let host = match c.get_hosts().first() {
+        Some(tokio_postgres::config::Host::Tcp(h)) => h.clone(),
+        #[cfg(unix)]
+        Some(tokio_postgres::config::Host::Unix(p)) => p.display().to_string(),
+        None => "localhost".into(),
+    };
+    let port = c.get_ports().first().copied().unwrap_or(5432);
+    format!("{host}:{port}")
+}
+
 /// Connects on a thread of its own that keeps driving the connection, and hands the client
 /// to `done`.
 fn start(url: &str, done: impl FnOnce(StoreResult<Client>) + Send + 'static) {
@@ -76,6 +88,7 @@ fn start(url: &str, done: impl FnOnce(StoreResult<Client>) + Send + 'static) {
                 }
             };
             runtime.block_on(async move {
+                let where_ = config.as_ref().map(endpoint).unwrap_or_default();
                 let config = match config {
                     Ok(c) => c,
                     Err(e) => {
@@ -91,7 +104,8 @@ fn start(url: &str, done: impl FnOnce(StoreResult<Client>) + Send + 'static) {
                         let _ = connection.await;
                     }
                     Err(e) => done(Err(StoreError::Backend(format!(
-                        "cannot connect to PostgreSQL: {e}"
+                        "cannot connect to PostgreSQL at {where_}: {}",
+                        cause_chain(&e)
                     )))),
                 }
             });
@@ -255,12 +269,85 @@ fn version_of(r: &Row) -> PublishedVersion {
     }
 }
 
+/// A letter from `id, letter, history, status, superseded_by`.
 fn letter_of(r: &Row) -> StoreResult<StoredLetter> {
     Ok(StoredLetter {
         id: r.get(0),
         letter: serde_json::from_str(r.get(1)).map_err(json_err)?,
         history: serde_json::from_str(r.get(2)).map_err(json_err)?,
+        status: LetterStatus::parse(r.get(3))?,
+        superseded_by: r.get::<_, Option<i64>>(4).map(version_from_sql),
     })
+}
+
+/// The newest applied version of a record.
+async fn applied_of(
+    c: &impl tokio_postgres::GenericClient,
+    tenant: &str,
+    object: &str,
+    source_id: &str,
+) -> StoreResult<Option<u64>> {
+    let row = c
+        .query_opt(
+            "SELECT version FROM applied_versions WHERE tenant = $1 AND object = $2 AND source_id = $3",
+            &[&tenant, &object, &source_id],
+        )
+        .await
+        .map_err(err)?;
+    Ok(row.map(|r| version_from_sql(r.get(0))))
+}
+
+/// Retires the record's queued letter if `applied` overtakes its version.
+async fn supersede_in(
+    c: &impl tokio_postgres::GenericClient,
+    tenant: &str,
+    object: &str,
+    source_id: &str,
+    applied: u64,
+) -> StoreResult<bool> {
+    let row = c
+        .query_opt(
+            "SELECT id, letter FROM dead_letters
+             WHERE tenant = $1 AND object = $2 AND source_id = $3 AND status = 'queued' FOR UPDATE",
+            &[&tenant, &object, &source_id],
+        )
+        .await
+        .map_err(err)?;
+    let Some(row) = row else {
+        return Ok(false);
+    };
+    let letter: DeadLetter = serde_json::from_str(row.get(1)).map_err(json_err)?;
+    if !overtaken(letter.source_version, Some(applied)) {
+        return Ok(false);
+    }
+    let id: i64 = row.get(0);
+    c.execute(
+        "UPDATE dead_letters SET status = 'superseded', superseded_by = $2 WHERE id = $1",
+        &[&id, &version_to_sql(applied)],
+    )
+    .await
+    .map_err(err)?;
+    Ok(true)
+}
+
+/// Sets `key` if it is absent or expired: one statement (insert, or take over an expired
+/// key; a live key changes nothing).
+async fn set_key(
+    c: &impl tokio_postgres::GenericClient,
+    key: &str,
+    now: Timestamp,
+    ttl: Duration,
+) -> StoreResult<bool> {
+    let changed = c
+        .execute(
+            "INSERT INTO dedupe_keys (key, expires_at) VALUES ($1, $3)
+             ON CONFLICT (key) DO UPDATE SET expires_at = excluded.expires_at
+             WHERE dedupe_keys.expires_at <= $2",
+            &[&key, &now.as_millis(), &now.plus(ttl).as_millis()],
+        )
+        .await
+        .map_err(err)?;
+    Ok(changed == 1)
 }
 
 #[async_trait]
@@ -504,10 +591,16 @@ impl DeadLetterStore for PgStore {
         let json = serde_json::to_string(letter).map_err(json_err)?;
         let mut client = self.lock().await;
         let tx = client.transaction().await.map_err(err)?;
+        let applied = applied_of(&tx, &letter.tenant, &letter.object, &letter.source_id).await?;
+        let (status, superseded_by) = if overtaken(letter.source_version, applied) {
+            (LetterStatus::Superseded, applied.map(version_to_sql))
+        } else {
+            (LetterStatus::Queued, None)
+        };
         let inserted = tx
             .query_opt(
-                "INSERT INTO dead_letters (tenant, object, source_id, error_code, letter, history)
-                 VALUES ($1, $2, $3, $4, $5, '[]') ON CONFLICT (tenant, object, source_id) DO NOTHING
+                "INSERT INTO dead_letters (tenant, object, source_id, error_code, letter, history, status, superseded_by)
+                 VALUES ($1, $2, $3, $4, $5, '[]', $6, $7) ON CONFLICT (tenant, object, source_id) DO NOTHING
                  RETURNING id",
                 &[
                     &letter.tenant,
@@ -515,6 +608,8 @@ impl DeadLetterStore for PgStore {
                     &letter.source_id,
                     &letter.error_code,
                     &json,
+                    &status.as_str(),
+                    &superseded_by,
                 ],
             )
             .await
@@ -522,7 +617,7 @@ impl DeadLetterStore for PgStore {
         let id = match inserted {
             Some(row) => row.get(0),
             None => {
-                // Already queued: keep the earlier failure in the history.
+                // Already there: keep the earlier failure in the history.
                 let row = tx
                     .query_one(
                         "SELECT id, letter, history FROM dead_letters
@@ -537,8 +632,16 @@ impl DeadLetterStore for PgStore {
                 history.push(serde_json::from_str(row.get(1)).map_err(json_err)?);
                 let history = serde_json::to_string(&history).map_err(json_err)?;
                 tx.execute(
-                    "UPDATE dead_letters SET letter = $2, history = $3, error_code = $4 WHERE id = $1",
-                    &[&id, &json, &history, &letter.error_code],
+                    "UPDATE dead_letters SET letter = $2, history = $3, error_code = $4,
+                     status = $5, superseded_by = $6 WHERE id = $1",
+                    &[
+                        &id,
+                        &json,
+                        &history,
+                        &letter.error_code,
+                        &status.as_str(),
+                        &superseded_by,
+                    ],
                 )
                 .await
                 .map_err(err)?;
@@ -554,7 +657,7 @@ impl DeadLetterStore for PgStore {
             .lock()
             .await
             .query(
-                "SELECT id, letter, history FROM dead_letters
+                "SELECT id, letter, history, status, superseded_by FROM dead_letters
                  WHERE ($1::TEXT IS NULL OR tenant = $1) AND ($2::TEXT IS NULL OR object = $2)
                    AND ($3::TEXT IS NULL OR error_code = $3)
                  ORDER BY id",
@@ -570,31 +673,34 @@ impl DeadLetterStore for PgStore {
             .lock()
             .await
             .query_opt(
-                "DELETE FROM dead_letters WHERE id = $1 RETURNING id, letter, history",
+                "DELETE FROM dead_letters WHERE id = $1
+                 RETURNING id, letter, history, status, superseded_by",
                 &[&id],
             )
             .await
             .map_err(err)?;
         row.as_ref().map(letter_of).transpose()
     }
+
+    async fn dlq_supersede(
+        &self,
+        tenant: &str,
+        object: &str,
+        source_id: &str,
+        applied: u64,
+    ) -> StoreResult<bool> {
+        let mut client = self.lock().await;
+        let tx = client.transaction().await.map_err(err)?;
+        let retired = supersede_in(&tx, tenant, object, source_id, applied).await?;
+        tx.commit().await.map_err(err)?;
+        Ok(retired)
+    }
 }
 
 #[async_trait]
 impl DedupeStore for PgStore {
     async fn check_and_set(&self, key: &str, now: Timestamp, ttl: Duration) -> StoreResult<bool> {
-        // One statement: insert, or take over an expired key; a live key changes nothing.
-        let changed = self
-            .lock()
-            .await
-            .execute(
-                "INSERT INTO dedupe_keys (key, expires_at) VALUES ($1, $3)
-                 ON CONFLICT (key) DO UPDATE SET expires_at = excluded.expires_at
-                 WHERE dedupe_keys.expires_at <= $2",
-                &[&key, &now.as_millis(), &now.plus(ttl).as_millis()],
-            )
-            .await
-            .map_err(err)?;
-        Ok(changed == 1)
+        set_key(&*self.lock().await, key, now, ttl).await
     }
 
     async fn is_live(&self, key: &str, now: Timestamp) -> StoreResult<bool> {
@@ -608,6 +714,40 @@ impl DedupeStore for PgStore {
             .await
             .map_err(err)?;
         Ok(row.is_some())
+    }
+
+    async fn mark_applied(
+        &self,
+        a: &AppliedVersion<'_>,
+        now: Timestamp,
+        ttl: Duration,
+    ) -> StoreResult<bool> {
+        let mut client = self.lock().await;
+        let tx = client.transaction().await.map_err(err)?;
+        let set = set_key(&tx, a.key, now, ttl).await?;
+        let row = tx
+            .query_one(
+                "INSERT INTO applied_versions (tenant, object, source_id, version) VALUES ($1, $2, $3, $4)
+                 ON CONFLICT (tenant, object, source_id)
+                 DO UPDATE SET version = GREATEST(applied_versions.version, excluded.version)
+                 RETURNING version",
+                &[&a.tenant, &a.object, &a.source_id, &version_to_sql(a.version)],
+            )
+            .await
+            .map_err(err)?;
+        let newest = version_from_sql(row.get(0));
+        supersede_in(&tx, a.tenant, a.object, a.source_id, newest).await?;
+        tx.commit().await.map_err(err)?;
+        Ok(set)
+    }
+
+    async fn applied_version(
+        &self,
+        tenant: &str,
+        object: &str,
+        source_id: &str,
+    ) -> StoreResult<Option<u64>> {
+        applied_of(&*self.lock().await, tenant, object, source_id).await
     }
 }
 

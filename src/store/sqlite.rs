@@ -316,6 +316,71 @@ impl RegistryIndex for SqliteStore {
     }
 }
 
+/// The newest applied version of a record.
+fn applied_of(
+    conn: &Connection,
+    tenant: &str,
+    object: &str,
+    source_id: &str,
+) -> StoreResult<Option<u64>> {
+    conn.query_row(
+        "SELECT version FROM applied_versions WHERE tenant = ?1 AND object = ?2 AND source_id = ?3",
+        params![tenant, object, source_id],
+        |r| r.get::<_, i64>(0),
+    )
+    .optional()
+    .map(|v| v.map(version_from_sql))
+    .map_err(err)
+}
+
+/// Retires the record's queued letter if `applied` overtakes its version.
+fn supersede_in(
+    conn: &Connection,
+    tenant: &str,
+    object: &str,
+    source_id: &str,
+    applied: u64,
+) -> StoreResult<bool> {
+    let queued: Option<(i64, String)> = conn
+        .query_row(
+            "SELECT id, letter FROM dead_letters
+             WHERE tenant = ?1 AND object = ?2 AND source_id = ?3 AND status = 'queued'",
+            params![tenant, object, source_id],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .optional()
+        .map_err(err)?;
+    let Some((id, letter)) = queued else {
+        return Ok(false);
+    };
+    let letter: DeadLetter = serde_json::from_str(&letter).map_err(json_err)?;
+    if !overtaken(letter.source_version, Some(applied)) {
+        return Ok(false);
+    }
+    conn.execute(
+        "UPDATE dead_letters SET status = 'superseded', superseded_by = ?2 WHERE id = ?1",
+        params![id, version_to_sql(applied)],
+    )
+    .map_err(err)?;
+    Ok(true)
+}
+
+fn stored_letter(
+    id: i64,
+    letter: &str,
+    history: &str,
+    status: &str,
+    superseded_by: Option<i64>,
+) -> StoreResult<StoredLetter> {
+    Ok(StoredLetter {
+        id,
+        letter: serde_json::from_str(letter).map_err(json_err)?,
+        history: serde_json::from_str(history).map_err(json_err)?,
+        status: LetterStatus::parse(status)?,
+        superseded_by: superseded_by.map(version_from_sql),
+    })
+}
+
 #[async_trait]
 impl DeadLetterStore for SqliteStore {
     async fn dlq_append(&self, letter: &DeadLetter) -> StoreResult<i64> {
@@ -324,6 +389,12 @@ impl DeadLetterStore for SqliteStore {
         let tx = conn
             .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
             .map_err(err)?;
+        let applied = applied_of(&tx, &letter.tenant, &letter.object, &letter.source_id)?;
+        let (status, superseded_by) = if overtaken(letter.source_version, applied) {
+            (LetterStatus::Superseded, applied.map(version_to_sql))
+        } else {
+            (LetterStatus::Queued, None)
+        };
         let existing: Option<(i64, String, String)> = tx
             .query_row(
                 "SELECT id, letter, history FROM dead_letters WHERE tenant = ?1 AND object = ?2 AND source_id = ?3",
@@ -339,16 +410,16 @@ impl DeadLetterStore for SqliteStore {
                 history.push(serde_json::from_str(&previous).map_err(json_err)?);
                 let history = serde_json::to_string(&history).map_err(json_err)?;
                 tx.execute(
-                    "UPDATE dead_letters SET letter = ?2, history = ?3, error_code = ?4 WHERE id = ?1",
-                    params![id, json, history, letter.error_code],
+                    "UPDATE dead_letters SET letter = ?2, history = ?3, error_code = ?4, status = ?5, superseded_by = ?6 WHERE id = ?1",
+                    params![id, json, history, letter.error_code, status.as_str(), superseded_by],
                 )
                 .map_err(err)?;
                 id
             }
             None => {
                 tx.execute(
-                    "INSERT INTO dead_letters (tenant, object, source_id, error_code, letter, history) VALUES (?1, ?2, ?3, ?4, ?5, '[]')",
-                    params![letter.tenant, letter.object, letter.source_id, letter.error_code, json],
+                    "INSERT INTO dead_letters (tenant, object, source_id, error_code, letter, history, status, superseded_by) VALUES (?1, ?2, ?3, ?4, ?5, '[]', ?6, ?7)",
+                    params![letter.tenant, letter.object, letter.source_id, letter.error_code, json, status.as_str(), superseded_by],
                 )
                 .map_err(err)?;
                 tx.last_insert_rowid()
@@ -362,7 +433,7 @@ impl DeadLetterStore for SqliteStore {
         let conn = self.lock();
         let mut stmt = conn
             .prepare(
-                "SELECT id, letter, history FROM dead_letters
+                "SELECT id, letter, history, status, superseded_by FROM dead_letters
                  WHERE (?1 IS NULL OR tenant = ?1) AND (?2 IS NULL OR object = ?2) AND (?3 IS NULL OR error_code = ?3) ORDER BY id",
             )
             .map_err(err)?;
@@ -374,18 +445,16 @@ impl DeadLetterStore for SqliteStore {
                         r.get::<_, i64>(0)?,
                         r.get::<_, String>(1)?,
                         r.get::<_, String>(2)?,
+                        r.get::<_, String>(3)?,
+                        r.get::<_, Option<i64>>(4)?,
                     ))
                 },
             )
             .map_err(err)?;
         let mut out = Vec::new();
         for row in rows {
-            let (id, letter, history) = row.map_err(err)?;
-            out.push(StoredLetter {
-                id,
-                letter: serde_json::from_str(&letter).map_err(json_err)?,
-                history: serde_json::from_str(&history).map_err(json_err)?,
-            });
+            let (id, letter, history, status, by) = row.map_err(err)?;
+            out.push(stored_letter(id, &letter, &history, &status, by)?);
         }
         Ok(out)
     }
@@ -395,41 +464,44 @@ impl DeadLetterStore for SqliteStore {
         let tx = conn
             .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
             .map_err(err)?;
-        let row: Option<(String, String)> = tx
+        let row: Option<(String, String, String, Option<i64>)> = tx
             .query_row(
-                "SELECT letter, history FROM dead_letters WHERE id = ?1",
+                "SELECT letter, history, status, superseded_by FROM dead_letters WHERE id = ?1",
                 params![id],
-                |r| Ok((r.get(0)?, r.get(1)?)),
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
             )
             .optional()
             .map_err(err)?;
-        let Some((letter, history)) = row else {
+        let Some((letter, history, status, by)) = row else {
             return Ok(None);
         };
         tx.execute("DELETE FROM dead_letters WHERE id = ?1", params![id])
             .map_err(err)?;
         tx.commit().map_err(err)?;
-        Ok(Some(StoredLetter {
-            id,
-            letter: serde_json::from_str(&letter).map_err(json_err)?,
-            history: serde_json::from_str(&history).map_err(json_err)?,
-        }))
+        stored_letter(id, &letter, &history, &status, by).map(Some)
+    }
+
+    async fn dlq_supersede(
+        &self,
+        tenant: &str,
+        object: &str,
+        source_id: &str,
+        applied: u64,
+    ) -> StoreResult<bool> {
+        let mut conn = self.lock();
+        let tx = conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+            .map_err(err)?;
+        let retired = supersede_in(&tx, tenant, object, source_id, applied)?;
+        tx.commit().map_err(err)?;
+        Ok(retired)
     }
 }
 
 #[async_trait]
 impl DedupeStore for SqliteStore {
     async fn check_and_set(&self, key: &str, now: Timestamp, ttl: Duration) -> StoreResult<bool> {
-        // One statement: insert, or take over an expired key; a live key changes nothing.
-        let changed = self
-            .lock()
-            .execute(
-                "INSERT INTO dedupe_keys (key, expires_at) VALUES (?1, ?3)
-                 ON CONFLICT (key) DO UPDATE SET expires_at = excluded.expires_at WHERE dedupe_keys.expires_at <= ?2",
-                params![key, now.as_millis(), now.plus(ttl).as_millis()],
-            )
-            .map_err(err)?;
-        Ok(changed == 1)
+        set_key(&self.lock(), key, now, ttl)
     }
 
     async fn is_live(&self, key: &str, now: Timestamp) -> StoreResult<bool> {
@@ -443,6 +515,51 @@ impl DedupeStore for SqliteStore {
             .map(|r| r.is_some())
             .map_err(err)
     }
+
+    async fn mark_applied(
+        &self,
+        a: &AppliedVersion<'_>,
+        now: Timestamp,
+        ttl: Duration,
+    ) -> StoreResult<bool> {
+        let mut conn = self.lock();
+        let tx = conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+            .map_err(err)?;
+        let set = set_key(&tx, a.key, now, ttl)?;
+        tx.execute(
+            "INSERT INTO applied_versions (tenant, object, source_id, version) VALUES (?1, ?2, ?3, ?4)
+             ON CONFLICT (tenant, object, source_id) DO UPDATE SET version = MAX(version, excluded.version)",
+            params![a.tenant, a.object, a.source_id, version_to_sql(a.version)],
+        )
+        .map_err(err)?;
+        let newest = applied_of(&tx, a.tenant, a.object, a.source_id)?.unwrap_or(a.version);
+        supersede_in(&tx, a.tenant, a.object, a.source_id, newest)?;
+        tx.commit().map_err(err)?;
+        Ok(set)
+    }
+
+    async fn applied_version(
+        &self,
+        tenant: &str,
+        object: &str,
+        source_id: &str,
+    ) -> StoreResult<Option<u64>> {
+        applied_of(&self.lock(), tenant, object, source_id)
+    }
+}
+
+/// Sets `key` if it is absent or expired: one statement (insert, or take over an expired
+/// key; a live key changes nothing).
+fn set_key(conn: &Connection, key: &str, now: Timestamp, ttl: Duration) -> StoreResult<bool> {
+    let changed = conn
+        .execute(
+            "INSERT INTO dedupe_keys (key, expires_at) VALUES (?1, ?3)
+             ON CONFLICT (key) DO UPDATE SET expires_at = excluded.expires_at WHERE dedupe_keys.expires_at <= ?2",
+            params![key, now.as_millis(), now.plus(ttl).as_millis()],
+        )
+        .map_err(err)?;
+    Ok(changed == 1)
 }
 
 #[async_trait]
@@ -880,5 +997,69 @@ impl LeaseStore for SqliteStore {
             )
             .map_err(err)?;
         Ok(usize::try_from(n).unwrap_or(0))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A database written by a build at schema version 3 keeps its letters through migration
+    /// 4: queued, and retired once a newer version of their record lands.
+    #[tokio::test]
+    async fn letters_from_schema_3_are_queued_after_migration_4() {
+        let conn = Connection::open_in_memory().unwrap();
+        conn.execute_batch(
+            "CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL)",
+        )
+        .unwrap();
+        for m in MIGRATIONS.iter().filter(|m| m.version <= 3) {
+            conn.execute_batch(m.sqlite).unwrap();
+            conn.execute(
+                "INSERT INTO schema_migrations (version, name) VALUES (?1, ?2)",
+                params![m.version, m.name],
+            )
+            .unwrap();
+        }
+        let now = Timestamp::from_millis(1_767_600_000_000);
+        // As a schema-3 build stored it (the letter JSON; no status columns yet).
+        let letter: DeadLetter = serde_json::from_value(serde_json::json!({
+            "tenant": "northwind/sandbox", "object": "Account", "source_id": "A-1",
+            "source_version": 1, "payload": {"Name": "Old"}, "class": "rejected",
+            "error_code": "STRING_TOO_LONG", "message": "m", "attempts": 1,
+            "correlation_id": null, "first_failed_at": now, "last_failed_at": now,
+            "idempotency_key": "northwind/sandbox|Account|A-1|upsert|1"
+        }))
+        .unwrap();
+        conn.execute(
+            "INSERT INTO dead_letters (tenant, object, source_id, error_code, letter, history) VALUES (?1, ?2, ?3, ?4, ?5, '[]')",
+            params![
+                letter.tenant,
+                letter.object,
+                letter.source_id,
+                letter.error_code,
+                serde_json::to_string(&letter).unwrap()
+            ],
+        )
+        .unwrap();
+        let store = SqliteStore::with_connection(conn).unwrap();
+        let listed = store.dlq_list(&DlqFilter::default()).await.unwrap();
+        assert_eq!(listed.len(), 1);
+        assert_eq!(listed[0].status, LetterStatus::Queued);
+        assert_eq!(listed[0].superseded_by, None);
+        let applied = AppliedVersion {
+            key: "northwind/sandbox|Account|A-1|upsert|2",
+            tenant: "northwind/sandbox",
+            object: "Account",
+            source_id: "A-1",
+            version: 2,
+        };
+        store
+            .mark_applied(&applied, now, Duration::from_secs(60))
+            .await
+            .unwrap();
+        let listed = store.dlq_list(&DlqFilter::default()).await.unwrap();
+        assert_eq!(listed[0].status, LetterStatus::Superseded);
+        assert_eq!(listed[0].superseded_by, Some(2));
     }
 }

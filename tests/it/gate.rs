@@ -257,6 +257,25 @@ fn malformed_bundle_is_reported_with_file_line_and_fix() {
 }
 
 #[test]
+fn a_validation_condition_nested_3000_levels_deep_is_bad_input_naming_file_and_rule() {
+    let dir = tempfile::tempdir().unwrap();
+    let tenant = dir.path().join("acme/sandbox");
+    std::fs::create_dir_all(&tenant).unwrap();
+    let condition = format!("{}Name = 'x'{}", "(".repeat(3000), ")".repeat(3000));
+    std::fs::write(
+        tenant.join("bundle.toml"),
+        format!("format = 1\npartner = \"acme\"\ntenant = \"sandbox\"\nversion = \"1.0.0\"\n[limits]\ndaily_api_requests = 100\nconcurrent_long_running = 25\n[objects.Account]\nexternal_id = \"Ext__c\"\nsource = \"accounts\"\ndelete = {{ policy = \"hard_delete\" }}\n[objects.Account.fields]\nExt__c = {{ type = \"string\", from = \"account_no\" }}\nName = {{ type = \"string\", from = \"company_name\" }}\n[[objects.Account.validation_rules]]\nname = \"deep\"\ncondition = \"{condition}\"\nmessage = \"too deep\"\n"),
+    )
+    .unwrap();
+    let out = syncgate(&["contracts", "validate", tenant.to_str().unwrap()]);
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains("bundle.toml"), "{err}");
+    assert!(err.contains("validation_rules[0].condition"), "{err}");
+    assert!(err.contains("levels deep"), "{err}");
+}
+
+#[test]
 fn unknown_tenant_filter_is_bad_usage() {
     let out = syncgate(&["gate", "--partner", "nobody"]);
     assert_eq!(out.status.code(), Some(2));

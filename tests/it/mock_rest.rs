@@ -92,6 +92,115 @@ impl Org {
             serde_json::from_str(&text).unwrap_or(Value::Null),
         )
     }
+
+    /// Like `send`, with a body given as raw text (JSON too deep to build as a `Value`).
+    async fn send_raw(&self, method: reqwest::Method, path: &str, body: String) -> (u16, Value) {
+        let resp = self
+            .http
+            .request(method, format!("{}/{path}", self.api))
+            .bearer_auth(&self.token)
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        let status = resp.status().as_u16();
+        let text = resp.text().await.unwrap();
+        (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+    }
+
+    /// The org still answers: a plain query succeeds.
+    async fn still_answers(&self) {
+        let (status, _, body) = self
+            .send(reqwest::Method::GET, "query?q=SELECT+Id+FROM+Account", None)
+            .await;
+        assert_eq!(status, 200, "{body}");
+        assert!(body["totalSize"].is_number(), "{body}");
+    }
+}
+
+/// A condition nested `depth` levels deep in parentheses (`NOT` every other level).
+fn deep_condition(depth: usize) -> String {
+    let mut open = String::new();
+    for i in 0..depth {
+        open.push_str(if i % 2 == 0 { "(" } else { "NOT (" });
+    }
+    format!("{open}Name = 'x'{}", ")".repeat(depth))
+}
+
+#[tokio::test]
+async fn a_soql_query_nested_3000_levels_deep_is_malformed_and_the_org_keeps_answering() {
+    let org = start(None).await;
+    let q = format!("SELECT Id FROM Account WHERE {}", deep_condition(3000));
+    let encoded: String = q
+        .bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect();
+    let (status, _, body) = org
+        .send(reqwest::Method::GET, &format!("query?q={encoded}"), None)
+        .await;
+    assert_eq!(status, 400, "{body}");
+    assert_eq!(body[0]["errorCode"], "MALFORMED_QUERY", "{body}");
+    assert!(
+        body[0]["message"].as_str().unwrap().contains("levels deep"),
+        "{body}"
+    );
+    org.still_answers().await;
+    // A long but flat condition past the operator cap is refused the same way.
+    let flat = vec!["Name = 'x'"; 1500].join(" OR ");
+    let (status, body) = org
+        .send_raw(
+            reqwest::Method::POST,
+            "composite",
+            json!({"compositeRequest": [{
+                "method": "GET",
+                "url": format!("/services/data/v62.0/query?q=SELECT+Id+FROM+Account+WHERE+{}", flat.replace(' ', "+").replace('=', "%3D").replace('\'', "%27")),
+                "referenceId": "q"
+            }]})
+            .to_string(),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let sub = &body["compositeResponse"][0];
+    assert_eq!(sub["httpStatusCode"], 400, "{body}");
+    assert_eq!(sub["body"][0]["errorCode"], "MALFORMED_QUERY", "{body}");
+    org.still_answers().await;
+}
+
+#[tokio::test]
+async fn composite_subrequests_nested_3000_levels_deep_get_a_400_and_the_org_keeps_answering() {
+    let org = start(None).await;
+    // Deep JSON inside a subrequest body.
+    let deep = format!("{}\"x\"{}", "{\"a\":".repeat(3000), "}".repeat(3000));
+    let body = format!(
+        r#"{{"compositeRequest":[{{"method":"POST","url":"/services/data/v62.0/sobjects/Account","referenceId":"a","body":{deep}}}]}}"#
+    );
+    let (status, answer) = org.send_raw(reqwest::Method::POST, "composite", body).await;
+    assert_eq!(status, 400, "{answer}");
+    assert_eq!(answer[0]["errorCode"], "JSON_PARSER_ERROR", "{answer}");
+    org.still_answers().await;
+    // A deeply nested SOQL condition in a subrequest's URL.
+    let q: String = format!("SELECT Id FROM Account WHERE {}", deep_condition(3000))
+        .bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect();
+    let body = json!({"compositeRequest": [
+        {"method": "GET", "url": format!("/services/data/v62.0/query?q={q}"), "referenceId": "deep"}
+    ]});
+    let (status, answer) = org
+        .send_raw(reqwest::Method::POST, "composite", body.to_string())
+        .await;
+    assert_eq!(status, 200, "{answer}");
+    let sub = &answer["compositeResponse"][0];
+    assert_eq!(sub["httpStatusCode"], 400, "{answer}");
+    assert_eq!(sub["body"][0]["errorCode"], "MALFORMED_QUERY", "{answer}");
+    org.still_answers().await;
 }
 
 #[tokio::test]
@@ -416,4 +525,27 @@ async fn retry_after_is_rounded_up_to_what_the_header_can_say() {
         "the time the header announced, not 1.5 s"
     );
     assert_eq!(journal[2].not_before, Some(at));
+}
+
+#[tokio::test]
+async fn a_body_over_the_limit_gets_a_salesforce_shaped_413() {
+    let org = start(None).await;
+    let big = vec![b' '; 151 * 1024 * 1024];
+    let resp = org
+        .http
+        .post(format!("{}/sobjects/Account", org.api))
+        .bearer_auth(&org.token)
+        .header("content-type", "application/json")
+        .body(big)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 413);
+    let body: Value = resp.json().await.unwrap();
+    assert_eq!(body[0]["errorCode"], "REQUEST_ENTITY_TOO_LARGE", "{body}");
+    assert!(
+        body[0]["message"].as_str().unwrap().contains("150 MB"),
+        "{body}"
+    );
+    org.still_answers().await;
 }

@@ -373,8 +373,10 @@ fn diff_of_two_tenant_directories_exits_1_on_breaking_changes() {
 #[test]
 fn the_gate_fails_loudly_when_it_cannot_record_its_verifications() {
     let scenarios = baseline_only();
+    // The directory exists (a missing one is refused up front as bad input), but no file
+    // can be created in it.
     let out = syncgate(
-        "sqlite:/proc/syncgate-cannot-write-here/state.sqlite",
+        "sqlite:/proc/syncgate-cannot-write-here.sqlite",
         &[
             "gate",
             "--scenarios",

@@ -11,8 +11,9 @@ use serde_json::json;
 use syncgate::engine::dlq::{DeadLetter, ErrorClass};
 use syncgate::sim::Timestamp;
 use syncgate::store::{
-    self, CheckpointStore, Deployment, DlqFilter, Lease, LeaseStore, MemoryStore, PublishOutcome,
-    PublishedVersion, RegistryIndex, SqliteStore, Store, StoreError, Verification, WorkItem,
+    self, AppliedVersion, CheckpointStore, Deployment, DlqFilter, Lease, LeaseStore, LetterStatus,
+    MemoryStore, PublishOutcome, PublishedVersion, RegistryIndex, SqliteStore, Store, StoreError,
+    Verification, WorkItem,
 };
 
 /// Every backend this machine can run, by name; PostgreSQL's schema is dropped with it.
@@ -283,6 +284,109 @@ async fn dedupe_keys_expire() {
             "{name}: expired key is taken over"
         );
         assert!(s.check_and_set("other", now, ttl).await.unwrap(), "{name}");
+    }
+}
+
+#[tokio::test]
+async fn an_applied_newer_version_supersedes_the_dead_letter_of_an_older_one() {
+    let all = backends("an_applied_newer_version_supersedes_the_dead_letter").await;
+    for (name, s) in all.each() {
+        let now = t("2026-01-05T08:00:00Z");
+        let ttl = Duration::from_secs(60);
+        let applied = |id: &'static str, key: &'static str, version: u64| AppliedVersion {
+            key,
+            tenant: "northwind/sandbox",
+            object: "Account",
+            source_id: id,
+            version,
+        };
+        let mut v2 = letter("A-1", "STRING_TOO_LONG");
+        v2.source_version = 2;
+        let id = s.dlq_append(&v2).await.unwrap();
+        s.dlq_append(&letter("A-2", "STRING_TOO_LONG"))
+            .await
+            .unwrap();
+        assert_eq!(
+            s.applied_version("northwind/sandbox", "Account", "A-1")
+                .await
+                .unwrap(),
+            None,
+            "{name}"
+        );
+        // An older version landing changes nothing: the letter is newer.
+        assert!(s
+            .mark_applied(&applied("A-1", "k1", 1), now, ttl)
+            .await
+            .unwrap());
+        let listed = s.dlq_list(&DlqFilter::default()).await.unwrap();
+        assert_eq!(listed[0].status, LetterStatus::Queued, "{name}");
+        // Version 3 lands: the v2 letter is retired, kept, and says by what.
+        assert!(s
+            .mark_applied(&applied("A-1", "k3", 3), now, ttl)
+            .await
+            .unwrap());
+        assert!(
+            s.is_live("k3", now).await.unwrap(),
+            "{name}: the key is set too"
+        );
+        assert!(
+            !s.mark_applied(&applied("A-1", "k3", 3), now, ttl)
+                .await
+                .unwrap(),
+            "{name}: a live key is reported as such"
+        );
+        // A late, older version never lowers the newest applied one.
+        s.mark_applied(&applied("A-1", "k2", 2), now, ttl)
+            .await
+            .unwrap();
+        assert_eq!(
+            s.applied_version("northwind/sandbox", "Account", "A-1")
+                .await
+                .unwrap(),
+            Some(3),
+            "{name}"
+        );
+        let listed = s.dlq_list(&DlqFilter::default()).await.unwrap();
+        assert_eq!(
+            listed.len(),
+            2,
+            "{name}: superseded letters stay in history"
+        );
+        assert_eq!(listed[0].id, id, "{name}");
+        assert_eq!(listed[0].status, LetterStatus::Superseded, "{name}");
+        assert_eq!(listed[0].superseded_by, Some(3), "{name}");
+        assert_eq!(
+            listed[1].status,
+            LetterStatus::Queued,
+            "{name}: other records untouched"
+        );
+        // A letter for a version already overtaken is stored superseded at once; a newer
+        // one is queued again with the superseded one in its history.
+        s.dlq_append(&v2).await.unwrap();
+        let again = s.dlq_list(&DlqFilter::default()).await.unwrap();
+        assert_eq!(again[0].status, LetterStatus::Superseded, "{name}");
+        let mut v4 = letter("A-1", "REQUIRED_FIELD_MISSING");
+        v4.source_version = 4;
+        s.dlq_append(&v4).await.unwrap();
+        let again = s.dlq_list(&DlqFilter::default()).await.unwrap();
+        assert_eq!(again[0].status, LetterStatus::Queued, "{name}");
+        assert_eq!(again[0].superseded_by, None, "{name}");
+        assert_eq!(again[0].history.len(), 2, "{name}");
+        // Retiring by hand (what a redrive does when the store knows a newer version).
+        assert!(
+            !s.dlq_supersede("northwind/sandbox", "Account", "A-1", 3)
+                .await
+                .unwrap(),
+            "{name}: v3 does not overtake v4"
+        );
+        assert!(
+            s.dlq_supersede("northwind/sandbox", "Account", "A-1", 4)
+                .await
+                .unwrap(),
+            "{name}"
+        );
+        let taken = s.dlq_take(id).await.unwrap().unwrap();
+        assert_eq!(taken.status, LetterStatus::Superseded, "{name}");
     }
 }
 

@@ -157,6 +157,293 @@ fn a_second_sync_skips_versions_already_applied() {
     assert!(second["api_calls"].as_u64().unwrap() < first["api_calls"].as_u64().unwrap());
 }
 
+fn jsonl(dir: &Path, name: &str, lines: &[(&str, u64, &str)]) -> String {
+    let feed = dir.join(name);
+    std::fs::create_dir_all(&feed).unwrap();
+    let text: String = lines
+        .iter()
+        .map(|(id, v, name)| {
+            format!(
+                "{{\"id\":\"{id}\",\"version\":{v},\"data\":{{\"company_name\":\"{name}\"}}}}\n"
+            )
+        })
+        .collect();
+    std::fs::write(feed.join("accounts.jsonl"), text).unwrap();
+    feed.display().to_string()
+}
+
+/// Waits for `child` at most `limit`; kills it and fails if it is still running.
+fn wait_within(mut child: Child, limit: Duration) -> Output {
+    let deadline = Instant::now() + limit;
+    while child.try_wait().unwrap().is_none() {
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let out = child.wait_with_output().unwrap();
+            panic!(
+                "still running after {limit:?}: {}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    child.wait_with_output().unwrap()
+}
+
+#[test]
+fn a_redrive_never_sends_a_letter_whose_record_has_a_newer_version_applied() {
+    let dir = tempfile::tempdir().unwrap();
+    let scenario = dir.path().join("expiring.yaml");
+    // The first Account batch meets a session that expires twice: refreshed once, then given up.
+    std::fs::write(&scenario, "purpose: sessions expire twice in a row\nfaults:\n  - name: expired\n    match: { method: PATCH, object: Account }\n    calls: { first: 1, times: 2 }\n    respond: session_expired\n").unwrap();
+    let mock = serve(&scenario);
+    let db = format!("sqlite:{}", dir.path().join("state.sqlite").display());
+    let sync = |source: &str| {
+        run(
+            &db,
+            &[
+                "sync",
+                "--bundle",
+                "northwind-outfitters/production",
+                "--source",
+                source,
+                "--target",
+                &mock.url,
+                "--json",
+            ],
+        )
+    };
+    let first = jsonl(
+        dir.path(),
+        "v1",
+        &[("CUST-1", 1, "One"), ("CUST-2", 1, "Two")],
+    );
+    let out = sync(&first);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["dead_lettered"], 2, "{report}");
+    // Version 2 of CUST-1 lands: its v1 letter is retired; CUST-2's stays queued.
+    let second = jsonl(dir.path(), "v2", &[("CUST-1", 2, "Uno")]);
+    let out = sync(&second);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let names = || org_names(&mock.url, "Account", "NW_Customer_Id__c");
+    assert_eq!(names(), [("CUST-1".to_string(), "Uno".to_string())]);
+    let list = |extra: &[&str]| -> Value {
+        let mut args = vec!["dlq", "list", "--json"];
+        args.extend_from_slice(extra);
+        serde_json::from_slice(&run(&db, &args).stdout).unwrap()
+    };
+    let queued = list(&[]);
+    assert_eq!(queued.as_array().unwrap().len(), 1, "{queued}");
+    assert_eq!(queued[0]["letter"]["source_id"], "CUST-2");
+    let all = list(&["--all"]);
+    let retired = all
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|l| l["letter"]["source_id"] == "CUST-1")
+        .unwrap_or_else(|| panic!("the superseded letter is kept: {all}"));
+    assert_eq!(retired["status"], "superseded", "{retired}");
+    assert_eq!(retired["superseded_by"], 2, "{retired}");
+    assert_eq!(retired["letter"]["source_version"], 1, "{retired}");
+    let text = String::from_utf8_lossy(&run(&db, &["dlq", "list"]).stdout).to_string();
+    assert!(text.contains("1 superseded letter(s) not shown"), "{text}");
+
+    // The redrive sends CUST-2 only, at a rate so low that a wait after the last batch
+    // would never end, and says what it left alone and why.
+    let redrive = Command::new(env!("CARGO_BIN_EXE_syncgate"))
+        .args([
+            "dlq",
+            "redrive",
+            "--bundle",
+            "northwind-outfitters/production",
+            "--target",
+            &mock.url,
+            "--rate",
+            "0.001",
+            "--json",
+        ])
+        .current_dir(root())
+        .env("SYNCGATE_DATABASE_URL", &db)
+        .env("SYNCGATE_CLIENT_ID", "app")
+        .env("SYNCGATE_CLIENT_SECRET", "s3cret")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let out = wait_within(redrive, Duration::from_secs(30));
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["sent"], 1, "{report}");
+    assert_eq!(report["delivered"], 1, "{report}");
+    assert_eq!(report["superseded"], 1, "{report}");
+    // The org keeps v2 of CUST-1; CUST-2 arrived from its letter.
+    assert_eq!(
+        names(),
+        [
+            ("CUST-1".to_string(), "Uno".to_string()),
+            ("CUST-2".into(), "Two".into())
+        ]
+    );
+    let all = list(&["--all"]);
+    assert_eq!(all.as_array().unwrap().len(), 1, "{all}");
+    assert_eq!(all[0]["status"], "superseded", "{all}");
+    // A second redrive has nothing to send and says so in words.
+    let again = run(
+        &db,
+        &[
+            "dlq",
+            "redrive",
+            "--bundle",
+            "northwind-outfitters/production",
+            "--target",
+            &mock.url,
+        ],
+    );
+    let text = String::from_utf8_lossy(&again.stdout);
+    assert!(text.starts_with("redrove 0 letter(s)"), "{text}");
+    assert!(
+        text.contains("1 superseded letter(s): the same or a newer version of their record is already applied"),
+        "{text}"
+    );
+    assert_eq!(names()[0], ("CUST-1".to_string(), "Uno".to_string()));
+}
+
+#[test]
+fn bad_rates_store_urls_targets_and_ca_files_are_bad_input_naming_the_cause() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = format!("sqlite:{}", dir.path().join("state.sqlite").display());
+    let expect_bad = |args: &[&str], needle: &str| {
+        let out = run(&db, args);
+        let err = String::from_utf8_lossy(&out.stderr).to_string();
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
+        assert!(err.contains(needle), "{args:?}: {err}");
+    };
+    let expect_bad_owned = |args: &[String], needle: &str| {
+        expect_bad(&args.iter().map(String::as_str).collect::<Vec<_>>(), needle)
+    };
+    let redrive = |rate: &'static str| {
+        [
+            "dlq",
+            "redrive",
+            "--bundle",
+            "northwind-outfitters/production",
+            "--target",
+            "http://127.0.0.1:9",
+            "--rate",
+            rate,
+        ]
+    };
+    for rate in ["0", "-1", "NaN", "inf"] {
+        expect_bad(&redrive(rate), "--rate must be a positive number");
+    }
+    expect_bad(&redrive("1e-300"), "--rate 1e-300 is too small");
+    expect_bad(&redrive("fast"), "not a number");
+    // Store URLs that name no store are refused, not opened as new empty stores.
+    expect_bad(
+        &["--database-url", "mysql://u@127.0.0.1/db", "dlq", "list"],
+        "unknown store scheme `mysql`",
+    );
+    let missing = dir.path().join("no/such/dir/x.sqlite");
+    let missing = format!("sqlite:{}", missing.display());
+    expect_bad(
+        &["--database-url", &missing, "dlq", "list"],
+        "does not exist",
+    );
+    assert!(!dir.path().join("no").exists(), "nothing was created");
+    expect_bad(
+        &["--database-url", "", "dlq", "list"],
+        "--database-url is empty",
+    );
+    // An unreachable PostgreSQL is not bad input, but its cause and address are printed.
+    let out = run(
+        &db,
+        &[
+            "--database-url",
+            "postgres://postgres@127.0.0.1:1/test",
+            "dlq",
+            "list",
+        ],
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(3), "{err}");
+    assert!(err.contains("127.0.0.1:1"), "{err}");
+    assert!(err.contains("Connection refused"), "{err}");
+    // A target that is not an http(s) URL.
+    let sync = |target: &str, extra: &[&str]| {
+        let mut args = vec![
+            "sync".to_string(),
+            "--bundle".into(),
+            "northwind-outfitters/production".into(),
+            "--source".into(),
+            "harness/fixtures/default".into(),
+            "--target".into(),
+            target.to_string(),
+        ];
+        args.extend(extra.iter().map(|s| s.to_string()));
+        args
+    };
+    for (target, needle) in [
+        ("not a url", "--target `not a url`: not a URL"),
+        ("ftp://127.0.0.1/", "the scheme must be http or https"),
+    ] {
+        expect_bad_owned(&sync(target, &[]), needle);
+    }
+    // CA files: missing, empty, garbage.
+    let empty = dir.path().join("empty.pem");
+    std::fs::write(&empty, "").unwrap();
+    let garbage = dir.path().join("garbage.pem");
+    std::fs::write(&garbage, "this is not a certificate\n").unwrap();
+    let broken = dir.path().join("broken.pem");
+    std::fs::write(
+        &broken,
+        "-----BEGIN CERTIFICATE-----\nnot base64 at all!\n-----END CERTIFICATE-----\n",
+    )
+    .unwrap();
+    let gone = dir.path().join("gone.pem");
+    for (file, needle) in [
+        (&empty, "the file is empty"),
+        (&garbage, "no PEM certificate"),
+        (&broken, "not a usable PEM certificate"),
+        (&gone, "cannot read it"),
+    ] {
+        let f = file.display().to_string();
+        expect_bad_owned(
+            &sync("http://127.0.0.1:9", &["--ca-file", &f]),
+            &format!("--ca-file {f}: {needle}"),
+        );
+    }
+    // A JSONL line that is not UTF-8 is named by its line.
+    let feed = dir.path().join("feed");
+    std::fs::create_dir(&feed).unwrap();
+    let mut bytes =
+        b"{\"id\":\"CUST-1\",\"version\":1,\"data\":{\"company_name\":\"One\"}}\n".to_vec();
+    bytes.extend_from_slice(
+        b"{\"id\":\"CUST-2\",\"version\":1,\"data\":{\"company_name\":\"T\xffo\"}}\n",
+    );
+    std::fs::write(feed.join("accounts.jsonl"), bytes).unwrap();
+    let src = feed.display().to_string();
+    let mock = calm_mock(dir.path());
+    let mut args = sync(&mock.url, &[]);
+    args[4] = src;
+    expect_bad_owned(&args, "accounts.jsonl:2");
+}
+
 /// The org's live records of `object`: external ID → Name.
 fn org_names(base: &str, object: &str, ext: &str) -> Vec<(String, String)> {
     let state: Value = serde_json::from_str(&admin_get(base, "/__syncgate/state")).unwrap();
@@ -787,4 +1074,88 @@ fn sync_follow_and_the_gate_send_the_same_writes() {
     let (code, summary) = terminate(child);
     assert_eq!(code, Some(1), "dead letters are expected: {summary}");
     assert_eq!(journal(), gate_writes);
+}
+
+#[tokio::test]
+async fn redrive_skips_a_letter_the_dedupe_store_knows_was_overtaken() {
+    use syncgate::contract::Bundle;
+    use syncgate::engine::client::{Credentials, SalesforceClient, Secret};
+    use syncgate::engine::dlq::{DeadLetter, ErrorClass};
+    use syncgate::engine::redrive;
+    use syncgate::sim::{Clock, Timestamp};
+    use syncgate::store::{
+        AppliedVersion, DeadLetterStore, DedupeStore, DlqFilter, LetterStatus, MemoryStore,
+    };
+
+    let bundle = Bundle::load(&root().join("contracts/northwind-outfitters/production")).unwrap();
+    let tenant = format!("{}/{}", bundle.partner, bundle.tenant);
+    let now = Timestamp::parse("2026-01-05T08:00:00Z").unwrap();
+    let clock = Clock::virtual_at(now);
+    // Letters queued in one store (as before this build kept applied versions), the applied
+    // versions in another: the redrive asks the dedupe store before sending anything.
+    let letters = MemoryStore::new();
+    let applied = MemoryStore::new();
+    letters
+        .dlq_append(&DeadLetter {
+            tenant: tenant.clone(),
+            object: "Account".into(),
+            source_id: "CUST-1".into(),
+            source_version: 1,
+            payload: json!({"NW_Customer_Id__c": "CUST-1", "Name": "Stale"}),
+            class: ErrorClass::RetriesExhausted,
+            error_code: "SERVER_UNAVAILABLE".into(),
+            message: "m".into(),
+            attempts: 8,
+            correlation_id: None,
+            first_failed_at: now,
+            last_failed_at: now,
+            idempotency_key: format!("{tenant}|Account|CUST-1|upsert|1"),
+            headers_sent: Default::default(),
+        })
+        .await
+        .unwrap();
+    let key = format!("{tenant}|Account|CUST-1|upsert|2");
+    applied
+        .mark_applied(
+            &AppliedVersion {
+                key: &key,
+                tenant: &tenant,
+                object: "Account",
+                source_id: "CUST-1",
+                version: 2,
+            },
+            now,
+            Duration::from_secs(60),
+        )
+        .await
+        .unwrap();
+    // Nothing listens here: a request would fail the redrive.
+    let mut client = SalesforceClient::new(
+        "http://127.0.0.1:9",
+        &bundle.api_version,
+        Credentials {
+            client_id: "app".into(),
+            client_secret: Secret::new("s3cret"),
+        },
+        clock.clone(),
+        "syncgate",
+        "redrive",
+    );
+    let report = redrive::redrive(
+        &bundle,
+        &mut client,
+        &letters,
+        &applied,
+        &DlqFilter::default(),
+        Some(10.0),
+        &clock,
+    )
+    .await
+    .unwrap();
+    assert_eq!(report.superseded, 1, "{report:?}");
+    assert_eq!((report.sent, report.failed_again), (0, 0), "{report:?}");
+    assert_eq!(client.calls(), 0);
+    let kept = letters.dlq_list(&DlqFilter::default()).await.unwrap();
+    assert_eq!(kept[0].status, LetterStatus::Superseded);
+    assert_eq!(kept[0].superseded_by, Some(2));
 }

@@ -1,4 +1,4 @@
-//! The SOQL subset the mock answers: a parser, a checker against the bundle and an
+//! The SOQL subset the mock answers and bundle validation rules use: a parser and an
 //! evaluator over records, with Salesforce's `MALFORMED_QUERY` / `INVALID_FIELD` errors.
 //!
 //! Supported: `SELECT f1, Parent.Field | COUNT() FROM Obj [WHERE …] [ORDER BY f [ASC|DESC]
@@ -7,6 +7,10 @@
 //! over strings, numbers, `true`/`false`, `null`, dates, datetimes and the date literals
 //! `TODAY`, `YESTERDAY`, `TOMORROW`, `LAST_N_DAYS:n`, `NEXT_N_DAYS:n`. Bundle validation
 //! rules reuse the condition grammar ([`parse_condition`]).
+//!
+//! One query cannot exhaust the stack: parentheses and `NOT` nest at most [`MAX_NESTING`]
+//! deep, and a condition has at most [`MAX_OPERATORS`] `AND`/`OR`/`NOT` operators (the
+//! parse tree, its evaluation and its drop are bounded by both); beyond, `MALFORMED_QUERY`.
 
 use std::cmp::Ordering;
 use std::time::Duration;
@@ -252,12 +256,30 @@ fn lex(text: &str) -> Result<Vec<Lexed>, SoqlError> {
     Ok(out)
 }
 
+/// Deepest nesting of parentheses and `NOT` a condition may have.
+pub const MAX_NESTING: usize = 100;
+/// Most `AND`, `OR` and `NOT` operators in one condition.
+pub const MAX_OPERATORS: usize = 1000;
+
 struct Parser {
     toks: Vec<Lexed>,
     pos: usize,
+    /// Open parentheses and `NOT`s around the current position.
+    depth: usize,
+    /// `AND`, `OR` and `NOT` operators so far.
+    operators: usize,
 }
 
 impl Parser {
+    fn new(toks: Vec<Lexed>) -> Self {
+        Parser {
+            toks,
+            pos: 0,
+            depth: 0,
+            operators: 0,
+        }
+    }
+
     fn peek(&self) -> Option<&Tok> {
         self.toks.get(self.pos).map(|l| &l.tok)
     }
@@ -425,9 +447,34 @@ impl Parser {
         })
     }
 
+    /// Counts one `AND`/`OR`/`NOT` at the current position against [`MAX_OPERATORS`].
+    fn operator(&mut self) -> Result<(), SoqlError> {
+        self.operators += 1;
+        if self.operators > MAX_OPERATORS {
+            return Err(malformed(format!(
+                "the condition has more than {MAX_OPERATORS} AND/OR/NOT operators (at column {})",
+                self.col()
+            )));
+        }
+        Ok(())
+    }
+
+    /// Enters a parenthesis or `NOT`, within [`MAX_NESTING`].
+    fn nest(&mut self) -> Result<(), SoqlError> {
+        self.depth += 1;
+        if self.depth > MAX_NESTING {
+            return Err(malformed(format!(
+                "the condition nests parentheses and NOT more than {MAX_NESTING} levels deep (at column {})",
+                self.col()
+            )));
+        }
+        Ok(())
+    }
+
     fn or(&mut self) -> Result<Expr, SoqlError> {
         let mut left = self.and()?;
         while self.eat_kw("OR") {
+            self.operator()?;
             let right = self.and()?;
             left = Expr::Or(Box::new(left), Box::new(right));
         }
@@ -437,6 +484,7 @@ impl Parser {
     fn and(&mut self) -> Result<Expr, SoqlError> {
         let mut left = self.unary()?;
         while self.eat_kw("AND") {
+            self.operator()?;
             let right = self.unary()?;
             left = Expr::And(Box::new(left), Box::new(right));
         }
@@ -445,13 +493,19 @@ impl Parser {
 
     fn unary(&mut self) -> Result<Expr, SoqlError> {
         if self.eat_kw("NOT") {
-            return Ok(Expr::Not(Box::new(self.unary()?)));
+            self.operator()?;
+            self.nest()?;
+            let e = Expr::Not(Box::new(self.unary()?));
+            self.depth -= 1;
+            return Ok(e);
         }
         if self.eat_sym("(") {
+            self.nest()?;
             let e = self.or()?;
             if !self.eat_sym(")") {
                 return Err(self.unexpected("expecting ')'"));
             }
+            self.depth -= 1;
             return Ok(e);
         }
         let field = self.field()?;
@@ -557,13 +611,13 @@ fn parse_number_or_date(n: &str) -> Option<Literal> {
 /// Parses a full query.
 pub fn parse(text: &str) -> Result<Query, SoqlError> {
     let toks = lex(text)?;
-    Parser { toks, pos: 0 }.query()
+    Parser::new(toks).query()
 }
 
 /// Parses a condition (the grammar of a `WHERE` clause).
 pub fn parse_condition(text: &str) -> Result<Expr, SoqlError> {
     let toks = lex(text)?;
-    let mut p = Parser { toks, pos: 0 };
+    let mut p = Parser::new(toks);
     let e = p.or()?;
     if p.peek().is_some() {
         return Err(p.unexpected("expecting end of condition"));
