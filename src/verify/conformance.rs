@@ -7,7 +7,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde_json::Value;
 
 use crate::contract::Bundle;
-use crate::engine::client::SentRequest;
+use super::evidence::SentRequest;
 
 /// The request side of one Pact interaction, as far as conformance needs it.
 struct Expected {
