@@ -79,11 +79,23 @@ fn violations(files: &[PathBuf], forbidden: &[&str]) -> Vec<String> {
 #[test]
 fn the_checker_sees_paths_and_grouped_imports() {
     assert!(reaches(&code_of("use crate::engine::dlq::X;"), "engine"));
-    assert!(reaches(&code_of("let o = crate::mock::org::Org::new(b);"), "mock"));
-    assert!(reaches(&code_of("use crate::{\n    contract::Bundle,\n    engine::Sync,\n};"), "engine"));
+    assert!(reaches(
+        &code_of("let o = crate::mock::org::Org::new(b);"),
+        "mock"
+    ));
+    assert!(reaches(
+        &code_of("use crate::{\n    contract::Bundle,\n    engine::Sync,\n};"),
+        "engine"
+    ));
     assert!(reaches(&code_of("use crate::{engine, sim};"), "engine"));
-    assert!(!reaches(&code_of("use crate::{contract::Bundle, sim};"), "engine"));
-    assert!(!reaches(&code_of("// crate::engine is not used here"), "engine"));
+    assert!(!reaches(
+        &code_of("use crate::{contract::Bundle, sim};"),
+        "engine"
+    ));
+    assert!(!reaches(
+        &code_of("// crate::engine is not used here"),
+        "engine"
+    ));
     assert!(!reaches(&code_of("use crate::engineering::X;"), "engine"));
 }
 
@@ -95,18 +107,33 @@ fn lower_layers_import_nothing_from_the_layers_above() {
         assert!(!files.is_empty(), "no files found for src/{layer}");
         found.extend(violations(&files, &["mock", "engine", "verify"]));
     }
-    assert!(found.is_empty(), "layers run upwards:\n{}", found.join("\n"));
+    assert!(
+        found.is_empty(),
+        "layers run upwards:\n{}",
+        found.join("\n")
+    );
 }
 
 #[test]
 fn the_oracle_and_invariants_share_no_code_with_the_engine() {
     let mut files: Vec<PathBuf> = ["oracle.rs", "invariants.rs", "evidence.rs"]
         .iter()
-        .map(|f| Path::new(env!("CARGO_MANIFEST_DIR")).join("src/verify").join(f))
+        .map(|f| {
+            Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("src/verify")
+                .join(f)
+        })
         .collect();
     files.extend(module_files("verify/model"));
     assert!(files.iter().all(|f| f.is_file()), "{files:?}");
-    assert!(files.len() > 4, "the model's files were not found: {files:?}");
+    assert!(
+        files.len() > 4,
+        "the model's files were not found: {files:?}"
+    );
     let found = violations(&files, &["engine"]);
-    assert!(found.is_empty(), "the oracle reaches into the engine:\n{}", found.join("\n"));
+    assert!(
+        found.is_empty(),
+        "the oracle reaches into the engine:\n{}",
+        found.join("\n")
+    );
 }

@@ -164,7 +164,9 @@ fn coerce(name: &str, column: &str, field: &FieldSpec, raw: &Value) -> Result<Va
             // A whole number written as one is taken exactly (a double rounds past 2^53).
             let exact = match raw {
                 Value::Number(n) => n.as_i64(),
-                Value::String(_) => text.as_deref().and_then(|t| t.replace(',', "").parse().ok()),
+                Value::String(_) => text
+                    .as_deref()
+                    .and_then(|t| t.replace(',', "").parse().ok()),
                 _ => None,
             };
             if let Some(i) = exact {
@@ -172,7 +174,7 @@ fn coerce(name: &str, column: &str, field: &FieldSpec, raw: &Value) -> Result<Va
             }
             let n = number(raw, text.as_deref()).ok_or_else(|| fail("an integer"))?;
             // `as i64` would saturate: a value past the range is not an integer we can send.
-            if n.fract() != 0.0 || n.abs() >= 9.223_372_036_854_775_807e18 {
+            if n.fract() != 0.0 || n.abs() >= i64::MAX as f64 {
                 return Err(fail("an integer"));
             }
             Ok(Value::Number(Number::from(n as i64)))

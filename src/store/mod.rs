@@ -25,8 +25,8 @@ pub use migrations::newest as newest_schema_version;
 pub use postgres::PgStore;
 pub use sqlite::SqliteStore;
 
-pub use dlq::{DeadLetter, ErrorClass};
 use crate::sim::Timestamp;
+pub use dlq::{DeadLetter, ErrorClass};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {

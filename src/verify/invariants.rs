@@ -12,9 +12,9 @@ use super::evidence::{DeadLetter, EngineOutput};
 use super::oracle::{Expectations, Expected};
 use crate::contract::{Bundle, FieldType};
 use crate::mock::{JournalEntry, Record};
-use crate::source::SourceSet;
 use crate::sim::scenario::ManualEdit;
 use crate::sim::time::format_duration;
+use crate::source::SourceSet;
 
 /// Names of the invariants, as reports show them.
 pub mod names {

@@ -1,5 +1,6 @@
 //! The oracle: what the org and the dead-letter queue must hold after a run, worked out
-//! from the source and the bundle alone, without looking at what the engine did.
+//! from the source and the bundle alone, without looking at what the engine did or using its
+//! code (the record-level rules are the reference model's, [`super::model`]).
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -89,15 +90,16 @@ pub fn expectations(bundle: &Bundle, org: &Bundle, source: &SourceSet) -> Expect
                             why: e.message,
                             before_call: false,
                         },
-                        (Ok(()), Ok(())) => match missing_parent(bundle, object, &payload, &present)
-                        {
-                            Some(why) => Expected::DeadLetter {
-                                code: "INVALID_FIELD".into(),
-                                why,
-                                before_call: false,
-                            },
-                            None => Expected::Present { values: payload },
-                        },
+                        (Ok(()), Ok(())) => {
+                            match missing_parent(bundle, object, &payload, &present) {
+                                Some(why) => Expected::DeadLetter {
+                                    code: "INVALID_FIELD".into(),
+                                    why,
+                                    before_call: false,
+                                },
+                                None => Expected::Present { values: payload },
+                            }
+                        }
                     }
                 }
             };
@@ -178,10 +180,13 @@ pub fn apply_manual_edits(
         let previous = versions
             .iter()
             .filter(|r| r.version < latest.version && !r.deleted)
-            .fold(None, |best: Option<&&crate::source::SourceRecord>, r| match best {
-                Some(b) if b.version >= r.version => Some(b),
-                _ => Some(r),
-            })
+            .fold(
+                None,
+                |best: Option<&&crate::source::SourceRecord>, r| match best {
+                    Some(b) if b.version >= r.version => Some(b),
+                    _ => Some(r),
+                },
+            )
             .and_then(|r| model::write_for(bundle, spec, r).ok());
         let Some(Expected::Present { values }) = expected
             .get_mut(&edit.object)

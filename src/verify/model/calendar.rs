@@ -199,26 +199,62 @@ mod tests {
 
     #[test]
     fn dates_must_exist_in_the_calendar() {
-        assert_eq!(Date::parse("2024-02-29").map(Date::to_text).as_deref(), Some("2024-02-29"));
+        assert_eq!(
+            Date::parse("2024-02-29").map(Date::to_text).as_deref(),
+            Some("2024-02-29")
+        );
         assert_eq!(Date::parse("2026-02-29"), None, "2026 is not a leap year");
-        assert_eq!(Date::parse("1900-02-29"), None, "centuries are leap only every 400 years");
+        assert_eq!(
+            Date::parse("1900-02-29"),
+            None,
+            "centuries are leap only every 400 years"
+        );
         assert!(Date::parse("2000-02-29").is_some());
-        for bad in ["2026-13-01", "2026-00-10", "2026-04-31", "2026-1-5", "26-01-05", "2026/01/05", ""] {
+        for bad in [
+            "2026-13-01",
+            "2026-00-10",
+            "2026-04-31",
+            "2026-1-5",
+            "26-01-05",
+            "2026/01/05",
+            "",
+        ] {
             assert_eq!(Date::parse(bad), None, "{bad}");
         }
     }
 
     #[test]
     fn offsets_are_subtracted_to_reach_utc() {
-        assert_eq!(sf("2026-01-05T10:00:00+02:00").as_deref(), Some("2026-01-05T08:00:00.000+0000"));
-        assert_eq!(sf("2026-01-05T10:00:00-0500").as_deref(), Some("2026-01-05T15:00:00.000+0000"));
-        assert_eq!(sf("2026-01-05T10:00Z").as_deref(), Some("2026-01-05T10:00:00.000+0000"));
-        assert_eq!(sf("2026-01-05 10:00:00+05:30").as_deref(), Some("2026-01-05T04:30:00.000+0000"));
+        assert_eq!(
+            sf("2026-01-05T10:00:00+02:00").as_deref(),
+            Some("2026-01-05T08:00:00.000+0000")
+        );
+        assert_eq!(
+            sf("2026-01-05T10:00:00-0500").as_deref(),
+            Some("2026-01-05T15:00:00.000+0000")
+        );
+        assert_eq!(
+            sf("2026-01-05T10:00Z").as_deref(),
+            Some("2026-01-05T10:00:00.000+0000")
+        );
+        assert_eq!(
+            sf("2026-01-05 10:00:00+05:30").as_deref(),
+            Some("2026-01-05T04:30:00.000+0000")
+        );
         // Across midnight and a year boundary, both ways.
-        assert_eq!(sf("2026-01-01T01:00:00+03:00").as_deref(), Some("2025-12-31T22:00:00.000+0000"));
-        assert_eq!(sf("2025-12-31T20:00:00-08:00").as_deref(), Some("2026-01-01T04:00:00.000+0000"));
+        assert_eq!(
+            sf("2026-01-01T01:00:00+03:00").as_deref(),
+            Some("2025-12-31T22:00:00.000+0000")
+        );
+        assert_eq!(
+            sf("2025-12-31T20:00:00-08:00").as_deref(),
+            Some("2026-01-01T04:00:00.000+0000")
+        );
         // Before 1970.
-        assert_eq!(sf("1969-12-31T23:59:59.999Z").as_deref(), Some("1969-12-31T23:59:59.999+0000"));
+        assert_eq!(
+            sf("1969-12-31T23:59:59.999Z").as_deref(),
+            Some("1969-12-31T23:59:59.999+0000")
+        );
         assert_eq!(Instant::parse("1970-01-01T00:00:00Z"), Some(Instant(0)));
     }
 
@@ -235,22 +271,34 @@ mod tests {
         assert_eq!(first.to_salesforce(), "2026-11-01T05:30:00.000+0000");
         assert_eq!(second.to_salesforce(), "2026-11-01T06:30:00.000+0000");
         // Central European summer time ends 2026-10-25.
-        assert_eq!(sf("2026-10-25T02:30:00+02:00").as_deref(), Some("2026-10-25T00:30:00.000+0000"));
-        assert_eq!(sf("2026-10-25T02:30:00+01:00").as_deref(), Some("2026-10-25T01:30:00.000+0000"));
+        assert_eq!(
+            sf("2026-10-25T02:30:00+02:00").as_deref(),
+            Some("2026-10-25T00:30:00.000+0000")
+        );
+        assert_eq!(
+            sf("2026-10-25T02:30:00+01:00").as_deref(),
+            Some("2026-10-25T01:30:00.000+0000")
+        );
     }
 
     #[test]
     fn fractions_keep_milliseconds_and_bad_forms_are_refused() {
-        assert_eq!(sf("2026-01-05T10:00:00.5Z").as_deref(), Some("2026-01-05T10:00:00.500+0000"));
-        assert_eq!(sf("2026-01-05T10:00:00.123456-01:00").as_deref(), Some("2026-01-05T11:00:00.123+0000"));
+        assert_eq!(
+            sf("2026-01-05T10:00:00.5Z").as_deref(),
+            Some("2026-01-05T10:00:00.500+0000")
+        );
+        assert_eq!(
+            sf("2026-01-05T10:00:00.123456-01:00").as_deref(),
+            Some("2026-01-05T11:00:00.123+0000")
+        );
         for bad in [
-            "2026-01-05T10:00:00",        // no zone: which instant is unknown
-            "2026-01-05",                 // a date, not a date-time
+            "2026-01-05T10:00:00", // no zone: which instant is unknown
+            "2026-01-05",          // a date, not a date-time
             "2026-01-05T24:00:00Z",
             "2026-01-05T10:60:00Z",
             "2026-01-05T10:00:60Z",
-            "2026-01-05T10:00:00+15:00",  // no such offset
-            "2026-01-05T10:00:00+02",     // hours only
+            "2026-01-05T10:00:00+15:00", // no such offset
+            "2026-01-05T10:00:00+02",    // hours only
             "2026-01-05T10:00:00.Z",
             "2026-01-05T10:00:00 Z",
             "2026-02-30T10:00:00Z",

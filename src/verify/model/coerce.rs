@@ -205,8 +205,15 @@ mod tests {
 
     #[test]
     fn text_keeps_strings_as_they_are_and_writes_scalars_as_text() {
-        assert_eq!(ok(FieldType::String, json!("  padded ")), json!("  padded "));
-        assert_eq!(ok(FieldType::String, json!("")), json!(""), "empty text is a value, not null");
+        assert_eq!(
+            ok(FieldType::String, json!("  padded ")),
+            json!("  padded ")
+        );
+        assert_eq!(
+            ok(FieldType::String, json!("")),
+            json!(""),
+            "empty text is a value, not null"
+        );
         assert_eq!(ok(FieldType::Phone, json!(5551234)), json!("5551234"));
         assert_eq!(ok(FieldType::Picklist, json!(true)), json!("true"));
         assert_eq!(ok(FieldType::Textarea, json!(12.5)), json!("12.5"));
@@ -235,35 +242,77 @@ mod tests {
         assert_eq!(ok(FieldType::Int, json!(" -42 ")), json!(-42));
         assert_eq!(ok(FieldType::Int, json!("+7")), json!(7));
         assert_eq!(ok(FieldType::Int, json!(805)), json!(805));
-        assert_eq!(ok(FieldType::Int, json!(5.0)), json!(5), "a whole value written with a point");
+        assert_eq!(
+            ok(FieldType::Int, json!(5.0)),
+            json!(5),
+            "a whole value written with a point"
+        );
         assert_eq!(ok(FieldType::Int, json!("1.2e3")), json!(1200));
         assert_eq!(ok(FieldType::Int, json!("0.000")), json!(0));
         // Past 2^53 a double cannot tell these apart; an integer field must.
-        assert_eq!(ok(FieldType::Int, json!("9007199254740993")), json!(9007199254740993_i64));
-        for bad in [json!(1.5), json!("1.5"), json!("twelve"), json!(""), json!(true), json!("1e"), json!("."), json!("1-2")] {
+        assert_eq!(
+            ok(FieldType::Int, json!("9007199254740993")),
+            json!(9007199254740993_i64)
+        );
+        for bad in [
+            json!(1.5),
+            json!("1.5"),
+            json!("twelve"),
+            json!(""),
+            json!(true),
+            json!("1e"),
+            json!("."),
+            json!("1-2"),
+        ] {
             assert_eq!(fails(FieldType::Int, bad), "an integer");
         }
     }
 
     #[test]
     fn currency_keeps_its_decimals() {
-        assert_eq!(ok(FieldType::Currency, json!("169552.48")), json!(169552.48));
-        assert_eq!(ok(FieldType::Currency, json!("1,234,567.891")), json!(1234567.891));
-        assert_eq!(ok(FieldType::Currency, json!(12.345)), json!(12.345), "no scale: not rounded");
+        assert_eq!(
+            ok(FieldType::Currency, json!("169552.48")),
+            json!(169552.48)
+        );
+        assert_eq!(
+            ok(FieldType::Currency, json!("1,234,567.891")),
+            json!(1234567.891)
+        );
+        assert_eq!(
+            ok(FieldType::Currency, json!(12.345)),
+            json!(12.345),
+            "no scale: not rounded"
+        );
         assert_eq!(ok(FieldType::Currency, json!("-0.01")), json!(-0.01));
         assert_eq!(ok(FieldType::Percent, json!("7.5e-1")), json!(0.75));
         assert_eq!(ok(FieldType::Double, json!(50753000)), json!(50753000.0));
-        for bad in [json!("12,5 EUR"), json!("$12"), json!("NaN"), json!("inf"), json!(""), json!(false)] {
+        for bad in [
+            json!("12,5 EUR"),
+            json!("$12"),
+            json!("NaN"),
+            json!("inf"),
+            json!(""),
+            json!(false),
+        ] {
             assert_eq!(fails(FieldType::Currency, bad), "a number");
         }
         // 0.1 as text and as a JSON number land on the same double.
-        assert_eq!(ok(FieldType::Currency, json!("0.1")), ok(FieldType::Currency, json!(0.1)));
+        assert_eq!(
+            ok(FieldType::Currency, json!("0.1")),
+            ok(FieldType::Currency, json!(0.1))
+        );
     }
 
     #[test]
     fn dates_and_datetimes_with_zones() {
-        assert_eq!(ok(FieldType::Date, json!("2020-01-01")), json!("2020-01-01"));
-        assert_eq!(ok(FieldType::Date, json!("2026-01-05T23:30:00-05:00")), json!("2026-01-06"));
+        assert_eq!(
+            ok(FieldType::Date, json!("2020-01-01")),
+            json!("2020-01-01")
+        );
+        assert_eq!(
+            ok(FieldType::Date, json!("2026-01-05T23:30:00-05:00")),
+            json!("2026-01-06")
+        );
         assert_eq!(
             ok(FieldType::Datetime, json!("2026-01-05T10:00:00+02:00")),
             json!("2026-01-05T08:00:00.000+0000")
@@ -272,12 +321,27 @@ mod tests {
             ok(FieldType::Datetime, json!("2026-03-08T03:30:00-04:00")),
             json!("2026-03-08T07:30:00.000+0000")
         );
-        assert_eq!(fails(FieldType::Date, json!("2026-02-30")), "a date (YYYY-MM-DD)");
-        assert_eq!(fails(FieldType::Date, json!("2026-01-05T10:00:00")), "a date (YYYY-MM-DD)");
+        assert_eq!(
+            fails(FieldType::Date, json!("2026-02-30")),
+            "a date (YYYY-MM-DD)"
+        );
+        assert_eq!(
+            fails(FieldType::Date, json!("2026-01-05T10:00:00")),
+            "a date (YYYY-MM-DD)"
+        );
         assert_eq!(fails(FieldType::Date, json!(20260105)), "a date");
-        assert_eq!(fails(FieldType::Datetime, json!("2026-01-05")), "a datetime with a time zone");
-        assert_eq!(fails(FieldType::Datetime, json!("2026-01-05T10:00:00")), "a datetime with a time zone");
-        assert_eq!(fails(FieldType::Datetime, json!("")), "a datetime with a time zone");
+        assert_eq!(
+            fails(FieldType::Datetime, json!("2026-01-05")),
+            "a datetime with a time zone"
+        );
+        assert_eq!(
+            fails(FieldType::Datetime, json!("2026-01-05T10:00:00")),
+            "a datetime with a time zone"
+        );
+        assert_eq!(
+            fails(FieldType::Datetime, json!("")),
+            "a datetime with a time zone"
+        );
     }
 
     #[test]

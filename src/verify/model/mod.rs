@@ -24,7 +24,11 @@ use crate::source::{SourceRecord, SourceSet};
 /// highest `version`; among equal versions the one that arrived first (a later arrival with
 /// the same version is a redelivery, stale). `updated_at` plays no part in the choice.
 pub fn latest_versions<'s>(source: &'s SourceSet, entity: &str) -> Vec<&'s SourceRecord> {
-    let records = source.entities.get(entity).map(Vec::as_slice).unwrap_or_default();
+    let records = source
+        .entities
+        .get(entity)
+        .map(Vec::as_slice)
+        .unwrap_or_default();
     let mut ids_in_order: Vec<&str> = Vec::new();
     for r in records {
         if !ids_in_order.contains(&r.id.as_str()) {
@@ -115,7 +119,11 @@ fn policy_field(spec: &ObjectSpec) -> Option<&str> {
 ///   no column feeds (not a reference, not the external ID, not the delete policy's flag),
 ///   else it is unmapped. Once a column took such a field, it is fed: a second column of
 ///   the same loose name is unmapped.
-pub fn write_for(bundle: &Bundle, spec: &ObjectSpec, record: &SourceRecord) -> Result<Write, BadValue> {
+pub fn write_for(
+    bundle: &Bundle,
+    spec: &ObjectSpec,
+    record: &SourceRecord,
+) -> Result<Write, BadValue> {
     let mut write = Write::default();
     write
         .values
@@ -155,7 +163,11 @@ pub fn write_for(bundle: &Bundle, spec: &ObjectSpec, record: &SourceRecord) -> R
             write.values.insert(name.clone(), value);
         }
     }
-    let read: BTreeSet<&str> = spec.fields.values().filter_map(|f| f.from.as_deref()).collect();
+    let read: BTreeSet<&str> = spec
+        .fields
+        .values()
+        .filter_map(|f| f.from.as_deref())
+        .collect();
     let mut fed: BTreeSet<&str> = BTreeSet::new();
     for (column, raw) in &record.data {
         if read.contains(column.as_str()) {

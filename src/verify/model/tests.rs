@@ -66,7 +66,10 @@ fn object() -> ObjectSpec {
     fields.insert("Key__c".into(), field(FieldType::String, Some("key")));
     fields.insert("Name".into(), field(FieldType::String, Some("name")));
     fields.insert("Seats__c".into(), field(FieldType::Int, Some("seats")));
-    fields.insert("Renewal__c".into(), field(FieldType::Datetime, Some("renewal")));
+    fields.insert(
+        "Renewal__c".into(),
+        field(FieldType::Datetime, Some("renewal")),
+    );
     fields.insert("Segment__c".into(), field(FieldType::String, None));
     fields.insert("Archived__c".into(), field(FieldType::Boolean, None));
     fields.insert(
@@ -102,7 +105,10 @@ fn the_highest_version_wins_in_order_of_first_appearance() {
         record("B", 0, json!({"n": "b0 stale"})),
     ]);
     let latest = latest_versions(&s, "accounts");
-    let got: Vec<(&str, &Value)> = latest.iter().map(|r| (r.id.as_str(), &r.data["n"])).collect();
+    let got: Vec<(&str, &Value)> = latest
+        .iter()
+        .map(|r| (r.id.as_str(), &r.data["n"]))
+        .collect();
     assert_eq!(got, vec![("B", &json!("b1")), ("A", &json!("a5"))]);
     assert!(latest_versions(&s, "contacts").is_empty());
 }
@@ -127,8 +133,17 @@ fn absent_columns_write_nothing_and_null_clears() {
     let w = write_for(&bundle, &spec, &record("K-1", 1, json!({"name": null}))).unwrap();
     assert_eq!(w.values, values(json!({"Key__c": "K-1", "Name": null})));
     let w = write_for(&bundle, &spec, &record("K-1", 1, json!({"seats": ""}))).unwrap_err();
-    assert_eq!((w.field.as_str(), w.expected), ("Seats__c", "an integer"), "empty text is not null");
-    let w = write_for(&bundle, &spec, &record("K-1", 1, json!({"name": "", "seats": "1,024"}))).unwrap();
+    assert_eq!(
+        (w.field.as_str(), w.expected),
+        ("Seats__c", "an integer"),
+        "empty text is not null"
+    );
+    let w = write_for(
+        &bundle,
+        &spec,
+        &record("K-1", 1, json!({"name": "", "seats": "1,024"})),
+    )
+    .unwrap();
     assert_eq!(w.values["Name"], json!(""));
     assert_eq!(w.values["Seats__c"], json!(1024));
 }
@@ -156,9 +171,15 @@ fn crm_owned_fields_are_never_written_and_new_columns_are_routed_once() {
             "Segment__c": "Retail",
         }))
     );
-    assert_eq!(w.routed, BTreeMap::from([("segment".to_string(), "Segment__c".to_string())]));
+    assert_eq!(
+        w.routed,
+        BTreeMap::from([("segment".to_string(), "Segment__c".to_string())])
+    );
     let unmapped: Vec<&str> = w.unmapped.iter().map(String::as_str).collect();
-    assert_eq!(unmapped, vec!["SEGMENT", "archived", "owner_name", "shoe_size"]);
+    assert_eq!(
+        unmapped,
+        vec!["SEGMENT", "archived", "owner_name", "shoe_size"]
+    );
 }
 
 #[test]
@@ -169,17 +190,29 @@ fn references_name_the_parent_by_its_external_id() {
         entity: "contacts".into(),
         ..record("CON-1", 1, data)
     };
-    let w = write_for(&bundle, contact, &r(json!({"account_no": "CUST-7", "last_name": "Ng"}))).unwrap();
+    let w = write_for(
+        &bundle,
+        contact,
+        &r(json!({"account_no": "CUST-7", "last_name": "Ng"})),
+    )
+    .unwrap();
     assert_eq!(w.values["Account"], json!({"NW_Customer_Id__c": "CUST-7"}));
     assert_eq!(w.values["NW_Contact_Id__c"], json!("CON-1"));
     let w = write_for(&bundle, contact, &r(json!({"account_no": null}))).unwrap();
-    assert_eq!(w.values["Account"], Value::Null, "a null parent column clears the link");
+    assert_eq!(
+        w.values["Account"],
+        Value::Null,
+        "a null parent column clears the link"
+    );
 }
 
 #[test]
 fn delete_policies() {
     let bundle = northwind();
-    assert_eq!(delete_outcome(bundle.object("Contact").unwrap()), DeleteOutcome::Gone);
+    assert_eq!(
+        delete_outcome(bundle.object("Contact").unwrap()),
+        DeleteOutcome::Gone
+    );
     assert_eq!(
         delete_outcome(bundle.object("Account").unwrap()),
         DeleteOutcome::Flagged {
@@ -207,7 +240,11 @@ fn the_oracle_applies_policies_to_the_latest_version() {
     source.entities.insert(
         "accounts".into(),
         vec![
-            record("CUST-1", 1, json!({"company_name": "One", "industry": "Retail"})),
+            record(
+                "CUST-1",
+                1,
+                json!({"company_name": "One", "industry": "Retail"}),
+            ),
             deleted("CUST-1", 2, json!({"company_name": "One"})),
             record("CUST-2", 1, json!({"company_name": "Two"})),
             // A delete that a newer version undoes is no delete.
@@ -241,7 +278,9 @@ fn the_oracle_applies_policies_to_the_latest_version() {
     assert_eq!(
         fate(&e, "Account", "CUST-1"),
         &Expected::Present {
-            values: values(json!({"NW_Customer_Id__c": "CUST-1", "Name": "One", "Archived__c": true}))
+            values: values(
+                json!({"NW_Customer_Id__c": "CUST-1", "Name": "One", "Archived__c": true})
+            )
         }
     );
     assert_eq!(
@@ -263,23 +302,48 @@ fn the_oracle_applies_policies_to_the_latest_version() {
 fn the_oracle_dead_letters_values_the_contract_cannot_hold() {
     let bundle = northwind();
     let source = set(vec![
-        record("CUST-1", 1, json!({"company_name": "One", "employees": "12.5"})),
-        record("CUST-2", 1, json!({"company_name": "Two", "customer_since": "2026-02-30"})),
+        record(
+            "CUST-1",
+            1,
+            json!({"company_name": "One", "employees": "12.5"}),
+        ),
+        record(
+            "CUST-2",
+            1,
+            json!({"company_name": "Two", "customer_since": "2026-02-30"}),
+        ),
         record("CUST-3", 1, json!({"company_name": null})),
-        record("CUST-4", 1, json!({"company_name": "Four", "industry": "Aerospace"})),
-        record("CUST-5", 1, json!({"company_name": "Five", "customer_since": "2026-01-05T23:30:00-05:00"})),
+        record(
+            "CUST-4",
+            1,
+            json!({"company_name": "Four", "industry": "Aerospace"}),
+        ),
+        record(
+            "CUST-5",
+            1,
+            json!({"company_name": "Five", "customer_since": "2026-01-05T23:30:00-05:00"}),
+        ),
     ]);
     let e = expectations(&bundle, &bundle, &source);
     let code = |id| match fate(&e, "Account", id) {
-        Expected::DeadLetter { code, before_call, .. } => (code.as_str(), *before_call),
+        Expected::DeadLetter {
+            code, before_call, ..
+        } => (code.as_str(), *before_call),
         other => panic!("{id}: {other:?}"),
     };
     assert_eq!(code("CUST-1"), ("INVALID_TYPE", true));
     assert_eq!(code("CUST-2"), ("INVALID_TYPE", true));
     assert_eq!(code("CUST-3"), ("REQUIRED_FIELD_MISSING", true));
-    assert_eq!(code("CUST-4"), ("INVALID_OR_NULL_FOR_RESTRICTED_PICKLIST", true));
+    assert_eq!(
+        code("CUST-4"),
+        ("INVALID_OR_NULL_FOR_RESTRICTED_PICKLIST", true)
+    );
     let Expected::Present { values } = fate(&e, "Account", "CUST-5") else {
         panic!("{e:#?}");
     };
-    assert_eq!(values["Customer_Since__c"], json!("2026-01-06"), "the UTC date");
+    assert_eq!(
+        values["Customer_Since__c"],
+        json!("2026-01-06"),
+        "the UTC date"
+    );
 }
