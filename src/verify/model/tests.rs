@@ -347,3 +347,48 @@ fn the_oracle_dead_letters_values_the_contract_cannot_hold() {
         "the UTC date"
     );
 }
+
+#[test]
+fn a_manual_edit_is_judged_against_the_synced_version_not_a_stale_copy() {
+    use crate::verify::oracle::{apply_manual_edits, AppliedEdit};
+    let bundle = northwind();
+    let at = |s: &str| Timestamp::parse(s);
+    let mut synced = record(
+        "CUST-1",
+        2,
+        json!({"company_name": "Two", "industry": "Apparel"}),
+    );
+    synced.changed_at = at("2026-12-01T09:00:00Z");
+    // A redelivery of version 2 claiming a later change: stale, never synced.
+    let mut stale = record(
+        "CUST-1",
+        2,
+        json!({"company_name": "Two again", "industry": "Retail"}),
+    );
+    stale.changed_at = at("2026-12-01T11:00:00Z");
+    let v1 = record(
+        "CUST-1",
+        1,
+        json!({"company_name": "One", "industry": "Retail"}),
+    );
+    let source = set(vec![v1, synced, stale]);
+    let mut e = expectations(&bundle, &bundle, &source);
+    let edit = AppliedEdit {
+        object: "Account".into(),
+        external_id: "CUST-1".into(),
+        set: values(json!({"Name": "Renamed by a rep"})),
+        at: at("2026-12-01T10:00:00Z").unwrap(),
+    };
+    apply_manual_edits(&mut e, &bundle, &source, &[edit]);
+    // The rep edited after the synced change: the org keeps what it held, the edit on top.
+    assert_eq!(
+        fate(&e, "Account", "CUST-1"),
+        &Expected::Present {
+            values: values(json!({
+                "NW_Customer_Id__c": "CUST-1",
+                "Name": "Renamed by a rep",
+                "Industry": "Retail",
+            }))
+        }
+    );
+}
