@@ -15,6 +15,8 @@
 //! - [`store`]: durable state behind one trait (SQLite by default, PostgreSQL to share it),
 //!   and the limiter (per process, or Redis to share it).
 //! - [`sim`]: the one clock, seeded randomness and the scenario model.
+//! - [`source`]: change records from our own system (JSONL and CSV fixtures), read by the
+//!   engine and the verifier's oracle alike.
 //! - [`broker`]: the registry over HTTP, compatible with the Pact Broker API.
 //! - [`cli`]: the command line.
 
@@ -28,9 +30,12 @@ pub mod contract;
 pub mod engine;
 pub mod mock;
 pub mod sim;
+pub mod source;
 pub mod store;
 pub mod verify;
 
+#[cfg(test)]
+mod layering;
 #[cfg(test)]
 mod proptests;
 

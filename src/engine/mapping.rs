@@ -78,7 +78,8 @@ pub fn map_record(
         .iter()
         .filter(|(k, _)| !used.contains(k.as_str()))
     {
-        match drift_target(object, column) {
+        // A field one new column took is fed: a second column of the same name is unmapped.
+        match drift_target(object, column).filter(|name| !routed.values().any(|f| f == name)) {
             Some(name) => {
                 let value = coerce(name, column, &object.fields[name], raw)?;
                 payload.insert(name.to_string(), value);
@@ -160,8 +161,20 @@ fn coerce(name: &str, column: &str, field: &FieldSpec, raw: &Value) -> Result<Va
             },
         },
         FieldType::Int => {
+            // A whole number written as one is taken exactly (a double rounds past 2^53).
+            let exact = match raw {
+                Value::Number(n) => n.as_i64(),
+                Value::String(_) => text
+                    .as_deref()
+                    .and_then(|t| t.replace(',', "").parse().ok()),
+                _ => None,
+            };
+            if let Some(i) = exact {
+                return Ok(Value::Number(Number::from(i)));
+            }
             let n = number(raw, text.as_deref()).ok_or_else(|| fail("an integer"))?;
-            if n.fract() != 0.0 {
+            // `as i64` would saturate: a value past the range is not an integer we can send.
+            if n.fract() != 0.0 || n.abs() >= i64::MAX as f64 {
                 return Err(fail("an integer"));
             }
             Ok(Value::Number(Number::from(n as i64)))
@@ -308,5 +321,29 @@ mod tests {
         assert_eq!(e.field, "Closed__c");
         assert!(map_record(&spec(), &rec(json!({"employees": 1.5})), |_| None).is_err());
         assert!(map_record(&spec(), &rec(json!({"active": "maybe"})), |_| None).is_err());
+        assert!(map_record(&spec(), &rec(json!({"employees": "1e30"})), |_| None).is_err());
+    }
+
+    #[test]
+    fn large_integers_are_exact_and_a_drift_target_takes_one_column() {
+        let m = map_record(
+            &spec(),
+            &rec(json!({"employees": "9007199254740993"})),
+            |_| None,
+        )
+        .unwrap();
+        assert_eq!(m.payload["Employees"], json!(9007199254740993_i64));
+        let mut spec = spec();
+        spec.fields.insert(
+            "Segment__c".into(),
+            FieldSpec {
+                from: None,
+                ..spec.fields["Employees"].clone()
+            },
+        );
+        let m = map_record(&spec, &rec(json!({"segment": 1, "SEGMENT": 2})), |_| None).unwrap();
+        assert_eq!(m.payload["Segment__c"], json!(1));
+        assert_eq!(m.routed.len(), 1);
+        assert!(m.unmapped.contains("SEGMENT"), "{m:?}");
     }
 }

@@ -16,14 +16,16 @@ pub mod cdc;
 pub mod client;
 pub mod conflicts;
 pub mod deletes;
-pub mod dlq;
+/// Dead letters are the store's (`crate::store::dlq`); re-exported for the engine's paths.
+pub use crate::store::dlq;
 pub mod feed;
 pub mod lanes;
 pub mod mapping;
 pub mod redrive;
 pub mod retry;
 pub mod runner;
-pub mod source;
+/// Source files are their own module (`crate::source`); re-exported for the engine's paths.
+pub use crate::source;
 pub mod table_source;
 pub mod worker;
 

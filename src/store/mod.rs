@@ -6,6 +6,7 @@
 //! and CI runners sharing state). One behavioural suite (`tests/store_suite.rs`) runs against
 //! every backend. The shared rate limiter lives in [`limiter`] (per process, or Redis).
 
+pub mod dlq;
 pub mod limiter;
 mod memory;
 mod migrations;
@@ -24,8 +25,8 @@ pub use migrations::newest as newest_schema_version;
 pub use postgres::PgStore;
 pub use sqlite::SqliteStore;
 
-use crate::engine::dlq::DeadLetter;
 use crate::sim::Timestamp;
+pub use dlq::{DeadLetter, ErrorClass};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {

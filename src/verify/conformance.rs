@@ -6,8 +6,8 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde_json::Value;
 
+use super::evidence::SentRequest;
 use crate::contract::Bundle;
-use crate::engine::client::SentRequest;
 
 /// The request side of one Pact interaction, as far as conformance needs it.
 struct Expected {

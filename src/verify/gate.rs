@@ -7,11 +7,12 @@ use std::path::PathBuf;
 use futures_util::StreamExt;
 use serde::Serialize;
 
+use super::evidence::{ColumnReport, DeliveredChange, EngineOutput, SentRequest};
 use super::invariants::{self, names, Evidence, Violation};
 use super::oracle::{apply_manual_edits, expectations, AppliedEdit};
 use super::pacts::{verify_against_mock, verify_against_url, PactCheck};
 use crate::contract::{Bundle, Registry, RegistryError, TenantRef};
-use crate::engine::cdc::{CdcReport, MemorySink};
+use crate::engine::cdc::{CdcReport, CrmChange, MemorySink};
 use crate::engine::client::{Credentials, Secret};
 use crate::engine::feed::Feed;
 use crate::engine::runner::{CrmSide, RunError, RunSummary, Runner};
@@ -548,15 +549,20 @@ pub async fn run_scenario(
         Ok(r) => (r, None),
         Err(e) => (SyncReport::default(), Some(e)),
     };
+    let output = engine_output(
+        &sent,
+        stopped.is_none().then_some(&report),
+        letters,
+        &delivered,
+        cdc_error,
+    );
     let mut violations = invariants::check(&Evidence {
         bundle: &org_bundle,
         expectations: &expected,
         org: &org_state,
-        dead_letters: &letters,
         journal: &journal,
-        sent: &sent,
         source,
-        report: stopped.is_none().then_some(&report),
+        engine: &output,
         manual_edits: &scenario.manual_edits,
     });
     violations.extend(invariants::check_crm_changes(
@@ -564,14 +570,14 @@ pub async fn run_scenario(
             bundle,
             org: &org_state,
             manual_edits: &scenario.manual_edits,
-            delivered: &delivered,
-            consumer_error: cdc_error,
+            delivered: &output.delivered,
+            consumer_error: output.consumer_error.clone(),
         },
     ));
     if let Some(from) = rerun_from {
         violations.extend(super::rerun::check(&journal, from));
     }
-    let conformance = super::conformance::check(bundle, &sent);
+    let conformance = super::conformance::check(bundle, &output.sent);
     if !conformance.is_empty() {
         violations.push(Violation {
             invariant: names::CONFORMANCE,
@@ -598,6 +604,45 @@ pub async fn run_scenario(
         journal,
         cdc,
     })
+}
+
+/// The built-in engine's outputs as the plain evidence the invariants judge.
+fn engine_output(
+    sent: &[crate::engine::client::SentRequest],
+    report: Option<&SyncReport>,
+    dead_letters: Vec<crate::store::DeadLetter>,
+    delivered: &[CrmChange],
+    consumer_error: Option<String>,
+) -> EngineOutput {
+    EngineOutput {
+        sent: sent
+            .iter()
+            .map(|r| SentRequest {
+                method: r.method.clone(),
+                path: r.path.clone(),
+                headers: r.headers.clone(),
+                body: r.body.clone(),
+            })
+            .collect(),
+        columns: report.map(|r| ColumnReport {
+            unmapped_columns: r.unmapped_columns.clone(),
+            routed_columns: r.routed_columns.clone(),
+        }),
+        dead_letters,
+        delivered: delivered
+            .iter()
+            .map(|c| DeliveredChange {
+                object: c.object.clone(),
+                source_id: c.source_id.clone(),
+                record_id: c.record_id.clone(),
+                field: c.field.clone(),
+                value: c.value.clone(),
+                replay_id: c.replay_id,
+                event_uuid: c.event_uuid.clone(),
+            })
+            .collect(),
+        consumer_error,
+    }
 }
 
 /// One runner pass over a fixed set: the engine's report, or why it stopped. A failure

@@ -7,17 +7,14 @@ use std::collections::{BTreeMap, HashMap};
 use serde::Serialize;
 use serde_json::Value;
 
+use super::evidence::{last_delivered, same_stored_value as same_value, DeliveredChange};
+use super::evidence::{DeadLetter, EngineOutput};
 use super::oracle::{Expectations, Expected};
 use crate::contract::{Bundle, FieldType};
-use crate::engine::cdc::CrmChange;
-use crate::engine::client::SentRequest;
-use crate::engine::conflicts::same_value;
-use crate::engine::dlq::DeadLetter;
-use crate::engine::source::SourceSet;
-use crate::engine::SyncReport;
 use crate::mock::{JournalEntry, Record};
 use crate::sim::scenario::ManualEdit;
 use crate::sim::time::format_duration;
+use crate::source::SourceSet;
 
 /// Names of the invariants, as reports show them.
 pub mod names {
@@ -71,13 +68,10 @@ pub struct Evidence<'a> {
     pub expectations: &'a Expectations,
     /// Live records per object.
     pub org: &'a BTreeMap<String, Vec<Record>>,
-    pub dead_letters: &'a [DeadLetter],
     pub journal: &'a [JournalEntry],
-    /// Every request the engine sent, with its body.
-    pub sent: &'a [SentRequest],
     pub source: &'a SourceSet,
-    /// The engine's own report, when the run completed.
-    pub report: Option<&'a SyncReport>,
+    /// What the engine left: its requests, dead letters and (when it completed) its report.
+    pub engine: &'a EngineOutput,
     /// The scenario's manual edits: a CRM-owned value a sales rep set is not the sync's doing.
     pub manual_edits: &'a [ManualEdit],
 }
@@ -115,6 +109,7 @@ fn check_records(ev: &Evidence<'_>, add: &mut impl FnMut(&'static str, String)) 
             }
         }
         let letters: HashMap<&str, &DeadLetter> = ev
+            .engine
             .dead_letters
             .iter()
             .filter(|d| d.object == *object)
@@ -243,7 +238,7 @@ fn check_never_sent(ev: &Evidence<'_>, add: &mut impl FnMut(&'static str, String
         if invalid.is_empty() {
             continue;
         }
-        for (n, req) in ev.sent.iter().enumerate() {
+        for (n, req) in ev.engine.sent.iter().enumerate() {
             let records = req
                 .body
                 .as_ref()
@@ -273,7 +268,9 @@ fn check_never_sent(ev: &Evidence<'_>, add: &mut impl FnMut(&'static str, String
 
 /// Every source column no field reads must be routed to a same-named field or reported.
 fn check_columns(ev: &Evidence<'_>, add: &mut impl FnMut(&'static str, String)) {
-    let Some(report) = ev.report else { return };
+    let Some(report) = &ev.engine.columns else {
+        return;
+    };
     for spec in ev.bundle.objects.values() {
         let read: std::collections::BTreeSet<&str> = spec
             .fields
@@ -281,7 +278,7 @@ fn check_columns(ev: &Evidence<'_>, add: &mut impl FnMut(&'static str, String)) 
             .filter_map(|f| f.from.as_deref())
             .collect();
         let mut columns: std::collections::BTreeSet<&str> = std::collections::BTreeSet::new();
-        for r in ev.source.latest(&spec.source) {
+        for r in super::model::latest_versions(ev.source, &spec.source) {
             columns.extend(r.data.keys().map(String::as_str));
         }
         let routed = report.routed_columns.get(&spec.source);
@@ -399,7 +396,7 @@ pub struct CrmChangeEvidence<'a> {
     /// The scenario's manual edits: the only writes to CRM-owned fields besides the sync's.
     pub manual_edits: &'a [ManualEdit],
     /// Every change the consumer delivered, in order.
-    pub delivered: &'a [CrmChange],
+    pub delivered: &'a [DeliveredChange],
     /// The consumer's error, if it stopped.
     pub consumer_error: Option<String>,
 }
@@ -413,7 +410,7 @@ pub fn check_crm_changes(ev: &CrmChangeEvidence<'_>) -> Option<Violation> {
     if let Some(e) = &ev.consumer_error {
         details.push(format!("the change-event consumer stopped: {e}"));
     }
-    let finals = crate::engine::cdc::final_values(ev.delivered);
+    let finals = last_delivered(ev.delivered);
     // (object, external ID, field) a rep edited.
     let mut by_rep: std::collections::BTreeSet<(&str, &str, &str)> = Default::default();
     for e in ev.manual_edits {
@@ -499,7 +496,6 @@ pub fn check_crm_changes(ev: &CrmChangeEvidence<'_>) -> Option<Violation> {
 mod tests {
     use super::*;
     use crate::contract::Registry;
-    use crate::engine::cdc::ChangeVia;
     use crate::sim::Timestamp;
     use serde_json::json;
 
@@ -541,21 +537,19 @@ mod tests {
         }
     }
 
-    fn delivered(ext: &str, value: &str, uuid: &str) -> CrmChange {
-        CrmChange {
+    fn delivered(ext: &str, value: &str, uuid: &str) -> DeliveredChange {
+        DeliveredChange {
             object: "Account".into(),
             source_id: ext.into(),
             record_id: format!("001{ext}"),
             field: "Account_Manager__c".into(),
             value: json!(value),
-            changed_at: Timestamp::from_millis(0),
             replay_id: Some(1),
             event_uuid: Some(uuid.into()),
-            via: ChangeVia::Event,
         }
     }
 
-    fn check(org: Vec<Record>, edits: &[ManualEdit], got: &[CrmChange]) -> Vec<String> {
+    fn check(org: Vec<Record>, edits: &[ManualEdit], got: &[DeliveredChange]) -> Vec<String> {
         let bundle = bundle();
         let org: BTreeMap<String, Vec<Record>> = [("Account".to_string(), org)].into();
         check_crm_changes(&CrmChangeEvidence {
@@ -627,11 +621,9 @@ mod tests {
             bundle: &bundle,
             expectations: &expectations,
             org: &org,
-            dead_letters: &[],
             journal: &[],
-            sent: &[],
             source: &SourceSet::default(),
-            report: None,
+            engine: &EngineOutput::default(),
             manual_edits: &edits,
         });
         let crm: Vec<&Violation> = found

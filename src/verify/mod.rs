@@ -2,8 +2,10 @@
 //! result by invariants; reports the verdict for people and for CI.
 
 pub mod conformance;
+pub mod evidence;
 pub mod gate;
 pub mod invariants;
+pub mod model;
 pub mod oracle;
 pub mod pacts;
 pub mod preflight;

@@ -1,15 +1,15 @@
 //! The oracle: what the org and the dead-letter queue must hold after a run, worked out
-//! from the source and the bundle alone, without looking at what the engine did.
+//! from the source and the bundle alone, without looking at what the engine did or using its
+//! code (the record-level rules are the reference model's, [`super::model`]).
 
 use std::collections::{BTreeMap, BTreeSet};
 
 use serde_json::{Map, Value};
 
+use super::model::{self, DeleteOutcome};
 use crate::contract::rules::{check_write, RegexRules, WriteKind};
 use crate::contract::{Bundle, FieldType};
-use crate::engine::deletes::{apply_policy, policy_payload};
-use crate::engine::mapping::map_record;
-use crate::engine::source::SourceSet;
+use crate::source::SourceSet;
 
 /// The fate a source record must meet.
 #[derive(Clone, Debug, PartialEq)]
@@ -34,6 +34,7 @@ pub type Expectations = BTreeMap<String, Vec<(String, Expected)>>;
 /// whose parent cannot exist is rejected by Salesforce with `INVALID_FIELD`).
 /// `bundle` is the engine's contract (how source records map); `org` is the org as it really
 /// is (which writes it accepts) — the same bundle unless a scenario changed the org.
+/// Mapping, coercion, version choice and delete policies come from [`super::model`].
 pub fn expectations(bundle: &Bundle, org: &Bundle, source: &SourceSet) -> Expectations {
     let mut out: Expectations = BTreeMap::new();
     // The org's validation rules, evaluated as the mock org does for a new record.
@@ -42,34 +43,38 @@ pub fn expectations(bundle: &Bundle, org: &Bundle, source: &SourceSet) -> Expect
     for (object, spec) in bundle.objects_parent_first() {
         let regex_rules = RegexRules::compile(spec);
         let mut list = Vec::new();
-        for record in source.latest(&spec.source) {
-            if record.deleted && policy_payload(spec).is_none() {
-                list.push((record.id.clone(), Expected::Absent));
-                continue;
-            }
-            let parent_ext = |p: &str| bundle.object(p).map(|o| o.external_id.clone());
-            let expected = match map_record(spec, record, parent_ext) {
+        for record in model::latest_versions(source, &spec.source) {
+            let flag = match (record.deleted, model::delete_outcome(spec)) {
+                (false, _) => None,
+                (true, DeleteOutcome::Gone) => {
+                    list.push((record.id.clone(), Expected::Absent));
+                    continue;
+                }
+                (true, DeleteOutcome::Flagged { field, value }) => Some((field, value)),
+            };
+            let expected = match model::write_for(bundle, spec, record) {
                 Err(e) => Expected::DeadLetter {
                     code: "INVALID_TYPE".into(),
                     why: e.to_string(),
                     before_call: true,
                 },
-                Ok(mut mapped) => {
-                    if record.deleted {
-                        apply_policy(spec, &mut mapped.payload);
+                Ok(write) => {
+                    let mut payload = write.values;
+                    if let Some((field, value)) = flag {
+                        payload.insert(field, value);
                     }
                     // The engine checks the record against its own contract first (as an
                     // update), then the org checks it against what it really is.
-                    let own = check_write(object, spec, &mapped.payload, WriteKind::Update)
-                        .and_then(|()| regex_rules.check(&mapped.payload));
+                    let own = check_write(object, spec, &payload, WriteKind::Update)
+                        .and_then(|()| regex_rules.check(&payload));
                     let org_check = || {
                         check_write(
                             object,
                             org.object(object).unwrap_or(spec),
-                            &mapped.payload,
+                            &payload,
                             WriteKind::Create,
                         )?;
-                        match org_rules.rule_violation(object, &mapped.payload) {
+                        match org_rules.rule_violation(object, &payload) {
                             Some(e) => Err(e),
                             None => Ok(()),
                         }
@@ -86,15 +91,13 @@ pub fn expectations(bundle: &Bundle, org: &Bundle, source: &SourceSet) -> Expect
                             before_call: false,
                         },
                         (Ok(()), Ok(())) => {
-                            match missing_parent(bundle, object, &mapped.payload, &present) {
+                            match missing_parent(bundle, object, &payload, &present) {
                                 Some(why) => Expected::DeadLetter {
                                     code: "INVALID_FIELD".into(),
                                     why,
                                     before_call: false,
                                 },
-                                None => Expected::Present {
-                                    values: mapped.payload,
-                                },
+                                None => Expected::Present { values: payload },
                             }
                         }
                     }
@@ -166,23 +169,25 @@ pub fn apply_manual_edits(
         let Some(spec) = bundle.object(&edit.object) else {
             continue;
         };
-        let versions: Vec<_> = source
-            .entities
-            .get(&spec.source)
+        // The synced version, and the last live version before it (what the org held).
+        let versions = model::versions_of(source, &spec.source, &edit.external_id);
+        let Some(latest) = model::latest_versions(source, &spec.source)
             .into_iter()
-            .flatten()
-            .filter(|r| r.id == edit.external_id)
-            .collect();
-        let Some(latest) = versions.iter().max_by_key(|r| r.version) else {
+            .find(|r| r.id == edit.external_id)
+        else {
             continue;
         };
         let previous = versions
             .iter()
             .filter(|r| r.version < latest.version && !r.deleted)
-            .max_by_key(|r| r.version)
-            .and_then(|r| {
-                map_record(spec, r, |p| bundle.object(p).map(|o| o.external_id.clone())).ok()
-            });
+            .fold(
+                None,
+                |best: Option<&&crate::source::SourceRecord>, r| match best {
+                    Some(b) if b.version >= r.version => Some(b),
+                    _ => Some(r),
+                },
+            )
+            .and_then(|r| model::write_for(bundle, spec, r).ok());
         let Some(Expected::Present { values }) = expected
             .get_mut(&edit.object)
             .and_then(|list| list.iter_mut().find(|(id, _)| *id == edit.external_id))
@@ -206,7 +211,7 @@ pub fn apply_manual_edits(
                     let org_value = edit
                         .set
                         .get(&key)
-                        .or_else(|| previous.as_ref().and_then(|p| p.payload.get(&key)))
+                        .or_else(|| previous.as_ref().and_then(|p| p.values.get(&key)))
                         .cloned()
                         .unwrap_or(Value::Null);
                     values.insert(key, org_value);

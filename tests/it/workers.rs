@@ -331,12 +331,13 @@ async fn three_workers(connect: Connect, connect_limiter: ConnectLimiter) {
         bundle: &bundle,
         expectations: &expected,
         org: &org_state,
-        dead_letters: &letters,
         journal: &journal,
-        // Requests are checked below from the journal; no single engine report exists.
-        sent: &[],
         source: &source,
-        report: None,
+        // Requests are checked below from the journal; no single engine report exists.
+        engine: &syncgate::verify::evidence::EngineOutput {
+            dead_letters: letters,
+            ..Default::default()
+        },
         manual_edits: &[],
     });
     assert!(violations.is_empty(), "{violations:#?}");
