@@ -91,6 +91,11 @@ pub struct SyncArgs {
     /// Print the summary as JSON.
     #[arg(long)]
     pub json: bool,
+    /// The engine configuration: a TOML file with an `[engine]` table (keys: README.md), the
+    /// same file the gate verifies. Default: `syncgate.toml` beside the --contracts directory
+    /// when present, else the built-in defaults.
+    #[arg(long, value_name = "FILE")]
+    pub engine_config: Option<PathBuf>,
 }
 
 fn parse_poll(s: &str) -> Result<Duration, String> {
@@ -439,6 +444,8 @@ fn watch_signals(stop: Arc<AtomicBool>, wake: Arc<Notify>) -> Result<(), String>
 /// Settings of one `syncgate sync` loop.
 struct Loop<'a> {
     bundle: &'a Bundle,
+    /// The engine's settings (`--engine-config`).
+    config: EngineConfig,
     state: &'a dyn store::Store,
     seed: Seed,
     page: usize,
@@ -590,7 +597,7 @@ impl Loop<'_> {
         // A version applied in the last week is not sent again (a re-run after a crash resumes).
         let mut engine = Sync::new(
             self.bundle,
-            EngineConfig::default(),
+            self.config.clone(),
             Clock::system(),
             Seed(self.seed.0.wrapping_add(u64::from(run))),
             dlq,
@@ -678,6 +685,16 @@ pub fn sync(args: SyncArgs, db: Option<&str>) -> i32 {
         Ok(b) => b,
         Err(code) => return code,
     };
+    let engine = match crate::engine::config_file::EngineSettings::resolve(
+        args.engine_config.as_deref(),
+        &args.org.contracts,
+    ) {
+        Ok(e) => e,
+        Err(e) => {
+            error(e);
+            return exit::BAD_INPUT;
+        }
+    };
     let spec = match SourceSpec::parse(&args.source) {
         Ok(s) => s,
         Err(e) => {
@@ -707,6 +724,7 @@ pub fn sync(args: SyncArgs, db: Option<&str>) -> i32 {
     let show_bar = !args.no_progress && std::io::stderr().is_terminal();
     let sync_loop = Loop {
         bundle: &bundle,
+        config: engine.config,
         state: &*state,
         seed,
         page: args.page_size as usize,

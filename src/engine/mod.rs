@@ -14,6 +14,7 @@ pub mod bulk;
 mod calls;
 pub mod cdc;
 pub mod client;
+pub mod config_file;
 pub mod conflicts;
 pub mod deletes;
 pub mod dlq;

@@ -144,4 +144,10 @@ pub const MIGRATIONS: &[Migration] = &[
         CREATE INDEX work_items_open ON work_items (tenant, done, stage);
     ",
     },
+    Migration {
+        version: 5,
+        name: "the engine configuration a verification ran with",
+        sqlite: "ALTER TABLE verifications ADD COLUMN engine_config_hash TEXT;",
+        postgres: "ALTER TABLE verifications ADD COLUMN engine_config_hash TEXT;",
+    },
 ];

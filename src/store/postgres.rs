@@ -25,8 +25,24 @@ fn err(e: tokio_postgres::Error) -> StoreError {
     // tokio-postgres's summary "db error".
     match e.as_db_error() {
         Some(db) => StoreError::Backend(format!("postgres: {}", db.message())),
-        None => StoreError::Backend(format!("postgres: {e}")),
+        None => StoreError::Backend(format!("postgres: {}", with_causes(&e))),
     }
+}
+
+/// An error and its whole cause chain ("error connecting to server: Connection refused"):
+/// tokio-postgres's own message leaves the cause out.
+fn with_causes(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        let more = c.to_string();
+        if !text.contains(&more) {
+            text.push_str(": ");
+            text.push_str(&more);
+        }
+        cause = c.source();
+    }
+    text
 }
 
 fn json_err(e: serde_json::Error) -> StoreError {
@@ -91,7 +107,8 @@ fn start(url: &str, done: impl FnOnce(StoreResult<Client>) + Send + 'static) {
                         let _ = connection.await;
                     }
                     Err(e) => done(Err(StoreError::Backend(format!(
-                        "cannot connect to PostgreSQL: {e}"
+                        "cannot connect to PostgreSQL: {}",
+                        with_causes(&e)
                     )))),
                 }
             });
@@ -435,8 +452,8 @@ impl RegistryIndex for PgStore {
         self.lock()
             .await
             .execute(
-                "INSERT INTO verifications (partner, tenant, bundle_version, bundle_hash, engine_version, success, seed, scenarios, verified_at, verified_by)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+                "INSERT INTO verifications (partner, tenant, bundle_version, bundle_hash, engine_version, success, seed, scenarios, verified_at, verified_by, engine_config_hash)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
                 &[
                     &v.partner,
                     &v.tenant,
@@ -448,6 +465,7 @@ impl RegistryIndex for PgStore {
                     &scenarios,
                     &v.verified_at.as_millis(),
                     &v.verified_by,
+                    &v.engine_config_hash,
                 ],
             )
             .await
@@ -473,7 +491,7 @@ impl RegistryIndex for PgStore {
             .lock()
             .await
             .query(
-                "SELECT partner, tenant, bundle_version, bundle_hash, engine_version, success, seed, scenarios, verified_at, verified_by
+                "SELECT partner, tenant, bundle_version, bundle_hash, engine_version, success, seed, scenarios, verified_at, verified_by, engine_config_hash
                  FROM verifications WHERE partner = $1 AND tenant = $2 ORDER BY id",
                 &[&partner, &tenant],
             )
@@ -492,6 +510,7 @@ impl RegistryIndex for PgStore {
                     scenarios: serde_json::from_str(r.get(7)).map_err(json_err)?,
                     verified_at: ts(r.get(8)),
                     verified_by: r.get(9),
+                    engine_config_hash: r.get(10),
                 })
             })
             .collect()

@@ -34,9 +34,13 @@ pub mod names {
     pub const DELETES: &str = "deletes-follow-policy";
     pub const COLUMNS: &str = "new-columns-routed-or-reported";
     pub const CRM_CHANGES: &str = "crm-changes-reach-source";
+    /// A check on the scenario rather than the engine: every fault rule not marked
+    /// `optional` injected its fault at least once.
+    pub const FAULTS_FIRED: &str = "faults-fired";
 
     /// Every invariant, in the order reports list them.
-    pub const ALL: [&str; 13] = [
+    pub const ALL: [&str; 14] = [
+        FAULTS_FIRED,
         ENGINE_COMPLETED,
         EXACTLY_ONCE,
         VALUES,
