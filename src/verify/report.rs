@@ -304,15 +304,15 @@ pub fn markdown(report: &GateReport) -> String {
         for t in &report.tenants {
             if let Some(c) = &t.contract {
                 let verdict = if !c.checked() {
-                    "not checked"
+                    String::new()
                 } else if c.passed() {
-                    "pass"
+                    "pass, ".to_string()
                 } else {
-                    "**FAIL**"
+                    "**FAIL**, ".to_string()
                 };
                 let _ = writeln!(
                     out,
-                    "- {} contract-check: {verdict} ({})",
+                    "- {} contract-check: {verdict}{}",
                     md(&t.label()),
                     md(&c.summary())
                 );
