@@ -900,7 +900,9 @@ fn an_unchecked_contract_is_stated_in_every_report() {
     assert!(xml.contains("skipped=\"1\""), "{xml}");
     let markdown = std::fs::read_to_string(&md).unwrap();
     assert!(
-        markdown.contains(&format!("bluepeak-logistics/sandbox contract-check: {note}")),
+        markdown.contains(&format!(
+            "bluepeak-logistics/sandbox contract-check: {note}"
+        )),
         "{markdown}"
     );
 }
@@ -991,7 +993,10 @@ fn with_nothing_deployed_the_latest_published_version_is_the_baseline() {
         "delete-policy-changed",
         "limit-lowered",
     ] {
-        assert!(text.contains(&format!("x {rule} ")), "{rule} not failed:\n{text}");
+        assert!(
+            text.contains(&format!("x {rule} ")),
+            "{rule} not failed:\n{text}"
+        );
     }
 
     // Back at 2.1.0 with other content: the version was not bumped.
@@ -1033,13 +1038,18 @@ fn the_engine_configuration_file_sets_the_batch_size_and_its_hash_is_reported() 
         }
         let args: Vec<&str> = args.iter().map(String::as_str).collect();
         let out = syncgate(&args);
-        assert_eq!(out.status.code(), Some(0), "{}{}", stdout(&out), stderr(&out));
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{}{}",
+            stdout(&out),
+            stderr(&out)
+        );
         let report: serde_json::Value =
             serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
-        let journal = std::fs::read_to_string(
-            journals.join("bluepeak-logistics/sandbox/baseline.jsonl"),
-        )
-        .unwrap();
+        let journal =
+            std::fs::read_to_string(journals.join("bluepeak-logistics/sandbox/baseline.jsonl"))
+                .unwrap();
         // Per object: collection calls, and the records they carried.
         let mut calls: std::collections::BTreeMap<String, (usize, usize)> = Default::default();
         for line in journal.lines() {
@@ -1060,30 +1070,38 @@ fn the_engine_configuration_file_sets_the_batch_size_and_its_hash_is_reported() 
     let (report, text, calls) = run(Some(&config), "fifty");
     assert_eq!(calls.len(), 3, "{calls:?}");
     for (object, (n, records)) in &calls {
-        assert!(*records > 50, "{object}: {records} records is too few to tell");
+        assert!(
+            *records > 50,
+            "{object}: {records} records is too few to tell"
+        );
         assert_eq!(*n, records.div_ceil(50), "{object}: {calls:?}");
-        assert_eq!(default_calls[object].1, *records, "{object}: same records sent");
+        assert_eq!(
+            default_calls[object].1, *records,
+            "{object}: same records sent"
+        );
         assert_eq!(default_calls[object].0, records.div_ceil(200), "{object}");
     }
     let hash = report["engine_config_hash"].as_str().unwrap();
     assert!(hash.starts_with("sha256:") && hash.len() == 71, "{hash}");
-    assert_ne!(report["engine_config_hash"], default_report["engine_config_hash"]);
-    assert_eq!(
-        report["engine_config_source"],
-        config.display().to_string()
+    assert_ne!(
+        report["engine_config_hash"],
+        default_report["engine_config_hash"]
     );
-    assert!(text.contains(&format!("engine configuration: {}", config.display())), "{text}");
+    assert_eq!(report["engine_config_source"], config.display().to_string());
+    assert!(
+        text.contains(&format!("engine configuration: {}", config.display())),
+        "{text}"
+    );
 
     // A bad value names the file, line and key (exit 2).
     std::fs::write(&config, "[engine]\nbatch_size = 50\nburst = 0\n").unwrap();
-    let out = syncgate(&[
-        "gate",
-        "--engine-config",
-        config.to_str().unwrap(),
-    ]);
+    let out = syncgate(&["gate", "--engine-config", config.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(2));
     assert!(
-        stderr(&out).contains(&format!("{}:3:9: `engine.burst`: must be at least 1", config.display())),
+        stderr(&out).contains(&format!(
+            "{}:3:9: `engine.burst`: must be at least 1",
+            config.display()
+        )),
         "{}",
         stderr(&out)
     );

@@ -1344,8 +1344,16 @@ fn pre_releases_are_ordered_by_semver() {
     let first = ws.run(&["contracts", "publish", &dir_s]);
     assert_eq!(code(&first), 0, "{}", text(&first));
 
-    edit(&bundle, "version = \"2.0.0-rc.2\"", "version = \"2.0.0-rc.10\"");
-    edit(&bundle, "daily_api_requests = 15000", "daily_api_requests = 5000");
+    edit(
+        &bundle,
+        "version = \"2.0.0-rc.2\"",
+        "version = \"2.0.0-rc.10\"",
+    );
+    edit(
+        &bundle,
+        "daily_api_requests = 15000",
+        "daily_api_requests = 5000",
+    );
     let breaking = ws.run(&["contracts", "publish", &dir_s]);
     assert_eq!(code(&breaking), 1, "{}", text(&breaking));
     assert!(
@@ -1354,7 +1362,11 @@ fn pre_releases_are_ordered_by_semver() {
         text(&breaking)
     );
 
-    edit(&bundle, "daily_api_requests = 5000", "daily_api_requests = 16000");
+    edit(
+        &bundle,
+        "daily_api_requests = 5000",
+        "daily_api_requests = 16000",
+    );
     let safe = ws.run(&["contracts", "publish", &dir_s]);
     assert_eq!(code(&safe), 0, "{}", text(&safe));
     assert!(text(&safe).contains("limit-raised"), "{}", text(&safe));
@@ -1376,7 +1388,8 @@ fn pre_releases_are_ordered_by_semver() {
         "bluepeak-logistics/sandbox",
         "--json",
     ]);
-    let shown: Value = serde_json::from_slice(&show.stdout).unwrap_or_else(|e| panic!("{e}: {}", text(&show)));
+    let shown: Value =
+        serde_json::from_slice(&show.stdout).unwrap_or_else(|e| panic!("{e}: {}", text(&show)));
     assert_eq!(shown["bundle"]["version"], "2.0.0-rc.10");
 }
 
@@ -1443,7 +1456,9 @@ fn can_i_deploy_says_no_for_an_engine_configuration_nobody_verified() {
     assert_eq!(rc, 1, "{no}");
     let reason = no["reason"].as_str().unwrap_or_default();
     assert!(
-        reason.contains(&format!("with engine configuration {verified}, not the configuration asked about")),
+        reason.contains(&format!(
+            "with engine configuration {verified}, not the configuration asked about"
+        )),
         "{reason}"
     );
 }

@@ -208,7 +208,10 @@ mod tests {
             compare_versions("2.0.0-rc.10", "2.0.0-rc.2"),
             Ordering::Greater
         );
-        assert_eq!(compare_versions("2.0.0-rc.2", "2.0.0-beta"), Ordering::Greater);
+        assert_eq!(
+            compare_versions("2.0.0-rc.2", "2.0.0-beta"),
+            Ordering::Greater
+        );
         assert_eq!(parse_version("1.2"), None);
         assert_eq!(parse_version("01.2.0"), None);
     }

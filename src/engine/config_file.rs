@@ -287,7 +287,12 @@ impl EngineTable {
         )?;
         let mut base = Dur(c.backoff.base);
         let mut cap = Dur(c.backoff.cap);
-        take(&mut base, &self.backoff_base, "backoff_base", nonzero_duration)?;
+        take(
+            &mut base,
+            &self.backoff_base,
+            "backoff_base",
+            nonzero_duration,
+        )?;
         take(&mut cap, &self.backoff_cap, "backoff_cap", nonzero_duration)?;
         if base.0 > cap.0 {
             let span = self
@@ -435,7 +440,10 @@ pub fn canonical(c: &EngineConfig) -> String {
         ("max_window_waits", c.max_window_waits.to_string()),
         ("bulk_threshold", c.bulk_threshold.to_string()),
         ("bulk_max_upload_bytes", c.bulk_max_upload_bytes.to_string()),
-        ("bulk_records_per_sec", format!("{:?}", c.bulk_records_per_sec)),
+        (
+            "bulk_records_per_sec",
+            format!("{:?}", c.bulk_records_per_sec),
+        ),
         ("bulk_poll_interval_ms", ms(c.bulk_poll_interval)),
         ("bulk_poll_cap_ms", ms(c.bulk_poll_cap)),
         ("bulk_job_timeout_ms", ms(c.bulk_job_timeout)),
@@ -543,7 +551,10 @@ mod tests {
             .err()
             .map(|e| e.to_string())
             .unwrap_or_default();
-        assert!(e.contains("`engine.rate_per_sec`: must be a number above 0"), "{e}");
+        assert!(
+            e.contains("`engine.rate_per_sec`: must be a number above 0"),
+            "{e}"
+        );
         let e = parse("[engine]\nbackoff_base = \"2m\"\nbackoff_cap = \"1m\"\n")
             .err()
             .map(|e| e.to_string())

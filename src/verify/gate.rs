@@ -10,15 +10,15 @@ use serde::Serialize;
 use super::invariants::{self, names, Evidence, Violation};
 use super::oracle::{apply_manual_edits, expectations, AppliedEdit};
 use super::pacts::{verify_against_mock, verify_against_url, PactCheck};
+use crate::contract::publish::compare_versions;
 use crate::contract::{Bundle, Registry, RegistryError, TenantRef};
 use crate::engine::cdc::{CdcConfig, CdcConsumer, CdcReport, CrmChange, MemorySink};
 use crate::engine::client::{Credentials, SalesforceClient, Secret};
-use crate::engine::source::{SourceError, SourceSet};
 use crate::engine::config_file::EngineSettings;
+use crate::engine::source::{SourceError, SourceSet};
 use crate::engine::{EngineConfig, Sync, SyncReport, Target};
 use crate::mock::{self, ClientCredentials, JournalEntry, MockConfig, MockOrg, RunningMock};
 use crate::sim::{Clock, Scenario, ScenarioError, Seed};
-use crate::contract::publish::compare_versions;
 use crate::store::{DeadLetterStore, DlqFilter, MemoryStore, PublishedVersion};
 
 /// What to verify.
@@ -204,7 +204,10 @@ impl ContractCheck {
                 self.environment
             )
         };
-        format!("{} change(s), {breaking} breaking, {what}", self.changes.len())
+        format!(
+            "{} change(s), {breaking} breaking, {what}",
+            self.changes.len()
+        )
     }
 }
 
@@ -382,9 +385,9 @@ pub async fn run_gate(opts: &GateOptions) -> Result<GateReport, GateError> {
         .collect();
     if plan.is_empty() {
         let total = bundles.len() * scenarios.len();
-        let shard = opts
-            .shard
-            .map_or(String::new(), |s| format!("shard {}/{} of ", s.index, s.count));
+        let shard = opts.shard.map_or(String::new(), |s| {
+            format!("shard {}/{} of ", s.index, s.count)
+        });
         return Err(GateError::Usage(format!(
             "{shard}{total} run(s) selects none: use at most {total} shard(s)"
         )));

@@ -283,11 +283,7 @@ pub fn markdown(c: &Certification) -> String {
     );
     let _ = writeln!(out, "| proposed bundle | `{}` |", c.proposed_hash);
     let _ = writeln!(out, "| engine version | {} |", c.engine_version);
-    let _ = writeln!(
-        out,
-        "| engine configuration | `{}` |",
-        c.engine_config_hash
-    );
+    let _ = writeln!(out, "| engine configuration | `{}` |", c.engine_config_hash);
     let _ = writeln!(out, "| seed | {} |", c.seed);
     out.push_str("\n## Contract changes\n\n");
     for ch in &c.changes {
