@@ -693,3 +693,55 @@ manual_edits:
     assert_eq!(second["crm_changes"]["changes_delivered"], 0, "{second}");
     assert_eq!(std::fs::read_to_string(&outbox).unwrap().lines().count(), 2);
 }
+
+/// `sync --engine-config` runs the engine with the file's settings: with `batch_size = 50`
+/// the batch a session failure dead-letters holds 50 records, not 200; a bad file is exit 2.
+#[test]
+fn sync_reads_the_engine_configuration_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let scenario = dir.path().join("expiring.yaml");
+    std::fs::write(&scenario, "purpose: sessions expire twice in a row\nfaults:\n  - name: expired\n    match: { method: PATCH, object: Contact }\n    calls: { first: 1, times: 2 }\n    respond: session_expired\n").unwrap();
+    let config = dir.path().join("engine.toml");
+    std::fs::write(&config, "[engine]\nbatch_size = 50\n").unwrap();
+    let mock = serve(&scenario);
+    let db = format!("sqlite:{}", dir.path().join("state.sqlite").display());
+    let sync = |config: &Path| {
+        run(
+            &db,
+            &[
+                "sync",
+                "--bundle",
+                "northwind-outfitters/production",
+                "--source",
+                "harness/fixtures/default",
+                "--target",
+                &mock.url,
+                "--engine-config",
+                config.to_str().unwrap(),
+                "--json",
+            ],
+        )
+    };
+    let out = sync(&config);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let list = run(
+        &db,
+        &["dlq", "list", "--code", "INVALID_SESSION_ID", "--json"],
+    );
+    let letters: serde_json::Value = serde_json::from_slice(&list.stdout).unwrap();
+    assert_eq!(letters.as_array().unwrap().len(), 50);
+
+    std::fs::write(&config, "[engine]\nbatch_size = \"fifty\"\n").unwrap();
+    let out = sync(&config);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains(&format!("{}:2:14: `engine.batch_size`", config.display())),
+        "{err}"
+    );
+}
