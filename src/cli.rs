@@ -7,6 +7,7 @@ use std::path::PathBuf;
 use clap::{Args, Parser, Subcommand};
 
 use crate::contract::Bundle;
+use crate::engine::config_file::EngineSettings;
 use crate::sim::Seed;
 
 mod contracts;
@@ -146,6 +147,22 @@ pub struct InputArgs {
     /// Seed for every random choice (fault probabilities, jitter, tokens).
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
+    /// The engine configuration: a TOML file with an `[engine]` table (keys: README.md).
+    /// Default: `syncgate.toml` beside the --contracts directory when present, else the
+    /// built-in defaults.
+    #[arg(long, value_name = "FILE")]
+    pub engine_config: Option<PathBuf>,
+}
+
+impl InputArgs {
+    /// The engine configuration these inputs name, or the exit code after reporting why
+    /// it cannot be read.
+    fn engine(&self) -> Result<EngineSettings, i32> {
+        EngineSettings::resolve(self.engine_config.as_deref(), &self.contracts).map_err(|e| {
+            error(e);
+            exit::BAD_INPUT
+        })
+    }
 }
 
 /// What to verify: the inputs, narrowed by filters.
@@ -162,15 +179,16 @@ pub struct SelectionArgs {
 }
 
 impl SelectionArgs {
-    fn options(&self) -> GateOptions {
-        GateOptions {
+    fn options(&self) -> Result<GateOptions, i32> {
+        Ok(GateOptions {
             contracts: self.inputs.contracts.clone(),
             scenarios: self.inputs.scenarios.clone(),
             fixtures: self.inputs.fixtures.clone(),
             partners: self.partner.clone(),
             tenants: self.tenant.clone(),
+            engine: self.inputs.engine()?,
             ..GateOptions::new(Seed(self.inputs.seed))
-        }
+        })
     }
 }
 
@@ -184,8 +202,9 @@ pub struct GateArgs {
     /// Run only shard K of N (e.g. `2/4`): a deterministic split of the runs across CI runners.
     #[arg(long, value_name = "K/N")]
     pub shard: Option<verify::gate::Shard>,
-    /// Runs to execute at once on this machine.
-    #[arg(long, default_value_t = 1, value_name = "N")]
+    /// Runs to execute at once on this machine (at least 1).
+    #[arg(long, default_value_t = 1, value_name = "N",
+          value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..))]
     pub jobs: usize,
     /// Write a JUnit XML report here.
     #[arg(long, value_name = "PATH")]
@@ -355,16 +374,31 @@ fn color() -> bool {
 }
 
 fn gate(args: GateArgs, database_url: Option<&str>) -> i32 {
+    let base = match args.selection.options() {
+        Ok(o) => o,
+        Err(code) => return code,
+    };
+    // The contract check reads the store: a store that cannot be read fails the gate.
+    let registry = match contracts::registry_state(database_url, &args.environment) {
+        Ok(r) => r,
+        Err(e) => {
+            error(format_args!(
+                "the contract check needs the store (--database-url): {e}"
+            ));
+            return exit::INTERNAL;
+        }
+    };
     let opts = GateOptions {
         only_scenarios: args.scenario.clone(),
         shard: args.shard,
         jobs: args.jobs,
         verify_pacts: !args.no_pacts,
-        deployed: contracts::deployed_bundles(database_url, &args.environment),
+        deployed: registry.deployed,
+        published: registry.published,
         environment: args.environment.clone(),
         provider_url: args.provider_url.clone(),
         provider_token: args.provider_token.clone(),
-        ..args.selection.options()
+        ..base
     };
     let report = match run_gate(&opts) {
         Ok(r) => r,
@@ -438,6 +472,10 @@ fn preflight(args: PreflightArgs) -> i32 {
         error("nothing to certify: give --enable-field OBJECT.FIELD or --field-spec FILE");
         return exit::BAD_INPUT;
     }
+    let engine = match args.inputs.engine() {
+        Ok(e) => e,
+        Err(code) => return code,
+    };
     let opts = verify::preflight::PreflightOptions {
         contracts: args.inputs.contracts,
         scenarios: args.inputs.scenarios,
@@ -449,6 +487,7 @@ fn preflight(args: PreflightArgs) -> i32 {
         provider_url: args.provider_url,
         provider_token: args.provider_token,
         seed: Seed(args.inputs.seed),
+        engine,
     };
     let rt = match runtime() {
         Ok(rt) => rt,
@@ -487,10 +526,14 @@ fn preflight(args: PreflightArgs) -> i32 {
 }
 
 fn replay(args: ReplayArgs) -> i32 {
+    let base = match args.selection.options() {
+        Ok(o) => o,
+        Err(code) => return code,
+    };
     let mut opts = GateOptions {
         real_time: args.real_time,
         verify_pacts: false,
-        ..args.selection.options()
+        ..base
     };
     let as_path = PathBuf::from(&args.scenario);
     if as_path.is_file() {

@@ -231,7 +231,7 @@ pub async fn matrix(
         c.check(name, Access::Read)?;
         let version = match (version, latest) {
             (Some(v), _) => v.clone(),
-            (None, true) => match cfg.store.pacticipant_versions(name).await?.pop() {
+            (None, true) => match latest_version(cfg.store.pacticipant_versions(name).await?) {
                 Some(v) => v.version,
                 None => return Err(bad_request(format!("{name} has no versions"))),
             },
@@ -318,4 +318,17 @@ pub async fn matrix(
         "matrix": matrix,
     });
     Ok(hal(StatusCode::OK, &headers, body))
+}
+
+/// The latest of a pacticipant's versions: the highest by semver precedence when every
+/// version is semantic (`2.0.0-rc.10` after `2.0.0-rc.2`), else the last created (commit SHAs
+/// and other opaque versions have no order of their own).
+fn latest_version(
+    mut versions: Vec<crate::store::PacticipantVersion>,
+) -> Option<crate::store::PacticipantVersion> {
+    use crate::contract::publish::{compare_versions, parse_version};
+    if versions.iter().all(|v| parse_version(&v.version).is_some()) {
+        versions.sort_by(|a, b| compare_versions(&a.version, &b.version));
+    }
+    versions.pop()
 }

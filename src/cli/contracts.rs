@@ -89,6 +89,14 @@ pub struct CanIDeployArgs {
     /// Check against this bundle version (default: the one deployed there, else the latest).
     #[arg(long, value_name = "VERSION")]
     pub bundle_version: Option<String>,
+    /// The engine configuration to deploy (TOML, `[engine]` table): only a verification with
+    /// the same configuration counts. Default: `syncgate.toml` beside the --contracts
+    /// directory when present, else the built-in defaults.
+    #[arg(long, value_name = "FILE")]
+    pub engine_config: Option<PathBuf>,
+    /// The registry directory whose neighbouring `syncgate.toml` is the default configuration.
+    #[arg(long, default_value = "contracts", value_name = "DIR")]
+    pub contracts: PathBuf,
     /// Print JSON instead of text.
     #[arg(long)]
     pub json: bool,
@@ -468,6 +476,11 @@ pub fn diff(args: DiffArgs, db: Option<&str>) -> i32 {
 
 pub fn can_i_deploy(args: CanIDeployArgs, db: Option<&str>) -> i32 {
     run(async move {
+        let engine = crate::engine::config_file::EngineSettings::resolve(
+            args.engine_config.as_deref(),
+            &args.contracts,
+        )
+        .map_err(bad_input)?;
         let store = open(db)?;
         let decision = decide(
             store.as_ref(),
@@ -477,6 +490,7 @@ pub fn can_i_deploy(args: CanIDeployArgs, db: Option<&str>) -> i32 {
                 engine_version: args.engine_version,
                 environment: args.to,
                 bundle_version: args.bundle_version,
+                engine_config_hash: Some(engine.hash),
             },
         )
         .await?;
@@ -577,6 +591,7 @@ pub async fn record_gate_verifications(
             scenarios: t.runs.iter().map(|r| r.scenario.clone()).collect(),
             verified_at: at,
             verified_by: "syncgate gate".into(),
+            engine_config_hash: Some(report.engine_config_hash.clone()),
         };
         store
             .record_verification(&v)
@@ -590,41 +605,60 @@ pub async fn record_gate_verifications(
     Ok(())
 }
 
-/// The bundle deployed in `environment` for every tenant the store knows (by
-/// `partner/tenant`), for the gate's contract check. A store that cannot be read gives none,
-/// with a warning: the gate then runs without the check rather than not at all.
-pub fn deployed_bundles(
-    db: Option<&str>,
-    environment: &str,
-) -> std::collections::BTreeMap<String, crate::contract::Bundle> {
-    let mut out = std::collections::BTreeMap::new();
-    let store = match store::open(db) {
-        Ok(s) => s,
-        Err(e) => {
-            eprintln!("warning: contract check skipped: cannot open the store: {e}");
-            return out;
-        }
-    };
-    let Ok(rt) = tokio::runtime::Builder::new_current_thread()
+/// What the store's registry holds, per tenant (`partner/tenant`), for the gate's contract
+/// check: the bundle deployed in `environment`, and every published version.
+pub struct RegistryState {
+    pub deployed: std::collections::BTreeMap<String, crate::contract::Bundle>,
+    pub published: std::collections::BTreeMap<String, Vec<store::PublishedVersion>>,
+}
+
+/// Reads [`RegistryState`] from the store. A store that cannot be opened or read is an error
+/// (with its cause): the gate must not pass without the check it was asked for.
+pub fn registry_state(db: Option<&str>, environment: &str) -> Result<RegistryState, String> {
+    let store = store::open(db).map_err(|e| format!("cannot open the store: {e}"))?;
+    let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
-    else {
-        return out;
-    };
+        .map_err(|e| format!("failed to start the async runtime: {e}"))?;
+    let read = |e: store::StoreError| format!("cannot read the registry from the store: {e}");
     rt.block_on(async {
-        let Ok(partners) = store.partners().await else { return };
-        for partner in partners {
-            let Ok(deps) = store.deployments(&partner, None, Some(environment)).await else { continue };
+        let mut state = RegistryState {
+            deployed: Default::default(),
+            published: Default::default(),
+        };
+        for partner in store.partners().await.map_err(read)? {
+            for v in store.versions(&partner, None).await.map_err(read)? {
+                state
+                    .published
+                    .entry(format!("{}/{}", v.partner, v.tenant))
+                    .or_default()
+                    .push(v);
+            }
+            let deps = store
+                .deployments(&partner, None, Some(environment))
+                .await
+                .map_err(read)?;
             for d in deps.iter().filter(|d| d.undeployed_at.is_none()) {
-                let Ok(Some(v)) = store.version(&d.partner, &d.tenant, &d.bundle_version).await else { continue };
-                match crate::contract::Bundle::from_json(&v.content) {
-                    Ok(b) => {
-                        out.insert(format!("{}/{}", d.partner, d.tenant), b);
-                    }
-                    Err(e) => eprintln!("warning: contract check skipped for {}/{}: published {} is unreadable: {e}", d.partner, d.tenant, d.bundle_version),
-                }
+                let label = format!("{}/{}", d.partner, d.tenant);
+                let v = store
+                    .version(&d.partner, &d.tenant, &d.bundle_version)
+                    .await
+                    .map_err(read)?
+                    .ok_or_else(|| {
+                        format!(
+                            "{label} is recorded as deployed in {environment} with bundle {}, which is not published",
+                            d.bundle_version
+                        )
+                    })?;
+                let b = crate::contract::Bundle::from_json(&v.content).map_err(|e| {
+                    format!(
+                        "the bundle {label} {} deployed in {environment} is unreadable: {e}",
+                        d.bundle_version
+                    )
+                })?;
+                state.deployed.insert(label, b);
             }
         }
-    });
-    out
+        Ok(state)
+    })
 }

@@ -15,7 +15,7 @@ use crate::engine::client::{Credentials, SalesforceClient, Secret};
 use crate::engine::feed::Feed;
 use crate::engine::runner::{CrmSide, RunError, RunSummary, Runner, Stop, Watch};
 use crate::engine::table_source::{TableDb, TableSource};
-use crate::engine::{redrive, EngineConfig, Progress, Target};
+use crate::engine::{redrive, Progress, Target};
 use crate::sim::time::parse_duration;
 use crate::sim::{Clock, Seed};
 use crate::store::{self, DlqFilter, LetterStatus};
@@ -85,6 +85,11 @@ pub struct SyncArgs {
     /// Print the summary as JSON.
     #[arg(long)]
     pub json: bool,
+    /// The engine configuration: a TOML file with an `[engine]` table (keys: README.md), the
+    /// same file the gate verifies. Default: `syncgate.toml` beside the --contracts directory
+    /// when present, else the built-in defaults.
+    #[arg(long, value_name = "FILE")]
+    pub engine_config: Option<PathBuf>,
 }
 
 fn parse_poll(s: &str) -> Result<Duration, String> {
@@ -334,6 +339,16 @@ pub fn sync(args: SyncArgs, db: Option<&str>) -> i32 {
         Ok(b) => b,
         Err(code) => return code,
     };
+    let engine = match crate::engine::config_file::EngineSettings::resolve(
+        args.engine_config.as_deref(),
+        &args.org.contracts,
+    ) {
+        Ok(e) => e,
+        Err(e) => {
+            error(e);
+            return exit::BAD_INPUT;
+        }
+    };
     let spec = match SourceSpec::parse(&args.source) {
         Ok(s) => s,
         Err(e) => {
@@ -365,7 +380,7 @@ pub fn sync(args: SyncArgs, db: Option<&str>) -> i32 {
     let bar = show_bar.then(Bar::new);
     let mut runner = Runner::new(
         &bundle,
-        EngineConfig::default(),
+        engine.config,
         Clock::system(),
         &*state,
         seed,
@@ -422,7 +437,7 @@ pub fn sync(args: SyncArgs, db: Option<&str>) -> i32 {
     } else {
         print_summary(&summary, &tenant, &args.org.target);
     }
-    if summary.report.dead_lettered > 0 {
+    if summary.report.dead_lettered + summary.report.already_dead_lettered > 0 {
         exit::FAILED
     } else {
         exit::PASSED
@@ -455,6 +470,12 @@ fn print_summary(summary: &SyncSummary, tenant: &str, target: &str) {
             ""
         }
     );
+    if report.already_dead_lettered > 0 {
+        println!(
+            "  still rejected: {} (versions Salesforce refused before; `syncgate dlq redrive` sends them)",
+            report.already_dead_lettered
+        );
+    }
     println!("  retries:        {}", report.retries);
     match report.api_usage {
         Some(u) => println!(

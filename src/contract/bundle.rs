@@ -694,14 +694,7 @@ fn check_rule(
 }
 
 fn is_semver(v: &str) -> bool {
-    let core = v.split(['-', '+']).next().unwrap_or("");
-    let parts: Vec<&str> = core.split('.').collect();
-    parts.len() == 3
-        && parts.iter().all(|p| {
-            !p.is_empty()
-                && p.bytes().all(|b| b.is_ascii_digit())
-                && (p.len() == 1 || !p.starts_with('0'))
-        })
+    super::publish::parse_version(v).is_some()
 }
 
 fn merge(into: &mut BundleFile, file: BundleFile) {

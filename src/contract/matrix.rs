@@ -16,6 +16,9 @@ pub struct DeployQuery {
     /// The bundle version to check against; by default the one deployed in the environment,
     /// else the latest published.
     pub bundle_version: Option<String>,
+    /// The engine configuration to deploy (`sha256:…`, see `engine::config_file`): a
+    /// verification of another configuration does not count. `None` accepts any.
+    pub engine_config_hash: Option<String>,
 }
 
 /// The answer, with its reason and the evidence behind it.
@@ -35,6 +38,8 @@ pub struct DeployDecision {
     pub verification: Option<Verification>,
     /// What is deployed in the environment now.
     pub current: Option<Deployment>,
+    /// The engine configuration asked about.
+    pub engine_config_hash: Option<String>,
 }
 
 /// Answers the query. Store errors are errors; every other "no" is a decision.
@@ -70,6 +75,7 @@ pub async fn can_i_deploy(
         bundle_source,
         verification: None,
         current,
+        engine_config_hash: q.engine_config_hash.clone(),
     };
     let label = format!("{}/{}", q.partner, q.tenant);
     let Some(bundle_version) = bundle_version else {
@@ -100,6 +106,23 @@ pub async fn can_i_deploy(
         .iter()
         .rev()
         .find(|v| v.engine_version == q.engine_version && v.bundle_hash == published.hash);
+    let other_config = ours.and_then(|v| {
+        q.engine_config_hash
+            .as_ref()
+            .filter(|asked| v.engine_config_hash.as_ref() != Some(*asked))
+            .map(|asked| (v, asked))
+    });
+    if let Some((v, asked)) = other_config {
+        decision.reason = format!(
+            "engine {} was verified against {label} {bundle_version} ({}) at {} with engine configuration {}, not the configuration asked about ({asked}); checked against {which}; run the gate with that configuration (`--engine-config`)",
+            q.engine_version,
+            published.hash,
+            v.verified_at.to_iso(),
+            v.engine_config_hash.as_deref().unwrap_or("unrecorded")
+        );
+        decision.verification = Some(v.clone());
+        return Ok(decision);
+    }
     match ours {
         Some(v) if v.success => {
             decision.deployable = true;

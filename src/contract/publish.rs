@@ -61,60 +61,17 @@ pub struct PublishReport {
     pub diff: Option<BundleDiff>,
 }
 
-/// A semantic version split into its parts, for ordering (build metadata ignored).
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct SemVer {
-    pub major: u64,
-    pub minor: u64,
-    pub patch: u64,
-    pub pre: Option<String>,
+/// A bundle version parsed by the `semver` crate (`None` when it is not semantic).
+pub fn parse_version(v: &str) -> Option<semver::Version> {
+    semver::Version::parse(v).ok()
 }
 
-impl SemVer {
-    pub fn parse(v: &str) -> Option<SemVer> {
-        let v = v.split('+').next().unwrap_or(v);
-        let (core, pre) = match v.split_once('-') {
-            Some((c, p)) => (c, Some(p.to_string())),
-            None => (v, None),
-        };
-        let mut parts = core.split('.').map(|p| p.parse::<u64>().ok());
-        let (Some(Some(major)), Some(Some(minor)), Some(Some(patch)), None) =
-            (parts.next(), parts.next(), parts.next(), parts.next())
-        else {
-            return None;
-        };
-        Some(SemVer {
-            major,
-            minor,
-            patch,
-            pre,
-        })
-    }
-}
-
-impl PartialOrd for SemVer {
-    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
-        Some(self.cmp(other))
-    }
-}
-
-impl Ord for SemVer {
-    fn cmp(&self, other: &Self) -> Ordering {
-        (self.major, self.minor, self.patch)
-            .cmp(&(other.major, other.minor, other.patch))
-            .then_with(|| match (&self.pre, &other.pre) {
-                (None, None) => Ordering::Equal,
-                (None, Some(_)) => Ordering::Greater,
-                (Some(_), None) => Ordering::Less,
-                (Some(a), Some(b)) => a.cmp(b),
-            })
-    }
-}
-
-/// Orders version strings by semver; unparsable ones sort first, by text.
+/// Orders version strings by semver precedence (build metadata ignored, pre-release
+/// identifiers compared numerically where numeric: `rc.2` < `rc.10`); unparsable ones sort
+/// first, by text.
 pub fn compare_versions(a: &str, b: &str) -> Ordering {
-    match (SemVer::parse(a), SemVer::parse(b)) {
-        (Some(x), Some(y)) => x.cmp(&y),
+    match (parse_version(a), parse_version(b)) {
+        (Some(x), Some(y)) => x.cmp_precedence(&y),
         (None, Some(_)) => Ordering::Less,
         (Some(_), None) => Ordering::Greater,
         (None, None) => a.cmp(b),
@@ -184,7 +141,7 @@ pub async fn publish(
         None => None,
         Some(previous) => {
             let d = diff(&read_back(previous)?, bundle);
-            let major = |v: &str| SemVer::parse(v).map(|s| s.major);
+            let major = |v: &str| parse_version(v).map(|s| s.major);
             let bumped = matches!((major(&previous.version), major(&bundle.version)), (Some(a), Some(b)) if b > a);
             if d.is_breaking() && !bumped {
                 let next = major(&previous.version).map_or(0, |m| m + 1);
@@ -247,7 +204,16 @@ mod tests {
         assert_eq!(compare_versions("1.10.0", "1.9.0"), Ordering::Greater);
         assert_eq!(compare_versions("2.0.0-rc.1", "2.0.0"), Ordering::Less);
         assert_eq!(compare_versions("2.0.0+build", "2.0.0"), Ordering::Equal);
-        assert_eq!(SemVer::parse("1.2"), None);
+        assert_eq!(
+            compare_versions("2.0.0-rc.10", "2.0.0-rc.2"),
+            Ordering::Greater
+        );
+        assert_eq!(
+            compare_versions("2.0.0-rc.2", "2.0.0-beta"),
+            Ordering::Greater
+        );
+        assert_eq!(parse_version("1.2"), None);
+        assert_eq!(parse_version("01.2.0"), None);
     }
 
     #[tokio::test]

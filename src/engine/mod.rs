@@ -14,6 +14,7 @@ pub mod bulk;
 mod calls;
 pub mod cdc;
 pub mod client;
+pub mod config_file;
 pub mod conflicts;
 pub mod deletes;
 /// Dead letters are the store's (`crate::store::dlq`); re-exported for the engine's paths.

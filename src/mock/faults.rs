@@ -102,6 +102,7 @@ mod tests {
             calls,
             probability: p,
             respond: FaultResponse::ServerUnavailable,
+            optional: false,
         }
     }
 

@@ -144,6 +144,10 @@ pub struct FaultRule {
     #[serde(default = "one")]
     pub probability: f64,
     pub respond: FaultResponse,
+    /// The rule may never fire without failing the scenario. By default a rule that injected
+    /// no fault fails its scenario (`faults-fired`): the scenario did not test what it says.
+    #[serde(default)]
+    pub optional: bool,
 }
 
 fn one() -> f64 {

@@ -164,4 +164,10 @@ pub const MIGRATIONS: &[Migration] = &[
         ALTER TABLE dead_letters ADD COLUMN superseded_by BIGINT;
     ",
     },
+    Migration {
+        version: 5,
+        name: "the engine configuration a verification ran with",
+        sqlite: "ALTER TABLE verifications ADD COLUMN engine_config_hash TEXT;",
+        postgres: "ALTER TABLE verifications ADD COLUMN engine_config_hash TEXT;",
+    },
 ];

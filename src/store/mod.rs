@@ -92,6 +92,10 @@ pub struct Verification {
     pub verified_at: Timestamp,
     /// Who verified: `syncgate gate`, `syncgate preflight`, a Pact verifier, …
     pub verified_by: String,
+    /// `sha256:…` of the engine configuration verified (`engine::config_file`); absent in
+    /// records made before schema version 5.
+    #[serde(default)]
+    pub engine_config_hash: Option<String>,
 }
 
 /// Versions, environments, deployments and verification results.

@@ -25,9 +25,10 @@ fn err(e: tokio_postgres::Error) -> StoreError {
     // tokio-postgres's summary "db error".
     match e.as_db_error() {
         Some(db) => StoreError::Backend(format!("postgres: {}", db.message())),
-        None => StoreError::Backend(format!("postgres: {e}")),
+        None => StoreError::Backend(format!("postgres: {}", cause_chain(&e))),
     }
 }
+
 
 fn json_err(e: serde_json::Error) -> StoreError {
     StoreError::Backend(format!("stored JSON is unreadable: {e}"))
@@ -522,8 +523,8 @@ impl RegistryIndex for PgStore {
         self.lock()
             .await
             .execute(
-                "INSERT INTO verifications (partner, tenant, bundle_version, bundle_hash, engine_version, success, seed, scenarios, verified_at, verified_by)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+                "INSERT INTO verifications (partner, tenant, bundle_version, bundle_hash, engine_version, success, seed, scenarios, verified_at, verified_by, engine_config_hash)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
                 &[
                     &v.partner,
                     &v.tenant,
@@ -535,6 +536,7 @@ impl RegistryIndex for PgStore {
                     &scenarios,
                     &v.verified_at.as_millis(),
                     &v.verified_by,
+                    &v.engine_config_hash,
                 ],
             )
             .await
@@ -560,7 +562,7 @@ impl RegistryIndex for PgStore {
             .lock()
             .await
             .query(
-                "SELECT partner, tenant, bundle_version, bundle_hash, engine_version, success, seed, scenarios, verified_at, verified_by
+                "SELECT partner, tenant, bundle_version, bundle_hash, engine_version, success, seed, scenarios, verified_at, verified_by, engine_config_hash
                  FROM verifications WHERE partner = $1 AND tenant = $2 ORDER BY id",
                 &[&partner, &tenant],
             )
@@ -579,6 +581,7 @@ impl RegistryIndex for PgStore {
                     scenarios: serde_json::from_str(r.get(7)).map_err(json_err)?,
                     verified_at: ts(r.get(8)),
                     verified_by: r.get(9),
+                    engine_config_hash: r.get(10),
                 })
             })
             .collect()

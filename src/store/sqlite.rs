@@ -251,8 +251,8 @@ impl RegistryIndex for SqliteStore {
         let scenarios = serde_json::to_string(&v.scenarios).map_err(json_err)?;
         self.lock()
             .execute(
-                "INSERT INTO verifications (partner, tenant, bundle_version, bundle_hash, engine_version, success, seed, scenarios, verified_at, verified_by)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+                "INSERT INTO verifications (partner, tenant, bundle_version, bundle_hash, engine_version, success, seed, scenarios, verified_at, verified_by, engine_config_hash)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
                 params![
                     v.partner,
                     v.tenant,
@@ -263,7 +263,8 @@ impl RegistryIndex for SqliteStore {
                     v.seed as i64,
                     scenarios,
                     v.verified_at.as_millis(),
-                    v.verified_by
+                    v.verified_by,
+                    v.engine_config_hash
                 ],
             )
             .map_err(err)?;
@@ -283,7 +284,7 @@ impl RegistryIndex for SqliteStore {
         let conn = self.lock();
         let mut stmt = conn
             .prepare(
-                "SELECT partner, tenant, bundle_version, bundle_hash, engine_version, success, seed, scenarios, verified_at, verified_by
+                "SELECT partner, tenant, bundle_version, bundle_hash, engine_version, success, seed, scenarios, verified_at, verified_by, engine_config_hash
                  FROM verifications WHERE partner = ?1 AND tenant = ?2 ORDER BY id",
             )
             .map_err(err)?;
@@ -301,6 +302,7 @@ impl RegistryIndex for SqliteStore {
                         scenarios: Vec::new(),
                         verified_at: ts(r.get(8)?),
                         verified_by: r.get(9)?,
+                        engine_config_hash: r.get(10)?,
                     },
                     r.get::<_, String>(7)?,
                 ))

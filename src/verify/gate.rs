@@ -7,6 +7,8 @@ use std::path::PathBuf;
 use futures_util::StreamExt;
 use serde::Serialize;
 
+use super::contract_check::contract_check;
+pub use super::contract_check::{ContractChange, ContractCheck};
 use super::evidence::{ColumnReport, DeliveredChange, EngineOutput, SentRequest};
 use super::invariants::{self, names, Evidence, Violation};
 use super::oracle::{apply_manual_edits, expectations, AppliedEdit};
@@ -14,13 +16,14 @@ use super::pacts::{verify_against_mock, verify_against_url, PactCheck};
 use crate::contract::{Bundle, Registry, RegistryError, TenantRef};
 use crate::engine::cdc::{CdcReport, CrmChange, MemorySink};
 use crate::engine::client::{Credentials, Secret};
+use crate::engine::config_file::EngineSettings;
 use crate::engine::feed::Feed;
 use crate::engine::runner::{CrmSide, RunError, RunSummary, Runner};
 use crate::engine::source::{SourceError, SourceSet};
 use crate::engine::{EngineConfig, SyncReport, Target};
 use crate::mock::{self, ClientCredentials, JournalEntry, MockConfig, MockOrg, RunningMock};
 use crate::sim::{Clock, Scenario, ScenarioError, Seed};
-use crate::store::{DeadLetterStore, DlqFilter, MemoryStore};
+use crate::store::{DeadLetterStore, DlqFilter, MemoryStore, PublishedVersion};
 
 /// What to verify.
 #[derive(Clone, Debug)]
@@ -48,8 +51,15 @@ pub struct GateOptions {
     /// Per tenant (`partner/tenant`): the bundle deployed in the target environment, to
     /// check the bundle on disk against (breaking changes fail the gate).
     pub deployed: BTreeMap<String, Bundle>,
+    /// Per tenant (`partner/tenant`): every version published in the registry. With nothing
+    /// deployed, the bundle is checked against the latest published version below its own;
+    /// a published version with the bundle's number but other content fails the check.
+    pub published: BTreeMap<String, Vec<PublishedVersion>>,
     /// The environment `deployed` comes from, for reports.
     pub environment: String,
+    /// The engine configuration every run starts from (a scenario's `engine:` overrides
+    /// apply on top); its hash goes into every report and verification record.
+    pub engine: EngineSettings,
 }
 
 /// Shard `index` (1-based) of `count`: a deterministic split of the runs across CI runners.
@@ -93,7 +103,9 @@ impl GateOptions {
             provider_url: None,
             provider_token: None,
             deployed: BTreeMap::new(),
+            published: BTreeMap::new(),
             environment: "production".into(),
+            engine: EngineSettings::defaults(),
         }
     }
 }
@@ -118,6 +130,9 @@ pub enum GateError {
     Store(String),
     #[error("{0}")]
     OrgPatch(String),
+    /// Bad usage: options that select nothing or make no sense (`--jobs 0`).
+    #[error("{0}")]
+    Usage(String),
 }
 
 /// One scenario run against one tenant.
@@ -142,29 +157,6 @@ pub struct RunResult {
 impl RunResult {
     pub fn passed(&self) -> bool {
         self.violations.is_empty()
-    }
-}
-
-/// The bundle on disk classified against the one deployed in an environment.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
-pub struct ContractCheck {
-    pub environment: String,
-    pub deployed_version: String,
-    pub changes: Vec<ContractChange>,
-}
-
-/// One difference, breaking or safe, with its reason.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
-pub struct ContractChange {
-    pub breaking: bool,
-    pub rule: String,
-    pub at: String,
-    pub reason: String,
-}
-
-impl ContractCheck {
-    pub fn passed(&self) -> bool {
-        !self.changes.iter().any(|c| c.breaking)
     }
 }
 
@@ -202,6 +194,10 @@ pub struct GateReport {
     pub shard: Option<String>,
     /// The scenario directory, as given.
     pub scenarios_dir: String,
+    /// `sha256:…` of the engine configuration the runs started from.
+    pub engine_config_hash: String,
+    /// The file it was read from, or `defaults`.
+    pub engine_config_source: String,
     pub scenarios: Vec<String>,
     pub tenants: Vec<TenantResult>,
 }
@@ -214,9 +210,20 @@ impl GateReport {
 
 /// Loads everything the options name, failing early on bad input, then runs the gate.
 pub async fn run_gate(opts: &GateOptions) -> Result<GateReport, GateError> {
+    if opts.jobs == 0 {
+        return Err(GateError::Usage(
+            "--jobs 0 runs nothing: give at least 1".into(),
+        ));
+    }
     let registry = Registry::open(&opts.contracts)?;
     let tenants = registry.select(&opts.partners, &opts.tenants)?;
     let mut scenarios = Scenario::load_dir(&opts.scenarios)?;
+    if scenarios.is_empty() {
+        return Err(GateError::Usage(format!(
+            "no scenarios in {}: the gate would verify nothing (add `*.yaml` scenario files or point --scenarios at a directory holding them)",
+            opts.scenarios.display()
+        )));
+    }
     for wanted in &opts.only_scenarios {
         if !scenarios.iter().any(|s| &s.name == wanted) {
             let known = scenarios
@@ -247,14 +254,36 @@ pub async fn run_gate(opts: &GateOptions) -> Result<GateReport, GateError> {
         .filter(|(i, _)| opts.shard.is_none_or(|sh| i % sh.count == sh.index - 1))
         .map(|(_, pair)| pair)
         .collect();
+    if plan.is_empty() {
+        let total = bundles.len() * scenarios.len();
+        let shard = opts.shard.map_or(String::new(), |s| {
+            format!("shard {}/{} of ", s.index, s.count)
+        });
+        return Err(GateError::Usage(format!(
+            "{shard}{total} run(s) selects none: use at most {total} shard(s)"
+        )));
+    }
+    // Unsharded, every selected tenant must have runs (a shard may leave one to the others).
+    if opts.shard.is_none() {
+        if let Some((_, b)) = (0..bundles.len())
+            .find(|t| !plan.iter().any(|(pt, _)| pt == t))
+            .map(|t| &bundles[t])
+        {
+            return Err(GateError::Usage(format!(
+                "{}/{} has no runs: nothing would be verified for it",
+                b.partner, b.tenant
+            )));
+        }
+    }
     let runs = futures_util::stream::iter(plan.iter().map(|&(t, s)| {
         let scenario = &scenarios[s];
-        run_scenario(
+        run_scenario_with(
             &bundles[t].1,
             scenario,
             &fixtures,
             opts.seed,
             opts.real_time,
+            &opts.engine.config,
         )
     }))
     .buffered(opts.jobs.max(1))
@@ -286,23 +315,13 @@ pub async fn run_gate(opts: &GateOptions) -> Result<GateReport, GateError> {
         else {
             continue;
         };
-        if let Some(old) = opts.deployed.get(&t.label()) {
-            let d = crate::contract::diff::diff(old, bundle);
-            t.contract = Some(ContractCheck {
-                environment: opts.environment.clone(),
-                deployed_version: old.version.clone(),
-                changes: d
-                    .changes
-                    .iter()
-                    .map(|c| ContractChange {
-                        breaking: c.impact == crate::contract::diff::Impact::Breaking,
-                        rule: c.rule.id().to_string(),
-                        at: c.at.clone(),
-                        reason: c.reason.clone(),
-                    })
-                    .collect(),
-            });
-        }
+        let label = t.label();
+        t.contract = Some(contract_check(
+            bundle,
+            &opts.environment,
+            opts.deployed.get(&label),
+            opts.published.get(&label).map_or(&[][..], Vec::as_slice),
+        )?);
     }
     if opts.verify_pacts {
         for t in &mut results {
@@ -322,6 +341,8 @@ pub async fn run_gate(opts: &GateOptions) -> Result<GateReport, GateError> {
         seed: opts.seed.0,
         shard: opts.shard.map(|s| format!("{}/{}", s.index, s.count)),
         scenarios_dir: opts.scenarios.display().to_string(),
+        engine_config_hash: opts.engine.hash.clone(),
+        engine_config_source: opts.engine.source_label(),
         scenarios: scenarios.iter().map(|s| s.name.clone()).collect(),
         tenants: results,
     })
@@ -345,16 +366,16 @@ fn org_as_changed(bundle: &Bundle, scenario: &Scenario) -> Result<Bundle, GateEr
     Ok(org)
 }
 
-/// Runs one scenario against one tenant's bundle: a fresh org, a fresh clock, a fresh DLQ.
-/// The engine a scenario runs: the default, with the scenario's `engine:` overrides (faults
-/// for `harness/broken/`, settings such as `bulk_threshold`).
-fn engine_config(o: &crate::sim::scenario::EngineOverrides) -> EngineConfig {
+/// The engine a scenario runs: `base` (the configuration file's), with the scenario's
+/// `engine:` overrides on top (faults for `harness/broken/`, settings such as
+/// `bulk_threshold`).
+fn engine_config(base: &EngineConfig, o: &crate::sim::scenario::EngineOverrides) -> EngineConfig {
     fn set<T: Copy>(slot: &mut T, value: Option<T>) {
         if let Some(v) = value {
             *slot = v;
         }
     }
-    let mut c = EngineConfig::default();
+    let mut c = base.clone();
     set(&mut c.honour_retry_after, o.honour_retry_after);
     set(&mut c.max_attempts, o.max_attempts);
     set(&mut c.batch_size, o.batch_size);
@@ -433,14 +454,28 @@ pub fn load_fixtures(
     Ok(fixtures)
 }
 
-/// Runs the engine through one scenario against a fresh mock org and checks every invariant.
-/// `fixtures` holds (at least) the sets the scenario's runs read.
+/// Runs the engine (default configuration) through one scenario against a fresh mock org and
+/// checks every invariant. `fixtures` holds (at least) the sets the scenario's runs read.
 pub async fn run_scenario(
     bundle: &Bundle,
     scenario: &Scenario,
     fixtures: &BTreeMap<String, SourceSet>,
     seed: Seed,
     real_time: bool,
+) -> Result<RunResult, GateError> {
+    let base = EngineConfig::default();
+    run_scenario_with(bundle, scenario, fixtures, seed, real_time, &base).await
+}
+
+/// [`run_scenario`] with the engine configuration `base` (scenario overrides on top): a fresh
+/// org, a fresh clock, a fresh DLQ.
+pub async fn run_scenario_with(
+    bundle: &Bundle,
+    scenario: &Scenario,
+    fixtures: &BTreeMap<String, SourceSet>,
+    seed: Seed,
+    real_time: bool,
+    base: &EngineConfig,
 ) -> Result<RunResult, GateError> {
     let fixture_set = |name: &str| {
         fixtures.get(name).ok_or_else(|| {
@@ -482,7 +517,7 @@ pub async fn run_scenario(
     )
     .await
     .map_err(GateError::Mock)?;
-    let config = engine_config(&scenario.engine);
+    let config = engine_config(base, &scenario.engine);
     let dlq = MemoryStore::new();
     let request_log = crate::engine::client::RequestLog::default();
     target.request_log = Some(request_log.clone());
@@ -576,6 +611,30 @@ pub async fn run_scenario(
     ));
     if let Some(from) = rerun_from {
         violations.extend(super::rerun::check(&journal, from));
+    }
+    let unfired: Vec<String> = scenario
+        .faults
+        .iter()
+        .filter(|rule| !rule.optional)
+        .filter(|rule| {
+            let fired = format!("{}: ", rule.name);
+            !journal
+                .iter()
+                .any(|e| e.fault.as_deref().is_some_and(|f| f.starts_with(&fired)))
+        })
+        .map(|rule| {
+            format!(
+                "fault rule `{}` of {} never fired: no request it matched got its fault, so the scenario did not exercise it (fix its `match`/`calls`, or mark it `optional: true` if firing depends on chance)",
+                rule.name,
+                scenario.path.display()
+            )
+        })
+        .collect();
+    if !unfired.is_empty() {
+        violations.push(Violation {
+            invariant: names::FAULTS_FIRED,
+            details: unfired,
+        });
     }
     let conformance = super::conformance::check(bundle, &output.sent);
     if !conformance.is_empty() {

@@ -32,9 +32,13 @@ pub mod names {
     pub const COLUMNS: &str = "new-columns-routed-or-reported";
     pub const CRM_CHANGES: &str = "crm-changes-reach-source";
     pub const RERUN: &str = "rerun-sends-nothing";
+    /// A check on the scenario rather than the engine: every fault rule not marked
+    /// `optional` injected its fault at least once.
+    pub const FAULTS_FIRED: &str = "faults-fired";
 
     /// Every invariant, in the order reports list them.
-    pub const ALL: [&str; 14] = [
+    pub const ALL: [&str; 15] = [
+        FAULTS_FIRED,
         ENGINE_COMPLETED,
         EXACTLY_ONCE,
         VALUES,

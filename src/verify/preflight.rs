@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
-use super::gate::{run_scenario, ContractChange, GateError, RunResult};
+use super::gate::{run_scenario_with, ContractChange, GateError, RunResult};
 use super::pacts::{verify_against_mock, verify_against_url, PactCheck};
 use crate::contract::diff::{diff, Impact};
 use crate::contract::{Bundle, FieldSpec, FieldType, Registry};
@@ -32,6 +32,8 @@ pub struct PreflightOptions {
     pub provider_url: Option<String>,
     pub provider_token: Option<String>,
     pub seed: Seed,
+    /// The engine configuration the scenarios run with (`--engine-config`).
+    pub engine: crate::engine::config_file::EngineSettings,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -52,6 +54,8 @@ pub struct Certification {
     /// Content hash of the bundle with the proposed fields.
     pub proposed_hash: String,
     pub engine_version: String,
+    /// `sha256:…` of the engine configuration the scenarios ran with.
+    pub engine_config_hash: String,
     pub seed: u64,
     pub enabled_fields: Vec<String>,
     pub changes: Vec<ContractChange>,
@@ -155,7 +159,17 @@ pub async fn run_preflight(opts: &PreflightOptions) -> Result<Certification, Pre
         super::gate::load_fixtures(&scenarios, &opts.fixtures).map_err(GateError::from)?;
     let mut runs = Vec::new();
     for s in &scenarios {
-        runs.push(run_scenario(&proposed, s, &fixtures, opts.seed, false).await?);
+        runs.push(
+            run_scenario_with(
+                &proposed,
+                s,
+                &fixtures,
+                opts.seed,
+                false,
+                &opts.engine.config,
+            )
+            .await?,
+        );
     }
     Ok(Certification {
         partner: current.partner.clone(),
@@ -164,6 +178,7 @@ pub async fn run_preflight(opts: &PreflightOptions) -> Result<Certification, Pre
         current_hash: current.content_hash(),
         proposed_hash: proposed.content_hash(),
         engine_version: env!("CARGO_PKG_VERSION").to_string(),
+        engine_config_hash: opts.engine.hash.clone(),
         seed: opts.seed.0,
         enabled_fields: enabled,
         changes,
@@ -268,6 +283,7 @@ pub fn markdown(c: &Certification) -> String {
     );
     let _ = writeln!(out, "| proposed bundle | `{}` |", c.proposed_hash);
     let _ = writeln!(out, "| engine version | {} |", c.engine_version);
+    let _ = writeln!(out, "| engine configuration | `{}` |", c.engine_config_hash);
     let _ = writeln!(out, "| seed | {} |", c.seed);
     out.push_str("\n## Contract changes\n\n");
     for ch in &c.changes {
@@ -336,6 +352,7 @@ pub fn json(c: &Certification) -> String {
         "current_hash": c.current_hash,
         "proposed_hash": c.proposed_hash,
         "engine_version": c.engine_version,
+        "engine_config_hash": c.engine_config_hash,
         "seed": c.seed,
         "changes": c.changes,
         "pacts_mock": c.pacts_mock,

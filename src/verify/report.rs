@@ -42,6 +42,12 @@ pub fn terminal(report: &GateReport, style: Style) -> String {
         report.scenarios.len(),
         report.seed
     );
+    let _ = writeln!(
+        out,
+        "engine configuration: {} {}",
+        report.engine_config_source,
+        style.dim(&short(&report.engine_config_hash))
+    );
     for t in &report.tenants {
         out.push('\n');
         let verdict = if t.passed() {
@@ -59,23 +65,18 @@ pub fn terminal(report: &GateReport, style: Style) -> String {
             t.runs.len()
         );
         if let Some(c) = &t.contract {
-            let mark = if c.passed() {
+            let mark = if !c.checked() {
+                style.dim("--  ")
+            } else if c.passed() {
                 style.pass("ok  ")
             } else {
                 style.fail("FAIL")
             };
-            let breaking = c.changes.iter().filter(|c| c.breaking).count();
-            let what = format!(
-                "{} change(s), {breaking} breaking, since {} deployed in {}",
-                c.changes.len(),
-                c.deployed_version,
-                c.environment
-            );
             let _ = writeln!(
                 out,
                 "  {mark} {:<28} {}",
                 "contract-check",
-                style.dim(&what)
+                style.dim(&c.summary())
             );
             for ch in c.changes.iter().filter(|c| c.breaking) {
                 let _ = writeln!(
@@ -249,6 +250,8 @@ pub fn json(report: &GateReport) -> String {
         "format_version": 1,
         "tool": "syncgate",
         "engine_version": env!("CARGO_PKG_VERSION"),
+        "engine_config_hash": report.engine_config_hash,
+        "engine_config_source": report.engine_config_source,
         "passed": report.passed(),
         "seed": report.seed,
         "shard": report.shard,
@@ -276,6 +279,12 @@ pub fn markdown(report: &GateReport) -> String {
     if let Some(shard) = &report.shard {
         let _ = write!(out, ", shard {shard}");
     }
+    let _ = write!(
+        out,
+        ", engine configuration {} `{}`",
+        md(&report.engine_config_source),
+        report.engine_config_hash
+    );
     out.push_str("\n\n| tenant | bundle | verdict | scenarios passed |\n|---|---|---|---|\n");
     for t in &report.tenants {
         let passed = t.runs.iter().filter(|r| r.passed()).count();
@@ -288,6 +297,27 @@ pub fn markdown(report: &GateReport) -> String {
             if t.passed() { "pass" } else { "**FAIL**" },
             t.runs.len()
         );
+    }
+    // The contract check of every tenant, run or not: a check that did not run says so.
+    if report.tenants.iter().any(|t| t.contract.is_some()) {
+        out.push('\n');
+        for t in &report.tenants {
+            if let Some(c) = &t.contract {
+                let verdict = if !c.checked() {
+                    String::new()
+                } else if c.passed() {
+                    "pass, ".to_string()
+                } else {
+                    "**FAIL**, ".to_string()
+                };
+                let _ = writeln!(
+                    out,
+                    "- {} contract-check: {verdict}{}",
+                    md(&t.label()),
+                    md(&c.summary())
+                );
+            }
+        }
     }
     let failures: Vec<(&TenantResult, &RunResult)> = report
         .tenants
@@ -313,10 +343,9 @@ pub fn markdown(report: &GateReport) -> String {
             let c = t.contract.as_ref().expect("filtered on contract");
             let _ = writeln!(
                 out,
-                "\n#### {} · breaking changes since {} deployed in {}\n",
+                "\n#### {} · contract check: {}\n",
                 md(&t.label()),
-                md(&c.deployed_version),
-                md(&c.environment)
+                md(&c.summary())
             );
             for ch in c.changes.iter().filter(|c| c.breaking) {
                 let _ = writeln!(
@@ -391,9 +420,10 @@ pub fn junit(report: &GateReport) -> String {
         let f = failed_cases(t);
         let _ = writeln!(
             out,
-            "  <testsuite name=\"{}\" tests=\"{}\" failures=\"{f}\" errors=\"0\" skipped=\"0\">",
+            "  <testsuite name=\"{}\" tests=\"{}\" failures=\"{f}\" errors=\"0\" skipped=\"{}\">",
             xml(&t.label()),
-            cases(t)
+            cases(t),
+            usize::from(t.contract.as_ref().is_some_and(|c| !c.checked()))
         );
         let _ = writeln!(out, "    <properties>");
         let _ = writeln!(
@@ -411,6 +441,11 @@ pub fn junit(report: &GateReport) -> String {
             "      <property name=\"seed\" value=\"{}\"/>",
             report.seed
         );
+        let _ = writeln!(
+            out,
+            "      <property name=\"engine.config.hash\" value=\"{}\"/>",
+            xml(&report.engine_config_hash)
+        );
         let _ = writeln!(out, "    </properties>");
         if let Some(c) = &t.contract {
             let _ = write!(
@@ -418,7 +453,13 @@ pub fn junit(report: &GateReport) -> String {
                 "    <testcase classname=\"{}\" name=\"contract-check\"",
                 xml(&t.label())
             );
-            if c.passed() {
+            if !c.checked() {
+                let _ = writeln!(
+                    out,
+                    ">\n      <skipped message=\"{}\"/>\n    </testcase>",
+                    xml(&c.summary())
+                );
+            } else if c.passed() {
                 out.push_str("/>\n");
             } else {
                 let mut body = String::new();
@@ -427,9 +468,8 @@ pub fn junit(report: &GateReport) -> String {
                 }
                 let _ = writeln!(
                     out,
-                    ">\n      <failure type=\"contract\" message=\"breaking changes since {} deployed in {}\">{}</failure>\n    </testcase>",
-                    xml(&c.deployed_version),
-                    xml(&c.environment),
+                    ">\n      <failure type=\"contract\" message=\"{}\">{}</failure>\n    </testcase>",
+                    xml(&c.summary()),
                     xml(&body)
                 );
             }

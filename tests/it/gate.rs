@@ -49,11 +49,12 @@ fn default_gate_passes_every_tenant() {
         );
     }
     let xml = std::fs::read_to_string(&junit).unwrap();
-    // One case per scenario and one for pact verification, per tenant.
+    // One case per scenario, one for pact verification and one for the contract check, per
+    // tenant.
     let cases = std::fs::read_dir(root().join("harness/scenarios"))
         .unwrap()
         .count()
-        + 1;
+        + 2;
     assert!(
         xml.contains(&format!("tests=\"{}\" failures=\"0\"", 4 * cases)),
         "{xml}"
@@ -119,16 +120,18 @@ fn red_report_snapshot() {
     assert_eq!(out.status.code(), Some(1));
     let text = stdout(&out);
     let redacted: String = text
-        .split(' ')
-        .map(|w| {
-            if w.starts_with("sha256:") {
-                "sha256:[hash]"
-            } else {
-                w
-            }
+        .split_inclusive('\n')
+        .map(|line| {
+            line.split(' ')
+                .map(|w| match w.strip_suffix('\n') {
+                    _ if !w.starts_with("sha256:") => w,
+                    Some(_) => "sha256:[hash]\n",
+                    None => "sha256:[hash]",
+                })
+                .collect::<Vec<_>>()
+                .join(" ")
         })
-        .collect::<Vec<_>>()
-        .join(" ");
+        .collect();
     insta::assert_snapshot!("red_report_ignores_retry_after", redacted);
 }
 
@@ -666,8 +669,11 @@ fn every_invariant_is_caught_by_a_broken_engine() {
         );
     }
     let covered: std::collections::BTreeSet<&str> = cases.iter().map(|(_, i)| *i).collect();
+    // `faults-fired` judges the scenario, not the engine (its own test:
+    // `a_fault_rule_that_never_fired_fails_its_scenario`).
     let all: std::collections::BTreeSet<&str> = syncgate::verify::invariants::names::ALL
         .into_iter()
+        .filter(|&i| i != syncgate::verify::invariants::names::FAULTS_FIRED)
         .collect();
     assert_eq!(
         covered, all,
@@ -753,4 +759,369 @@ fn a_breaking_change_since_the_deployed_version_fails_the_gate() {
     assert_eq!(code, Some(1), "{text}");
     assert!(text.contains("FAIL contract-check"), "{text}");
     assert!(text.contains("objects.Account.fields.Phone"), "{text}");
+}
+
+/// Runs the binary with its state store in `db` (a SQLite path).
+fn syncgate_with_db(db: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_syncgate"))
+        .args(args)
+        .current_dir(root())
+        .env("NO_COLOR", "1")
+        .env("SYNCGATE_DATABASE_URL", format!("sqlite:{}", db.display()))
+        .output()
+        .expect("syncgate runs")
+}
+
+/// Selections that select nothing are bad usage (exit 2), never `PASS all 0 tenant(s)`.
+#[test]
+fn a_selection_that_selects_nothing_is_bad_usage() {
+    let empty = tempfile::tempdir().unwrap();
+    let out = syncgate(&["gate", "--scenarios", empty.path().to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2), "{}", stdout(&out));
+    assert!(stderr(&out).contains("no scenarios in"), "{}", stderr(&out));
+    assert!(!stdout(&out).contains("PASS"), "{}", stdout(&out));
+
+    // One tenant x one scenario is one run: shard 2 of 2 has none.
+    let out = syncgate(&[
+        "gate",
+        "--partner",
+        "bluepeak-logistics",
+        "--tenant",
+        "sandbox",
+        "--scenario",
+        "baseline",
+        "--no-pacts",
+        "--shard",
+        "2/2",
+    ]);
+    assert_eq!(out.status.code(), Some(2), "{}", stdout(&out));
+    assert!(
+        stderr(&out).contains("shard 2/2 of 1 run(s) selects none"),
+        "{}",
+        stderr(&out)
+    );
+
+    let out = syncgate(&["gate", "--jobs", "0"]);
+    assert_eq!(out.status.code(), Some(2), "{}", stdout(&out));
+    assert!(stderr(&out).contains("--jobs"), "{}", stderr(&out));
+}
+
+/// A fault rule that never fired fails its scenario (`faults-fired`), unless it is optional.
+#[test]
+fn a_fault_rule_that_never_fired_fails_its_scenario() {
+    let dir = tempfile::tempdir().unwrap();
+    let scenario = |optional: bool| {
+        format!(
+            "purpose: Salesforce is busy on a path the engine never calls.\nfaults:\n  - name: never-called\n    match: {{ method: DELETE, path: \"/no/such/route\" }}\n    respond: server_unavailable\n{}",
+            if optional { "    optional: true\n" } else { "" }
+        )
+    };
+    std::fs::write(dir.path().join("unfired.yaml"), scenario(false)).unwrap();
+    let gate = || {
+        syncgate(&[
+            "gate",
+            "--scenarios",
+            dir.path().to_str().unwrap(),
+            "--partner",
+            "bluepeak-logistics",
+            "--tenant",
+            "sandbox",
+            "--no-pacts",
+        ])
+    };
+    let out = gate();
+    let text = stdout(&out);
+    assert_eq!(out.status.code(), Some(1), "{text}{}", stderr(&out));
+    assert!(text.contains("x faults-fired"), "{text}");
+    assert!(
+        text.contains("fault rule `never-called` of") && text.contains("never fired"),
+        "{text}"
+    );
+    std::fs::write(dir.path().join("unfired.yaml"), scenario(true)).unwrap();
+    let out = gate();
+    assert_eq!(out.status.code(), Some(0), "{}", stdout(&out));
+}
+
+/// An unreachable store fails the gate (exit 3) with the cause, never a warning and a pass.
+#[test]
+fn an_unreachable_store_fails_the_gate_with_its_cause() {
+    for partial in [false, true] {
+        let mut args = vec![
+            "--database-url",
+            "postgres://postgres@127.0.0.1:1/test",
+            "gate",
+            "--tenant",
+            "sandbox",
+            "--partner",
+            "bluepeak-logistics",
+        ];
+        if partial {
+            args.extend(["--scenario", "baseline", "--no-pacts"]);
+        }
+        let out = syncgate(&args);
+        let err = stderr(&out);
+        assert_eq!(out.status.code(), Some(3), "{}{err}", stdout(&out));
+        assert!(err.contains("cannot connect to PostgreSQL"), "{err}");
+        assert!(err.to_lowercase().contains("connection refused"), "{err}");
+        assert!(!stdout(&out).contains("PASS"), "{}", stdout(&out));
+    }
+}
+
+/// With nothing deployed and nothing published, every report says the contract check did
+/// not run.
+#[test]
+fn an_unchecked_contract_is_stated_in_every_report() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("state.sqlite");
+    let (json, junit, md) = (
+        dir.path().join("r.json"),
+        dir.path().join("r.xml"),
+        dir.path().join("r.md"),
+    );
+    let out = syncgate_with_db(
+        &db,
+        &[
+            "gate",
+            "--partner",
+            "bluepeak-logistics",
+            "--tenant",
+            "sandbox",
+            "--scenario",
+            "baseline",
+            "--no-pacts",
+            "--json",
+            json.to_str().unwrap(),
+            "--junit",
+            junit.to_str().unwrap(),
+            "--markdown",
+            md.to_str().unwrap(),
+        ],
+    );
+    let text = stdout(&out);
+    assert_eq!(out.status.code(), Some(0), "{text}{}", stderr(&out));
+    let note = "not checked: nothing deployed in production and nothing published";
+    assert!(
+        text.contains(&format!("--   contract-check               {note}")),
+        "{text}"
+    );
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    let contract = &report["tenants"][0]["contract"];
+    assert_eq!(contract["against"], "none", "{contract}");
+    assert_eq!(contract["note"], note, "{contract}");
+    let xml = std::fs::read_to_string(&junit).unwrap();
+    assert!(
+        xml.contains(&format!(
+            "name=\"contract-check\">\n      <skipped message=\"{note}\"/>"
+        )),
+        "{xml}"
+    );
+    assert!(xml.contains("skipped=\"1\""), "{xml}");
+    let markdown = std::fs::read_to_string(&md).unwrap();
+    assert!(
+        markdown.contains(&format!(
+            "bluepeak-logistics/sandbox contract-check: {note}"
+        )),
+        "{markdown}"
+    );
+}
+
+/// With nothing deployed, the bundle is checked against the latest published version below
+/// it: the five kinds of breaking change that used to pass silently fail the gate, and a
+/// changed bundle under a published version number fails with both hashes.
+#[test]
+fn with_nothing_deployed_the_latest_published_version_is_the_baseline() {
+    let dir = copy_partner("bluepeak-logistics");
+    let contracts = dir.path().to_str().unwrap().to_string();
+    let db = dir.path().join("state.sqlite");
+    let base = dir.path().join("bluepeak-logistics/base.toml");
+    let sandbox = dir.path().join("bluepeak-logistics/sandbox/bundle.toml");
+    let original = std::fs::read_to_string(&base).unwrap();
+    // Published 2.1.0: Status__c an unrestricted picklist.
+    let published = original.replace(
+        "Status__c = { type = \"picklist\", values = [\"Active\", \"Inactive\"], from = \"status\" }",
+        "Status__c = { type = \"picklist\", values = [\"Active\", \"Inactive\"], restricted = false, from = \"status\" }",
+    );
+    assert_ne!(published, original);
+    std::fs::write(&base, &published).unwrap();
+    let out = syncgate_with_db(
+        &db,
+        &[
+            "contracts",
+            "publish",
+            "--contracts",
+            &contracts,
+            "bluepeak-logistics/sandbox",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let gate = || {
+        let out = syncgate_with_db(
+            &db,
+            &[
+                "gate",
+                "--contracts",
+                &contracts,
+                "--partner",
+                "bluepeak-logistics",
+                "--tenant",
+                "sandbox",
+                "--scenario",
+                "baseline",
+                "--no-pacts",
+            ],
+        );
+        (out.status.code(), stdout(&out))
+    };
+    let (code, text) = gate();
+    assert_eq!(code, Some(0), "{text}");
+    assert!(text.contains("ok   contract-check               0 change(s), 0 breaking, since 2.1.0, the latest published (nothing deployed in production)"), "{text}");
+
+    // 2.2.0 on disk, with five breaking changes.
+    let changed = published
+        .replace(
+            "BillingCity = { type = \"string\", max_length = 40,",
+            "BillingCity = { type = \"string\", required = true, max_length = 40,",
+        )
+        .replace(
+            "\"Transportation\", \"Wholesale\"]",
+            "\"Transportation\"]",
+        )
+        .replace("restricted = false, ", "")
+        .replace(
+            "source = \"opportunities\"\ndelete = { policy = \"hard_delete\" }",
+            "source = \"opportunities\"\ndelete = { policy = \"inactive\", field = \"StageName\", value = \"Closed Lost\" }",
+        );
+    std::fs::write(&base, &changed).unwrap();
+    let bundle = std::fs::read_to_string(&sandbox).unwrap();
+    std::fs::write(
+        &sandbox,
+        bundle
+            .replace("version = \"2.1.0\"", "version = \"2.2.0\"")
+            .replace("daily_api_requests = 15000", "daily_api_requests = 14000"),
+    )
+    .unwrap();
+    let (code, text) = gate();
+    assert_eq!(code, Some(1), "{text}");
+    assert!(text.contains("FAIL contract-check"), "{text}");
+    assert!(text.contains("since 2.1.0, the latest published"), "{text}");
+    for rule in [
+        "became-required",
+        "picklist-value-removed",
+        "picklist-restricted",
+        "delete-policy-changed",
+        "limit-lowered",
+    ] {
+        assert!(
+            text.contains(&format!("x {rule} ")),
+            "{rule} not failed:\n{text}"
+        );
+    }
+
+    // Back at 2.1.0 with other content: the version was not bumped.
+    std::fs::write(&sandbox, &bundle).unwrap();
+    std::fs::write(&base, &original).unwrap();
+    let (code, text) = gate();
+    assert_eq!(code, Some(1), "{text}");
+    assert!(text.contains("x version-not-bumped version"), "{text}");
+    assert!(text.contains("bump the version"), "{text}");
+    assert!(text.matches("sha256:").count() >= 3, "{text}");
+}
+
+/// `--engine-config` with `batch_size = 50`: the baseline scenario sends ⌈records / 50⌉
+/// collection calls per object, and the reports carry the configuration's hash.
+#[test]
+fn the_engine_configuration_file_sets_the_batch_size_and_its_hash_is_reported() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("engine.toml");
+    std::fs::write(&config, "[engine]\nbatch_size = 50\n").unwrap();
+    let run = |config: Option<&Path>, name: &str| {
+        let json = dir.path().join(format!("{name}.json"));
+        let journals = dir.path().join(name);
+        let mut args = vec![
+            "gate".to_string(),
+            "--partner".into(),
+            "bluepeak-logistics".into(),
+            "--tenant".into(),
+            "sandbox".into(),
+            "--scenario".into(),
+            "baseline".into(),
+            "--no-pacts".into(),
+            "--json".into(),
+            json.display().to_string(),
+            "--journal-dir".into(),
+            journals.display().to_string(),
+        ];
+        if let Some(c) = config {
+            args.extend(["--engine-config".into(), c.display().to_string()]);
+        }
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let out = syncgate(&args);
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{}{}",
+            stdout(&out),
+            stderr(&out)
+        );
+        let report: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+        let journal =
+            std::fs::read_to_string(journals.join("bluepeak-logistics/sandbox/baseline.jsonl"))
+                .unwrap();
+        // Per object: collection calls, and the records they carried.
+        let mut calls: std::collections::BTreeMap<String, (usize, usize)> = Default::default();
+        for line in journal.lines() {
+            let e: serde_json::Value = serde_json::from_str(line).unwrap();
+            if e["method"] == "PATCH"
+                && e["path"].as_str().unwrap().contains("/composite/sobjects/")
+            {
+                let slot = calls
+                    .entry(e["object"].as_str().unwrap().to_string())
+                    .or_default();
+                slot.0 += 1;
+                slot.1 += e["records"].as_u64().unwrap() as usize;
+            }
+        }
+        (report, stdout(&out), calls)
+    };
+    let (default_report, _, default_calls) = run(None, "defaults");
+    let (report, text, calls) = run(Some(&config), "fifty");
+    assert_eq!(calls.len(), 3, "{calls:?}");
+    for (object, (n, records)) in &calls {
+        assert!(
+            *records > 50,
+            "{object}: {records} records is too few to tell"
+        );
+        assert_eq!(*n, records.div_ceil(50), "{object}: {calls:?}");
+        assert_eq!(
+            default_calls[object].1, *records,
+            "{object}: same records sent"
+        );
+        assert_eq!(default_calls[object].0, records.div_ceil(200), "{object}");
+    }
+    let hash = report["engine_config_hash"].as_str().unwrap();
+    assert!(hash.starts_with("sha256:") && hash.len() == 71, "{hash}");
+    assert_ne!(
+        report["engine_config_hash"],
+        default_report["engine_config_hash"]
+    );
+    assert_eq!(report["engine_config_source"], config.display().to_string());
+    assert!(
+        text.contains(&format!("engine configuration: {}", config.display())),
+        "{text}"
+    );
+
+    // A bad value names the file, line and key (exit 2).
+    std::fs::write(&config, "[engine]\nbatch_size = 50\nburst = 0\n").unwrap();
+    let out = syncgate(&["gate", "--engine-config", config.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains(&format!(
+            "{}:3:9: `engine.burst`: must be at least 1",
+            config.display()
+        )),
+        "{}",
+        stderr(&out)
+    );
 }

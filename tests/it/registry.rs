@@ -387,9 +387,11 @@ fn the_gate_fails_loudly_when_it_cannot_record_its_verifications() {
             "sandbox",
         ],
     );
+    // The store cannot even be opened: the gate stops before its contract check (exit 3),
+    // rather than run without it and fail only when recording.
     assert_eq!(code(&out), 3, "{}", text(&out));
     assert!(
-        text(&out).contains("failed to record the verification results"),
+        text(&out).contains("the contract check needs the store"),
         "{}",
         text(&out)
     );
@@ -1328,5 +1330,137 @@ fn a_partial_gate_run_records_nothing() {
         text(&out).contains("verification results not recorded"),
         "{}",
         text(&out)
+    );
+}
+
+/// Versions are ordered by semver precedence everywhere: `2.0.0-rc.10` comes after
+/// `2.0.0-rc.2`, so a breaking rc.10 is checked against rc.2 (and refused), and `list` and
+/// `show` agree on which is latest.
+#[test]
+fn pre_releases_are_ordered_by_semver() {
+    let ws = Workspace::new();
+    let dir = ws.sandbox();
+    let dir_s = dir.to_string_lossy().to_string();
+    let bundle = dir.join("bundle.toml");
+    edit(&bundle, "version = \"2.1.0\"", "version = \"2.0.0-rc.2\"");
+    let first = ws.run(&["contracts", "publish", &dir_s]);
+    assert_eq!(code(&first), 0, "{}", text(&first));
+
+    edit(
+        &bundle,
+        "version = \"2.0.0-rc.2\"",
+        "version = \"2.0.0-rc.10\"",
+    );
+    edit(
+        &bundle,
+        "daily_api_requests = 15000",
+        "daily_api_requests = 5000",
+    );
+    let breaking = ws.run(&["contracts", "publish", &dir_s]);
+    assert_eq!(code(&breaking), 1, "{}", text(&breaking));
+    assert!(
+        text(&breaking).contains("breaking change(s) against 2.0.0-rc.2"),
+        "{}",
+        text(&breaking)
+    );
+
+    edit(
+        &bundle,
+        "daily_api_requests = 5000",
+        "daily_api_requests = 16000",
+    );
+    let safe = ws.run(&["contracts", "publish", &dir_s]);
+    assert_eq!(code(&safe), 0, "{}", text(&safe));
+    assert!(text(&safe).contains("limit-raised"), "{}", text(&safe));
+
+    let list = ws.run(&["contracts", "list", "--json"]);
+    let listed: Value = serde_json::from_slice(&list.stdout).unwrap_or_else(|e| panic!("{e}"));
+    let versions: Vec<&str> = listed
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|r| r["version"].as_str())
+        .collect();
+    assert_eq!(versions, ["2.0.0-rc.2", "2.0.0-rc.10"]);
+    let show = ws.run(&[
+        "contracts",
+        "show",
+        "--contracts",
+        "/nonexistent",
+        "bluepeak-logistics/sandbox",
+        "--json",
+    ]);
+    let shown: Value =
+        serde_json::from_slice(&show.stdout).unwrap_or_else(|e| panic!("{e}: {}", text(&show)));
+    assert_eq!(shown["bundle"]["version"], "2.0.0-rc.10");
+}
+
+/// can-i-deploy answers no when the gate verified another engine configuration than the one
+/// asked about; the verification record carries the configuration's hash.
+#[test]
+fn can_i_deploy_says_no_for_an_engine_configuration_nobody_verified() {
+    let ws = Workspace::new();
+    let dir_s = ws.sandbox().to_string_lossy().to_string();
+    let published = ws.run(&["contracts", "publish", &dir_s]);
+    assert_eq!(code(&published), 0, "{}", text(&published));
+    let scenarios = baseline_only();
+    let contracts = ws.contracts.to_string_lossy().to_string();
+    let gate = ws.run(&[
+        "gate",
+        "--contracts",
+        &contracts,
+        "--scenarios",
+        scenarios.path().to_str().unwrap(),
+        "--partner",
+        "bluepeak-logistics",
+        "--tenant",
+        "sandbox",
+        "--engine-version",
+        "0.1.0",
+    ]);
+    assert_eq!(code(&gate), 0, "{}", text(&gate));
+    let config = scenarios.path().join("engine.toml");
+    std::fs::write(&config, "[engine]\nbatch_size = 50\n").unwrap_or_else(|e| panic!("{e}"));
+    let ask = |config: Option<&Path>| {
+        let mut args = vec![
+            "contracts".to_string(),
+            "can-i-deploy".into(),
+            "--partner".into(),
+            "bluepeak-logistics".into(),
+            "--tenant".into(),
+            "sandbox".into(),
+            "--engine-version".into(),
+            "0.1.0".into(),
+            "--to".into(),
+            "production".into(),
+            "--contracts".into(),
+            contracts.clone(),
+            "--json".into(),
+        ];
+        if let Some(c) = config {
+            args.extend(["--engine-config".into(), c.display().to_string()]);
+        }
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let out = ws.run(&args);
+        let answer: Value =
+            serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}", text(&out)));
+        (code(&out), answer)
+    };
+    let (rc, yes) = ask(None);
+    assert_eq!(rc, 0, "{yes}");
+    let verified = yes["verification"]["engine_config_hash"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    assert!(verified.starts_with("sha256:"), "{yes}");
+    assert_eq!(yes["engine_config_hash"], verified.as_str());
+    let (rc, no) = ask(Some(&config));
+    assert_eq!(rc, 1, "{no}");
+    let reason = no["reason"].as_str().unwrap_or_default();
+    assert!(
+        reason.contains(&format!(
+            "with engine configuration {verified}, not the configuration asked about"
+        )),
+        "{reason}"
     );
 }

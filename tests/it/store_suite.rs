@@ -193,6 +193,7 @@ async fn verifications_round_trip() {
             scenarios: vec!["baseline".into(), "rate-limit-storm".into()],
             verified_at: t("2026-01-05T08:00:00Z"),
             verified_by: "syncgate gate".into(),
+            engine_config_hash: Some("sha256:c".into()),
         };
         s.record_verification(&v).await.unwrap();
         assert_eq!(

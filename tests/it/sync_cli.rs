@@ -149,11 +149,13 @@ fn a_second_sync_skips_versions_already_applied() {
     assert_eq!(first["created"], 646);
     assert_eq!(first["already_synced"], 0);
     let second: serde_json::Value = serde_json::from_slice(&run(&db, &args).stdout).unwrap();
-    // Every applied version is skipped; only the records Salesforce rejected are tried again.
+    // Every applied version is skipped, and so is every version Salesforce rejected for
+    // good: it waits in the dead-letter queue for a redrive instead of costing a call again.
     assert_eq!(second["already_synced"], 646, "{second}");
+    assert_eq!(second["already_dead_lettered"], 14, "{second}");
     assert_eq!(second["created"], 0);
     assert_eq!(second["updated"], 0);
-    assert_eq!(second["dead_lettered"], 14);
+    assert_eq!(second["dead_lettered"], 0);
     assert!(second["api_calls"].as_u64().unwrap() < first["api_calls"].as_u64().unwrap());
 }
 
@@ -1158,4 +1160,56 @@ async fn redrive_skips_a_letter_the_dedupe_store_knows_was_overtaken() {
     let kept = letters.dlq_list(&DlqFilter::default()).await.unwrap();
     assert_eq!(kept[0].status, LetterStatus::Superseded);
     assert_eq!(kept[0].superseded_by, Some(2));
+}
+
+/// `sync --engine-config` runs the engine with the file's settings: with `batch_size = 50`
+/// the batch a session failure dead-letters holds 50 records, not 200; a bad file is exit 2.
+#[test]
+fn sync_reads_the_engine_configuration_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let scenario = dir.path().join("expiring.yaml");
+    std::fs::write(&scenario, "purpose: sessions expire twice in a row\nfaults:\n  - name: expired\n    match: { method: PATCH, object: Contact }\n    calls: { first: 1, times: 2 }\n    respond: session_expired\n").unwrap();
+    let config = dir.path().join("engine.toml");
+    std::fs::write(&config, "[engine]\nbatch_size = 50\n").unwrap();
+    let mock = serve(&scenario);
+    let db = format!("sqlite:{}", dir.path().join("state.sqlite").display());
+    let sync = |config: &Path| {
+        run(
+            &db,
+            &[
+                "sync",
+                "--bundle",
+                "northwind-outfitters/production",
+                "--source",
+                "harness/fixtures/default",
+                "--target",
+                &mock.url,
+                "--engine-config",
+                config.to_str().unwrap(),
+                "--json",
+            ],
+        )
+    };
+    let out = sync(&config);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let list = run(
+        &db,
+        &["dlq", "list", "--code", "INVALID_SESSION_ID", "--json"],
+    );
+    let letters: serde_json::Value = serde_json::from_slice(&list.stdout).unwrap();
+    assert_eq!(letters.as_array().unwrap().len(), 50);
+
+    std::fs::write(&config, "[engine]\nbatch_size = \"fifty\"\n").unwrap();
+    let out = sync(&config);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains(&format!("{}:2:14: `engine.batch_size`", config.display())),
+        "{err}"
+    );
 }

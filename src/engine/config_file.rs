@@ -1,0 +1,588 @@
+//! The engine configuration file (`syncgate.toml`): an `[engine]` table setting the tunables
+//! of [`EngineConfig`], checked with file/line/field errors, and the content hash of the
+//! configuration it resolves to.
+//!
+//! ```toml
+//! [engine]
+//! batch_size = 50
+//! backoff_base = "500ms"
+//! breaker_cooldown = "30s"
+//! ```
+//!
+//! Keys left out keep their defaults. The hash is taken over the resolved configuration (every
+//! key, defaults included, in a canonical form), so two files that configure the same engine
+//! hash the same, and a verification recorded for one applies to the other.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::{Deserialize, Deserializer};
+use sha2::{Digest, Sha256};
+use toml::Spanned;
+
+use super::EngineConfig;
+use crate::contract::bundle::{key_path_at, line_col};
+use crate::sim::time::{format_duration, parse_duration};
+
+/// The file name looked for beside the `--contracts` directory when no `--engine-config` is
+/// given.
+pub const DEFAULT_FILE_NAME: &str = "syncgate.toml";
+
+/// A resolved engine configuration and where it came from.
+#[derive(Clone, Debug)]
+pub struct EngineSettings {
+    pub config: EngineConfig,
+    /// `sha256:…` of [`canonical`] of `config`.
+    pub hash: String,
+    /// The file read, or `None` for the built-in defaults.
+    pub source: Option<PathBuf>,
+}
+
+impl EngineSettings {
+    /// The built-in defaults ([`EngineConfig::default`]).
+    pub fn defaults() -> Self {
+        let config = EngineConfig::default();
+        EngineSettings {
+            hash: config_hash(&config),
+            config,
+            source: None,
+        }
+    }
+
+    /// Reads `path` (see the module docs).
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
+            path: path.to_path_buf(),
+            line: None,
+            column: None,
+            field: None,
+            message: format!("cannot read the engine configuration: {e}"),
+        })?;
+        Self::parse(path, &text)
+    }
+
+    /// Parses the text of a configuration file; `path` names it in errors.
+    pub fn parse(path: &Path, text: &str) -> Result<Self, ConfigError> {
+        let file: ConfigFile =
+            toml::from_str(text).map_err(|e| ConfigError::from_toml(path, text, &e))?;
+        let config = file
+            .engine
+            .unwrap_or_default()
+            .apply(EngineConfig::default())
+            .map_err(|(span, field, message)| {
+                let (line, column) = line_col(text, span.start);
+                ConfigError {
+                    path: path.to_path_buf(),
+                    line: Some(line),
+                    column: Some(column),
+                    field: Some(format!("engine.{field}")),
+                    message,
+                }
+            })?;
+        Ok(EngineSettings {
+            hash: config_hash(&config),
+            config,
+            source: Some(path.to_path_buf()),
+        })
+    }
+
+    /// `--engine-config FILE` if given, else `syncgate.toml` beside `contracts` when it
+    /// exists, else the defaults.
+    pub fn resolve(explicit: Option<&Path>, contracts: &Path) -> Result<Self, ConfigError> {
+        if let Some(path) = explicit {
+            return Self::load(path);
+        }
+        let beside = default_path(contracts);
+        if beside.is_file() {
+            Self::load(&beside)
+        } else {
+            Ok(Self::defaults())
+        }
+    }
+
+    /// Where the configuration came from, for reports: the file, or `defaults`.
+    pub fn source_label(&self) -> String {
+        self.source
+            .as_ref()
+            .map_or_else(|| "defaults".to_string(), |p| p.display().to_string())
+    }
+}
+
+/// `syncgate.toml` in the directory that holds `contracts`.
+pub fn default_path(contracts: &Path) -> PathBuf {
+    contracts
+        .parent()
+        .unwrap_or_else(|| Path::new(""))
+        .join(DEFAULT_FILE_NAME)
+}
+
+/// A malformed configuration file: where, which key, what is wrong.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ConfigError {
+    pub path: PathBuf,
+    pub line: Option<usize>,
+    pub column: Option<usize>,
+    /// Dotted key, e.g. `engine.batch_size`.
+    pub field: Option<String>,
+    pub message: String,
+}
+
+impl std::error::Error for ConfigError {}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.path.display())?;
+        if let Some(line) = self.line {
+            write!(f, ":{line}")?;
+            if let Some(col) = self.column {
+                write!(f, ":{col}")?;
+            }
+        }
+        write!(f, ": ")?;
+        if let Some(field) = &self.field {
+            write!(f, "`{field}`: ")?;
+        }
+        write!(f, "{}", self.message)?;
+        if self.message.contains("unknown field") {
+            write!(
+                f,
+                "\n  help: the keys of `[engine]` are listed in README.md (\"Engine configuration\")"
+            )?;
+        }
+        Ok(())
+    }
+}
+
+impl ConfigError {
+    fn from_toml(path: &Path, text: &str, err: &toml::de::Error) -> Self {
+        let span = err.span();
+        let (line, column) = span.clone().map_or((None, None), |s| {
+            let (l, c) = line_col(text, s.start);
+            (Some(l), Some(c))
+        });
+        let message = err.message().trim();
+        ConfigError {
+            path: path.to_path_buf(),
+            line,
+            column,
+            field: span.and_then(|s| key_path_at(text, s.start)),
+            message: if message.is_empty() {
+                "invalid TOML".into()
+            } else {
+                message.to_string()
+            },
+        }
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ConfigFile {
+    engine: Option<EngineTable>,
+}
+
+/// A duration written as in scenarios: `250ms`, `30s`, `15m`, `2h`, `1d`.
+#[derive(Clone, Copy, Debug)]
+struct Dur(Duration);
+
+impl<'de> Deserialize<'de> for Dur {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        parse_duration(&s).map(Dur).ok_or_else(|| {
+            serde::de::Error::custom(format!(
+                "`{s}` is not a duration: write e.g. \"250ms\", \"30s\", \"15m\", \"2h\" or \"1d\""
+            ))
+        })
+    }
+}
+
+/// Every key the file may set. The engine's deliberate-fault switches are not among them.
+#[derive(Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct EngineTable {
+    batch_size: Option<Spanned<usize>>,
+    max_attempts: Option<Spanned<u32>>,
+    backoff_base: Option<Spanned<Dur>>,
+    backoff_cap: Option<Spanned<Dur>>,
+    client_name: Option<Spanned<String>>,
+    max_window_waits: Option<Spanned<u32>>,
+    bulk_threshold: Option<Spanned<usize>>,
+    bulk_max_upload_bytes: Option<Spanned<usize>>,
+    bulk_records_per_sec: Option<Spanned<f64>>,
+    bulk_poll_interval: Option<Spanned<Dur>>,
+    bulk_poll_cap: Option<Spanned<Dur>>,
+    bulk_job_timeout: Option<Spanned<Dur>>,
+    realtime_window: Option<Spanned<Dur>>,
+    rate_per_sec: Option<Spanned<f64>>,
+    burst: Option<Spanned<u32>>,
+    max_concurrent: Option<Spanned<u32>>,
+    breaker_threshold: Option<Spanned<u32>>,
+    breaker_cooldown: Option<Spanned<Dur>>,
+}
+
+type Bad = (std::ops::Range<usize>, &'static str, String);
+
+/// Takes a value if present, checking it with `ok` (which says what is wrong).
+fn take<T: Clone>(
+    slot: &mut T,
+    value: &Option<Spanned<T>>,
+    key: &'static str,
+    ok: impl Fn(&T) -> Result<(), String>,
+) -> Result<(), Bad> {
+    if let Some(v) = value {
+        ok(v.get_ref()).map_err(|m| (v.span(), key, m))?;
+        *slot = v.get_ref().clone();
+    }
+    Ok(())
+}
+
+fn at_least<T: PartialOrd + fmt::Display + Copy>(min: T) -> impl Fn(&T) -> Result<(), String> {
+    move |v| {
+        if *v >= min {
+            Ok(())
+        } else {
+            Err(format!("must be at least {min}, not {v}"))
+        }
+    }
+}
+
+fn positive_rate(v: &f64) -> Result<(), String> {
+    if v.is_finite() && *v > 0.0 {
+        Ok(())
+    } else {
+        Err(format!("must be a number above 0, not {v}"))
+    }
+}
+
+fn any<T>(_: &T) -> Result<(), String> {
+    Ok(())
+}
+
+fn nonzero_duration(d: &Dur) -> Result<(), String> {
+    if d.0.is_zero() {
+        Err("must be longer than 0s".into())
+    } else {
+        Ok(())
+    }
+}
+
+impl EngineTable {
+    fn apply(&self, mut c: EngineConfig) -> Result<EngineConfig, Bad> {
+        take(&mut c.batch_size, &self.batch_size, "batch_size", |v| {
+            if (1..=200).contains(v) {
+                Ok(())
+            } else {
+                Err(format!(
+                    "must be from 1 to 200 (Salesforce's sObject Collections limit), not {v}"
+                ))
+            }
+        })?;
+        take(
+            &mut c.max_attempts,
+            &self.max_attempts,
+            "max_attempts",
+            at_least(1),
+        )?;
+        let mut base = Dur(c.backoff.base);
+        let mut cap = Dur(c.backoff.cap);
+        take(
+            &mut base,
+            &self.backoff_base,
+            "backoff_base",
+            nonzero_duration,
+        )?;
+        take(&mut cap, &self.backoff_cap, "backoff_cap", nonzero_duration)?;
+        if base.0 > cap.0 {
+            let span = self
+                .backoff_cap
+                .as_ref()
+                .or(self.backoff_base.as_ref())
+                .map_or(0..0, Spanned::span);
+            return Err((
+                span,
+                "backoff_cap",
+                format!(
+                    "the backoff cap ({}) is below its base ({})",
+                    format_duration(cap.0),
+                    format_duration(base.0)
+                ),
+            ));
+        }
+        c.backoff.base = base.0;
+        c.backoff.cap = cap.0;
+        take(&mut c.client_name, &self.client_name, "client_name", |v| {
+            if v.is_empty() || !v.chars().all(|ch| ch.is_ascii_graphic()) {
+                Err("must be a non-empty name without spaces".into())
+            } else {
+                Ok(())
+            }
+        })?;
+        take(
+            &mut c.max_window_waits,
+            &self.max_window_waits,
+            "max_window_waits",
+            any,
+        )?;
+        take(
+            &mut c.bulk_threshold,
+            &self.bulk_threshold,
+            "bulk_threshold",
+            any,
+        )?;
+        take(
+            &mut c.bulk_max_upload_bytes,
+            &self.bulk_max_upload_bytes,
+            "bulk_max_upload_bytes",
+            |v| {
+                if (1..=super::bulk::MAX_UPLOAD_BYTES).contains(v) {
+                    Ok(())
+                } else {
+                    Err(format!(
+                        "must be from 1 to {} (Bulk API 2.0's upload limit), not {v}",
+                        super::bulk::MAX_UPLOAD_BYTES
+                    ))
+                }
+            },
+        )?;
+        take(
+            &mut c.bulk_records_per_sec,
+            &self.bulk_records_per_sec,
+            "bulk_records_per_sec",
+            positive_rate,
+        )?;
+        let mut poll = Dur(c.bulk_poll_interval);
+        let mut poll_cap = Dur(c.bulk_poll_cap);
+        take(
+            &mut poll,
+            &self.bulk_poll_interval,
+            "bulk_poll_interval",
+            nonzero_duration,
+        )?;
+        take(
+            &mut poll_cap,
+            &self.bulk_poll_cap,
+            "bulk_poll_cap",
+            nonzero_duration,
+        )?;
+        if poll.0 > poll_cap.0 {
+            let span = self
+                .bulk_poll_cap
+                .as_ref()
+                .or(self.bulk_poll_interval.as_ref())
+                .map_or(0..0, Spanned::span);
+            return Err((
+                span,
+                "bulk_poll_cap",
+                format!(
+                    "the poll cap ({}) is below the poll interval ({})",
+                    format_duration(poll_cap.0),
+                    format_duration(poll.0)
+                ),
+            ));
+        }
+        c.bulk_poll_interval = poll.0;
+        c.bulk_poll_cap = poll_cap.0;
+        let mut timeout = Dur(c.bulk_job_timeout);
+        take(
+            &mut timeout,
+            &self.bulk_job_timeout,
+            "bulk_job_timeout",
+            nonzero_duration,
+        )?;
+        c.bulk_job_timeout = timeout.0;
+        let mut window = Dur(c.realtime_window);
+        take(&mut window, &self.realtime_window, "realtime_window", any)?;
+        c.realtime_window = window.0;
+        take(
+            &mut c.rate_per_sec,
+            &self.rate_per_sec,
+            "rate_per_sec",
+            positive_rate,
+        )?;
+        take(&mut c.burst, &self.burst, "burst", at_least(1))?;
+        take(
+            &mut c.max_concurrent,
+            &self.max_concurrent,
+            "max_concurrent",
+            at_least(1),
+        )?;
+        take(
+            &mut c.breaker_threshold,
+            &self.breaker_threshold,
+            "breaker_threshold",
+            any,
+        )?;
+        let mut cooldown = Dur(c.breaker_cooldown);
+        take(
+            &mut cooldown,
+            &self.breaker_cooldown,
+            "breaker_cooldown",
+            any,
+        )?;
+        c.breaker_cooldown = cooldown.0;
+        Ok(c)
+    }
+}
+
+/// The configuration's tunables, one `key = value` line each in key order (durations in
+/// milliseconds): what the hash is taken over. The deliberate-fault switches are not part of
+/// it (a configuration file cannot set them).
+pub fn canonical(c: &EngineConfig) -> String {
+    let ms = |d: Duration| format!("{}", d.as_millis());
+    let fields: BTreeMap<&str, String> = [
+        ("batch_size", c.batch_size.to_string()),
+        ("max_attempts", c.max_attempts.to_string()),
+        ("backoff_base_ms", ms(c.backoff.base)),
+        ("backoff_cap_ms", ms(c.backoff.cap)),
+        ("client_name", format!("{:?}", c.client_name)),
+        ("max_window_waits", c.max_window_waits.to_string()),
+        ("bulk_threshold", c.bulk_threshold.to_string()),
+        ("bulk_max_upload_bytes", c.bulk_max_upload_bytes.to_string()),
+        (
+            "bulk_records_per_sec",
+            format!("{:?}", c.bulk_records_per_sec),
+        ),
+        ("bulk_poll_interval_ms", ms(c.bulk_poll_interval)),
+        ("bulk_poll_cap_ms", ms(c.bulk_poll_cap)),
+        ("bulk_job_timeout_ms", ms(c.bulk_job_timeout)),
+        ("realtime_window_ms", ms(c.realtime_window)),
+        ("rate_per_sec", format!("{:?}", c.rate_per_sec)),
+        ("burst", c.burst.to_string()),
+        ("max_concurrent", c.max_concurrent.to_string()),
+        ("breaker_threshold", c.breaker_threshold.to_string()),
+        ("breaker_cooldown_ms", ms(c.breaker_cooldown)),
+    ]
+    .into_iter()
+    .collect();
+    let mut out = String::from("[engine]\n");
+    for (k, v) in fields {
+        out.push_str(&format!("{k} = {v}\n"));
+    }
+    out
+}
+
+/// `sha256:…` of [`canonical`].
+pub fn config_hash(c: &EngineConfig) -> String {
+    format!(
+        "sha256:{}",
+        hex::encode(Sha256::digest(canonical(c).as_bytes()))
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<EngineSettings, ConfigError> {
+        EngineSettings::parse(Path::new("syncgate.toml"), text)
+    }
+
+    #[test]
+    fn every_key_is_read_and_defaults_fill_the_rest() {
+        let s = parse(
+            "[engine]\nbatch_size = 50\nmax_attempts = 3\nbackoff_base = \"1s\"\nbackoff_cap = \"2m\"\n\
+             client_name = \"acme-sync\"\nmax_window_waits = 0\nbulk_threshold = 10\n\
+             bulk_max_upload_bytes = 1000\nbulk_records_per_sec = 50.5\nbulk_poll_interval = \"1s\"\n\
+             bulk_poll_cap = \"10s\"\nbulk_job_timeout = \"1h\"\nrealtime_window = \"5m\"\n\
+             rate_per_sec = 5.0\nburst = 7\nmax_concurrent = 3\nbreaker_threshold = 0\n\
+             breaker_cooldown = \"15m\"\n",
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        let c = &s.config;
+        assert_eq!(c.batch_size, 50);
+        assert_eq!(c.max_attempts, 3);
+        assert_eq!(c.backoff.base, Duration::from_secs(1));
+        assert_eq!(c.backoff.cap, Duration::from_secs(120));
+        assert_eq!(c.client_name, "acme-sync");
+        assert_eq!(c.max_window_waits, 0);
+        assert_eq!(c.bulk_threshold, 10);
+        assert_eq!(c.bulk_max_upload_bytes, 1000);
+        assert_eq!(c.bulk_records_per_sec, 50.5);
+        assert_eq!(c.bulk_poll_interval, Duration::from_secs(1));
+        assert_eq!(c.bulk_poll_cap, Duration::from_secs(10));
+        assert_eq!(c.bulk_job_timeout, Duration::from_secs(3600));
+        assert_eq!(c.realtime_window, Duration::from_secs(300));
+        assert_eq!(c.rate_per_sec, 5.0);
+        assert_eq!(c.burst, 7);
+        assert_eq!(c.max_concurrent, 3);
+        assert_eq!(c.breaker_threshold, 0);
+        assert_eq!(c.breaker_cooldown, Duration::from_secs(900));
+        assert_ne!(s.hash, EngineSettings::defaults().hash);
+    }
+
+    #[test]
+    fn the_hash_follows_the_resolved_configuration_not_the_text() {
+        let empty = parse("").unwrap_or_else(|e| panic!("{e}"));
+        let spelled = parse("# the defaults, spelled out\n[engine]\nbatch_size = 200\n")
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(empty.hash, EngineSettings::defaults().hash);
+        assert_eq!(spelled.hash, empty.hash);
+        let fifty = parse("[engine]\nbatch_size = 50\n").unwrap_or_else(|e| panic!("{e}"));
+        assert_ne!(fifty.hash, empty.hash);
+        assert!(fifty.hash.starts_with("sha256:") && fifty.hash.len() == 71);
+    }
+
+    #[test]
+    fn unknown_keys_and_bad_values_name_file_line_and_key() {
+        let e = parse("[engine]\nbatch_size = 50\nbatch_sise = 10\n")
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(e.starts_with("syncgate.toml:3:1:"), "{e}");
+        assert!(e.contains("unknown field `batch_sise`"), "{e}");
+        let e = parse("[engine]\n\nbatch_size = 500\n")
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert_eq!(
+            e,
+            "syncgate.toml:3:14: `engine.batch_size`: must be from 1 to 200 (Salesforce's sObject Collections limit), not 500"
+        );
+        let e = parse("[engine]\nbreaker_cooldown = \"soon\"\n")
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(e.starts_with("syncgate.toml:2:"), "{e}");
+        assert!(e.contains("`engine.breaker_cooldown`"), "{e}");
+        assert!(e.contains("`soon` is not a duration"), "{e}");
+        let e = parse("[engine]\nrate_per_sec = 0.0\n")
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(
+            e.contains("`engine.rate_per_sec`: must be a number above 0"),
+            "{e}"
+        );
+        let e = parse("[engine]\nbackoff_base = \"2m\"\nbackoff_cap = \"1m\"\n")
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(e.starts_with("syncgate.toml:3:"), "{e}");
+        assert!(e.contains("below its base"), "{e}");
+        // The deliberate-fault switches are not settings.
+        let e = parse("[engine]\nfault_upsert_deletes = true\n")
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(e.contains("unknown field"), "{e}");
+        let e = parse("[sync]\nbatch_size = 1\n")
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(e.contains("unknown field `sync`"), "{e}");
+    }
+
+    #[test]
+    fn the_default_file_sits_beside_the_contracts_directory() {
+        assert_eq!(
+            default_path(Path::new("contracts")),
+            PathBuf::from("syncgate.toml")
+        );
+        assert_eq!(
+            default_path(Path::new("/srv/team/contracts")),
+            PathBuf::from("/srv/team/syncgate.toml")
+        );
+    }
+}
