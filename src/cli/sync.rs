@@ -378,13 +378,7 @@ pub fn sync(args: SyncArgs, db: Option<&str>) -> i32 {
     let show_bar = !args.no_progress && std::io::stderr().is_terminal();
     let outbox = args.crm_outbox.as_ref().map(JsonlOutbox::new);
     let bar = show_bar.then(Bar::new);
-    let mut runner = Runner::new(
-        &bundle,
-        engine.config,
-        Clock::system(),
-        &*state,
-        seed,
-    );
+    let mut runner = Runner::new(&bundle, engine.config, Clock::system(), &*state, seed);
     runner.page = args.page_size as usize;
     runner.follow = args.follow.then_some(args.poll);
     runner.watch = bar.map(|b| b as Arc<dyn Watch>);

@@ -29,7 +29,6 @@ fn err(e: tokio_postgres::Error) -> StoreError {
     }
 }
 
-
 fn json_err(e: serde_json::Error) -> StoreError {
     StoreError::Backend(format!("stored JSON is unreadable: {e}"))
 }

@@ -554,16 +554,19 @@ pub async fn run_scenario_with(
         .keys()
         .map(|o| (o.clone(), org.records(o)))
         .collect();
-    let letters: Vec<_> = dlq
+    let stored = dlq
         .dlq_list(&DlqFilter::tenant(&format!(
             "{}/{}",
             bundle.partner, bundle.tenant
         )))
         .await
-        .map_err(|e| GateError::Store(e.to_string()))?
-        .into_iter()
-        .map(|l| l.letter)
+        .map_err(|e| GateError::Store(e.to_string()))?;
+    let queued: Vec<_> = stored
+        .iter()
+        .filter(|l| l.status == crate::store::LetterStatus::Queued)
+        .map(|l| l.letter.clone())
         .collect();
+    let letters: Vec<_> = stored.into_iter().map(|l| l.letter).collect();
     let mut expected = expectations(bundle, &org_bundle, source);
     let edits: Vec<AppliedEdit> = org
         .saved_edits()
@@ -612,6 +615,18 @@ pub async fn run_scenario_with(
     if let Some(from) = rerun_from {
         violations.extend(super::rerun::check(&journal, from));
     }
+    violations.extend(super::letters::check(
+        &org_bundle,
+        &expected,
+        &org_state,
+        &queued,
+        |entity, id| {
+            super::model::latest_versions(source, entity)
+                .into_iter()
+                .find(|r| r.id == id)
+                .map(|r| r.version)
+        },
+    ));
     let unfired: Vec<String> = scenario
         .faults
         .iter()

@@ -32,17 +32,19 @@ pub mod names {
     pub const COLUMNS: &str = "new-columns-routed-or-reported";
     pub const CRM_CHANGES: &str = "crm-changes-reach-source";
     pub const RERUN: &str = "rerun-sends-nothing";
+    pub const LETTERS_REAL: &str = "dead-letters-not-landed";
     /// A check on the scenario rather than the engine: every fault rule not marked
     /// `optional` injected its fault at least once.
     pub const FAULTS_FIRED: &str = "faults-fired";
 
     /// Every invariant, in the order reports list them.
-    pub const ALL: [&str; 15] = [
+    pub const ALL: [&str; 16] = [
         FAULTS_FIRED,
         ENGINE_COMPLETED,
         EXACTLY_ONCE,
         VALUES,
         DEAD_LETTERED,
+        LETTERS_REAL,
         NO_CALL_FOR_INVALID,
         DELETES,
         NOTHING_ELSE,

@@ -6,6 +6,7 @@ pub mod contract_check;
 pub mod evidence;
 pub mod gate;
 pub mod invariants;
+pub mod letters;
 pub mod model;
 pub mod oracle;
 pub mod pacts;

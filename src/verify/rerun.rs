@@ -5,8 +5,8 @@
 use std::collections::BTreeSet;
 
 use super::invariants::{names, Violation};
-use crate::engine::source::SourceSet;
 use crate::mock::JournalEntry;
+use crate::source::SourceSet;
 
 /// Whether every change of `later` is one `first` already held (same record, same version,
 /// same delete flag): a second run over it has nothing to do.
