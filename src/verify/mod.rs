@@ -2,6 +2,7 @@
 //! result by invariants; reports the verdict for people and for CI.
 
 pub mod conformance;
+pub mod engine_cmd;
 pub mod gate;
 pub mod invariants;
 pub mod oracle;

@@ -1,0 +1,748 @@
+//! The engine command: the gate runs any sync engine as a child process under the engine
+//! protocol (`docs/engine-protocol.md`), on a scaled org clock, and judges what it left.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde::Deserialize;
+use serde_json::Value;
+
+use super::gate::{org_as_changed, spawn_org, GateError, GateOrg, RunResult, Unchecked};
+use super::invariants::{self, names, Evidence, Violation};
+use super::oracle::{apply_manual_edits, expectations, AppliedEdit};
+use crate::contract::Bundle;
+use crate::engine::cdc::{ChangeVia, CrmChange};
+use crate::engine::client::SentRequest;
+use crate::engine::dlq::{DeadLetter, ErrorClass};
+use crate::engine::source::{SourceRecord, SourceSet};
+use crate::engine::SyncReport;
+use crate::mock::ClientCredentials;
+use crate::sim::{Clock, Scenario, Seed, Timestamp};
+
+/// The version of the protocol this build speaks (`SYNCGATE_PROTOCOL`).
+pub const PROTOCOL_VERSION: &str = "1";
+
+/// Org seconds per wall second for engine commands unless `--time-scale` says otherwise.
+pub const DEFAULT_TIME_SCALE: f64 = 3600.0;
+
+/// Wall-clock limit per engine run unless `--engine-timeout` says otherwise.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// How to run a foreign engine.
+#[derive(Clone, Debug)]
+pub struct EngineCommand {
+    /// Run with `sh -c`.
+    pub command: String,
+    /// Wall-clock limit of one run of the command; past it its process group is killed.
+    pub timeout: Duration,
+    /// Org seconds per wall second.
+    pub time_scale: f64,
+    /// The registry directory (`SYNCGATE_CONTRACTS`).
+    pub contracts: PathBuf,
+    /// Where the fixture sets live (each run's set is copied from here).
+    pub fixtures: PathBuf,
+}
+
+impl EngineCommand {
+    pub fn new(command: impl Into<String>, contracts: &Path, fixtures: &Path) -> Self {
+        EngineCommand {
+            command: command.into(),
+            timeout: DEFAULT_TIMEOUT,
+            time_scale: DEFAULT_TIME_SCALE,
+            contracts: contracts.to_path_buf(),
+            fixtures: fixtures.to_path_buf(),
+        }
+    }
+}
+
+/// Checks that the command's program exists (on `PATH`, or as a path), before any run.
+pub fn check_command(command: &str) -> Result<(), String> {
+    let program = command
+        .split_whitespace()
+        .find(|w| !(w.contains('=') && !w.starts_with('=')))
+        .ok_or_else(|| "the engine command is empty".to_string())?;
+    let found = if program.contains('/') {
+        Path::new(program).is_file()
+    } else {
+        std::env::var_os("PATH").is_some_and(|paths| {
+            std::env::split_paths(&paths).any(|dir| dir.join(program).is_file())
+        }) || is_shell_builtin(program)
+    };
+    if found {
+        Ok(())
+    } else {
+        Err(format!(
+            "engine command `{command}`: `{program}` was not found (not on PATH, not a file)"
+        ))
+    }
+}
+
+fn is_shell_builtin(word: &str) -> bool {
+    matches!(
+        word,
+        "exit" | "true" | "false" | "echo" | "cd" | "exec" | "sleep" | "test" | "[" | ":"
+    )
+}
+
+/// What one start of the command did.
+struct Exit {
+    /// `None` when it finished with 0 or 1; otherwise why `engine-completed` fails.
+    failure: Option<String>,
+}
+
+/// Runs one scenario with the engine command against a fresh mock org on a scaled clock,
+/// and checks every invariant on what the engine left (org, journal, files).
+pub async fn run_scenario(
+    bundle: &Bundle,
+    scenario: &Scenario,
+    seed: Seed,
+    engine: &EngineCommand,
+) -> Result<RunResult, GateError> {
+    let fixture_dir = |name: &str| engine.fixtures.join(name);
+    let first = SourceSet::load_dir(&fixture_dir(&scenario.fixtures))?;
+    let next = match &scenario.next_run {
+        Some(n) => Some((
+            n.after.0,
+            n.fixtures.clone(),
+            SourceSet::load_dir(&fixture_dir(&n.fixtures))?,
+        )),
+        None => None,
+    };
+    let source = match &next {
+        Some((_, _, later)) => first.followed_by(later),
+        None => first.clone(),
+    };
+    let clock = Clock::scaled_at(scenario.start, engine.time_scale);
+    let started = clock.now();
+    let org_bundle = org_as_changed(bundle, scenario)?;
+    let GateOrg { org, running, .. } = spawn_org(
+        org_bundle.clone(),
+        Some(scenario.clone()),
+        seed,
+        clock.clone(),
+    )
+    .await
+    .map_err(GateError::Mock)?;
+    org.capture_requests();
+    let io = |what: &str, e: std::io::Error| GateError::Store(format!("engine command: {what}: {e}"));
+    let work = tempfile::Builder::new()
+        .prefix("syncgate-engine-")
+        .tempdir()
+        .map_err(|e| io("cannot make a work directory", e))?;
+    let files = RunFiles::new(work.path());
+    std::fs::create_dir_all(&files.state).map_err(|e| io("state directory", e))?;
+    let bundle_json = serde_json::to_string_pretty(bundle)
+        .map_err(|e| GateError::Store(format!("cannot write the bundle as JSON: {e}")))?;
+    std::fs::write(&files.bundle, bundle_json).map_err(|e| io("bundle.json", e))?;
+
+    let mut runs: Vec<(String, SourceSet)> = vec![(scenario.fixtures.clone(), first)];
+    let mut waits = vec![None];
+    if let Some((after, name, later)) = next {
+        runs.push((name, later));
+        waits.push(Some(after));
+    }
+    let mut failures = Vec::new();
+    for (index, ((set_name, set), wait)) in runs.iter().zip(waits).enumerate() {
+        if let Some(after) = wait {
+            clock.sleep_until(started.plus(after)).await;
+        }
+        let run_dir = work.path().join(format!("run-{}", index + 1));
+        let source_dir = run_dir.join("source");
+        copy_fixtures(&fixture_dir(set_name), &source_dir).map_err(|e| io("source copy", e))?;
+        let sqlite = run_dir.join("source.sqlite");
+        write_sqlite(&sqlite, set, scenario.start)
+            .map_err(|e| GateError::Store(format!("engine command: source SQLite: {e}")))?;
+        let env = protocol_env(
+            &running.base_url(),
+            bundle,
+            scenario,
+            seed,
+            engine,
+            &files,
+            &source_dir,
+            &sqlite,
+            index,
+        );
+        let exit = run_child(engine, &env, &run_dir).await;
+        if let Some(f) = exit.failure {
+            failures.push(format!("run {}: {f}", index + 1));
+            break;
+        }
+    }
+    running.stop().await;
+
+    let journal = org.journal();
+    let org_state: BTreeMap<String, Vec<_>> = bundle
+        .objects
+        .keys()
+        .map(|o| (o.clone(), org.records(o)))
+        .collect();
+    let tenant = format!("{}/{}", bundle.partner, bundle.tenant);
+    let mut not_checked = Vec::new();
+    let letters = match read_dead_letters(&files.dead_letters, &tenant, started) {
+        Ok(Some(l)) => l,
+        Ok(None) => {
+            not_checked.push(Unchecked::not_checked(
+                names::DEAD_LETTERED,
+                "the engine wrote no dead-letters file (SYNCGATE_DEAD_LETTERS)",
+            ));
+            Vec::new()
+        }
+        Err(e) => {
+            failures.push(e);
+            Vec::new()
+        }
+    };
+    let report = match read_report(&files.report) {
+        Ok(r) => r,
+        Err(e) => {
+            failures.push(e);
+            None
+        }
+    };
+    if report.is_none() {
+        not_checked.push(Unchecked::not_checked(
+            names::COLUMNS,
+            "the engine wrote no report file (SYNCGATE_REPORT)",
+        ));
+    }
+    let mut expected = expectations(bundle, &org_bundle, &source);
+    let edits: Vec<AppliedEdit> = org
+        .saved_edits()
+        .into_iter()
+        .map(|(e, at)| AppliedEdit {
+            object: e.object,
+            external_id: e.external_id,
+            set: e.set,
+            at,
+        })
+        .collect();
+    apply_manual_edits(&mut expected, bundle, &source, &edits);
+    let sent: Vec<SentRequest> = org
+        .captured_requests()
+        .into_iter()
+        .map(|r| SentRequest {
+            method: r.method,
+            path: r.path,
+            headers: r.headers,
+            body: r.body,
+        })
+        .collect();
+    let completed = failures.is_empty();
+    let mut violations = invariants::check(&Evidence {
+        bundle: &org_bundle,
+        expectations: &expected,
+        org: &org_state,
+        dead_letters: &letters,
+        journal: &journal,
+        sent: &sent,
+        source: &source,
+        report: report.as_ref().filter(|_| completed),
+        manual_edits: &scenario.manual_edits,
+    });
+    if not_checked.iter().any(|u| u.invariant == names::DEAD_LETTERED) {
+        violations.retain(|v| v.invariant != names::DEAD_LETTERED);
+    }
+    match read_outbox(&files.outbox) {
+        Ok(Some(delivered)) => violations.extend(invariants::check_crm_changes(
+            &invariants::CrmChangeEvidence {
+                bundle,
+                org: &org_state,
+                manual_edits: &scenario.manual_edits,
+                delivered: &delivered,
+                consumer_error: None,
+            },
+        )),
+        Ok(None) => not_checked.push(Unchecked::not_applicable(
+            names::CRM_CHANGES,
+            "the engine runs no change-event consumer (no SYNCGATE_CRM_OUTBOX output)",
+        )),
+        Err(e) => failures.push(e),
+    }
+    let conformance = super::conformance::check(bundle, &sent);
+    if !conformance.is_empty() {
+        violations.push(Violation {
+            invariant: names::CONFORMANCE,
+            details: conformance,
+        });
+    }
+    if !failures.is_empty() {
+        violations.insert(
+            0,
+            Violation {
+                invariant: names::ENGINE_COMPLETED,
+                details: failures,
+            },
+        );
+    }
+    let mut report = report.unwrap_or_default();
+    report.dead_lettered = report.dead_lettered.max(letters.len());
+    Ok(RunResult {
+        scenario: scenario.name.clone(),
+        purpose: scenario.purpose.clone(),
+        violations,
+        not_checked,
+        report,
+        requests: journal.len(),
+        faults: journal.iter().filter(|e| e.fault.is_some()).count(),
+        virtual_secs: clock.now().since(started).as_secs(),
+        journal,
+        cdc: Default::default(),
+    })
+}
+
+/// Files shared by every start of the command in one scenario run.
+struct RunFiles {
+    bundle: PathBuf,
+    dead_letters: PathBuf,
+    report: PathBuf,
+    outbox: PathBuf,
+    state: PathBuf,
+}
+
+impl RunFiles {
+    fn new(dir: &Path) -> Self {
+        RunFiles {
+            bundle: dir.join("bundle.json"),
+            dead_letters: dir.join("dead-letters.jsonl"),
+            report: dir.join("report.json"),
+            outbox: dir.join("crm-outbox.jsonl"),
+            state: dir.join("state"),
+        }
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn protocol_env(
+    base_url: &str,
+    bundle: &Bundle,
+    scenario: &Scenario,
+    seed: Seed,
+    engine: &EngineCommand,
+    files: &RunFiles,
+    source: &Path,
+    sqlite: &Path,
+    index: usize,
+) -> Vec<(&'static str, String)> {
+    let creds = ClientCredentials::gate();
+    let abs = |p: &Path| {
+        std::path::absolute(p)
+            .unwrap_or_else(|_| p.to_path_buf())
+            .display()
+            .to_string()
+    };
+    let run = serde_json::json!({
+        "tenant": format!("{}/{}", bundle.partner, bundle.tenant),
+        "partner": bundle.partner,
+        "scenario": scenario.name,
+        "seed": seed.0,
+        "run": index + 1,
+        "runs": 1 + usize::from(scenario.next_run.is_some()),
+        "start": scenario.start.to_iso(),
+    });
+    vec![
+        ("SYNCGATE_PROTOCOL", PROTOCOL_VERSION.to_string()),
+        ("SYNCGATE_TARGET_URL", base_url.to_string()),
+        ("SYNCGATE_CLIENT_ID", creds.client_id),
+        ("SYNCGATE_CLIENT_SECRET", creds.client_secret),
+        (
+            "SYNCGATE_TENANT",
+            format!("{}/{}", bundle.partner, bundle.tenant),
+        ),
+        ("SYNCGATE_CONTRACTS", abs(&engine.contracts)),
+        ("SYNCGATE_BUNDLE", abs(&files.bundle)),
+        ("SYNCGATE_SOURCE", abs(source)),
+        ("SYNCGATE_SOURCE_SQLITE", abs(sqlite)),
+        ("SYNCGATE_DEAD_LETTERS", abs(&files.dead_letters)),
+        ("SYNCGATE_REPORT", abs(&files.report)),
+        ("SYNCGATE_CRM_OUTBOX", abs(&files.outbox)),
+        ("SYNCGATE_STATE_DIR", abs(&files.state)),
+        ("SYNCGATE_TIME_SCALE", format!("{}", engine.time_scale)),
+        ("SYNCGATE_RUN", run.to_string()),
+        (
+            "SYNCGATE_SCENARIO_DIR",
+            abs(scenario.path.parent().unwrap_or(Path::new("."))),
+        ),
+    ]
+}
+
+/// Starts the command in its own process group and waits for it, up to the time limit.
+async fn run_child(engine: &EngineCommand, env: &[(&'static str, String)], dir: &Path) -> Exit {
+    use std::os::unix::process::CommandExt;
+    let open = |name: &str| std::fs::File::create(dir.join(name));
+    let (Ok(out), Ok(err)) = (open("stdout.log"), open("stderr.log")) else {
+        return Exit {
+            failure: Some("cannot create the engine's log files".into()),
+        };
+    };
+    let mut cmd = Command::new("sh");
+    cmd.arg("-c")
+        .arg(&engine.command)
+        .stdin(Stdio::null())
+        .stdout(out)
+        .stderr(err)
+        .process_group(0);
+    // Nothing of the gate's own environment that names a secret or a store reaches the engine.
+    for (k, _) in std::env::vars_os() {
+        let k = k.to_string_lossy().into_owned();
+        if k.starts_with("SYNCGATE_") {
+            cmd.env_remove(&k);
+        }
+    }
+    cmd.envs(env.iter().map(|(k, v)| (*k, v.as_str())));
+    let mut child = match cmd.spawn() {
+        Ok(c) => c,
+        Err(e) => {
+            return Exit {
+                failure: Some(format!("cannot start `{}`: {e}", engine.command)),
+            }
+        }
+    };
+    let pid = child.id() as i32;
+    let began = Instant::now();
+    let status = loop {
+        match child.try_wait() {
+            Ok(Some(status)) => break Ok(status),
+            Ok(None) if began.elapsed() >= engine.timeout => {
+                // SAFETY: signalling the child's own process group (the child leads it).
+                unsafe {
+                    libc::kill(-pid, libc::SIGKILL);
+                }
+                let _ = child.wait();
+                break Err(format!(
+                    "killed after the {} wall-clock limit (--engine-timeout)",
+                    crate::sim::time::format_duration(engine.timeout)
+                ));
+            }
+            Ok(None) => tokio::time::sleep(Duration::from_millis(10)).await,
+            Err(e) => break Err(format!("cannot wait for the engine: {e}")),
+        }
+    };
+    // Whatever it left behind in its group goes too.
+    // SAFETY: as above; the group may already be empty.
+    unsafe {
+        libc::kill(-pid, libc::SIGKILL);
+    }
+    let failure = match status {
+        Err(e) => Some(e),
+        Ok(s) => match s.code() {
+            Some(0) | Some(1) => None,
+            Some(code) => Some(format!("exited with status {code}{}", stderr_tail(dir))),
+            None => {
+                use std::os::unix::process::ExitStatusExt;
+                Some(format!(
+                    "killed by signal {}{}",
+                    s.signal().unwrap_or(0),
+                    stderr_tail(dir)
+                ))
+            }
+        },
+    };
+    Exit { failure }
+}
+
+/// The last lines the engine wrote to stderr, for the report (at most 400 bytes).
+fn stderr_tail(dir: &Path) -> String {
+    let mut text = String::new();
+    if let Ok(mut f) = std::fs::File::open(dir.join("stderr.log")) {
+        let _ = f.read_to_string(&mut text);
+    }
+    let secret = ClientCredentials::gate().client_secret;
+    let text = text.replace(&secret, "***");
+    let lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
+    let tail = lines[lines.len().saturating_sub(3)..].join(" | ");
+    if tail.is_empty() {
+        return String::new();
+    }
+    let mut start = tail.len().saturating_sub(400);
+    while !tail.is_char_boundary(start) {
+        start += 1;
+    }
+    format!("; stderr: {}", &tail[start..])
+}
+
+fn copy_fixtures(from: &Path, to: &Path) -> std::io::Result<()> {
+    std::fs::create_dir_all(to)?;
+    for entry in std::fs::read_dir(from)? {
+        let path = entry?.path();
+        let ext = path.extension().and_then(|e| e.to_str());
+        if path.is_file() && matches!(ext, Some("jsonl") | Some("csv")) {
+            if let Some(name) = path.file_name() {
+                std::fs::copy(&path, to.join(name))?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The same data as a SQLite database in the layout `sync --source sqlite:` reads: one
+/// table per entity, `id`, `updated_at` (ISO 8601), `version`, `deleted`, then the data
+/// columns. A change without `updated_at` gets the scenario start plus its version in ms.
+fn write_sqlite(path: &Path, set: &SourceSet, start: Timestamp) -> Result<(), String> {
+    let db = rusqlite::Connection::open(path).map_err(|e| e.to_string())?;
+    for (entity, records) in &set.entities {
+        let columns: BTreeSet<&str> = records
+            .iter()
+            .flat_map(|r| r.data.keys().map(String::as_str))
+            .filter(|c| !matches!(*c, "id" | "updated_at" | "version" | "deleted"))
+            .collect();
+        let quote = |s: &str| format!("\"{}\"", s.replace('"', "\"\""));
+        let mut ddl = format!(
+            "CREATE TABLE {} (id TEXT NOT NULL, updated_at TEXT NOT NULL, version INTEGER NOT NULL, deleted INTEGER NOT NULL",
+            quote(entity)
+        );
+        for c in &columns {
+            ddl.push_str(&format!(", {}", quote(c)));
+        }
+        ddl.push(')');
+        db.execute(&ddl, []).map_err(|e| e.to_string())?;
+        let names: Vec<String> = ["id", "updated_at", "version", "deleted"]
+            .iter()
+            .map(|s| s.to_string())
+            .chain(columns.iter().map(|c| quote(c)))
+            .collect();
+        let marks = vec!["?"; names.len()].join(", ");
+        let sql = format!(
+            "INSERT INTO {} ({}) VALUES ({marks})",
+            quote(entity),
+            names.join(", ")
+        );
+        for r in records {
+            let updated = r
+                .changed_at
+                .unwrap_or_else(|| start.plus(Duration::from_millis(r.version)));
+            let mut values: Vec<rusqlite::types::Value> = vec![
+                r.id.clone().into(),
+                updated.to_iso().into(),
+                (r.version as i64).into(),
+                i64::from(r.deleted).into(),
+            ];
+            for c in &columns {
+                values.push(sql_value(r, c));
+            }
+            db.execute(&sql, rusqlite::params_from_iter(values))
+                .map_err(|e| e.to_string())?;
+        }
+    }
+    Ok(())
+}
+
+fn sql_value(r: &SourceRecord, column: &str) -> rusqlite::types::Value {
+    use rusqlite::types::Value as V;
+    match r.data.get(column) {
+        None | Some(Value::Null) => V::Null,
+        Some(Value::Bool(b)) => V::Integer(i64::from(*b)),
+        Some(Value::Number(n)) => match n.as_i64() {
+            Some(i) => V::Integer(i),
+            None => V::Real(n.as_f64().unwrap_or_default()),
+        },
+        Some(Value::String(s)) => V::Text(s.clone()),
+        Some(other) => V::Text(other.to_string()),
+    }
+}
+
+/// One line of `SYNCGATE_DEAD_LETTERS`.
+#[derive(Deserialize)]
+struct LetterLine {
+    object: String,
+    source_id: String,
+    #[serde(default)]
+    version: Option<u64>,
+    code: String,
+    #[serde(default)]
+    message: String,
+    /// `rejected`, `invalid`, `mapping` or `retries_exhausted` (default `rejected`).
+    #[serde(default)]
+    class: Option<String>,
+    #[serde(default)]
+    attempts: Option<u32>,
+}
+
+/// The dead letters the engine appended (`None` when it wrote no file).
+fn read_dead_letters(
+    path: &Path,
+    tenant: &str,
+    at: Timestamp,
+) -> Result<Option<Vec<DeadLetter>>, String> {
+    let Ok(text) = std::fs::read_to_string(path) else {
+        return Ok(None);
+    };
+    let mut letters = Vec::new();
+    for (n, line) in text.lines().enumerate() {
+        if line.trim().is_empty() {
+            continue;
+        }
+        let l: LetterLine = serde_json::from_str(line).map_err(|e| {
+            format!("SYNCGATE_DEAD_LETTERS line {}: not a dead letter: {e}", n + 1)
+        })?;
+        let class = match l.class.as_deref() {
+            None | Some("rejected") => ErrorClass::Rejected,
+            Some("invalid") => ErrorClass::Invalid,
+            Some("mapping") => ErrorClass::Mapping,
+            Some("retries_exhausted") => ErrorClass::RetriesExhausted,
+            Some(other) => {
+                return Err(format!(
+                    "SYNCGATE_DEAD_LETTERS line {}: field `class`: `{other}` is not one of rejected, invalid, mapping, retries_exhausted",
+                    n + 1
+                ))
+            }
+        };
+        let version = l.version.unwrap_or(0);
+        letters.push(DeadLetter {
+            tenant: tenant.to_string(),
+            idempotency_key: format!("{tenant}|{}|{}|upsert|{version}", l.object, l.source_id),
+            object: l.object,
+            source_id: l.source_id,
+            source_version: version,
+            payload: Value::Null,
+            class,
+            error_code: l.code,
+            message: l.message,
+            attempts: l.attempts.unwrap_or(0),
+            correlation_id: None,
+            first_failed_at: at,
+            last_failed_at: at,
+            headers_sent: BTreeMap::new(),
+        });
+    }
+    Ok(Some(letters))
+}
+
+/// `SYNCGATE_REPORT`: what the engine says it did.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ReportFile {
+    #[serde(default)]
+    unmapped_columns: BTreeMap<String, BTreeSet<String>>,
+    #[serde(default)]
+    routed_columns: BTreeMap<String, BTreeMap<String, String>>,
+    #[serde(default)]
+    counters: BTreeMap<String, u64>,
+}
+
+fn read_report(path: &Path) -> Result<Option<SyncReport>, String> {
+    let Ok(text) = std::fs::read_to_string(path) else {
+        return Ok(None);
+    };
+    let r: ReportFile = serde_json::from_str(&text)
+        .map_err(|e| format!("SYNCGATE_REPORT is not a report: {e}"))?;
+    let count = |k: &str| r.counters.get(k).copied().unwrap_or(0) as usize;
+    Ok(Some(SyncReport {
+        records: count("records"),
+        created: count("created"),
+        updated: count("updated"),
+        dead_lettered: count("dead_lettered"),
+        retries: count("retries"),
+        api_calls: r.counters.get("api_calls").copied().unwrap_or(0),
+        deleted: count("deleted"),
+        rejected_before_sending: count("rejected_before_sending"),
+        unmapped_columns: r.unmapped_columns,
+        routed_columns: r.routed_columns,
+        ..SyncReport::default()
+    }))
+}
+
+/// One line of `SYNCGATE_CRM_OUTBOX`.
+#[derive(Deserialize)]
+struct OutboxLine {
+    object: String,
+    source_id: String,
+    #[serde(default)]
+    record_id: String,
+    field: String,
+    value: Value,
+    #[serde(default)]
+    changed_at: Option<String>,
+    #[serde(default)]
+    replay_id: Option<u64>,
+    #[serde(default)]
+    event_uuid: Option<String>,
+}
+
+fn read_outbox(path: &Path) -> Result<Option<Vec<CrmChange>>, String> {
+    let Ok(text) = std::fs::read_to_string(path) else {
+        return Ok(None);
+    };
+    let mut changes = Vec::new();
+    for (n, line) in text.lines().enumerate() {
+        if line.trim().is_empty() {
+            continue;
+        }
+        let c: OutboxLine = serde_json::from_str(line)
+            .map_err(|e| format!("SYNCGATE_CRM_OUTBOX line {}: not a change: {e}", n + 1))?;
+        changes.push(CrmChange {
+            object: c.object,
+            source_id: c.source_id,
+            record_id: c.record_id,
+            field: c.field,
+            value: c.value,
+            changed_at: c
+                .changed_at
+                .as_deref()
+                .and_then(Timestamp::parse)
+                .unwrap_or(Timestamp::from_millis(0)),
+            replay_id: c.replay_id,
+            via: if c.event_uuid.is_some() {
+                ChangeVia::Event
+            } else {
+                ChangeVia::Reread
+            },
+            event_uuid: c.event_uuid,
+        });
+    }
+    Ok(Some(changes))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_missing_program_is_named() {
+        let e = check_command("no-such-engine-xyz --flag").unwrap_err();
+        assert!(e.contains("`no-such-engine-xyz`"), "{e}");
+        check_command("sh -c true").unwrap();
+        check_command("FOO=1 env").unwrap();
+        assert!(check_command("   ").is_err());
+    }
+
+    #[test]
+    fn dead_letters_and_reports_parse_or_name_the_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("dl.jsonl");
+        assert!(read_dead_letters(&p, "p/t", Timestamp::from_millis(0))
+            .unwrap()
+            .is_none());
+        std::fs::write(
+            &p,
+            "{\"object\":\"Account\",\"source_id\":\"A-1\",\"version\":2,\"code\":\"STRING_TOO_LONG\",\"message\":\"x\"}\n\nnot json\n",
+        )
+        .unwrap();
+        let e = read_dead_letters(&p, "p/t", Timestamp::from_millis(0)).unwrap_err();
+        assert!(e.contains("line 3"), "{e}");
+        std::fs::write(
+            &p,
+            "{\"object\":\"Account\",\"source_id\":\"A-1\",\"version\":2,\"code\":\"STRING_TOO_LONG\",\"class\":\"invalid\"}\n",
+        )
+        .unwrap();
+        let l = read_dead_letters(&p, "p/t", Timestamp::from_millis(0))
+            .unwrap()
+            .unwrap();
+        assert_eq!(l[0].error_code, "STRING_TOO_LONG");
+        assert_eq!(l[0].class, ErrorClass::Invalid);
+        let r = dir.path().join("report.json");
+        std::fs::write(
+            &r,
+            r#"{"unmapped_columns":{"accounts":["segment"]},"counters":{"created":3}}"#,
+        )
+        .unwrap();
+        let rep = read_report(&r).unwrap().unwrap();
+        assert!(rep.unmapped_columns["accounts"].contains("segment"));
+        assert_eq!(rep.created, 3);
+        std::fs::write(&r, r#"{"unmaped":{}}"#).unwrap();
+        assert!(read_report(&r).is_err());
+    }
+}
