@@ -482,7 +482,9 @@ fn copy_fixtures(from: &Path, to: &Path) -> std::io::Result<()> {
 /// table per entity, `id`, `updated_at` (ISO 8601), `version`, `deleted`, then the data
 /// columns. A change without `updated_at` gets the scenario start plus its version in ms.
 fn write_sqlite(path: &Path, set: &SourceSet, start: Timestamp) -> Result<(), String> {
-    let db = rusqlite::Connection::open(path).map_err(|e| e.to_string())?;
+    let mut conn = rusqlite::Connection::open(path).map_err(|e| e.to_string())?;
+    // One transaction: a commit per row would cost a sync to disk each.
+    let db = conn.transaction().map_err(|e| e.to_string())?;
     for (entity, records) in &set.entities {
         let columns: BTreeSet<&str> = records
             .iter()
@@ -527,7 +529,7 @@ fn write_sqlite(path: &Path, set: &SourceSet, start: Timestamp) -> Result<(), St
                 .map_err(|e| e.to_string())?;
         }
     }
-    Ok(())
+    db.commit().map_err(|e| e.to_string())
 }
 
 fn sql_value(r: &SourceRecord, column: &str) -> rusqlite::types::Value {
