@@ -505,12 +505,12 @@ class Engine:
                     if self.on_lockout(r.headers):
                         attempt -= 1
                         continue
-                    retry = True
+                    retry = True  # (an engine that treats the lockout as a blip)
                 else:
                     retry = (status in (408, 420, 429) or status >= 500
                              or (status == 403 and code == "REQUEST_LIMIT_EXCEEDED")
                              or (status == 400 and code in RETRYABLE_ITEM_CODES))
-                wait = self.retry_after(r.headers)
+                    wait = self.retry_after(r.headers)
             if not retry:
                 return False, status, code, message, None
             if attempt >= self.max_attempts:

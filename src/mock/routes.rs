@@ -178,6 +178,8 @@ async fn dispatch(
     if hold > 0 {
         tokio::time::sleep(std::time::Duration::from_micros(hold)).await;
     }
+    // A paused (scaled) clock runs from the engine's first request on.
+    org.clock().resume();
     let path = uri.path().to_string();
     org.capture(&method, &uri, &headers, &body);
     if let Some(rest) = path.strip_prefix(admin::PREFIX) {

@@ -39,6 +39,8 @@ enum Inner {
         wall_start_ms: i64,
         scale: f64,
         offset_ms: AtomicI64,
+        /// Org time while paused ([`Clock::pause`]), `i64::MIN` while running.
+        paused_at: AtomicI64,
     },
 }
 
@@ -74,7 +76,40 @@ impl Clock {
                     .as_millis(),
                 scale,
                 offset_ms: AtomicI64::new(0),
+                paused_at: AtomicI64::new(i64::MIN),
             }),
+        }
+    }
+
+    /// Stops a scaled clock where it is (no-op on other clocks): org time does not pass
+    /// while no engine is running, e.g. while a child process starts up.
+    pub fn pause(&self) {
+        if let Inner::Scaled { paused_at, .. } = &*self.inner {
+            let now = self.now();
+            let _ = paused_at.compare_exchange(
+                i64::MIN,
+                now.as_millis(),
+                Ordering::SeqCst,
+                Ordering::SeqCst,
+            );
+        }
+    }
+
+    /// Lets a paused scaled clock run again from where it stopped (no-op otherwise).
+    pub fn resume(&self) {
+        if let Inner::Scaled {
+            paused_at,
+            offset_ms,
+            ..
+        } = &*self.inner
+        {
+            let at = paused_at.load(Ordering::SeqCst);
+            if at == i64::MIN {
+                return;
+            }
+            let running = self.org_time_of(Timestamp::from_system_time(std::time::SystemTime::now()));
+            offset_ms.fetch_add(at - running.as_millis(), Ordering::SeqCst);
+            paused_at.store(i64::MIN, Ordering::SeqCst);
         }
     }
 
@@ -161,9 +196,12 @@ impl Clock {
                 let wall = Timestamp::from_system_time(std::time::SystemTime::now());
                 Timestamp::from_millis(wall.as_millis() + offset_ms.load(Ordering::SeqCst))
             }
-            Inner::Scaled { .. } => {
-                self.org_time_of(Timestamp::from_system_time(std::time::SystemTime::now()))
-            }
+            Inner::Scaled { paused_at, .. } => match paused_at.load(Ordering::SeqCst) {
+                i64::MIN => {
+                    self.org_time_of(Timestamp::from_system_time(std::time::SystemTime::now()))
+                }
+                at => Timestamp::from_millis(at),
+            },
         }
     }
 
@@ -217,8 +255,18 @@ impl Clock {
             Inner::Virtual { now_ms } => {
                 now_ms.fetch_add(ms, Ordering::SeqCst);
             }
-            Inner::Shifted { offset_ms } | Inner::Scaled { offset_ms, .. } => {
+            Inner::Shifted { offset_ms } => {
                 offset_ms.fetch_add(ms, Ordering::SeqCst);
+            }
+            Inner::Scaled {
+                offset_ms,
+                paused_at,
+                ..
+            } => {
+                offset_ms.fetch_add(ms, Ordering::SeqCst);
+                let _ = paused_at.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |p| {
+                    (p != i64::MIN).then_some(p + ms)
+                });
             }
             Inner::System => {}
         }
@@ -291,6 +339,17 @@ mod tests {
         let back = clock.org_time_of(wall_then);
         assert!(back >= later, "{back:?} < {later:?}");
         assert!(back.since(later) <= Duration::from_secs(4), "{back:?}");
+        // Paused, org time stands still; resumed, it runs on from there.
+        clock.pause();
+        let paused = clock.now();
+        std::thread::sleep(Duration::from_millis(20));
+        assert_eq!(clock.now(), paused);
+        clock.advance(Duration::from_secs(60));
+        assert_eq!(clock.now(), paused.plus(Duration::from_secs(60)));
+        clock.resume();
+        let resumed = clock.now();
+        assert!(resumed >= paused.plus(Duration::from_secs(60)), "{resumed:?}");
+        assert!(resumed.since(paused) < Duration::from_secs(60 + 36), "{resumed:?}");
         // Other clocks state org time as it is.
         let v = Clock::virtual_at(start);
         assert_eq!(v.wall_time_of(later), later);
