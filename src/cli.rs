@@ -181,11 +181,14 @@ impl EngineCmdArgs {
     fn apply(&self, opts: &mut GateOptions) {
         opts.engine_timeout = self.engine_timeout;
         opts.time_scale = self.time_scale;
-        opts.engine_cmd = self.engine_cmd.as_ref().map(|c| verify::engine_cmd::EngineCommand {
-            timeout: self.engine_timeout,
-            time_scale: self.time_scale,
-            ..verify::engine_cmd::EngineCommand::new(c.clone(), &opts.contracts, &opts.fixtures)
-        });
+        opts.engine_cmd = self
+            .engine_cmd
+            .as_ref()
+            .map(|c| verify::engine_cmd::EngineCommand {
+                timeout: self.engine_timeout,
+                time_scale: self.time_scale,
+                ..verify::engine_cmd::EngineCommand::new(c.clone(), &opts.contracts, &opts.fixtures)
+            });
     }
 }
 

@@ -503,7 +503,10 @@ async fn the_gate_fails_a_consumer_without_dedupe_naming_the_invariant() {
     let scenario =
         Scenario::load(&root().join("harness/broken/delivers-duplicate-events.yaml")).unwrap();
     let command = syncgate::verify::engine_cmd::EngineCommand::new(
-        scenario.engine_cmd.clone().expect("the scenario names its engine"),
+        scenario
+            .engine_cmd
+            .clone()
+            .expect("the scenario names its engine"),
         &root().join("contracts"),
         &root().join("harness/fixtures"),
     );

@@ -794,8 +794,14 @@ fn an_engine_command_gets_every_protocol_variable() {
         );
     }
     assert!(env.contains("SYNCGATE_PROTOCOL=1\n"), "{env}");
-    assert!(env.contains("SYNCGATE_TENANT=bluepeak-logistics/production\n"), "{env}");
-    assert!(!env.contains("SYNCGATE_LEAK_CHECK"), "the gate's own variables leaked");
+    assert!(
+        env.contains("SYNCGATE_TENANT=bluepeak-logistics/production\n"),
+        "{env}"
+    );
+    assert!(
+        !env.contains("SYNCGATE_LEAK_CHECK"),
+        "the gate's own variables leaked"
+    );
     let report: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
     let run = &report["tenants"][0]["runs"][0];
@@ -805,17 +811,37 @@ fn an_engine_command_gets_every_protocol_variable() {
         .iter()
         .map(|v| v["invariant"].as_str().unwrap())
         .collect();
-    assert!(broken.contains(&"record-present-exactly-once"), "{broken:?}");
-    assert!(!broken.contains(&"invalid-record-dead-lettered"), "{broken:?}");
+    assert!(
+        broken.contains(&"record-present-exactly-once"),
+        "{broken:?}"
+    );
+    assert!(
+        !broken.contains(&"invalid-record-dead-lettered"),
+        "{broken:?}"
+    );
     let unchecked: Vec<(&str, &str)> = run["not_checked"]
         .as_array()
         .unwrap()
         .iter()
-        .map(|u| (u["invariant"].as_str().unwrap(), u["state"].as_str().unwrap()))
+        .map(|u| {
+            (
+                u["invariant"].as_str().unwrap(),
+                u["state"].as_str().unwrap(),
+            )
+        })
         .collect();
-    assert!(unchecked.contains(&("invalid-record-dead-lettered", "not-checked")), "{unchecked:?}");
-    assert!(unchecked.contains(&("new-columns-routed-or-reported", "not-checked")), "{unchecked:?}");
-    assert!(unchecked.contains(&("crm-changes-reach-source", "not-applicable")), "{unchecked:?}");
+    assert!(
+        unchecked.contains(&("invalid-record-dead-lettered", "not-checked")),
+        "{unchecked:?}"
+    );
+    assert!(
+        unchecked.contains(&("new-columns-routed-or-reported", "not-checked")),
+        "{unchecked:?}"
+    );
+    assert!(
+        unchecked.contains(&("crm-changes-reach-source", "not-applicable")),
+        "{unchecked:?}"
+    );
     assert!(
         text.contains("? invalid-record-dead-lettered not-checked"),
         "{text}"
@@ -831,7 +857,11 @@ fn an_engine_command_that_is_not_found_is_exit_2_naming_it() {
         "no-such-sync-engine --fast",
     ]);
     assert_eq!(out.status.code(), Some(2), "{}", stdout(&out));
-    assert!(stderr(&out).contains("`no-such-sync-engine`"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("`no-such-sync-engine`"),
+        "{}",
+        stderr(&out)
+    );
 }
 
 #[test]
@@ -853,9 +883,16 @@ fn a_hanging_engine_is_killed_at_its_limit() {
     ]);
     let text = stdout(&out);
     assert_eq!(out.status.code(), Some(1), "{text}");
-    assert!(started.elapsed() < Duration::from_secs(30), "{:?}", started.elapsed());
+    assert!(
+        started.elapsed() < Duration::from_secs(30),
+        "{:?}",
+        started.elapsed()
+    );
     assert!(text.contains("x engine-completed"), "{text}");
-    assert!(text.contains("killed after the 1s wall-clock limit"), "{text}");
+    assert!(
+        text.contains("killed after the 1s wall-clock limit"),
+        "{text}"
+    );
 }
 
 /// The reference Python engine (examples/engines/collections.py), run as a foreign process

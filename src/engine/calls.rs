@@ -119,9 +119,7 @@ impl Sync<'_> {
         let now = self.clock.now();
         let jitter = self.config.backoff.delay(attempt, &mut self.jitter);
         let (until, reason) = match failure.not_before {
-            Some(nb) => {
-                (nb.max(now), format!("Retry-After after {}", failure.code))
-            }
+            Some(nb) => (nb.max(now), format!("Retry-After after {}", failure.code)),
             _ => (now.plus(jitter), format!("backoff after {}", failure.code)),
         };
         self.event(

@@ -419,9 +419,7 @@ impl<'a> Sync<'a> {
             .bundle
             .objects_parent_first()
             .into_iter()
-            .map(|(object, spec)| {
-                (object.clone(), source.latest(&spec.source))
-            })
+            .map(|(object, spec)| (object.clone(), source.latest(&spec.source)))
             .collect();
         let (now, window, rule) = (
             self.clock.now(),

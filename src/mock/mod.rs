@@ -303,13 +303,21 @@ impl MockOrg {
 
     /// From now on, keeps every API request (`/services/data/…`) as it arrives.
     pub fn capture_requests(&self) {
-        let mut c = self.shared.captured.lock().unwrap_or_else(|p| p.into_inner());
+        let mut c = self
+            .shared
+            .captured
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
         c.get_or_insert_with(Vec::new);
     }
 
     /// The API requests kept since [`MockOrg::capture_requests`], in arrival order.
     pub fn captured_requests(&self) -> Vec<CapturedRequest> {
-        let c = self.shared.captured.lock().unwrap_or_else(|p| p.into_inner());
+        let c = self
+            .shared
+            .captured
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
         c.clone().unwrap_or_default()
     }
 
@@ -323,7 +331,11 @@ impl MockOrg {
         if !uri.path().starts_with("/services/data/") {
             return;
         }
-        let mut c = self.shared.captured.lock().unwrap_or_else(|p| p.into_inner());
+        let mut c = self
+            .shared
+            .captured
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
         let Some(list) = c.as_mut() else { return };
         list.push(CapturedRequest {
             method: method.to_string(),

@@ -107,7 +107,8 @@ impl Clock {
             if at == i64::MIN {
                 return;
             }
-            let running = self.org_time_of(Timestamp::from_system_time(std::time::SystemTime::now()));
+            let running =
+                self.org_time_of(Timestamp::from_system_time(std::time::SystemTime::now()));
             offset_ms.fetch_add(at - running.as_millis(), Ordering::SeqCst);
             paused_at.store(i64::MIN, Ordering::SeqCst);
         }
@@ -348,12 +349,21 @@ mod tests {
         assert_eq!(clock.now(), paused.plus(Duration::from_secs(60)));
         clock.resume();
         let resumed = clock.now();
-        assert!(resumed >= paused.plus(Duration::from_secs(60)), "{resumed:?}");
-        assert!(resumed.since(paused) < Duration::from_secs(60 + 36), "{resumed:?}");
+        assert!(
+            resumed >= paused.plus(Duration::from_secs(60)),
+            "{resumed:?}"
+        );
+        assert!(
+            resumed.since(paused) < Duration::from_secs(60 + 36),
+            "{resumed:?}"
+        );
         // Other clocks state org time as it is.
         let v = Clock::virtual_at(start);
         assert_eq!(v.wall_time_of(later), later);
-        assert_eq!(v.wall_duration(Duration::from_secs(5)), Duration::from_secs(5));
+        assert_eq!(
+            v.wall_duration(Duration::from_secs(5)),
+            Duration::from_secs(5)
+        );
     }
 
     #[tokio::test]

@@ -62,7 +62,7 @@ impl EngineCommand {
 pub fn check_command(command: &str) -> Result<(), String> {
     let program = command
         .split_whitespace()
-        .find(|w| !(w.contains('=') && !w.starts_with('=')))
+        .find(|w| !w.contains('=') || w.starts_with('='))
         .ok_or_else(|| "the engine command is empty".to_string())?;
     let found = if program.contains('/') {
         Path::new(program).is_file()
@@ -130,7 +130,8 @@ pub async fn run_scenario(
     .await
     .map_err(GateError::Mock)?;
     org.capture_requests();
-    let io = |what: &str, e: std::io::Error| GateError::Store(format!("engine command: {what}: {e}"));
+    let io =
+        |what: &str, e: std::io::Error| GateError::Store(format!("engine command: {what}: {e}"));
     let work = tempfile::Builder::new()
         .prefix("syncgate-engine-")
         .tempdir()
@@ -252,7 +253,10 @@ pub async fn run_scenario(
         report: report.as_ref().filter(|_| completed),
         manual_edits: &scenario.manual_edits,
     });
-    if not_checked.iter().any(|u| u.invariant == names::DEAD_LETTERED) {
+    if not_checked
+        .iter()
+        .any(|u| u.invariant == names::DEAD_LETTERED)
+    {
         violations.retain(|v| v.invariant != names::DEAD_LETTERED);
     }
     match read_outbox(&files.outbox) {
@@ -587,7 +591,10 @@ fn read_dead_letters(
             continue;
         }
         let l: LetterLine = serde_json::from_str(line).map_err(|e| {
-            format!("SYNCGATE_DEAD_LETTERS line {}: not a dead letter: {e}", n + 1)
+            format!(
+                "SYNCGATE_DEAD_LETTERS line {}: not a dead letter: {e}",
+                n + 1
+            )
         })?;
         let class = match l.class.as_deref() {
             None | Some("rejected") => ErrorClass::Rejected,
@@ -638,8 +645,8 @@ fn read_report(path: &Path) -> Result<Option<SyncReport>, String> {
     let Ok(text) = std::fs::read_to_string(path) else {
         return Ok(None);
     };
-    let r: ReportFile = serde_json::from_str(&text)
-        .map_err(|e| format!("SYNCGATE_REPORT is not a report: {e}"))?;
+    let r: ReportFile =
+        serde_json::from_str(&text).map_err(|e| format!("SYNCGATE_REPORT is not a report: {e}"))?;
     let count = |k: &str| r.counters.get(k).copied().unwrap_or(0) as usize;
     Ok(Some(SyncReport {
         records: count("records"),

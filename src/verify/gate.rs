@@ -290,7 +290,9 @@ pub async fn run_gate(opts: &GateOptions) -> Result<GateReport, GateError> {
         let (bundle, fixtures, commands) = (&bundles[t].1, &fixtures, &commands);
         async move {
             match &commands[s] {
-                Some(cmd) => super::engine_cmd::run_scenario(bundle, scenario, opts.seed, cmd).await,
+                Some(cmd) => {
+                    super::engine_cmd::run_scenario(bundle, scenario, opts.seed, cmd).await
+                }
                 None => run_scenario(bundle, scenario, fixtures, opts.seed, opts.real_time).await,
             }
         }
