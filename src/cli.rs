@@ -165,6 +165,50 @@ impl InputArgs {
     }
 }
 
+/// A foreign engine to judge instead of the in-process one (docs/engine-protocol.md).
+#[derive(Debug, Args)]
+pub struct EngineCmdArgs {
+    /// Run this command (through `sh -c`) as the engine of every run, under the engine
+    /// protocol, instead of syncgate's own engine in process.
+    #[arg(long, value_name = "CMD")]
+    pub engine_cmd: Option<String>,
+    /// Wall-clock limit of one engine-command run; past it its process group is killed
+    /// and the run fails `engine-completed`.
+    #[arg(long, default_value = "120s", value_name = "DURATION", value_parser = parse_wall_duration)]
+    pub engine_timeout: std::time::Duration,
+    /// Org seconds per wall second for engine commands (the mock's scaled clock).
+    #[arg(long, default_value_t = verify::engine_cmd::DEFAULT_TIME_SCALE, value_name = "N", value_parser = parse_time_scale)]
+    pub time_scale: f64,
+}
+
+fn parse_wall_duration(s: &str) -> Result<std::time::Duration, String> {
+    crate::sim::time::parse_duration(s)
+        .filter(|d| !d.is_zero())
+        .ok_or_else(|| format!("`{s}` is not a duration above zero (e.g. 120s, 5m)"))
+}
+
+fn parse_time_scale(s: &str) -> Result<f64, String> {
+    s.parse::<f64>()
+        .ok()
+        .filter(|n| n.is_finite() && *n >= 1.0)
+        .ok_or_else(|| format!("`{s}` is not a time scale: give a number ≥ 1 (e.g. 3600)"))
+}
+
+impl EngineCmdArgs {
+    fn apply(&self, opts: &mut GateOptions) {
+        opts.engine_timeout = self.engine_timeout;
+        opts.time_scale = self.time_scale;
+        opts.engine_cmd = self
+            .engine_cmd
+            .as_ref()
+            .map(|c| verify::engine_cmd::EngineCommand {
+                timeout: self.engine_timeout,
+                time_scale: self.time_scale,
+                ..verify::engine_cmd::EngineCommand::new(c.clone(), &opts.contracts, &opts.fixtures)
+            });
+    }
+}
+
 /// What to verify: the inputs, narrowed by filters.
 #[derive(Debug, Args)]
 pub struct SelectionArgs {
@@ -239,6 +283,8 @@ pub struct GateArgs {
     /// The engine version the verification results are recorded for (for can-i-deploy).
     #[arg(long, default_value = env!("CARGO_PKG_VERSION"), value_name = "VERSION")]
     pub engine_version: String,
+    #[command(flatten)]
+    pub engine: EngineCmdArgs,
 }
 
 #[derive(Debug, Args)]
@@ -287,6 +333,8 @@ pub struct ReplayArgs {
     /// Also write the timeline as JSON lines here.
     #[arg(long, value_name = "PATH")]
     pub trace: Option<PathBuf>,
+    #[command(flatten)]
+    pub engine: EngineCmdArgs,
 }
 
 #[derive(Debug, Subcommand)]
@@ -388,7 +436,7 @@ fn gate(args: GateArgs, database_url: Option<&str>) -> i32 {
             return exit::INTERNAL;
         }
     };
-    let opts = GateOptions {
+    let mut opts = GateOptions {
         only_scenarios: args.scenario.clone(),
         shard: args.shard,
         jobs: args.jobs,
@@ -400,6 +448,7 @@ fn gate(args: GateArgs, database_url: Option<&str>) -> i32 {
         provider_token: args.provider_token.clone(),
         ..base
     };
+    args.engine.apply(&mut opts);
     let report = match run_gate(&opts) {
         Ok(r) => r,
         Err(code) => return code,
@@ -439,8 +488,11 @@ fn gate(args: GateArgs, database_url: Option<&str>) -> i32 {
     let partial = !args.scenario.is_empty() || args.shard.is_some() || args.no_pacts;
     if partial {
         eprintln!("verification results not recorded: --scenario, --shard or --no-pacts ran only part of the checks");
+    } else if args.engine.engine_cmd.is_some() {
+        // The results are of that command, not of this engine version.
+        eprintln!("verification results not recorded: --engine-cmd judged another engine");
     }
-    let recorded = if partial {
+    let recorded = if partial || args.engine.engine_cmd.is_some() {
         Ok(())
     } else {
         runtime().and_then(|rt| {
@@ -535,6 +587,7 @@ fn replay(args: ReplayArgs) -> i32 {
         verify_pacts: false,
         ..base
     };
+    args.engine.apply(&mut opts);
     let as_path = PathBuf::from(&args.scenario);
     if as_path.is_file() {
         let name = as_path

@@ -439,7 +439,7 @@ impl<'a> Sync<'a> {
         let create = BulkCall::Create {
             object,
             ext_field,
-            insert: self.config.fault_create_instead_of_upsert,
+            insert: false,
         };
         let reply = match self
             .call_retrying(client, object, fence, &ApiRequest::Bulk(&create), n, true)
@@ -689,7 +689,7 @@ impl<'a> Sync<'a> {
                     .mark_applied(&self.applied(&key, object, items[i].record), now, ttl)
                     .await?;
             }
-            if created || self.config.fault_create_instead_of_upsert {
+            if created {
                 self.report.created += 1;
             } else {
                 self.report.updated += 1;

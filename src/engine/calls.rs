@@ -77,13 +77,13 @@ impl Sync<'_> {
                     self.requests_sent = client.requests();
                     continue;
                 }
-                Action::WaitForWindow if !self.config.fault_retry_on_lockout => {
+                Action::WaitForWindow => {
                     self.wait_for_window(object, &failure.code).await?;
                     attempt -= 1;
                     continue;
                 }
                 Action::DeadLetter | Action::Refresh => return Ok(Err(failure)),
-                Action::Retry | Action::WaitForWindow => {}
+                Action::Retry => {}
             }
             if !retry {
                 return Ok(Err(failure));
@@ -119,9 +119,7 @@ impl Sync<'_> {
         let now = self.clock.now();
         let jitter = self.config.backoff.delay(attempt, &mut self.jitter);
         let (until, reason) = match failure.not_before {
-            Some(nb) if self.config.honour_retry_after => {
-                (nb.max(now), format!("Retry-After after {}", failure.code))
-            }
+            Some(nb) => (nb.max(now), format!("Retry-After after {}", failure.code)),
             _ => (now.plus(jitter), format!("backoff after {}", failure.code)),
         };
         self.event(

@@ -47,9 +47,6 @@ pub struct CdcConfig {
     /// Attempts per call (poll or query), the first included.
     pub max_attempts: u32,
     pub backoff: Backoff,
-    /// DELIBERATE FAULT, for proving the gate: trust the bus and skip the `EventUuid` dedupe,
-    /// so a redelivered event reaches the source twice.
-    pub fault_no_dedupe: bool,
 }
 
 impl CdcConfig {
@@ -67,7 +64,6 @@ impl CdcConfig {
                 base: Duration::from_millis(500),
                 cap: Duration::from_secs(60),
             },
-            fault_no_dedupe: false,
         }
     }
 }
@@ -496,12 +492,10 @@ impl<'a> CdcConsumer<'a> {
         }
         self.report.changes_delivered += out.len() as u64;
         let now = self.clock.now();
-        if !self.config.fault_no_dedupe {
-            for uuid in uuids {
-                self.dedupe
-                    .check_and_set(&self.dedupe_key(uuid), now, self.config.dedupe_ttl)
-                    .await?;
-            }
+        for uuid in uuids {
+            self.dedupe
+                .check_and_set(&self.dedupe_key(uuid), now, self.config.dedupe_ttl)
+                .await?;
         }
         let mut newest: BTreeMap<FieldKey, Version> = BTreeMap::new();
         for s in changes {
@@ -549,7 +543,7 @@ impl<'a> CdcConsumer<'a> {
                 .unwrap_or_default()
                 .to_string();
             let replay_id = event.get("replayId").and_then(Value::as_u64).unwrap_or(0);
-            if !self.config.fault_no_dedupe && !uuid.is_empty() {
+            if !uuid.is_empty() {
                 let again = !seen.insert(uuid.clone())
                     || self.dedupe.is_live(&self.dedupe_key(&uuid), now).await?;
                 if again {

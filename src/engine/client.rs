@@ -222,8 +222,8 @@ impl SalesforceClient {
     }
 
     /// Creates up to 200 records of `object` with sObject Collections (`POST`,
-    /// `allOrNone: false`). Not idempotent: the engine upserts; this exists so the gate can
-    /// prove it catches an engine that creates (see `EngineConfig::fault_create_instead_of_upsert`).
+    /// `allOrNone: false`). Not idempotent: the engine upserts; this is for tools and tests
+    /// that need records created as such.
     pub async fn create_collection(
         &mut self,
         object: &str,

@@ -61,34 +61,10 @@ pub struct EngineConfig {
     /// Attempts per batch, the first included, before its records are dead-lettered.
     pub max_attempts: u32,
     pub backoff: Backoff,
-    /// Wait for the server's `Retry-After` (turning this off is a deliberate fault, for tests).
-    pub honour_retry_after: bool,
     /// Sent as `Sforce-Call-Options: client=…`, so change events show the engine's own writes.
     pub client_name: String,
     /// How many daily windows the engine will wait for before giving up on a run.
     pub max_window_waits: u32,
-    /// DELIBERATE FAULT, for proving the gate: route source columns onto same-named
-    /// CRM-owned fields (`account_manager` → `Account_Manager__c`), as a naive drift rule would.
-    pub fault_write_crm_owned: bool,
-    /// DELIBERATE FAULT: send the first version of each source record instead of the latest.
-    pub fault_first_version_wins: bool,
-    /// DELIBERATE FAULT: take the external ID from this source column instead of the record ID.
-    pub fault_external_id_from: Option<String>,
-    /// DELIBERATE FAULT: treat a daily-budget lockout as a transient error and retry on backoff.
-    pub fault_retry_on_lockout: bool,
-    /// DELIBERATE FAULT: create records (POST) instead of upserting them by external ID.
-    pub fault_create_instead_of_upsert: bool,
-    /// DELIBERATE FAULT: send records the contract already rejects (no pre-validation).
-    pub fault_skip_prevalidation: bool,
-    /// DELIBERATE FAULT: overwrite values edited in Salesforce after the source change.
-    pub fault_ignore_conflicts: bool,
-    /// DELIBERATE FAULT: drop source columns no field reads, without reporting them.
-    pub fault_drop_unmapped_columns: bool,
-    /// DELIBERATE FAULT: treat a source delete as an ordinary change (upsert its data).
-    pub fault_upsert_deletes: bool,
-    /// DELIBERATE FAULT: the change-event consumer skips its `EventUuid` dedupe
-    /// (see `cdc::CdcConfig::fault_no_dedupe`).
-    pub fault_cdc_no_dedupe: bool,
     /// An object whose backfill holds more records than this goes through Bulk API 2.0.
     pub bulk_threshold: usize,
     /// Largest CSV upload per Bulk job; more records make more jobs.
@@ -137,19 +113,8 @@ impl Default for EngineConfig {
                 base: Duration::from_millis(500),
                 cap: Duration::from_secs(60),
             },
-            honour_retry_after: true,
             client_name: "syncgate".into(),
             max_window_waits: 2,
-            fault_write_crm_owned: false,
-            fault_first_version_wins: false,
-            fault_external_id_from: None,
-            fault_retry_on_lockout: false,
-            fault_create_instead_of_upsert: false,
-            fault_skip_prevalidation: false,
-            fault_ignore_conflicts: false,
-            fault_drop_unmapped_columns: false,
-            fault_upsert_deletes: false,
-            fault_cdc_no_dedupe: false,
             bulk_threshold: 2_000,
             bulk_max_upload_bytes: bulk::MAX_UPLOAD_BYTES,
             bulk_records_per_sec: 1_000.0,
@@ -336,31 +301,6 @@ pub trait Fence: Send + std::marker::Sync {
     async fn still_ours(&self) -> Result<(), EngineError>;
 }
 
-/// The deliberate fault behind [`EngineConfig::fault_write_crm_owned`].
-fn route_onto_crm_owned(
-    spec: &crate::contract::ObjectSpec,
-    record: &SourceRecord,
-    mapped: &mut mapping::Mapped,
-) {
-    let norm = |s: &str| {
-        s.trim_end_matches("__c")
-            .replace('_', "")
-            .to_ascii_lowercase()
-    };
-    for name in spec
-        .fields
-        .iter()
-        .filter(|(_, f)| f.owner == crate::contract::Owner::Crm)
-        .map(|(n, _)| n)
-    {
-        if let Some((column, value)) = record.data.iter().find(|(c, _)| norm(c) == norm(name)) {
-            mapped.payload.insert(name.clone(), value.clone());
-            mapped.unmapped.remove(column);
-            mapped.routed.insert(column.clone(), name.clone());
-        }
-    }
-}
-
 /// One engine run for one tenant.
 pub struct Sync<'a> {
     bundle: &'a Bundle,
@@ -530,14 +470,7 @@ impl<'a> Sync<'a> {
             .bundle
             .objects_parent_first()
             .into_iter()
-            .map(|(object, spec)| {
-                let records = if self.config.fault_first_version_wins {
-                    source.earliest(&spec.source)
-                } else {
-                    source.latest(&spec.source)
-                };
-                (object.clone(), records)
-            })
+            .map(|(object, spec)| (object.clone(), source.latest(&spec.source)))
             .collect();
         let (now, window, rule) = (
             self.clock.now(),
@@ -634,7 +567,7 @@ impl<'a> Sync<'a> {
                     continue;
                 }
             }
-            let deleted = record.deleted && !self.config.fault_upsert_deletes;
+            let deleted = record.deleted;
             if deleted && deletes::policy_payload(spec).is_none() {
                 self.event(
                     object,
@@ -678,15 +611,7 @@ impl<'a> Sync<'a> {
                     },
                 );
             }
-            if self.config.fault_write_crm_owned {
-                route_onto_crm_owned(spec, record, &mut mapped);
-            }
-            if let Some(column) = &self.config.fault_external_id_from {
-                if let Some(v) = record.data.get(column) {
-                    mapped.payload.insert(spec.external_id.clone(), v.clone());
-                }
-            }
-            if !mapped.unmapped.is_empty() && !self.config.fault_drop_unmapped_columns {
+            if !mapped.unmapped.is_empty() {
                 self.report
                     .unmapped_columns
                     .entry(spec.source.clone())
@@ -703,37 +628,33 @@ impl<'a> Sync<'a> {
             // A record the contract itself rejects would only spend an API call to be
             // rejected by Salesforce: it goes to the dead-letter queue now. Checked as an
             // update (a required field the source leaves out may already be set in the org).
-            if !self.config.fault_skip_prevalidation {
-                let verdict = check_write(object, spec, &mapped.payload, WriteKind::Update)
-                    .and_then(|()| regex_rules.check(&mapped.payload));
-                if let Err(e) = verdict {
-                    self.report.rejected_before_sending += 1;
-                    let now = self.clock.now();
-                    self.dead_letter(
-                        object,
-                        record,
-                        Value::Object(mapped.payload),
-                        ErrorClass::Invalid,
-                        &e.code,
-                        &e.message,
-                        0,
-                        None,
-                        now,
-                        now,
-                    )
-                    .await?;
-                    continue;
-                }
+            let verdict = check_write(object, spec, &mapped.payload, WriteKind::Update)
+                .and_then(|()| regex_rules.check(&mapped.payload));
+            if let Err(e) = verdict {
+                self.report.rejected_before_sending += 1;
+                let now = self.clock.now();
+                self.dead_letter(
+                    object,
+                    record,
+                    Value::Object(mapped.payload),
+                    ErrorClass::Invalid,
+                    &e.code,
+                    &e.message,
+                    0,
+                    None,
+                    now,
+                    now,
+                )
+                .await?;
+                continue;
             }
             items.push(Item {
                 record,
                 payload: Value::Object(mapped.payload),
             });
         }
-        if !self.config.fault_ignore_conflicts {
-            self.resolve_conflicts(client, object, spec, &mut items, fence)
-                .await?;
-        }
+        self.resolve_conflicts(client, object, spec, &mut items, fence)
+            .await?;
         self.dispatch(client, object, &spec.external_id, &items, fence)
             .await?;
         self.hard_delete(client, object, spec, &hard_deletes, fence)
@@ -834,11 +755,7 @@ impl<'a> Sync<'a> {
             self.guard_budget(client, object).await?;
             let payloads: Vec<Value> = remaining.iter().map(|i| i.payload.clone()).collect();
             let permit = self.admit(object, fence).await?;
-            let outcome = if self.config.fault_create_instead_of_upsert {
-                client.create_collection(object, &payloads).await
-            } else {
-                client.upsert_collection(object, ext_field, &payloads).await
-            };
+            let outcome = client.upsert_collection(object, ext_field, &payloads).await;
             self.requests_sent = client.requests();
             self.after_call(permit, outcome.as_ref().err()).await?;
             let now = self.clock.now();
@@ -859,7 +776,7 @@ impl<'a> Sync<'a> {
                                     if result
                                         .get("created")
                                         .and_then(Value::as_bool)
-                                        .unwrap_or(self.config.fault_create_instead_of_upsert)
+                                        .unwrap_or(false)
                                     {
                                         self.report.created += 1;
                                     } else {
@@ -929,7 +846,6 @@ impl<'a> Sync<'a> {
                     self.requests_sent = client.requests();
                     continue;
                 }
-                Action::WaitForWindow if self.config.fault_retry_on_lockout => {}
                 Action::WaitForWindow => {
                     self.wait_for_window(object, &failure.code).await?;
                     attempt -= 1;
@@ -1034,9 +950,6 @@ impl<'a> Sync<'a> {
         client: &mut SalesforceClient,
         object: &str,
     ) -> Result<(), EngineError> {
-        if self.config.fault_retry_on_lockout {
-            return Ok(());
-        }
         if let Some(u) = client.usage {
             // Usage read in an earlier daily window says nothing about this one: another
             // worker (or a long wait) may have moved the clock past midnight since.

@@ -121,6 +121,8 @@ pub(crate) struct State {
     pub notify: Arc<tokio::sync::Notify>,
     /// Records the collections request being answered created, for its journal entry.
     pub created_by_last: Option<usize>,
+    /// The org's clock (durations stated to clients are in its wall time).
+    pub clock: Clock,
 }
 
 impl State {
@@ -130,6 +132,7 @@ impl State {
         let overrides = scenario.map(|s| s.limits.clone()).unwrap_or_default();
         let now = config.clock.now();
         State {
+            clock: config.clock.clone(),
             org: Org::new(config.bundle.clone()),
             budget: Budget {
                 max: overrides
@@ -231,6 +234,20 @@ pub(crate) struct Shared {
     pub in_flight: InFlight,
     /// Wall-clock hold per request, in microseconds (0: none). See [`MockOrg::hold_requests`].
     pub hold_us: AtomicU64,
+    /// API requests as they arrived, when [`MockOrg::capture_requests`] turned it on.
+    pub captured: Mutex<Option<Vec<CapturedRequest>>>,
+}
+
+/// One API request as the mock received it (for judging an engine the gate runs as a
+/// child process by what it sent). `Authorization` is left out.
+#[derive(Clone, Debug, PartialEq)]
+pub struct CapturedRequest {
+    pub method: String,
+    /// Path from the host, without the query.
+    pub path: String,
+    pub headers: Vec<(String, String)>,
+    /// The body, when it is JSON.
+    pub body: Option<serde_json::Value>,
 }
 
 /// Requests being answered right now, and the most there ever were at once.
@@ -270,6 +287,7 @@ impl MockOrg {
                 state: Mutex::new(state),
                 in_flight: InFlight::default(),
                 hold_us: AtomicU64::new(0),
+                captured: Mutex::new(None),
             }),
         }
     }
@@ -282,6 +300,54 @@ impl MockOrg {
 
     pub fn clock(&self) -> &Clock {
         &self.shared.clock
+    }
+
+    /// From now on, keeps every API request (`/services/data/…`) as it arrives.
+    pub fn capture_requests(&self) {
+        let mut c = self
+            .shared
+            .captured
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        c.get_or_insert_with(Vec::new);
+    }
+
+    /// The API requests kept since [`MockOrg::capture_requests`], in arrival order.
+    pub fn captured_requests(&self) -> Vec<CapturedRequest> {
+        let c = self
+            .shared
+            .captured
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        c.clone().unwrap_or_default()
+    }
+
+    pub(crate) fn capture(
+        &self,
+        method: &axum::http::Method,
+        uri: &axum::http::Uri,
+        headers: &axum::http::HeaderMap,
+        body: &[u8],
+    ) {
+        if !uri.path().starts_with("/services/data/") {
+            return;
+        }
+        let mut c = self
+            .shared
+            .captured
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        let Some(list) = c.as_mut() else { return };
+        list.push(CapturedRequest {
+            method: method.to_string(),
+            path: uri.path().to_string(),
+            headers: headers
+                .iter()
+                .filter(|(n, _)| !n.as_str().eq_ignore_ascii_case("authorization"))
+                .filter_map(|(n, v)| Some((n.as_str().to_string(), v.to_str().ok()?.to_string())))
+                .collect(),
+            body: serde_json::from_slice(body).ok(),
+        });
     }
 
     /// Every request answered so far.

@@ -182,7 +182,10 @@ async fn dispatch(
     if hold > 0 {
         tokio::time::sleep(std::time::Duration::from_micros(hold)).await;
     }
+    // A paused (scaled) clock runs from the engine's first request on.
+    org.clock().resume();
     let path = uri.path().to_string();
+    org.capture(&method, &uri, &headers, &body);
     if let Some(rest) = path.strip_prefix(admin::PREFIX) {
         return admin::handle(&org, &method, rest, uri.query(), &body).await;
     }
@@ -432,7 +435,8 @@ fn admit(
             "REQUEST_LIMIT_EXCEEDED",
             "TotalRequests Limit exceeded.",
             &[],
-        );
+        )
+        .with_header("retry-after", window_wait(org.clock(), now).to_string());
         return Admission::Done(finish(state, entry, answer));
     }
     // Real in-flight accounting: requests that have run for the threshold or longer.
@@ -472,23 +476,26 @@ fn admit(
                 retry_after,
                 http_date,
             } => {
-                // The header carries whole seconds: round up, so a client that waits exactly
-                // what it was told is never early.
-                let secs = retry_after.0.as_millis().div_ceil(1000).max(1) as u64;
-                let until = if http_date {
-                    let exact = now.plus(retry_after.0).as_millis();
-                    Timestamp::from_millis(
+                // The header carries whole seconds of the client's (wall) clock: round up,
+                // so a client that waits exactly what it was told is never early. On a
+                // scaled clock the org's duration is stated in wall time.
+                let clock = org.clock();
+                let secs = clock
+                    .wall_duration(retry_after.0)
+                    .as_millis()
+                    .div_ceil(1000)
+                    .max(1) as u64;
+                let (until, value) = if http_date {
+                    let exact = clock.wall_time_of(now.plus(retry_after.0)).as_millis();
+                    let wall = Timestamp::from_millis(
                         exact.div_euclid(1000) * 1000 + if exact % 1000 == 0 { 0 } else { 1000 },
-                    )
+                    );
+                    (clock.org_time_of(wall), wall.to_http_date())
                 } else {
-                    now.plus(std::time::Duration::from_secs(secs))
+                    let waited = clock.org_duration(std::time::Duration::from_secs(secs));
+                    (now.plus(waited), secs.to_string())
                 };
                 ticket.entry.not_before = Some(until);
-                let value = if http_date {
-                    until.to_http_date()
-                } else {
-                    secs.to_string()
-                };
                 Some(
                     Answer::error(
                         StatusCode::TOO_MANY_REQUESTS,
@@ -603,6 +610,23 @@ fn add_limit_info(state: &State, resp: &mut Response) {
     if let Ok(v) = HeaderValue::from_str(&info) {
         resp.headers_mut().insert("sforce-limit-info", v);
     }
+    // With the budget spent, say when the daily window reopens, in the client's seconds
+    // (a client that cannot see the org's clock could not know).
+    if state.budget.used >= state.budget.max {
+        let secs = window_wait(&state.clock, state.clock.now());
+        if let Ok(v) = HeaderValue::from_str(&secs.to_string()) {
+            resp.headers_mut().insert(WINDOW_RESET_HEADER, v);
+        }
+    }
+}
+
+/// Wall seconds until the next daily window, with the budget spent (see `docs/engine-protocol.md`).
+pub const WINDOW_RESET_HEADER: &str = "x-syncgate-limit-reset";
+
+/// Whole wall seconds, rounded up, until the daily window after `now` opens.
+fn window_wait(clock: &crate::sim::Clock, now: Timestamp) -> u64 {
+    let wall = clock.wall_duration(now.next_day_start().since(now));
+    wall.as_millis().div_ceil(1000).max(1) as u64
 }
 
 fn finish(state: &mut State, mut entry: JournalEntry, answer: Answer) -> Response {

@@ -1,4 +1,5 @@
-//! The one clock: the wall clock for real runs, a virtual clock for the gate and replay.
+//! The one clock: the wall clock for real runs, a virtual clock for the gate and replay,
+//! and a scaled wall clock for engines the gate runs as child processes.
 
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
@@ -30,6 +31,17 @@ enum Inner {
     Shifted {
         offset_ms: AtomicI64,
     },
+    /// Org time for a process the gate cannot pause: `start + wall_elapsed × scale` (plus
+    /// an offset that only grows); a sleep of `d` sleeps `d / scale` of wall time.
+    Scaled {
+        start_ms: i64,
+        /// Wall time (as the system clock, which engines read too) at `start_ms`.
+        wall_start_ms: i64,
+        scale: f64,
+        offset_ms: AtomicI64,
+        /// Org time while paused ([`Clock::pause`]), `i64::MIN` while running.
+        paused_at: AtomicI64,
+    },
 }
 
 impl Clock {
@@ -46,6 +58,121 @@ impl Clock {
             inner: Arc::new(Inner::Shifted {
                 offset_ms: AtomicI64::new(0),
             }),
+        }
+    }
+
+    /// Org time that starts at `start` and runs `scale` times faster than the wall clock
+    /// (`scale` below 1 is taken as 1).
+    pub fn scaled_at(start: Timestamp, scale: f64) -> Self {
+        let scale = if scale.is_finite() && scale >= 1.0 {
+            scale
+        } else {
+            1.0
+        };
+        Clock {
+            inner: Arc::new(Inner::Scaled {
+                start_ms: start.as_millis(),
+                wall_start_ms: Timestamp::from_system_time(std::time::SystemTime::now())
+                    .as_millis(),
+                scale,
+                offset_ms: AtomicI64::new(0),
+                paused_at: AtomicI64::new(i64::MIN),
+            }),
+        }
+    }
+
+    /// Stops a scaled clock where it is (no-op on other clocks): org time does not pass
+    /// while no engine is running, e.g. while a child process starts up.
+    pub fn pause(&self) {
+        if let Inner::Scaled { paused_at, .. } = &*self.inner {
+            let now = self.now();
+            let _ = paused_at.compare_exchange(
+                i64::MIN,
+                now.as_millis(),
+                Ordering::SeqCst,
+                Ordering::SeqCst,
+            );
+        }
+    }
+
+    /// Lets a paused scaled clock run again from where it stopped (no-op otherwise).
+    pub fn resume(&self) {
+        if let Inner::Scaled {
+            paused_at,
+            offset_ms,
+            ..
+        } = &*self.inner
+        {
+            let at = paused_at.load(Ordering::SeqCst);
+            if at == i64::MIN {
+                return;
+            }
+            let running =
+                self.org_time_of(Timestamp::from_system_time(std::time::SystemTime::now()));
+            offset_ms.fetch_add(at - running.as_millis(), Ordering::SeqCst);
+            paused_at.store(i64::MIN, Ordering::SeqCst);
+        }
+    }
+
+    /// Org seconds per wall second: `Some` only for a scaled clock.
+    pub fn time_scale(&self) -> Option<f64> {
+        match &*self.inner {
+            Inner::Scaled { scale, .. } => Some(*scale),
+            _ => None,
+        }
+    }
+
+    /// How long a client on the wall clock must wait for `org` time to pass (the same on
+    /// every clock but a scaled one). Rounded up to the millisecond.
+    pub fn wall_duration(&self, org: Duration) -> Duration {
+        match self.time_scale() {
+            Some(scale) => Duration::from_millis((org.as_millis() as f64 / scale).ceil() as u64),
+            None => org,
+        }
+    }
+
+    /// The org time that passes while a client waits `wall` (inverse of [`Clock::wall_duration`]).
+    pub fn org_duration(&self, wall: Duration) -> Duration {
+        match self.time_scale() {
+            Some(scale) => Duration::from_millis((wall.as_millis() as f64 * scale) as u64),
+            None => wall,
+        }
+    }
+
+    /// The wall time at which org time reaches `t` (identity but on a scaled clock), so an
+    /// HTTP-date stated to a client on the wall clock means `t`.
+    pub fn wall_time_of(&self, t: Timestamp) -> Timestamp {
+        match &*self.inner {
+            Inner::Scaled {
+                start_ms,
+                wall_start_ms,
+                scale,
+                offset_ms,
+                ..
+            } => {
+                let org_elapsed = t.as_millis() - start_ms - offset_ms.load(Ordering::SeqCst);
+                Timestamp::from_millis(wall_start_ms + (org_elapsed as f64 / scale).ceil() as i64)
+            }
+            _ => t,
+        }
+    }
+
+    /// The org time at wall time `wall` (inverse of [`Clock::wall_time_of`]).
+    pub fn org_time_of(&self, wall: Timestamp) -> Timestamp {
+        match &*self.inner {
+            Inner::Scaled {
+                start_ms,
+                wall_start_ms,
+                scale,
+                offset_ms,
+                ..
+            } => {
+                let wall_elapsed = (wall.as_millis() - wall_start_ms) as f64;
+                Timestamp::from_millis(
+                    start_ms + (wall_elapsed * scale) as i64 + offset_ms.load(Ordering::SeqCst),
+                )
+            }
+            _ => wall,
         }
     }
 
@@ -70,6 +197,12 @@ impl Clock {
                 let wall = Timestamp::from_system_time(std::time::SystemTime::now());
                 Timestamp::from_millis(wall.as_millis() + offset_ms.load(Ordering::SeqCst))
             }
+            Inner::Scaled { paused_at, .. } => match paused_at.load(Ordering::SeqCst) {
+                i64::MIN => {
+                    self.org_time_of(Timestamp::from_system_time(std::time::SystemTime::now()))
+                }
+                at => Timestamp::from_millis(at),
+            },
         }
     }
 
@@ -86,6 +219,12 @@ impl Clock {
                 let now = self.now();
                 if deadline > now {
                     tokio::time::sleep(deadline.since(now)).await;
+                }
+            }
+            Inner::Scaled { .. } => {
+                let now = self.now();
+                if deadline > now {
+                    tokio::time::sleep(self.wall_duration(deadline.since(now))).await;
                 }
             }
             Inner::Virtual { now_ms } => {
@@ -119,6 +258,16 @@ impl Clock {
             }
             Inner::Shifted { offset_ms } => {
                 offset_ms.fetch_add(ms, Ordering::SeqCst);
+            }
+            Inner::Scaled {
+                offset_ms,
+                paused_at,
+                ..
+            } => {
+                offset_ms.fetch_add(ms, Ordering::SeqCst);
+                let _ = paused_at.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |p| {
+                    (p != i64::MIN).then_some(p + ms)
+                });
             }
             Inner::System => {}
         }
@@ -163,6 +312,57 @@ mod tests {
         assert!(
             wall.elapsed() >= Duration::from_millis(20),
             "twenty polls gave others at least 20ms of real time"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_scaled_clock_runs_fast_and_states_wall_times() {
+        let start = Timestamp::parse("2026-01-05T08:00:00Z").unwrap();
+        let clock = Clock::scaled_at(start, 3600.0);
+        assert_eq!(clock.time_scale(), Some(3600.0));
+        let wall = std::time::Instant::now();
+        clock.sleep(Duration::from_secs(360)).await;
+        let took = wall.elapsed();
+        assert!(took >= Duration::from_millis(100), "{took:?}");
+        assert!(took < Duration::from_millis(1000), "{took:?}");
+        assert!(clock.now().since(start) >= Duration::from_secs(360));
+        assert_eq!(
+            clock.wall_duration(Duration::from_secs(3600)),
+            Duration::from_secs(1)
+        );
+        assert_eq!(
+            clock.wall_duration(Duration::from_secs(1)),
+            Duration::from_millis(1),
+            "rounded up, never down to zero"
+        );
+        let later = clock.now().plus(Duration::from_secs(7200));
+        let wall_then = clock.wall_time_of(later);
+        let back = clock.org_time_of(wall_then);
+        assert!(back >= later, "{back:?} < {later:?}");
+        assert!(back.since(later) <= Duration::from_secs(4), "{back:?}");
+        // Paused, org time stands still; resumed, it runs on from there.
+        clock.pause();
+        let paused = clock.now();
+        std::thread::sleep(Duration::from_millis(20));
+        assert_eq!(clock.now(), paused);
+        clock.advance(Duration::from_secs(60));
+        assert_eq!(clock.now(), paused.plus(Duration::from_secs(60)));
+        clock.resume();
+        let resumed = clock.now();
+        assert!(
+            resumed >= paused.plus(Duration::from_secs(60)),
+            "{resumed:?}"
+        );
+        assert!(
+            resumed.since(paused) < Duration::from_secs(60 + 36),
+            "{resumed:?}"
+        );
+        // Other clocks state org time as it is.
+        let v = Clock::virtual_at(start);
+        assert_eq!(v.wall_time_of(later), later);
+        assert_eq!(
+            v.wall_duration(Duration::from_secs(5)),
+            Duration::from_secs(5)
         );
     }
 

@@ -38,6 +38,9 @@ pub struct Scenario {
     pub events: EventFaults,
     /// A second engine run later on (the next sync, with the source's newer changes).
     pub next_run: Option<NextRun>,
+    /// The engine this scenario judges, as a command under the engine protocol (the
+    /// deliberately broken engines of `harness/broken/` name theirs); `None`: the gate's.
+    pub engine_cmd: Option<String>,
 }
 
 /// The engine runs again `after` the scenario start, on a further fixture set: the source's
@@ -95,38 +98,17 @@ pub struct LimitOverrides {
     pub used_at_start: u64,
 }
 
-/// Engine settings a scenario may change. Used by the deliberately broken examples to
-/// prove the gate catches a faulty engine; a real scenario leaves them alone.
+/// Engine settings a scenario may change: genuine settings of the shipped engine, never
+/// faults (the deliberately broken engines of `harness/broken/` are engine commands).
 #[derive(Clone, Debug, Default, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct EngineOverrides {
-    pub honour_retry_after: Option<bool>,
     pub max_attempts: Option<u32>,
     pub batch_size: Option<usize>,
-    /// Map source columns onto same-named CRM-owned fields (a deliberate fault).
-    pub write_crm_owned: Option<bool>,
-    /// Send the first version of each record instead of the latest (a deliberate fault).
-    pub first_version_wins: Option<bool>,
-    /// Take the external ID from this source column (a deliberate fault).
-    pub external_id_from: Option<String>,
-    /// Retry a daily-budget lockout on backoff instead of waiting for the window (a deliberate fault).
-    pub retry_on_lockout: Option<bool>,
-    /// Create records instead of upserting them (a deliberate fault).
-    pub create_instead_of_upsert: Option<bool>,
     /// Daily windows the engine waits for before giving up (default 2).
     pub max_window_waits: Option<u32>,
-    /// Send records the contract rejects instead of dead-lettering them first (a deliberate fault).
-    pub skip_prevalidation: Option<bool>,
-    /// Overwrite values edited in Salesforce after the source change (a deliberate fault).
-    pub ignore_conflicts: Option<bool>,
-    /// Drop source columns no field reads without reporting them (a deliberate fault).
-    pub drop_unmapped_columns: Option<bool>,
-    /// Treat a source delete as an ordinary change (a deliberate fault).
-    pub upsert_deletes: Option<bool>,
-    /// Deliver change events without the `EventUuid` dedupe (a deliberate fault).
-    pub cdc_no_dedupe: Option<bool>,
-    /// Objects with more records than this go through Bulk API 2.0 (a setting, not a
-    /// fault: library scenarios may use it to exercise the Bulk path on small fixtures).
+    /// Objects with more records than this go through Bulk API 2.0 (library scenarios use
+    /// it to exercise the Bulk path on small fixtures).
     pub bulk_threshold: Option<usize>,
 }
 
@@ -478,6 +460,8 @@ struct ScenarioFile {
     org_fields: std::collections::BTreeMap<String, crate::contract::FieldSpec>,
     #[serde(default)]
     next_run: Option<NextRun>,
+    #[serde(default)]
+    engine_cmd: Option<String>,
 }
 
 /// A scenario file that could not be read, with the position and what to do.
@@ -651,6 +635,7 @@ impl Scenario {
             events: file.events,
             org_fields: file.org_fields,
             next_run: file.next_run,
+            engine_cmd: file.engine_cmd.filter(|c| !c.trim().is_empty()),
         })
     }
 

@@ -60,6 +60,12 @@ pub struct GateOptions {
     /// The engine configuration every run starts from (a scenario's `engine:` overrides
     /// apply on top); its hash goes into every report and verification record.
     pub engine: EngineSettings,
+    /// Run this engine command instead of the in-process engine (`--engine-cmd`); its
+    /// timeout and time scale also apply to scenarios that name their own `engine_cmd`.
+    pub engine_cmd: Option<super::engine_cmd::EngineCommand>,
+    /// `--engine-timeout` / `--time-scale` for scenarios that name an `engine_cmd`.
+    pub engine_timeout: std::time::Duration,
+    pub time_scale: f64,
 }
 
 /// Shard `index` (1-based) of `count`: a deterministic split of the runs across CI runners.
@@ -106,6 +112,9 @@ impl GateOptions {
             published: BTreeMap::new(),
             environment: "production".into(),
             engine: EngineSettings::defaults(),
+            engine_cmd: None,
+            engine_timeout: super::engine_cmd::DEFAULT_TIMEOUT,
+            time_scale: super::engine_cmd::DEFAULT_TIME_SCALE,
         }
     }
 }
@@ -133,6 +142,9 @@ pub enum GateError {
     /// Bad usage: options that select nothing or make no sense (`--jobs 0`).
     #[error("{0}")]
     Usage(String),
+    /// An engine command that cannot run (its program is not found).
+    #[error("{0}")]
+    EngineCommand(String),
 }
 
 /// One scenario run against one tenant.
@@ -141,6 +153,8 @@ pub struct RunResult {
     pub scenario: String,
     pub purpose: String,
     pub violations: Vec<Violation>,
+    /// Invariants this run could not judge (never counted as passed).
+    pub not_checked: Vec<Unchecked>,
     pub report: SyncReport,
     /// Requests the mock answered, and how many of those were faults it injected.
     pub requests: usize,
@@ -157,6 +171,32 @@ pub struct RunResult {
 impl RunResult {
     pub fn passed(&self) -> bool {
         self.violations.is_empty()
+    }
+}
+
+/// An invariant a run did not judge, and why: `not-checked` (the evidence it needs is
+/// missing, e.g. an engine command wrote no dead-letters file) or `not-applicable`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Unchecked {
+    pub invariant: &'static str,
+    pub state: &'static str,
+    pub reason: String,
+}
+
+impl Unchecked {
+    pub fn not_checked(invariant: &'static str, reason: &str) -> Self {
+        Unchecked {
+            invariant,
+            state: "not-checked",
+            reason: reason.into(),
+        }
+    }
+    pub fn not_applicable(invariant: &'static str, reason: &str) -> Self {
+        Unchecked {
+            invariant,
+            state: "not-applicable",
+            reason: reason.into(),
+        }
     }
 }
 
@@ -247,6 +287,7 @@ pub async fn run_gate(opts: &GateOptions) -> Result<GateReport, GateError> {
         .map(|t| registry.load(&t).map(|b| (t, b)))
         .collect::<Result<_, _>>()?;
     let fixtures = load_fixtures(&scenarios, &opts.fixtures)?;
+    let commands = engine_commands(opts, &scenarios)?;
     // Every (tenant, scenario) pair in a fixed order; a shard takes every Nth.
     let plan: Vec<(usize, usize)> = (0..bundles.len())
         .flat_map(|t| (0..scenarios.len()).map(move |s| (t, s)))
@@ -277,14 +318,25 @@ pub async fn run_gate(opts: &GateOptions) -> Result<GateReport, GateError> {
     }
     let runs = futures_util::stream::iter(plan.iter().map(|&(t, s)| {
         let scenario = &scenarios[s];
-        run_scenario_with(
-            &bundles[t].1,
-            scenario,
-            &fixtures,
-            opts.seed,
-            opts.real_time,
-            &opts.engine.config,
-        )
+        let (bundle, fixtures, commands) = (&bundles[t].1, &fixtures, &commands);
+        async move {
+            match &commands[s] {
+                Some(cmd) => {
+                    super::engine_cmd::run_scenario(bundle, scenario, opts.seed, cmd).await
+                }
+                None => {
+                    run_scenario_with(
+                        bundle,
+                        scenario,
+                        fixtures,
+                        opts.seed,
+                        opts.real_time,
+                        &opts.engine.config,
+                    )
+                    .await
+                }
+            }
+        }
     }))
     .buffered(opts.jobs.max(1))
     .collect::<Vec<_>>()
@@ -348,8 +400,40 @@ pub async fn run_gate(opts: &GateOptions) -> Result<GateReport, GateError> {
     })
 }
 
+/// The engine command of each scenario: its own `engine_cmd`, else `--engine-cmd`, else
+/// none (the in-process engine). Every program is looked up before anything runs.
+fn engine_commands(
+    opts: &GateOptions,
+    scenarios: &[Scenario],
+) -> Result<Vec<Option<super::engine_cmd::EngineCommand>>, GateError> {
+    use super::engine_cmd::{check_command, EngineCommand};
+    let mut out = Vec::new();
+    for s in scenarios {
+        let cmd = match (&s.engine_cmd, &opts.engine_cmd) {
+            (Some(own), _) => Some(EngineCommand {
+                command: own.clone(),
+                timeout: opts.engine_timeout,
+                time_scale: opts.time_scale,
+                ..EngineCommand::new("", &opts.contracts, &opts.fixtures)
+            }),
+            (None, Some(c)) => Some(c.clone()),
+            (None, None) => None,
+        };
+        if let Some(c) = &cmd {
+            check_command(&c.command).map_err(|e| {
+                GateError::EngineCommand(match &s.engine_cmd {
+                    Some(_) => format!("{}: {e}", s.path.display()),
+                    None => e,
+                })
+            })?;
+        }
+        out.push(cmd);
+    }
+    Ok(out)
+}
+
 /// The org as the scenario's partner changed it (`org_fields`), or the bundle unchanged.
-fn org_as_changed(bundle: &Bundle, scenario: &Scenario) -> Result<Bundle, GateError> {
+pub(crate) fn org_as_changed(bundle: &Bundle, scenario: &Scenario) -> Result<Bundle, GateError> {
     let mut org = bundle.clone();
     for (key, spec) in &scenario.org_fields {
         let (object, field) = key.split_once('.').unwrap_or((key.as_str(), ""));
@@ -367,8 +451,8 @@ fn org_as_changed(bundle: &Bundle, scenario: &Scenario) -> Result<Bundle, GateEr
 }
 
 /// The engine a scenario runs: `base` (the configuration file's), with the scenario's
-/// `engine:` overrides on top (faults for `harness/broken/`, settings such as
-/// `bulk_threshold`).
+/// `engine:` settings on top (such as `bulk_threshold`; never faults: broken engines are
+/// engine commands).
 fn engine_config(base: &EngineConfig, o: &crate::sim::scenario::EngineOverrides) -> EngineConfig {
     fn set<T: Copy>(slot: &mut T, value: Option<T>) {
         if let Some(v) = value {
@@ -376,25 +460,9 @@ fn engine_config(base: &EngineConfig, o: &crate::sim::scenario::EngineOverrides)
         }
     }
     let mut c = base.clone();
-    set(&mut c.honour_retry_after, o.honour_retry_after);
     set(&mut c.max_attempts, o.max_attempts);
     set(&mut c.batch_size, o.batch_size);
-    set(&mut c.fault_write_crm_owned, o.write_crm_owned);
-    set(&mut c.fault_first_version_wins, o.first_version_wins);
-    if let Some(v) = &o.external_id_from {
-        c.fault_external_id_from = Some(v.clone());
-    }
-    set(&mut c.fault_retry_on_lockout, o.retry_on_lockout);
-    set(
-        &mut c.fault_create_instead_of_upsert,
-        o.create_instead_of_upsert,
-    );
     set(&mut c.max_window_waits, o.max_window_waits);
-    set(&mut c.fault_skip_prevalidation, o.skip_prevalidation);
-    set(&mut c.fault_ignore_conflicts, o.ignore_conflicts);
-    set(&mut c.fault_drop_unmapped_columns, o.drop_unmapped_columns);
-    set(&mut c.fault_upsert_deletes, o.upsert_deletes);
-    set(&mut c.fault_cdc_no_dedupe, o.cdc_no_dedupe);
     set(&mut c.bulk_threshold, o.bulk_threshold);
     c
 }
@@ -526,8 +594,7 @@ pub async fn run_scenario_with(
     let sink = MemorySink::new();
     let mut runner = Runner::new(bundle, config.clone(), clock.clone(), &dlq, seed);
     runner.keep_timeline = true;
-    let mut crm = CrmSide::for_target(&target, &config.client_name, &sink);
-    crm.config.fault_no_dedupe = config.fault_cdc_no_dedupe;
+    let crm = CrmSide::for_target(&target, &config.client_name, &sink);
     runner.crm = Some(crm);
     let mut cdc_error = None;
     let mut cdc = CdcReport::default();
@@ -612,45 +679,16 @@ pub async fn run_scenario_with(
             consumer_error: output.consumer_error.clone(),
         },
     ));
-    if let Some(from) = rerun_from {
-        violations.extend(super::rerun::check(&journal, from));
-    }
-    violations.extend(super::letters::check(
-        &org_bundle,
-        &expected,
-        &org_state,
-        &queued,
-        |entity, id| {
-            super::model::latest_versions(source, entity)
-                .into_iter()
-                .find(|r| r.id == id)
-                .map(|r| r.version)
-        },
-    ));
-    let unfired: Vec<String> = scenario
-        .faults
-        .iter()
-        .filter(|rule| !rule.optional)
-        .filter(|rule| {
-            let fired = format!("{}: ", rule.name);
-            !journal
-                .iter()
-                .any(|e| e.fault.as_deref().is_some_and(|f| f.starts_with(&fired)))
-        })
-        .map(|rule| {
-            format!(
-                "fault rule `{}` of {} never fired: no request it matched got its fault, so the scenario did not exercise it (fix its `match`/`calls`, or mark it `optional: true` if firing depends on chance)",
-                rule.name,
-                scenario.path.display()
-            )
-        })
-        .collect();
-    if !unfired.is_empty() {
-        violations.push(Violation {
-            invariant: names::FAULTS_FIRED,
-            details: unfired,
-        });
-    }
+    violations.extend(super::run_checks::check(&super::run_checks::RunEvidence {
+        scenario,
+        journal: &journal,
+        rerun_from,
+        bundle: &org_bundle,
+        expected: &expected,
+        org: &org_state,
+        queued: &queued,
+        source,
+    }));
     let conformance = super::conformance::check(bundle, &output.sent);
     if !conformance.is_empty() {
         violations.push(Violation {
@@ -671,6 +709,7 @@ pub async fn run_scenario_with(
         scenario: scenario.name.clone(),
         purpose: scenario.purpose.clone(),
         violations,
+        not_checked: Vec::new(),
         report,
         requests: journal.len(),
         faults: journal.iter().filter(|e| e.fault.is_some()).count(),
@@ -681,7 +720,7 @@ pub async fn run_scenario_with(
 }
 
 /// The built-in engine's outputs as the plain evidence the invariants judge.
-fn engine_output(
+pub(crate) fn engine_output(
     sent: &[crate::engine::client::SentRequest],
     report: Option<&SyncReport>,
     dead_letters: Vec<crate::store::DeadLetter>,

@@ -3,6 +3,7 @@
 
 pub mod conformance;
 pub mod contract_check;
+pub mod engine_cmd;
 pub mod evidence;
 pub mod gate;
 pub mod invariants;
@@ -13,6 +14,7 @@ pub mod pacts;
 pub mod preflight;
 pub mod report;
 pub mod rerun;
+pub mod run_checks;
 pub mod timeline;
 
 pub use gate::{run_gate, GateError, GateOptions, GateReport, RunResult, TenantResult};

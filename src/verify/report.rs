@@ -135,6 +135,16 @@ pub fn terminal(report: &GateReport, style: Style) -> String {
                     let _ = writeln!(out, "         {d}");
                 }
             }
+            for u in &r.not_checked {
+                let _ = writeln!(
+                    out,
+                    "       {} {} {}: {}",
+                    style.dim("?"),
+                    u.invariant,
+                    u.state,
+                    u.reason
+                );
+            }
             if !r.passed() {
                 let _ = writeln!(out, "       reproduce: {}", reproduce(report, t, r));
             }
@@ -220,6 +230,7 @@ pub fn json(report: &GateReport) -> String {
                         "purpose": r.purpose,
                         "passed": r.passed(),
                         "violations": r.violations,
+                        "not_checked": r.not_checked,
                         "records": r.report.records,
                         "created": r.report.created,
                         "updated": r.report.updated,
@@ -508,11 +519,27 @@ pub fn junit(report: &GateReport) -> String {
                 xml(&t.label()),
                 xml(&r.scenario)
             );
-            if r.passed() {
+            if r.passed() && r.not_checked.is_empty() {
                 out.push_str("/>\n");
                 continue;
             }
             out.push_str(">\n");
+            if !r.not_checked.is_empty() {
+                let lines: Vec<String> = r
+                    .not_checked
+                    .iter()
+                    .map(|u| format!("{} {}: {}", u.invariant, u.state, u.reason))
+                    .collect();
+                let _ = writeln!(
+                    out,
+                    "      <system-out>{}</system-out>",
+                    xml(&lines.join("\n"))
+                );
+            }
+            if r.passed() {
+                out.push_str("    </testcase>\n");
+                continue;
+            }
             let names: Vec<&str> = r.violations.iter().map(|v| v.invariant).collect();
             let mut body = String::new();
             for v in &r.violations {

@@ -21,6 +21,12 @@ pub enum Step<'a> {
         passed: bool,
         details: &'a [String],
     },
+    /// An invariant the run could not judge (`not-checked` / `not-applicable`).
+    Unchecked {
+        invariant: &'static str,
+        state: &'static str,
+        reason: &'a str,
+    },
 }
 
 /// Requests and engine events merged in the order they happened (an engine event comes
@@ -38,6 +44,15 @@ pub fn steps(run: &RunResult) -> Vec<Step<'_>> {
     out.extend(events.map(Step::Engine));
     for invariant in names::ALL {
         let broken = run.violations.iter().find(|v| v.invariant == invariant);
+        let unchecked = run.not_checked.iter().find(|u| u.invariant == invariant);
+        if let (None, Some(u)) = (broken, unchecked) {
+            out.push(Step::Unchecked {
+                invariant,
+                state: u.state,
+                reason: &u.reason,
+            });
+            continue;
+        }
         out.push(Step::Check {
             invariant,
             passed: broken.is_none(),
@@ -108,6 +123,13 @@ pub fn render(run: &RunResult) -> String {
                 for d in details {
                     let _ = writeln!(out, "  {d}");
                 }
+            }
+            Step::Unchecked {
+                invariant,
+                state,
+                reason,
+            } => {
+                let _ = writeln!(out, "check {invariant}: {state} ({reason})");
             }
         }
     }

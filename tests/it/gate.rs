@@ -30,6 +30,15 @@ fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
 }
 
+/// Org times and durations of a run on the scaled wall clock (an engine command) vary from
+/// run to run: `[time]` and `[span]` in snapshots.
+fn redact_times(s: &str) -> String {
+    let times = regex::Regex::new(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z").unwrap();
+    let spans = regex::Regex::new(r"\b\d+(\.\d+)?(ms|s|m|h)\b( before| virtual)").unwrap();
+    let s = times.replace_all(s, "[time]");
+    spans.replace_all(&s, "[span]$3").into_owned()
+}
+
 #[test]
 fn default_gate_passes_every_tenant() {
     let dir = tempfile::tempdir().unwrap();
@@ -93,6 +102,10 @@ fn broken_examples_fail_with_the_invariant_named() {
     let xml = std::fs::read_to_string(&junit).unwrap();
     let broken = std::fs::read_dir(root().join("harness/broken"))
         .unwrap()
+        .filter(|e| {
+            e.as_ref()
+                .is_ok_and(|e| e.path().extension().is_some_and(|x| x == "yaml"))
+        })
         .count();
     assert!(xml.contains(&format!("failures=\"{broken}\"")), "{xml}");
     assert!(
@@ -101,7 +114,8 @@ fn broken_examples_fail_with_the_invariant_named() {
     );
 }
 
-/// The red report a CI user sees, pinned (bundle hashes redacted: they change with the contracts).
+/// The red report a CI user sees, pinned (bundle hashes redacted: they change with the
+/// contracts; times too: the broken engine is a child process on the scaled wall clock).
 #[test]
 fn red_report_snapshot() {
     let out = syncgate(&[
@@ -131,8 +145,9 @@ fn red_report_snapshot() {
                 .collect::<Vec<_>>()
                 .join(" ")
         })
-        .collect();
-    insta::assert_snapshot!("red_report_ignores_retry_after", redacted);
+        .collect::<Vec<_>>()
+        .join(" ");
+    insta::assert_snapshot!("red_report_ignores_retry_after", redact_times(&redacted));
 }
 
 #[test]
@@ -439,6 +454,7 @@ fn json_and_markdown_reports() {
             .collect::<String>()
             .replace(env!("CARGO_PKG_VERSION"), "[version]")
     };
+    let redact = |s: String| redact_times(&redact(s));
     let report: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
     assert_eq!(report["format_version"], 1);
@@ -600,6 +616,10 @@ print(cases, failures, xml.tests, xml.failures)
     let counts = String::from_utf8_lossy(&parsed.stdout).trim().to_string();
     let broken = std::fs::read_dir(root().join("harness/broken"))
         .unwrap()
+        .filter(|e| {
+            e.as_ref()
+                .is_ok_and(|e| e.path().extension().is_some_and(|x| x == "yaml"))
+        })
         .count();
     // Two tenants: every broken scenario fails, pact verification passes.
     let cases = 2 * (broken + 1);
@@ -1124,4 +1144,171 @@ fn the_engine_configuration_file_sets_the_batch_size_and_its_hash_is_reported() 
         "{}",
         stderr(&out)
     );
+}
+
+/// The engine command (docs/engine-protocol.md): every variable the protocol names is set
+/// in the child's environment, and an engine that writes no dead-letters or report file
+/// is shown as not checked for those invariants, never as passed.
+#[test]
+fn an_engine_command_gets_every_protocol_variable() {
+    let dir = tempfile::tempdir().unwrap();
+    let json = dir.path().join("r.json");
+    let out = Command::new(env!("CARGO_BIN_EXE_syncgate"))
+        .args([
+            "gate",
+            "--partner",
+            "bluepeak-logistics",
+            "--tenant",
+            "production",
+            "--scenario",
+            "baseline",
+            "--no-pacts",
+            "--json",
+            json.to_str().unwrap(),
+            "--engine-cmd",
+            "env > \"$DUMP_DIR/env.txt\"",
+        ])
+        .current_dir(root())
+        .env("NO_COLOR", "1")
+        .env("DUMP_DIR", dir.path())
+        .env("SYNCGATE_LEAK_CHECK", "from-the-gate")
+        .output()
+        .unwrap();
+    let text = stdout(&out);
+    // The engine did nothing: the records are missing, so the gate fails.
+    assert_eq!(out.status.code(), Some(1), "{text}{}", stderr(&out));
+    let env = std::fs::read_to_string(dir.path().join("env.txt")).unwrap();
+    let doc = std::fs::read_to_string(root().join("docs/engine-protocol.md")).unwrap();
+    let named: std::collections::BTreeSet<&str> = doc
+        .split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+        .filter(|w| w.starts_with("SYNCGATE_") && w.len() > "SYNCGATE_".len())
+        .collect();
+    assert!(named.len() >= 15, "{named:?}");
+    for var in &named {
+        assert!(
+            env.lines().any(|l| l.starts_with(&format!("{var}="))),
+            "{var} is named in docs/engine-protocol.md but not set for the engine:\n{env}"
+        );
+    }
+    assert!(env.contains("SYNCGATE_PROTOCOL=1\n"), "{env}");
+    assert!(
+        env.contains("SYNCGATE_TENANT=bluepeak-logistics/production\n"),
+        "{env}"
+    );
+    assert!(
+        !env.contains("SYNCGATE_LEAK_CHECK"),
+        "the gate's own variables leaked"
+    );
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    let run = &report["tenants"][0]["runs"][0];
+    let broken: Vec<&str> = run["violations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v["invariant"].as_str().unwrap())
+        .collect();
+    assert!(
+        broken.contains(&"record-present-exactly-once"),
+        "{broken:?}"
+    );
+    assert!(
+        !broken.contains(&"invalid-record-dead-lettered"),
+        "{broken:?}"
+    );
+    let unchecked: Vec<(&str, &str)> = run["not_checked"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|u| {
+            (
+                u["invariant"].as_str().unwrap(),
+                u["state"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert!(
+        unchecked.contains(&("invalid-record-dead-lettered", "not-checked")),
+        "{unchecked:?}"
+    );
+    assert!(
+        unchecked.contains(&("new-columns-routed-or-reported", "not-checked")),
+        "{unchecked:?}"
+    );
+    assert!(
+        unchecked.contains(&("crm-changes-reach-source", "not-applicable")),
+        "{unchecked:?}"
+    );
+    assert!(
+        text.contains("? invalid-record-dead-lettered not-checked"),
+        "{text}"
+    );
+}
+
+#[test]
+fn an_engine_command_that_is_not_found_is_exit_2_naming_it() {
+    let out = syncgate(&[
+        "gate",
+        "--no-pacts",
+        "--engine-cmd",
+        "no-such-sync-engine --fast",
+    ]);
+    assert_eq!(out.status.code(), Some(2), "{}", stdout(&out));
+    assert!(
+        stderr(&out).contains("`no-such-sync-engine`"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
+fn a_hanging_engine_is_killed_at_its_limit() {
+    let started = Instant::now();
+    let out = syncgate(&[
+        "gate",
+        "--partner",
+        "bluepeak-logistics",
+        "--tenant",
+        "production",
+        "--scenario",
+        "baseline",
+        "--no-pacts",
+        "--engine-timeout",
+        "1s",
+        "--engine-cmd",
+        "sleep 60 & sleep 60",
+    ]);
+    let text = stdout(&out);
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(
+        started.elapsed() < Duration::from_secs(30),
+        "{:?}",
+        started.elapsed()
+    );
+    assert!(text.contains("x engine-completed"), "{text}");
+    assert!(
+        text.contains("killed after the 1s wall-clock limit"),
+        "{text}"
+    );
+}
+
+/// The reference Python engine (examples/engines/collections.py), run as a foreign process
+/// on the scaled clock, passes the default library for a tenant.
+#[test]
+fn the_reference_python_engine_passes_the_default_library() {
+    let out = syncgate(&[
+        "gate",
+        "--partner",
+        "northwind-outfitters",
+        "--tenant",
+        "production",
+        "--no-pacts",
+        "--jobs",
+        "4",
+        "--engine-cmd",
+        "python3 examples/engines/collections.py",
+    ]);
+    let text = stdout(&out);
+    assert_eq!(out.status.code(), Some(0), "{text}{}", stderr(&out));
+    assert!(text.contains("PASS all 1 tenant(s)"), "{text}");
 }
