@@ -374,6 +374,9 @@ class Engine:
     max_window_waits = 2
     backoff_base = 0.5   # org seconds
     backoff_cap = 60.0
+    # Keep the record versions settled (applied, or rejected for good) in SYNCGATE_STATE_DIR,
+    # so a later run over the same changes (at-least-once delivery) sends nothing again.
+    remembers = True
 
     def __init__(self, env=os.environ):
         self.env = env
@@ -394,6 +397,9 @@ class Engine:
         self.routed = {}
         self.counters = {"records": 0, "created": 0, "updated": 0, "deleted": 0,
                          "dead_lettered": 0, "retries": 0, "api_calls": 0, "rejected_before_sending": 0}
+        self.counters["already_synced"] = 0
+        self.counters["already_dead_lettered"] = 0
+        self.settled = self.load_settled()
         # Created at once, so "no dead letters" is distinguishable from "no file".
         open(env["SYNCGATE_DEAD_LETTERS"], "a", encoding="utf-8").close()
 
@@ -600,10 +606,41 @@ class Engine:
     def applies_delete_policy(self, record):
         return record.deleted
 
+    # -- what earlier runs settled ---------------------------------------------------------
+
+    def settled_path(self):
+        return os.path.join(self.env.get("SYNCGATE_STATE_DIR") or ".", "settled.json")
+
+    def load_settled(self):
+        if not self.remembers:
+            return {}
+        try:
+            with open(self.settled_path(), encoding="utf-8") as f:
+                return json.load(f)
+        except FileNotFoundError:
+            return {}
+
+    def save_settled(self):
+        if not self.remembers:
+            return
+        tmp = self.settled_path() + ".tmp"
+        with open(tmp, "w", encoding="utf-8") as f:
+            json.dump(self.settled, f)
+        os.replace(tmp, self.settled_path())
+
+    @staticmethod
+    def settled_key(object_name, record):
+        return "%s|%s|%d|%s" % (object_name, record.id, record.version, "delete" if record.deleted else "upsert")
+
+    def settle(self, object_name, record, how):
+        self.settled[self.settled_key(object_name, record)] = how
+
     # -- dead letters and report -----------------------------------------------------------
 
     def dead_letter(self, object_name, record, code, message, cls="rejected", attempts=0):
         self.counters["dead_lettered"] += 1
+        if cls != "retries_exhausted":
+            self.settle(object_name, record, "rejected")
         line = {"object": object_name, "source_id": record.id, "version": record.version,
                 "code": code, "message": message, "class": cls, "attempts": attempts}
         with open(self.env["SYNCGATE_DEAD_LETTERS"], "a", encoding="utf-8") as f:
@@ -692,6 +729,7 @@ class Engine:
             for (record, payload), result in zip(remaining, data):
                 if result.get("success"):
                     self.counters["created" if result.get("created") else "updated"] += 1
+                    self.settle(object_name, record, "applied")
                     continue
                 err = (result.get("errors") or [{}])[0]
                 code = err.get("statusCode") or "UNKNOWN_ERROR"
@@ -714,6 +752,7 @@ class Engine:
         ok, status, code, message, _ = self.call("DELETE", path)
         if ok or status == 404 or code == "NOT_FOUND":
             self.counters["deleted"] += 1
+            self.settle(object_name, record, "applied")
             return
         cls = "retries_exhausted" if message.startswith("gave up") else "rejected"
         self.dead_letter(object_name, record, code, message, cls)
@@ -739,6 +778,13 @@ class Engine:
         items, deletes = [], []
         for record in self.latest(self.source.get(spec["source"], [])):
             self.counters["records"] += 1
+            settled = self.settled.get(self.settled_key(object_name, record))
+            if settled == "applied":
+                self.counters["already_synced"] += 1
+                continue
+            if settled == "rejected":
+                self.counters["already_dead_lettered"] += 1
+                continue
             if self.is_hard_delete(spec, record):
                 deletes.append(record)
                 continue
@@ -769,11 +815,14 @@ class Engine:
             for name in self.objects_parent_first():
                 self.sync_object(name, self.bundle["objects"][name])
         except Stop as e:
+            self.save_settled()
             self.write_report()
             print("stopped: %s" % e, file=sys.stderr)
             return 3
+        self.save_settled()
         self.write_report()
-        return 1 if self.counters["dead_lettered"] else 0
+        given_up = self.counters["dead_lettered"] + self.counters["already_dead_lettered"]
+        return 1 if given_up else 0
 
 
 if __name__ == "__main__":

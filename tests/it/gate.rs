@@ -145,8 +145,7 @@ fn red_report_snapshot() {
                 .collect::<Vec<_>>()
                 .join(" ")
         })
-        .collect::<Vec<_>>()
-        .join(" ");
+        .collect();
     insta::assert_snapshot!("red_report_ignores_retry_after", redact_times(&redacted));
 }
 
@@ -653,6 +652,8 @@ fn every_invariant_is_caught_by_a_broken_engine() {
         ("drops-new-columns", "new-columns-routed-or-reported"),
         ("overwrites-manual-edits", "field-values-match-source"),
         ("delivers-duplicate-events", "crm-changes-reach-source"),
+        ("resends-settled-versions", "rerun-sends-nothing"),
+        ("dead-letters-what-landed", "dead-letters-not-landed"),
     ];
     let dir = tempfile::tempdir().unwrap();
     let json = dir.path().join("r.json");
