@@ -323,7 +323,9 @@ fn watch_signals(stop: Stop) -> Result<(), String> {
             _ = int.recv() => {}
         }
         stop.request();
-        eprintln!("\nstopping after the batch in flight (signal again to quit at once)");
+        eprintln!(
+            "\nstopping after the request in flight; waits end now (signal again to quit at once)"
+        );
         tokio::select! {
             _ = term.recv() => {}
             _ = int.recv() => {}

@@ -523,7 +523,7 @@ impl<'a> Sync<'a> {
                     reason: format!("Bulk job {id} {state}: next status poll"),
                 },
             );
-            self.clock.sleep_until(until).await;
+            self.pause_until(until).await;
             self.report.bulk_polls += 1;
             let reply = match self
                 .call_retrying(

@@ -129,7 +129,7 @@ impl Sync<'_> {
                 reason,
             },
         );
-        self.clock.sleep_until(until).await;
+        self.pause_until(until).await;
     }
 }
 

@@ -322,6 +322,8 @@ pub struct Sync<'a> {
     /// The lane `run` is sending; the real-time lane never uses Bulk.
     lane: Option<Lane>,
     realtime: Option<RealtimeRule>,
+    /// A stop ends every wait early (the next request's fence then ends the run).
+    stop: Option<runner::Stop>,
 }
 
 #[derive(Clone)]
@@ -354,7 +356,29 @@ impl<'a> Sync<'a> {
             breaker: Breaker::new(config.breaker_threshold, config.breaker_cooldown),
             lane: None,
             realtime: None,
+            stop: None,
             config,
+        }
+    }
+
+    /// Ends every wait early once `stop` is requested: a `Retry-After` of a year or the
+    /// next daily window does not hold a process that was asked to stop.
+    pub fn with_stop(mut self, stop: runner::Stop) -> Self {
+        self.stop = Some(stop);
+        self
+    }
+
+    /// Waits until `until`, or less when a stop is requested: every request passes a fence
+    /// first, so cutting a wait short never sends anything early.
+    async fn pause_until(&self, until: Timestamp) {
+        match &self.stop {
+            Some(stop) => {
+                tokio::select! {
+                    _ = self.clock.sleep_until(until) => {}
+                    _ = stop.requested_now() => {}
+                }
+            }
+            None => self.clock.sleep_until(until).await,
         }
     }
 
@@ -730,7 +754,7 @@ impl<'a> Sync<'a> {
                 Admission::Wait {
                     reason: WaitReason::Rate,
                     until,
-                } => self.clock.sleep_until(until).await,
+                } => self.pause_until(until).await,
                 // A slot frees (or requests land) when other workers progress: a poll.
                 // Short and frequent, so no timeline event for each.
                 Admission::Wait { until, .. } => self.clock.poll_until(until).await,
@@ -939,7 +963,7 @@ impl<'a> Sync<'a> {
                     reason,
                 },
             );
-            self.clock.sleep_until(until).await;
+            self.pause_until(until).await;
             self.breaker.check(self.clock.now());
         }
     }
@@ -991,7 +1015,7 @@ impl<'a> Sync<'a> {
                 reason: format!("{reason}: waiting for the next daily window"),
             },
         );
-        self.clock.sleep_until(until).await;
+        self.pause_until(until).await;
         Ok(())
     }
 

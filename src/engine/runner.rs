@@ -6,13 +6,11 @@
 //! for (SIGINT/SIGTERM in `sync`) lets the batch in flight finish and leaves the page
 //! uncommitted.
 
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
 use serde::Serialize;
-use tokio::sync::Notify;
 
 use super::cdc::{CdcConfig, CdcConsumer, CdcReport, CrmChangeSink};
 use super::client::SalesforceClient;
@@ -27,10 +25,17 @@ use crate::store::{CheckpointStore, DeadLetterStore, DedupeStore, Store};
 pub const DEDUPE_TTL: Duration = Duration::from_secs(7 * 24 * 3600);
 
 /// A stop request shared with whoever asks for it (a signal handler, a test).
-#[derive(Clone, Default)]
+#[derive(Clone)]
 pub struct Stop {
-    asked: Arc<AtomicBool>,
-    wake: Arc<Notify>,
+    asked: Arc<tokio::sync::watch::Sender<bool>>,
+}
+
+impl Default for Stop {
+    fn default() -> Self {
+        Stop {
+            asked: Arc::new(tokio::sync::watch::channel(false).0),
+        }
+    }
 }
 
 impl Stop {
@@ -38,14 +43,22 @@ impl Stop {
         Stop::default()
     }
 
-    /// Asks the run to stop after the batch in flight (wakes a follower that is waiting).
+    /// Asks the run to stop after the request in flight: every wait (a follower's poll,
+    /// `Retry-After`, a backoff, the daily window) ends at once, and the next request's
+    /// fence ends the run with the page uncommitted.
     pub fn request(&self) {
-        self.asked.store(true, Ordering::SeqCst);
-        self.wake.notify_one();
+        self.asked.send_replace(true);
     }
 
     pub fn requested(&self) -> bool {
-        self.asked.load(Ordering::SeqCst)
+        *self.asked.borrow()
+    }
+
+    /// Resolves once a stop is requested (at once if it already was).
+    pub async fn requested_now(&self) {
+        let mut rx = self.asked.subscribe();
+        // An error means the sender is gone, which cannot happen while `self` holds it.
+        let _ = rx.wait_for(|asked| *asked).await;
     }
 }
 
@@ -289,7 +302,7 @@ impl<'a> Runner<'a> {
             }
             tokio::select! {
                 _ = self.clock.sleep(poll) => {}
-                _ = self.stop.wake.notified() => {}
+                _ = self.stop.requested_now() => {}
             }
             if self.stop.requested() {
                 summary.interrupted = true;
@@ -309,7 +322,8 @@ impl<'a> Runner<'a> {
             Seed(self.seed.0.wrapping_add(u64::from(run))),
             dlq,
         )
-        .with_dedupe(dedupe, DEDUPE_TTL);
+        .with_dedupe(dedupe, DEDUPE_TTL)
+        .with_stop(self.stop.clone());
         if let Some(watch) = &self.watch {
             let watch = watch.clone();
             engine = engine.with_progress(Arc::new(move |p: &Progress| watch.settled(p)));

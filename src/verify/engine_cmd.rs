@@ -11,10 +11,10 @@ use std::time::{Duration, Instant};
 
 use self::files::{copy_fixtures, read_dead_letters, read_outbox, read_report, write_sqlite};
 use super::gate::{
-    engine_output, org_as_changed, spawn_org, GateError, GateOrg, RunResult, Unchecked,
+    engine_output, expected_org, org_as_changed, spawn_org, GateError, GateOrg, RunResult,
+    Unchecked,
 };
 use super::invariants::{self, names, Evidence, Violation};
-use super::oracle::{apply_manual_edits, expectations, AppliedEdit};
 use crate::contract::Bundle;
 use crate::engine::client::SentRequest;
 use crate::engine::source::SourceSet;
@@ -223,18 +223,7 @@ pub async fn run_scenario(
             "the engine wrote no report file (SYNCGATE_REPORT)",
         ));
     }
-    let mut expected = expectations(bundle, &org_bundle, &source);
-    let edits: Vec<AppliedEdit> = org
-        .saved_edits()
-        .into_iter()
-        .map(|(e, at)| AppliedEdit {
-            object: e.object,
-            external_id: e.external_id,
-            set: e.set,
-            at,
-        })
-        .collect();
-    apply_manual_edits(&mut expected, bundle, &source, &edits);
+    let expected = expected_org(bundle, &org_bundle, &source, &org);
     let sent: Vec<SentRequest> = org
         .captured_requests()
         .into_iter()

@@ -634,18 +634,7 @@ pub async fn run_scenario_with(
         .map(|l| l.letter.clone())
         .collect();
     let letters: Vec<_> = stored.into_iter().map(|l| l.letter).collect();
-    let mut expected = expectations(bundle, &org_bundle, source);
-    let edits: Vec<AppliedEdit> = org
-        .saved_edits()
-        .into_iter()
-        .map(|(e, at)| AppliedEdit {
-            object: e.object,
-            external_id: e.external_id,
-            set: e.set,
-            at,
-        })
-        .collect();
-    apply_manual_edits(&mut expected, bundle, source, &edits);
+    let expected = expected_org(bundle, &org_bundle, source, &org);
     let sent = request_log
         .lock()
         .unwrap_or_else(|p| p.into_inner())
@@ -756,6 +745,29 @@ pub(crate) fn engine_output(
             .collect(),
         consumer_error,
     }
+}
+
+/// What the org must hold after a run: the oracle's expectations from the bundle and the
+/// source, with the manual edits the org saved (and when) taken into account.
+pub(crate) fn expected_org(
+    bundle: &Bundle,
+    org_bundle: &Bundle,
+    source: &SourceSet,
+    org: &MockOrg,
+) -> super::oracle::Expectations {
+    let mut expected = expectations(bundle, org_bundle, source);
+    let edits: Vec<AppliedEdit> = org
+        .saved_edits()
+        .into_iter()
+        .map(|(e, at)| AppliedEdit {
+            object: e.object,
+            external_id: e.external_id,
+            set: e.set,
+            at,
+        })
+        .collect();
+    apply_manual_edits(&mut expected, bundle, source, &edits);
+    expected
 }
 
 /// One runner pass over a fixed set: the engine's report, or why it stopped. A failure

@@ -69,7 +69,7 @@ fn faults_fired(scenario: &Scenario, journal: &[JournalEntry]) -> Option<Violati
             )
         })
         .collect();
-    (!unfired.is_empty()).then(|| Violation {
+    (!unfired.is_empty()).then_some(Violation {
         invariant: names::FAULTS_FIRED,
         details: unfired,
     })

@@ -1213,3 +1213,49 @@ fn sync_reads_the_engine_configuration_file() {
         "{err}"
     );
 }
+
+/// SIGTERM during a `Retry-After` wait of an hour ends `sync` within a second: the wait is
+/// cut short, the next request's fence stops the run, nothing is committed, and the summary
+/// says it stopped early.
+#[test]
+fn sigterm_during_a_retry_after_wait_ends_the_sync_within_a_second() {
+    let dir = tempfile::tempdir().unwrap();
+    let scenario = dir.path().join("storm.yaml");
+    std::fs::write(
+        &scenario,
+        "purpose: throttled for an hour\nfaults:\n  - name: storm\n    match: { method: PATCH }\n    calls: { first: 1, times: 1 }\n    respond:\n      rate_limited: { retry_after: 3600s }\n",
+    )
+    .unwrap();
+    let mock = serve(&scenario);
+    let db = format!("sqlite:{}", dir.path().join("state.sqlite").display());
+    let child = spawn_sync(
+        &db,
+        &[
+            "sync",
+            "--bundle",
+            "northwind-outfitters/production",
+            "--source",
+            "harness/fixtures/default",
+            "--target",
+            &mock.url,
+            "--json",
+        ],
+    );
+    wait_for("the 429", || {
+        admin_get(&mock.url, "/__syncgate/journal").contains("\"status\":429")
+    });
+    // The engine is now waiting an hour for Retry-After.
+    std::thread::sleep(Duration::from_millis(300));
+    let asked = Instant::now();
+    let (code, summary) = terminate(child);
+    let took = asked.elapsed();
+    assert!(took < Duration::from_secs(1), "took {took:?}");
+    // 1: records the contract rejects were dead-lettered before the first call.
+    assert!(matches!(code, Some(0 | 1)), "{code:?} {summary}");
+    assert_eq!(summary["interrupted"], true, "{summary}");
+    let writes = admin_get(&mock.url, "/__syncgate/journal")
+        .lines()
+        .filter(|l| l.contains("\"PATCH\""))
+        .count();
+    assert_eq!(writes, 1, "nothing is sent after the stop");
+}
