@@ -78,7 +78,7 @@ impl Sync<'_> {
                     continue;
                 }
                 Action::WaitForWindow => {
-                    self.wait_for_window(object, &failure.code).await?;
+                    self.wait_for_lockout(object, &failure).await?;
                     attempt -= 1;
                     continue;
                 }

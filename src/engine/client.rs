@@ -7,7 +7,12 @@ use reqwest::Method;
 use serde_json::{json, Value};
 
 use super::retry::{classify, Failure};
-use crate::sim::Clock;
+use crate::sim::{Clock, Timestamp};
+
+/// The header in which syncgate's mock org states when the daily window reopens (seconds),
+/// once the budget is spent (docs/engine-protocol.md). Written out here rather than taken
+/// from `mock`: the engine does not depend on the mock.
+const WINDOW_RESET_HEADER: &str = "x-syncgate-limit-reset";
 
 /// A secret that never prints.
 #[derive(Clone)]
@@ -85,6 +90,10 @@ pub struct SalesforceClient {
     requests: u64,
     log: Option<RequestLog>,
     pub usage: Option<ApiUsage>,
+    /// When the daily window reopens, as the last answer stated it (`X-Syncgate-Limit-Reset:
+    /// SECONDS`, sent by syncgate's mock org once the budget is spent; a real org states
+    /// nothing, and the engine waits for the next UTC day).
+    pub window_opens: Option<Timestamp>,
     /// The signed-in user's ID (the last part of the token answer's `id` URL): writes made
     /// as this user are the engine's own.
     pub user_id: Option<String>,
@@ -117,6 +126,7 @@ impl SalesforceClient {
             requests: 0,
             log: None,
             usage: None,
+            window_opens: None,
             user_id: None,
         }
     }
@@ -370,6 +380,11 @@ impl SalesforceClient {
         {
             self.usage = Some(usage);
         }
+        self.window_opens = headers
+            .get(WINDOW_RESET_HEADER)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse::<u64>().ok())
+            .map(|secs| self.clock.now().plus(std::time::Duration::from_secs(secs)));
         let bytes = resp
             .bytes()
             .await

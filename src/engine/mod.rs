@@ -871,7 +871,7 @@ impl<'a> Sync<'a> {
                     continue;
                 }
                 Action::WaitForWindow => {
-                    self.wait_for_window(object, &failure.code).await?;
+                    self.wait_for_lockout(object, &failure).await?;
                     attempt -= 1;
                     continue;
                 }
@@ -983,11 +983,33 @@ impl<'a> Sync<'a> {
             if stale {
                 client.usage = None;
             } else if u.used >= u.max {
-                self.wait_for_window(object, "daily budget guard").await?;
+                match client.window_opens.take() {
+                    Some(until) => {
+                        self.wait_for_window_until(object, "daily budget guard", until)
+                            .await?
+                    }
+                    None => self.wait_for_window(object, "daily budget guard").await?,
+                }
                 client.usage = None;
             }
         }
         Ok(())
+    }
+
+    /// After a `REQUEST_LIMIT_EXCEEDED` lockout: the window the answer's `Retry-After`
+    /// states, else the next UTC day.
+    async fn wait_for_lockout(
+        &mut self,
+        object: &str,
+        failure: &Failure,
+    ) -> Result<(), EngineError> {
+        match failure.not_before {
+            Some(until) if until > self.clock.now() => {
+                self.wait_for_window_until(object, &failure.code, until)
+                    .await
+            }
+            _ => self.wait_for_window(object, &failure.code).await,
+        }
     }
 
     async fn wait_for_window(&mut self, object: &str, reason: &str) -> Result<(), EngineError> {
