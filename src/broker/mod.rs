@@ -6,6 +6,7 @@
 //! that tenant's org, any other name counts as a partner of its own (see the README's
 //! "Registry" section for the whole mapping).
 
+pub mod latest;
 pub mod matrix;
 pub mod selectors;
 pub mod tokens;
@@ -123,6 +124,7 @@ impl Caller<'_> {
         let what = match access {
             Access::Read => "read",
             Access::Write => "write",
+            Access::Admin => "administer",
         };
         let tenants = if self.scope.tenants.is_empty() {
             String::new()
@@ -137,6 +139,7 @@ impl Caller<'_> {
                 match self.scope.access {
                     Access::Read => "read",
                     Access::Write => "write",
+                    Access::Admin => "admin",
                 },
                 self.scope.partner
             ),
@@ -188,6 +191,20 @@ pub fn router(config: BrokerConfig) -> Router {
     Router::new()
         .route("/", get(index))
         .route("/contracts/publish", post(publish_contracts))
+        .route("/pacts/latest", get(latest::latest_pact_versions))
+        .route("/pacticipants", get(latest::pacticipants))
+        .route(
+            "/pacticipants/{pacticipant}/latest-version",
+            get(latest::latest_version),
+        )
+        .route(
+            "/pacticipants/{pacticipant}/latest-version/{tag}",
+            get(latest::latest_tagged_version),
+        )
+        .route(
+            "/pacts/provider/{provider}/consumer/{consumer}/latest/{tag}",
+            get(latest::latest_tagged_pact),
+        )
         .route("/pacts/provider/{provider}", get(provider_pacts))
         .route("/pacts/provider/{provider}/latest", get(provider_pacts))
         .route(
@@ -277,6 +294,16 @@ async fn index(State(cfg): State<Shared>, headers: HeaderMap) -> ApiResult {
             "pb:provider-pacts-for-verification": {
                 "href": format!("{b}/pacts/provider/{{provider}}/for-verification"),
                 "title": "Pact versions to be verified for the specified provider", "templated": true
+            },
+            "pb:latest-pact-versions": { "href": format!("{b}/pacts/latest"), "title": "Latest pact versions" },
+            "pb:pacticipants": { "href": format!("{b}/pacticipants"), "title": "Pacticipants" },
+            "pb:latest-version": {
+                "href": format!("{b}/pacticipants/{{pacticipant}}/latest-version"),
+                "title": "Latest pacticipant version", "templated": true
+            },
+            "pb:latest-tagged-version": {
+                "href": format!("{b}/pacticipants/{{pacticipant}}/latest-version/{{tag}}"),
+                "title": "Latest pacticipant version with the tag", "templated": true
             },
             "pb:pacticipant": {
                 "href": format!("{b}/pacticipants/{{pacticipant}}"),
@@ -391,6 +418,8 @@ async fn publish_contracts(
             published_at: now,
         });
     }
+    // The consumer's version, branch and tags are written too: the token must own it.
+    c.check(&req.pacticipant_name, Access::Write)?;
     let outcomes = cfg.store.pacts_publish(&pubs).await?;
     let name = &req.pacticipant_name;
     let version = &req.pacticipant_version_number;
@@ -997,10 +1026,14 @@ async fn create_environment(
     body: Bytes,
 ) -> ApiResult {
     let c = caller(&cfg, &headers)?;
-    if c.scope.access != Access::Write {
+    // Environments are global: only an admin token creates them.
+    if c.scope.access != Access::Admin {
         return Err(ApiError(
             StatusCode::FORBIDDEN,
-            format!("token `{}` is read-only", c.scope.name),
+            format!(
+                "token `{}` may not create environments (that needs `access = \"admin\"`)",
+                c.scope.name
+            ),
         ));
     }
     let req: NewEnvironment = parse_json(&body, "environment")?;

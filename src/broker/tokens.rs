@@ -7,7 +7,8 @@
 //! sha256 = "9f86d0…"                # hex SHA-256 of the token (or `token = "…"` in clear)
 //! partner = "bluepeak-logistics"    # or "*" for every partner
 //! tenants = ["sandbox"]             # optional: only these tenants
-//! access = "write"                  # "read" or "write" (write includes read)
+//! access = "write"                  # "read", "write" (includes read) or "admin" (includes
+//!                                   # write, and may create environments)
 //! ```
 
 use std::path::Path;
@@ -20,6 +21,8 @@ use sha2::{Digest, Sha256};
 pub enum Access {
     Read,
     Write,
+    /// Write, plus what is global to the registry (creating environments).
+    Admin,
 }
 
 /// One token's scope.

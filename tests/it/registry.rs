@@ -322,7 +322,8 @@ fn publish_two_versions_deploy_and_ask_can_i_deploy() {
         "syncgate gate"
     );
     let m = matrix("0.2.0");
-    assert_eq!(m["summary"]["deployable"], false, "{m}");
+    // Not verified yet: unknown (`null`), which the Pact CLI treats as not deployable.
+    assert_eq!(m["summary"]["deployable"], Value::Null, "{m}");
     assert_eq!(m["summary"]["unknown"], 1, "{m}");
 }
 
@@ -472,6 +473,12 @@ name = "engine-release"
 token = "engine-write"
 partner = "*"
 access = "write"
+
+[[token]]
+name = "registry-admin"
+token = "admin"
+partner = "*"
+access = "admin"
 
 [[token]]
 name = "conformance"
@@ -669,12 +676,36 @@ fn tokens_are_required_and_a_partner_token_reaches_its_own_partner_only() {
         "half-published: {latest}"
     );
 
-    // Each publishes its own.
-    for (token, p) in [("bluepeak-write", &bp), ("northwind-write", &nw)] {
+    // A partner's token cannot write the engine's version either, even with a pact for its
+    // own tenant: nothing is written (issue 17).
+    let (status, body) = call(
+        "POST",
+        &publish,
+        Some("bluepeak-write"),
+        Some(publish_body(
+            "syncgate-engine",
+            "1.0.0",
+            std::slice::from_ref(&bp),
+        )),
+    );
+    assert_eq!(status, 403, "{body}");
+    assert!(body["error"]["message"]
+        .as_str()
+        .is_some_and(|m| m.contains("may not write `syncgate-engine`")));
+    let (status, body) = call(
+        "GET",
+        &format!("{u}/pacticipants/syncgate-engine/versions/1.0.0"),
+        Some("engine-write"),
+        None,
+    );
+    assert_eq!(status, 404, "a refused publish created a version: {body}");
+
+    // The engine's token publishes the engine's pacts with both tenants.
+    for p in [&bp, &nw] {
         let (status, body) = call(
             "POST",
             &publish,
-            Some(token),
+            Some("engine-write"),
             Some(publish_body(
                 "syncgate-engine",
                 "1.0.0",
@@ -715,7 +746,7 @@ fn tokens_are_required_and_a_partner_token_reaches_its_own_partner_only() {
     let (status, body) = call(
         "POST",
         &publish,
-        Some("northwind-write"),
+        Some("engine-write"),
         Some(publish_body(
             "syncgate-engine",
             "1.0.0",
@@ -761,7 +792,7 @@ fn tokens_are_required_and_a_partner_token_reaches_its_own_partner_only() {
     let (status, body) = call(
         "POST",
         &publish,
-        Some("bluepeak-write"),
+        Some("engine-write"),
         Some(publish_body("syncgate-engine", "1.0.0", &[changed])),
     );
     assert_eq!(status, 409, "{body}");
@@ -988,7 +1019,7 @@ fn the_shared_broker_conformance_contract_verifies_against_registry_serve() {
     let (status, b) = call(
         "POST",
         &format!("{}/contracts/publish", s.url),
-        Some("p-write"),
+        Some("engine-write"),
         Some(publish_body("c_1", "1", &[pact("c_1", "p", "anything")])),
     );
     assert_eq!(status, 200, "{b}");
@@ -1066,7 +1097,8 @@ fn the_pact_cli_publishes_to_registry_serve_and_the_verifier_fetches_from_it() {
         text(&denied)
     );
 
-    let published = pact_cmd(&[
+    // Nor can BluePeak's: the pacts' consumer is the engine, a version only it may create.
+    let denied = pact_cmd(&[
         "broker",
         "publish",
         &pacts,
@@ -1078,6 +1110,25 @@ fn the_pact_cli_publishes_to_registry_serve_and_the_verifier_fetches_from_it() {
         &u,
         "--broker-token",
         "bluepeak-write",
+    ]);
+    assert!(
+        text(&denied).contains("may not write `syncgate-engine`"),
+        "{}",
+        text(&denied)
+    );
+
+    let published = pact_cmd(&[
+        "broker",
+        "publish",
+        &pacts,
+        "--consumer-app-version",
+        "1.0.0",
+        "--branch",
+        "main",
+        "--broker-base-url",
+        &u,
+        "--broker-token",
+        "engine-write",
     ]);
     assert!(published.status.success(), "{}", text(&published));
     assert!(
@@ -1205,6 +1256,161 @@ fn the_pact_cli_publishes_to_registry_serve_and_the_verifier_fetches_from_it() {
     ]);
     assert!(!can.status.success(), "{}", text(&can));
     assert!(text(&can).contains("failed"), "{}", text(&can));
+}
+
+/// The listing and `describe-version` commands, can-i-deploy between two explicit versions
+/// (unknown while unverified, with `--retry-while-unknown`), and who may create environments.
+#[test]
+fn the_pact_cli_lists_describes_and_asks_can_i_deploy_between_two_versions() {
+    if !pact_cli("pact-cli-commands") {
+        return;
+    }
+    let s = Served::start(&[]);
+    let u = s.url.clone();
+    let pacts = root().join("contracts/bluepeak-logistics/sandbox/pacts");
+    let pacts = pacts.to_string_lossy().to_string();
+    let broker = |args: &[&str], token: &str| {
+        let mut all = vec!["broker"];
+        all.extend_from_slice(args);
+        all.extend_from_slice(&["--broker-base-url", &u, "--broker-token", token]);
+        let out = pact_cmd(&all);
+        (out.status.success(), text(&out))
+    };
+    for (version, tag) in [("1.0.0", "t1"), ("1.1.0", "t2")] {
+        let (ok, t) = broker(
+            &[
+                "publish",
+                &pacts,
+                "--consumer-app-version",
+                version,
+                "--branch",
+                "main",
+                "--tag",
+                tag,
+            ],
+            "engine-write",
+        );
+        assert!(ok && t.contains("published"), "{t}");
+    }
+
+    let (ok, t) = broker(&["list-latest-pact-versions"], "engine-write");
+    assert!(ok, "{t}");
+    assert!(t.contains("syncgate-engine") && t.contains(BP), "{t}");
+    assert!(t.contains("1.1.0") && !t.contains("1.0.0"), "{t}");
+
+    let (ok, t) = broker(&["list-pacticipants"], "bluepeak-read");
+    assert!(ok, "{t}");
+    assert!(t.contains(BP), "{t}");
+    // Only what the token may read: not the engine, not another partner.
+    assert!(!t.contains("syncgate-engine"), "{t}");
+    let (ok, t) = broker(&["list-pacticipants"], "northwind-write");
+    assert!(ok && !t.contains(BP), "{t}");
+
+    let (ok, t) = broker(
+        &["describe-version", "--pacticipant", "syncgate-engine"],
+        "engine-write",
+    );
+    assert!(ok && t.contains("1.1.0") && t.contains("t2"), "{t}");
+    let (ok, t) = broker(
+        &[
+            "describe-version",
+            "--pacticipant",
+            "syncgate-engine",
+            "--latest",
+            "t1",
+        ],
+        "engine-write",
+    );
+    assert!(ok && t.contains("1.0.0") && !t.contains("1.1.0"), "{t}");
+    let (ok, t) = broker(
+        &["describe-version", "--pacticipant", "nobody-at-all"],
+        "engine-write",
+    );
+    assert!(!ok || t.contains("not found"), "{t}");
+
+    // The latest pact whose consumer version carries a tag.
+    let (status, got) = call(
+        "GET",
+        &format!("{u}/pacts/provider/{BP}/consumer/syncgate-engine/latest/t1"),
+        Some("bluepeak-read"),
+        None,
+    );
+    assert_eq!(status, 200, "{got}");
+    assert!(
+        got["_links"]["pb:consumer-version"]["name"] == "1.0.0",
+        "{got}"
+    );
+
+    // can-i-deploy between two explicit versions, without an environment: unverified, so
+    // unknown — not deployable, and `--retry-while-unknown` waits before saying so.
+    let cid = [
+        "can-i-deploy",
+        "--pacticipant",
+        "syncgate-engine",
+        "--version",
+        "1.1.0",
+        "--pacticipant",
+        BP,
+        "--version",
+        "2.0.0",
+    ];
+    let (ok, t) = broker(&cid, "engine-write");
+    assert!(!ok, "{t}");
+    assert!(t.contains("There is no verified pact"), "{t}");
+    let mut retried = cid.to_vec();
+    retried.extend_from_slice(&["--retry-while-unknown", "1", "--retry-interval", "1"]);
+    let started = std::time::Instant::now();
+    let (ok, t) = broker(&retried, "engine-write");
+    assert!(!ok, "{t}");
+    assert!(
+        started.elapsed() >= std::time::Duration::from_secs(1),
+        "did not wait while unknown: {t}"
+    );
+    let (_, latest) = call(
+        "GET",
+        &format!("{u}/pacts/provider/{BP}/consumer/syncgate-engine/latest"),
+        Some("bluepeak-read"),
+        None,
+    );
+    let results = latest["_links"]["pb:publish-verification-results"]["href"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    let (status, b) = call(
+        "POST",
+        &results,
+        Some("bluepeak-write"),
+        Some(json!({ "success": true, "providerApplicationVersion": "2.0.0" })),
+    );
+    assert_eq!(status, 201, "{b}");
+    let (ok, t) = broker(&cid, "engine-write");
+    assert!(ok, "{t}");
+    // Another provider version was never verified.
+    let mut other = cid.to_vec();
+    other[8] = "2.0.1";
+    let (ok, t) = broker(&other, "engine-write");
+    assert!(!ok, "{t}");
+
+    // Environments are global: a partner's write token may not create one, an admin may.
+    let (_, t) = broker(&["create-environment", "--name", "qa"], "bluepeak-write");
+    assert!(t.contains("may not create environments"), "{t}");
+    let (status, envs) = call(
+        "GET",
+        &format!("{u}/environments"),
+        Some("bluepeak-read"),
+        None,
+    );
+    assert_eq!(status, 200);
+    assert!(!envs.to_string().contains("\"qa\""), "{envs}");
+    let (ok, t) = broker(&["create-environment", "--name", "qa"], "admin");
+    assert!(ok && t.contains("qa"), "{t}");
+    let (_, envs) = call(
+        "GET",
+        &format!("{u}/environments"),
+        Some("bluepeak-read"),
+        None,
+    );
+    assert!(envs.to_string().contains("\"qa\""), "{envs}");
 }
 
 // ---------------------------------------------------------------------------------------------
