@@ -158,3 +158,178 @@ pub async fn latest_tagged_pact(
     .await?;
     pact_response(&c.base, &headers, &p)
 }
+
+/// Which publications a `…/branch…` route lists.
+struct BranchQuery {
+    provider: String,
+    consumer: Option<String>,
+    /// `None`: the main branch ([`super::selectors::MAIN_BRANCHES`]).
+    branch: Option<String>,
+    latest: bool,
+}
+
+async fn branch_pacts(cfg: &Shared, headers: &HeaderMap, q: BranchQuery) -> ApiResult {
+    let c = caller(cfg, headers)?;
+    c.check(&q.provider, Access::Read)?;
+    let on_branch = |b: &Option<String>| match (&q.branch, b) {
+        (Some(want), Some(b)) => want == b,
+        (None, Some(b)) => super::selectors::MAIN_BRANCHES.contains(&b.as_str()),
+        (_, None) => false,
+    };
+    let pubs: Vec<_> = cfg
+        .store
+        .pacts(Some(&q.provider), q.consumer.as_deref())
+        .await?
+        .into_iter()
+        .filter(|p| on_branch(&p.branch))
+        .collect();
+    let chosen: Vec<&crate::store::PactPublication> = if q.latest {
+        super::latest_per_consumer(&pubs)
+    } else {
+        pubs.iter().collect()
+    };
+    let b = &c.base;
+    let links: Vec<Value> = chosen
+        .iter()
+        .map(|p| {
+            json!({
+                "href": format!(
+                    "{b}/pacts/provider/{}/consumer/{}/version/{}",
+                    seg(&p.provider),
+                    seg(&p.consumer),
+                    seg(&p.consumer_version)
+                ),
+                "title": format!("Pact between {} ({}) and {}", p.consumer, p.consumer_version, p.provider),
+                "name": p.consumer,
+            })
+        })
+        .collect();
+    let branch = q.branch.as_deref().unwrap_or("the main branch");
+    let body = json!({
+        "_links": {
+            "self": {
+                "href": format!("{b}/pacts/provider/{}/branch", seg(&q.provider)),
+                "title": format!("Pacts for the provider {} from {branch}", q.provider)
+            },
+            "pb:provider": { "href": format!("{b}/pacticipants/{}", seg(&q.provider)), "name": q.provider },
+            "pb:pacts": links,
+        }
+    });
+    Ok(hal(StatusCode::OK, headers, body))
+}
+
+/// `GET /pacts/provider/{p}/branch` (main branch) and `…/branch/latest`.
+pub async fn provider_main_branch(
+    State(cfg): State<Shared>,
+    headers: HeaderMap,
+    Path(provider): Path<String>,
+) -> ApiResult {
+    let q = BranchQuery {
+        provider,
+        consumer: None,
+        branch: None,
+        latest: false,
+    };
+    branch_pacts(&cfg, &headers, q).await
+}
+
+pub async fn provider_main_branch_latest(
+    State(cfg): State<Shared>,
+    headers: HeaderMap,
+    Path(provider): Path<String>,
+) -> ApiResult {
+    let q = BranchQuery {
+        provider,
+        consumer: None,
+        branch: None,
+        latest: true,
+    };
+    branch_pacts(&cfg, &headers, q).await
+}
+
+/// `GET /pacts/provider/{p}/branch/{b}` and `…/branch/{b}/latest`.
+pub async fn provider_branch(
+    State(cfg): State<Shared>,
+    headers: HeaderMap,
+    Path((provider, branch)): Path<(String, String)>,
+) -> ApiResult {
+    let q = BranchQuery {
+        provider,
+        consumer: None,
+        branch: Some(branch),
+        latest: false,
+    };
+    branch_pacts(&cfg, &headers, q).await
+}
+
+pub async fn provider_branch_latest(
+    State(cfg): State<Shared>,
+    headers: HeaderMap,
+    Path((provider, branch)): Path<(String, String)>,
+) -> ApiResult {
+    let q = BranchQuery {
+        provider,
+        consumer: None,
+        branch: Some(branch),
+        latest: true,
+    };
+    branch_pacts(&cfg, &headers, q).await
+}
+
+/// `GET /pacts/provider/{p}/consumer/{c}/branch` and `…/branch/latest`.
+pub async fn pair_main_branch(
+    State(cfg): State<Shared>,
+    headers: HeaderMap,
+    Path((provider, consumer)): Path<(String, String)>,
+) -> ApiResult {
+    let q = BranchQuery {
+        provider,
+        consumer: Some(consumer),
+        branch: None,
+        latest: false,
+    };
+    branch_pacts(&cfg, &headers, q).await
+}
+
+pub async fn pair_main_branch_latest(
+    State(cfg): State<Shared>,
+    headers: HeaderMap,
+    Path((provider, consumer)): Path<(String, String)>,
+) -> ApiResult {
+    let q = BranchQuery {
+        provider,
+        consumer: Some(consumer),
+        branch: None,
+        latest: true,
+    };
+    branch_pacts(&cfg, &headers, q).await
+}
+
+/// `GET /pacts/provider/{p}/consumer/{c}/branch/{b}` and `…/branch/{b}/latest`.
+pub async fn pair_branch(
+    State(cfg): State<Shared>,
+    headers: HeaderMap,
+    Path((provider, consumer, branch)): Path<(String, String, String)>,
+) -> ApiResult {
+    let q = BranchQuery {
+        provider,
+        consumer: Some(consumer),
+        branch: Some(branch),
+        latest: false,
+    };
+    branch_pacts(&cfg, &headers, q).await
+}
+
+pub async fn pair_branch_latest(
+    State(cfg): State<Shared>,
+    headers: HeaderMap,
+    Path((provider, consumer, branch)): Path<(String, String, String)>,
+) -> ApiResult {
+    let q = BranchQuery {
+        provider,
+        consumer: Some(consumer),
+        branch: Some(branch),
+        latest: true,
+    };
+    branch_pacts(&cfg, &headers, q).await
+}

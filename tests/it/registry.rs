@@ -1328,6 +1328,30 @@ fn the_pact_cli_lists_describes_and_asks_can_i_deploy_between_two_versions() {
     );
     assert!(!ok || t.contains("not found"), "{t}");
 
+    // Pacts by branch: the main branch by default, a named one, the latest only.
+    let (ok, t) = broker(&["get-pacts", "--provider", BP], "bluepeak-read");
+    assert!(ok, "{t}");
+    assert!(t.contains("1.0.0") && t.contains("1.1.0"), "{t}");
+    let (ok, t) = broker(
+        &[
+            "get-pacts",
+            "--provider",
+            BP,
+            "--branch",
+            "main",
+            "--latest",
+        ],
+        "bluepeak-read",
+    );
+    assert!(ok && t.contains("1.1.0") && !t.contains("(1.0.0)"), "{t}");
+    let (ok, t) = broker(
+        &["get-pacts", "--provider", BP, "--branch", "feature-x"],
+        "bluepeak-read",
+    );
+    assert!(ok && !t.contains("1.1.0"), "{t}");
+    let (ok, t) = broker(&["get-pacts", "--provider", BP], "northwind-write");
+    assert!(!ok || t.contains("403"), "{t}");
+
     // The latest pact whose consumer version carries a tag.
     let (status, got) = call(
         "GET",
