@@ -66,9 +66,25 @@ async fn rows(
     version: &str,
     environment: &str,
 ) -> Result<Vec<Row>, StoreError> {
-    let deployments = store
+    let mut deployments = store
         .pacticipant_deployments(None, Some(environment))
         .await?;
+    // A version released there (and still supported) is in the environment too.
+    deployments.extend(
+        store
+            .pacticipant_releases(None, Some(environment))
+            .await?
+            .into_iter()
+            .map(|r| crate::store::PacticipantDeployment {
+                id: r.id,
+                pacticipant: r.pacticipant,
+                version: r.version,
+                environment: r.environment,
+                application_instance: None,
+                deployed_at: r.released_at,
+                undeployed_at: r.support_ended_at,
+            }),
+    );
     let mut out = Vec::new();
     // As a consumer: its pacts must be verified by the provider versions in the environment.
     for p in store

@@ -8,6 +8,7 @@
 
 pub mod latest;
 pub mod matrix;
+pub mod releases;
 pub mod selectors;
 pub mod tokens;
 
@@ -283,6 +284,14 @@ pub fn router(config: BrokerConfig) -> Router {
         .route(
             "/pacticipants/{pacticipant}/versions/{version}/deployed-versions/environment/{environment}",
             post(record_deployment),
+        )
+        .route(
+            "/pacticipants/{pacticipant}/versions/{version}/released-versions/environment/{environment}",
+            post(releases::record_release),
+        )
+        .route(
+            "/environments/{environment}/released-versions/currently-supported",
+            get(releases::currently_supported),
         )
         .route("/environments", get(environments).post(create_environment))
         .route("/environments/{environment}", get(environment))
@@ -876,6 +885,16 @@ async fn version_body(
             })
         })
         .collect();
+    let release: Vec<Value> = envs
+        .iter()
+        .map(|e| {
+            json!({
+                "href": format!("{b}/released-versions/environment/{}", seg(e)),
+                "title": format!("Record release to {e}"),
+                "name": e
+            })
+        })
+        .collect();
     Ok(Some(json!({
         "number": v.version,
         "branch": v.branch,
@@ -889,7 +908,7 @@ async fn version_body(
             "self": { "href": b, "name": v.version },
             "pb:pacticipant": { "href": format!("{base}/pacticipants/{}", seg(name)), "name": name },
             "pb:record-deployment": record,
-            "pb:record-release": [],
+            "pb:record-release": release,
         }
     })))
 }
@@ -1000,6 +1019,9 @@ fn environment_json(base: &str, name: &str) -> Value {
             "self": { "href": format!("{base}/environments/{}", seg(name)), "name": name },
             "pb:currently-deployed-deployed-versions": {
                 "href": format!("{base}/environments/{}/deployed-versions/currently-deployed", seg(name))
+            },
+            "pb:currently-supported-released-versions": {
+                "href": format!("{base}/environments/{}/released-versions/currently-supported", seg(name))
             }
         }
     })

@@ -1415,6 +1415,72 @@ fn the_pact_cli_lists_describes_and_asks_can_i_deploy_between_two_versions() {
     let (ok, t) = broker(&other, "engine-write");
     assert!(!ok, "{t}");
 
+    // A release: recorded, listed as supported, and counted by can-i-deploy in production;
+    // a second release of another version keeps the first.
+    let (ok, t) = broker(
+        &[
+            "record-release",
+            "--pacticipant",
+            BP,
+            "--version",
+            "2.0.0",
+            "--environment",
+            "production",
+        ],
+        "bluepeak-write",
+    );
+    assert!(ok && t.contains("Recorded release"), "{t}");
+    let (_, t) = broker(
+        &[
+            "record-release",
+            "--pacticipant",
+            BP,
+            "--version",
+            "2.0.0",
+            "--environment",
+            "production",
+        ],
+        "northwind-write",
+    );
+    assert!(t.contains("northwind-ci") && t.contains("may not"), "{t}");
+    let (ok, t) = broker(
+        &[
+            "record-release",
+            "--pacticipant",
+            BP,
+            "--version",
+            "9.9.9",
+            "--environment",
+            "production",
+        ],
+        "bluepeak-write",
+    );
+    assert!(!ok || !t.contains("Recorded release"), "{t}");
+    let (status, rel) = call(
+        "GET",
+        &format!("{u}/environments/production/released-versions/currently-supported"),
+        Some("bluepeak-read"),
+        None,
+    );
+    assert_eq!(status, 200, "{rel}");
+    assert_eq!(
+        rel["_embedded"]["releasedVersions"][0]["_embedded"]["version"]["number"], "2.0.0",
+        "{rel}"
+    );
+    let (ok, t) = broker(
+        &[
+            "can-i-deploy",
+            "--pacticipant",
+            "syncgate-engine",
+            "--version",
+            "1.1.0",
+            "--to-environment",
+            "production",
+        ],
+        "engine-write",
+    );
+    assert!(ok, "{t}");
+
     // Environments are global: a partner's write token may not create one, an admin may.
     let (_, t) = broker(&["create-environment", "--name", "qa"], "bluepeak-write");
     assert!(t.contains("may not create environments"), "{t}");
@@ -1443,7 +1509,8 @@ fn the_pact_cli_lists_describes_and_asks_can_i_deploy_between_two_versions() {
 mod pact_index {
     use syncgate::sim::Timestamp;
     use syncgate::store::{
-        PactIndex, PactPublication, PacticipantDeployment, PublishOutcome, SqliteStore, StoreError,
+        PactIndex, PactPublication, PacticipantDeployment, PacticipantRelease, PublishOutcome,
+        SqliteStore, StoreError,
     };
 
     fn publication(provider: &str, sha: &str) -> PactPublication {
@@ -1522,6 +1589,46 @@ mod pact_index {
                 ),
             ]
         );
+    }
+
+    #[tokio::test]
+    async fn a_release_keeps_earlier_releases_and_is_recorded_once() {
+        let s = store();
+        let release = |version: &str, at: i64| PacticipantRelease {
+            id: 0,
+            pacticipant: "app".into(),
+            version: version.into(),
+            environment: "production".into(),
+            released_at: Timestamp::from_millis(at),
+            support_ended_at: None,
+        };
+        let first = s.pacticipant_release(&release("1", 10)).await;
+        let second = s.pacticipant_release(&release("2", 20)).await;
+        let again = s.pacticipant_release(&release("1", 30)).await;
+        let (first, second, again) = match (first, second, again) {
+            (Ok(a), Ok(b), Ok(c)) => (a, b, c),
+            other => panic!("{other:?}"),
+        };
+        assert_ne!(first, second);
+        assert_eq!(
+            first, again,
+            "releasing the same version again is one record"
+        );
+        let all = s
+            .pacticipant_releases(Some("app"), Some("production"))
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        let versions: Vec<(&str, i64)> = all
+            .iter()
+            .map(|r| (r.version.as_str(), r.released_at.as_millis()))
+            .collect();
+        assert_eq!(versions, [("1", 10), ("2", 20)]);
+        assert!(all.iter().all(|r| r.support_ended_at.is_none()));
+        let elsewhere = s
+            .pacticipant_releases(None, Some("sandbox"))
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert!(elsewhere.is_empty());
     }
 }
 
