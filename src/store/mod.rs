@@ -428,17 +428,12 @@ impl<T: Store + PactIndex> BrokerStore for T {}
 pub const DEFAULT_SQLITE_PATH: &str = ".syncgate/state.sqlite";
 
 /// Opens the store for `syncgate registry serve`: like [`open`], for backends that keep Pact
-/// publications (SQLite today).
+/// publications (SQLite and PostgreSQL; several registry processes may share one database).
 pub fn open_broker(url: Option<&str>) -> StoreResult<Arc<dyn BrokerStore>> {
     match url {
         None => Ok(Arc::new(SqliteStore::open(Path::new(DEFAULT_SQLITE_PATH))?)),
         Some("sqlite::memory:") => Ok(Arc::new(SqliteStore::in_memory()?)),
-        Some(u) if u.starts_with("postgres://") || u.starts_with("postgresql://") => {
-            Err(StoreError::Backend(
-                "the Pact Broker API keeps its pacts in SQLite only for now; use a SQLite path"
-                    .into(),
-            ))
-        }
+        Some(u) if is_postgres_url(u) => Ok(Arc::new(PgStore::open_blocking(u, None)?)),
         Some(u) => {
             let path = u
                 .strip_prefix("sqlite://")

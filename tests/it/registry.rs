@@ -1265,7 +1265,22 @@ fn the_pact_cli_lists_describes_and_asks_can_i_deploy_between_two_versions() {
     if !pact_cli("pact-cli-commands") {
         return;
     }
-    let s = Served::start(&[]);
+    pact_cli_commands_against("");
+    // And the same on PostgreSQL.
+    if let Some(pg) = rt().block_on(crate::support::postgres("pact_cli_commands")) {
+        pact_cli_commands_against(&format!(
+            "{}?options=-csearch_path%3D{}",
+            crate::support::pg_url(),
+            pg.schema
+        ));
+        drop(pg);
+    }
+}
+
+/// The commands of the test above against `registry serve` on the store at `db` (a fresh
+/// SQLite file when empty).
+fn pact_cli_commands_against(db: &str) {
+    let s = Served::start_on(db, &[]);
     let u = s.url.clone();
     let pacts = root().join("contracts/bluepeak-logistics/sandbox/pacts");
     let pacts = pacts.to_string_lossy().to_string();
@@ -1501,6 +1516,63 @@ fn the_pact_cli_lists_describes_and_asks_can_i_deploy_between_two_versions() {
         None,
     );
     assert!(envs.to_string().contains("\"qa\""), "{envs}");
+}
+
+/// Two `registry serve` processes on one PostgreSQL database serve the same pacts: a publish
+/// on one is visible on the other, and a conflicting publish on the other is refused.
+#[test]
+fn two_registry_processes_on_one_postgres_database_serve_the_same_pacts() {
+    let Some(pg) = rt().block_on(crate::support::postgres("two_registry_processes")) else {
+        return;
+    };
+    let url = format!(
+        "{}?options=-csearch_path%3D{}",
+        crate::support::pg_url(),
+        pg.schema
+    );
+    let a = Served::start_on(&url, &[]);
+    let b = Served::start_on(&url, &[]);
+    let bp = pact("syncgate-engine", BP, "shared");
+    let (status, body) = call(
+        "POST",
+        &format!("{}/contracts/publish", a.url),
+        Some("engine-write"),
+        Some(publish_body(
+            "syncgate-engine",
+            "1.0.0",
+            std::slice::from_ref(&bp),
+        )),
+    );
+    assert_eq!(status, 200, "{body}");
+    let (status, got) = call(
+        "GET",
+        &format!(
+            "{}/pacts/provider/{BP}/consumer/syncgate-engine/latest",
+            b.url
+        ),
+        Some("bluepeak-read"),
+        None,
+    );
+    assert_eq!(status, 200, "{got}");
+    assert_eq!(got["interactions"][0]["description"], "shared", "{got}");
+    let (status, v) = call(
+        "GET",
+        &format!("{}/pacticipants/syncgate-engine/versions/1.0.0", b.url),
+        Some("engine-write"),
+        None,
+    );
+    assert_eq!(status, 200, "{v}");
+    assert_eq!(v["branch"], "main", "{v}");
+    let changed = pact("syncgate-engine", BP, "changed");
+    let (status, body) = call(
+        "POST",
+        &format!("{}/contracts/publish", b.url),
+        Some("engine-write"),
+        Some(publish_body("syncgate-engine", "1.0.0", &[changed])),
+    );
+    assert_eq!(status, 409, "{body}");
+    drop((a, b));
+    drop(pg);
 }
 
 // ---------------------------------------------------------------------------------------------
