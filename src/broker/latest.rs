@@ -333,3 +333,44 @@ pub async fn pair_branch_latest(
     };
     branch_pacts(&cfg, &headers, q).await
 }
+
+/// `GET /pacts/provider/{p}/consumer/{c}/pact-version/{sha}/verification-results/latest`
+/// (`pb:latest-verification-results`): the last result posted for that pact content.
+pub async fn latest_verification_results(
+    State(cfg): State<Shared>,
+    headers: HeaderMap,
+    Path((provider, consumer, sha)): Path<(String, String, String)>,
+) -> ApiResult {
+    let c = caller(&cfg, &headers)?;
+    c.check(&provider, Access::Read)?;
+    let last = cfg
+        .store
+        .pact_verifications(&provider, Some(&consumer))
+        .await?
+        .into_iter()
+        .rev()
+        .find(|v| v.pact_sha == sha)
+        .ok_or_else(|| {
+            not_found(format!(
+                "no verification results for the pact between {consumer} and {provider} ({sha})"
+            ))
+        })?;
+    let mut body: Value = serde_json::from_str(&last.body).unwrap_or_else(|_| json!({}));
+    if !body.is_object() {
+        body = json!({});
+    }
+    let pv = format!(
+        "{}/pacts/provider/{}/consumer/{}/pact-version/{sha}",
+        c.base,
+        seg(&provider),
+        seg(&consumer)
+    );
+    body["success"] = json!(last.success);
+    body["providerApplicationVersion"] = json!(last.provider_version);
+    body["verificationDate"] = json!(last.verified_at.to_iso());
+    body["_links"] = json!({
+        "self": { "href": format!("{pv}/verification-results/{}", last.id), "title": "Verification result" },
+        "pb:pact-version": { "href": pv },
+    });
+    Ok(hal(StatusCode::OK, &headers, body))
+}

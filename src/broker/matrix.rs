@@ -402,3 +402,68 @@ pub async fn matrix(
     });
     Ok(hal(StatusCode::OK, &headers, body))
 }
+
+/// `GET /pacticipants/{p}/latest-version/{tag}/can-i-deploy/to/{env}/badge`
+/// (`pb:can-i-deploy-badge`): whether the latest version with the tag may go to the
+/// environment, as an SVG badge — `yes`, `no`, or `unknown` while a verification is missing.
+pub async fn can_i_deploy_badge(
+    State(cfg): State<Shared>,
+    headers: HeaderMap,
+    axum::extract::Path((name, tag, environment)): axum::extract::Path<(String, String, String)>,
+) -> Result<axum::response::Response, super::ApiError> {
+    use axum::response::IntoResponse;
+    let c = caller(&cfg, &headers)?;
+    c.check(&name, Access::Read)?;
+    let latest = cfg
+        .store
+        .pacticipant_versions(&name)
+        .await?
+        .into_iter()
+        .rev()
+        .find(|v| v.tags.iter().any(|t| t == &tag));
+    let verdict = match latest {
+        None => "no version",
+        Some(v) => {
+            let all = rows(cfg.store.as_ref(), &name, &v.version, &environment).await?;
+            if all
+                .iter()
+                .any(|r| r.verified == Some(false) || r.provider_version.is_none())
+            {
+                "no"
+            } else if all.iter().any(|r| r.verified.is_none()) {
+                "unknown"
+            } else {
+                "yes"
+            }
+        }
+    };
+    let colour = match verdict {
+        "yes" => "#4c1",
+        "no" => "#e05d44",
+        _ => "#9f9f9f",
+    };
+    let label = format!("can-i-deploy {tag} to {environment}");
+    let esc = |s: &str| {
+        s.replace('&', "&amp;")
+            .replace('<', "&lt;")
+            .replace('>', "&gt;")
+            .replace('"', "&quot;")
+    };
+    let (lw, vw) = (label.len() * 7 + 10, verdict.len() * 7 + 10);
+    let svg = format!(
+        r##"<svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="20" role="img" aria-label="{l}: {v}"><rect width="{lw}" height="20" fill="#555"/><rect x="{lw}" width="{vw}" height="20" fill="{colour}"/><g fill="#fff" font-family="Verdana,sans-serif" font-size="11"><text x="5" y="14">{l}</text><text x="{vx}" y="14">{v}</text></g></svg>"##,
+        w = lw + vw,
+        l = esc(&label),
+        v = esc(verdict),
+        vx = lw + 5,
+    );
+    Ok((
+        StatusCode::OK,
+        [
+            (axum::http::header::CONTENT_TYPE, "image/svg+xml"),
+            (axum::http::header::CACHE_CONTROL, "no-cache"),
+        ],
+        svg,
+    )
+        .into_response())
+}

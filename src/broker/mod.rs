@@ -300,6 +300,14 @@ pub fn router(config: BrokerConfig) -> Router {
             get(currently_deployed),
         )
         .route("/matrix", get(matrix::matrix))
+        .route(
+            "/pacticipants/{pacticipant}/latest-version/{tag}/can-i-deploy/to/{environment}/badge",
+            get(matrix::can_i_deploy_badge),
+        )
+        .route(
+            "/pacts/provider/{provider}/consumer/{consumer}/pact-version/{sha}/verification-results/latest",
+            get(latest::latest_verification_results),
+        )
         .fallback(|| async {
             ApiError(StatusCode::NOT_FOUND, "no such resource in this registry".into())
         })
@@ -359,7 +367,11 @@ async fn index(State(cfg): State<Shared>, headers: HeaderMap) -> ApiResult {
                 "href": format!("{b}/environments/{{uuid}}"),
                 "title": "Environment", "templated": true
             },
-            "pb:matrix": { "href": format!("{b}/matrix"), "title": "The matrix behind can-i-deploy" }
+            "pb:matrix": { "href": format!("{b}/matrix"), "title": "The matrix behind can-i-deploy" },
+            "pb:can-i-deploy-badge": {
+                "href": format!("{b}/pacticipants/{{pacticipant}}/latest-version/{{tag}}/can-i-deploy/to/{{environment}}/badge"),
+                "title": "Can I deploy the latest version with the tag to the environment (SVG badge)", "templated": true
+            }
         }
     });
     Ok(hal(StatusCode::OK, &headers, body))
@@ -701,6 +713,7 @@ fn pact_response(base: &str, headers: &HeaderMap, p: &PactPublication) -> ApiRes
         "self": { "href": pact_link(base, p, false), "title": "Pact", "name": format!("Pact between {} ({}) and {}", p.consumer, p.consumer_version, p.provider) },
         "pb:pact-version": { "href": pv, "name": p.sha },
         "pb:publish-verification-results": { "href": format!("{pv}/verification-results"), "title": "Publish verification results" },
+        "pb:latest-verification-results": { "href": format!("{pv}/verification-results/latest"), "title": "Latest verification results" },
         "pb:consumer": { "href": format!("{base}/pacticipants/{}", seg(&p.consumer)), "name": p.consumer },
         "pb:consumer-version": { "href": format!("{base}/pacticipants/{}/versions/{}", seg(&p.consumer), seg(&p.consumer_version)), "name": p.consumer_version },
         "pb:provider": { "href": format!("{base}/pacticipants/{}", seg(&p.provider)), "name": p.provider },

@@ -1424,6 +1424,16 @@ fn pact_cli_commands_against(db: &str) {
     assert_eq!(status, 201, "{b}");
     let (ok, t) = broker(&cid, "engine-write");
     assert!(ok, "{t}");
+    let latest_results = latest["_links"]["pb:latest-verification-results"]["href"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    let (status, r) = call("GET", &latest_results, Some("bluepeak-read"), None);
+    assert_eq!(status, 200, "{r}");
+    assert_eq!(r["success"], true, "{r}");
+    assert_eq!(r["providerApplicationVersion"], "2.0.0", "{r}");
+    let (status, _) = call("GET", &latest_results, Some("northwind-write"), None);
+    assert_eq!(status, 403);
     // Another provider version was never verified.
     let mut other = cid.to_vec();
     other[8] = "2.0.1";
@@ -1495,6 +1505,42 @@ fn pact_cli_commands_against(db: &str) {
         "engine-write",
     );
     assert!(ok, "{t}");
+
+    // The badge: the latest engine version tagged t2 (1.1.0) may go to production, but not
+    // to sandbox, where no version of the provider is.
+    let (status, index) = call("GET", &format!("{u}/"), Some("engine-write"), None);
+    assert_eq!(status, 200);
+    let badge = index["_links"]["pb:can-i-deploy-badge"]["href"]
+        .as_str()
+        .unwrap_or_default()
+        .replace("{pacticipant}", "syncgate-engine")
+        .replace("{tag}", "t2");
+    let svg = |env: &str| {
+        rt().block_on(async {
+            let resp = reqwest::Client::new()
+                .get(badge.replace("{environment}", env))
+                .bearer_auth("engine-write")
+                .send()
+                .await
+                .unwrap_or_else(|e| panic!("{e}"));
+            let ct = resp
+                .headers()
+                .get("content-type")
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or_default()
+                .to_string();
+            (
+                resp.status().as_u16(),
+                ct,
+                resp.text().await.unwrap_or_default(),
+            )
+        })
+    };
+    let (status, ct, body) = svg("production");
+    assert_eq!((status, ct.as_str()), (200, "image/svg+xml"), "{body}");
+    assert!(body.contains(">yes<"), "{body}");
+    let (_, _, body) = svg("sandbox");
+    assert!(body.contains(">no<"), "{body}");
 
     // Environments are global: a partner's write token may not create one, an admin may.
     let (_, t) = broker(&["create-environment", "--name", "qa"], "bluepeak-write");
