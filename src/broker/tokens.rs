@@ -224,6 +224,25 @@ mod tests {
     }
 
     #[test]
+    fn admin_includes_write_and_write_is_not_admin() {
+        let tokens = Tokens::parse(
+            "[[token]]\nname = \"ops\"\ntoken = \"ops\"\npartner = \"*\"\naccess = \"admin\"\n",
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        let ops = tokens
+            .find("ops")
+            .unwrap_or_else(|| panic!("token not found"));
+        assert_eq!(ops.access, Access::Admin);
+        assert!(ops.allows("bluepeak-logistics-salesforce-sandbox", Access::Write));
+        assert!(ops.allows("syncgate-engine", Access::Admin));
+        let writer = Tokens::parse(FILE).unwrap_or_else(|e| panic!("{e}"));
+        let bp = writer
+            .find("bp-write")
+            .unwrap_or_else(|| panic!("token not found"));
+        assert!(!bp.allows("bluepeak-logistics-salesforce-sandbox", Access::Admin));
+    }
+
+    #[test]
     fn a_bad_file_names_the_entry() {
         let err = Tokens::parse("[[token]]\nname = \"x\"\npartner = \"p\"\naccess = \"read\"\n")
             .err()
