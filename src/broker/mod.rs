@@ -6,6 +6,7 @@
 //! that tenant's org, any other name counts as a partner of its own (see the README's
 //! "Registry" section for the whole mapping).
 
+pub mod environments;
 pub mod latest;
 pub mod matrix;
 pub mod releases;
@@ -15,7 +16,7 @@ pub mod tokens;
 use std::future::Future;
 use std::sync::Arc;
 
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE, HOST};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -27,9 +28,7 @@ use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 
 use crate::sim::{Clock, Timestamp};
-use crate::store::{
-    BrokerStore, PactPublication, PactVerificationResult, PacticipantDeployment, StoreError,
-};
+use crate::store::{BrokerStore, PactPublication, PactVerificationResult, StoreError};
 pub use tokens::{Access, TokenScope, Tokens};
 
 /// What the server needs: the store, the accepted tokens, the clock, and the base URL links
@@ -283,7 +282,7 @@ pub fn router(config: BrokerConfig) -> Router {
         )
         .route(
             "/pacticipants/{pacticipant}/versions/{version}/deployed-versions/environment/{environment}",
-            post(record_deployment),
+            post(environments::record_deployment),
         )
         .route(
             "/pacticipants/{pacticipant}/versions/{version}/released-versions/environment/{environment}",
@@ -293,11 +292,17 @@ pub fn router(config: BrokerConfig) -> Router {
             "/environments/{environment}/released-versions/currently-supported",
             get(releases::currently_supported),
         )
-        .route("/environments", get(environments).post(create_environment))
-        .route("/environments/{environment}", get(environment))
+        .route(
+            "/environments",
+            get(environments::environments).post(environments::create_environment),
+        )
+        .route(
+            "/environments/{environment}",
+            get(environments::environment),
+        )
         .route(
             "/environments/{environment}/deployed-versions/currently-deployed",
-            get(currently_deployed),
+            get(environments::currently_deployed),
         )
         .route("/matrix", get(matrix::matrix))
         .route(
@@ -966,199 +971,6 @@ async fn put_tag(
         .await?;
     let body = json!({ "name": tag, "_links": { "self": { "href": format!("{}/pacticipants/{}/versions/{}/tags/{}", c.base, seg(&name), seg(&version), seg(&tag)) } } });
     Ok(hal(StatusCode::CREATED, &headers, body))
-}
-
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct DeployBody {
-    application_instance: Option<String>,
-}
-
-async fn record_deployment(
-    State(cfg): State<Shared>,
-    headers: HeaderMap,
-    Path((name, version, env)): Path<(String, String, String)>,
-    body: Bytes,
-) -> ApiResult {
-    let c = caller(&cfg, &headers)?;
-    c.check(&name, Access::Write)?;
-    let req: DeployBody = parse_json(&body, "record-deployment")?;
-    if !cfg.store.environments().await?.contains(&env) {
-        return Err(not_found(format!("no environment named {env}")));
-    }
-    if version_body(&cfg, &c.base, &name, &version)
-        .await?
-        .is_none()
-    {
-        return Err(not_found(format!("{name} has no version {version}")));
-    }
-    let now = cfg.clock.now();
-    let id = cfg
-        .store
-        .pacticipant_deploy(&PacticipantDeployment {
-            id: 0,
-            pacticipant: name.clone(),
-            version: version.clone(),
-            environment: env.clone(),
-            application_instance: req.application_instance.clone(),
-            deployed_at: now,
-            undeployed_at: None,
-        })
-        .await?;
-    let body = json!({
-        "uuid": id.to_string(),
-        "currentlyDeployed": true,
-        "applicationInstance": req.application_instance,
-        "createdAt": now.to_iso(),
-        "_embedded": {
-            "version": { "number": version },
-            "environment": { "uuid": env, "name": env }
-        },
-        "_links": {
-            "self": { "href": format!("{}/deployed-versions/{id}", c.base) },
-            "pb:environment": { "href": format!("{}/environments/{}", c.base, seg(&env)), "name": env }
-        }
-    });
-    Ok(hal(StatusCode::CREATED, &headers, body))
-}
-
-fn environment_json(base: &str, name: &str) -> Value {
-    json!({
-        "uuid": name,
-        "name": name,
-        "displayName": name,
-        "production": name == "production",
-        "_links": {
-            "self": { "href": format!("{base}/environments/{}", seg(name)), "name": name },
-            "pb:currently-deployed-deployed-versions": {
-                "href": format!("{base}/environments/{}/deployed-versions/currently-deployed", seg(name))
-            },
-            "pb:currently-supported-released-versions": {
-                "href": format!("{base}/environments/{}/released-versions/currently-supported", seg(name))
-            }
-        }
-    })
-}
-
-#[derive(Deserialize)]
-struct NameFilter {
-    name: Option<String>,
-}
-
-async fn environments(
-    State(cfg): State<Shared>,
-    headers: HeaderMap,
-    Query(filter): Query<NameFilter>,
-) -> ApiResult {
-    let c = caller(&cfg, &headers)?;
-    let list: Vec<Value> = cfg
-        .store
-        .environments()
-        .await?
-        .iter()
-        .filter(|e| filter.name.as_deref().is_none_or(|n| n == e.as_str()))
-        .map(|e| environment_json(&c.base, e))
-        .collect();
-    let body = json!({
-        "_embedded": { "environments": list },
-        "_links": { "self": { "href": format!("{}/environments", c.base) } }
-    });
-    Ok(hal(StatusCode::OK, &headers, body))
-}
-
-async fn environment(
-    State(cfg): State<Shared>,
-    headers: HeaderMap,
-    Path(env): Path<String>,
-) -> ApiResult {
-    let c = caller(&cfg, &headers)?;
-    if !cfg.store.environments().await?.contains(&env) {
-        return Err(not_found(format!("no environment named {env}")));
-    }
-    Ok(hal(
-        StatusCode::OK,
-        &headers,
-        environment_json(&c.base, &env),
-    ))
-}
-
-#[derive(Deserialize)]
-struct NewEnvironment {
-    name: String,
-}
-
-async fn create_environment(
-    State(cfg): State<Shared>,
-    headers: HeaderMap,
-    body: Bytes,
-) -> ApiResult {
-    let c = caller(&cfg, &headers)?;
-    // Environments are global: only an admin token creates them.
-    if c.scope.access != Access::Admin {
-        return Err(ApiError(
-            StatusCode::FORBIDDEN,
-            format!(
-                "token `{}` may not create environments (that needs `access = \"admin\"`)",
-                c.scope.name
-            ),
-        ));
-    }
-    let req: NewEnvironment = parse_json(&body, "environment")?;
-    let valid = !req.name.is_empty()
-        && req
-            .name
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'));
-    if !valid {
-        return Err(bad_request(format!(
-            "environment name `{}` must be letters, digits, `-`, `_` or `.`",
-            req.name
-        )));
-    }
-    cfg.store.add_environment(&req.name).await?;
-    Ok(hal(
-        StatusCode::CREATED,
-        &headers,
-        environment_json(&c.base, &req.name),
-    ))
-}
-
-#[derive(Deserialize)]
-struct PacticipantFilter {
-    pacticipant: Option<String>,
-}
-
-async fn currently_deployed(
-    State(cfg): State<Shared>,
-    headers: HeaderMap,
-    Path(env): Path<String>,
-    Query(filter): Query<PacticipantFilter>,
-) -> ApiResult {
-    let c = caller(&cfg, &headers)?;
-    let list: Vec<Value> = cfg
-        .store
-        .pacticipant_deployments(filter.pacticipant.as_deref(), Some(&env))
-        .await?
-        .into_iter()
-        .filter(|d| d.undeployed_at.is_none() && c.scope.allows(&d.pacticipant, Access::Read))
-        .map(|d| {
-            json!({
-                "uuid": d.id.to_string(),
-                "currentlyDeployed": true,
-                "applicationInstance": d.application_instance,
-                "createdAt": d.deployed_at.to_iso(),
-                "_embedded": {
-                    "pacticipant": { "name": d.pacticipant },
-                    "version": { "number": d.version }
-                }
-            })
-        })
-        .collect();
-    let body = json!({
-        "_embedded": { "deployedVersions": list },
-        "_links": { "self": { "href": format!("{}/environments/{}/deployed-versions/currently-deployed", c.base, seg(&env)) } }
-    });
-    Ok(hal(StatusCode::OK, &headers, body))
 }
 
 /// The time the server stamps records with.

@@ -65,7 +65,7 @@ pub(super) async fn currently_supported(
     State(cfg): State<Shared>,
     headers: HeaderMap,
     Path(env): Path<String>,
-    axum::extract::Query(filter): axum::extract::Query<super::PacticipantFilter>,
+    axum::extract::Query(filter): axum::extract::Query<super::environments::PacticipantFilter>,
 ) -> ApiResult {
     let c = caller(&cfg, &headers)?;
     let list: Vec<Value> = cfg
