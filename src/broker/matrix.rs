@@ -66,9 +66,25 @@ async fn rows(
     version: &str,
     environment: &str,
 ) -> Result<Vec<Row>, StoreError> {
-    let deployments = store
+    let mut deployments = store
         .pacticipant_deployments(None, Some(environment))
         .await?;
+    // A version released there (and still supported) is in the environment too.
+    deployments.extend(
+        store
+            .pacticipant_releases(None, Some(environment))
+            .await?
+            .into_iter()
+            .map(|r| crate::store::PacticipantDeployment {
+                id: r.id,
+                pacticipant: r.pacticipant,
+                version: r.version,
+                environment: r.environment,
+                application_instance: None,
+                deployed_at: r.released_at,
+                undeployed_at: r.support_ended_at,
+            }),
+    );
     let mut out = Vec::new();
     // As a consumer: its pacts must be verified by the provider versions in the environment.
     for p in store
@@ -194,6 +210,43 @@ async fn tenant_rows(
     Ok(out)
 }
 
+/// Rows between explicitly given versions (no environment): for each ordered pair, the
+/// consumer version's pacts with that provider, verified (or not) by the provider version.
+async fn pair_rows(
+    store: &dyn BrokerStore,
+    versions: &[(String, String)],
+) -> Result<Vec<Row>, StoreError> {
+    let mut out = Vec::new();
+    for (consumer, cv) in versions {
+        for (provider, pv) in versions {
+            if consumer == provider {
+                continue;
+            }
+            let Some(p) = store
+                .pacts(Some(provider), Some(consumer))
+                .await?
+                .into_iter()
+                .rev()
+                .find(|p| &p.consumer_version == cv)
+            else {
+                continue;
+            };
+            let (verified, verified_at) = result_of(store, &p, pv).await?;
+            out.push(Row {
+                consumer: consumer.clone(),
+                consumer_version: Some(cv.clone()),
+                provider: provider.clone(),
+                provider_version: Some(pv.clone()),
+                verified,
+                verified_at,
+                pact_created: Some(p.published_at.to_iso()),
+                verified_by: "pact verifier",
+            });
+        }
+    }
+    Ok(out)
+}
+
 /// `GET /matrix?q[][pacticipant]=P&q[][version]=V&latestby=cvp&environment=E`.
 pub async fn matrix(
     State(cfg): State<Shared>,
@@ -203,6 +256,7 @@ pub async fn matrix(
     let c = caller(&cfg, &headers)?;
     let mut selectors: Vec<(String, Option<String>, bool)> = Vec::new();
     let mut environment = None;
+    let mut latestby: Option<String> = None;
     for (k, v) in &pairs {
         match k.as_str() {
             "q[][pacticipant]" => selectors.push((v.clone(), None, false)),
@@ -215,18 +269,27 @@ pub async fn matrix(
                 None => return Err(bad_request("q[][latest] before q[][pacticipant]")),
             },
             "environment" => environment = Some(v.clone()),
+            "latestby" => latestby = Some(v.clone()),
             _ => {}
         }
     }
-    let Some(environment) = environment else {
-        return Err(bad_request(
-            "give the target environment (`environment=`, `--to-environment` in the Pact CLI)",
-        ));
-    };
+    if let Some(by) = latestby {
+        // Rows are already the latest result per consumer version and provider version.
+        if by != "cvp" && by != "cvpv" {
+            return Err(bad_request(format!(
+                "latestby must be `cvp` or `cvpv`, not `{by}`"
+            )));
+        }
+    }
     if selectors.is_empty() {
         return Err(bad_request("give at least one q[][pacticipant]"));
     }
-    let mut all = Vec::new();
+    if environment.is_none() && selectors.len() < 2 {
+        return Err(bad_request(
+            "give the target environment (`environment=`, `--to-environment` in the Pact CLI), or two or more pacticipant versions",
+        ));
+    }
+    let mut resolved = Vec::new();
     for (name, version, latest) in &selectors {
         c.check(name, Access::Read)?;
         let version = match (version, latest) {
@@ -241,8 +304,18 @@ pub async fn matrix(
                 )))
             }
         };
-        all.extend(rows(cfg.store.as_ref(), name, &version, &environment).await?);
+        resolved.push((name.clone(), version));
     }
+    let mut all = Vec::new();
+    match &environment {
+        Some(env) => {
+            for (name, version) in &resolved {
+                all.extend(rows(cfg.store.as_ref(), name, version, env).await?);
+            }
+        }
+        None => all = pair_rows(cfg.store.as_ref(), &resolved).await?,
+    }
+    let environment = environment.unwrap_or_else(|| "the given versions".to_string());
     // Rows the token may not read are left out of the answer, but still count.
     let success = all.iter().filter(|r| r.verified == Some(true)).count();
     let failed = all.iter().filter(|r| r.verified == Some(false)).count();
@@ -282,8 +355,18 @@ pub async fn matrix(
         };
         notices.push(json!({ "type": text.0, "text": text.1 }));
     }
-    let deployable = failed == 0 && unknown == 0;
-    let reason = if deployable {
+    // As the Pact Broker answers: `false` when a verification failed or a provider has no
+    // version there at all; `null` (unknown, not deployable) while a verification is only
+    // missing, which is what `can-i-deploy --retry-while-unknown` waits on.
+    let missing_provider = all.iter().any(|r| r.provider_version.is_none());
+    let deployable = if failed > 0 || missing_provider {
+        Value::Bool(false)
+    } else if unknown > 0 {
+        Value::Null
+    } else {
+        Value::Bool(true)
+    };
+    let reason = if deployable == Value::Bool(true) {
         if all.is_empty() {
             "There are no missing dependencies".to_string()
         } else {
@@ -331,4 +414,69 @@ fn latest_version(
         versions.sort_by(|a, b| compare_versions(&a.version, &b.version));
     }
     versions.pop()
+}
+
+/// `GET /pacticipants/{p}/latest-version/{tag}/can-i-deploy/to/{env}/badge`
+/// (`pb:can-i-deploy-badge`): whether the latest version with the tag may go to the
+/// environment, as an SVG badge — `yes`, `no`, or `unknown` while a verification is missing.
+pub async fn can_i_deploy_badge(
+    State(cfg): State<Shared>,
+    headers: HeaderMap,
+    axum::extract::Path((name, tag, environment)): axum::extract::Path<(String, String, String)>,
+) -> Result<axum::response::Response, super::ApiError> {
+    use axum::response::IntoResponse;
+    let c = caller(&cfg, &headers)?;
+    c.check(&name, Access::Read)?;
+    let latest = cfg
+        .store
+        .pacticipant_versions(&name)
+        .await?
+        .into_iter()
+        .rev()
+        .find(|v| v.tags.iter().any(|t| t == &tag));
+    let verdict = match latest {
+        None => "no version",
+        Some(v) => {
+            let all = rows(cfg.store.as_ref(), &name, &v.version, &environment).await?;
+            if all
+                .iter()
+                .any(|r| r.verified == Some(false) || r.provider_version.is_none())
+            {
+                "no"
+            } else if all.iter().any(|r| r.verified.is_none()) {
+                "unknown"
+            } else {
+                "yes"
+            }
+        }
+    };
+    let colour = match verdict {
+        "yes" => "#4c1",
+        "no" => "#e05d44",
+        _ => "#9f9f9f",
+    };
+    let label = format!("can-i-deploy {tag} to {environment}");
+    let esc = |s: &str| {
+        s.replace('&', "&amp;")
+            .replace('<', "&lt;")
+            .replace('>', "&gt;")
+            .replace('"', "&quot;")
+    };
+    let (lw, vw) = (label.len() * 7 + 10, verdict.len() * 7 + 10);
+    let svg = format!(
+        r##"<svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="20" role="img" aria-label="{l}: {v}"><rect width="{lw}" height="20" fill="#555"/><rect x="{lw}" width="{vw}" height="20" fill="{colour}"/><g fill="#fff" font-family="Verdana,sans-serif" font-size="11"><text x="5" y="14">{l}</text><text x="{vx}" y="14">{v}</text></g></svg>"##,
+        w = lw + vw,
+        l = esc(&label),
+        v = esc(verdict),
+        vx = lw + 5,
+    );
+    Ok((
+        StatusCode::OK,
+        [
+            (axum::http::header::CONTENT_TYPE, "image/svg+xml"),
+            (axum::http::header::CACHE_CONTROL, "no-cache"),
+        ],
+        svg,
+    )
+        .into_response())
 }

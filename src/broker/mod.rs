@@ -6,14 +6,17 @@
 //! that tenant's org, any other name counts as a partner of its own (see the README's
 //! "Registry" section for the whole mapping).
 
+pub mod environments;
+pub mod latest;
 pub mod matrix;
+pub mod releases;
 pub mod selectors;
 pub mod tokens;
 
 use std::future::Future;
 use std::sync::Arc;
 
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE, HOST};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -25,9 +28,7 @@ use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 
 use crate::sim::{Clock, Timestamp};
-use crate::store::{
-    BrokerStore, PactPublication, PactVerificationResult, PacticipantDeployment, StoreError,
-};
+use crate::store::{BrokerStore, PactPublication, PactVerificationResult, StoreError};
 pub use tokens::{Access, TokenScope, Tokens};
 
 /// What the server needs: the store, the accepted tokens, the clock, and the base URL links
@@ -125,6 +126,7 @@ impl Caller<'_> {
         let what = match access {
             Access::Read => "read",
             Access::Write => "write",
+            Access::Admin => "administer",
         };
         let tenants = if self.scope.tenants.is_empty() {
             String::new()
@@ -139,6 +141,7 @@ impl Caller<'_> {
                 match self.scope.access {
                     Access::Read => "read",
                     Access::Write => "write",
+                    Access::Admin => "admin",
                 },
                 self.scope.partner
             ),
@@ -190,6 +193,52 @@ pub fn router(config: BrokerConfig) -> Router {
     Router::new()
         .route("/", get(index))
         .route("/contracts/publish", post(publish_contracts))
+        .route("/pacts/latest", get(latest::latest_pact_versions))
+        .route(
+            "/pacts/provider/{provider}/branch",
+            get(latest::provider_main_branch),
+        )
+        .route(
+            "/pacts/provider/{provider}/branch/latest",
+            get(latest::provider_main_branch_latest),
+        )
+        .route(
+            "/pacts/provider/{provider}/branch/{branch}",
+            get(latest::provider_branch),
+        )
+        .route(
+            "/pacts/provider/{provider}/branch/{branch}/latest",
+            get(latest::provider_branch_latest),
+        )
+        .route(
+            "/pacts/provider/{provider}/consumer/{consumer}/branch",
+            get(latest::pair_main_branch),
+        )
+        .route(
+            "/pacts/provider/{provider}/consumer/{consumer}/branch/latest",
+            get(latest::pair_main_branch_latest),
+        )
+        .route(
+            "/pacts/provider/{provider}/consumer/{consumer}/branch/{branch}",
+            get(latest::pair_branch),
+        )
+        .route(
+            "/pacts/provider/{provider}/consumer/{consumer}/branch/{branch}/latest",
+            get(latest::pair_branch_latest),
+        )
+        .route("/pacticipants", get(latest::pacticipants))
+        .route(
+            "/pacticipants/{pacticipant}/latest-version",
+            get(latest::latest_version),
+        )
+        .route(
+            "/pacticipants/{pacticipant}/latest-version/{tag}",
+            get(latest::latest_tagged_version),
+        )
+        .route(
+            "/pacts/provider/{provider}/consumer/{consumer}/latest/{tag}",
+            get(latest::latest_tagged_pact),
+        )
         .route("/pacts/provider/{provider}", get(provider_pacts))
         .route("/pacts/provider/{provider}/latest", get(provider_pacts))
         .route(
@@ -235,15 +284,37 @@ pub fn router(config: BrokerConfig) -> Router {
         )
         .route(
             "/pacticipants/{pacticipant}/versions/{version}/deployed-versions/environment/{environment}",
-            post(record_deployment),
+            post(environments::record_deployment),
         )
-        .route("/environments", get(environments).post(create_environment))
-        .route("/environments/{environment}", get(environment))
+        .route(
+            "/pacticipants/{pacticipant}/versions/{version}/released-versions/environment/{environment}",
+            post(releases::record_release),
+        )
+        .route(
+            "/environments/{environment}/released-versions/currently-supported",
+            get(releases::currently_supported),
+        )
+        .route(
+            "/environments",
+            get(environments::environments).post(environments::create_environment),
+        )
+        .route(
+            "/environments/{environment}",
+            get(environments::environment),
+        )
         .route(
             "/environments/{environment}/deployed-versions/currently-deployed",
-            get(currently_deployed),
+            get(environments::currently_deployed),
         )
         .route("/matrix", get(matrix::matrix))
+        .route(
+            "/pacticipants/{pacticipant}/latest-version/{tag}/can-i-deploy/to/{environment}/badge",
+            get(matrix::can_i_deploy_badge),
+        )
+        .route(
+            "/pacts/provider/{provider}/consumer/{consumer}/pact-version/{sha}/verification-results/latest",
+            get(latest::latest_verification_results),
+        )
         .fallback(|| async {
             ApiError(StatusCode::NOT_FOUND, "no such resource in this registry".into())
         })
@@ -280,6 +351,16 @@ async fn index(State(cfg): State<Shared>, headers: HeaderMap) -> ApiResult {
                 "href": format!("{b}/pacts/provider/{{provider}}/for-verification"),
                 "title": "Pact versions to be verified for the specified provider", "templated": true
             },
+            "pb:latest-pact-versions": { "href": format!("{b}/pacts/latest"), "title": "Latest pact versions" },
+            "pb:pacticipants": { "href": format!("{b}/pacticipants"), "title": "Pacticipants" },
+            "pb:latest-version": {
+                "href": format!("{b}/pacticipants/{{pacticipant}}/latest-version"),
+                "title": "Latest pacticipant version", "templated": true
+            },
+            "pb:latest-tagged-version": {
+                "href": format!("{b}/pacticipants/{{pacticipant}}/latest-version/{{tag}}"),
+                "title": "Latest pacticipant version with the tag", "templated": true
+            },
             "pb:pacticipant": {
                 "href": format!("{b}/pacticipants/{{pacticipant}}"),
                 "title": "Fetch pacticipant by name", "templated": true
@@ -293,7 +374,11 @@ async fn index(State(cfg): State<Shared>, headers: HeaderMap) -> ApiResult {
                 "href": format!("{b}/environments/{{uuid}}"),
                 "title": "Environment", "templated": true
             },
-            "pb:matrix": { "href": format!("{b}/matrix"), "title": "The matrix behind can-i-deploy" }
+            "pb:matrix": { "href": format!("{b}/matrix"), "title": "The matrix behind can-i-deploy" },
+            "pb:can-i-deploy-badge": {
+                "href": format!("{b}/pacticipants/{{pacticipant}}/latest-version/{{tag}}/can-i-deploy/to/{{environment}}/badge"),
+                "title": "Can I deploy the latest version with the tag to the environment (SVG badge)", "templated": true
+            }
         }
     });
     Ok(hal(StatusCode::OK, &headers, body))
@@ -393,6 +478,8 @@ async fn publish_contracts(
             published_at: now,
         });
     }
+    // The consumer's version, branch and tags are written too: the token must own it.
+    c.check(&req.pacticipant_name, Access::Write)?;
     let outcomes = cfg.store.pacts_publish(&pubs).await?;
     let name = &req.pacticipant_name;
     let version = &req.pacticipant_version_number;
@@ -633,6 +720,7 @@ fn pact_response(base: &str, headers: &HeaderMap, p: &PactPublication) -> ApiRes
         "self": { "href": pact_link(base, p, false), "title": "Pact", "name": format!("Pact between {} ({}) and {}", p.consumer, p.consumer_version, p.provider) },
         "pb:pact-version": { "href": pv, "name": p.sha },
         "pb:publish-verification-results": { "href": format!("{pv}/verification-results"), "title": "Publish verification results" },
+        "pb:latest-verification-results": { "href": format!("{pv}/verification-results/latest"), "title": "Latest verification results" },
         "pb:consumer": { "href": format!("{base}/pacticipants/{}", seg(&p.consumer)), "name": p.consumer },
         "pb:consumer-version": { "href": format!("{base}/pacticipants/{}/versions/{}", seg(&p.consumer), seg(&p.consumer_version)), "name": p.consumer_version },
         "pb:provider": { "href": format!("{base}/pacticipants/{}", seg(&p.provider)), "name": p.provider },
@@ -817,6 +905,16 @@ async fn version_body(
             })
         })
         .collect();
+    let release: Vec<Value> = envs
+        .iter()
+        .map(|e| {
+            json!({
+                "href": format!("{b}/released-versions/environment/{}", seg(e)),
+                "title": format!("Record release to {e}"),
+                "name": e
+            })
+        })
+        .collect();
     Ok(Some(json!({
         "number": v.version,
         "branch": v.branch,
@@ -830,7 +928,7 @@ async fn version_body(
             "self": { "href": b, "name": v.version },
             "pb:pacticipant": { "href": format!("{base}/pacticipants/{}", seg(name)), "name": name },
             "pb:record-deployment": record,
-            "pb:record-release": [],
+            "pb:record-release": release,
         }
     })))
 }
@@ -875,192 +973,6 @@ async fn put_tag(
         .await?;
     let body = json!({ "name": tag, "_links": { "self": { "href": format!("{}/pacticipants/{}/versions/{}/tags/{}", c.base, seg(&name), seg(&version), seg(&tag)) } } });
     Ok(hal(StatusCode::CREATED, &headers, body))
-}
-
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct DeployBody {
-    application_instance: Option<String>,
-}
-
-async fn record_deployment(
-    State(cfg): State<Shared>,
-    headers: HeaderMap,
-    Path((name, version, env)): Path<(String, String, String)>,
-    body: Bytes,
-) -> ApiResult {
-    let c = caller(&cfg, &headers)?;
-    c.check(&name, Access::Write)?;
-    let req: DeployBody = parse_json(&body, "record-deployment")?;
-    if !cfg.store.environments().await?.contains(&env) {
-        return Err(not_found(format!("no environment named {env}")));
-    }
-    if version_body(&cfg, &c.base, &name, &version)
-        .await?
-        .is_none()
-    {
-        return Err(not_found(format!("{name} has no version {version}")));
-    }
-    let now = cfg.clock.now();
-    let id = cfg
-        .store
-        .pacticipant_deploy(&PacticipantDeployment {
-            id: 0,
-            pacticipant: name.clone(),
-            version: version.clone(),
-            environment: env.clone(),
-            application_instance: req.application_instance.clone(),
-            deployed_at: now,
-            undeployed_at: None,
-        })
-        .await?;
-    let body = json!({
-        "uuid": id.to_string(),
-        "currentlyDeployed": true,
-        "applicationInstance": req.application_instance,
-        "createdAt": now.to_iso(),
-        "_embedded": {
-            "version": { "number": version },
-            "environment": { "uuid": env, "name": env }
-        },
-        "_links": {
-            "self": { "href": format!("{}/deployed-versions/{id}", c.base) },
-            "pb:environment": { "href": format!("{}/environments/{}", c.base, seg(&env)), "name": env }
-        }
-    });
-    Ok(hal(StatusCode::CREATED, &headers, body))
-}
-
-fn environment_json(base: &str, name: &str) -> Value {
-    json!({
-        "uuid": name,
-        "name": name,
-        "displayName": name,
-        "production": name == "production",
-        "_links": {
-            "self": { "href": format!("{base}/environments/{}", seg(name)), "name": name },
-            "pb:currently-deployed-deployed-versions": {
-                "href": format!("{base}/environments/{}/deployed-versions/currently-deployed", seg(name))
-            }
-        }
-    })
-}
-
-#[derive(Deserialize)]
-struct NameFilter {
-    name: Option<String>,
-}
-
-async fn environments(
-    State(cfg): State<Shared>,
-    headers: HeaderMap,
-    Query(filter): Query<NameFilter>,
-) -> ApiResult {
-    let c = caller(&cfg, &headers)?;
-    let list: Vec<Value> = cfg
-        .store
-        .environments()
-        .await?
-        .iter()
-        .filter(|e| filter.name.as_deref().is_none_or(|n| n == e.as_str()))
-        .map(|e| environment_json(&c.base, e))
-        .collect();
-    let body = json!({
-        "_embedded": { "environments": list },
-        "_links": { "self": { "href": format!("{}/environments", c.base) } }
-    });
-    Ok(hal(StatusCode::OK, &headers, body))
-}
-
-async fn environment(
-    State(cfg): State<Shared>,
-    headers: HeaderMap,
-    Path(env): Path<String>,
-) -> ApiResult {
-    let c = caller(&cfg, &headers)?;
-    if !cfg.store.environments().await?.contains(&env) {
-        return Err(not_found(format!("no environment named {env}")));
-    }
-    Ok(hal(
-        StatusCode::OK,
-        &headers,
-        environment_json(&c.base, &env),
-    ))
-}
-
-#[derive(Deserialize)]
-struct NewEnvironment {
-    name: String,
-}
-
-async fn create_environment(
-    State(cfg): State<Shared>,
-    headers: HeaderMap,
-    body: Bytes,
-) -> ApiResult {
-    let c = caller(&cfg, &headers)?;
-    if c.scope.access != Access::Write {
-        return Err(ApiError(
-            StatusCode::FORBIDDEN,
-            format!("token `{}` is read-only", c.scope.name),
-        ));
-    }
-    let req: NewEnvironment = parse_json(&body, "environment")?;
-    let valid = !req.name.is_empty()
-        && req
-            .name
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'));
-    if !valid {
-        return Err(bad_request(format!(
-            "environment name `{}` must be letters, digits, `-`, `_` or `.`",
-            req.name
-        )));
-    }
-    cfg.store.add_environment(&req.name).await?;
-    Ok(hal(
-        StatusCode::CREATED,
-        &headers,
-        environment_json(&c.base, &req.name),
-    ))
-}
-
-#[derive(Deserialize)]
-struct PacticipantFilter {
-    pacticipant: Option<String>,
-}
-
-async fn currently_deployed(
-    State(cfg): State<Shared>,
-    headers: HeaderMap,
-    Path(env): Path<String>,
-    Query(filter): Query<PacticipantFilter>,
-) -> ApiResult {
-    let c = caller(&cfg, &headers)?;
-    let list: Vec<Value> = cfg
-        .store
-        .pacticipant_deployments(filter.pacticipant.as_deref(), Some(&env))
-        .await?
-        .into_iter()
-        .filter(|d| d.undeployed_at.is_none() && c.scope.allows(&d.pacticipant, Access::Read))
-        .map(|d| {
-            json!({
-                "uuid": d.id.to_string(),
-                "currentlyDeployed": true,
-                "applicationInstance": d.application_instance,
-                "createdAt": d.deployed_at.to_iso(),
-                "_embedded": {
-                    "pacticipant": { "name": d.pacticipant },
-                    "version": { "number": d.version }
-                }
-            })
-        })
-        .collect();
-    let body = json!({
-        "_embedded": { "deployedVersions": list },
-        "_links": { "self": { "href": format!("{}/environments/{}/deployed-versions/currently-deployed", c.base, seg(&env)) } }
-    });
-    Ok(hal(StatusCode::OK, &headers, body))
 }
 
 /// The time the server stamps records with.

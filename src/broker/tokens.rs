@@ -7,7 +7,8 @@
 //! sha256 = "9f86d0…"                # hex SHA-256 of the token (or `token = "…"` in clear)
 //! partner = "bluepeak-logistics"    # or "*" for every partner
 //! tenants = ["sandbox"]             # optional: only these tenants
-//! access = "write"                  # "read" or "write" (write includes read)
+//! access = "write"                  # "read", "write" (includes read) or "admin" (includes
+//!                                   # write, and may create environments)
 //! ```
 
 use std::path::Path;
@@ -20,6 +21,8 @@ use sha2::{Digest, Sha256};
 pub enum Access {
     Read,
     Write,
+    /// Write, plus what is global to the registry (creating environments).
+    Admin,
 }
 
 /// One token's scope.
@@ -218,6 +221,25 @@ mod tests {
         assert!(reader.allows("northwind-outfitters-salesforce-sandbox", Access::Read));
         assert!(!reader.allows("northwind-outfitters-salesforce-sandbox", Access::Write));
         assert!(!reader.allows("northwind-outfitters-salesforce-production", Access::Read));
+    }
+
+    #[test]
+    fn admin_includes_write_and_write_is_not_admin() {
+        let tokens = Tokens::parse(
+            "[[token]]\nname = \"ops\"\ntoken = \"ops\"\npartner = \"*\"\naccess = \"admin\"\n",
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        let ops = tokens
+            .find("ops")
+            .unwrap_or_else(|| panic!("token not found"));
+        assert_eq!(ops.access, Access::Admin);
+        assert!(ops.allows("bluepeak-logistics-salesforce-sandbox", Access::Write));
+        assert!(ops.allows("syncgate-engine", Access::Admin));
+        let writer = Tokens::parse(FILE).unwrap_or_else(|e| panic!("{e}"));
+        let bp = writer
+            .find("bp-write")
+            .unwrap_or_else(|| panic!("token not found"));
+        assert!(!bp.allows("bluepeak-logistics-salesforce-sandbox", Access::Admin));
     }
 
     #[test]

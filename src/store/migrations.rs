@@ -170,4 +170,20 @@ pub const MIGRATIONS: &[Migration] = &[
         sqlite: "ALTER TABLE verifications ADD COLUMN engine_config_hash TEXT;",
         postgres: "ALTER TABLE verifications ADD COLUMN engine_config_hash TEXT;",
     },
+    Migration {
+        version: 6,
+        name: "Pact Broker API: released versions",
+        sqlite: "
+        CREATE TABLE pacticipant_releases (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            pacticipant TEXT NOT NULL, version TEXT NOT NULL, environment TEXT NOT NULL,
+            released_at INTEGER NOT NULL, support_ended_at INTEGER);
+    ",
+        postgres: "
+        CREATE TABLE pacticipant_releases (
+            id BIGSERIAL PRIMARY KEY,
+            pacticipant TEXT NOT NULL, version TEXT NOT NULL, environment TEXT NOT NULL,
+            released_at BIGINT NOT NULL, support_ended_at BIGINT);
+    ",
+    },
 ];

@@ -209,6 +209,19 @@ pub struct PacticipantDeployment {
     pub undeployed_at: Option<Timestamp>,
 }
 
+/// A pacticipant version released to an environment (`pact broker record-release`): unlike a
+/// deployment it does not replace the versions released before it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PacticipantRelease {
+    /// Assigned by the store.
+    pub id: i64,
+    pub pacticipant: String,
+    pub version: String,
+    pub environment: String,
+    pub released_at: Timestamp,
+    pub support_ended_at: Option<Timestamp>,
+}
+
 /// What the Pact Broker-compatible API keeps: pacts, their verification results, pacticipant
 /// versions and deployments. Backends without it answer with an error.
 #[async_trait]
@@ -276,6 +289,21 @@ pub trait PactIndex: Send + Sync {
     ) -> StoreResult<Vec<PacticipantDeployment>> {
         let _ = (pacticipant, environment);
         Err(unsupported("pacticipant deployments"))
+    }
+    /// Records a release; releasing a version already released (and supported) there answers
+    /// the existing record's id. Earlier releases stay.
+    async fn pacticipant_release(&self, release: &PacticipantRelease) -> StoreResult<i64> {
+        let _ = release;
+        Err(unsupported("pacticipant releases"))
+    }
+    /// Releases, oldest first, optionally narrowed to a pacticipant and an environment.
+    async fn pacticipant_releases(
+        &self,
+        pacticipant: Option<&str>,
+        environment: Option<&str>,
+    ) -> StoreResult<Vec<PacticipantRelease>> {
+        let _ = (pacticipant, environment);
+        Err(unsupported("pacticipant releases"))
     }
 }
 
@@ -577,14 +605,12 @@ impl StoreUrl {
 }
 
 /// Opens the store for `syncgate registry serve`: like [`open`], for backends that keep Pact
-/// publications (SQLite today).
+/// publications (SQLite and PostgreSQL; several registry processes may share one database).
 pub fn open_broker(url: Option<&str>) -> StoreResult<Arc<dyn BrokerStore>> {
     match StoreUrl::parse(url)? {
         StoreUrl::SqliteMemory => Ok(Arc::new(SqliteStore::in_memory()?)),
         StoreUrl::SqliteFile(path) => Ok(Arc::new(SqliteStore::open(&path)?)),
-        StoreUrl::Postgres(_) => Err(StoreError::Backend(
-            "the Pact Broker API keeps its pacts in SQLite only for now; use a SQLite path".into(),
-        )),
+        StoreUrl::Postgres(u) => Ok(Arc::new(PgStore::open_blocking(&u, None)?)),
     }
 }
 

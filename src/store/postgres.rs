@@ -10,6 +10,8 @@ use tokio_postgres::{Client, NoTls, Row};
 use super::migrations::MIGRATIONS;
 use super::*;
 
+mod pact;
+
 /// State in a PostgreSQL database (optionally in one schema of it).
 ///
 /// One connection per store, driven by a thread of its own: the store works from any

@@ -865,6 +865,60 @@ impl PactIndex for SqliteStore {
             .map_err(err)?;
         rows.collect::<Result<_, _>>().map_err(err)
     }
+
+    async fn pacticipant_release(&self, r: &PacticipantRelease) -> StoreResult<i64> {
+        self.add_environment(&r.environment).await?;
+        let mut conn = self.lock();
+        let tx = conn.transaction().map_err(err)?;
+        let existing: Option<i64> = tx
+            .query_row(
+                "SELECT id FROM pacticipant_releases
+                 WHERE pacticipant = ?1 AND version = ?2 AND environment = ?3 AND support_ended_at IS NULL",
+                params![r.pacticipant, r.version, r.environment],
+                |row| row.get(0),
+            )
+            .optional()
+            .map_err(err)?;
+        if let Some(id) = existing {
+            return Ok(id);
+        }
+        tx.execute(
+            "INSERT INTO pacticipant_releases (pacticipant, version, environment, released_at, support_ended_at)
+             VALUES (?1, ?2, ?3, ?4, NULL)",
+            params![r.pacticipant, r.version, r.environment, r.released_at.as_millis()],
+        )
+        .map_err(err)?;
+        let id = tx.last_insert_rowid();
+        tx.commit().map_err(err)?;
+        Ok(id)
+    }
+
+    async fn pacticipant_releases(
+        &self,
+        pacticipant: Option<&str>,
+        environment: Option<&str>,
+    ) -> StoreResult<Vec<PacticipantRelease>> {
+        let conn = self.lock();
+        let mut stmt = conn
+            .prepare(
+                "SELECT id, pacticipant, version, environment, released_at, support_ended_at FROM pacticipant_releases
+                 WHERE (?1 IS NULL OR pacticipant = ?1) AND (?2 IS NULL OR environment = ?2) ORDER BY id",
+            )
+            .map_err(err)?;
+        let rows = stmt
+            .query_map(params![pacticipant, environment], |r| {
+                Ok(PacticipantRelease {
+                    id: r.get(0)?,
+                    pacticipant: r.get(1)?,
+                    version: r.get(2)?,
+                    environment: r.get(3)?,
+                    released_at: ts(r.get(4)?),
+                    support_ended_at: r.get::<_, Option<i64>>(5)?.map(ts),
+                })
+            })
+            .map_err(err)?;
+        rows.collect::<Result<_, _>>().map_err(err)
+    }
 }
 
 fn lease_of(tenant: &str, worker: &str, r: &rusqlite::Row<'_>) -> rusqlite::Result<Lease> {

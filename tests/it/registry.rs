@@ -322,7 +322,8 @@ fn publish_two_versions_deploy_and_ask_can_i_deploy() {
         "syncgate gate"
     );
     let m = matrix("0.2.0");
-    assert_eq!(m["summary"]["deployable"], false, "{m}");
+    // Not verified yet: unknown (`null`), which the Pact CLI treats as not deployable.
+    assert_eq!(m["summary"]["deployable"], Value::Null, "{m}");
     assert_eq!(m["summary"]["unknown"], 1, "{m}");
 }
 
@@ -476,6 +477,12 @@ name = "engine-release"
 token = "engine-write"
 partner = "*"
 access = "write"
+
+[[token]]
+name = "registry-admin"
+token = "admin"
+partner = "*"
+access = "admin"
 
 [[token]]
 name = "conformance"
@@ -673,12 +680,36 @@ fn tokens_are_required_and_a_partner_token_reaches_its_own_partner_only() {
         "half-published: {latest}"
     );
 
-    // Each publishes its own.
-    for (token, p) in [("bluepeak-write", &bp), ("northwind-write", &nw)] {
+    // A partner's token cannot write the engine's version either, even with a pact for its
+    // own tenant: nothing is written (issue 17).
+    let (status, body) = call(
+        "POST",
+        &publish,
+        Some("bluepeak-write"),
+        Some(publish_body(
+            "syncgate-engine",
+            "1.0.0",
+            std::slice::from_ref(&bp),
+        )),
+    );
+    assert_eq!(status, 403, "{body}");
+    assert!(body["error"]["message"]
+        .as_str()
+        .is_some_and(|m| m.contains("may not write `syncgate-engine`")));
+    let (status, body) = call(
+        "GET",
+        &format!("{u}/pacticipants/syncgate-engine/versions/1.0.0"),
+        Some("engine-write"),
+        None,
+    );
+    assert_eq!(status, 404, "a refused publish created a version: {body}");
+
+    // The engine's token publishes the engine's pacts with both tenants.
+    for p in [&bp, &nw] {
         let (status, body) = call(
             "POST",
             &publish,
-            Some(token),
+            Some("engine-write"),
             Some(publish_body(
                 "syncgate-engine",
                 "1.0.0",
@@ -719,7 +750,7 @@ fn tokens_are_required_and_a_partner_token_reaches_its_own_partner_only() {
     let (status, body) = call(
         "POST",
         &publish,
-        Some("northwind-write"),
+        Some("engine-write"),
         Some(publish_body(
             "syncgate-engine",
             "1.0.0",
@@ -765,7 +796,7 @@ fn tokens_are_required_and_a_partner_token_reaches_its_own_partner_only() {
     let (status, body) = call(
         "POST",
         &publish,
-        Some("bluepeak-write"),
+        Some("engine-write"),
         Some(publish_body("syncgate-engine", "1.0.0", &[changed])),
     );
     assert_eq!(status, 409, "{body}");
@@ -992,7 +1023,7 @@ fn the_shared_broker_conformance_contract_verifies_against_registry_serve() {
     let (status, b) = call(
         "POST",
         &format!("{}/contracts/publish", s.url),
-        Some("p-write"),
+        Some("engine-write"),
         Some(publish_body("c_1", "1", &[pact("c_1", "p", "anything")])),
     );
     assert_eq!(status, 200, "{b}");
@@ -1070,7 +1101,8 @@ fn the_pact_cli_publishes_to_registry_serve_and_the_verifier_fetches_from_it() {
         text(&denied)
     );
 
-    let published = pact_cmd(&[
+    // Nor can BluePeak's: the pacts' consumer is the engine, a version only it may create.
+    let denied = pact_cmd(&[
         "broker",
         "publish",
         &pacts,
@@ -1082,6 +1114,25 @@ fn the_pact_cli_publishes_to_registry_serve_and_the_verifier_fetches_from_it() {
         &u,
         "--broker-token",
         "bluepeak-write",
+    ]);
+    assert!(
+        text(&denied).contains("may not write `syncgate-engine`"),
+        "{}",
+        text(&denied)
+    );
+
+    let published = pact_cmd(&[
+        "broker",
+        "publish",
+        &pacts,
+        "--consumer-app-version",
+        "1.0.0",
+        "--branch",
+        "main",
+        "--broker-base-url",
+        &u,
+        "--broker-token",
+        "engine-write",
     ]);
     assert!(published.status.success(), "{}", text(&published));
     assert!(
@@ -1211,13 +1262,377 @@ fn the_pact_cli_publishes_to_registry_serve_and_the_verifier_fetches_from_it() {
     assert!(text(&can).contains("failed"), "{}", text(&can));
 }
 
+/// The listing and `describe-version` commands, can-i-deploy between two explicit versions
+/// (unknown while unverified, with `--retry-while-unknown`), and who may create environments.
+#[test]
+fn the_pact_cli_lists_describes_and_asks_can_i_deploy_between_two_versions() {
+    if !pact_cli("pact-cli-commands") {
+        return;
+    }
+    pact_cli_commands_against("");
+    // And the same on PostgreSQL.
+    if let Some(pg) = rt().block_on(crate::support::postgres("pact_cli_commands")) {
+        pact_cli_commands_against(&format!(
+            "{}?options=-csearch_path%3D{}",
+            crate::support::pg_url(),
+            pg.schema
+        ));
+        drop(pg);
+    }
+}
+
+/// The commands of the test above against `registry serve` on the store at `db` (a fresh
+/// SQLite file when empty).
+fn pact_cli_commands_against(db: &str) {
+    let s = Served::start_on(db, &[]);
+    let u = s.url.clone();
+    let pacts = root().join("contracts/bluepeak-logistics/sandbox/pacts");
+    let pacts = pacts.to_string_lossy().to_string();
+    let broker = |args: &[&str], token: &str| {
+        let mut all = vec!["broker"];
+        all.extend_from_slice(args);
+        all.extend_from_slice(&["--broker-base-url", &u, "--broker-token", token]);
+        let out = pact_cmd(&all);
+        (out.status.success(), text(&out))
+    };
+    for (version, tag) in [("1.0.0", "t1"), ("1.1.0", "t2")] {
+        let (ok, t) = broker(
+            &[
+                "publish",
+                &pacts,
+                "--consumer-app-version",
+                version,
+                "--branch",
+                "main",
+                "--tag",
+                tag,
+            ],
+            "engine-write",
+        );
+        assert!(ok && t.contains("published"), "{t}");
+    }
+
+    let (ok, t) = broker(&["list-latest-pact-versions"], "engine-write");
+    assert!(ok, "{t}");
+    assert!(t.contains("syncgate-engine") && t.contains(BP), "{t}");
+    assert!(t.contains("1.1.0") && !t.contains("1.0.0"), "{t}");
+
+    let (ok, t) = broker(&["list-pacticipants"], "bluepeak-read");
+    assert!(ok, "{t}");
+    assert!(t.contains(BP), "{t}");
+    // Only what the token may read: not the engine, not another partner.
+    assert!(!t.contains("syncgate-engine"), "{t}");
+    let (ok, t) = broker(&["list-pacticipants"], "northwind-write");
+    assert!(ok && !t.contains(BP), "{t}");
+
+    let (ok, t) = broker(
+        &["describe-version", "--pacticipant", "syncgate-engine"],
+        "engine-write",
+    );
+    assert!(ok && t.contains("1.1.0") && t.contains("t2"), "{t}");
+    let (ok, t) = broker(
+        &[
+            "describe-version",
+            "--pacticipant",
+            "syncgate-engine",
+            "--latest",
+            "t1",
+        ],
+        "engine-write",
+    );
+    assert!(ok && t.contains("1.0.0") && !t.contains("1.1.0"), "{t}");
+    let (ok, t) = broker(
+        &["describe-version", "--pacticipant", "nobody-at-all"],
+        "engine-write",
+    );
+    assert!(!ok || t.contains("not found"), "{t}");
+
+    // Pacts by branch: the main branch by default, a named one, the latest only.
+    let (ok, t) = broker(&["get-pacts", "--provider", BP], "bluepeak-read");
+    assert!(ok, "{t}");
+    assert!(t.contains("1.0.0") && t.contains("1.1.0"), "{t}");
+    let (ok, t) = broker(
+        &[
+            "get-pacts",
+            "--provider",
+            BP,
+            "--branch",
+            "main",
+            "--latest",
+        ],
+        "bluepeak-read",
+    );
+    assert!(ok && t.contains("1.1.0") && !t.contains("(1.0.0)"), "{t}");
+    let (ok, t) = broker(
+        &["get-pacts", "--provider", BP, "--branch", "feature-x"],
+        "bluepeak-read",
+    );
+    assert!(ok && !t.contains("1.1.0"), "{t}");
+    let (ok, t) = broker(&["get-pacts", "--provider", BP], "northwind-write");
+    assert!(!ok || t.contains("403"), "{t}");
+
+    // The latest pact whose consumer version carries a tag.
+    let (status, got) = call(
+        "GET",
+        &format!("{u}/pacts/provider/{BP}/consumer/syncgate-engine/latest/t1"),
+        Some("bluepeak-read"),
+        None,
+    );
+    assert_eq!(status, 200, "{got}");
+    assert!(
+        got["_links"]["pb:consumer-version"]["name"] == "1.0.0",
+        "{got}"
+    );
+
+    // can-i-deploy between two explicit versions, without an environment: unverified, so
+    // unknown — not deployable, and `--retry-while-unknown` waits before saying so.
+    let cid = [
+        "can-i-deploy",
+        "--pacticipant",
+        "syncgate-engine",
+        "--version",
+        "1.1.0",
+        "--pacticipant",
+        BP,
+        "--version",
+        "2.0.0",
+    ];
+    let (ok, t) = broker(&cid, "engine-write");
+    assert!(!ok, "{t}");
+    assert!(t.contains("There is no verified pact"), "{t}");
+    let mut retried = cid.to_vec();
+    retried.extend_from_slice(&["--retry-while-unknown", "1", "--retry-interval", "1"]);
+    let started = std::time::Instant::now();
+    let (ok, t) = broker(&retried, "engine-write");
+    assert!(!ok, "{t}");
+    assert!(
+        started.elapsed() >= std::time::Duration::from_secs(1),
+        "did not wait while unknown: {t}"
+    );
+    let (_, latest) = call(
+        "GET",
+        &format!("{u}/pacts/provider/{BP}/consumer/syncgate-engine/latest"),
+        Some("bluepeak-read"),
+        None,
+    );
+    let results = latest["_links"]["pb:publish-verification-results"]["href"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    let (status, b) = call(
+        "POST",
+        &results,
+        Some("bluepeak-write"),
+        Some(json!({ "success": true, "providerApplicationVersion": "2.0.0" })),
+    );
+    assert_eq!(status, 201, "{b}");
+    let (ok, t) = broker(&cid, "engine-write");
+    assert!(ok, "{t}");
+    let latest_results = latest["_links"]["pb:latest-verification-results"]["href"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    let (status, r) = call("GET", &latest_results, Some("bluepeak-read"), None);
+    assert_eq!(status, 200, "{r}");
+    assert_eq!(r["success"], true, "{r}");
+    assert_eq!(r["providerApplicationVersion"], "2.0.0", "{r}");
+    let (status, _) = call("GET", &latest_results, Some("northwind-write"), None);
+    assert_eq!(status, 403);
+    // Another provider version was never verified.
+    let mut other = cid.to_vec();
+    other[8] = "2.0.1";
+    let (ok, t) = broker(&other, "engine-write");
+    assert!(!ok, "{t}");
+
+    // A release: recorded, listed as supported, and counted by can-i-deploy in production;
+    // a second release of another version keeps the first.
+    let (ok, t) = broker(
+        &[
+            "record-release",
+            "--pacticipant",
+            BP,
+            "--version",
+            "2.0.0",
+            "--environment",
+            "production",
+        ],
+        "bluepeak-write",
+    );
+    assert!(ok && t.contains("Recorded release"), "{t}");
+    let (_, t) = broker(
+        &[
+            "record-release",
+            "--pacticipant",
+            BP,
+            "--version",
+            "2.0.0",
+            "--environment",
+            "production",
+        ],
+        "northwind-write",
+    );
+    assert!(t.contains("northwind-ci") && t.contains("may not"), "{t}");
+    let (ok, t) = broker(
+        &[
+            "record-release",
+            "--pacticipant",
+            BP,
+            "--version",
+            "9.9.9",
+            "--environment",
+            "production",
+        ],
+        "bluepeak-write",
+    );
+    assert!(!ok || !t.contains("Recorded release"), "{t}");
+    let (status, rel) = call(
+        "GET",
+        &format!("{u}/environments/production/released-versions/currently-supported"),
+        Some("bluepeak-read"),
+        None,
+    );
+    assert_eq!(status, 200, "{rel}");
+    assert_eq!(
+        rel["_embedded"]["releasedVersions"][0]["_embedded"]["version"]["number"], "2.0.0",
+        "{rel}"
+    );
+    let (ok, t) = broker(
+        &[
+            "can-i-deploy",
+            "--pacticipant",
+            "syncgate-engine",
+            "--version",
+            "1.1.0",
+            "--to-environment",
+            "production",
+        ],
+        "engine-write",
+    );
+    assert!(ok, "{t}");
+
+    // The badge: the latest engine version tagged t2 (1.1.0) may go to production, but not
+    // to sandbox, where no version of the provider is.
+    let (status, index) = call("GET", &format!("{u}/"), Some("engine-write"), None);
+    assert_eq!(status, 200);
+    let badge = index["_links"]["pb:can-i-deploy-badge"]["href"]
+        .as_str()
+        .unwrap_or_default()
+        .replace("{pacticipant}", "syncgate-engine")
+        .replace("{tag}", "t2");
+    let svg = |env: &str| {
+        rt().block_on(async {
+            let resp = reqwest::Client::new()
+                .get(badge.replace("{environment}", env))
+                .bearer_auth("engine-write")
+                .send()
+                .await
+                .unwrap_or_else(|e| panic!("{e}"));
+            let ct = resp
+                .headers()
+                .get("content-type")
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or_default()
+                .to_string();
+            (
+                resp.status().as_u16(),
+                ct,
+                resp.text().await.unwrap_or_default(),
+            )
+        })
+    };
+    let (status, ct, body) = svg("production");
+    assert_eq!((status, ct.as_str()), (200, "image/svg+xml"), "{body}");
+    assert!(body.contains(">yes<"), "{body}");
+    let (_, _, body) = svg("sandbox");
+    assert!(body.contains(">no<"), "{body}");
+
+    // Environments are global: a partner's write token may not create one, an admin may.
+    let (_, t) = broker(&["create-environment", "--name", "qa"], "bluepeak-write");
+    assert!(t.contains("may not create environments"), "{t}");
+    let (status, envs) = call(
+        "GET",
+        &format!("{u}/environments"),
+        Some("bluepeak-read"),
+        None,
+    );
+    assert_eq!(status, 200);
+    assert!(!envs.to_string().contains("\"qa\""), "{envs}");
+    let (ok, t) = broker(&["create-environment", "--name", "qa"], "admin");
+    assert!(ok && t.contains("qa"), "{t}");
+    let (_, envs) = call(
+        "GET",
+        &format!("{u}/environments"),
+        Some("bluepeak-read"),
+        None,
+    );
+    assert!(envs.to_string().contains("\"qa\""), "{envs}");
+}
+
+/// Two `registry serve` processes on one PostgreSQL database serve the same pacts: a publish
+/// on one is visible on the other, and a conflicting publish on the other is refused.
+#[test]
+fn two_registry_processes_on_one_postgres_database_serve_the_same_pacts() {
+    let Some(pg) = rt().block_on(crate::support::postgres("two_registry_processes")) else {
+        return;
+    };
+    let url = format!(
+        "{}?options=-csearch_path%3D{}",
+        crate::support::pg_url(),
+        pg.schema
+    );
+    let a = Served::start_on(&url, &[]);
+    let b = Served::start_on(&url, &[]);
+    let bp = pact("syncgate-engine", BP, "shared");
+    let (status, body) = call(
+        "POST",
+        &format!("{}/contracts/publish", a.url),
+        Some("engine-write"),
+        Some(publish_body(
+            "syncgate-engine",
+            "1.0.0",
+            std::slice::from_ref(&bp),
+        )),
+    );
+    assert_eq!(status, 200, "{body}");
+    let (status, got) = call(
+        "GET",
+        &format!(
+            "{}/pacts/provider/{BP}/consumer/syncgate-engine/latest",
+            b.url
+        ),
+        Some("bluepeak-read"),
+        None,
+    );
+    assert_eq!(status, 200, "{got}");
+    assert_eq!(got["interactions"][0]["description"], "shared", "{got}");
+    let (status, v) = call(
+        "GET",
+        &format!("{}/pacticipants/syncgate-engine/versions/1.0.0", b.url),
+        Some("engine-write"),
+        None,
+    );
+    assert_eq!(status, 200, "{v}");
+    assert_eq!(v["branch"], "main", "{v}");
+    let changed = pact("syncgate-engine", BP, "changed");
+    let (status, body) = call(
+        "POST",
+        &format!("{}/contracts/publish", b.url),
+        Some("engine-write"),
+        Some(publish_body("syncgate-engine", "1.0.0", &[changed])),
+    );
+    assert_eq!(status, 409, "{body}");
+    drop((a, b));
+    drop(pg);
+}
+
 // ---------------------------------------------------------------------------------------------
 // the store's Pact index
 
 mod pact_index {
     use syncgate::sim::Timestamp;
     use syncgate::store::{
-        PactIndex, PactPublication, PacticipantDeployment, PublishOutcome, SqliteStore, StoreError,
+        PactIndex, PactPublication, PacticipantDeployment, PacticipantRelease, PublishOutcome,
+        SqliteStore, StoreError,
     };
 
     fn publication(provider: &str, sha: &str) -> PactPublication {
@@ -1296,6 +1711,46 @@ mod pact_index {
                 ),
             ]
         );
+    }
+
+    #[tokio::test]
+    async fn a_release_keeps_earlier_releases_and_is_recorded_once() {
+        let s = store();
+        let release = |version: &str, at: i64| PacticipantRelease {
+            id: 0,
+            pacticipant: "app".into(),
+            version: version.into(),
+            environment: "production".into(),
+            released_at: Timestamp::from_millis(at),
+            support_ended_at: None,
+        };
+        let first = s.pacticipant_release(&release("1", 10)).await;
+        let second = s.pacticipant_release(&release("2", 20)).await;
+        let again = s.pacticipant_release(&release("1", 30)).await;
+        let (first, second, again) = match (first, second, again) {
+            (Ok(a), Ok(b), Ok(c)) => (a, b, c),
+            other => panic!("{other:?}"),
+        };
+        assert_ne!(first, second);
+        assert_eq!(
+            first, again,
+            "releasing the same version again is one record"
+        );
+        let all = s
+            .pacticipant_releases(Some("app"), Some("production"))
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        let versions: Vec<(&str, i64)> = all
+            .iter()
+            .map(|r| (r.version.as_str(), r.released_at.as_millis()))
+            .collect();
+        assert_eq!(versions, [("1", 10), ("2", 20)]);
+        assert!(all.iter().all(|r| r.support_ended_at.is_none()));
+        let elsewhere = s
+            .pacticipant_releases(None, Some("sandbox"))
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert!(elsewhere.is_empty());
     }
 }
 

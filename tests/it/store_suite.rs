@@ -670,3 +670,170 @@ async fn postgres_concurrent_claims_never_share_an_item() {
     assert_eq!(distinct.len(), 60, "no item claimed twice");
     assert_eq!(pg.store.lease_open(TENANT).await.unwrap(), 0);
 }
+
+/// The backends that also keep the Pact Broker API's index.
+async fn pact_backends(
+    test: &str,
+) -> (
+    Vec<(&'static str, Arc<dyn store::BrokerStore>)>,
+    tempfile::TempDir,
+    Option<support::PgSchema>,
+) {
+    let dir = tempfile::tempdir().unwrap();
+    let file = SqliteStore::open(&dir.path().join("pacts.sqlite")).unwrap();
+    let mut stores: Vec<(&'static str, Arc<dyn store::BrokerStore>)> = vec![
+        (
+            "sqlite-memory",
+            store::open_broker(Some("sqlite::memory:")).unwrap(),
+        ),
+        ("sqlite-file", Arc::new(file)),
+    ];
+    let pg = support::postgres(test).await;
+    if let Some(pg) = &pg {
+        stores.push(("postgres", pg.store.clone() as Arc<dyn store::BrokerStore>));
+    }
+    (stores, dir, pg)
+}
+
+#[tokio::test]
+async fn the_pact_index_behaves_the_same_on_every_backend() {
+    use syncgate::store::{
+        PactPublication, PactVerificationResult, PacticipantDeployment, PacticipantRelease,
+    };
+    let (all, _dir, _pg) = pact_backends("the_pact_index_behaves_the_same").await;
+    let publication = |provider: &str, sha: &str| PactPublication {
+        consumer: "syncgate-engine".into(),
+        consumer_version: "1.0.0".into(),
+        provider: provider.into(),
+        branch: Some("main".into()),
+        tags: vec!["prod".into()],
+        sha: sha.into(),
+        content: "{}".into(),
+        published_at: Timestamp::from_millis(1),
+    };
+    for (name, s) in &all {
+        // All or nothing: b is new, a conflicts, neither is written.
+        let first = s.pacts_publish(&[publication("a", "1")]).await.unwrap();
+        assert_eq!(first, [PublishOutcome::Created], "{name}");
+        let mixed = s
+            .pacts_publish(&[publication("b", "2"), publication("a", "changed")])
+            .await;
+        assert!(
+            matches!(mixed, Err(StoreError::Conflict(_))),
+            "{name}: {mixed:?}"
+        );
+        let again = s.pacts_publish(&[publication("a", "1")]).await.unwrap();
+        assert_eq!(again, [PublishOutcome::Unchanged], "{name}");
+        let pacts = s.pacts(None, None).await.unwrap();
+        assert_eq!(pacts, [publication("a", "1")], "{name}");
+        assert!(s.pacts(Some("b"), None).await.unwrap().is_empty(), "{name}");
+
+        // Versions gather a branch and tags.
+        s.pacticipant_version_upsert("app", "1", Some("main"), None, t("2026-01-01T00:00:00Z"))
+            .await
+            .unwrap();
+        s.pacticipant_version_upsert("app", "1", None, Some("t1"), t("2026-01-02T00:00:00Z"))
+            .await
+            .unwrap();
+        let v = s
+            .pacticipant_version_upsert("app", "1", None, Some("t2"), t("2026-01-03T00:00:00Z"))
+            .await
+            .unwrap();
+        assert_eq!(v.branch.as_deref(), Some("main"), "{name}");
+        assert_eq!(v.tags, ["t1", "t2"], "{name}");
+        assert_eq!(v.created_at, t("2026-01-01T00:00:00Z"), "{name}");
+        s.pacticipant_version_upsert("app", "2", None, None, t("2026-01-04T00:00:00Z"))
+            .await
+            .unwrap();
+        let versions: Vec<String> = s
+            .pacticipant_versions("app")
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|v| v.version)
+            .collect();
+        assert_eq!(versions, ["1", "2"], "{name}");
+
+        // Verification results, oldest first.
+        for (i, ok) in [false, true].into_iter().enumerate() {
+            let id = s
+                .pact_verification_record(&PactVerificationResult {
+                    id: 0,
+                    consumer: "syncgate-engine".into(),
+                    provider: "a".into(),
+                    pact_sha: "1".into(),
+                    provider_version: format!("2.{i}"),
+                    success: ok,
+                    body: "{}".into(),
+                    verified_at: Timestamp::from_millis(10 + i as i64),
+                })
+                .await
+                .unwrap();
+            assert!(id > 0, "{name}");
+        }
+        let results = s
+            .pact_verifications("a", Some("syncgate-engine"))
+            .await
+            .unwrap();
+        let got: Vec<(String, bool)> = results
+            .iter()
+            .map(|r| (r.provider_version.clone(), r.success))
+            .collect();
+        assert_eq!(got, [("2.0".into(), false), ("2.1".into(), true)], "{name}");
+
+        // A deployment replaces the one in the same environment and instance only.
+        let deploy = |version: &str, instance: Option<&str>, at: i64| PacticipantDeployment {
+            id: 0,
+            pacticipant: "app".into(),
+            version: version.into(),
+            environment: "production".into(),
+            application_instance: instance.map(str::to_string),
+            deployed_at: Timestamp::from_millis(at),
+            undeployed_at: None,
+        };
+        s.pacticipant_deploy(&deploy("1", None, 1)).await.unwrap();
+        s.pacticipant_deploy(&deploy("1", Some("x"), 2))
+            .await
+            .unwrap();
+        s.pacticipant_deploy(&deploy("2", None, 3)).await.unwrap();
+        let live: Vec<(String, Option<String>)> = s
+            .pacticipant_deployments(Some("app"), Some("production"))
+            .await
+            .unwrap()
+            .into_iter()
+            .filter(|d| d.undeployed_at.is_none())
+            .map(|d| (d.version, d.application_instance))
+            .collect();
+        assert_eq!(
+            live,
+            [("1".into(), Some("x".into())), ("2".into(), None)],
+            "{name}"
+        );
+
+        // Releases keep earlier ones; the same release twice is one record.
+        let release = |version: &str, at: i64| PacticipantRelease {
+            id: 0,
+            pacticipant: "app".into(),
+            version: version.into(),
+            environment: "production".into(),
+            released_at: Timestamp::from_millis(at),
+            support_ended_at: None,
+        };
+        let r1 = s.pacticipant_release(&release("1", 10)).await.unwrap();
+        let r2 = s.pacticipant_release(&release("2", 20)).await.unwrap();
+        assert_ne!(r1, r2, "{name}");
+        assert_eq!(
+            s.pacticipant_release(&release("1", 30)).await.unwrap(),
+            r1,
+            "{name}"
+        );
+        let released: Vec<String> = s
+            .pacticipant_releases(Some("app"), None)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|r| r.version)
+            .collect();
+        assert_eq!(released, ["1", "2"], "{name}");
+    }
+}
