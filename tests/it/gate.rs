@@ -582,15 +582,20 @@ fn junit_report_is_read_by_a_real_junit_consumer() {
     }
     let dir = tempfile::tempdir().unwrap();
     let junit = dir.path().join("junit.xml");
-    let out = syncgate(&[
-        "gate",
-        "--scenarios",
-        "harness/broken",
-        "--partner",
-        "northwind-outfitters",
-        "--junit",
-        junit.to_str().unwrap(),
-    ]);
+    // A store of its own: nothing deployed or published, so each tenant's contract check
+    // is one skipped case whatever the repository's `.syncgate/` holds.
+    let out = syncgate_with_db(
+        &dir.path().join("state.sqlite"),
+        &[
+            "gate",
+            "--scenarios",
+            "harness/broken",
+            "--partner",
+            "northwind-outfitters",
+            "--junit",
+            junit.to_str().unwrap(),
+        ],
+    );
     assert_eq!(out.status.code(), Some(1));
     let script = r#"
 import sys
@@ -620,8 +625,9 @@ print(cases, failures, xml.tests, xml.failures)
                 .is_ok_and(|e| e.path().extension().is_some_and(|x| x == "yaml"))
         })
         .count();
-    // Two tenants: every broken scenario fails, pact verification passes.
-    let cases = 2 * (broken + 1);
+    // Two tenants: every broken scenario fails, pact verification passes, the contract
+    // check is a skipped case (nothing deployed or published in this store).
+    let cases = 2 * (broken + 2);
     assert_eq!(
         counts,
         format!("{cases} {} {cases} {}", 2 * broken, 2 * broken)
