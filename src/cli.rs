@@ -169,16 +169,19 @@ impl InputArgs {
 #[derive(Debug, Args)]
 pub struct EngineCmdArgs {
     /// Run this command (through `sh -c`) as the engine of every run, under the engine
-    /// protocol, instead of syncgate's own engine in process.
+    /// protocol, instead of syncgate's own engine in process. Overrides `command` in the
+    /// engine configuration file (`[engine]` and `[engine.tenants."partner/tenant"]`).
     #[arg(long, value_name = "CMD")]
     pub engine_cmd: Option<String>,
     /// Wall-clock limit of one engine-command run; past it its process group is killed
-    /// and the run fails `engine-completed`.
-    #[arg(long, default_value = "120s", value_name = "DURATION", value_parser = parse_wall_duration)]
-    pub engine_timeout: std::time::Duration,
-    /// Org seconds per wall second for engine commands (the mock's scaled clock).
-    #[arg(long, default_value_t = verify::engine_cmd::DEFAULT_TIME_SCALE, value_name = "N", value_parser = parse_time_scale)]
-    pub time_scale: f64,
+    /// and the run fails `engine-completed` [default: `command_timeout` in the engine
+    /// configuration, else 120s].
+    #[arg(long, value_name = "DURATION", value_parser = parse_wall_duration)]
+    pub engine_timeout: Option<std::time::Duration>,
+    /// Org seconds per wall second for engine commands (the mock's scaled clock)
+    /// [default: `time_scale` in the engine configuration, else 3600].
+    #[arg(long, value_name = "N", value_parser = parse_time_scale)]
+    pub time_scale: Option<f64>,
 }
 
 fn parse_wall_duration(s: &str) -> Result<std::time::Duration, String> {
@@ -195,17 +198,38 @@ fn parse_time_scale(s: &str) -> Result<f64, String> {
 }
 
 impl EngineCmdArgs {
+    /// The engine commands of the run: `--engine-cmd` for every tenant, else what the
+    /// engine configuration file (already in `opts.engine`) names; flags beat the file.
     fn apply(&self, opts: &mut GateOptions) {
-        opts.engine_timeout = self.engine_timeout;
-        opts.time_scale = self.time_scale;
-        opts.engine_cmd = self
-            .engine_cmd
-            .as_ref()
-            .map(|c| verify::engine_cmd::EngineCommand {
-                timeout: self.engine_timeout,
-                time_scale: self.time_scale,
-                ..verify::engine_cmd::EngineCommand::new(c.clone(), &opts.contracts, &opts.fixtures)
-            });
+        use verify::engine_cmd::{EngineCommand, DEFAULT_TIMEOUT, DEFAULT_TIME_SCALE};
+        let file = &opts.engine.commands;
+        opts.engine_timeout = self
+            .engine_timeout
+            .or(file.timeout)
+            .unwrap_or(DEFAULT_TIMEOUT);
+        opts.time_scale = self
+            .time_scale
+            .or(file.time_scale)
+            .unwrap_or(DEFAULT_TIME_SCALE);
+        let command = |c: &str| EngineCommand {
+            timeout: opts.engine_timeout,
+            time_scale: opts.time_scale,
+            ..EngineCommand::new(c, &opts.contracts, &opts.fixtures)
+        };
+        match &self.engine_cmd {
+            Some(c) => {
+                opts.engine_cmd = Some(command(c));
+                opts.tenant_engine_cmds.clear();
+            }
+            None => {
+                opts.engine_cmd = file.default.as_deref().map(command);
+                opts.tenant_engine_cmds = file
+                    .per_tenant
+                    .iter()
+                    .map(|(t, c)| (t.clone(), command(c)))
+                    .collect();
+            }
+        }
     }
 }
 
@@ -318,6 +342,8 @@ pub struct PreflightArgs {
     pub report_dir: PathBuf,
     #[command(flatten)]
     pub inputs: InputArgs,
+    #[command(flatten)]
+    pub engine: EngineCmdArgs,
 }
 
 #[derive(Debug, Args)]
@@ -449,6 +475,7 @@ fn gate(args: GateArgs, database_url: Option<&str>) -> i32 {
         ..base
     };
     args.engine.apply(&mut opts);
+    let judged_a_command = opts.engine_cmd.is_some() || !opts.tenant_engine_cmds.is_empty();
     let report = match run_gate(&opts) {
         Ok(r) => r,
         Err(code) => return code,
@@ -488,11 +515,11 @@ fn gate(args: GateArgs, database_url: Option<&str>) -> i32 {
     let partial = !args.scenario.is_empty() || args.shard.is_some() || args.no_pacts;
     if partial {
         eprintln!("verification results not recorded: --scenario, --shard or --no-pacts ran only part of the checks");
-    } else if args.engine.engine_cmd.is_some() {
+    } else if judged_a_command {
         // The results are of that command, not of this engine version.
-        eprintln!("verification results not recorded: --engine-cmd judged another engine");
+        eprintln!("verification results not recorded: an engine command judged another engine");
     }
-    let recorded = if partial || args.engine.engine_cmd.is_some() {
+    let recorded = if partial || judged_a_command {
         Ok(())
     } else {
         runtime().and_then(|rt| {
@@ -528,6 +555,18 @@ fn preflight(args: PreflightArgs) -> i32 {
         Ok(e) => e,
         Err(code) => return code,
     };
+    // The tenant's engine command, resolved as the gate resolves it (flag, then file).
+    let mut gate_like = GateOptions {
+        contracts: args.inputs.contracts.clone(),
+        fixtures: args.inputs.fixtures.clone(),
+        engine: engine.clone(),
+        ..GateOptions::new(Seed(args.inputs.seed))
+    };
+    args.engine.apply(&mut gate_like);
+    let engine_cmd = gate_like
+        .tenant_engine_cmds
+        .remove(&format!("{}/{}", args.partner, args.tenant))
+        .or(gate_like.engine_cmd);
     let opts = verify::preflight::PreflightOptions {
         contracts: args.inputs.contracts,
         scenarios: args.inputs.scenarios,
@@ -540,6 +579,7 @@ fn preflight(args: PreflightArgs) -> i32 {
         provider_token: args.provider_token,
         seed: Seed(args.inputs.seed),
         engine,
+        engine_cmd,
     };
     let rt = match runtime() {
         Ok(rt) => rt,

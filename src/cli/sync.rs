@@ -14,23 +14,33 @@ use crate::engine::cdc::JsonlOutbox;
 use crate::engine::client::{Credentials, SalesforceClient, Secret};
 use crate::engine::feed::Feed;
 use crate::engine::runner::{CrmSide, RunError, RunSummary, Runner, Stop, Watch};
+use crate::engine::shared::{SharedWork, WorkerConfig};
 use crate::engine::table_source::{TableDb, TableSource};
 use crate::engine::{redrive, Progress, Target};
 use crate::sim::time::parse_duration;
 use crate::sim::{Clock, Seed};
+use crate::store::limiter::RedisLimiter;
 use crate::store::{self, DlqFilter, LetterStatus};
 
 /// Where and how to sign in.
 #[derive(Debug, Args)]
 pub struct OrgArgs {
-    /// The tenant's bundle: a directory holding `bundle.toml`, or `partner/tenant` in `--contracts`.
-    #[arg(long, value_name = "DIR|PARTNER/TENANT")]
+    /// The tenant's bundle: a directory holding `bundle.toml`, or `partner/tenant` in
+    /// `--contracts` (under the engine protocol: `SYNCGATE_TENANT`).
+    #[arg(long, env = "SYNCGATE_TENANT", value_name = "DIR|PARTNER/TENANT")]
     pub bundle: String,
-    /// The registry `partner/tenant` is looked up in.
-    #[arg(long, default_value = "contracts", value_name = "DIR")]
+    /// The registry `partner/tenant` is looked up in (under the engine protocol:
+    /// `SYNCGATE_CONTRACTS`).
+    #[arg(
+        long,
+        env = "SYNCGATE_CONTRACTS",
+        default_value = "contracts",
+        value_name = "DIR"
+    )]
     pub contracts: PathBuf,
-    /// The org's login URL (e.g. `https://login.salesforce.com`, or a `syncgate mock serve` URL).
-    #[arg(long, value_name = "URL")]
+    /// The org's login URL (e.g. `https://login.salesforce.com`, or a `syncgate mock serve`
+    /// URL; under the engine protocol: `SYNCGATE_TARGET_URL`).
+    #[arg(long, env = "SYNCGATE_TARGET_URL", value_name = "URL")]
     pub target: String,
     /// OAuth client ID (client-credentials flow).
     #[arg(long, env = "SYNCGATE_CLIENT_ID", value_name = "ID")]
@@ -56,8 +66,13 @@ pub struct SyncArgs {
     /// change files; a SQLite database (`sqlite:PATH`, or a path ending in `.db`, `.sqlite`
     /// or `.sqlite3`); or a PostgreSQL URL (`postgres://…`). A database has one table per
     /// source entity with `id` and `updated_at` columns, read incrementally from a cursor
-    /// kept in the state store (`--database-url`).
-    #[arg(long, value_name = "DIR|sqlite:PATH|postgres://…")]
+    /// kept in the state store (`--database-url`). Under the engine protocol:
+    /// `SYNCGATE_SOURCE`.
+    #[arg(
+        long,
+        env = "SYNCGATE_SOURCE",
+        value_name = "DIR|sqlite:PATH|postgres://…"
+    )]
     pub source: String,
     /// Keep going: every `--poll` interval, sync what changed since the last tick. Stops
     /// after the batch in flight on SIGINT or SIGTERM, then prints the summary.
@@ -79,9 +94,45 @@ pub struct SyncArgs {
     /// change events after each run (each tick with `--follow`) and append one JSON line per
     /// changed field to FILE. The replay ID and event dedupe live in the state store, so a
     /// restart resumes where it stopped. Reads the change-event stream a `syncgate mock
-    /// serve` org publishes (`/__syncgate/events`).
-    #[arg(long, value_name = "FILE")]
+    /// serve` org publishes (`/__syncgate/events`). Under the engine protocol:
+    /// `SYNCGATE_CRM_OUTBOX`.
+    #[arg(long, env = "SYNCGATE_CRM_OUTBOX", value_name = "FILE")]
     pub crm_outbox: Option<PathBuf>,
+    /// After each start, write the tenant's queued dead letters here, one JSON line each (the
+    /// engine protocol's dead-letters file; set by the gate as `SYNCGATE_DEAD_LETTERS`).
+    #[arg(long, env = "SYNCGATE_DEAD_LETTERS", value_name = "FILE")]
+    pub dead_letters: Option<PathBuf>,
+    /// After each start, add the run's report to this JSON file: unmapped and routed
+    /// columns, counters (the engine protocol's report file, set by the gate as
+    /// `SYNCGATE_REPORT`; a restart adds to what the earlier start wrote).
+    #[arg(long, env = "SYNCGATE_REPORT", value_name = "FILE")]
+    pub report: Option<PathBuf>,
+    /// Share the tenant's work with the other `sync` processes on the same store (a
+    /// PostgreSQL `--database-url`, or one SQLite file): each page is split into leased
+    /// batches any of them may claim; a process that dies leaves its batch to the others
+    /// once its lease expires. Pair with `--redis-url` to share rate, concurrency and the
+    /// daily budget.
+    #[arg(long)]
+    pub shared: bool,
+    /// This process's name in leases (default: host name and process ID).
+    #[arg(long, value_name = "ID", requires = "shared")]
+    pub worker_id: Option<String>,
+    /// A lease not renewed for this long is taken over by another process.
+    #[arg(long, default_value = "60s", value_name = "DURATION", value_parser = parse_poll, requires = "shared")]
+    pub lease_ttl: Duration,
+    /// Share the limiter (token bucket, concurrency cap, `daily_budget`) with every process
+    /// on this Redis (`redis://…`) instead of limiting this process alone.
+    #[arg(long, env = "SYNCGATE_REDIS_URL", value_name = "URL")]
+    pub redis_url: Option<String>,
+    /// Key prefix of the shared limiter in Redis: processes that share a budget use the
+    /// same prefix (two environments on one Redis use two).
+    #[arg(
+        long,
+        default_value = "syncgate",
+        value_name = "PREFIX",
+        requires = "redis_url"
+    )]
+    pub redis_prefix: String,
     /// Print the summary as JSON.
     #[arg(long)]
     pub json: bool,
@@ -362,7 +413,17 @@ pub fn sync(args: SyncArgs, db: Option<&str>) -> i32 {
         Ok(t) => t,
         Err(code) => return code,
     };
-    let state = match store::open(db) {
+    // Under the engine protocol, state (cursors, dedupe keys, letters) lives in the
+    // directory the gate keeps between the starts of one scenario run.
+    let protocol_store = std::env::var_os("SYNCGATE_STATE_DIR")
+        .filter(|_| db.is_none())
+        .map(|dir| {
+            format!(
+                "sqlite:{}",
+                PathBuf::from(dir).join("state.sqlite").display()
+            )
+        });
+    let state = match store::open(db.or(protocol_store.as_deref())) {
         Ok(s) => s,
         Err(e) => {
             error(format_args!("cannot open the store: {e}"));
@@ -378,6 +439,12 @@ pub fn sync(args: SyncArgs, db: Option<&str>) -> i32 {
         .unwrap_or_else(|| Seed(Clock::system().now().as_millis() as u64));
     let tenant = format!("{}/{}", bundle.partner, bundle.tenant);
     let show_bar = !args.no_progress && std::io::stderr().is_terminal();
+    if let Some(path) = &args.crm_outbox {
+        if let Err(e) = crate::engine::protocol_out::touch_outbox(path) {
+            error(format_args!("--crm-outbox {}: {e}", path.display()));
+            return exit::BAD_INPUT;
+        }
+    }
     let outbox = args.crm_outbox.as_ref().map(JsonlOutbox::new);
     let bar = show_bar.then(Bar::new);
     let mut runner = Runner::new(&bundle, engine.config, Clock::system(), &*state, seed);
@@ -387,6 +454,25 @@ pub fn sync(args: SyncArgs, db: Option<&str>) -> i32 {
     runner.crm = outbox
         .as_ref()
         .map(|sink| CrmSide::for_target(&target, &runner.config.client_name, sink));
+    if args.shared {
+        let id = args.worker_id.clone().unwrap_or_else(default_worker_id);
+        runner.shared = Some(SharedWork {
+            leases: state.clone(),
+            worker: WorkerConfig {
+                lease_ttl: args.lease_ttl,
+                ..WorkerConfig::new(id)
+            },
+        });
+    }
+    if let Some(url) = &args.redis_url {
+        match rt.block_on(RedisLimiter::connect(url, &args.redis_prefix)) {
+            Ok(limiter) => runner.limiter = (Arc::new(limiter), runner.config.local_policy()),
+            Err(e) => {
+                error(format_args!("--redis-url: cannot reach the limiter: {e}"));
+                return exit::INTERNAL;
+            }
+        }
+    }
     let mut summary = SyncSummary::default();
     let outcome = rt.block_on(async {
         let mut feed = match &spec {
@@ -401,6 +487,10 @@ pub fn sync(args: SyncArgs, db: Option<&str>) -> i32 {
             .map_err(|e| RunError::Source(format!("cannot watch for signals: {e}")))?;
         runner.run(&mut feed, &target, &mut summary).await
     });
+    if let Err(e) = rt.block_on(write_protocol_files(&args, &*state, &tenant, &summary)) {
+        error(e);
+        return exit::INTERNAL;
+    }
     match outcome {
         Ok(()) => {}
         Err(RunError::Source(e)) => {
@@ -438,6 +528,37 @@ pub fn sync(args: SyncArgs, db: Option<&str>) -> i32 {
     } else {
         exit::PASSED
     }
+}
+
+/// `host-pid`: unique among the processes of one machine, readable in leases.
+fn default_worker_id() -> String {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_string())
+        .unwrap_or_else(|_| "host".into());
+    format!("{host}-{}", std::process::id())
+}
+
+/// The engine protocol's output files, when asked for (`--dead-letters`, `--report`).
+async fn write_protocol_files(
+    args: &SyncArgs,
+    state: &dyn store::Store,
+    tenant: &str,
+    summary: &SyncSummary,
+) -> Result<(), String> {
+    use crate::engine::protocol_out::{write_dead_letters, write_report};
+    if let Some(path) = &args.dead_letters {
+        let letters = state
+            .dlq_list(&DlqFilter::tenant(tenant))
+            .await
+            .map_err(|e| format!("cannot read the dead-letter queue: {e}"))?;
+        write_dead_letters(path, &letters)
+            .map_err(|e| format!("--dead-letters {}: {e}", path.display()))?;
+    }
+    if let Some(path) = &args.report {
+        write_report(path, &summary.report)
+            .map_err(|e| format!("--report {}: {e}", path.display()))?;
+    }
+    Ok(())
 }
 
 fn print_summary(summary: &SyncSummary, tenant: &str, target: &str) {
@@ -525,6 +646,13 @@ fn print_summary(summary: &SyncSummary, tenant: &str, target: &str) {
         println!(
             "  CRM changes:    {} delivered to the source ({} events, {} duplicates and {} own echoes skipped, {} gaps re-read, {} re-syncs)",
             c.changes_delivered, c.events_seen, c.duplicates_skipped, c.echoes_skipped, c.gaps_reread, c.resyncs
+        );
+    }
+    if let Some(w) = &summary.shared {
+        println!(
+            "  shared work:    {} batch(es) sent by this process, {} taken over by another",
+            w.completed.len(),
+            w.lost.len()
         );
     }
 }

@@ -22,6 +22,7 @@ use serde::{Deserialize, Deserializer};
 use sha2::{Digest, Sha256};
 use toml::Spanned;
 
+use super::command_config::{check_tenant_key, check_time_scale, CommandLine, ConfiguredCommands};
 use super::EngineConfig;
 use crate::contract::bundle::{key_path_at, line_col};
 use crate::sim::time::{format_duration, parse_duration};
@@ -38,6 +39,8 @@ pub struct EngineSettings {
     pub hash: String,
     /// The file read, or `None` for the built-in defaults.
     pub source: Option<PathBuf>,
+    /// Engine commands the file names (not part of the hash: see [`super::command_config`]).
+    pub commands: ConfiguredCommands,
 }
 
 impl EngineSettings {
@@ -48,6 +51,7 @@ impl EngineSettings {
             hash: config_hash(&config),
             config,
             source: None,
+            commands: ConfiguredCommands::default(),
         }
     }
 
@@ -67,24 +71,24 @@ impl EngineSettings {
     pub fn parse(path: &Path, text: &str) -> Result<Self, ConfigError> {
         let file: ConfigFile =
             toml::from_str(text).map_err(|e| ConfigError::from_toml(path, text, &e))?;
-        let config = file
-            .engine
-            .unwrap_or_default()
-            .apply(EngineConfig::default())
-            .map_err(|(span, field, message)| {
-                let (line, column) = line_col(text, span.start);
-                ConfigError {
-                    path: path.to_path_buf(),
-                    line: Some(line),
-                    column: Some(column),
-                    field: Some(format!("engine.{field}")),
-                    message,
-                }
-            })?;
+        let table = file.engine.unwrap_or_default();
+        let at = |(span, field, message): Bad| {
+            let (line, column) = line_col(text, span.start);
+            ConfigError {
+                path: path.to_path_buf(),
+                line: Some(line),
+                column: Some(column),
+                field: Some(format!("engine.{field}")),
+                message,
+            }
+        };
+        let config = table.apply(EngineConfig::default()).map_err(at)?;
+        let commands = table.commands().map_err(at)?;
         Ok(EngineSettings {
             hash: config_hash(&config),
             config,
             source: Some(path.to_path_buf()),
+            commands,
         })
     }
 
@@ -220,6 +224,18 @@ struct EngineTable {
     max_concurrent: Option<Spanned<u32>>,
     breaker_threshold: Option<Spanned<u32>>,
     breaker_cooldown: Option<Spanned<Dur>>,
+    daily_budget: Option<Spanned<u64>>,
+    command: Option<Spanned<CommandLine>>,
+    command_timeout: Option<Spanned<Dur>>,
+    time_scale: Option<Spanned<f64>>,
+    tenants: Option<BTreeMap<Spanned<String>, TenantTable>>,
+}
+
+/// `[engine.tenants."partner/tenant"]`.
+#[derive(Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TenantTable {
+    command: Option<Spanned<CommandLine>>,
 }
 
 type Bad = (std::ops::Range<usize>, &'static str, String);
@@ -422,7 +438,40 @@ impl EngineTable {
             any,
         )?;
         c.breaker_cooldown = cooldown.0;
+        if let Some(b) = &self.daily_budget {
+            at_least(1u64)(b.get_ref()).map_err(|m| (b.span(), "daily_budget", m))?;
+            c.daily_budget = Some(*b.get_ref());
+        }
         Ok(c)
+    }
+
+    /// The engine-command keys ([`super::command_config`]).
+    fn commands(&self) -> Result<ConfiguredCommands, Bad> {
+        let mut out = ConfiguredCommands {
+            default: self.command.as_ref().map(|c| c.get_ref().0.clone()),
+            ..ConfiguredCommands::default()
+        };
+        if let Some(t) = &self.command_timeout {
+            nonzero_duration(t.get_ref()).map_err(|m| (t.span(), "command_timeout", m))?;
+            out.timeout = Some(t.get_ref().0);
+        }
+        if let Some(s) = &self.time_scale {
+            check_time_scale(s.get_ref()).map_err(|m| (s.span(), "time_scale", m))?;
+            out.time_scale = Some(*s.get_ref());
+        }
+        for (key, table) in self.tenants.iter().flatten() {
+            check_tenant_key(key.get_ref()).map_err(|m| (key.span(), "tenants", m))?;
+            let Some(command) = &table.command else {
+                return Err((
+                    key.span(),
+                    "tenants",
+                    format!("`{}` sets no `command`", key.get_ref()),
+                ));
+            };
+            out.per_tenant
+                .insert(key.get_ref().clone(), command.get_ref().0.clone());
+        }
+        Ok(out)
     }
 }
 
@@ -456,6 +505,12 @@ pub fn canonical(c: &EngineConfig) -> String {
     ]
     .into_iter()
     .collect();
+    // Keys added since the first release enter the canonical form only when set, so a
+    // configuration that does not use them keeps the hash it was verified under.
+    let mut fields = fields;
+    if let Some(b) = c.daily_budget {
+        fields.insert("daily_budget", b.to_string());
+    }
     let mut out = String::from("[engine]\n");
     for (k, v) in fields {
         out.push_str(&format!("{k} = {v}\n"));
@@ -584,5 +639,56 @@ mod tests {
             default_path(Path::new("/srv/team/contracts")),
             PathBuf::from("/srv/team/syncgate.toml")
         );
+    }
+
+    #[test]
+    fn engine_commands_for_every_tenant_and_per_tenant_stay_out_of_the_hash() {
+        let s = parse(
+            "[engine]\nbatch_size = 50\ncommand = [\"python3\", \"my engine.py\", \"$HOME\"]\n\
+             command_timeout = \"5m\"\ntime_scale = 600\n\
+             [engine.tenants.\"acme/prod\"]\ncommand = \"java -jar sync.jar\"\n",
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(
+            s.commands.default.as_deref(),
+            Some("python3 'my engine.py' '$HOME'")
+        );
+        assert_eq!(
+            s.commands.for_tenant("acme/prod"),
+            Some("java -jar sync.jar")
+        );
+        assert_eq!(
+            s.commands.for_tenant("acme/sandbox"),
+            Some("python3 'my engine.py' '$HOME'")
+        );
+        assert_eq!(s.commands.timeout, Some(Duration::from_secs(300)));
+        assert_eq!(s.commands.time_scale, Some(600.0));
+        let plain = parse("[engine]\nbatch_size = 50\n").unwrap_or_else(|e| panic!("{e}"));
+        let budgeted = parse("[engine]\nbatch_size = 50\ndaily_budget = 900\n")
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(budgeted.config.daily_budget, Some(900));
+        assert_eq!(budgeted.config.local_policy().daily_budget, 900);
+        assert_ne!(budgeted.hash, plain.hash, "a budget is engine tuning");
+        assert!(parse("[engine]\ndaily_budget = 0\n").is_err());
+        assert_eq!(s.hash, plain.hash, "commands are not engine tuning");
+        assert!(!plain.commands.any());
+
+        let e = parse("[engine]\ncommand = []\n").unwrap_err();
+        assert_eq!(
+            (e.line, e.field.as_deref()),
+            (Some(2), Some("engine.command")),
+            "{e}"
+        );
+        let e = parse("[engine]\ntime_scale = 0.5\n").unwrap_err();
+        assert_eq!(
+            (e.line, e.field.as_deref()),
+            (Some(2), Some("engine.time_scale")),
+            "{e}"
+        );
+        let e = parse("[engine.tenants.acme]\ncommand = \"x\"\n").unwrap_err();
+        assert_eq!(e.field.as_deref(), Some("engine.tenants"), "{e}");
+        assert!(e.to_string().contains("partner/tenant"), "{e}");
+        let e = parse("[engine.tenants.\"a/b\"]\ncomand = \"x\"\n").unwrap_err();
+        assert_eq!(e.line, Some(2), "{e}");
     }
 }

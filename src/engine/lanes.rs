@@ -16,7 +16,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use super::source::SourceRecord;
+use super::source::{SourceRecord, SourceSet};
 use crate::contract::{Bundle, FieldType};
 use crate::sim::Timestamp;
 
@@ -32,6 +32,15 @@ impl Lane {
         match self {
             Lane::RealTime => "real-time",
             Lane::Backfill => "backfill",
+        }
+    }
+
+    /// The lane a [`Lane::label`] names.
+    pub fn from_label(label: &str) -> Option<Lane> {
+        match label {
+            "real-time" => Some(Lane::RealTime),
+            "backfill" => Some(Lane::Backfill),
+            _ => None,
         }
     }
 }
@@ -50,6 +59,33 @@ pub struct Plan<'s> {
 /// a source clock ahead of ours, counts as recent).
 pub fn is_recent(record: &SourceRecord, now: Timestamp, window: Duration) -> bool {
     record.changed_at.is_some_and(|t| t.plus(window) >= now)
+}
+
+/// Every object's latest versions in `source`, in the order a run sends them: per lane
+/// (real-time first), per object (parents first); objects with nothing to send left out.
+pub fn in_order<'s>(
+    bundle: &Bundle,
+    source: &'s SourceSet,
+    realtime: impl Fn(&SourceRecord) -> bool,
+) -> Vec<(Lane, String, Vec<&'s SourceRecord>)> {
+    let per_object = bundle
+        .objects_parent_first()
+        .into_iter()
+        .map(|(object, spec)| (object.clone(), source.latest(&spec.source)))
+        .collect();
+    let plan = plan(bundle, per_object, realtime);
+    [
+        (Lane::RealTime, plan.realtime),
+        (Lane::Backfill, plan.backfill),
+    ]
+    .into_iter()
+    .flat_map(|(lane, objects)| {
+        objects
+            .into_iter()
+            .filter(|(_, records)| !records.is_empty())
+            .map(move |(object, records)| (lane, object, records))
+    })
+    .collect()
 }
 
 /// Splits `per_object` (parent-first, as `Bundle::objects_parent_first` orders them) into

@@ -14,6 +14,7 @@ pub mod bulk;
 mod calls;
 pub mod cdc;
 pub mod client;
+pub mod command_config;
 pub mod config_file;
 pub mod conflicts;
 pub mod deletes;
@@ -22,13 +23,14 @@ pub use crate::store::dlq;
 pub mod feed;
 pub mod lanes;
 pub mod mapping;
+pub mod protocol_out;
 pub mod redrive;
 pub mod retry;
 pub mod runner;
+pub mod shared;
 /// Source files are their own module (`crate::source`); re-exported for the engine's paths.
 pub use crate::source;
 pub mod table_source;
-pub mod worker;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
@@ -88,16 +90,20 @@ pub struct EngineConfig {
     pub breaker_threshold: u32,
     /// How long the open breaker holds every call.
     pub breaker_cooldown: Duration,
+    /// Requests the engine may spend per UTC day across every process sharing its limiter
+    /// (`sync --redis-url`); `None` leaves the budget to the org's own count
+    /// (`Sforce-Limit-Info`).
+    pub daily_budget: Option<u64>,
 }
 
 impl EngineConfig {
-    /// The limiter policy of a single engine: its token bucket and concurrency cap. The
-    /// daily budget is left to the `Sforce-Limit-Info` guard (the org's own count).
+    /// The limiter policy of the engine: its token bucket, concurrency cap and, when set,
+    /// daily budget (otherwise left to the `Sforce-Limit-Info` guard: the org's own count).
     pub fn local_policy(&self) -> LimitPolicy {
         LimitPolicy {
             rate_per_sec: self.rate_per_sec,
             burst: self.burst,
-            daily_budget: u64::MAX,
+            daily_budget: self.daily_budget.unwrap_or(u64::MAX),
             max_concurrent: self.max_concurrent,
             ..LimitPolicy::default()
         }
@@ -127,6 +133,7 @@ impl Default for EngineConfig {
             max_concurrent: 10,
             breaker_threshold: 5,
             breaker_cooldown: Duration::from_secs(30),
+            daily_budget: None,
         }
     }
 }
@@ -490,37 +497,49 @@ impl<'a> Sync<'a> {
         source: &SourceSet,
         fence: Option<&dyn Fence>,
     ) -> Result<(), EngineError> {
-        let per_object = self
-            .bundle
-            .objects_parent_first()
-            .into_iter()
-            .map(|(object, spec)| (object.clone(), source.latest(&spec.source)))
-            .collect();
+        for (lane, object, records) in self.lane_plan(source) {
+            self.send_in_lane(lane, client, &object, &records, fence)
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// What [`Sync::run_lanes`] sends, in its order: per lane (real-time first), per object
+    /// (parents first), the object's latest versions in `source`. Objects with nothing to
+    /// send are left out.
+    pub fn lane_plan<'s>(
+        &self,
+        source: &'s SourceSet,
+    ) -> Vec<(Lane, String, Vec<&'s SourceRecord>)> {
         let (now, window, rule) = (
             self.clock.now(),
             self.config.realtime_window,
             self.realtime.clone(),
         );
-        let plan = lanes::plan(self.bundle, per_object, |r| {
+        lanes::in_order(self.bundle, source, |r| {
             lanes::is_recent(r, now, window) || rule.as_ref().is_some_and(|f| f(r))
-        });
-        for (lane, objects) in [
-            (Lane::RealTime, plan.realtime),
-            (Lane::Backfill, plan.backfill),
-        ] {
-            self.lane = Some(lane);
-            for (object, records) in objects {
-                if !records.is_empty() {
-                    let sent = self.send_records(client, &object, &records, fence).await;
-                    if let Err(e) = sent {
-                        self.lane = None;
-                        return Err(e);
-                    }
-                }
-            }
-        }
+        })
+    }
+
+    /// [`Sync::send_records`] in `lane` (the real-time lane never uses Bulk).
+    pub async fn send_in_lane(
+        &mut self,
+        lane: Lane,
+        client: &mut SalesforceClient,
+        object: &str,
+        records: &[&SourceRecord],
+        fence: Option<&dyn Fence>,
+    ) -> Result<(), EngineError> {
+        self.lane = Some(lane);
+        let sent = self.send_records(client, object, records, fence).await;
         self.lane = None;
-        Ok(())
+        sent
+    }
+
+    /// Whether `records` of one object in `lane` would go through Bulk API 2.0 (then they
+    /// are one unit of work: a job, not batches).
+    pub fn uses_bulk(&self, lane: Lane, records: usize) -> bool {
+        lane != Lane::RealTime && records > self.config.bulk_threshold
     }
 
     /// A client for `target`, signed in.

@@ -15,9 +15,11 @@ use serde::Serialize;
 use super::cdc::{CdcConfig, CdcConsumer, CdcReport, CrmChangeSink};
 use super::client::SalesforceClient;
 use super::feed::Feed;
+use super::shared::{SharedReport, SharedWork};
 use super::{EngineConfig, EngineError, Fence, Progress, Sync, SyncReport, Target};
 use crate::contract::Bundle;
 use crate::sim::{Clock, Seed};
+use crate::store::limiter::{LimitPolicy, Limiter, LocalLimiter};
 use crate::store::{CheckpointStore, DeadLetterStore, DedupeStore, Store};
 
 /// How long an applied record version's idempotency key lives: a re-run (or a restart after
@@ -126,6 +128,9 @@ pub struct RunSummary {
     /// Salesforce → source: what the change-event consumer did.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub crm_changes: Option<CdcReport>,
+    /// With shared work: the units this process completed and those it lost.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub shared: Option<SharedReport>,
 }
 
 impl RunSummary {
@@ -176,6 +181,11 @@ pub struct Runner<'a> {
     pub crm: Option<CrmSide<'a>>,
     /// Keep the engine's events (the replay timeline) in the summary.
     pub keep_timeline: bool,
+    /// Split each page with the tenant's other processes by leases ([`super::shared`]).
+    pub shared: Option<SharedWork>,
+    /// Budget, rate and concurrency for every page of the run: one per-process limiter
+    /// from the configuration by default, or one shared by every process (Redis).
+    pub limiter: (Arc<dyn Limiter>, LimitPolicy),
 }
 
 impl<'a> Runner<'a> {
@@ -189,7 +199,6 @@ impl<'a> Runner<'a> {
     ) -> Self {
         Runner {
             bundle,
-            config,
             clock,
             state,
             seed,
@@ -199,6 +208,9 @@ impl<'a> Runner<'a> {
             watch: None,
             crm: None,
             keep_timeline: false,
+            shared: None,
+            limiter: (Arc::new(LocalLimiter::new()), config.local_policy()),
+            config,
         }
     }
 
@@ -323,6 +335,7 @@ impl<'a> Runner<'a> {
             dlq,
         )
         .with_dedupe(dedupe, DEDUPE_TTL)
+        .with_limiter(self.limiter.0.clone(), self.limiter.1.clone())
         .with_stop(self.stop.clone());
         if let Some(watch) = &self.watch {
             let watch = watch.clone();
@@ -360,16 +373,36 @@ impl<'a> Runner<'a> {
                 watch.page_started(total);
             }
             let mut engine = self.engine(summary.runs);
-            let fence = StopFence(self.stop.clone());
-            let outcome = engine.run_lanes(client, &pulled.set, Some(&fence)).await;
+            let outcome = match &self.shared {
+                Some(shared) => {
+                    let done = summary.shared.get_or_insert_with(SharedReport::default);
+                    super::shared::run_page(
+                        shared,
+                        &mut engine,
+                        client,
+                        &pulled.set,
+                        &self.stop,
+                        done,
+                    )
+                    .await
+                }
+                None => {
+                    let fence = StopFence(self.stop.clone());
+                    engine
+                        .run_lanes(client, &pulled.set, Some(&fence))
+                        .await
+                        .map(|()| true)
+                }
+            };
             if let Some(watch) = &self.watch {
                 watch.page_finished();
             }
             summary.add(engine.finish(client), self.keep_timeline);
             match outcome {
-                Ok(()) => {}
+                Ok(true) => {}
                 // Not committed: the next start reads this page again, and the dedupe
                 // store skips what this run applied.
+                Ok(false) => return Ok(false),
                 Err(EngineError::Fenced(_)) if self.stop.requested() => return Ok(false),
                 Err(e) => return Err(RunError::Engine(e)),
             }

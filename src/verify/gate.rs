@@ -63,6 +63,9 @@ pub struct GateOptions {
     /// Run this engine command instead of the in-process engine (`--engine-cmd`); its
     /// timeout and time scale also apply to scenarios that name their own `engine_cmd`.
     pub engine_cmd: Option<super::engine_cmd::EngineCommand>,
+    /// Per tenant (`partner/tenant`): the engine command that judges it instead of
+    /// `engine_cmd` (`[engine.tenants."partner/tenant"] command` in `syncgate.toml`).
+    pub tenant_engine_cmds: BTreeMap<String, super::engine_cmd::EngineCommand>,
     /// `--engine-timeout` / `--time-scale` for scenarios that name an `engine_cmd`.
     pub engine_timeout: std::time::Duration,
     pub time_scale: f64,
@@ -113,6 +116,7 @@ impl GateOptions {
             environment: "production".into(),
             engine: EngineSettings::defaults(),
             engine_cmd: None,
+            tenant_engine_cmds: BTreeMap::new(),
             engine_timeout: super::engine_cmd::DEFAULT_TIMEOUT,
             time_scale: super::engine_cmd::DEFAULT_TIME_SCALE,
         }
@@ -238,6 +242,9 @@ pub struct GateReport {
     pub engine_config_hash: String,
     /// The file it was read from, or `defaults`.
     pub engine_config_source: String,
+    /// The engine command every run used (`--engine-cmd`), if one was given on the command
+    /// line (commands from the configuration file come back with `--engine-config`).
+    pub engine_cmd: Option<String>,
     pub scenarios: Vec<String>,
     pub tenants: Vec<TenantResult>,
 }
@@ -288,6 +295,10 @@ pub async fn run_gate(opts: &GateOptions) -> Result<GateReport, GateError> {
         .collect::<Result<_, _>>()?;
     let fixtures = load_fixtures(&scenarios, &opts.fixtures)?;
     let commands = engine_commands(opts, &scenarios)?;
+    for (tenant, cmd) in &opts.tenant_engine_cmds {
+        super::engine_cmd::check_command(&cmd.command)
+            .map_err(|e| GateError::EngineCommand(format!("{tenant}: {e}")))?;
+    }
     // Every (tenant, scenario) pair in a fixed order; a shard takes every Nth.
     let plan: Vec<(usize, usize)> = (0..bundles.len())
         .flat_map(|t| (0..scenarios.len()).map(move |s| (t, s)))
@@ -319,8 +330,16 @@ pub async fn run_gate(opts: &GateOptions) -> Result<GateReport, GateError> {
     let runs = futures_util::stream::iter(plan.iter().map(|&(t, s)| {
         let scenario = &scenarios[s];
         let (bundle, fixtures, commands) = (&bundles[t].1, &fixtures, &commands);
+        // A scenario's own command, else the tenant's, else the one for every tenant.
+        let command = match &scenario.engine_cmd {
+            Some(_) => commands[s].as_ref(),
+            None => opts
+                .tenant_engine_cmds
+                .get(&format!("{}/{}", bundle.partner, bundle.tenant))
+                .or(commands[s].as_ref()),
+        };
         async move {
-            match &commands[s] {
+            match command {
                 Some(cmd) => {
                     super::engine_cmd::run_scenario(bundle, scenario, opts.seed, cmd).await
                 }
@@ -395,6 +414,11 @@ pub async fn run_gate(opts: &GateOptions) -> Result<GateReport, GateError> {
         scenarios_dir: opts.scenarios.display().to_string(),
         engine_config_hash: opts.engine.hash.clone(),
         engine_config_source: opts.engine.source_label(),
+        engine_cmd: opts
+            .engine_cmd
+            .as_ref()
+            .filter(|c| Some(&c.command) != opts.engine.commands.default.as_ref())
+            .map(|c| c.command.clone()),
         scenarios: scenarios.iter().map(|s| s.name.clone()).collect(),
         tenants: results,
     })

@@ -34,6 +34,9 @@ pub struct PreflightOptions {
     pub seed: Seed,
     /// The engine configuration the scenarios run with (`--engine-config`).
     pub engine: crate::engine::config_file::EngineSettings,
+    /// Judge this engine command instead of the in-process engine (`--engine-cmd`, or the
+    /// tenant's `command` in the engine configuration file).
+    pub engine_cmd: Option<super::engine_cmd::EngineCommand>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -56,6 +59,8 @@ pub struct Certification {
     pub engine_version: String,
     /// `sha256:…` of the engine configuration the scenarios ran with.
     pub engine_config_hash: String,
+    /// The engine command judged instead of syncgate's own engine, if any.
+    pub engine_command: Option<String>,
     pub seed: u64,
     pub enabled_fields: Vec<String>,
     pub changes: Vec<ContractChange>,
@@ -157,19 +162,41 @@ pub async fn run_preflight(opts: &PreflightOptions) -> Result<Certification, Pre
     let scenarios = Scenario::load_dir(&opts.scenarios).map_err(GateError::from)?;
     let fixtures =
         super::gate::load_fixtures(&scenarios, &opts.fixtures).map_err(GateError::from)?;
+    // A scenario's own command, else the engine command, else the in-process engine.
+    let commands: Vec<Option<super::engine_cmd::EngineCommand>> = scenarios
+        .iter()
+        .map(|s| match (&s.engine_cmd, &opts.engine_cmd) {
+            (Some(own), base) => Some(super::engine_cmd::EngineCommand {
+                command: own.clone(),
+                ..base.clone().unwrap_or_else(|| {
+                    super::engine_cmd::EngineCommand::new("", &opts.contracts, &opts.fixtures)
+                })
+            }),
+            (None, base) => base.clone(),
+        })
+        .collect();
+    for (s, cmd) in scenarios.iter().zip(&commands) {
+        if let Some(c) = cmd {
+            super::engine_cmd::check_command(&c.command)
+                .map_err(|e| GateError::EngineCommand(format!("{}: {e}", s.path.display())))?;
+        }
+    }
     let mut runs = Vec::new();
-    for s in &scenarios {
-        runs.push(
-            run_scenario_with(
-                &proposed,
-                s,
-                &fixtures,
-                opts.seed,
-                false,
-                &opts.engine.config,
-            )
-            .await?,
-        );
+    for (s, cmd) in scenarios.iter().zip(&commands) {
+        runs.push(match cmd {
+            Some(c) => super::engine_cmd::run_scenario(&proposed, s, opts.seed, c).await?,
+            None => {
+                run_scenario_with(
+                    &proposed,
+                    s,
+                    &fixtures,
+                    opts.seed,
+                    false,
+                    &opts.engine.config,
+                )
+                .await?
+            }
+        });
     }
     Ok(Certification {
         partner: current.partner.clone(),
@@ -179,6 +206,7 @@ pub async fn run_preflight(opts: &PreflightOptions) -> Result<Certification, Pre
         proposed_hash: proposed.content_hash(),
         engine_version: env!("CARGO_PKG_VERSION").to_string(),
         engine_config_hash: opts.engine.hash.clone(),
+        engine_command: opts.engine_cmd.as_ref().map(|c| c.command.clone()),
         seed: opts.seed.0,
         enabled_fields: enabled,
         changes,
@@ -282,8 +310,15 @@ pub fn markdown(c: &Certification) -> String {
         c.current_version, c.current_hash
     );
     let _ = writeln!(out, "| proposed bundle | `{}` |", c.proposed_hash);
-    let _ = writeln!(out, "| engine version | {} |", c.engine_version);
-    let _ = writeln!(out, "| engine configuration | `{}` |", c.engine_config_hash);
+    match &c.engine_command {
+        Some(cmd) => {
+            let _ = writeln!(out, "| engine | command `{}` |", cmd.replace('|', "\\|"));
+        }
+        None => {
+            let _ = writeln!(out, "| engine version | {} |", c.engine_version);
+            let _ = writeln!(out, "| engine configuration | `{}` |", c.engine_config_hash);
+        }
+    }
     let _ = writeln!(out, "| seed | {} |", c.seed);
     out.push_str("\n## Contract changes\n\n");
     for ch in &c.changes {
@@ -337,6 +372,21 @@ pub fn markdown(c: &Certification) -> String {
             }
         );
     }
+    let failed: Vec<_> = c.runs.iter().filter(|r| !r.passed()).collect();
+    if !failed.is_empty() {
+        out.push_str("\n## Why\n\n");
+        for r in failed {
+            for v in &r.violations {
+                let _ = writeln!(out, "- {} `{}`", r.scenario, v.invariant);
+                for d in v.details.iter().take(3) {
+                    let _ = writeln!(out, "  - {d}");
+                }
+                if v.details.len() > 3 {
+                    let _ = writeln!(out, "  - … {} more", v.details.len() - 3);
+                }
+            }
+        }
+    }
     out
 }
 
@@ -353,6 +403,7 @@ pub fn json(c: &Certification) -> String {
         "proposed_hash": c.proposed_hash,
         "engine_version": c.engine_version,
         "engine_config_hash": c.engine_config_hash,
+        "engine_command": c.engine_command,
         "seed": c.seed,
         "changes": c.changes,
         "pacts_mock": c.pacts_mock,

@@ -207,8 +207,15 @@ pub fn reproduce(report: &GateReport, t: &TenantResult, r: &RunResult) -> String
     } else {
         format!(" --scenarios {}", report.scenarios_dir)
     };
+    let mut engine = String::new();
+    if let Some(path) = Some(report.engine_config_source.as_str()).filter(|s| *s != "defaults") {
+        engine.push_str(&format!(" --engine-config {}", shell_words::quote(path)));
+    }
+    if let Some(cmd) = &report.engine_cmd {
+        engine.push_str(&format!(" --engine-cmd {}", shell_words::quote(cmd)));
+    }
     format!(
-        "syncgate replay {}{dir} --partner {} --tenant {} --seed {}",
+        "syncgate replay {}{dir} --partner {} --tenant {} --seed {}{engine}",
         r.scenario, t.partner, t.tenant, report.seed
     )
 }

@@ -6,6 +6,7 @@ mod support;
 mod cdc;
 mod crash_resume;
 mod engine_bulk;
+mod engine_command;
 mod engine_policies;
 mod gate;
 mod limiter;

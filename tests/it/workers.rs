@@ -1,5 +1,6 @@
-//! Several engine workers on one tenant: leases in PostgreSQL, the limiter in Redis, one
-//! mock org with a small daily budget and a concurrency cap; one worker dies mid-batch.
+//! Several engine workers on one tenant, each the runner `syncgate sync` runs with shared
+//! work: leases in PostgreSQL, the limiter in Redis, one mock org with a small daily budget
+//! and a concurrency cap; one worker dies mid-batch.
 
 use crate::support;
 
@@ -12,15 +13,18 @@ use std::time::Duration;
 use async_trait::async_trait;
 use syncgate::contract::Bundle;
 use syncgate::engine::client::{Credentials, Secret};
+use syncgate::engine::feed::Feed;
+use syncgate::engine::runner::{RunError, RunSummary, Runner};
+use syncgate::engine::shared::{self, SharedWork, WorkerConfig};
 use syncgate::engine::source::SourceSet;
-use syncgate::engine::worker::{plan, Worker, WorkerConfig, WorkerReport};
 use syncgate::engine::{EngineConfig, EngineError, Target};
 use syncgate::mock::{self, ClientCredentials, MockConfig, MockOrg};
 use syncgate::sim::scenario::LimitOverrides;
 use syncgate::sim::{Clock, Scenario, Seed, Timestamp};
 use syncgate::store::limiter::{LimitPolicy, Limiter, LocalLimiter, RedisLimiter};
 use syncgate::store::{
-    DeadLetterStore, DlqFilter, Lease, LeaseStore, PgStore, SqliteStore, StoreResult, WorkItem,
+    DeadLetterStore, DlqFilter, Lease, LeaseStore, PgStore, SqliteStore, Store, StoreResult,
+    WorkItem,
 };
 use syncgate::verify::invariants::{self, Evidence};
 use syncgate::verify::oracle::expectations;
@@ -102,13 +106,11 @@ impl LeaseStore for Doomed {
     }
 }
 
-/// One worker's view of the shared state: its own connection, as a separate process has.
+/// One worker's view of the shared state: its own connection, as a separate process has
+/// (the same store, as the runner and as a lease store).
 type Connect = Box<
     dyn Fn() -> std::pin::Pin<
-        Box<
-            dyn std::future::Future<Output = (Arc<dyn LeaseStore>, Arc<dyn DeadLetterStore>)>
-                + Send,
-        >,
+        Box<dyn std::future::Future<Output = (Arc<dyn Store>, Arc<dyn LeaseStore>)> + Send>,
     >,
 >;
 type ConnectLimiter =
@@ -132,10 +134,7 @@ async fn three_workers_on_postgres_and_redis_survive_a_killed_one() {
                     .await
                     .expect("a worker's connection"),
             );
-            (
-                s.clone() as Arc<dyn LeaseStore>,
-                s as Arc<dyn DeadLetterStore>,
-            )
+            (s.clone() as Arc<dyn Store>, s as Arc<dyn LeaseStore>)
         })
     });
     let prefix = redis.prefix().to_string();
@@ -162,10 +161,7 @@ async fn three_workers_on_sqlite_and_a_local_limiter_survive_a_killed_one() {
         let path = path.clone();
         Box::pin(async move {
             let s = Arc::new(SqliteStore::open(&path).expect("a worker's connection"));
-            (
-                s.clone() as Arc<dyn LeaseStore>,
-                s as Arc<dyn DeadLetterStore>,
-            )
+            (s.clone() as Arc<dyn Store>, s as Arc<dyn LeaseStore>)
         })
     });
     let shared: Arc<dyn Limiter> = Arc::new(LocalLimiter::new());
@@ -211,14 +207,29 @@ async fn three_workers(connect: Connect, connect_limiter: ConnectLimiter) {
     };
 
     let batch_size = 20;
-    let (leases, dlq) = connect().await;
-    let queued = plan(&*leases, &bundle, &source, batch_size).await.unwrap();
+    let engine = |n: u64| EngineConfig {
+        batch_size,
+        client_name: format!("syncgate-w{n}"),
+        max_window_waits: 10,
+        ..EngineConfig::default()
+    };
+    let (dlq, leases) = connect().await;
+    // Planning is the runner's own (each worker plans the page it read); planning twice
+    // queues nothing new.
+    let planner = syncgate::engine::Sync::new(&bundle, engine(0), clock.clone(), Seed(0), &*dlq);
+    let (scope, queued) = shared::plan(&*leases, &planner, &source, batch_size)
+        .await
+        .unwrap();
+    assert_eq!(scope, shared::scope(&bundle, &source));
     assert!(
         queued > 2 * DAILY_BUDGET as usize,
         "the budget must bind: {queued} batches"
     );
     assert_eq!(
-        plan(&*leases, &bundle, &source, batch_size).await.unwrap(),
+        shared::plan(&*leases, &planner, &source, batch_size)
+            .await
+            .unwrap()
+            .1,
         0
     );
 
@@ -232,7 +243,7 @@ async fn three_workers(connect: Connect, connect_limiter: ConnectLimiter) {
     };
     let (dying_tx, dying_rx) = tokio::sync::oneshot::channel();
     let doomed = Arc::new(Doomed {
-        inner: connect().await.0,
+        inner: connect().await.1,
         claims: AtomicUsize::new(0),
         held: Mutex::new(None),
         dying: Mutex::new(Some(dying_tx)),
@@ -241,30 +252,34 @@ async fn three_workers(connect: Connect, connect_limiter: ConnectLimiter) {
     });
     let mut handles = Vec::new();
     for n in 1..=3u64 {
-        let (own_leases, own_dlq) = connect().await;
+        let (state, own_leases) = connect().await;
         let leases: Arc<dyn LeaseStore> = if n == 2 { doomed.clone() } else { own_leases };
         let limiter = connect_limiter().await;
-        let worker = Worker {
-            bundle: bundle.clone(),
-            source: source.clone(),
-            leases,
-            dlq: own_dlq,
-            limiter: Some((limiter, policy.clone())),
-            target: target.clone(),
-            engine: EngineConfig {
-                batch_size,
-                client_name: format!("syncgate-w{n}"),
-                max_window_waits: 10,
-                ..EngineConfig::default()
-            },
-            clock: clock.clone(),
-            seed: Seed(n),
-            config: WorkerConfig {
-                lease_ttl: Duration::from_secs(60),
-                ..WorkerConfig::new(format!("w{n}"))
-            },
-        };
-        handles.push(tokio::spawn(worker.run()));
+        let (bundle, source, target, clock) = (
+            bundle.clone(),
+            source.clone(),
+            target.clone(),
+            clock.clone(),
+        );
+        let (config, policy) = (engine(n), policy.clone());
+        // Each worker is what `syncgate sync --shared` runs: the one runner, sharing work.
+        handles.push(tokio::spawn(async move {
+            let mut runner = Runner::new(&bundle, config, clock, &*state, Seed(n));
+            runner.shared = Some(SharedWork {
+                leases,
+                worker: WorkerConfig {
+                    lease_ttl: Duration::from_secs(60),
+                    ..WorkerConfig::new(format!("w{n}"))
+                },
+            });
+            runner.limiter = (limiter, policy);
+            let mut feed = Feed::fixed((*source).clone());
+            let mut summary = RunSummary::default();
+            runner
+                .run(&mut feed, &target, &mut summary)
+                .await
+                .map(|()| (format!("w{n}"), summary))
+        }));
     }
 
     let dead_batch = tokio::time::timeout(Duration::from_secs(60), dying_rx)
@@ -272,7 +287,7 @@ async fn three_workers(connect: Connect, connect_limiter: ConnectLimiter) {
         .expect("worker 2 reached its sixth batch")
         .unwrap();
     handles[1].abort();
-    let mut reports: Vec<WorkerReport> = Vec::new();
+    let mut reports: Vec<(String, RunSummary)> = Vec::new();
     for (i, h) in handles.into_iter().enumerate() {
         let outcome = tokio::time::timeout(Duration::from_secs(120), h)
             .await
@@ -280,24 +295,23 @@ async fn three_workers(connect: Connect, connect_limiter: ConnectLimiter) {
         if i == 1 {
             assert!(outcome.unwrap_err().is_cancelled(), "worker 2 was killed");
         } else {
-            let report: Result<WorkerReport, EngineError> = outcome.unwrap();
+            let report: Result<(String, RunSummary), RunError> = outcome.unwrap();
             reports.push(report.unwrap());
         }
     }
     running.stop().await;
 
     // The killed worker's batch was taken over after its lease expired.
-    assert_eq!(
-        leases
-            .lease_open(&format!("{}/{}", bundle.partner, bundle.tenant))
-            .await
-            .unwrap(),
-        0
-    );
+    assert_eq!(leases.lease_open(&scope).await.unwrap(), 0);
+    let shared_of = |r: &RunSummary| r.shared.clone().unwrap_or_default();
     let by_dead = doomed.completed.lock().unwrap().clone();
-    let completed: Vec<&String> = reports
+    let done: Vec<(String, shared::SharedReport)> = reports
         .iter()
-        .flat_map(|r| &r.completed)
+        .map(|(w, r)| (w.clone(), shared_of(r)))
+        .collect();
+    let completed: Vec<&String> = done
+        .iter()
+        .flat_map(|(_, r)| &r.completed)
         .chain(&by_dead)
         .collect();
     assert!(
@@ -377,9 +391,9 @@ async fn three_workers(connect: Connect, connect_limiter: ConnectLimiter) {
     // and before it was completed (its first worker then finds the lease gone); the second
     // send updates what the first created. Nothing else may be applied twice.
     let lost_by_dead = doomed.lost.lock().unwrap().clone();
-    let lost: Vec<&String> = reports
+    let lost: Vec<&String> = done
         .iter()
-        .flat_map(|r| &r.lost)
+        .flat_map(|(_, r)| &r.lost)
         .chain(&lost_by_dead)
         .collect();
     for key in &lost {
@@ -432,8 +446,8 @@ async fn three_workers(connect: Connect, connect_limiter: ConnectLimiter) {
     );
     println!(
         "batches {queued}; records applied {succeeded}, in the org {in_org}; completed per worker {:?}; lost {:?}; requests per day {per_day:?}; peak in flight {peak}; virtual end {}",
-        reports.iter().map(|r| (r.worker.as_str(), r.completed.len())).collect::<Vec<_>>(),
-        reports.iter().map(|r| (r.worker.as_str(), r.lost.len())).collect::<Vec<_>>(),
+        done.iter().map(|(w, r)| (w.as_str(), r.completed.len())).collect::<Vec<_>>(),
+        done.iter().map(|(w, r)| (w.as_str(), r.lost.len())).collect::<Vec<_>>(),
         clock.now().to_iso()
     );
 }
@@ -509,4 +523,254 @@ async fn a_fenced_batch_sends_nothing_and_gives_its_permit_back() {
         syncgate::store::limiter::Admission::Granted(_)
     ));
     running.stop().await;
+}
+
+/// Stops a child on drop, so a failing assertion leaves no `sync --follow` behind.
+struct Child(std::process::Child);
+
+impl Drop for Child {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// The scenario with real processes: three `syncgate sync --follow --shared`
+/// processes on one tenant (leases in PostgreSQL, the limiter in Redis) against one org;
+/// one is killed with SIGKILL while it holds a batch. Every record lands exactly once, the
+/// killed batch is taken over, and the concurrency cap and daily budget hold across them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_sync_processes_share_a_tenant_and_survive_a_killed_one() {
+    let test = "three_sync_processes";
+    let Some(pg) = support::postgres(test).await else {
+        return;
+    };
+    let Some(redis) = support::redis(test).await else {
+        return;
+    };
+    let db_url = format!(
+        "{}?options=-csearch_path%3D{}",
+        support::pg_url(),
+        pg.schema
+    );
+    let bundle = Bundle::load(&root().join("contracts/northwind-outfitters/sandbox")).unwrap();
+    let source_dir = root().join("harness/fixtures/default");
+    let source = SourceSet::load_dir(&source_dir).unwrap();
+    let clock = Clock::shifted();
+    let creds = ClientCredentials::gate();
+    const BUDGET: u64 = 400;
+    let mut scenario = Scenario::load(&root().join("harness/scenarios/baseline.yaml")).unwrap();
+    scenario.limits = LimitOverrides {
+        daily_api_requests: Some(BUDGET),
+        used_at_start: 0,
+    };
+    let org = MockOrg::new(MockConfig {
+        bundle: bundle.clone(),
+        scenario: Some(scenario),
+        seed: Seed(3),
+        clock: clock.clone(),
+        clients: vec![creds.clone()],
+    });
+    // Each request takes a while (wall time): the processes overlap, and a kill lands
+    // while a batch is in flight.
+    org.hold_requests(Duration::from_millis(120));
+    let running = mock::spawn(org.clone(), 0).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("syncgate.toml");
+    let batch_size = 20;
+    std::fs::write(
+        &config,
+        format!(
+            "[engine]\nbatch_size = {batch_size}\nmax_concurrent = {MAX_CONCURRENT}\nrate_per_sec = 50.0\nburst = 5\ndaily_budget = {BUDGET}\n"
+        ),
+    )
+    .unwrap();
+    let start = |id: &str| {
+        let out = std::fs::File::create(dir.path().join(format!("{id}.out"))).unwrap();
+        let err = std::fs::File::create(dir.path().join(format!("{id}.err"))).unwrap();
+        Child(
+            std::process::Command::new(env!("CARGO_BIN_EXE_syncgate"))
+                .args(["--database-url", &db_url, "sync"])
+                .args(["--bundle", "northwind-outfitters/sandbox"])
+                .arg("--contracts")
+                .arg(root().join("contracts"))
+                .arg("--source")
+                .arg(&source_dir)
+                .args(["--target", &running.base_url()])
+                .args(["--client-id", &creds.client_id])
+                .args(["--client-secret", &creds.client_secret])
+                .arg("--engine-config")
+                .arg(&config)
+                .args(["--follow", "--poll", "300ms", "--shared", "--worker-id", id])
+                .args(["--lease-ttl", "3s"])
+                .args(["--redis-url", &support::redis_url()])
+                .args(["--redis-prefix", redis.prefix()])
+                .args(["--json", "--no-progress"])
+                .env_remove("SYNCGATE_DATABASE_URL")
+                .stdin(std::process::Stdio::null())
+                .stdout(out)
+                .stderr(err)
+                .spawn()
+                .expect("syncgate sync starts"),
+        )
+    };
+    let mut w1 = start("w1");
+    let mut w2 = start("w2");
+    let mut w3 = start("w3");
+
+    // The leases, as any process sees them.
+    let (db, conn) = tokio_postgres::connect(&db_url, tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(conn);
+    let count = |sql: &'static str| {
+        let db = &db;
+        async move {
+            db.query_one(sql, &[])
+                .await
+                .map(|r| r.get::<_, i64>(0))
+                .unwrap_or(0)
+        }
+    };
+    let began = std::time::Instant::now();
+    // Kill w2 once it has completed some batches and holds another.
+    loop {
+        let done = count("SELECT COUNT(*) FROM work_items WHERE worker = 'w2' AND done").await;
+        let holds = count("SELECT COUNT(*) FROM work_items WHERE worker = 'w2' AND NOT done").await;
+        if done >= 2 && holds >= 1 {
+            break;
+        }
+        assert!(
+            began.elapsed() < Duration::from_secs(90),
+            "w2 never held a batch: {}",
+            std::fs::read_to_string(dir.path().join("w2.err")).unwrap_or_default()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    w2.0.kill().unwrap();
+    w2.0.wait().unwrap();
+    let killed_held: Vec<String> = db
+        .query(
+            "SELECT key FROM work_items WHERE worker = 'w2' AND NOT done",
+            &[],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    // The others finish the page, the killed batch included (after its lease expires).
+    loop {
+        let open = count("SELECT COUNT(*) FROM work_items WHERE NOT done").await;
+        let all = count("SELECT COUNT(*) FROM work_items").await;
+        if all > 0 && open == 0 {
+            break;
+        }
+        assert!(
+            began.elapsed() < Duration::from_secs(180),
+            "{open} of {all} batches still open"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // SIGTERM: the followers stop after the batch in flight and print their summaries.
+    let mut summaries = Vec::new();
+    for (id, w) in [("w1", &mut w1), ("w3", &mut w3)] {
+        // SAFETY: signalling our own child by its PID.
+        unsafe {
+            libc::kill(w.0.id() as i32, libc::SIGTERM);
+        }
+        let status = w.0.wait().unwrap();
+        let out = std::fs::read_to_string(dir.path().join(format!("{id}.out"))).unwrap();
+        let err = std::fs::read_to_string(dir.path().join(format!("{id}.err"))).unwrap();
+        assert!(status.code().is_some(), "{id} ended by a signal: {err}");
+        let summary: serde_json::Value = serde_json::from_str(&out)
+            .unwrap_or_else(|e| panic!("{id} printed no JSON summary ({e}): {out}{err}"));
+        summaries.push((id, summary));
+    }
+    running.stop().await;
+
+    let completed_by = |id: &str| {
+        summaries
+            .iter()
+            .find(|(w, _)| *w == id)
+            .and_then(|(_, s)| s["shared"]["completed"].as_array().cloned())
+            .unwrap_or_default()
+    };
+    let (c1, c3) = (completed_by("w1"), completed_by("w3"));
+    assert!(!c1.is_empty() && !c3.is_empty(), "{summaries:?}");
+    for key in &killed_held {
+        assert!(
+            c1.iter().chain(&c3).any(|k| k == key),
+            "the killed process's batch {key} was taken over: {summaries:?}"
+        );
+    }
+    let by_w2 = count("SELECT COUNT(*) FROM work_items WHERE worker = 'w2' AND done").await;
+    assert!(by_w2 >= 2, "w2 completed batches before it died");
+
+    // Every record exactly once with the right values, nothing else: the gate's invariants.
+    let journal = org.journal();
+    let org_state: BTreeMap<String, Vec<_>> = bundle
+        .objects
+        .keys()
+        .map(|o| (o.clone(), org.records(o)))
+        .collect();
+    let letters: Vec<_> = pg
+        .store
+        .dlq_list(&DlqFilter::tenant("northwind-outfitters/sandbox"))
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|l| l.letter)
+        .collect();
+    let expected = expectations(&bundle, &bundle, &source);
+    let violations = invariants::check(&Evidence {
+        bundle: &bundle,
+        expectations: &expected,
+        org: &org_state,
+        journal: &journal,
+        source: &source,
+        engine: &syncgate::verify::evidence::EngineOutput {
+            dead_letters: letters,
+            ..Default::default()
+        },
+        manual_edits: &[],
+    });
+    assert!(violations.is_empty(), "{violations:#?}");
+
+    // Applied once: no duplicate creates; only the batch the killed process held may have
+    // been applied twice (sent by it, then again by the process that took it over).
+    let writes: Vec<_> = journal
+        .iter()
+        .filter(|e| e.path.starts_with("/services/data/v") && e.records.is_some())
+        .collect();
+    let in_org: usize = org_state.values().map(Vec::len).sum();
+    let created: usize = writes.iter().filter_map(|e| e.created).sum();
+    let succeeded: usize = writes.iter().filter_map(|e| e.outcome).map(|o| o.0).sum();
+    assert_eq!(created, in_org, "no duplicate creates");
+    assert!(
+        succeeded >= in_org && succeeded - in_org <= killed_held.len() * batch_size,
+        "applied {succeeded} for {in_org} records; only the killed batch may repeat"
+    );
+
+    // The shared limiter: the cap bound and held across processes; the budget was kept.
+    let peak = journal.iter().map(|e| e.in_flight).max().unwrap_or(0);
+    assert!(peak <= MAX_CONCURRENT as usize, "peak in flight {peak}");
+    assert_eq!(peak, MAX_CONCURRENT as usize, "the processes overlapped");
+    assert!(
+        journal
+            .iter()
+            .all(|e| e.error_code.as_deref() != Some("REQUEST_LIMIT_EXCEEDED")),
+        "the org never refused for the budget"
+    );
+    let api = journal
+        .iter()
+        .filter(|e| e.path.starts_with("/services/data/v"))
+        .count();
+    assert!(api as u64 <= BUDGET, "{api} API requests");
+    println!(
+        "three processes: {} batches, w1 {} / w3 {} / w2 {by_w2} before its kill; killed holding {killed_held:?}; {succeeded} applied for {in_org} records; peak in flight {peak}; {api} API requests",
+        c1.len() + c3.len() + by_w2 as usize,
+        c1.len(),
+        c3.len()
+    );
 }
