@@ -9,6 +9,7 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
 
+use super::diagnostic::{parse_toml, TomlDiagnostic};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
@@ -290,86 +291,28 @@ impl BundleError {
         self
     }
 
-    fn from_toml(path: &Path, text: &str, err: toml::de::Error) -> Self {
-        let (line, column) = match err.span() {
-            Some(span) => {
-                let (l, c) = line_col(text, span.start);
-                (Some(l), Some(c))
-            }
-            None => (None, None),
-        };
-        let field = err.span().and_then(|span| key_path_at(text, span.start));
-        let mut message = err.message().trim().to_string();
-        let help = if message.contains("unknown variant") && message.contains("string") {
+    fn from_toml(path: &Path, d: TomlDiagnostic) -> Self {
+        let help = if let Some(s) = d.suggestion {
+            Some(s)
+        } else if d.message.contains("unknown variant") && d.message.contains("string") {
             Some(format!("field types are: {}", FieldType::ALL.join(", ")))
-        } else if message.contains("unknown field") {
+        } else if d.message.contains("unknown field") {
             Some("see contracts/README.md for the keys a bundle may hold".to_string())
         } else {
             None
         };
-        if message.is_empty() {
-            message = "invalid TOML".into();
-        }
         BundleError {
             path: path.to_path_buf(),
-            line,
-            column,
-            field,
-            message,
+            line: d.line,
+            column: d.column,
+            field: d.field,
+            message: d.message,
             help,
         }
     }
 }
 
-/// The dotted key a TOML error at byte `offset` is about, read from the text: the nearest
-/// `[table]` header above, the line's key, and the inline-table key before the offset
-/// (`objects.Account.fields.Fleet_Size__c.type`). `None` when the line holds no key.
-pub fn key_path_at(text: &str, offset: usize) -> Option<String> {
-    let offset = offset.min(text.len());
-    let line_start = text[..offset].rfind('\n').map_or(0, |i| i + 1);
-    let line_end = text[offset..].find('\n').map_or(text.len(), |i| offset + i);
-    let line = &text[line_start..line_end];
-    let header = text[..line_start]
-        .lines()
-        .rev()
-        .map(str::trim)
-        .find(|l| l.starts_with('['))
-        .map(|l| l.trim_matches(|c| c == '[' || c == ']').trim().to_string());
-    let (key, _) = line.split_once('=')?;
-    let key = key.trim().trim_matches('"');
-    if key.is_empty() || key.starts_with('#') || key.starts_with('[') {
-        return None;
-    }
-    let mut path: Vec<String> = header.into_iter().collect();
-    path.push(key.to_string());
-    // Inside an inline table: the key of the `k = v` pair the offset falls in.
-    let before = &line[..offset - line_start];
-    if let Some(brace) = before.find('{') {
-        let inner = &before[brace + 1..];
-        if let Some(eq) = inner.rfind('=') {
-            let name = inner[..eq]
-                .rsplit([',', '{'])
-                .next()
-                .map(|k| k.trim().trim_matches('"'))
-                .unwrap_or("");
-            if !name.is_empty() {
-                path.push(name.to_string());
-            }
-        }
-    }
-    Some(path.join("."))
-}
-
-/// 1-based line and column of byte `offset` in `text`.
-pub fn line_col(text: &str, offset: usize) -> (usize, usize) {
-    let before = &text[..offset.min(text.len())];
-    let line = before.matches('\n').count() + 1;
-    let column = before
-        .rfind('\n')
-        .map_or(before.len(), |nl| before.len() - nl - 1)
-        + 1;
-    (line, column)
-}
+pub use super::diagnostic::{key_path_at, line_col};
 
 /// One file as written: every key optional so a tenant can extend its partner's base.
 #[derive(Debug, Default, Deserialize)]
@@ -408,7 +351,7 @@ fn read_file(path: &Path) -> Result<BundleFile, BundleError> {
         message: format!("cannot read bundle file: {e}"),
         help: None,
     })?;
-    toml::from_str(&text).map_err(|e| BundleError::from_toml(path, &text, e))
+    parse_toml(&text).map_err(|d| BundleError::from_toml(path, d))
 }
 
 impl Bundle {
@@ -744,8 +687,9 @@ fn resolve(path: &Path, dir: &Path, file: BundleFile) -> Result<Bundle, BundleEr
                 external_id: obj.external_id.ok_or_else(|| missing(&at("external_id")))?,
                 source: obj.source.ok_or_else(|| missing(&at("source")))?,
                 delete: obj.delete.ok_or_else(|| {
-                    missing(&at("delete"))
-                        .help("a delete policy is required: hard_delete, archive or inactive")
+                    missing(&at("delete")).help(
+                        "a delete policy is required, e.g. `delete = { policy = \"hard_delete\" }`, `delete = { policy = \"archive\", field = \"Archived__c\" }` or `delete = { policy = \"inactive\", field = \"Status__c\", value = \"Inactive\" }`",
+                    )
                 })?,
                 fields: obj.fields,
                 unique_external_id: obj.unique_external_id.unwrap_or(false),
@@ -853,6 +797,37 @@ mod tests {
         assert_eq!(back.content_hash(), b.content_hash());
         assert_eq!(back.objects, b.objects);
         assert!(Bundle::from_json("{\"format\": 1}").is_err());
+    }
+
+    /// A misspelt key is named at its own dotted path (not at the inline table's first key),
+    /// on the right line, with the key it probably meant.
+    #[test]
+    fn a_misspelt_key_is_named_at_its_path_with_a_suggestion() {
+        let dir = tempfile::tempdir().unwrap();
+        let base = Path::new(env!("CARGO_MANIFEST_DIR")).join("contracts/northwind-outfitters");
+        let text = std::fs::read_to_string(base.join("production/bundle.toml")).unwrap();
+        let tenant = dir.path().join("acme/production");
+        std::fs::create_dir_all(&tenant).unwrap();
+        std::fs::copy(base.join("base.toml"), dir.path().join("acme/base.toml")).unwrap();
+        let typo = "[objects.Account.fields]\nTypo_Ext__c = { type = \"string\", from = \"typo\", max_lenght = 40 }\n";
+        std::fs::write(tenant.join("bundle.toml"), format!("{text}\n{typo}")).unwrap();
+        let e = Bundle::load(&tenant).unwrap_err();
+        assert_eq!(
+            e.field.as_deref(),
+            Some("objects.Account.fields.Typo_Ext__c.max_lenght")
+        );
+        let shown = e
+            .to_string()
+            .replace(&dir.path().display().to_string(), "[dir]");
+        insta::assert_snapshot!(shown);
+
+        let d = parse_toml::<BundleFile>("[objects.Account]\nextrnal_id = \"X\"\n").unwrap_err();
+        assert_eq!(
+            d.field.as_deref(),
+            Some("objects.Account.extrnal_id"),
+            "{d:?}"
+        );
+        assert_eq!(d.suggestion.as_deref(), Some("did you mean `external_id`?"));
     }
 
     #[test]

@@ -3,6 +3,7 @@
 //! bundle versions, and can-i-deploy over the store's index.
 
 pub mod bundle;
+pub mod diagnostic;
 pub mod diff;
 pub mod matrix;
 pub mod publish;

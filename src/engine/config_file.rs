@@ -24,7 +24,7 @@ use toml::Spanned;
 
 use super::command_config::{check_tenant_key, check_time_scale, CommandLine, ConfiguredCommands};
 use super::EngineConfig;
-use crate::contract::bundle::{key_path_at, line_col};
+use crate::contract::diagnostic::{line_col, parse_toml, TomlDiagnostic};
 use crate::sim::time::{format_duration, parse_duration};
 
 /// The file name looked for beside the `--contracts` directory when no `--engine-config` is
@@ -69,8 +69,7 @@ impl EngineSettings {
 
     /// Parses the text of a configuration file; `path` names it in errors.
     pub fn parse(path: &Path, text: &str) -> Result<Self, ConfigError> {
-        let file: ConfigFile =
-            toml::from_str(text).map_err(|e| ConfigError::from_toml(path, text, &e))?;
+        let file: ConfigFile = parse_toml(text).map_err(|d| ConfigError::from_toml(path, d))?;
         let table = file.engine.unwrap_or_default();
         let at = |(span, field, message): Bad| {
             let (line, column) = line_col(text, span.start);
@@ -160,23 +159,17 @@ impl fmt::Display for ConfigError {
 }
 
 impl ConfigError {
-    fn from_toml(path: &Path, text: &str, err: &toml::de::Error) -> Self {
-        let span = err.span();
-        let (line, column) = span.clone().map_or((None, None), |s| {
-            let (l, c) = line_col(text, s.start);
-            (Some(l), Some(c))
-        });
-        let message = err.message().trim();
+    fn from_toml(path: &Path, d: TomlDiagnostic) -> Self {
+        let message = match d.suggestion {
+            Some(s) => format!("{}\n  help: {s}", d.message),
+            None => d.message,
+        };
         ConfigError {
             path: path.to_path_buf(),
-            line,
-            column,
-            field: span.and_then(|s| key_path_at(text, s.start)),
-            message: if message.is_empty() {
-                "invalid TOML".into()
-            } else {
-                message.to_string()
-            },
+            line: d.line,
+            column: d.column,
+            field: d.field,
+            message,
         }
     }
 }
