@@ -267,7 +267,8 @@ fn malformed_bundle_is_reported_with_file_line_and_fix() {
     let err = stderr(&out);
     assert!(err.contains("bundle.toml:14:"), "{err}");
     assert!(err.contains("strng"), "{err}");
-    assert!(err.contains("help: field types are:"), "{err}");
+    assert!(err.contains("objects.Account.fields.Name.type"), "{err}");
+    assert!(err.contains("help: did you mean `string`?"), "{err}");
 
     let out = syncgate(&["contracts", "validate", tenant.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(2));
