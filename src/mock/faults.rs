@@ -20,6 +20,8 @@ pub struct Fault {
 pub struct FaultLayer {
     rules: Vec<FaultRule>,
     calls: Vec<u64>,
+    /// Per rule with `lasting`: when (since the start) it first fired.
+    began: Vec<Option<Duration>>,
     rng: Rng,
     /// A fault for the next API request only, set by a provider state.
     forced: Option<Fault>,
@@ -29,6 +31,7 @@ impl FaultLayer {
     pub fn new(rules: Vec<FaultRule>, rng: Rng) -> Self {
         let calls = vec![0; rules.len()];
         FaultLayer {
+            began: vec![None; rules.len()],
             rules,
             calls,
             rng,
@@ -58,11 +61,24 @@ impl FaultLayer {
                 continue;
             }
             self.calls[i] += 1;
+            // A lasting outage: every matching request while it lasts, none after it.
+            if let (Some(lasting), Some(began)) = (rule.lasting, self.began[i]) {
+                if chosen.is_none() && elapsed < began + lasting.0 {
+                    chosen = Some(Fault {
+                        rule: rule.name.clone(),
+                        response: rule.respond.clone(),
+                    });
+                }
+                continue;
+            }
             let in_range = rule.calls.is_none_or(|r| r.contains(self.calls[i]));
             if chosen.is_none()
                 && in_range
                 && (rule.probability >= 1.0 || self.rng.chance(rule.probability))
             {
+                if rule.lasting.is_some() {
+                    self.began[i] = Some(elapsed);
+                }
                 chosen = Some(Fault {
                     rule: rule.name.clone(),
                     response: rule.respond.clone(),
@@ -101,9 +117,38 @@ mod tests {
             },
             calls,
             probability: p,
+            lasting: None,
             respond: FaultResponse::ServerUnavailable,
             optional: false,
         }
+    }
+
+    #[test]
+    fn a_lasting_rule_answers_every_matching_request_for_its_length_then_never() {
+        let mut r = rule(
+            "outage",
+            Some(CallRange {
+                first: 2,
+                times: Some(1),
+            }),
+            1.0,
+        );
+        r.lasting = Some(Dur(Duration::from_secs(30)));
+        let mut layer = FaultLayer::new(vec![r], Seed(1).stream("faults"));
+        let at = |s: u64| Duration::from_secs(s);
+        let mut fired = |layer: &mut FaultLayer, s| {
+            layer
+                .decide("PATCH", "/sobjects/Account", Some("Account"), at(s))
+                .is_some()
+        };
+        assert!(!fired(&mut layer, 0), "the first call is before it starts");
+        assert!(fired(&mut layer, 5), "it starts on the second call");
+        // However many calls come meanwhile, until 5 s + 30 s.
+        for s in [5, 6, 7, 8, 9, 10, 20, 34] {
+            assert!(fired(&mut layer, s), "at {s}s");
+        }
+        assert!(!fired(&mut layer, 35));
+        assert!(!fired(&mut layer, 36));
     }
 
     const T0: Duration = Duration::ZERO;

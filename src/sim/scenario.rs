@@ -125,6 +125,12 @@ pub struct FaultRule {
     /// Chance that a matching call in range gets the fault, drawn from the seed.
     #[serde(default = "one")]
     pub probability: f64,
+    /// Once the rule first fires, it answers every matching request with its fault for this
+    /// long (org time), then never again: an outage that lasts a length of time, not a
+    /// number of calls (an engine that retries without waiting spends its attempts inside
+    /// it). `calls` and `probability` then only choose when it starts.
+    #[serde(default)]
+    pub lasting: Option<Dur>,
     pub respond: FaultResponse,
     /// The rule may never fire without failing the scenario. By default a rule that injected
     /// no fault fails its scenario (`faults-fired`): the scenario did not test what it says.
