@@ -406,7 +406,7 @@ pub async fn matrix(
 /// The latest of a pacticipant's versions: the highest by semver precedence when every
 /// version is semantic (`2.0.0-rc.10` after `2.0.0-rc.2`), else the last created (commit SHAs
 /// and other opaque versions have no order of their own).
-fn latest_version(
+pub(crate) fn latest_version(
     mut versions: Vec<crate::store::PacticipantVersion>,
 ) -> Option<crate::store::PacticipantVersion> {
     use crate::contract::publish::{compare_versions, parse_version};

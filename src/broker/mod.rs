@@ -12,6 +12,7 @@ pub mod matrix;
 pub mod releases;
 pub mod selectors;
 pub mod tokens;
+pub mod webhooks;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -39,6 +40,8 @@ pub struct BrokerConfig {
     pub tokens: Tokens,
     pub clock: Clock,
     pub public_url: Option<String>,
+    /// How webhooks are signed, retried and timed out ([`webhooks::delivery`]).
+    pub webhooks: Arc<webhooks::Delivery>,
 }
 
 type Shared = Arc<BrokerConfig>;
@@ -315,6 +318,7 @@ pub fn router(config: BrokerConfig) -> Router {
             "/pacts/provider/{provider}/consumer/{consumer}/pact-version/{sha}/verification-results/latest",
             get(latest::latest_verification_results),
         )
+        .merge(webhooks::routes())
         .fallback(|| async {
             ApiError(StatusCode::NOT_FOUND, "no such resource in this registry".into())
         })
@@ -375,6 +379,11 @@ async fn index(State(cfg): State<Shared>, headers: HeaderMap) -> ApiResult {
                 "title": "Environment", "templated": true
             },
             "pb:matrix": { "href": format!("{b}/matrix"), "title": "The matrix behind can-i-deploy" },
+            "pb:webhooks": { "href": format!("{b}/webhooks"), "title": "Webhooks" },
+            "pb:webhook": {
+                "href": format!("{b}/webhooks/{{uuid}}"),
+                "title": "Webhook", "templated": true
+            },
             "pb:can-i-deploy-badge": {
                 "href": format!("{b}/pacticipants/{{pacticipant}}/latest-version/{{tag}}/can-i-deploy/to/{{environment}}/badge"),
                 "title": "Can I deploy the latest version with the tag to the environment (SVG badge)", "templated": true
@@ -481,6 +490,8 @@ async fn publish_contracts(
     // The consumer's version, branch and tags are written too: the token must own it.
     c.check(&req.pacticipant_name, Access::Write)?;
     let outcomes = cfg.store.pacts_publish(&pubs).await?;
+    let created = outcomes.iter().map(|o| *o == crate::store::PublishOutcome::Created);
+    webhooks::events::published(&cfg, &c.base, pubs.iter().cloned().zip(created).collect());
     let name = &req.pacticipant_name;
     let version = &req.pacticipant_version_number;
     cfg.store
@@ -803,22 +814,22 @@ async fn record_result(
     let p = find_pact(cfg, provider, consumer, |p| sha.is_none_or(|s| p.sha == s)).await?;
     let now = cfg.clock.now();
     let raw: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
-    let id = cfg
-        .store
-        .pact_verification_record(&PactVerificationResult {
-            id: 0,
-            consumer: consumer.to_string(),
-            provider: provider.to_string(),
-            pact_sha: p.sha.clone(),
-            provider_version: req.provider_application_version.clone(),
-            success: req.success,
-            body: raw.to_string(),
-            verified_at: now,
-        })
-        .await?;
+    let mut result = PactVerificationResult {
+        id: 0,
+        consumer: consumer.to_string(),
+        provider: provider.to_string(),
+        pact_sha: p.sha.clone(),
+        provider_version: req.provider_application_version.clone(),
+        success: req.success,
+        body: raw.to_string(),
+        verified_at: now,
+    };
+    let id = cfg.store.pact_verification_record(&result).await?;
+    result.id = id;
     cfg.store
         .pacticipant_version_upsert(provider, &req.provider_application_version, None, None, now)
         .await?;
+    webhooks::events::verified(cfg, &c.base, &p, &result);
     let href = format!(
         "{}/pacts/provider/{}/consumer/{}/pact-version/{}/verification-results/{id}",
         c.base,

@@ -11,6 +11,7 @@ use super::migrations::MIGRATIONS;
 use super::*;
 
 mod pact;
+mod webhooks;
 
 /// State in a PostgreSQL database (optionally in one schema of it).
 ///
