@@ -490,7 +490,9 @@ async fn publish_contracts(
     // The consumer's version, branch and tags are written too: the token must own it.
     c.check(&req.pacticipant_name, Access::Write)?;
     let outcomes = cfg.store.pacts_publish(&pubs).await?;
-    let created = outcomes.iter().map(|o| *o == crate::store::PublishOutcome::Created);
+    let created = outcomes
+        .iter()
+        .map(|o| *o == crate::store::PublishOutcome::Created);
     webhooks::events::published(&cfg, &c.base, pubs.iter().cloned().zip(created).collect());
     let name = &req.pacticipant_name;
     let version = &req.pacticipant_version_number;

@@ -6,7 +6,8 @@
 //!
 //! Who may: changing a webhook needs write access to each pacticipant it names; one naming
 //! none (every consumer and provider) needs an admin token for every partner (`partner =
-//! "*"`, `access = "admin"`). Reading needs read access likewise. The registry delivers
+//! "*"`, `access = "admin"`). Reading needs read access to one of the pacticipants named
+//! (as for pacts), or that admin token for a webhook naming none. The registry delivers
 //! wherever a webhook points (any http(s) URL): choosing who holds such tokens is the
 //! registry administrator's concern. Definitions never hold credentials: receivers check
 //! the `X-Syncgate-Signature` header instead ([`delivery`]).
@@ -99,7 +100,11 @@ fn bad(field: &str, msg: impl std::fmt::Display) -> ApiError {
 
 /// The pacticipant a `consumer`/`provider` object names, checked against the one in the
 /// path (if the route has one).
-fn filter(field: &str, body: Option<Named>, path: Option<&str>) -> Result<Option<String>, ApiError> {
+fn filter(
+    field: &str,
+    body: Option<Named>,
+    path: Option<&str>,
+) -> Result<Option<String>, ApiError> {
     let named = match body {
         Some(Named { label: Some(_), .. }) => {
             return Err(bad(
@@ -138,7 +143,11 @@ fn definition(
         if !events::EVENTS.contains(&e.name.as_str()) {
             return Err(bad(
                 &format!("events[{i}].name"),
-                format!("`{}` is not an event: use one of {}", e.name, events::EVENTS.join(", ")),
+                format!(
+                    "`{}` is not an event: use one of {}",
+                    e.name,
+                    events::EVENTS.join(", ")
+                ),
             ));
         }
     }
@@ -151,9 +160,15 @@ fn definition(
             "the registry stores no credentials; receivers check the X-Syncgate-Signature header (HMAC-SHA256 of the body under the registry's webhook secret) instead",
         ));
     }
-    let method = r.method.unwrap_or_else(|| "POST".into()).to_ascii_uppercase();
+    let method = r
+        .method
+        .unwrap_or_else(|| "POST".into())
+        .to_ascii_uppercase();
     if !matches!(method.as_str(), "GET" | "POST" | "PUT" | "PATCH" | "DELETE") {
-        return Err(bad("request.method", format!("`{method}` is not GET, POST, PUT, PATCH or DELETE")));
+        return Err(bad(
+            "request.method",
+            format!("`{method}` is not GET, POST, PUT, PATCH or DELETE"),
+        ));
     }
     let Some(url) = r.url.filter(|u| !u.trim().is_empty()) else {
         return Err(bad("request.url", "missing"));
@@ -224,7 +239,10 @@ fn check_url(url: &str) -> Result<(), ApiError> {
     if !matches!(parsed.scheme(), "http" | "https") {
         return Err(bad(
             "request.url",
-            format!("only http(s) URLs are delivered, not `{}:`", parsed.scheme()),
+            format!(
+                "only http(s) URLs are delivered, not `{}:`",
+                parsed.scheme()
+            ),
         ));
     }
     if !parsed.username().is_empty() || parsed.password().is_some() {
@@ -244,7 +262,8 @@ fn check_url(url: &str) -> Result<(), ApiError> {
     Ok(())
 }
 
-/// Checks the caller may change a webhook for these pacticipants.
+/// Checks the caller may read (read access to a pacticipant the webhook names) or change
+/// (write access to every one it names) a webhook.
 fn may(c: &Caller, w: &Webhook, access: Access) -> Result<(), ApiError> {
     let named: Vec<&String> = w.consumer.iter().chain(w.provider.iter()).collect();
     if named.is_empty() {
@@ -259,6 +278,10 @@ fn may(c: &Caller, w: &Webhook, access: Access) -> Result<(), ApiError> {
                 if access == Access::Read { "read" } else { "change" }
             ),
         ));
+    }
+    // Reading is like reading pacts: either side will do. Changing needs both.
+    if access == Access::Read && named.iter().any(|n| c.scope.allows(n, access)) {
+        return Ok(());
     }
     for n in named {
         c.check(n, access)?;
@@ -395,7 +418,11 @@ async fn list_pair(
     headers: HeaderMap,
     Path((provider, consumer)): Path<(String, String)>,
 ) -> ApiResult {
-    let href = format!("/webhooks/provider/{}/consumer/{}", seg(&provider), seg(&consumer));
+    let href = format!(
+        "/webhooks/provider/{}/consumer/{}",
+        seg(&provider),
+        seg(&consumer)
+    );
     list(&cfg, &headers, Some(&consumer), Some(&provider), &href).await
 }
 
@@ -487,7 +514,9 @@ async fn delete(
     let c = caller(&cfg, &headers)?;
     existing(&cfg, &c, &uuid, Access::Write).await?;
     cfg.store.webhook_delete(&uuid).await?;
-    Ok(axum::response::IntoResponse::into_response(StatusCode::NO_CONTENT))
+    Ok(axum::response::IntoResponse::into_response(
+        StatusCode::NO_CONTENT,
+    ))
 }
 
 /// `GET /webhooks/{uuid}/executions`: every delivery attempt, oldest first.
@@ -552,8 +581,14 @@ async fn execute(
         .unwrap_or_default();
     context.set("eventName", event.as_str());
     let job = delivery::Job {
-        consumer: latest.as_ref().map(|p| p.consumer.clone()).unwrap_or_default(),
-        provider: latest.as_ref().map(|p| p.provider.clone()).unwrap_or_default(),
+        consumer: latest
+            .as_ref()
+            .map(|p| p.consumer.clone())
+            .unwrap_or_default(),
+        provider: latest
+            .as_ref()
+            .map(|p| p.provider.clone())
+            .unwrap_or_default(),
         webhook: w,
         event,
         context,

@@ -19,4 +19,5 @@ mod registry;
 mod schemas;
 mod store_suite;
 mod sync_cli;
+mod webhooks;
 mod workers;

@@ -186,7 +186,10 @@ pub async fn attempt(client: &reqwest::Client, settings: &Delivery, job: &Job) -
     let mut req = client
         .request(r.method, r.url)
         .timeout(settings.timeout)
-        .header(reqwest::header::USER_AGENT, concat!("syncgate-registry/", env!("CARGO_PKG_VERSION")))
+        .header(
+            reqwest::header::USER_AGENT,
+            concat!("syncgate-registry/", env!("CARGO_PKG_VERSION")),
+        )
         .header(SIGNATURE_HEADER, secret.sign(&r.body))
         .header(EVENT_HEADER, &job.event)
         .header(WEBHOOK_HEADER, &job.webhook.uuid)

@@ -57,7 +57,10 @@ impl Raiser {
 
     /// Sends `event` to every webhook in `hooks` that wants it.
     fn dispatch(&self, hooks: &[Webhook], event: &str, p: &PactPublication, ctx: &Context) {
-        for w in hooks.iter().filter(|w| wants(w, event, &p.consumer, &p.provider)) {
+        for w in hooks
+            .iter()
+            .filter(|w| wants(w, event, &p.consumer, &p.provider))
+        {
             let mut context = ctx.clone();
             context.set("eventName", event);
             delivery::spawn(
@@ -92,7 +95,10 @@ pub fn pact_context(base: &str, p: &PactPublication) -> Context {
         .set("consumerName", p.consumer.as_str())
         .set("providerName", p.provider.as_str())
         .set("consumerVersionNumber", p.consumer_version.as_str())
-        .set("consumerVersionBranch", p.branch.clone().unwrap_or_default())
+        .set(
+            "consumerVersionBranch",
+            p.branch.clone().unwrap_or_default(),
+        )
         .set("consumerVersionTags", p.tags.join(", "));
     c
 }
@@ -155,12 +161,18 @@ async fn raise_published(r: &Raiser, pubs: &[(PactPublication, bool)]) -> StoreR
             continue;
         }
         for v in candidates {
-            if verifications.iter().any(|x| x.provider_version == v.version) {
+            if verifications
+                .iter()
+                .any(|x| x.provider_version == v.version)
+            {
                 continue;
             }
             let mut c = ctx.clone();
             c.set("providerVersionNumber", v.version.as_str())
-                .set("providerVersionBranch", v.branch.clone().unwrap_or_default())
+                .set(
+                    "providerVersionBranch",
+                    v.branch.clone().unwrap_or_default(),
+                )
                 .set("providerVersionTags", v.tags.join(", "));
             r.dispatch(&hooks, CONTRACT_REQUIRING_VERIFICATION_PUBLISHED, p, &c);
         }
@@ -223,17 +235,15 @@ async fn provider_versions_to_verify(
             continue;
         }
         // A deployed version the registry has no record of still needs verifying.
-        let v = versions
-            .iter()
-            .find(|v| v.version == w)
-            .cloned()
-            .unwrap_or(crate::store::PacticipantVersion {
+        let v = versions.iter().find(|v| v.version == w).cloned().unwrap_or(
+            crate::store::PacticipantVersion {
                 pacticipant: provider.to_string(),
                 version: w,
                 branch: None,
                 tags: Vec::new(),
                 created_at: crate::sim::Timestamp::from_millis(0),
-            });
+            },
+        );
         out.push(v);
     }
     Ok(out)
@@ -273,7 +283,11 @@ async fn raise_verified(
         .find(|v| v.version == result.provider_version);
     let build_url = serde_json::from_str::<serde_json::Value>(&result.body)
         .ok()
-        .and_then(|b| b.get("buildUrl").and_then(|u| u.as_str()).map(str::to_string))
+        .and_then(|b| {
+            b.get("buildUrl")
+                .and_then(|u| u.as_str())
+                .map(str::to_string)
+        })
         .unwrap_or_default();
     let mut ctx = pact_context(&r.base, p);
     ctx.set("providerVersionNumber", result.provider_version.as_str())
@@ -286,7 +300,9 @@ async fn raise_verified(
         )
         .set(
             "providerVersionTags",
-            provider_version.map(|v| v.tags.join(", ")).unwrap_or_default(),
+            provider_version
+                .map(|v| v.tags.join(", "))
+                .unwrap_or_default(),
         )
         .set("githubVerificationStatus", github_status(result.success))
         .set("verificationResultUrl", result_url(&r.base, p, result.id))

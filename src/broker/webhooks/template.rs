@@ -154,7 +154,9 @@ mod tests {
     #[test]
     fn unknown_placeholders_are_named_once() {
         assert_eq!(
-            unknown_placeholders("${pactbroker.pactUrl} ${pactbroker.nope} ${pactbroker.nope} ${pactbroker.}"),
+            unknown_placeholders(
+                "${pactbroker.pactUrl} ${pactbroker.nope} ${pactbroker.nope} ${pactbroker.}"
+            ),
             ["nope", ""]
         );
         assert!(unknown_placeholders("${pactbroker.eventName} ${other.thing}").is_empty());
