@@ -341,18 +341,40 @@ pub async fn latest_verification_results(
     headers: HeaderMap,
     Path((provider, consumer, sha)): Path<(String, String, String)>,
 ) -> ApiResult {
-    let c = caller(&cfg, &headers)?;
-    c.check(&provider, Access::Read)?;
+    verification_result(&cfg, &headers, &provider, &consumer, &sha, None).await
+}
+
+/// `GET /pacts/provider/{p}/consumer/{c}/pact-version/{sha}/verification-results/{id}`: one
+/// result (the link a verification answer and `${pactbroker.verificationResultUrl}` give).
+pub async fn verification_result_by_id(
+    State(cfg): State<Shared>,
+    headers: HeaderMap,
+    Path((provider, consumer, sha, id)): Path<(String, String, String, i64)>,
+) -> ApiResult {
+    verification_result(&cfg, &headers, &provider, &consumer, &sha, Some(id)).await
+}
+
+/// The result `id` (or the last) posted for the pact content `sha`.
+async fn verification_result(
+    cfg: &Shared,
+    headers: &HeaderMap,
+    provider: &str,
+    consumer: &str,
+    sha: &str,
+    id: Option<i64>,
+) -> ApiResult {
+    let c = caller(cfg, headers)?;
+    c.check(provider, Access::Read)?;
     let last = cfg
         .store
-        .pact_verifications(&provider, Some(&consumer))
+        .pact_verifications(provider, Some(consumer))
         .await?
         .into_iter()
         .rev()
-        .find(|v| v.pact_sha == sha)
+        .find(|v| v.pact_sha == sha && id.is_none_or(|i| v.id == i))
         .ok_or_else(|| {
             not_found(format!(
-                "no verification results for the pact between {consumer} and {provider} ({sha})"
+                "no such verification result for the pact between {consumer} and {provider} ({sha})"
             ))
         })?;
     let mut body: Value = serde_json::from_str(&last.body).unwrap_or_else(|_| json!({}));
@@ -362,8 +384,8 @@ pub async fn latest_verification_results(
     let pv = format!(
         "{}/pacts/provider/{}/consumer/{}/pact-version/{sha}",
         c.base,
-        seg(&provider),
-        seg(&consumer)
+        seg(provider),
+        seg(consumer)
     );
     body["success"] = json!(last.success);
     body["providerApplicationVersion"] = json!(last.provider_version);
@@ -372,5 +394,5 @@ pub async fn latest_verification_results(
         "self": { "href": format!("{pv}/verification-results/{}", last.id), "title": "Verification result" },
         "pb:pact-version": { "href": pv },
     });
-    Ok(hal(StatusCode::OK, &headers, body))
+    Ok(hal(StatusCode::OK, headers, body))
 }

@@ -318,6 +318,10 @@ pub fn router(config: BrokerConfig) -> Router {
             "/pacts/provider/{provider}/consumer/{consumer}/pact-version/{sha}/verification-results/latest",
             get(latest::latest_verification_results),
         )
+        .route(
+            "/pacts/provider/{provider}/consumer/{consumer}/pact-version/{sha}/verification-results/{id}",
+            get(latest::verification_result_by_id),
+        )
         .merge(webhooks::routes())
         .fallback(|| async {
             ApiError(StatusCode::NOT_FOUND, "no such resource in this registry".into())

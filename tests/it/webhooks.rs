@@ -397,6 +397,10 @@ fn fires_on_publish_signed_retried_and_logged(db: &str) {
         String::from_utf8_lossy(&last.body),
         format!("v=7.0.0 success {result_url}")
     );
+    // The result URL a webhook carries resolves.
+    let (status, got) = call("GET", result_url, Some("bluepeak-read"), None);
+    assert_eq!(status, 200, "{got}");
+    assert_eq!(got["providerApplicationVersion"], "7.0.0", "{got}");
 
     // test-webhook sends one attempt now; delete-webhook removes it and its log.
     let (ok, out) = broker(u, "bluepeak-write", &["test-webhook", "--uuid", &uuid]);
@@ -611,4 +615,110 @@ fn with_two_registry_processes_on_one_database_the_one_that_took_the_publish_del
     assert_eq!(log[0]["status"], "success");
     drop((a, b));
     drop(pg);
+}
+
+#[test]
+fn a_pact_requiring_verification_is_announced_once_per_provider_version_that_has_not_verified_it() {
+    requiring_verification_is_announced("");
+    if let Some((pg, url)) = pg_db("webhooks_requiring_verification") {
+        requiring_verification_is_announced(&url);
+        drop(pg);
+    }
+}
+
+fn requiring_verification_is_announced(db: &str) {
+    let receiver = Receiver::start(0);
+    let s = serve(db);
+    let u = &s.url;
+    // The provider's main branch is at 5.0.0; 4.0.0 (another branch) is deployed.
+    for (branch, version) in [("main", "5.0.0"), ("release-4", "4.0.0")] {
+        let (status, body) = call(
+            "PUT",
+            &format!("{u}/pacticipants/{BP}/branches/{branch}/versions/{version}"),
+            Some("bluepeak-write"),
+            Some(json!({})),
+        );
+        assert_eq!(status, 200, "{body}");
+    }
+    let (status, body) = call(
+        "POST",
+        &format!("{u}/pacticipants/{BP}/versions/4.0.0/deployed-versions/environment/production"),
+        Some("bluepeak-write"),
+        Some(json!({})),
+    );
+    assert!(status == 200 || status == 201, "{status} {body}");
+    let (status, body) = call(
+        "POST",
+        &format!("{u}/webhooks/provider/{BP}"),
+        Some("bluepeak-write"),
+        Some(json!({
+            "events": [{ "name": "contract_requiring_verification_published" }],
+            "request": {
+                "method": "POST",
+                "url": format!("{}/verify", receiver.url),
+                "body": {
+                    "pact": "${pactbroker.pactUrl}",
+                    "provider_version": "${pactbroker.providerVersionNumber}",
+                    "provider_branch": "${pactbroker.providerVersionBranch}"
+                }
+            }
+        })),
+    );
+    assert_eq!(status, 201, "{body}");
+
+    let announced = |seen: &[Seen]| -> Vec<(String, String)> {
+        let mut out: Vec<(String, String)> = seen
+            .iter()
+            .map(|r| {
+                let b = r.json();
+                (
+                    b["provider_version"]
+                        .as_str()
+                        .unwrap_or_default()
+                        .to_string(),
+                    b["provider_branch"]
+                        .as_str()
+                        .unwrap_or_default()
+                        .to_string(),
+                )
+            })
+            .collect();
+        out.sort();
+        out
+    };
+    publish(u, "1.0.0", "needs verifying");
+    let seen = receiver.wait_for(2);
+    assert_eq!(
+        announced(&seen),
+        [
+            ("4.0.0".to_string(), "release-4".to_string()),
+            ("5.0.0".to_string(), "main".to_string())
+        ]
+    );
+    assert!(seen
+        .iter()
+        .all(|r| r.event == "contract_requiring_verification_published"));
+    assert!(
+        seen[0].json()["pact"]
+            .as_str()
+            .unwrap_or_default()
+            .ends_with("/version/1.0.0"),
+        "{:?}",
+        seen[0]
+    );
+
+    // The main branch verifies it; the same content under a new consumer version then needs
+    // only the deployed version.
+    let (status, body) = call(
+        "POST",
+        &format!("{u}/pacts/provider/{BP}/consumer/syncgate-engine/verification-results"),
+        Some("bluepeak-write"),
+        Some(json!({ "success": true, "providerApplicationVersion": "5.0.0" })),
+    );
+    assert_eq!(status, 201, "{body}");
+    publish(u, "1.0.1", "needs verifying");
+    let seen = receiver.wait_for(3);
+    assert_eq!(seen[2].json()["provider_version"], "4.0.0", "{:?}", seen[2]);
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(receiver.seen().len(), 3, "{:?}", receiver.seen());
 }
