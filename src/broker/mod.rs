@@ -9,6 +9,7 @@
 pub mod environments;
 pub mod latest;
 pub mod matrix;
+pub mod order;
 pub mod releases;
 pub mod selectors;
 pub mod tokens;
@@ -199,35 +200,35 @@ pub fn router(config: BrokerConfig) -> Router {
         .route("/pacts/latest", get(latest::latest_pact_versions))
         .route(
             "/pacts/provider/{provider}/branch",
-            get(latest::provider_main_branch),
+            get(latest::branch_pacts_all),
         )
         .route(
             "/pacts/provider/{provider}/branch/latest",
-            get(latest::provider_main_branch_latest),
+            get(latest::branch_pacts_latest),
         )
         .route(
             "/pacts/provider/{provider}/branch/{branch}",
-            get(latest::provider_branch),
+            get(latest::branch_pacts_all),
         )
         .route(
             "/pacts/provider/{provider}/branch/{branch}/latest",
-            get(latest::provider_branch_latest),
+            get(latest::branch_pacts_latest),
         )
         .route(
             "/pacts/provider/{provider}/consumer/{consumer}/branch",
-            get(latest::pair_main_branch),
+            get(latest::branch_pacts_all),
         )
         .route(
             "/pacts/provider/{provider}/consumer/{consumer}/branch/latest",
-            get(latest::pair_main_branch_latest),
+            get(latest::branch_pacts_latest),
         )
         .route(
             "/pacts/provider/{provider}/consumer/{consumer}/branch/{branch}",
-            get(latest::pair_branch),
+            get(latest::branch_pacts_all),
         )
         .route(
             "/pacts/provider/{provider}/consumer/{consumer}/branch/{branch}/latest",
-            get(latest::pair_branch_latest),
+            get(latest::branch_pacts_latest),
         )
         .route("/pacticipants", get(latest::pacticipants))
         .route(
@@ -586,13 +587,9 @@ pub fn base64_decode(s: &str) -> Option<Vec<u8>> {
     Some(out)
 }
 
-/// The latest publication per consumer, in consumer order.
+/// The latest publication per consumer ([`order`]), in consumer order.
 pub fn latest_per_consumer(pubs: &[PactPublication]) -> Vec<&PactPublication> {
-    let mut latest: std::collections::BTreeMap<&str, &PactPublication> = Default::default();
-    for p in pubs {
-        latest.insert(&p.consumer, p);
-    }
-    latest.into_values().collect()
+    order::latest_per(pubs, |p| p.consumer.clone(), |p| &p.consumer_version)
 }
 
 fn pact_link(base: &str, p: &PactPublication, is_latest: bool) -> String {
@@ -751,9 +748,9 @@ async fn find_pact(
     consumer: &str,
     pick: impl Fn(&PactPublication) -> bool,
 ) -> Result<PactPublication, ApiError> {
-    cfg.store
-        .pacts(Some(provider), Some(consumer))
-        .await?
+    let mut pacts = cfg.store.pacts(Some(provider), Some(consumer)).await?;
+    order::sort(&mut pacts, |p| &p.consumer_version);
+    pacts
         .into_iter()
         .rev()
         .find(|p| pick(p))

@@ -16,6 +16,7 @@ mod partner;
 mod preflight;
 mod real_clients;
 mod registry;
+mod registry_latest;
 mod schemas;
 mod store_suite;
 mod sync_cli;

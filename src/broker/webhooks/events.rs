@@ -215,7 +215,7 @@ async fn provider_versions_to_verify(
         })
         .cloned()
         .collect();
-    let mut wanted: Vec<String> = crate::broker::matrix::latest_version(main)
+    let mut wanted: Vec<String> = crate::broker::order::latest(main, |v| &v.version)
         .map(|v| v.version)
         .into_iter()
         .collect();
