@@ -199,6 +199,17 @@ impl PgStore {
     async fn lock(&self) -> MutexGuard<'_, Client> {
         self.client.lock().await
     }
+
+    /// Runs a query and maps each row (the Pact index's and webhooks' listings).
+    async fn rows<T>(
+        &self,
+        sql: &str,
+        params: &[&(dyn tokio_postgres::types::ToSql + Sync)],
+        map: impl Fn(&Row) -> StoreResult<T>,
+    ) -> StoreResult<Vec<T>> {
+        let rows = self.lock().await.query(sql, params).await.map_err(err)?;
+        rows.iter().map(map).collect()
+    }
 }
 
 /// Creates the schema if one is named, and applies pending migrations, in one transaction

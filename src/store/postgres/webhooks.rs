@@ -85,16 +85,12 @@ impl WebhookStore for PgStore {
     }
 
     async fn webhooks(&self) -> StoreResult<Vec<Webhook>> {
-        let rows = self
-            .lock()
-            .await
-            .query(
-                &format!("SELECT {WEBHOOK_COLUMNS} FROM webhooks ORDER BY seq"),
-                &[],
-            )
-            .await
-            .map_err(err)?;
-        rows.iter().map(webhook_of).collect()
+        self.rows(
+            &format!("SELECT {WEBHOOK_COLUMNS} FROM webhooks ORDER BY seq"),
+            &[],
+            webhook_of,
+        )
+        .await
     }
 
     async fn webhook_delete(&self, uuid: &str) -> StoreResult<bool> {
@@ -142,16 +138,12 @@ impl WebhookStore for PgStore {
     }
 
     async fn webhook_executions(&self, uuid: &str) -> StoreResult<Vec<WebhookExecution>> {
-        let rows = self
-            .lock()
-            .await
-            .query(
-                "SELECT id, webhook_uuid, delivery, event, consumer, provider, attempt, status, response_code, error, executed_at
-                 FROM webhook_executions WHERE webhook_uuid = $1 ORDER BY id",
-                &[&uuid],
-            )
-            .await
-            .map_err(err)?;
-        rows.iter().map(execution_of).collect()
+        self.rows(
+            "SELECT id, webhook_uuid, delivery, event, consumer, provider, attempt, status, response_code, error, executed_at
+             FROM webhook_executions WHERE webhook_uuid = $1 ORDER BY id",
+            &[&uuid],
+            execution_of,
+        )
+        .await
     }
 }
