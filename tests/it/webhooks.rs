@@ -665,6 +665,19 @@ fn requiring_verification_is_announced(db: &str) {
         })),
     );
     assert_eq!(status, 201, "{body}");
+    // A disabled webhook never fires (the exact counts below would show it).
+    let (status, body) = call(
+        "POST",
+        &format!("{u}/webhooks/provider/{BP}"),
+        Some("bluepeak-write"),
+        Some(json!({
+            "enabled": false,
+            "events": [{ "name": "contract_published" }],
+            "request": { "method": "POST", "url": format!("{}/disabled", receiver.url) }
+        })),
+    );
+    assert_eq!(status, 201, "{body}");
+    assert_eq!(body["enabled"], false, "{body}");
 
     let announced = |seen: &[Seen]| -> Vec<(String, String)> {
         let mut out: Vec<(String, String)> = seen
@@ -721,4 +734,55 @@ fn requiring_verification_is_announced(db: &str) {
     assert_eq!(seen[2].json()["provider_version"], "4.0.0", "{:?}", seen[2]);
     std::thread::sleep(Duration::from_millis(500));
     assert_eq!(receiver.seen().len(), 3, "{:?}", receiver.seen());
+}
+
+#[test]
+fn a_delivery_that_keeps_failing_stops_after_the_configured_attempts() {
+    let receiver = Receiver::start(usize::MAX);
+    // A port nobody listens on: bound, then released.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .unwrap();
+    let s = serve("");
+    let u = &s.url;
+    let mut uuids = Vec::new();
+    for url in [
+        format!("{}/always-500", receiver.url),
+        format!("http://{closed}/nobody?key=query-value-never-logged"),
+    ] {
+        let (status, body) = call(
+            "POST",
+            &format!("{u}/webhooks/provider/{BP}"),
+            Some("bluepeak-write"),
+            Some(json!({
+                "events": [{ "name": "contract_published" }],
+                "request": { "method": "POST", "url": url, "body": "x" }
+            })),
+        );
+        assert_eq!(status, 201, "{body}");
+        uuids.push(body["uuid"].as_str().unwrap().to_string());
+    }
+    publish(u, "1.0.0", "failing");
+    receiver.wait_for(3);
+    let failing = wait_for_log(u, &uuids[0], "bluepeak-read", 3);
+    let unreachable = wait_for_log(u, &uuids[1], "bluepeak-read", 3);
+    // 50 ms then 100 ms between attempts: a fourth would have come by now.
+    std::thread::sleep(Duration::from_millis(600));
+    assert_eq!(receiver.seen().len(), 3, "--webhook-attempts 3");
+    assert_eq!(executions(u, &uuids[0], "bluepeak-read").len(), 3);
+    assert_eq!(executions(u, &uuids[1], "bluepeak-read").len(), 3);
+    for (n, e) in failing.iter().enumerate() {
+        assert_eq!(e["attempt"], n + 1, "{e}");
+        assert_eq!(e["status"], "failure", "{e}");
+        assert_eq!(e["responseCode"], 500, "{e}");
+    }
+    for e in &unreachable {
+        assert_eq!(e["status"], "error", "{e}");
+        assert!(e["responseCode"].is_null(), "{e}");
+        let error = e["error"].as_str().unwrap_or_default();
+        assert!(
+            !error.is_empty() && !error.contains("query-value-never-logged"),
+            "{e}"
+        );
+    }
 }
