@@ -606,3 +606,91 @@ async fn execute(
     });
     Ok(hal(StatusCode::OK, &headers, body))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn def(json: Value) -> Result<Webhook, ApiError> {
+        let body = Bytes::from(json.to_string());
+        definition(
+            &body,
+            "u1",
+            None,
+            Some("p"),
+            crate::sim::Timestamp::from_millis(0),
+        )
+    }
+
+    fn message(r: Result<Webhook, ApiError>) -> String {
+        match r {
+            Ok(w) => panic!("accepted: {w:?}"),
+            Err(ApiError(status, m)) => {
+                assert_eq!(status, StatusCode::BAD_REQUEST, "{m}");
+                m
+            }
+        }
+    }
+
+    #[test]
+    fn credential_headers_are_recognised_by_name() {
+        for h in [
+            "Authorization",
+            "proxy-authorization",
+            "Cookie",
+            "X-Api-Key",
+            "PRIVATE-TOKEN",
+            "X-Hub-Secret",
+        ] {
+            assert!(is_credential_header(h), "{h}");
+        }
+        for h in [
+            "Content-Type",
+            "Accept",
+            "X-GitHub-Api-Version",
+            "User-Agent",
+        ] {
+            assert!(!is_credential_header(h), "{h}");
+        }
+    }
+
+    #[test]
+    fn a_definition_is_normalised_and_its_faults_named() {
+        let w = def(json!({
+            "events": [{ "name": "contract_published" }],
+            "request": { "method": "post", "url": "https://ci.test/${pactbroker.providerName}" }
+        }))
+        .unwrap_or_else(|e| panic!("{}", e.1));
+        assert_eq!(w.provider.as_deref(), Some("p"));
+        assert!(w.enabled && w.consumer.is_none());
+        let req: delivery::RequestTemplate =
+            serde_json::from_str(&w.request).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(req.method, "POST");
+
+        let m = message(def(
+            json!({ "events": [], "request": { "url": "https://x.test/" } }),
+        ));
+        assert!(m.starts_with("events:"), "{m}");
+        let m = message(def(json!({
+            "events": [{ "name": "contract_published" }],
+            "request": { "method": "TRACE", "url": "https://x.test/" }
+        })));
+        assert!(m.starts_with("request.method:"), "{m}");
+        let m = message(def(json!({
+            "events": [{ "name": "contract_published" }],
+            "request": { "url": "https://user:pw@x.test/" }
+        })));
+        assert!(m.contains("take the user and password out"), "{m}");
+        let m = message(def(json!({
+            "events": [{ "name": "contract_published" }],
+            "provider": { "name": "other" },
+            "request": { "url": "https://x.test/" }
+        })));
+        assert!(m.starts_with("provider.name:"), "{m}");
+        let m = message(def(json!({
+            "events": [{ "name": "contract_published" }],
+            "request": { "url": "https://x.test/", "headers": { "X-Syncgate-Signature": "forged" } }
+        })));
+        assert!(m.contains("set by the registry"), "{m}");
+    }
+}
