@@ -594,7 +594,7 @@ async fn execute(
         context,
         delivery: format!("test-{}", uuid::Uuid::new_v4()),
     };
-    let a = delivery::attempt(&delivery::client(), &cfg.webhooks, &job).await;
+    let a = delivery::attempt_once(&cfg.webhooks, &job).await;
     delivery::log(cfg.store.as_ref(), &cfg.clock, &job, 1, &a).await;
     let success = a.status == crate::store::ExecutionStatus::Success;
     let body = json!({

@@ -229,21 +229,38 @@ pub async fn attempt(client: &reqwest::Client, settings: &Delivery, job: &Job) -
 }
 
 /// The client deliveries use: no redirects (a webhook goes where it says, nowhere else).
-pub fn client() -> reqwest::Client {
+pub fn client() -> Result<reqwest::Client, String> {
     reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .build()
-        .unwrap_or_else(|_| reqwest::Client::new())
+        .map_err(|e| {
+            format!(
+                "cannot start an HTTP client: {}",
+                crate::store::cause_chain(&e)
+            )
+        })
+}
+
+/// One attempt with a fresh client (an attempt that cannot start one is an error).
+pub async fn attempt_once(settings: &Delivery, job: &Job) -> Attempt {
+    match client() {
+        Ok(c) => attempt(&c, settings, job).await,
+        Err(error) => Attempt {
+            status: ExecutionStatus::Error,
+            response_code: None,
+            error: Some(error),
+            retryable: false,
+        },
+    }
 }
 
 /// Delivers `job` in the background: attempts until one succeeds, one cannot be retried,
 /// or `max_attempts` are spent, waiting `backoff` (doubling) between them; logs each.
 pub fn spawn(store: Arc<dyn BrokerStore>, clock: Clock, settings: Arc<Delivery>, job: Job) {
     tokio::spawn(async move {
-        let client = client();
         let attempts = settings.max_attempts.max(1);
         for n in 1..=attempts {
-            let a = attempt(&client, &settings, &job).await;
+            let a = attempt_once(&settings, &job).await;
             log(store.as_ref(), &clock, &job, n, &a).await;
             if a.status == ExecutionStatus::Success || !a.retryable || n == attempts {
                 break;
