@@ -49,9 +49,9 @@ pub fn routes() -> Router<Shared> {
         .route("/webhooks/{uuid}/executions", get(executions))
 }
 
-/// Header names whose values are credentials: a webhook carrying one is refused, since the
-/// registry keeps no secrets in its store.
-fn is_credential_header(name: &str) -> bool {
+/// Header (or URL query parameter) names whose values are credentials: a webhook carrying
+/// one is refused, since the registry keeps no secrets in its store.
+fn is_credential_name(name: &str) -> bool {
     let n = name.to_ascii_lowercase();
     matches!(
         n.as_str(),
@@ -177,7 +177,7 @@ fn definition(
     let mut texts = vec![url.clone()];
     for (k, v) in &r.headers {
         let field = format!("request.headers.{k}");
-        if is_credential_header(k) {
+        if is_credential_name(k) {
             return Err(bad(&field, "the registry stores no credentials in webhooks; receivers check the X-Syncgate-Signature header instead"));
         }
         if k.to_ascii_lowercase().starts_with("x-syncgate-") {
@@ -249,6 +249,12 @@ fn check_url(url: &str) -> Result<(), ApiError> {
         return Err(bad(
             "request.url",
             "the registry stores no credentials: take the user and password out of the URL",
+        ));
+    }
+    if let Some((name, _)) = parsed.query_pairs().find(|(k, _)| is_credential_name(k)) {
+        return Err(bad(
+            "request.url",
+            format!("the query parameter `{name}` looks like a credential, and the registry stores none: receivers check the X-Syncgate-Signature header instead"),
         ));
     }
     let authority = url.split("://").nth(1).unwrap_or_default();
@@ -642,7 +648,7 @@ mod tests {
             "PRIVATE-TOKEN",
             "X-Hub-Secret",
         ] {
-            assert!(is_credential_header(h), "{h}");
+            assert!(is_credential_name(h), "{h}");
         }
         for h in [
             "Content-Type",
@@ -650,7 +656,7 @@ mod tests {
             "X-GitHub-Api-Version",
             "User-Agent",
         ] {
-            assert!(!is_credential_header(h), "{h}");
+            assert!(!is_credential_name(h), "{h}");
         }
     }
 
@@ -681,6 +687,11 @@ mod tests {
             "request": { "url": "https://user:pw@x.test/" }
         })));
         assert!(m.contains("take the user and password out"), "{m}");
+        let m = message(def(json!({
+            "events": [{ "name": "contract_published" }],
+            "request": { "url": "https://x.test/hook?id=1&access_token=abc" }
+        })));
+        assert!(m.contains("`access_token` looks like a credential"), "{m}");
         let m = message(def(json!({
             "events": [{ "name": "contract_published" }],
             "provider": { "name": "other" },
