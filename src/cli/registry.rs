@@ -129,6 +129,15 @@ pub fn serve(args: RegistryServeArgs, db: Option<&str>) -> i32 {
         let addr = listener.local_addr()?;
         println!("http://{addr}");
         eprintln!("registry: serving the Pact Broker API on http://{addr}; Ctrl-C stops");
+        match &args.webhook_secret_env {
+            Some(var) => eprintln!(
+                "registry: webhooks signed with the secret in ${var}, up to {} attempts each",
+                webhooks.max_attempts
+            ),
+            None => eprintln!(
+                "registry: webhooks off (no --webhook-secret-env: nothing to sign them with)"
+            ),
+        }
         broker::serve(
             listener,
             BrokerConfig {
