@@ -1,8 +1,6 @@
 //! Listing and "latest" routes: `pb:latest-pact-versions`, `pb:pacticipants`,
 //! `pb:latest-version`, `pb:latest-tagged-version` and the latest pact carrying a tag.
 
-use std::collections::BTreeMap;
-
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use serde_json::{json, Value};
@@ -15,14 +13,17 @@ use super::{
 pub async fn latest_pact_versions(State(cfg): State<Shared>, headers: HeaderMap) -> ApiResult {
     let c = caller(&cfg, &headers)?;
     let b = &c.base;
-    let mut latest = BTreeMap::new();
-    for p in cfg.store.pacts(None, None).await? {
-        if c.scope.allows(&p.provider, Access::Read) || c.scope.allows(&p.consumer, Access::Read) {
-            latest.insert((p.consumer.clone(), p.provider.clone()), p);
-        }
-    }
+    let mut readable = cfg.store.pacts(None, None).await?;
+    readable.retain(|p| {
+        c.scope.allows(&p.provider, Access::Read) || c.scope.allows(&p.consumer, Access::Read)
+    });
+    let latest = super::order::latest_per(
+        &readable,
+        |p| (p.consumer.clone(), p.provider.clone()),
+        |p| &p.consumer_version,
+    );
     let pacts: Vec<Value> = latest
-        .values()
+        .into_iter()
         .map(|p| {
             let pair = format!(
                 "{b}/pacts/provider/{}/consumer/{}",
@@ -98,13 +99,9 @@ async fn latest_version_of(
 ) -> ApiResult {
     let c = caller(cfg, headers)?;
     c.check(name, Access::Read)?;
-    let latest = cfg
-        .store
-        .pacticipant_versions(name)
-        .await?
-        .into_iter()
-        .rev()
-        .find(|v| tag.is_none_or(|t| v.tags.iter().any(|x| x == t)));
+    let mut versions = cfg.store.pacticipant_versions(name).await?;
+    versions.retain(|v| tag.is_none_or(|t| v.tags.iter().any(|x| x == t)));
+    let latest = super::order::latest(versions, |v| &v.version);
     let Some(v) = latest else {
         return Err(match tag {
             Some(t) => not_found(format!("{name} has no version tagged {t}")),
@@ -159,16 +156,16 @@ pub async fn latest_tagged_pact(
     pact_response(&c.base, &headers, &p)
 }
 
-/// Which publications a `…/branch…` route lists.
-struct BranchQuery {
+/// Which publications a `…/branch…` route lists: what its path names.
+#[derive(serde::Deserialize)]
+pub struct BranchPath {
     provider: String,
     consumer: Option<String>,
     /// `None`: the main branch ([`super::selectors::MAIN_BRANCHES`]).
     branch: Option<String>,
-    latest: bool,
 }
 
-async fn branch_pacts(cfg: &Shared, headers: &HeaderMap, q: BranchQuery) -> ApiResult {
+async fn branch_pacts(cfg: &Shared, headers: &HeaderMap, q: BranchPath, latest: bool) -> ApiResult {
     let c = caller(cfg, headers)?;
     c.check(&q.provider, Access::Read)?;
     let on_branch = |b: &Option<String>| match (&q.branch, b) {
@@ -183,7 +180,7 @@ async fn branch_pacts(cfg: &Shared, headers: &HeaderMap, q: BranchQuery) -> ApiR
         .into_iter()
         .filter(|p| on_branch(&p.branch))
         .collect();
-    let chosen: Vec<&crate::store::PactPublication> = if q.latest {
+    let chosen: Vec<&crate::store::PactPublication> = if latest {
         super::latest_per_consumer(&pubs)
     } else {
         pubs.iter().collect()
@@ -218,120 +215,23 @@ async fn branch_pacts(cfg: &Shared, headers: &HeaderMap, q: BranchQuery) -> ApiR
     Ok(hal(StatusCode::OK, headers, body))
 }
 
-/// `GET /pacts/provider/{p}/branch` (main branch) and `…/branch/latest`.
-pub async fn provider_main_branch(
+/// `GET /pacts/provider/{p}[/consumer/{c}]/branch[/{branch}]`: the pacts from a consumer
+/// branch (the main branch without one).
+pub async fn branch_pacts_all(
     State(cfg): State<Shared>,
     headers: HeaderMap,
-    Path(provider): Path<String>,
+    Path(q): Path<BranchPath>,
 ) -> ApiResult {
-    let q = BranchQuery {
-        provider,
-        consumer: None,
-        branch: None,
-        latest: false,
-    };
-    branch_pacts(&cfg, &headers, q).await
+    branch_pacts(&cfg, &headers, q, false).await
 }
 
-pub async fn provider_main_branch_latest(
+/// `GET …/branch[/{branch}]/latest`: the latest of those per consumer.
+pub async fn branch_pacts_latest(
     State(cfg): State<Shared>,
     headers: HeaderMap,
-    Path(provider): Path<String>,
+    Path(q): Path<BranchPath>,
 ) -> ApiResult {
-    let q = BranchQuery {
-        provider,
-        consumer: None,
-        branch: None,
-        latest: true,
-    };
-    branch_pacts(&cfg, &headers, q).await
-}
-
-/// `GET /pacts/provider/{p}/branch/{b}` and `…/branch/{b}/latest`.
-pub async fn provider_branch(
-    State(cfg): State<Shared>,
-    headers: HeaderMap,
-    Path((provider, branch)): Path<(String, String)>,
-) -> ApiResult {
-    let q = BranchQuery {
-        provider,
-        consumer: None,
-        branch: Some(branch),
-        latest: false,
-    };
-    branch_pacts(&cfg, &headers, q).await
-}
-
-pub async fn provider_branch_latest(
-    State(cfg): State<Shared>,
-    headers: HeaderMap,
-    Path((provider, branch)): Path<(String, String)>,
-) -> ApiResult {
-    let q = BranchQuery {
-        provider,
-        consumer: None,
-        branch: Some(branch),
-        latest: true,
-    };
-    branch_pacts(&cfg, &headers, q).await
-}
-
-/// `GET /pacts/provider/{p}/consumer/{c}/branch` and `…/branch/latest`.
-pub async fn pair_main_branch(
-    State(cfg): State<Shared>,
-    headers: HeaderMap,
-    Path((provider, consumer)): Path<(String, String)>,
-) -> ApiResult {
-    let q = BranchQuery {
-        provider,
-        consumer: Some(consumer),
-        branch: None,
-        latest: false,
-    };
-    branch_pacts(&cfg, &headers, q).await
-}
-
-pub async fn pair_main_branch_latest(
-    State(cfg): State<Shared>,
-    headers: HeaderMap,
-    Path((provider, consumer)): Path<(String, String)>,
-) -> ApiResult {
-    let q = BranchQuery {
-        provider,
-        consumer: Some(consumer),
-        branch: None,
-        latest: true,
-    };
-    branch_pacts(&cfg, &headers, q).await
-}
-
-/// `GET /pacts/provider/{p}/consumer/{c}/branch/{b}` and `…/branch/{b}/latest`.
-pub async fn pair_branch(
-    State(cfg): State<Shared>,
-    headers: HeaderMap,
-    Path((provider, consumer, branch)): Path<(String, String, String)>,
-) -> ApiResult {
-    let q = BranchQuery {
-        provider,
-        consumer: Some(consumer),
-        branch: Some(branch),
-        latest: false,
-    };
-    branch_pacts(&cfg, &headers, q).await
-}
-
-pub async fn pair_branch_latest(
-    State(cfg): State<Shared>,
-    headers: HeaderMap,
-    Path((provider, consumer, branch)): Path<(String, String, String)>,
-) -> ApiResult {
-    let q = BranchQuery {
-        provider,
-        consumer: Some(consumer),
-        branch: Some(branch),
-        latest: true,
-    };
-    branch_pacts(&cfg, &headers, q).await
+    branch_pacts(&cfg, &headers, q, true).await
 }
 
 /// `GET /pacts/provider/{p}/consumer/{c}/pact-version/{sha}/verification-results/latest`
@@ -341,18 +241,40 @@ pub async fn latest_verification_results(
     headers: HeaderMap,
     Path((provider, consumer, sha)): Path<(String, String, String)>,
 ) -> ApiResult {
-    let c = caller(&cfg, &headers)?;
-    c.check(&provider, Access::Read)?;
+    verification_result(&cfg, &headers, &provider, &consumer, &sha, None).await
+}
+
+/// `GET /pacts/provider/{p}/consumer/{c}/pact-version/{sha}/verification-results/{id}`: one
+/// result (the link a verification answer and `${pactbroker.verificationResultUrl}` give).
+pub async fn verification_result_by_id(
+    State(cfg): State<Shared>,
+    headers: HeaderMap,
+    Path((provider, consumer, sha, id)): Path<(String, String, String, i64)>,
+) -> ApiResult {
+    verification_result(&cfg, &headers, &provider, &consumer, &sha, Some(id)).await
+}
+
+/// The result `id` (or the last) posted for the pact content `sha`.
+async fn verification_result(
+    cfg: &Shared,
+    headers: &HeaderMap,
+    provider: &str,
+    consumer: &str,
+    sha: &str,
+    id: Option<i64>,
+) -> ApiResult {
+    let c = caller(cfg, headers)?;
+    c.check(provider, Access::Read)?;
     let last = cfg
         .store
-        .pact_verifications(&provider, Some(&consumer))
+        .pact_verifications(provider, Some(consumer))
         .await?
         .into_iter()
         .rev()
-        .find(|v| v.pact_sha == sha)
+        .find(|v| v.pact_sha == sha && id.is_none_or(|i| v.id == i))
         .ok_or_else(|| {
             not_found(format!(
-                "no verification results for the pact between {consumer} and {provider} ({sha})"
+                "no such verification result for the pact between {consumer} and {provider} ({sha})"
             ))
         })?;
     let mut body: Value = serde_json::from_str(&last.body).unwrap_or_else(|_| json!({}));
@@ -362,8 +284,8 @@ pub async fn latest_verification_results(
     let pv = format!(
         "{}/pacts/provider/{}/consumer/{}/pact-version/{sha}",
         c.base,
-        seg(&provider),
-        seg(&consumer)
+        seg(provider),
+        seg(consumer)
     );
     body["success"] = json!(last.success);
     body["providerApplicationVersion"] = json!(last.provider_version);
@@ -372,5 +294,5 @@ pub async fn latest_verification_results(
         "self": { "href": format!("{pv}/verification-results/{}", last.id), "title": "Verification result" },
         "pb:pact-version": { "href": pv },
     });
-    Ok(hal(StatusCode::OK, &headers, body))
+    Ok(hal(StatusCode::OK, headers, body))
 }

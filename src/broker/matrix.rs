@@ -403,17 +403,11 @@ pub async fn matrix(
     Ok(hal(StatusCode::OK, &headers, body))
 }
 
-/// The latest of a pacticipant's versions: the highest by semver precedence when every
-/// version is semantic (`2.0.0-rc.10` after `2.0.0-rc.2`), else the last created (commit SHAs
-/// and other opaque versions have no order of their own).
+/// The latest of a pacticipant's versions ([`super::order`]).
 fn latest_version(
-    mut versions: Vec<crate::store::PacticipantVersion>,
+    versions: Vec<crate::store::PacticipantVersion>,
 ) -> Option<crate::store::PacticipantVersion> {
-    use crate::contract::publish::{compare_versions, parse_version};
-    if versions.iter().all(|v| parse_version(&v.version).is_some()) {
-        versions.sort_by(|a, b| compare_versions(&a.version, &b.version));
-    }
-    versions.pop()
+    super::order::latest(versions, |v| &v.version)
 }
 
 /// `GET /pacticipants/{p}/latest-version/{tag}/can-i-deploy/to/{env}/badge`
@@ -427,13 +421,9 @@ pub async fn can_i_deploy_badge(
     use axum::response::IntoResponse;
     let c = caller(&cfg, &headers)?;
     c.check(&name, Access::Read)?;
-    let latest = cfg
-        .store
-        .pacticipant_versions(&name)
-        .await?
-        .into_iter()
-        .rev()
-        .find(|v| v.tags.iter().any(|t| t == &tag));
+    let mut tagged = cfg.store.pacticipant_versions(&name).await?;
+    tagged.retain(|v| v.tags.iter().any(|t| t == &tag));
+    let latest = latest_version(tagged);
     let verdict = match latest {
         None => "no version",
         Some(v) => {

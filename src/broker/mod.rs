@@ -9,9 +9,11 @@
 pub mod environments;
 pub mod latest;
 pub mod matrix;
+pub mod order;
 pub mod releases;
 pub mod selectors;
 pub mod tokens;
+pub mod webhooks;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -39,6 +41,8 @@ pub struct BrokerConfig {
     pub tokens: Tokens,
     pub clock: Clock,
     pub public_url: Option<String>,
+    /// How webhooks are signed, retried and timed out ([`webhooks::delivery`]).
+    pub webhooks: Arc<webhooks::Delivery>,
 }
 
 type Shared = Arc<BrokerConfig>;
@@ -196,35 +200,35 @@ pub fn router(config: BrokerConfig) -> Router {
         .route("/pacts/latest", get(latest::latest_pact_versions))
         .route(
             "/pacts/provider/{provider}/branch",
-            get(latest::provider_main_branch),
+            get(latest::branch_pacts_all),
         )
         .route(
             "/pacts/provider/{provider}/branch/latest",
-            get(latest::provider_main_branch_latest),
+            get(latest::branch_pacts_latest),
         )
         .route(
             "/pacts/provider/{provider}/branch/{branch}",
-            get(latest::provider_branch),
+            get(latest::branch_pacts_all),
         )
         .route(
             "/pacts/provider/{provider}/branch/{branch}/latest",
-            get(latest::provider_branch_latest),
+            get(latest::branch_pacts_latest),
         )
         .route(
             "/pacts/provider/{provider}/consumer/{consumer}/branch",
-            get(latest::pair_main_branch),
+            get(latest::branch_pacts_all),
         )
         .route(
             "/pacts/provider/{provider}/consumer/{consumer}/branch/latest",
-            get(latest::pair_main_branch_latest),
+            get(latest::branch_pacts_latest),
         )
         .route(
             "/pacts/provider/{provider}/consumer/{consumer}/branch/{branch}",
-            get(latest::pair_branch),
+            get(latest::branch_pacts_all),
         )
         .route(
             "/pacts/provider/{provider}/consumer/{consumer}/branch/{branch}/latest",
-            get(latest::pair_branch_latest),
+            get(latest::branch_pacts_latest),
         )
         .route("/pacticipants", get(latest::pacticipants))
         .route(
@@ -315,6 +319,11 @@ pub fn router(config: BrokerConfig) -> Router {
             "/pacts/provider/{provider}/consumer/{consumer}/pact-version/{sha}/verification-results/latest",
             get(latest::latest_verification_results),
         )
+        .route(
+            "/pacts/provider/{provider}/consumer/{consumer}/pact-version/{sha}/verification-results/{id}",
+            get(latest::verification_result_by_id),
+        )
+        .merge(webhooks::routes())
         .fallback(|| async {
             ApiError(StatusCode::NOT_FOUND, "no such resource in this registry".into())
         })
@@ -375,6 +384,11 @@ async fn index(State(cfg): State<Shared>, headers: HeaderMap) -> ApiResult {
                 "title": "Environment", "templated": true
             },
             "pb:matrix": { "href": format!("{b}/matrix"), "title": "The matrix behind can-i-deploy" },
+            "pb:webhooks": { "href": format!("{b}/webhooks"), "title": "Webhooks" },
+            "pb:webhook": {
+                "href": format!("{b}/webhooks/{{uuid}}"),
+                "title": "Webhook", "templated": true
+            },
             "pb:can-i-deploy-badge": {
                 "href": format!("{b}/pacticipants/{{pacticipant}}/latest-version/{{tag}}/can-i-deploy/to/{{environment}}/badge"),
                 "title": "Can I deploy the latest version with the tag to the environment (SVG badge)", "templated": true
@@ -481,6 +495,10 @@ async fn publish_contracts(
     // The consumer's version, branch and tags are written too: the token must own it.
     c.check(&req.pacticipant_name, Access::Write)?;
     let outcomes = cfg.store.pacts_publish(&pubs).await?;
+    let created = outcomes
+        .iter()
+        .map(|o| *o == crate::store::PublishOutcome::Created);
+    webhooks::events::published(&cfg, &c.base, pubs.iter().cloned().zip(created).collect());
     let name = &req.pacticipant_name;
     let version = &req.pacticipant_version_number;
     cfg.store
@@ -569,13 +587,9 @@ pub fn base64_decode(s: &str) -> Option<Vec<u8>> {
     Some(out)
 }
 
-/// The latest publication per consumer, in consumer order.
+/// The latest publication per consumer ([`order`]), in consumer order.
 pub fn latest_per_consumer(pubs: &[PactPublication]) -> Vec<&PactPublication> {
-    let mut latest: std::collections::BTreeMap<&str, &PactPublication> = Default::default();
-    for p in pubs {
-        latest.insert(&p.consumer, p);
-    }
-    latest.into_values().collect()
+    order::latest_per(pubs, |p| p.consumer.clone(), |p| &p.consumer_version)
 }
 
 fn pact_link(base: &str, p: &PactPublication, is_latest: bool) -> String {
@@ -734,9 +748,9 @@ async fn find_pact(
     consumer: &str,
     pick: impl Fn(&PactPublication) -> bool,
 ) -> Result<PactPublication, ApiError> {
-    cfg.store
-        .pacts(Some(provider), Some(consumer))
-        .await?
+    let mut pacts = cfg.store.pacts(Some(provider), Some(consumer)).await?;
+    order::sort(&mut pacts, |p| &p.consumer_version);
+    pacts
         .into_iter()
         .rev()
         .find(|p| pick(p))
@@ -803,22 +817,22 @@ async fn record_result(
     let p = find_pact(cfg, provider, consumer, |p| sha.is_none_or(|s| p.sha == s)).await?;
     let now = cfg.clock.now();
     let raw: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
-    let id = cfg
-        .store
-        .pact_verification_record(&PactVerificationResult {
-            id: 0,
-            consumer: consumer.to_string(),
-            provider: provider.to_string(),
-            pact_sha: p.sha.clone(),
-            provider_version: req.provider_application_version.clone(),
-            success: req.success,
-            body: raw.to_string(),
-            verified_at: now,
-        })
-        .await?;
+    let mut result = PactVerificationResult {
+        id: 0,
+        consumer: consumer.to_string(),
+        provider: provider.to_string(),
+        pact_sha: p.sha.clone(),
+        provider_version: req.provider_application_version.clone(),
+        success: req.success,
+        body: raw.to_string(),
+        verified_at: now,
+    };
+    let id = cfg.store.pact_verification_record(&result).await?;
+    result.id = id;
     cfg.store
         .pacticipant_version_upsert(provider, &req.provider_application_version, None, None, now)
         .await?;
+    webhooks::events::verified(cfg, &c.base, &p, &result);
     let href = format!(
         "{}/pacts/provider/{}/consumer/{}/pact-version/{}/verification-results/{id}",
         c.base,

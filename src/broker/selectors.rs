@@ -67,11 +67,16 @@ pub async fn select(
         .collect();
     let mut chosen: Vec<(usize, String)> = Vec::new();
     let latest_index = |candidates: &[usize]| -> Vec<usize> {
-        let mut last: std::collections::BTreeMap<&str, usize> = Default::default();
-        for &i in candidates {
-            last.insert(&pubs[i].consumer, i);
-        }
-        last.into_values().collect()
+        let indexed: Vec<(usize, &PactPublication)> =
+            candidates.iter().map(|&i| (i, &pubs[i])).collect();
+        super::order::latest_per(
+            &indexed,
+            |(_, p)| p.consumer.clone(),
+            |(_, p)| &p.consumer_version,
+        )
+        .into_iter()
+        .map(|(i, _)| *i)
+        .collect()
     };
     let all: Vec<usize> = (0..pubs.len()).collect();
     if req.consumer_version_selectors.is_empty() {
@@ -220,14 +225,12 @@ pub async fn select(
         .as_deref()
         .and_then(crate::sim::Timestamp::parse);
     if let (Some(since), true) = (since, req.include_pending_status) {
-        let mut heads: std::collections::BTreeMap<(&str, &str), &PactPublication> =
-            Default::default();
-        for p in &pubs {
-            if let Some(b) = &p.branch {
-                heads.insert((p.consumer.as_str(), b.as_str()), p);
-            }
-        }
-        for p in heads.into_values() {
+        let heads = super::order::latest_per(
+            pubs.iter().filter(|p| p.branch.is_some()),
+            |p| (p.consumer.clone(), p.branch.clone()),
+            |p| &p.consumer_version,
+        );
+        for p in heads {
             let taken = out
                 .iter()
                 .any(|s| s.publication.consumer == p.consumer && s.publication.sha == p.sha);

@@ -32,6 +32,50 @@ pub struct RegistryServeArgs {
     /// Base URL written into links (when behind a proxy); default: `http://` + the request's Host.
     #[arg(long, value_name = "URL")]
     pub public_url: Option<String>,
+    /// Environment variable holding the shared secret webhooks are signed with
+    /// (`X-Syncgate-Signature: sha256=<HMAC-SHA256 of the body>`); without it, no webhook
+    /// can be created or delivered. The secret itself is never a flag, logged or stored.
+    #[arg(long, value_name = "VAR")]
+    pub webhook_secret_env: Option<String>,
+    /// Delivery attempts per event and webhook, the first included.
+    #[arg(long, default_value_t = 5, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=20))]
+    pub webhook_attempts: u32,
+    /// Wait after a failed delivery attempt; it doubles after each further one (at most 10 min).
+    #[arg(long, default_value = "5s", value_name = "DURATION", value_parser = parse_positive_duration)]
+    pub webhook_backoff: std::time::Duration,
+    /// How long one delivery attempt may take.
+    #[arg(long, default_value = "10s", value_name = "DURATION", value_parser = parse_positive_duration)]
+    pub webhook_timeout: std::time::Duration,
+}
+
+fn parse_positive_duration(s: &str) -> Result<std::time::Duration, String> {
+    crate::sim::time::parse_duration(s)
+        .filter(|d| !d.is_zero())
+        .ok_or_else(|| format!("`{s}` is not a duration above zero (e.g. 200ms, 5s, 1m)"))
+}
+
+/// The webhook delivery settings, the secret read from the variable `--webhook-secret-env`
+/// names (an unset or empty one is bad input, named in the message).
+fn webhook_settings(args: &RegistryServeArgs) -> Result<broker::webhooks::Delivery, String> {
+    let secret = match &args.webhook_secret_env {
+        None => None,
+        Some(var) => {
+            let value = std::env::var_os(var).unwrap_or_default();
+            let secret = broker::webhooks::Secret::new(value.into_encoded_bytes());
+            if secret.is_none() {
+                return Err(format!(
+                    "--webhook-secret-env {var}: the environment variable {var} is unset or empty; set it to the shared secret webhook receivers check signatures with"
+                ));
+            }
+            secret
+        }
+    };
+    Ok(broker::webhooks::Delivery {
+        secret,
+        max_attempts: args.webhook_attempts,
+        backoff: args.webhook_backoff,
+        timeout: args.webhook_timeout,
+    })
 }
 
 pub fn serve(args: RegistryServeArgs, db: Option<&str>) -> i32 {
@@ -44,6 +88,13 @@ pub fn serve(args: RegistryServeArgs, db: Option<&str>) -> i32 {
             return exit::BAD_INPUT;
         }
         Ok(t) => t,
+        Err(e) => {
+            error(e);
+            return exit::BAD_INPUT;
+        }
+    };
+    let webhooks = match webhook_settings(&args) {
+        Ok(w) => std::sync::Arc::new(w),
         Err(e) => {
             error(e);
             return exit::BAD_INPUT;
@@ -78,6 +129,15 @@ pub fn serve(args: RegistryServeArgs, db: Option<&str>) -> i32 {
         let addr = listener.local_addr()?;
         println!("http://{addr}");
         eprintln!("registry: serving the Pact Broker API on http://{addr}; Ctrl-C stops");
+        match &args.webhook_secret_env {
+            Some(var) => eprintln!(
+                "registry: webhooks signed with the secret in ${var}, up to {} attempts each",
+                webhooks.max_attempts
+            ),
+            None => eprintln!(
+                "registry: webhooks off (no --webhook-secret-env: nothing to sign them with)"
+            ),
+        }
         broker::serve(
             listener,
             BrokerConfig {
@@ -85,6 +145,7 @@ pub fn serve(args: RegistryServeArgs, db: Option<&str>) -> i32 {
                 tokens,
                 clock: Clock::system(),
                 public_url: args.public_url,
+                webhooks,
             },
             async {
                 let _ = tokio::signal::ctrl_c().await;

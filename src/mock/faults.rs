@@ -136,7 +136,7 @@ mod tests {
         r.lasting = Some(Dur(Duration::from_secs(30)));
         let mut layer = FaultLayer::new(vec![r], Seed(1).stream("faults"));
         let at = |s: u64| Duration::from_secs(s);
-        let mut fired = |layer: &mut FaultLayer, s| {
+        let fired = |layer: &mut FaultLayer, s| {
             layer
                 .decide("PATCH", "/sobjects/Account", Some("Account"), at(s))
                 .is_some()

@@ -186,4 +186,34 @@ pub const MIGRATIONS: &[Migration] = &[
             released_at BIGINT NOT NULL, support_ended_at BIGINT);
     ",
     },
+    Migration {
+        version: 7,
+        name: "Pact Broker API: webhooks and their delivery log",
+        sqlite: "
+        CREATE TABLE webhooks (
+            uuid TEXT PRIMARY KEY, seq INTEGER NOT NULL, description TEXT NOT NULL,
+            consumer TEXT, provider TEXT, events TEXT NOT NULL, request TEXT NOT NULL,
+            enabled INTEGER NOT NULL, created_at INTEGER NOT NULL, updated_at INTEGER NOT NULL);
+        CREATE TABLE webhook_executions (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            webhook_uuid TEXT NOT NULL, delivery TEXT NOT NULL, event TEXT NOT NULL,
+            consumer TEXT NOT NULL, provider TEXT NOT NULL, attempt INTEGER NOT NULL,
+            status TEXT NOT NULL, response_code INTEGER, error TEXT,
+            executed_at INTEGER NOT NULL);
+        CREATE INDEX webhook_executions_by_webhook ON webhook_executions (webhook_uuid);
+    ",
+        postgres: "
+        CREATE TABLE webhooks (
+            uuid TEXT PRIMARY KEY, seq BIGSERIAL NOT NULL, description TEXT NOT NULL,
+            consumer TEXT, provider TEXT, events TEXT NOT NULL, request TEXT NOT NULL,
+            enabled BOOLEAN NOT NULL, created_at BIGINT NOT NULL, updated_at BIGINT NOT NULL);
+        CREATE TABLE webhook_executions (
+            id BIGSERIAL PRIMARY KEY,
+            webhook_uuid TEXT NOT NULL, delivery TEXT NOT NULL, event TEXT NOT NULL,
+            consumer TEXT NOT NULL, provider TEXT NOT NULL, attempt INTEGER NOT NULL,
+            status TEXT NOT NULL, response_code INTEGER, error TEXT,
+            executed_at BIGINT NOT NULL);
+        CREATE INDEX webhook_executions_by_webhook ON webhook_executions (webhook_uuid);
+    ",
+    },
 ];

@@ -12,6 +12,7 @@ mod memory;
 mod migrations;
 mod postgres;
 mod sqlite;
+pub mod webhooks;
 
 use std::path::Path;
 use std::sync::Arc;
@@ -27,6 +28,7 @@ pub use sqlite::SqliteStore;
 
 use crate::sim::Timestamp;
 pub use dlq::{DeadLetter, ErrorClass};
+pub use webhooks::{ExecutionStatus, Webhook, WebhookExecution, WebhookStore};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -534,10 +536,10 @@ impl<T: RegistryIndex + DeadLetterStore + DedupeStore + CheckpointStore + LeaseS
 /// The environment variable naming the store when no `--database-url` is given.
 pub const DATABASE_URL_ENV: &str = "SYNCGATE_DATABASE_URL";
 
-/// A store that also keeps what the Pact Broker-compatible API serves.
-pub trait BrokerStore: Store + PactIndex {}
+/// A store that also keeps what the Pact Broker-compatible API serves, webhooks included.
+pub trait BrokerStore: Store + PactIndex + WebhookStore {}
 
-impl<T: Store + PactIndex> BrokerStore for T {}
+impl<T: Store + PactIndex + WebhookStore> BrokerStore for T {}
 
 /// Where state lives when no URL is given: an embedded SQLite file under the working directory.
 pub const DEFAULT_SQLITE_PATH: &str = ".syncgate/state.sqlite";

@@ -11,6 +11,7 @@ use super::migrations::MIGRATIONS;
 use super::*;
 
 mod pact;
+mod webhooks;
 
 /// State in a PostgreSQL database (optionally in one schema of it).
 ///
@@ -197,6 +198,17 @@ impl PgStore {
 
     async fn lock(&self) -> MutexGuard<'_, Client> {
         self.client.lock().await
+    }
+
+    /// Runs a query and maps each row (the Pact index's and webhooks' listings).
+    async fn rows<T>(
+        &self,
+        sql: &str,
+        params: &[&(dyn tokio_postgres::types::ToSql + Sync)],
+        map: impl Fn(&Row) -> StoreResult<T>,
+    ) -> StoreResult<Vec<T>> {
+        let rows = self.lock().await.query(sql, params).await.map_err(err)?;
+        rows.iter().map(map).collect()
     }
 }
 

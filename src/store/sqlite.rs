@@ -10,6 +10,8 @@ use rusqlite::{params, Connection, OptionalExtension};
 use super::migrations::MIGRATIONS;
 use super::*;
 
+mod webhooks;
+
 /// State in a SQLite file (or in memory with `:memory:`).
 pub struct SqliteStore {
     conn: Mutex<Connection>,

@@ -11,7 +11,7 @@ use std::process::{Child, Command, Output, Stdio};
 
 use serde_json::{json, Value};
 
-fn root() -> PathBuf {
+pub(crate) fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
@@ -26,7 +26,7 @@ fn syncgate(db: &str, args: &[&str]) -> Output {
         .unwrap_or_else(|e| panic!("cannot run syncgate: {e}"))
 }
 
-fn text(o: &Output) -> String {
+pub(crate) fn text(o: &Output) -> String {
     format!(
         "{}{}",
         String::from_utf8_lossy(&o.stdout),
@@ -492,19 +492,24 @@ access = "write"
 "#;
 
 /// `syncgate registry serve` on a free port, stopped on drop.
-struct Served {
+pub(crate) struct Served {
     child: Child,
-    url: String,
+    pub(crate) url: String,
     _dir: tempfile::TempDir,
 }
 
 impl Served {
-    fn start(extra: &[&str]) -> Served {
+    pub(crate) fn start(extra: &[&str]) -> Served {
         Served::start_on("", extra)
     }
 
     /// Serves the store at `db` (a fresh one when empty).
-    fn start_on(db: &str, extra: &[&str]) -> Served {
+    pub(crate) fn start_on(db: &str, extra: &[&str]) -> Served {
+        Served::start_with_env(db, extra, &[])
+    }
+
+    /// Like [`Served::start_on`], with extra environment variables for the server.
+    pub(crate) fn start_with_env(db: &str, extra: &[&str], env: &[(&str, &str)]) -> Served {
         let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
         let tokens = dir.path().join("tokens.toml");
         std::fs::write(&tokens, TOKENS).unwrap_or_else(|e| panic!("{e}"));
@@ -518,6 +523,7 @@ impl Served {
             .arg(&tokens)
             .args(extra)
             .env("SYNCGATE_DATABASE_URL", &db)
+            .envs(env.iter().copied())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
@@ -555,20 +561,26 @@ impl Drop for Served {
     }
 }
 
-fn rt() -> tokio::runtime::Runtime {
+pub(crate) fn rt() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .unwrap_or_else(|e| panic!("{e}"))
 }
 
-fn call(method: &str, url: &str, token: Option<&str>, body: Option<Value>) -> (u16, Value) {
+pub(crate) fn call(
+    method: &str,
+    url: &str,
+    token: Option<&str>,
+    body: Option<Value>,
+) -> (u16, Value) {
     rt().block_on(async {
         let c = reqwest::Client::new();
         let mut req = match method {
             "GET" => c.get(url),
             "POST" => c.post(url),
             "PUT" => c.put(url),
+            "DELETE" => c.delete(url),
             other => panic!("method {other}"),
         };
         if let Some(t) = token {
@@ -606,7 +618,7 @@ fn b64(bytes: &[u8]) -> String {
     out
 }
 
-fn pact(consumer: &str, provider: &str, description: &str) -> Value {
+pub(crate) fn pact(consumer: &str, provider: &str, description: &str) -> Value {
     json!({
         "consumer": { "name": consumer },
         "provider": { "name": provider },
@@ -620,7 +632,7 @@ fn pact(consumer: &str, provider: &str, description: &str) -> Value {
     })
 }
 
-fn publish_body(consumer: &str, version: &str, pacts: &[Value]) -> Value {
+pub(crate) fn publish_body(consumer: &str, version: &str, pacts: &[Value]) -> Value {
     json!({
         "pacticipantName": consumer,
         "pacticipantVersionNumber": version,
@@ -636,8 +648,8 @@ fn publish_body(consumer: &str, version: &str, pacts: &[Value]) -> Value {
     })
 }
 
-const BP: &str = "bluepeak-logistics-salesforce-sandbox";
-const NW: &str = "northwind-outfitters-salesforce-sandbox";
+pub(crate) const BP: &str = "bluepeak-logistics-salesforce-sandbox";
+pub(crate) const NW: &str = "northwind-outfitters-salesforce-sandbox";
 
 #[test]
 fn tokens_are_required_and_a_partner_token_reaches_its_own_partner_only() {
@@ -958,7 +970,7 @@ fn pacts_for_verification_apply_selectors_and_report_pending() {
 // standard Pact tooling
 
 /// Whether the Pact CLI is there; without it, SKIPPED (or a failure when `CI=true`).
-fn pact_cli(test: &str) -> bool {
+pub(crate) fn pact_cli(test: &str) -> bool {
     let found = Command::new("pact")
         .args(["verifier", "--version"])
         .output()
@@ -974,7 +986,7 @@ fn pact_cli(test: &str) -> bool {
     found
 }
 
-fn pact_cmd(args: &[&str]) -> Output {
+pub(crate) fn pact_cmd(args: &[&str]) -> Output {
     Command::new("pact")
         .args(args)
         .env("PACT_DO_NOT_TRACK", "true")

@@ -837,3 +837,78 @@ async fn the_pact_index_behaves_the_same_on_every_backend() {
         assert_eq!(released, ["1", "2"], "{name}");
     }
 }
+
+#[tokio::test]
+async fn webhooks_and_their_delivery_log_behave_the_same_on_every_backend() {
+    use syncgate::store::{ExecutionStatus, Webhook, WebhookExecution};
+    let (all, _dir, _pg) = pact_backends("webhooks_and_their_delivery_log").await;
+    let hook = |uuid: &str, provider: Option<&str>, at: i64| Webhook {
+        uuid: uuid.into(),
+        description: format!("hook {uuid}"),
+        consumer: None,
+        provider: provider.map(str::to_string),
+        events: vec![
+            "contract_published".into(),
+            "contract_content_changed".into(),
+        ],
+        request: r#"{"method":"POST","url":"https://ci.test/"}"#.into(),
+        enabled: true,
+        created_at: Timestamp::from_millis(at),
+        updated_at: Timestamp::from_millis(at),
+    };
+    let attempt =
+        |uuid: &str, n: u32, status: ExecutionStatus, code: Option<u16>| WebhookExecution {
+            id: 0,
+            webhook_uuid: uuid.into(),
+            delivery: "d1".into(),
+            event: "contract_published".into(),
+            consumer: "c".into(),
+            provider: "p".into(),
+            attempt: n,
+            status,
+            response_code: code,
+            error: (status != ExecutionStatus::Success).then(|| "the receiver answered 500".into()),
+            executed_at: Timestamp::from_millis(100 + i64::from(n)),
+        };
+    for (name, s) in &all {
+        assert!(
+            s.webhook_put(&hook("b", Some("p"), 1)).await.unwrap(),
+            "{name}"
+        );
+        assert!(s.webhook_put(&hook("a", None, 2)).await.unwrap(), "{name}");
+        // Replacing keeps the place in the list and the creation time given by the caller.
+        let mut changed = hook("b", Some("q"), 1);
+        changed.enabled = false;
+        changed.updated_at = Timestamp::from_millis(3);
+        assert!(!s.webhook_put(&changed).await.unwrap(), "{name}");
+        let listed = s.webhooks().await.unwrap();
+        assert_eq!(listed, [changed.clone(), hook("a", None, 2)], "{name}");
+        assert_eq!(s.webhook("b").await.unwrap(), Some(changed), "{name}");
+        assert_eq!(s.webhook("zzz").await.unwrap(), None, "{name}");
+
+        let first = attempt("b", 1, ExecutionStatus::Failure, Some(500));
+        let second = attempt("b", 2, ExecutionStatus::Success, Some(204));
+        let id1 = s.webhook_execution_record(&first).await.unwrap();
+        let id2 = s.webhook_execution_record(&second).await.unwrap();
+        s.webhook_execution_record(&attempt("a", 1, ExecutionStatus::Error, None))
+            .await
+            .unwrap();
+        assert!(id2 > id1, "{name}");
+        let log = s.webhook_executions("b").await.unwrap();
+        let expected = [
+            WebhookExecution { id: id1, ..first },
+            WebhookExecution { id: id2, ..second },
+        ];
+        assert_eq!(log, expected, "{name}");
+
+        // Deleting takes the log with it; deleting again finds nothing.
+        assert!(s.webhook_delete("b").await.unwrap(), "{name}");
+        assert!(!s.webhook_delete("b").await.unwrap(), "{name}");
+        assert!(
+            s.webhook_executions("b").await.unwrap().is_empty(),
+            "{name}"
+        );
+        assert_eq!(s.webhook_executions("a").await.unwrap().len(), 1, "{name}");
+        assert_eq!(s.webhooks().await.unwrap().len(), 1, "{name}");
+    }
+}

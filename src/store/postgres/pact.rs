@@ -80,17 +80,13 @@ impl PactIndex for PgStore {
         provider: Option<&str>,
         consumer: Option<&str>,
     ) -> StoreResult<Vec<PactPublication>> {
-        let rows = self
-            .lock()
-            .await
-            .query(
-                "SELECT consumer, consumer_version, provider, branch, tags, sha, content, published_at FROM pact_publications
-                 WHERE ($1::TEXT IS NULL OR provider = $1) AND ($2::TEXT IS NULL OR consumer = $2) ORDER BY id",
-                &[&provider, &consumer],
-            )
-            .await
-            .map_err(err)?;
-        rows.iter().map(publication_of).collect()
+        self.rows(
+            "SELECT consumer, consumer_version, provider, branch, tags, sha, content, published_at FROM pact_publications
+             WHERE ($1::TEXT IS NULL OR provider = $1) AND ($2::TEXT IS NULL OR consumer = $2) ORDER BY id",
+            &[&provider, &consumer],
+            publication_of,
+        )
+        .await
     }
 
     async fn pact_verification_record(&self, v: &PactVerificationResult) -> StoreResult<i64> {
@@ -120,29 +116,24 @@ impl PactIndex for PgStore {
         provider: &str,
         consumer: Option<&str>,
     ) -> StoreResult<Vec<PactVerificationResult>> {
-        let rows = self
-            .lock()
-            .await
-            .query(
-                "SELECT id, consumer, provider, pact_sha, provider_version, success, body, verified_at FROM pact_verification_results
-                 WHERE provider = $1 AND ($2::TEXT IS NULL OR consumer = $2) ORDER BY id",
-                &[&provider, &consumer],
-            )
-            .await
-            .map_err(err)?;
-        Ok(rows
-            .iter()
-            .map(|r| PactVerificationResult {
-                id: r.get(0),
-                consumer: r.get(1),
-                provider: r.get(2),
-                pact_sha: r.get(3),
-                provider_version: r.get(4),
-                success: r.get(5),
-                body: r.get(6),
-                verified_at: ts(r.get(7)),
-            })
-            .collect())
+        self.rows(
+            "SELECT id, consumer, provider, pact_sha, provider_version, success, body, verified_at FROM pact_verification_results
+             WHERE provider = $1 AND ($2::TEXT IS NULL OR consumer = $2) ORDER BY id",
+            &[&provider, &consumer],
+            |r| {
+                Ok(PactVerificationResult {
+                    id: r.get(0),
+                    consumer: r.get(1),
+                    provider: r.get(2),
+                    pact_sha: r.get(3),
+                    provider_version: r.get(4),
+                    success: r.get(5),
+                    body: r.get(6),
+                    verified_at: ts(r.get(7)),
+                })
+            },
+        )
+        .await
     }
 
     async fn pacticipant_version_upsert(
@@ -200,18 +191,11 @@ impl PactIndex for PgStore {
         &self,
         pacticipant: &str,
     ) -> StoreResult<Vec<PacticipantVersion>> {
-        let rows = self
-            .lock()
-            .await
-            .query(
-                "SELECT pacticipant, version, branch, tags, created_at FROM pacticipant_versions
-                 WHERE pacticipant = $1 ORDER BY created_at, ctid",
-                &[&pacticipant],
-            )
-            .await
-            .map_err(err)?;
-        rows.iter()
-            .map(|r| {
+        self.rows(
+            "SELECT pacticipant, version, branch, tags, created_at FROM pacticipant_versions
+             WHERE pacticipant = $1 ORDER BY created_at, ctid",
+            &[&pacticipant],
+            |r| {
                 Ok(PacticipantVersion {
                     pacticipant: r.get(0),
                     version: r.get(1),
@@ -219,8 +203,9 @@ impl PactIndex for PgStore {
                     tags: tags_from(r.get(3))?,
                     created_at: ts(r.get(4)),
                 })
-            })
-            .collect()
+            },
+        )
+        .await
     }
 
     async fn pacticipant_deploy(&self, d: &PacticipantDeployment) -> StoreResult<i64> {
@@ -257,28 +242,23 @@ impl PactIndex for PgStore {
         pacticipant: Option<&str>,
         environment: Option<&str>,
     ) -> StoreResult<Vec<PacticipantDeployment>> {
-        let rows = self
-            .lock()
-            .await
-            .query(
-                "SELECT id, pacticipant, version, environment, application_instance, deployed_at, undeployed_at FROM pacticipant_deployments
-                 WHERE ($1::TEXT IS NULL OR pacticipant = $1) AND ($2::TEXT IS NULL OR environment = $2) ORDER BY id",
-                &[&pacticipant, &environment],
-            )
-            .await
-            .map_err(err)?;
-        Ok(rows
-            .iter()
-            .map(|r| PacticipantDeployment {
-                id: r.get(0),
-                pacticipant: r.get(1),
-                version: r.get(2),
-                environment: r.get(3),
-                application_instance: r.get(4),
-                deployed_at: ts(r.get(5)),
-                undeployed_at: r.get::<_, Option<i64>>(6).map(ts),
-            })
-            .collect())
+        self.rows(
+            "SELECT id, pacticipant, version, environment, application_instance, deployed_at, undeployed_at FROM pacticipant_deployments
+             WHERE ($1::TEXT IS NULL OR pacticipant = $1) AND ($2::TEXT IS NULL OR environment = $2) ORDER BY id",
+            &[&pacticipant, &environment],
+            |r| {
+                Ok(PacticipantDeployment {
+                    id: r.get(0),
+                    pacticipant: r.get(1),
+                    version: r.get(2),
+                    environment: r.get(3),
+                    application_instance: r.get(4),
+                    deployed_at: ts(r.get(5)),
+                    undeployed_at: r.get::<_, Option<i64>>(6).map(ts),
+                })
+            },
+        )
+        .await
     }
 
     async fn pacticipant_release(&self, r: &PacticipantRelease) -> StoreResult<i64> {
@@ -326,26 +306,21 @@ impl PactIndex for PgStore {
         pacticipant: Option<&str>,
         environment: Option<&str>,
     ) -> StoreResult<Vec<PacticipantRelease>> {
-        let rows = self
-            .lock()
-            .await
-            .query(
-                "SELECT id, pacticipant, version, environment, released_at, support_ended_at FROM pacticipant_releases
-                 WHERE ($1::TEXT IS NULL OR pacticipant = $1) AND ($2::TEXT IS NULL OR environment = $2) ORDER BY id",
-                &[&pacticipant, &environment],
-            )
-            .await
-            .map_err(err)?;
-        Ok(rows
-            .iter()
-            .map(|r| PacticipantRelease {
-                id: r.get(0),
-                pacticipant: r.get(1),
-                version: r.get(2),
-                environment: r.get(3),
-                released_at: ts(r.get(4)),
-                support_ended_at: r.get::<_, Option<i64>>(5).map(ts),
-            })
-            .collect())
+        self.rows(
+            "SELECT id, pacticipant, version, environment, released_at, support_ended_at FROM pacticipant_releases
+             WHERE ($1::TEXT IS NULL OR pacticipant = $1) AND ($2::TEXT IS NULL OR environment = $2) ORDER BY id",
+            &[&pacticipant, &environment],
+            |r| {
+                Ok(PacticipantRelease {
+                    id: r.get(0),
+                    pacticipant: r.get(1),
+                    version: r.get(2),
+                    environment: r.get(3),
+                    released_at: ts(r.get(4)),
+                    support_ended_at: r.get::<_, Option<i64>>(5).map(ts),
+                })
+            },
+        )
+        .await
     }
 }
