@@ -793,7 +793,9 @@ fn load_pacts(dir: &Path) -> Result<BTreeMap<String, serde_json::Value>, BundleE
             column: Some(e.column()),
             field: None,
             message: format!("invalid JSON: {e}"),
-            help: Some("pact files are generated: run `cargo test --test it pacts::` with SYNCGATE_UPDATE_PACTS=1".into()),
+            help: Some(
+                "pact files are generated: run `syncgate contracts pacts PARTNER/TENANT`".into(),
+            ),
         })?;
         let spec = json
             .pointer("/metadata/pactSpecification/version")

@@ -3,9 +3,12 @@
 //! bundle versions, and can-i-deploy over the store's index.
 
 pub mod bundle;
+pub mod describe;
 pub mod diff;
 pub mod matrix;
+pub mod pacts;
 pub mod publish;
+pub mod pull;
 pub mod registry;
 pub mod rules;
 pub mod soql;
