@@ -11,6 +11,8 @@ use crate::engine::config_file::EngineSettings;
 use crate::sim::Seed;
 
 mod contracts;
+mod org;
+mod pacts;
 mod registry;
 mod sync;
 
@@ -357,6 +359,12 @@ pub enum ContractsCommand {
     CanIDeploy(CanIDeployArgs),
     /// Record that a bundle version and an engine version are deployed to an environment.
     RecordDeployment(RecordDeploymentArgs),
+    /// Write a tenant's Pact V4 file(s) from its bundle (`--check`: exit 1 when stale).
+    Pacts(pacts::PactsArgs),
+    /// Write a new tenant bundle from a live org's describe metadata (mappings marked for you).
+    Pull(org::PullArgs),
+    /// Compare a live org's describe with a tenant's bundle (exit 1 on a breaking drift).
+    CheckOrg(org::CheckOrgArgs),
 }
 
 /// Runs the CLI and returns the process exit code.
@@ -385,6 +393,9 @@ pub fn main_impl() -> i32 {
         Command::Contracts(ContractsCommand::RecordDeployment(a)) => {
             contracts::record_deployment(a, db)
         }
+        Command::Contracts(ContractsCommand::Pacts(a)) => pacts::run(a),
+        Command::Contracts(ContractsCommand::Pull(a)) => org::pull(a),
+        Command::Contracts(ContractsCommand::CheckOrg(a)) => org::check_org(a),
         Command::Mock(MockCommand::Serve(args)) => mock_serve(args),
         Command::Registry(RegistryCommand::Serve(args)) => registry::serve(args, db),
     }
@@ -699,6 +710,17 @@ fn mock_serve(args: MockServeArgs) -> i32 {
             error(format_args!("failed to start the async runtime: {e}"));
             return exit::INTERNAL;
         }
+    };
+    // The org as the scenario's partner changed it (`org_fields`), as the gate builds it.
+    let bundle = match &scenario {
+        Some(s) => match verify::gate::org_as_changed(&bundle, s) {
+            Ok(b) => b,
+            Err(e) => {
+                error(e);
+                return exit::BAD_INPUT;
+            }
+        },
+        None => bundle,
     };
     let label = format!("{}/{}", bundle.partner, bundle.tenant);
     if args.pact {

@@ -200,7 +200,7 @@ fn target(org: &OrgArgs) -> Result<Target, i32> {
 }
 
 /// Why `url` cannot be an org's login URL: it must be `http://` or `https://` with a host.
-fn check_target_url(url: &str) -> Result<(), String> {
+pub(super) fn check_target_url(url: &str) -> Result<(), String> {
     let parsed = reqwest::Url::parse(url.trim())
         .map_err(|e| format!("not a URL ({e}); e.g. https://login.salesforce.com"))?;
     if !matches!(parsed.scheme(), "http" | "https") {
@@ -216,7 +216,7 @@ fn check_target_url(url: &str) -> Result<(), String> {
 }
 
 /// A CA file's PEM, or why it is unusable: unreadable, empty, or holding no certificate.
-fn read_ca_file(path: &std::path::Path) -> Result<Vec<u8>, String> {
+pub(super) fn read_ca_file(path: &std::path::Path) -> Result<Vec<u8>, String> {
     let pem = std::fs::read(path).map_err(|e| format!("cannot read it: {e}"))?;
     if pem.iter().all(u8::is_ascii_whitespace) {
         return Err("the file is empty (expected a PEM certificate)".into());
