@@ -14,6 +14,7 @@ mod contracts;
 mod org;
 mod pacts;
 mod registry;
+mod replay_from;
 mod sync;
 
 use crate::verify::{self, report, GateOptions};
@@ -264,6 +265,10 @@ pub struct GateArgs {
     /// Write each run's request journal (JSON lines) into this directory.
     #[arg(long, value_name = "DIR")]
     pub journal_dir: Option<PathBuf>,
+    /// Write a self-contained replay file per failing run into this directory
+    /// (`syncgate replay --from FILE` runs it again anywhere).
+    #[arg(long, value_name = "DIR")]
+    pub artefacts: Option<PathBuf>,
     /// Verify the pacts against this real sandbox instead of the mock org.
     #[arg(long, value_name = "URL")]
     pub provider_url: Option<String>,
@@ -325,8 +330,16 @@ pub struct PreflightArgs {
 #[derive(Debug, Args)]
 pub struct ReplayArgs {
     /// The scenario: a name in `--scenarios` or a path to a scenario file.
-    #[arg(value_name = "SCENARIO")]
-    pub scenario: String,
+    #[arg(value_name = "SCENARIO", required_unless_present = "from")]
+    pub scenario: Option<String>,
+    /// Replay a run from its replay file (`gate --artefacts`) alone, in an empty directory:
+    /// its inputs are checked against the recorded hashes and its trace against the
+    /// recorded one.
+    #[arg(long, value_name = "FILE", conflicts_with = "scenario")]
+    pub from: Option<PathBuf>,
+    /// Print each request's and response's body under it (cut at 4 KiB).
+    #[arg(long)]
+    pub bodies: bool,
     #[command(flatten)]
     pub selection: SelectionArgs,
     /// Use the wall clock: waits really wait (a `Retry-After: 3600` takes an hour).
@@ -495,6 +508,19 @@ fn gate(args: GateArgs, database_url: Option<&str>) -> i32 {
             return exit::INTERNAL;
         }
     }
+    if let Some(dir) = &args.artefacts {
+        match replay_from::write_artefacts(&opts, &report, dir) {
+            Ok(paths) => {
+                for p in paths {
+                    eprintln!("replay file: {} (syncgate replay --from it)", p.display());
+                }
+            }
+            Err(e) => {
+                error(e);
+                return exit::INTERNAL;
+            }
+        }
+    }
     // A verification vouches for the whole scenario set: a filtered or sharded run is not one.
     let partial = !args.scenario.is_empty() || args.shard.is_some() || args.no_pacts;
     if partial {
@@ -589,6 +615,14 @@ fn preflight(args: PreflightArgs) -> i32 {
 }
 
 fn replay(args: ReplayArgs) -> i32 {
+    if let Some(file) = &args.from {
+        return replay_from::replay_from(replay_from::FromArgs {
+            file,
+            trace: args.trace.as_deref(),
+            bodies: args.bodies,
+        });
+    }
+    let scenario = args.scenario.clone().unwrap_or_default();
     let base = match args.selection.options() {
         Ok(o) => o,
         Err(code) => return code,
@@ -599,7 +633,7 @@ fn replay(args: ReplayArgs) -> i32 {
         ..base
     };
     args.engine.apply(&mut opts);
-    let as_path = PathBuf::from(&args.scenario);
+    let as_path = PathBuf::from(&scenario);
     if as_path.is_file() {
         let name = as_path
             .file_stem()
@@ -608,7 +642,7 @@ fn replay(args: ReplayArgs) -> i32 {
         opts.scenarios = as_path.parent().map(PathBuf::from).unwrap_or_default();
         opts.only_scenarios = vec![name];
     } else {
-        opts.only_scenarios = vec![args.scenario.clone()];
+        opts.only_scenarios = vec![scenario.clone()];
     }
     let report = match run_gate(&opts) {
         Ok(r) => r,
@@ -627,7 +661,7 @@ fn replay(args: ReplayArgs) -> i32 {
                 if args.real_time { ", real time" } else { "" }
             );
             println!("purpose: {}", r.purpose);
-            print!("{}", verify::timeline::render(r));
+            print!("{}", verify::timeline::render_with(r, args.bodies));
             println!("verdict: {}\n", if r.passed() { "PASS" } else { "FAIL" });
             trace.push_str(&verify::timeline::json_lines(r));
         }

@@ -367,6 +367,12 @@ fn admit(
         api_usage: None,
         created: None,
         in_flight,
+        request_body: if super::journal::holds_credentials(&path) {
+            None
+        } else {
+            super::journal::kept_body(&String::from_utf8_lossy(body))
+        },
+        response_body: None,
     };
     state.tick(now);
 
@@ -634,6 +640,13 @@ fn finish(state: &mut State, mut entry: JournalEntry, answer: Answer) -> Respons
     entry.records = answer.records;
     entry.outcome = answer.outcome;
     entry.error_code = answer.error_code.clone();
+    if !super::journal::holds_credentials(&entry.path) {
+        entry.response_body = match &answer.body {
+            Payload::Json(v) => super::journal::kept_body(&v.to_string()),
+            Payload::Csv(text) => super::journal::kept_body(text),
+            Payload::Empty => None,
+        };
+    }
     let is_api = entry.path.starts_with("/services/data/v");
     record(state, entry);
     let mut resp = match answer.body {

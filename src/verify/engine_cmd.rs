@@ -319,6 +319,7 @@ pub async fn run_scenario(
         virtual_secs: clock.now().since(started).as_secs(),
         journal,
         cdc: Default::default(),
+        edits: org.edit_log(),
     })
 }
 

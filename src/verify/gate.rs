@@ -166,6 +166,9 @@ pub struct RunResult {
     /// What the change-event consumer did after the engine run.
     #[serde(skip)]
     pub cdc: CdcReport,
+    /// The scenario's manual edits as the org saw them (for the timeline).
+    #[serde(skip)]
+    pub edits: Vec<mock::EditRecord>,
 }
 
 impl RunResult {
@@ -705,6 +708,7 @@ pub async fn run_scenario_with(
         virtual_secs: clock.now().since(started).as_secs(),
         journal,
         cdc,
+        edits: org.edit_log(),
     })
 }
 

@@ -12,6 +12,7 @@ pub mod model;
 pub mod oracle;
 pub mod pacts;
 pub mod preflight;
+pub mod replay_file;
 pub mod report;
 pub mod rerun;
 pub mod run_checks;

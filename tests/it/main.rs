@@ -17,6 +17,7 @@ mod partner;
 mod preflight;
 mod real_clients;
 mod registry;
+mod replay_files;
 mod schemas;
 mod store_suite;
 mod sync_cli;
