@@ -363,6 +363,31 @@ pub async fn run_gate(opts: &GateOptions) -> Result<GateReport, GateError> {
             }),
         }
     }
+    // The pacts are verified for every selected tenant, also one this shard has no runs of
+    // (the CLI lets one shard of a sharded gate verify them, so they run once).
+    if opts.verify_pacts {
+        for (_, b) in &bundles {
+            if !results
+                .iter()
+                .any(|t| t.partner == b.partner && t.tenant == b.tenant)
+            {
+                results.push(TenantResult {
+                    partner: b.partner.clone(),
+                    tenant: b.tenant.clone(),
+                    bundle_version: b.version.clone(),
+                    bundle_hash: b.content_hash(),
+                    contract: None,
+                    pacts: None,
+                    runs: Vec::new(),
+                });
+            }
+        }
+        results.sort_by_key(|t| {
+            bundles
+                .iter()
+                .position(|(_, b)| b.partner == t.partner && b.tenant == t.tenant)
+        });
+    }
     for t in &mut results {
         let Some((_, bundle)) = bundles
             .iter()
