@@ -53,6 +53,9 @@ pub struct JournalEntry {
     /// The response body as text, cut the same way (none for the token endpoint).
     #[serde(skip)]
     pub response_body: Option<String>,
+    /// When the answer went out, on the org's clock (latency metrics). Not serialized.
+    #[serde(skip)]
+    pub answered_at: Option<Timestamp>,
 }
 
 /// Bytes of a body a journal entry keeps.

@@ -373,6 +373,7 @@ fn admit(
             super::journal::kept_body(&String::from_utf8_lossy(body))
         },
         response_body: None,
+        answered_at: None,
     };
     state.tick(now);
 
@@ -606,6 +607,7 @@ fn bearer(headers: &HeaderMap) -> Option<String> {
 }
 
 pub(super) fn record(state: &mut State, mut entry: JournalEntry) {
+    entry.answered_at = Some(state.clock.now());
     entry.api_usage = Some(state.budget.used);
     entry.created = state.created_by_last.take();
     state.journal.push(entry);

@@ -169,6 +169,9 @@ pub struct RunResult {
     /// The scenario's manual edits as the org saw them (for the timeline).
     #[serde(skip)]
     pub edits: Vec<mock::EditRecord>,
+    /// Requests by endpoint, retries by cause, latency, budget, dead letters by code,
+    /// duplicates suppressed.
+    pub metrics: super::metrics::RunMetrics,
 }
 
 impl RunResult {
@@ -722,6 +725,7 @@ pub async fn run_scenario_with(
             },
         );
     }
+    let metrics = super::metrics::of(&journal, &report, &cdc);
     Ok(RunResult {
         scenario: scenario.name.clone(),
         purpose: scenario.purpose.clone(),
@@ -731,6 +735,7 @@ pub async fn run_scenario_with(
         requests: journal.len(),
         faults: journal.iter().filter(|e| e.fault.is_some()).count(),
         virtual_secs: clock.now().since(started).as_secs(),
+        metrics,
         journal,
         cdc,
         edits: org.edit_log(),

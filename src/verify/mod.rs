@@ -8,6 +8,7 @@ pub mod evidence;
 pub mod gate;
 pub mod invariants;
 pub mod letters;
+pub mod metrics;
 pub mod model;
 pub mod oracle;
 pub mod pacts;

@@ -18,6 +18,7 @@ mod preflight;
 mod real_clients;
 mod registry;
 mod replay_files;
+mod run_metrics;
 mod schemas;
 mod store_suite;
 mod sync_cli;
