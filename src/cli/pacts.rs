@@ -76,7 +76,8 @@ pub fn run(args: PactsArgs) -> i32 {
     };
     let mut stale = 0usize;
     for (label, dir) in targets {
-        let bundle = match Bundle::load(&dir) {
+        // Without its pact files: a broken one must not stop its own regeneration.
+        let bundle = match Bundle::load_without_pacts(&dir) {
             Ok(b) => b,
             Err(e) => {
                 error(e);

@@ -397,6 +397,27 @@ async fn a_tenant_written_from_scratch_gets_a_pact_from_the_binary_that_the_mock
     );
     assert!(stdout.contains("first difference at line"), "{stdout}");
 
+    // A file that is not even JSON (a bad merge) is stale, and regenerating mends it.
+    std::fs::write(&path, "{ <<<<<<< ours").unwrap();
+    let out = syncgate(
+        &["contracts", "pacts", "scratch-partner/trial", "--check"],
+        repo.path(),
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{stdout}");
+    assert!(stdout.contains("invalid JSON"), "{stdout}");
+    let out = syncgate(
+        &["contracts", "pacts", "scratch-partner/trial"],
+        repo.path(),
+    );
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(std::fs::read_to_string(&path).unwrap(), generated.text());
+
     // --out writes elsewhere and leaves the tenant's file alone.
     let out_dir = repo.path().join("generated");
     let out = syncgate(
