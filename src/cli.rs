@@ -11,6 +11,7 @@ use crate::engine::config_file::EngineSettings;
 use crate::sim::Seed;
 
 mod contracts;
+mod metrics_http;
 mod org;
 mod pacts;
 mod registry;

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use clap::{Args, Subcommand};
 
-use super::{error, exit, runtime};
+use super::{error, exit, metrics_http, runtime};
 use crate::contract::Bundle;
 use crate::engine::cdc::JsonlOutbox;
 use crate::engine::client::{Credentials, SalesforceClient, Secret};
@@ -90,6 +90,11 @@ pub struct SyncArgs {
     /// when present, else the built-in defaults.
     #[arg(long, value_name = "FILE")]
     pub engine_config: Option<PathBuf>,
+    /// With --follow: serve the follower's metrics in the Prometheus text format at
+    /// `http://ADDR/metrics`, on loopback only (port 0 picks one; the address is printed on
+    /// stderr). Metric names: README.md.
+    #[arg(long, value_name = "127.0.0.1:PORT", requires = "follow")]
+    pub metrics_addr: Option<std::net::SocketAddr>,
 }
 
 fn parse_poll(s: &str) -> Result<Duration, String> {
@@ -377,6 +382,11 @@ pub fn sync(args: SyncArgs, db: Option<&str>) -> i32 {
         .seed
         .unwrap_or_else(|| Seed(Clock::system().now().as_millis() as u64));
     let tenant = format!("{}/{}", bundle.partner, bundle.tenant);
+    if let Some(Err(e)) = args.metrics_addr.as_ref().map(metrics_http::check_addr) {
+        error(e);
+        return exit::BAD_INPUT;
+    }
+    let counters = Arc::new(std::sync::Mutex::new(metrics_http::Counters::default()));
     let show_bar = !args.no_progress && std::io::stderr().is_terminal();
     let outbox = args.crm_outbox.as_ref().map(JsonlOutbox::new);
     let bar = show_bar.then(Bar::new);
@@ -387,8 +397,30 @@ pub fn sync(args: SyncArgs, db: Option<&str>) -> i32 {
     runner.crm = outbox
         .as_ref()
         .map(|sink| CrmSide::for_target(&target, &runner.config.client_name, sink));
+    if args.metrics_addr.is_some() {
+        let c = counters.clone();
+        runner.on_tick = Some(Arc::new(move |s: &RunSummary| {
+            c.lock().unwrap_or_else(|p| p.into_inner()).update(s)
+        }));
+    }
     let mut summary = SyncSummary::default();
     let outcome = rt.block_on(async {
+        if let Some(addr) = args.metrics_addr {
+            let listener = tokio::net::TcpListener::bind(addr)
+                .await
+                .map_err(|e| RunError::Source(format!("--metrics-addr {addr}: {e}")))?;
+            if let Ok(bound) = listener.local_addr() {
+                eprintln!("metrics at http://{bound}/metrics");
+            }
+            tokio::spawn(metrics_http::serve(
+                listener,
+                metrics_http::Metrics {
+                    tenant: tenant.clone(),
+                    counters: counters.clone(),
+                    store: state.clone(),
+                },
+            ));
+        }
         let mut feed = match &spec {
             SourceSpec::Dir(path) => Feed::dir(path.clone()),
             SourceSpec::Tables(db) => Feed::Tables(

@@ -176,7 +176,12 @@ pub struct Runner<'a> {
     pub crm: Option<CrmSide<'a>>,
     /// Keep the engine's events (the replay timeline) in the summary.
     pub keep_timeline: bool,
+    /// Called with the summary so far after each tick (`sync --metrics-addr`).
+    pub on_tick: Option<TickHook>,
 }
+
+/// What [`Runner::on_tick`] calls.
+pub type TickHook = Arc<dyn Fn(&RunSummary) + Send + std::marker::Sync>;
 
 impl<'a> Runner<'a> {
     /// A runner with the defaults: one pass, pages of 5,000, no consumer, no timeline.
@@ -199,6 +204,7 @@ impl<'a> Runner<'a> {
             watch: None,
             crm: None,
             keep_timeline: false,
+            on_tick: None,
         }
     }
 
@@ -293,6 +299,11 @@ impl<'a> Runner<'a> {
                 }
             }
             first = false;
+            if let Some(hook) = &self.on_tick {
+                summary.report.api_calls = client.calls();
+                summary.report.api_usage = client.usage;
+                hook(summary);
+            }
             let Some(poll) = self.follow else {
                 return Ok(());
             };

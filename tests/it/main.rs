@@ -22,4 +22,5 @@ mod run_metrics;
 mod schemas;
 mod store_suite;
 mod sync_cli;
+mod sync_metrics;
 mod workers;
