@@ -254,12 +254,13 @@ async fn pull_async(args: PullArgs) -> Result<i32, Stop> {
         concurrent_long_running: 25,
         long_running_threshold_secs: 20,
     };
-    let limits = org_limits(&mut client, &fallback).await.unwrap_or(fallback);
+    let from_org = org_limits(&mut client, &fallback).await;
     let (text, counts) = pull::render(&PullInput {
         partner,
         tenant,
         api_version: &args.api_version,
-        limits,
+        limits_from_org: from_org.is_some(),
+        limits: from_org.unwrap_or(fallback),
         objects: pulled,
         origin: args.login.org.trim_end_matches('/'),
     });
@@ -279,7 +280,7 @@ async fn pull_async(args: PullArgs) -> Result<i32, Stop> {
         )
     })?;
     println!(
-        "wrote {} ({} objects, {} fields{}); {} lines marked MAPPING or POLICY to fill in",
+        "wrote {} ({} objects, {} fields{}); {} lines marked MAPPING, POLICY or LIMITS to fill in",
         path.display(),
         counts.objects,
         counts.fields,

@@ -17,6 +17,8 @@ pub struct PullInput<'a> {
     pub tenant: &'a str,
     pub api_version: &'a str,
     pub limits: Limits,
+    /// Whether `limits` came from the org's `/limits` (else they are placeholders).
+    pub limits_from_org: bool,
     /// Each pulled object with the external-ID field chosen for it.
     pub objects: Vec<(DescribedObject, String)>,
     /// Where the describe came from (the login URL), for the header.
@@ -102,6 +104,13 @@ pub fn render(input: &PullInput<'_>) -> (String, PullCounts) {
     let _ = writeln!(t, "kind = \"salesforce\"");
     let _ = writeln!(t, "api_version = {}", quoted(input.api_version));
     let _ = writeln!(t, "\n[limits]");
+    if !input.limits_from_org {
+        let _ = writeln!(
+            t,
+            "# LIMITS: the org's /limits did not answer; these are placeholders, put the org's own"
+        );
+        counts.marked += 1;
+    }
     let _ = writeln!(
         t,
         "daily_api_requests = {}",

@@ -110,10 +110,15 @@ fn a_bundle_pulled_from_a_mock_org_validates_and_diffs_as_unchanged_where_descri
         let stdout = String::from_utf8_lossy(&out.stdout);
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert_eq!(out.status.code(), Some(0), "{target}: {stdout}{stderr}");
-        assert!(stdout.contains("marked MAPPING or POLICY"), "{stdout}");
+        assert!(
+            stdout.contains("marked MAPPING, POLICY or LIMITS"),
+            "{stdout}"
+        );
         let dir = contracts.join(&original.partner).join(&original.tenant);
         let text = std::fs::read_to_string(dir.join("bundle.toml")).expect("bundle.toml written");
         assert!(text.contains("# MAPPING"), "{text}");
+        // The mock answers /limits: the limits are the org's, not placeholders.
+        assert!(!text.contains("# LIMITS"), "{text}");
         assert!(
             !text.contains("s3cret"),
             "the secret leaked into the bundle"
