@@ -83,6 +83,23 @@ pub fn check_addr(addr: &SocketAddr) -> Result<(), String> {
     }
 }
 
+/// The runner hook that keeps `counters` up to date after each tick.
+pub fn tick_hook(counters: Arc<Mutex<Counters>>) -> crate::engine::runner::TickHook {
+    Arc::new(move |s: &RunSummary| counters.lock().unwrap_or_else(|p| p.into_inner()).update(s))
+}
+
+/// Binds `addr`, says where on stderr, and serves `/metrics` there in the background.
+pub async fn start(addr: SocketAddr, metrics: Metrics) -> Result<(), String> {
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|e| format!("--metrics-addr {addr}: {e}"))?;
+    if let Ok(bound) = listener.local_addr() {
+        eprintln!("metrics at http://{bound}/metrics");
+    }
+    tokio::spawn(serve(listener, metrics));
+    Ok(())
+}
+
 /// Serves `/metrics` on `listener` until the runtime ends.
 pub async fn serve(listener: tokio::net::TcpListener, metrics: Metrics) -> std::io::Result<()> {
     let app = axum::Router::new()

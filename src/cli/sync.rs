@@ -397,29 +397,23 @@ pub fn sync(args: SyncArgs, db: Option<&str>) -> i32 {
     runner.crm = outbox
         .as_ref()
         .map(|sink| CrmSide::for_target(&target, &runner.config.client_name, sink));
-    if args.metrics_addr.is_some() {
-        let c = counters.clone();
-        runner.on_tick = Some(Arc::new(move |s: &RunSummary| {
-            c.lock().unwrap_or_else(|p| p.into_inner()).update(s)
-        }));
-    }
+    let metrics = args.metrics_addr.map(|addr| {
+        runner.on_tick = Some(metrics_http::tick_hook(counters.clone()));
+        (
+            addr,
+            metrics_http::Metrics {
+                tenant: tenant.clone(),
+                counters: counters.clone(),
+                store: state.clone(),
+            },
+        )
+    });
     let mut summary = SyncSummary::default();
     let outcome = rt.block_on(async {
-        if let Some(addr) = args.metrics_addr {
-            let listener = tokio::net::TcpListener::bind(addr)
+        if let Some((addr, m)) = metrics {
+            metrics_http::start(addr, m)
                 .await
-                .map_err(|e| RunError::Source(format!("--metrics-addr {addr}: {e}")))?;
-            if let Ok(bound) = listener.local_addr() {
-                eprintln!("metrics at http://{bound}/metrics");
-            }
-            tokio::spawn(metrics_http::serve(
-                listener,
-                metrics_http::Metrics {
-                    tenant: tenant.clone(),
-                    counters: counters.clone(),
-                    store: state.clone(),
-                },
-            ));
+                .map_err(RunError::Source)?;
         }
         let mut feed = match &spec {
             SourceSpec::Dir(path) => Feed::dir(path.clone()),
