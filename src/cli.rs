@@ -11,7 +11,11 @@ use crate::engine::config_file::EngineSettings;
 use crate::sim::Seed;
 
 mod contracts;
+mod metrics_http;
+mod org;
+mod pacts;
 mod registry;
+mod replay_from;
 mod sync;
 
 use crate::verify::{self, report, GateOptions};
@@ -286,6 +290,10 @@ pub struct GateArgs {
     /// Write each run's request journal (JSON lines) into this directory.
     #[arg(long, value_name = "DIR")]
     pub journal_dir: Option<PathBuf>,
+    /// Write a self-contained replay file per failing run into this directory
+    /// (`syncgate replay --from FILE` runs it again anywhere).
+    #[arg(long, value_name = "DIR")]
+    pub artefacts: Option<PathBuf>,
     /// Verify the pacts against this real sandbox instead of the mock org.
     #[arg(long, value_name = "URL")]
     pub provider_url: Option<String>,
@@ -349,8 +357,16 @@ pub struct PreflightArgs {
 #[derive(Debug, Args)]
 pub struct ReplayArgs {
     /// The scenario: a name in `--scenarios` or a path to a scenario file.
-    #[arg(value_name = "SCENARIO")]
-    pub scenario: String,
+    #[arg(value_name = "SCENARIO", required_unless_present = "from")]
+    pub scenario: Option<String>,
+    /// Replay a run from its replay file (`gate --artefacts`) alone, in an empty directory:
+    /// its inputs are checked against the recorded hashes and its trace against the
+    /// recorded one.
+    #[arg(long, value_name = "FILE", conflicts_with = "scenario")]
+    pub from: Option<PathBuf>,
+    /// Print each request's and response's body under it (cut at 4 KiB).
+    #[arg(long)]
+    pub bodies: bool,
     #[command(flatten)]
     pub selection: SelectionArgs,
     /// Use the wall clock: waits really wait (a `Retry-After: 3600` takes an hour).
@@ -383,6 +399,12 @@ pub enum ContractsCommand {
     CanIDeploy(CanIDeployArgs),
     /// Record that a bundle version and an engine version are deployed to an environment.
     RecordDeployment(RecordDeploymentArgs),
+    /// Write a tenant's Pact V4 file(s) from its bundle (`--check`: exit 1 when stale).
+    Pacts(pacts::PactsArgs),
+    /// Write a new tenant bundle from a live org's describe metadata (mappings marked for you).
+    Pull(org::PullArgs),
+    /// Compare a live org's describe with a tenant's bundle (exit 1 on a breaking drift).
+    CheckOrg(org::CheckOrgArgs),
 }
 
 /// Runs the CLI and returns the process exit code.
@@ -411,6 +433,9 @@ pub fn main_impl() -> i32 {
         Command::Contracts(ContractsCommand::RecordDeployment(a)) => {
             contracts::record_deployment(a, db)
         }
+        Command::Contracts(ContractsCommand::Pacts(a)) => pacts::run(a),
+        Command::Contracts(ContractsCommand::Pull(a)) => org::pull(a),
+        Command::Contracts(ContractsCommand::CheckOrg(a)) => org::check_org(a),
         Command::Mock(MockCommand::Serve(args)) => mock_serve(args),
         Command::Registry(RegistryCommand::Serve(args)) => registry::serve(args, db),
     }
@@ -466,7 +491,8 @@ fn gate(args: GateArgs, database_url: Option<&str>) -> i32 {
         only_scenarios: args.scenario.clone(),
         shard: args.shard,
         jobs: args.jobs,
-        verify_pacts: !args.no_pacts,
+        // A sharded gate verifies the pacts once: in shard 1.
+        verify_pacts: !args.no_pacts && args.shard.is_none_or(|s| s.index == 1),
         deployed: registry.deployed,
         published: registry.published,
         environment: args.environment.clone(),
@@ -476,6 +502,9 @@ fn gate(args: GateArgs, database_url: Option<&str>) -> i32 {
     };
     args.engine.apply(&mut opts);
     let judged_a_command = opts.engine_cmd.is_some() || !opts.tenant_engine_cmds.is_empty();
+    if let Some(s) = args.shard.filter(|s| s.index != 1 && !args.no_pacts) {
+        eprintln!("pacts: verified by shard 1/{}, not by this shard", s.count);
+    }
     let report = match run_gate(&opts) {
         Ok(r) => r,
         Err(code) => return code,
@@ -509,6 +538,19 @@ fn gate(args: GateArgs, database_url: Option<&str>) -> i32 {
         if let Err(e) = write_file(&path, &text) {
             error(e);
             return exit::INTERNAL;
+        }
+    }
+    if let Some(dir) = &args.artefacts {
+        match replay_from::write_artefacts(&opts, &report, dir) {
+            Ok(paths) => {
+                for p in paths {
+                    eprintln!("replay file: {} (syncgate replay --from it)", p.display());
+                }
+            }
+            Err(e) => {
+                error(e);
+                return exit::INTERNAL;
+            }
         }
     }
     // A verification vouches for the whole scenario set: a filtered or sharded run is not one.
@@ -618,6 +660,14 @@ fn preflight(args: PreflightArgs) -> i32 {
 }
 
 fn replay(args: ReplayArgs) -> i32 {
+    if let Some(file) = &args.from {
+        return replay_from::replay_from(replay_from::FromArgs {
+            file,
+            trace: args.trace.as_deref(),
+            bodies: args.bodies,
+        });
+    }
+    let scenario = args.scenario.clone().unwrap_or_default();
     let base = match args.selection.options() {
         Ok(o) => o,
         Err(code) => return code,
@@ -628,7 +678,7 @@ fn replay(args: ReplayArgs) -> i32 {
         ..base
     };
     args.engine.apply(&mut opts);
-    let as_path = PathBuf::from(&args.scenario);
+    let as_path = PathBuf::from(&scenario);
     if as_path.is_file() {
         let name = as_path
             .file_stem()
@@ -637,7 +687,7 @@ fn replay(args: ReplayArgs) -> i32 {
         opts.scenarios = as_path.parent().map(PathBuf::from).unwrap_or_default();
         opts.only_scenarios = vec![name];
     } else {
-        opts.only_scenarios = vec![args.scenario.clone()];
+        opts.only_scenarios = vec![scenario.clone()];
     }
     let report = match run_gate(&opts) {
         Ok(r) => r,
@@ -656,7 +706,7 @@ fn replay(args: ReplayArgs) -> i32 {
                 if args.real_time { ", real time" } else { "" }
             );
             println!("purpose: {}", r.purpose);
-            print!("{}", verify::timeline::render(r));
+            print!("{}", verify::timeline::render_with(r, args.bodies));
             println!("verdict: {}\n", if r.passed() { "PASS" } else { "FAIL" });
             trace.push_str(&verify::timeline::json_lines(r));
         }
@@ -739,6 +789,17 @@ fn mock_serve(args: MockServeArgs) -> i32 {
             error(format_args!("failed to start the async runtime: {e}"));
             return exit::INTERNAL;
         }
+    };
+    // The org as the scenario's partner changed it (`org_fields`), as the gate builds it.
+    let bundle = match &scenario {
+        Some(s) => match verify::gate::org_as_changed(&bundle, s) {
+            Ok(b) => b,
+            Err(e) => {
+                error(e);
+                return exit::BAD_INPUT;
+            }
+        },
+        None => bundle,
     };
     let label = format!("{}/{}", bundle.partner, bundle.tenant);
     if args.pact {

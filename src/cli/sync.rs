@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use clap::{Args, Subcommand};
 
-use super::{error, exit, runtime};
+use super::{error, exit, metrics_http, runtime};
 use crate::contract::Bundle;
 use crate::engine::cdc::JsonlOutbox;
 use crate::engine::client::{Credentials, SalesforceClient, Secret};
@@ -141,6 +141,11 @@ pub struct SyncArgs {
     /// when present, else the built-in defaults.
     #[arg(long, value_name = "FILE")]
     pub engine_config: Option<PathBuf>,
+    /// With --follow: serve the follower's metrics in the Prometheus text format at
+    /// `http://ADDR/metrics`, on loopback only (port 0 picks one; the address is printed on
+    /// stderr). Metric names: README.md.
+    #[arg(long, value_name = "127.0.0.1:PORT", requires = "follow")]
+    pub metrics_addr: Option<std::net::SocketAddr>,
 }
 
 fn parse_poll(s: &str) -> Result<Duration, String> {
@@ -251,7 +256,7 @@ fn target(org: &OrgArgs) -> Result<Target, i32> {
 }
 
 /// Why `url` cannot be an org's login URL: it must be `http://` or `https://` with a host.
-fn check_target_url(url: &str) -> Result<(), String> {
+pub(super) fn check_target_url(url: &str) -> Result<(), String> {
     let parsed = reqwest::Url::parse(url.trim())
         .map_err(|e| format!("not a URL ({e}); e.g. https://login.salesforce.com"))?;
     if !matches!(parsed.scheme(), "http" | "https") {
@@ -267,7 +272,7 @@ fn check_target_url(url: &str) -> Result<(), String> {
 }
 
 /// A CA file's PEM, or why it is unusable: unreadable, empty, or holding no certificate.
-fn read_ca_file(path: &std::path::Path) -> Result<Vec<u8>, String> {
+pub(super) fn read_ca_file(path: &std::path::Path) -> Result<Vec<u8>, String> {
     let pem = std::fs::read(path).map_err(|e| format!("cannot read it: {e}"))?;
     if pem.iter().all(u8::is_ascii_whitespace) {
         return Err("the file is empty (expected a PEM certificate)".into());
@@ -438,6 +443,11 @@ pub fn sync(args: SyncArgs, db: Option<&str>) -> i32 {
         .seed
         .unwrap_or_else(|| Seed(Clock::system().now().as_millis() as u64));
     let tenant = format!("{}/{}", bundle.partner, bundle.tenant);
+    if let Some(Err(e)) = args.metrics_addr.as_ref().map(metrics_http::check_addr) {
+        error(e);
+        return exit::BAD_INPUT;
+    }
+    let counters = Arc::new(std::sync::Mutex::new(metrics_http::Counters::default()));
     let show_bar = !args.no_progress && std::io::stderr().is_terminal();
     if let Some(path) = &args.crm_outbox {
         if let Err(e) = crate::engine::protocol_out::touch_outbox(path) {
@@ -473,8 +483,24 @@ pub fn sync(args: SyncArgs, db: Option<&str>) -> i32 {
             }
         }
     }
+    let metrics = args.metrics_addr.map(|addr| {
+        runner.on_tick = Some(metrics_http::tick_hook(counters.clone()));
+        (
+            addr,
+            metrics_http::Metrics {
+                tenant: tenant.clone(),
+                counters: counters.clone(),
+                store: state.clone(),
+            },
+        )
+    });
     let mut summary = SyncSummary::default();
     let outcome = rt.block_on(async {
+        if let Some((addr, m)) = metrics {
+            metrics_http::start(addr, m)
+                .await
+                .map_err(RunError::Source)?;
+        }
         let mut feed = match &spec {
             SourceSpec::Dir(path) => Feed::dir(path.clone()),
             SourceSpec::Tables(db) => Feed::Tables(

@@ -357,6 +357,16 @@ fn read_file(path: &Path) -> Result<BundleFile, BundleError> {
 impl Bundle {
     /// Loads and resolves the bundle in `dir` (a tenant directory holding `bundle.toml`).
     pub fn load(dir: &Path) -> Result<Bundle, BundleError> {
+        Self::load_with(dir, true)
+    }
+
+    /// [`Bundle::load`] without the tenant's pact files: what the pacts are generated from,
+    /// so a broken or stale pact file never stops its own regeneration.
+    pub fn load_without_pacts(dir: &Path) -> Result<Bundle, BundleError> {
+        Self::load_with(dir, false)
+    }
+
+    fn load_with(dir: &Path, with_pacts: bool) -> Result<Bundle, BundleError> {
         let path = dir.join("bundle.toml");
         let tenant_file = read_file(&path)?;
         let mut merged = BundleFile::default();
@@ -382,7 +392,7 @@ impl Bundle {
             merge(&mut merged, base_file);
         }
         merge(&mut merged, tenant_file);
-        let bundle = resolve(&path, dir, merged)?;
+        let bundle = resolve(&path, dir, merged, with_pacts)?;
         bundle.check(&path)?;
         Ok(bundle)
     }
@@ -675,7 +685,12 @@ fn merge(into: &mut BundleFile, file: BundleFile) {
     }
 }
 
-fn resolve(path: &Path, dir: &Path, file: BundleFile) -> Result<Bundle, BundleError> {
+fn resolve(
+    path: &Path,
+    dir: &Path,
+    file: BundleFile,
+    with_pacts: bool,
+) -> Result<Bundle, BundleError> {
     let missing =
         |key: &str| BundleError::at(path, key, "missing (in the tenant bundle and its base)");
     let mut objects = BTreeMap::new();
@@ -706,7 +721,11 @@ fn resolve(path: &Path, dir: &Path, file: BundleFile) -> Result<Bundle, BundleEr
         api_version: file.api_version.unwrap_or_else(|| "62.0".into()),
         limits: file.limits.ok_or_else(|| missing("limits"))?,
         objects,
-        pacts: load_pacts(dir)?,
+        pacts: if with_pacts {
+            load_pacts(dir)?
+        } else {
+            BTreeMap::new()
+        },
         dir: dir.to_path_buf(),
     })
 }
@@ -737,7 +756,9 @@ fn load_pacts(dir: &Path) -> Result<BTreeMap<String, serde_json::Value>, BundleE
             column: Some(e.column()),
             field: None,
             message: format!("invalid JSON: {e}"),
-            help: Some("pact files are generated: run `cargo test --test it pacts::` with SYNCGATE_UPDATE_PACTS=1".into()),
+            help: Some(
+                "pact files are generated: run `syncgate contracts pacts PARTNER/TENANT`".into(),
+            ),
         })?;
         let spec = json
             .pointer("/metadata/pactSpecification/version")

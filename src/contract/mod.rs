@@ -4,9 +4,12 @@
 
 pub mod bundle;
 pub mod diagnostic;
+pub mod describe;
 pub mod diff;
 pub mod matrix;
+pub mod pacts;
 pub mod publish;
+pub mod pull;
 pub mod registry;
 pub mod rules;
 pub mod soql;

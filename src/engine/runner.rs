@@ -186,7 +186,12 @@ pub struct Runner<'a> {
     /// Budget, rate and concurrency for every page of the run: one per-process limiter
     /// from the configuration by default, or one shared by every process (Redis).
     pub limiter: (Arc<dyn Limiter>, LimitPolicy),
+    /// Called with the summary so far after each tick (`sync --metrics-addr`).
+    pub on_tick: Option<TickHook>,
 }
+
+/// What [`Runner::on_tick`] calls.
+pub type TickHook = Arc<dyn Fn(&RunSummary) + Send + std::marker::Sync>;
 
 impl<'a> Runner<'a> {
     /// A runner with the defaults: one pass, pages of 5,000, no consumer, no timeline.
@@ -211,6 +216,7 @@ impl<'a> Runner<'a> {
             shared: None,
             limiter: (Arc::new(LocalLimiter::new()), config.local_policy()),
             config,
+            on_tick: None,
         }
     }
 
@@ -305,6 +311,11 @@ impl<'a> Runner<'a> {
                 }
             }
             first = false;
+            if let Some(hook) = &self.on_tick {
+                summary.report.api_calls = client.calls();
+                summary.report.api_usage = client.usage;
+                hook(summary);
+            }
             let Some(poll) = self.follow else {
                 return Ok(());
             };

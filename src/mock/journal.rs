@@ -45,6 +45,41 @@ pub struct JournalEntry {
     /// serialized (it depends on scheduling).
     #[serde(skip)]
     pub in_flight: usize,
+    /// The request body as text, cut at [`BODY_LIMIT`] bytes (`replay --bodies`). None for
+    /// the token endpoint, whose bodies hold credentials. Not serialized: traces stay as
+    /// they were.
+    #[serde(skip)]
+    pub request_body: Option<String>,
+    /// The response body as text, cut the same way (none for the token endpoint).
+    #[serde(skip)]
+    pub response_body: Option<String>,
+    /// When the answer went out, on the org's clock (latency metrics). Not serialized.
+    #[serde(skip)]
+    pub answered_at: Option<Timestamp>,
+}
+
+/// Bytes of a body a journal entry keeps.
+pub const BODY_LIMIT: usize = 4096;
+
+/// A body as the journal keeps it: `None` when empty, cut at [`BODY_LIMIT`] bytes (on a
+/// character boundary) with the full size said.
+pub fn kept_body(text: &str) -> Option<String> {
+    if text.is_empty() {
+        return None;
+    }
+    if text.len() <= BODY_LIMIT {
+        return Some(text.to_string());
+    }
+    let mut end = BODY_LIMIT;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    Some(format!("{}… ({} bytes in all)", &text[..end], text.len()))
+}
+
+/// Whether a path's bodies hold credentials (the OAuth endpoints): never kept.
+pub fn holds_credentials(path: &str) -> bool {
+    path.starts_with("/services/oauth2/")
 }
 
 fn iso<S: serde::Serializer>(t: &Timestamp, s: S) -> Result<S::Ok, S::Error> {

@@ -95,6 +95,20 @@ pub(crate) struct PendingEdit {
     /// When the edit was saved (a rep cannot edit a record that does not exist yet, and an
     /// edit breaking a rule is not saved).
     pub saved_at: Option<Timestamp>,
+    /// Requests the journal held when the edit was made (it came before the next one).
+    pub after_request: u64,
+}
+
+/// A scenario's manual edit as the org saw it, for timelines.
+#[derive(Clone, Debug, PartialEq)]
+pub struct EditRecord {
+    pub edit: ManualEdit,
+    /// Whether its time came during the run.
+    pub made: bool,
+    /// When it was saved (an edit breaking a rule is not saved).
+    pub saved_at: Option<Timestamp>,
+    /// Requests the journal held when it was made.
+    pub after_request: u64,
 }
 
 pub(crate) struct State {
@@ -169,6 +183,7 @@ impl State {
                             edit: e.clone(),
                             done: false,
                             saved_at: None,
+                            after_request: 0,
                         })
                         .collect()
                 })
@@ -195,6 +210,7 @@ impl State {
                 continue;
             }
             self.edits[i].done = true;
+            self.edits[i].after_request = self.journal.len() as u64;
             let edit = self.edits[i].edit.clone();
             let Some(id) = self
                 .org
@@ -361,6 +377,20 @@ impl MockOrg {
             .edits
             .iter()
             .filter_map(|p| Some((p.edit.clone(), p.saved_at?)))
+            .collect()
+    }
+
+    /// Every manual edit of the scenario, made or not, in the scenario's order.
+    pub fn edit_log(&self) -> Vec<EditRecord> {
+        self.lock()
+            .edits
+            .iter()
+            .map(|p| EditRecord {
+                edit: p.edit.clone(),
+                made: p.done,
+                saved_at: p.saved_at,
+                after_request: p.after_request,
+            })
             .collect()
     }
 

@@ -367,6 +367,13 @@ fn admit(
         api_usage: None,
         created: None,
         in_flight,
+        request_body: if super::journal::holds_credentials(&path) {
+            None
+        } else {
+            super::journal::kept_body(&String::from_utf8_lossy(body))
+        },
+        response_body: None,
+        answered_at: None,
     };
     state.tick(now);
 
@@ -600,6 +607,7 @@ fn bearer(headers: &HeaderMap) -> Option<String> {
 }
 
 pub(super) fn record(state: &mut State, mut entry: JournalEntry) {
+    entry.answered_at = Some(state.clock.now());
     entry.api_usage = Some(state.budget.used);
     entry.created = state.created_by_last.take();
     state.journal.push(entry);
@@ -634,6 +642,13 @@ fn finish(state: &mut State, mut entry: JournalEntry, answer: Answer) -> Respons
     entry.records = answer.records;
     entry.outcome = answer.outcome;
     entry.error_code = answer.error_code.clone();
+    if !super::journal::holds_credentials(&entry.path) {
+        entry.response_body = match &answer.body {
+            Payload::Json(v) => super::journal::kept_body(&v.to_string()),
+            Payload::Csv(text) => super::journal::kept_body(text),
+            Payload::Empty => None,
+        };
+    }
     let is_api = entry.path.starts_with("/services/data/v");
     record(state, entry);
     let mut resp = match answer.body {

@@ -308,6 +308,7 @@ pub async fn run_scenario(
     }
     let mut report = report.unwrap_or_default();
     report.dead_lettered = report.dead_lettered.max(letters.len());
+    let metrics = super::metrics::of(&journal, &report, &Default::default());
     Ok(RunResult {
         scenario: scenario.name.clone(),
         purpose: scenario.purpose.clone(),
@@ -317,8 +318,10 @@ pub async fn run_scenario(
         requests: journal.len(),
         faults: journal.iter().filter(|e| e.fault.is_some()).count(),
         virtual_secs: clock.now().since(started).as_secs(),
+        metrics,
         journal,
         cdc: Default::default(),
+        edits: org.edit_log(),
     })
 }
 

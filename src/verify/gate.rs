@@ -170,6 +170,12 @@ pub struct RunResult {
     /// What the change-event consumer did after the engine run.
     #[serde(skip)]
     pub cdc: CdcReport,
+    /// The scenario's manual edits as the org saw them (for the timeline).
+    #[serde(skip)]
+    pub edits: Vec<mock::EditRecord>,
+    /// Requests by endpoint, retries by cause, latency, budget, dead letters by code,
+    /// duplicates suppressed.
+    pub metrics: super::metrics::RunMetrics,
 }
 
 impl RunResult {
@@ -378,6 +384,31 @@ pub async fn run_gate(opts: &GateOptions) -> Result<GateReport, GateError> {
                 runs: vec![run],
             }),
         }
+    }
+    // The pacts are verified for every selected tenant, also one this shard has no runs of
+    // (the CLI lets one shard of a sharded gate verify them, so they run once).
+    if opts.verify_pacts {
+        for (_, b) in &bundles {
+            if !results
+                .iter()
+                .any(|t| t.partner == b.partner && t.tenant == b.tenant)
+            {
+                results.push(TenantResult {
+                    partner: b.partner.clone(),
+                    tenant: b.tenant.clone(),
+                    bundle_version: b.version.clone(),
+                    bundle_hash: b.content_hash(),
+                    contract: None,
+                    pacts: None,
+                    runs: Vec::new(),
+                });
+            }
+        }
+        results.sort_by_key(|t| {
+            bundles
+                .iter()
+                .position(|(_, b)| b.partner == t.partner && b.tenant == t.tenant)
+        });
     }
     for t in &mut results {
         let Some((_, bundle)) = bundles
@@ -718,6 +749,7 @@ pub async fn run_scenario_with(
             },
         );
     }
+    let metrics = super::metrics::of(&journal, &report, &cdc);
     Ok(RunResult {
         scenario: scenario.name.clone(),
         purpose: scenario.purpose.clone(),
@@ -727,8 +759,10 @@ pub async fn run_scenario_with(
         requests: journal.len(),
         faults: journal.iter().filter(|e| e.fault.is_some()).count(),
         virtual_secs: clock.now().since(started).as_secs(),
+        metrics,
         journal,
         cdc,
+        edits: org.edit_log(),
     })
 }
 

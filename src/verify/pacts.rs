@@ -48,7 +48,7 @@ impl PactCheck {
     }
 }
 
-/// Credentials the generated pacts sign in with (see tests/pacts.rs).
+/// Credentials the generated pacts sign in with (see `contract::pacts`).
 fn pact_client() -> ClientCredentials {
     ClientCredentials {
         client_id: "syncgate-engine".into(),

@@ -248,6 +248,7 @@ pub fn json(report: &GateReport) -> String {
                         "requests": r.requests,
                         "faults": r.faults,
                         "virtual_seconds": r.virtual_secs,
+                        "metrics": r.metrics,
                         "reproduce": if r.passed() { serde_json::Value::Null } else { reproduce(report, t, r).into() },
                     })
                 })

@@ -65,7 +65,12 @@ fn faults_fired(scenario: &Scenario, journal: &[JournalEntry]) -> Option<Violati
             format!(
                 "fault rule `{}` of {} never fired: no request it matched got its fault, so the scenario did not exercise it (fix its `match`/`calls`, or mark it `optional: true` if firing depends on chance)",
                 rule.name,
-                scenario.path.display()
+                // The file name, not the path: a run's output does not depend on where the
+                // scenario directory is (a replay file lays it out elsewhere).
+                scenario
+                    .path
+                    .file_name()
+                    .map_or_else(|| scenario.name.clone(), |n| n.to_string_lossy().into_owned())
             )
         })
         .collect();

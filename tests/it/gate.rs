@@ -385,6 +385,17 @@ fn shards_split_the_runs_without_overlap_and_jobs_do_not_change_the_verdicts() {
         let report: serde_json::Value =
             serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
         assert_eq!(report["shard"], format!("{k}/3"));
+        // The pacts are verified once: shard 1 verifies every tenant's, the others none.
+        let tenants = report["tenants"].as_array().unwrap();
+        let verified = tenants.iter().filter(|t| t["pacts"].is_object()).count();
+        assert_eq!(verified, if k == 1 { 4 } else { 0 }, "shard {k}/3");
+        if k > 1 {
+            assert!(
+                stderr(&out).contains("pacts: verified by shard 1/3"),
+                "{}",
+                stderr(&out)
+            );
+        }
         for t in report["tenants"].as_array().unwrap() {
             for r in t["runs"].as_array().unwrap() {
                 seen.push(format!(
