@@ -35,15 +35,17 @@ pub fn write_dead_letters(path: &Path, letters: &[StoredLetter]) -> std::io::Res
     write_atomically(path, &text)
 }
 
-/// The report file's content: what every start so far did.
-#[derive(Default, Deserialize, Serialize)]
-struct ReportFile {
+/// The report file of the protocol (`SYNCGATE_REPORT`), as engines write it and the gate
+/// reads it: source columns not mapped, columns routed to same-named fields, counters.
+#[derive(Debug, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReportFile {
     #[serde(default)]
-    unmapped_columns: BTreeMap<String, BTreeSet<String>>,
+    pub unmapped_columns: BTreeMap<String, BTreeSet<String>>,
     #[serde(default)]
-    routed_columns: BTreeMap<String, BTreeMap<String, String>>,
+    pub routed_columns: BTreeMap<String, BTreeMap<String, String>>,
     #[serde(default)]
-    counters: BTreeMap<String, u64>,
+    pub counters: BTreeMap<String, u64>,
 }
 
 /// Adds this start's report to the file: unmapped and routed columns (a restart skips the

@@ -249,7 +249,7 @@ fn the_bulk_job_the_pacts_name_is_the_first_the_mock_org_numbers() {
 
 /// A tenant written from scratch: a custom object with a lookup to another custom object,
 /// restricted picklists, an external ID, no Account and no `Name` field.
-const SCRATCH_BASE: &str = r#"
+pub(crate) const SCRATCH_BASE: &str = r#"
 format = 1
 partner = "scratch-partner"
 tenant = "trial"

@@ -10,6 +10,7 @@ use serde_json::Value;
 
 use crate::engine::cdc::{ChangeVia, CrmChange};
 use crate::engine::dlq::{DeadLetter, ErrorClass};
+use crate::engine::protocol_out::ReportFile;
 use crate::engine::source::{SourceRecord, SourceSet};
 use crate::engine::SyncReport;
 use crate::sim::Timestamp;
@@ -164,18 +165,6 @@ pub(super) fn read_dead_letters(
         });
     }
     Ok(Some(letters))
-}
-
-/// `SYNCGATE_REPORT`: what the engine says it did.
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct ReportFile {
-    #[serde(default)]
-    unmapped_columns: BTreeMap<String, BTreeSet<String>>,
-    #[serde(default)]
-    routed_columns: BTreeMap<String, BTreeMap<String, String>>,
-    #[serde(default)]
-    counters: BTreeMap<String, u64>,
 }
 
 pub(super) fn read_report(path: &Path) -> Result<Option<SyncReport>, String> {
