@@ -24,20 +24,8 @@ pub struct OrgLogin {
     /// The org's login URL (e.g. `https://login.salesforce.com`, or a `syncgate mock serve` URL).
     #[arg(long, value_name = "URL")]
     pub org: String,
-    /// OAuth client ID (client-credentials flow).
-    #[arg(long, env = "SYNCGATE_CLIENT_ID", value_name = "ID")]
-    pub client_id: String,
-    /// OAuth client secret.
-    #[arg(
-        long,
-        env = "SYNCGATE_CLIENT_SECRET",
-        hide_env_values = true,
-        value_name = "SECRET"
-    )]
-    pub client_secret: String,
-    /// Also trust this CA certificate (PEM), e.g. the one `syncgate mock serve --tls` writes.
-    #[arg(long, value_name = "FILE")]
-    pub ca_file: Option<PathBuf>,
+    #[command(flatten)]
+    pub client: super::sync::ClientArgs,
 }
 
 #[derive(Debug, Args)]
@@ -94,14 +82,14 @@ async fn connect(login: &OrgLogin, api_version: &str) -> Result<SalesforceClient
         &login.org,
         api_version,
         Credentials {
-            client_id: login.client_id.clone(),
-            client_secret: Secret::new(login.client_secret.clone()),
+            client_id: login.client.client_id.clone(),
+            client_secret: Secret::new(login.client.client_secret.clone()),
         },
         Clock::system(),
         "syncgate",
         "describe",
     );
-    if let Some(path) = &login.ca_file {
+    if let Some(path) = &login.client.ca_file {
         let pem = read_ca_file(path).map_err(|why| {
             Stop(
                 exit::BAD_INPUT,

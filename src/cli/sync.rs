@@ -42,6 +42,13 @@ pub struct OrgArgs {
     /// URL; under the engine protocol: `SYNCGATE_TARGET_URL`).
     #[arg(long, env = "SYNCGATE_TARGET_URL", value_name = "URL")]
     pub target: String,
+    #[command(flatten)]
+    pub client: ClientArgs,
+}
+
+/// The connected app to sign in as: shared by every command that talks to an org.
+#[derive(Debug, Args)]
+pub struct ClientArgs {
     /// OAuth client ID (client-credentials flow).
     #[arg(long, env = "SYNCGATE_CLIENT_ID", value_name = "ID")]
     pub client_id: String,
@@ -237,7 +244,7 @@ fn target(org: &OrgArgs) -> Result<Target, i32> {
         error(format_args!("--target `{}`: {why}", org.target));
         return Err(exit::BAD_INPUT);
     }
-    let ca_pem = match &org.ca_file {
+    let ca_pem = match &org.client.ca_file {
         None => None,
         Some(p) => Some(read_ca_file(p).map_err(|why| {
             error(format_args!("--ca-file {}: {why}", p.display()));
@@ -247,8 +254,8 @@ fn target(org: &OrgArgs) -> Result<Target, i32> {
     Ok(Target {
         login_url: org.target.clone(),
         credentials: Credentials {
-            client_id: org.client_id.clone(),
-            client_secret: Secret::new(org.client_secret.clone()),
+            client_id: org.client.client_id.clone(),
+            client_secret: Secret::new(org.client.client_secret.clone()),
         },
         request_log: None,
         ca_pem,

@@ -3,8 +3,8 @@
 //! bundle versions, and can-i-deploy over the store's index.
 
 pub mod bundle;
-pub mod diagnostic;
 pub mod describe;
+pub mod diagnostic;
 pub mod diff;
 pub mod matrix;
 pub mod pacts;
