@@ -4,14 +4,14 @@
 //! client) and changes older than one already delivered, re-reads records behind gap
 //! events, re-syncs an object on overflow or an expired replay ID, and hands the changes
 //! to a [`CrmChangeSink`] before it moves the stored replay ID (at least once + dedupe).
+//! Events come through a [`ChangeStream`] (`stream`); sinks are in `sinks`.
+
+mod sinks;
+mod stream;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
-use std::io::Write;
-use std::path::{Path, PathBuf};
-use std::sync::Mutex;
 use std::time::Duration;
 
-use async_trait::async_trait;
 use reqwest::Method;
 use serde::Serialize;
 use serde_json::Value;
@@ -21,6 +21,9 @@ use super::retry::{Action, Backoff, Failure};
 use crate::contract::{Bundle, Owner};
 use crate::sim::{Clock, Rng, Seed, Timestamp};
 use crate::store::{CheckpointStore, DedupeStore, StoreError};
+
+pub use self::sinks::{final_values, CrmChangeSink, JsonlOutbox, MemorySink, SinkError};
+pub use self::stream::{ChangeStream, LongPollStream, Polled};
 
 /// How long an `EventUuid` is remembered: at least as long as the bus keeps events (72 h),
 /// so a redelivered event is always recognised.
@@ -102,122 +105,6 @@ pub struct CrmChange {
 
 fn iso<S: serde::Serializer>(t: &Timestamp, s: S) -> Result<S::Ok, S::Error> {
     s.serialize_str(&t.to_iso())
-}
-
-#[derive(Debug, thiserror::Error)]
-#[error("failed to deliver CRM changes: {0}")]
-pub struct SinkError(pub String);
-
-/// Where CRM changes go. Once `apply` returns `Ok`, the changes are the sink's: the
-/// consumer moves its replay ID past them.
-#[async_trait]
-pub trait CrmChangeSink: Send + Sync {
-    async fn apply(&self, changes: &[CrmChange]) -> Result<(), SinkError>;
-}
-
-/// Keeps every delivered change in memory, in delivery order (the gate and tests read it).
-#[derive(Debug, Default)]
-pub struct MemorySink {
-    delivered: Mutex<Vec<CrmChange>>,
-    /// Calls to refuse before accepting again (to test redelivery).
-    refuse: Mutex<u32>,
-}
-
-impl MemorySink {
-    pub fn new() -> Self {
-        Self::default()
-    }
-
-    /// Every change accepted so far, in order.
-    pub fn delivered(&self) -> Vec<CrmChange> {
-        self.delivered
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone()
-    }
-
-    /// The value the source ends with per (object, source ID, field): the last one delivered.
-    pub fn final_values(&self) -> BTreeMap<(String, String, String), Value> {
-        final_values(&self.delivered())
-    }
-
-    /// Refuses the next `n` deliveries (as a source that is down would).
-    pub fn refuse_next(&self, n: u32) {
-        *self.refuse.lock().unwrap_or_else(|p| p.into_inner()) = n;
-    }
-}
-
-/// The last value delivered per (object, source ID, field).
-pub fn final_values(changes: &[CrmChange]) -> BTreeMap<(String, String, String), Value> {
-    changes
-        .iter()
-        .map(|c| {
-            (
-                (c.object.clone(), c.source_id.clone(), c.field.clone()),
-                c.value.clone(),
-            )
-        })
-        .collect()
-}
-
-#[async_trait]
-impl CrmChangeSink for MemorySink {
-    async fn apply(&self, changes: &[CrmChange]) -> Result<(), SinkError> {
-        {
-            let mut refuse = self.refuse.lock().unwrap_or_else(|p| p.into_inner());
-            if *refuse > 0 {
-                *refuse -= 1;
-                return Err(SinkError("the source refused the changes".into()));
-            }
-        }
-        self.delivered
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .extend_from_slice(changes);
-        Ok(())
-    }
-}
-
-/// Appends changes to a JSON-lines outbox file, one line per change (`object`,
-/// `source_id`, `field`, `value`, `changed_at`, `replay_id`, …), for the source side to apply.
-#[derive(Debug)]
-pub struct JsonlOutbox {
-    path: PathBuf,
-}
-
-impl JsonlOutbox {
-    pub fn new(path: impl Into<PathBuf>) -> Self {
-        JsonlOutbox { path: path.into() }
-    }
-
-    pub fn path(&self) -> &Path {
-        &self.path
-    }
-}
-
-#[async_trait]
-impl CrmChangeSink for JsonlOutbox {
-    async fn apply(&self, changes: &[CrmChange]) -> Result<(), SinkError> {
-        if changes.is_empty() {
-            return Ok(());
-        }
-        let fail = |e: std::io::Error| SinkError(format!("{}: {e}", self.path.display()));
-        let mut text = String::new();
-        for c in changes {
-            let line = serde_json::to_string(c).map_err(|e| SinkError(e.to_string()))?;
-            text.push_str(&line);
-            text.push('\n');
-        }
-        let mut file = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&self.path)
-            .map_err(fail)?;
-        // One write, then fsync: a change the consumer moves past must be on disk.
-        file.write_all(text.as_bytes()).map_err(fail)?;
-        file.sync_data().map_err(fail)?;
-        Ok(())
-    }
 }
 
 /// What a consumer did.
@@ -326,7 +213,7 @@ pub struct CdcConsumer<'a> {
     checkpoints: &'a dyn CheckpointStore,
     dedupe: &'a dyn DedupeStore,
     sink: &'a dyn CrmChangeSink,
-    http: reqwest::Client,
+    stream: Box<dyn ChangeStream + 'a>,
     jitter: Rng,
     tenant: String,
     /// Salesforce ID → external-ID value, per object, learnt from events and lookups.
@@ -349,10 +236,7 @@ impl<'a> CdcConsumer<'a> {
         dedupe: &'a dyn DedupeStore,
         sink: &'a dyn CrmChangeSink,
     ) -> Self {
-        let http = reqwest::Client::builder()
-            .timeout(Duration::from_secs(120))
-            .build()
-            .expect("an HTTP client with the built-in roots builds");
+        let stream = Box::new(LongPollStream::new(&config, clock.clone(), seed));
         CdcConsumer {
             tenant: format!("{}/{}", bundle.partner, bundle.tenant),
             bundle,
@@ -363,12 +247,19 @@ impl<'a> CdcConsumer<'a> {
             checkpoints,
             dedupe,
             sink,
-            http,
+            stream,
             jitter: seed.stream("engine.cdc"),
             external_ids: HashMap::new(),
             delivered: HashMap::new(),
             report: CdcReport::default(),
         }
+    }
+
+    /// Reads change events from `stream` instead of the long-poll subscription
+    /// (`config.events_url`).
+    pub fn with_stream(mut self, stream: Box<dyn ChangeStream + 'a>) -> Self {
+        self.stream = stream;
+        self
     }
 
     /// Where the replay ID is stored.
@@ -406,17 +297,11 @@ impl<'a> CdcConsumer<'a> {
             .checkpoint(&scope)
             .await?
             .unwrap_or_else(|| "EARLIEST".into());
-        let answer = match self.poll(&from).await? {
-            Polled::Events(a) => a,
+        let (events, latest) = match self.stream.poll(&from).await? {
+            Polled::Events { events, latest } => (events, latest),
             Polled::InvalidReplay => return self.recover_from_expired_replay().await,
         };
         self.report.polls += 1;
-        let events = answer
-            .get("events")
-            .and_then(Value::as_array)
-            .cloned()
-            .unwrap_or_default();
-        let latest = answer.get("latestReplayId").and_then(Value::as_u64);
         let batch = self.sort(&events).await?;
         let changes = self.resolve(batch.candidates).await?;
         let mut changes = self.fresh_only(changes).await?;
@@ -457,8 +342,8 @@ impl<'a> CdcConsumer<'a> {
     /// The stored replay ID expired (or was never issued): note where the bus is now,
     /// read every object with CRM-owned fields back, then resume from that point.
     async fn recover_from_expired_replay(&mut self) -> Result<usize, CdcError> {
-        let mark = match self.poll("LATEST").await? {
-            Polled::Events(a) => a.get("latestReplayId").and_then(Value::as_u64),
+        let mark = match self.stream.poll("LATEST").await? {
+            Polled::Events { latest, .. } => latest,
             Polled::InvalidReplay => None,
         };
         let mut changes = Vec::new();
@@ -881,68 +766,6 @@ impl<'a> CdcConsumer<'a> {
             }
         }
     }
-
-    /// One long poll from `replay`, retrying transport failures.
-    async fn poll(&mut self, replay: &str) -> Result<Polled, CdcError> {
-        let wait = self.config.wait.as_secs().to_string();
-        let max = self.config.max_events.clamp(1, 1000).to_string();
-        let mut attempt = 0;
-        loop {
-            attempt += 1;
-            let sent = self
-                .http
-                .get(&self.config.events_url)
-                .query(&[
-                    ("topic", self.config.topic.as_str()),
-                    ("replay", replay),
-                    ("wait", wait.as_str()),
-                    ("max", max.as_str()),
-                ])
-                .send()
-                .await;
-            let message = match sent {
-                Ok(resp) => {
-                    let status = resp.status();
-                    let body: Value = resp.json().await.unwrap_or(Value::Null);
-                    if status.is_success() && body.is_object() {
-                        return Ok(Polled::Events(body));
-                    }
-                    let code = body
-                        .pointer("/0/errorCode")
-                        .and_then(Value::as_str)
-                        .unwrap_or_default();
-                    if code == "INVALID_REPLAY_ID" {
-                        return Ok(Polled::InvalidReplay);
-                    }
-                    let text = body
-                        .pointer("/0/message")
-                        .and_then(Value::as_str)
-                        .unwrap_or("no message");
-                    if status.is_client_error() {
-                        return Err(CdcError::Poll {
-                            url: self.config.events_url.clone(),
-                            message: format!("HTTP {status}: {code} {text}"),
-                        });
-                    }
-                    format!("HTTP {status}: {text}")
-                }
-                Err(e) => e.without_url().to_string(),
-            };
-            if attempt >= self.config.max_attempts {
-                return Err(CdcError::Poll {
-                    url: self.config.events_url.clone(),
-                    message: format!("gave up after {attempt} attempts: {message}"),
-                });
-            }
-            let delay = self.config.backoff.delay(attempt, &mut self.jitter);
-            self.clock.sleep(delay).await;
-        }
-    }
-}
-
-enum Polled {
-    Events(Value),
-    InvalidReplay,
 }
 
 /// A change with its version, on its way to the sink.
