@@ -9,6 +9,7 @@
 //! bucket and a concurrency cap (a local `store::limiter` unless a shared one is given),
 //! and a per-tenant circuit breaker ([`breaker`]).
 
+pub mod bounds;
 pub mod breaker;
 pub mod bulk;
 mod calls;
@@ -88,6 +89,8 @@ pub struct EngineConfig {
     pub breaker_threshold: u32,
     /// How long the open breaker holds every call.
     pub breaker_cooldown: Duration,
+    /// The run's deadline, retry budget and `Retry-After` cap ([`bounds`]).
+    pub limits: bounds::Limits,
 }
 
 impl EngineConfig {
@@ -127,6 +130,7 @@ impl Default for EngineConfig {
             max_concurrent: 10,
             breaker_threshold: 5,
             breaker_cooldown: Duration::from_secs(30),
+            limits: bounds::Limits::default(),
         }
     }
 }
@@ -243,6 +247,9 @@ impl SyncReport {
         self.already_dead_lettered += later.already_dead_lettered;
         self.rejected_before_sending += later.rejected_before_sending;
         self.deleted += later.deleted;
+        self.bulk_jobs += later.bulk_jobs;
+        self.bulk_polls += later.bulk_polls;
+        self.breaker_opened += later.breaker_opened;
         if later.api_usage.is_some() {
             self.api_usage = later.api_usage;
         }
@@ -281,6 +288,15 @@ pub enum EngineError {
     Fenced(String),
     #[error("unreadable work item: {0}")]
     Work(String),
+    /// The run reached one of its bounds (deadline, retry budget, a `Retry-After` too long).
+    #[error("{0}")]
+    Bounded(bounds::Exceeded),
+}
+
+impl From<bounds::Exceeded> for EngineError {
+    fn from(e: bounds::Exceeded) -> Self {
+        EngineError::Bounded(e)
+    }
 }
 
 /// How far a run is: records settled so far (applied, skipped as already synced, or
@@ -324,7 +340,14 @@ pub struct Sync<'a> {
     realtime: Option<RealtimeRule>,
     /// A stop ends every wait early (the next request's fence then ends the run).
     stop: Option<runner::Stop>,
+    /// The run's deadline and retry budget (shared by the engines of a run's pages).
+    bounds: Arc<bounds::RunBounds>,
+    /// Told what a person watching should know now (a long wait for the daily window).
+    notices: Option<NoticeHook>,
 }
+
+/// Called with a line a person watching the run should read now (`sync` prints it on stderr).
+pub type NoticeHook = Arc<dyn Fn(&str) + Send + std::marker::Sync>;
 
 #[derive(Clone)]
 struct Item<'s> {
@@ -340,6 +363,7 @@ impl<'a> Sync<'a> {
         seed: Seed,
         dlq: &'a dyn DeadLetterStore,
     ) -> Self {
+        let bounds = Arc::new(bounds::RunBounds::new(config.limits, clock.now()));
         Sync {
             bundle,
             clock,
@@ -357,8 +381,23 @@ impl<'a> Sync<'a> {
             lane: None,
             realtime: None,
             stop: None,
+            bounds,
+            notices: None,
             config,
         }
+    }
+
+    /// Shares `bounds` (armed by the caller) with this engine: a run of many pages has one
+    /// deadline and one retry budget.
+    pub fn with_bounds(mut self, bounds: Arc<bounds::RunBounds>) -> Self {
+        self.bounds = bounds;
+        self
+    }
+
+    /// Sends notices (a wait for the daily window: how long, until when) to `hook`.
+    pub fn with_notices(mut self, hook: NoticeHook) -> Self {
+        self.notices = Some(hook);
+        self
     }
 
     /// Ends every wait early once `stop` is requested: a `Retry-After` of a year or the
@@ -366,6 +405,14 @@ impl<'a> Sync<'a> {
     pub fn with_stop(mut self, stop: runner::Stop) -> Self {
         self.stop = Some(stop);
         self
+    }
+
+    /// Waits until `until` within the run's deadline (a wait that would end past it stops
+    /// the run now), or less when a stop is requested.
+    async fn wait_until(&self, until: Timestamp, doing: &str) -> Result<(), EngineError> {
+        self.bounds.may_wait_until(until, doing)?;
+        self.pause_until(until).await;
+        Ok(())
     }
 
     /// Waits until `until`, or less when a stop is requested: every request passes a fence
@@ -422,16 +469,25 @@ impl<'a> Sync<'a> {
         )
     }
 
-    /// Records that this version of `record` was applied (its key lives for the TTL).
+    /// Records that these versions were applied (their keys live for the TTL), in one
+    /// store transaction.
     async fn remember_applied(
         &mut self,
         object: &str,
-        record: &SourceRecord,
+        records: &[&SourceRecord],
     ) -> Result<(), EngineError> {
-        if let Some((store, ttl)) = self.dedupe {
-            let key = self.idempotency_key(object, record);
+        if let (Some((store, ttl)), false) = (self.dedupe, records.is_empty()) {
+            let keys: Vec<String> = records
+                .iter()
+                .map(|r| self.idempotency_key(object, r))
+                .collect();
+            let applied: Vec<AppliedVersion<'_>> = records
+                .iter()
+                .zip(&keys)
+                .map(|(r, key)| self.applied(key, object, r))
+                .collect();
             store
-                .mark_applied(&self.applied(&key, object, record), self.clock.now(), ttl)
+                .mark_applied_all(&applied, self.clock.now(), ttl)
                 .await?;
         }
         Ok(())
@@ -720,7 +776,9 @@ impl<'a> Sync<'a> {
         object: &str,
         fence: Option<&dyn Fence>,
     ) -> Result<Option<Permit>, EngineError> {
-        self.wait_for_breaker(object).await;
+        self.bounds
+            .check(self.clock.now(), &format!("sending {object}"))?;
+        self.wait_for_breaker(object).await?;
         let Some((limiter, policy)) = self.limiter.clone() else {
             if let Some(f) = fence {
                 f.still_ours().await?;
@@ -728,6 +786,11 @@ impl<'a> Sync<'a> {
             return Ok(None);
         };
         loop {
+            // A stop ends the limiter's waits at once: without this the loop would ask
+            // again and again for a token that is not there yet.
+            if self.stop.as_ref().is_some_and(runner::Stop::requested) {
+                return Err(EngineError::Fenced("a stop was requested".into()));
+            }
             match limiter
                 .acquire(&self.tenant, &policy, self.clock.now())
                 .await?
@@ -754,7 +817,10 @@ impl<'a> Sync<'a> {
                 Admission::Wait {
                     reason: WaitReason::Rate,
                     until,
-                } => self.pause_until(until).await,
+                } => {
+                    self.wait_until(until, &format!("waiting for the rate limiter ({object})"))
+                        .await?
+                }
                 // A slot frees (or requests land) when other workers progress: a poll.
                 // Short and frequent, so no timeline event for each.
                 Admission::Wait { until, .. } => self.clock.poll_until(until).await,
@@ -794,9 +860,17 @@ impl<'a> Sync<'a> {
                         Some(results) => {
                             let mut retry = Vec::new();
                             let mut retry_code = String::new();
+                            let applied: Vec<&SourceRecord> = remaining
+                                .iter()
+                                .zip(results)
+                                .filter(|(_, r)| {
+                                    r.get("success").and_then(Value::as_bool) == Some(true)
+                                })
+                                .map(|(item, _)| item.record)
+                                .collect();
+                            self.remember_applied(object, &applied).await?;
                             for (item, result) in remaining.iter().zip(results) {
                                 if result.get("success").and_then(Value::as_bool) == Some(true) {
-                                    self.remember_applied(object, item.record).await?;
                                     if result
                                         .get("created")
                                         .and_then(Value::as_bool)
@@ -900,33 +974,22 @@ impl<'a> Sync<'a> {
                 Action::Retry => {}
             }
             if attempt >= self.config.max_attempts {
-                for item in &remaining {
-                    let first = first_failed
-                        .get(item.record.id.as_str())
-                        .copied()
-                        .unwrap_or(now);
-                    let message = format!(
-                        "gave up after {attempt} attempts; last error: {}",
-                        failure.message
-                    );
-                    self.dead_letter(
-                        object,
-                        item.record,
-                        item.payload.clone(),
-                        ErrorClass::RetriesExhausted,
-                        &failure.code,
-                        &message,
-                        attempt,
-                        None,
-                        first,
-                        now,
-                    )
+                let message = format!(
+                    "gave up after {attempt} attempts; last error: {}",
+                    failure.message
+                );
+                self.give_up(object, &remaining, &failure, &message, attempt, &first_failed)
                     .await?;
-                }
                 return Ok(());
             }
-            self.retry_wait(object, attempt, remaining.len(), &failure)
-                .await;
+            if let calls::Retried::GaveUp(message) = self
+                .retry_wait(object, attempt, remaining.len(), &failure)
+                .await?
+            {
+                self.give_up(object, &remaining, &failure, &message, attempt, &first_failed)
+                    .await?;
+                return Ok(());
+            }
         }
     }
 
@@ -950,7 +1013,7 @@ impl<'a> Sync<'a> {
     }
 
     /// Holds the call while the circuit breaker is open (the cooldown shows in the timeline).
-    async fn wait_for_breaker(&mut self, object: &str) {
+    async fn wait_for_breaker(&mut self, object: &str) -> Result<(), EngineError> {
         if let Some(until) = self.breaker.check(self.clock.now()) {
             let reason = format!(
                 "circuit breaker open after {} consecutive transport/5xx failures; then one probe",
@@ -963,9 +1026,14 @@ impl<'a> Sync<'a> {
                     reason,
                 },
             );
-            self.pause_until(until).await;
+            self.wait_until(
+                until,
+                &format!("waiting for the circuit breaker's cooldown ({object})"),
+            )
+            .await?;
             self.breaker.check(self.clock.now());
         }
+        Ok(())
     }
 
     /// Stops before the daily budget is spent, and waits for the next window.
@@ -1030,14 +1098,28 @@ impl<'a> Sync<'a> {
         if self.window_waits > self.config.max_window_waits {
             return Err(EngineError::BudgetExhausted(self.config.max_window_waits));
         }
+        let before = self.clock.now();
+        let wait = until.since(before);
+        let message = format!(
+            "{reason}: waiting {} for the next daily window (opens {}; wait {} of at most {})",
+            bounds::human(wait),
+            until.to_iso(),
+            self.window_waits,
+            self.config.max_window_waits
+        );
+        if let Some(hook) = &self.notices {
+            hook(&format!("{}/{object}: {message}", self.tenant));
+        }
         self.event(
             object,
             EventKind::Wait {
                 until: until.to_iso(),
-                reason: format!("{reason}: waiting for the next daily window"),
+                reason: message,
             },
         );
         self.pause_until(until).await;
+        // The deadline bounds the engine's own work, not the org's window.
+        self.bounds.excuse(self.clock.now().since(before));
         Ok(())
     }
 

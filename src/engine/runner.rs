@@ -15,9 +15,11 @@ use serde::Serialize;
 use super::cdc::{CdcConfig, CdcConsumer, CdcReport, CrmChangeSink};
 use super::client::SalesforceClient;
 use super::feed::Feed;
+use super::bounds::RunBounds;
 use super::{EngineConfig, EngineError, Fence, Progress, Sync, SyncReport, Target};
 use crate::contract::Bundle;
 use crate::sim::{Clock, Seed};
+use crate::store::limiter::{Limiter, LocalLimiter};
 use crate::store::{CheckpointStore, DeadLetterStore, DedupeStore, Store};
 
 /// How long an applied record version's idempotency key lives: a re-run (or a restart after
@@ -85,6 +87,8 @@ pub trait Watch: Send + std::marker::Sync {
     fn settled(&self, progress: &Progress);
     /// The page is done (or failed).
     fn page_finished(&self);
+    /// Something a person watching should read now (a long wait for the daily window).
+    fn notice(&self, _message: &str) {}
 }
 
 /// Salesforce → source: the change-event consumer the runner drains after each tick.
@@ -176,6 +180,10 @@ pub struct Runner<'a> {
     pub crm: Option<CrmSide<'a>>,
     /// Keep the engine's events (the replay timeline) in the summary.
     pub keep_timeline: bool,
+    /// One rate limiter for the whole run, whatever the paging (a local one by default).
+    pub limiter: Arc<dyn Limiter>,
+    /// The run's deadline and retry budget, armed as each pass over the feed starts.
+    bounds: Arc<RunBounds>,
 }
 
 impl<'a> Runner<'a> {
@@ -189,6 +197,8 @@ impl<'a> Runner<'a> {
     ) -> Self {
         Runner {
             bundle,
+            limiter: Arc::new(LocalLimiter::new()),
+            bounds: Arc::new(RunBounds::new(config.limits, clock.now())),
             config,
             clock,
             state,
@@ -323,10 +333,14 @@ impl<'a> Runner<'a> {
             dlq,
         )
         .with_dedupe(dedupe, DEDUPE_TTL)
-        .with_stop(self.stop.clone());
+        .with_stop(self.stop.clone())
+        .with_bounds(self.bounds.clone())
+        .with_limiter(self.limiter.clone(), self.config.local_policy());
         if let Some(watch) = &self.watch {
-            let watch = watch.clone();
-            engine = engine.with_progress(Arc::new(move |p: &Progress| watch.settled(p)));
+            let w = watch.clone();
+            engine = engine.with_progress(Arc::new(move |p: &Progress| w.settled(p)));
+            let w = watch.clone();
+            engine = engine.with_notices(Arc::new(move |m: &str| w.notice(m)));
         }
         engine
     }
@@ -339,6 +353,7 @@ impl<'a> Runner<'a> {
         summary: &mut RunSummary,
     ) -> Result<bool, RunError> {
         let cursors: &dyn CheckpointStore = self.state;
+        self.bounds.arm(self.clock.now());
         loop {
             if self.stop.requested() {
                 return Ok(false);

@@ -726,21 +726,33 @@ impl DedupeStore for PgStore {
         now: Timestamp,
         ttl: Duration,
     ) -> StoreResult<bool> {
+        Ok(self.mark_applied_all(std::slice::from_ref(a), now, ttl).await?[0])
+    }
+
+    async fn mark_applied_all(
+        &self,
+        applied: &[AppliedVersion<'_>],
+        now: Timestamp,
+        ttl: Duration,
+    ) -> StoreResult<Vec<bool>> {
         let mut client = self.lock().await;
         let tx = client.transaction().await.map_err(err)?;
-        let set = set_key(&tx, a.key, now, ttl).await?;
-        let row = tx
-            .query_one(
-                "INSERT INTO applied_versions (tenant, object, source_id, version) VALUES ($1, $2, $3, $4)
-                 ON CONFLICT (tenant, object, source_id)
-                 DO UPDATE SET version = GREATEST(applied_versions.version, excluded.version)
-                 RETURNING version",
-                &[&a.tenant, &a.object, &a.source_id, &version_to_sql(a.version)],
-            )
-            .await
-            .map_err(err)?;
-        let newest = version_from_sql(row.get(0));
-        supersede_in(&tx, a.tenant, a.object, a.source_id, newest).await?;
+        let mut set = Vec::with_capacity(applied.len());
+        for a in applied {
+            set.push(set_key(&tx, a.key, now, ttl).await?);
+            let row = tx
+                .query_one(
+                    "INSERT INTO applied_versions (tenant, object, source_id, version) VALUES ($1, $2, $3, $4)
+                     ON CONFLICT (tenant, object, source_id)
+                     DO UPDATE SET version = GREATEST(applied_versions.version, excluded.version)
+                     RETURNING version",
+                    &[&a.tenant, &a.object, &a.source_id, &version_to_sql(a.version)],
+                )
+                .await
+                .map_err(err)?;
+            let newest = version_from_sql(row.get(0));
+            supersede_in(&tx, a.tenant, a.object, a.source_id, newest).await?;
+        }
         tx.commit().await.map_err(err)?;
         Ok(set)
     }

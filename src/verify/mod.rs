@@ -11,6 +11,7 @@ pub mod letters;
 pub mod model;
 pub mod oracle;
 pub mod pacts;
+pub mod parallel;
 pub mod preflight;
 pub mod report;
 pub mod rerun;
