@@ -3,7 +3,8 @@
 //! those), a budget of retries (`retry_budget`), and a cap on an honoured `Retry-After`
 //! (`max_retry_after`, beyond which the batch is dead-lettered or the run stops, as
 //! `on_long_retry_after` says). One [`RunBounds`] spans every page of a run (the runner
-//! shares it among the engines of its pages); a `--follow` run arms it again each tick.
+//! shares it among the engines of its pages); a `--follow` run arms it again each tick. An
+//! engine outside a runner (a long-lived worker) has only the `Retry-After` cap.
 
 use std::fmt;
 use std::sync::Mutex;
@@ -91,6 +92,9 @@ struct State {
 #[derive(Debug)]
 pub struct RunBounds {
     limits: Limits,
+    /// False for an engine that is not a run (a long-lived worker): only the
+    /// `Retry-After` cap applies.
+    per_run: bool,
     state: Mutex<State>,
 }
 
@@ -99,10 +103,20 @@ impl RunBounds {
     pub fn new(limits: Limits, now: Timestamp) -> Self {
         RunBounds {
             limits,
+            per_run: true,
             state: Mutex::new(State {
                 deadline: now.plus(limits.run_deadline),
                 retries: 0,
             }),
+        }
+    }
+
+    /// No deadline and no retry budget, only the cap on `Retry-After`: an engine outside a
+    /// [`super::runner::Runner`] run (a worker taking batches for as long as it lives).
+    pub fn retry_after_only(limits: Limits, now: Timestamp) -> Self {
+        RunBounds {
+            per_run: false,
+            ..RunBounds::new(limits, now)
         }
     }
 
@@ -128,8 +142,7 @@ impl RunBounds {
 
     /// Before a request or a wait: has the run passed its deadline at `now`?
     pub fn check(&self, now: Timestamp, doing: &str) -> Result<(), Exceeded> {
-        let deadline = self.deadline();
-        if now >= deadline {
+        if self.per_run && now >= self.deadline() {
             return Err(self.past_deadline(doing));
         }
         Ok(())
@@ -138,7 +151,7 @@ impl RunBounds {
     /// Before waiting until `until`: a wait that would end past the deadline stops the run
     /// now rather than at the deadline (nothing could be sent after it anyway).
     pub fn may_wait_until(&self, until: Timestamp, doing: &str) -> Result<(), Exceeded> {
-        if until > self.deadline() {
+        if self.per_run && until > self.deadline() {
             return Err(self.past_deadline(doing));
         }
         Ok(())
@@ -163,7 +176,7 @@ impl RunBounds {
     /// Spends one retry; an error once the budget is spent.
     pub fn spend_retry(&self, last_error: &str) -> Result<(), Exceeded> {
         let mut s = self.state();
-        if s.retries >= self.limits.retry_budget {
+        if self.per_run && s.retries >= self.limits.retry_budget {
             return Err(Exceeded(format!(
                 "the run spent its whole retry budget (`retry_budget` = {} in [engine] of \
                  syncgate.toml); last error: {last_error}; what was not applied is sent again by \
@@ -257,6 +270,16 @@ mod tests {
         assert!(e.0.contains("last error: HTTP_500"), "{e}");
         b.arm(t0());
         assert_eq!(b.retries(), 0);
+        // Outside a run (a worker): neither a deadline nor a budget.
+        let w = RunBounds::retry_after_only(limits(), t0());
+        for _ in 0..10 {
+            assert!(w.spend_retry("HTTP_500").is_ok());
+        }
+        assert!(w.check(t0().plus(Duration::from_secs(86_400)), "x").is_ok());
+        assert!(matches!(
+            w.judge_retry_after(Duration::from_secs(31_536_000), "X"),
+            RetryAfterVerdict::Stop(_)
+        ));
     }
 
     #[test]

@@ -363,7 +363,11 @@ impl<'a> Sync<'a> {
         seed: Seed,
         dlq: &'a dyn DeadLetterStore,
     ) -> Self {
-        let bounds = Arc::new(bounds::RunBounds::new(config.limits, clock.now()));
+        // A run's deadline and budget come from its runner ([`Sync::with_bounds`]).
+        let bounds = Arc::new(bounds::RunBounds::retry_after_only(
+            config.limits,
+            clock.now(),
+        ));
         Sync {
             bundle,
             clock,
