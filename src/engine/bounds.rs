@@ -246,7 +246,9 @@ mod tests {
     fn the_deadline_stops_waits_that_end_after_it_and_window_waits_move_it() {
         let b = RunBounds::new(limits(), t0());
         assert!(b.check(t0().plus(Duration::from_secs(59)), "x").is_ok());
-        let e = b.check(t0().plus(Duration::from_secs(60)), "sending").unwrap_err();
+        let e = b
+            .check(t0().plus(Duration::from_secs(60)), "sending")
+            .unwrap_err();
         assert!(e.0.contains("`run_deadline` = 1m"), "{e}");
         assert!(e.0.contains("while sending"), "{e}");
         assert!(b

@@ -192,7 +192,10 @@ pub fn next_poll(
     } else {
         expected
     };
-    wait.clamp(MIN_POLL_WAIT.min(config.bulk_poll_cap), config.bulk_poll_cap)
+    wait.clamp(
+        MIN_POLL_WAIT.min(config.bulk_poll_cap),
+        config.bulk_poll_cap,
+    )
 }
 
 /// The shortest wait between two status polls of one job.
@@ -823,7 +826,10 @@ mod tests {
         assert_eq!(w.as_millis(), 777);
         assert_eq!(interval, config.bulk_poll_interval, "no doubling");
         // Nothing reported yet: what is left of 25 s at 1,000 records a second.
-        assert_eq!(next_poll(25_000, 0, secs(2), &mut interval, &config), secs(23));
+        assert_eq!(
+            next_poll(25_000, 0, secs(2), &mut interval, &config),
+            secs(23)
+        );
         // Past that guess with still no progress: 2 s, 4 s, 8 s, … up to the cap.
         let waits: Vec<u64> = (0..6)
             .map(|_| next_poll(100, 0, secs(60), &mut interval, &config).as_secs())
@@ -832,7 +838,13 @@ mod tests {
         // Nearly done: never less than the floor; a slow job: never more than the cap.
         let mut interval = config.bulk_poll_interval;
         assert_eq!(
-            next_poll(1_000, 999, Duration::from_millis(10), &mut interval, &config),
+            next_poll(
+                1_000,
+                999,
+                Duration::from_millis(10),
+                &mut interval,
+                &config
+            ),
             MIN_POLL_WAIT
         );
         assert_eq!(

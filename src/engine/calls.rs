@@ -8,11 +8,11 @@ use std::collections::BTreeMap;
 use reqwest::Method;
 use serde_json::Value;
 
+use super::bounds::RetryAfterVerdict;
 use super::bulk::BulkCall;
 use super::client::{RequestBody, SalesforceClient, TextReply};
-use super::bounds::RetryAfterVerdict;
-use super::retry::{Action, Failure};
 use super::dlq::ErrorClass;
+use super::retry::{Action, Failure};
 use super::{EngineError, EventKind, Fence, Item, Sync};
 use crate::sim::Timestamp;
 

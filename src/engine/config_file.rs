@@ -445,17 +445,13 @@ impl EngineTable {
         take(&mut cap, &self.max_retry_after, "max_retry_after", any)?;
         c.limits.max_retry_after = cap.0;
         if let Some(v) = &self.on_long_retry_after {
-            c.limits.on_long_retry_after =
-                LongRetryAfter::parse(v.get_ref()).ok_or_else(|| {
-                    (
-                        v.span(),
-                        "on_long_retry_after",
-                        format!(
-                            "must be \"dead-letter\" or \"stop\", not {:?}",
-                            v.get_ref()
-                        ),
-                    )
-                })?;
+            c.limits.on_long_retry_after = LongRetryAfter::parse(v.get_ref()).ok_or_else(|| {
+                (
+                    v.span(),
+                    "on_long_retry_after",
+                    format!("must be \"dead-letter\" or \"stop\", not {:?}", v.get_ref()),
+                )
+            })?;
         }
         Ok(c)
     }

@@ -982,16 +982,30 @@ impl<'a> Sync<'a> {
                     "gave up after {attempt} attempts; last error: {}",
                     failure.message
                 );
-                self.give_up(object, &remaining, &failure, &message, attempt, &first_failed)
-                    .await?;
+                self.give_up(
+                    object,
+                    &remaining,
+                    &failure,
+                    &message,
+                    attempt,
+                    &first_failed,
+                )
+                .await?;
                 return Ok(());
             }
             if let calls::Retried::GaveUp(message) = self
                 .retry_wait(object, attempt, remaining.len(), &failure)
                 .await?
             {
-                self.give_up(object, &remaining, &failure, &message, attempt, &first_failed)
-                    .await?;
+                self.give_up(
+                    object,
+                    &remaining,
+                    &failure,
+                    &message,
+                    attempt,
+                    &first_failed,
+                )
+                .await?;
                 return Ok(());
             }
         }

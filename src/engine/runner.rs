@@ -12,10 +12,10 @@ use std::time::Duration;
 use async_trait::async_trait;
 use serde::Serialize;
 
+use super::bounds::RunBounds;
 use super::cdc::{CdcConfig, CdcConsumer, CdcReport, CrmChangeSink};
 use super::client::SalesforceClient;
 use super::feed::Feed;
-use super::bounds::RunBounds;
 use super::{EngineConfig, EngineError, Fence, Progress, Sync, SyncReport, Target};
 use crate::contract::Bundle;
 use crate::sim::{Clock, Seed};

@@ -726,7 +726,9 @@ impl DedupeStore for PgStore {
         now: Timestamp,
         ttl: Duration,
     ) -> StoreResult<bool> {
-        Ok(self.mark_applied_all(std::slice::from_ref(a), now, ttl).await?[0])
+        Ok(self
+            .mark_applied_all(std::slice::from_ref(a), now, ttl)
+            .await?[0])
     }
 
     async fn mark_applied_all(

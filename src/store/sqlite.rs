@@ -524,7 +524,9 @@ impl DedupeStore for SqliteStore {
         now: Timestamp,
         ttl: Duration,
     ) -> StoreResult<bool> {
-        Ok(self.mark_applied_all(std::slice::from_ref(a), now, ttl).await?[0])
+        Ok(self
+            .mark_applied_all(std::slice::from_ref(a), now, ttl)
+            .await?[0])
     }
 
     async fn mark_applied_all(

@@ -73,7 +73,10 @@ fn sync_against_an_org_that_only_answers_5xx_stops_by_its_deadline_with_exit_1()
     assert_eq!(summary["created"], 0, "{summary}");
     assert!(summary["retries"].as_u64().unwrap() >= 2, "{summary}");
     // The breaker opened (5 failures in a row) and the report says so.
-    assert!(summary["breaker_opened"].as_u64().unwrap() >= 1, "{summary}");
+    assert!(
+        summary["breaker_opened"].as_u64().unwrap() >= 1,
+        "{summary}"
+    );
 }
 
 #[test]
@@ -357,11 +360,18 @@ fn mock_serve_keeps_a_bounded_journal_and_counts_every_request() {
     let journal = admin_get(&mock.url, "/__syncgate/journal");
     let seqs: Vec<u64> = journal
         .lines()
-        .map(|l| serde_json::from_str::<Value>(l).unwrap()["seq"].as_u64().unwrap())
+        .map(|l| {
+            serde_json::from_str::<Value>(l).unwrap()["seq"]
+                .as_u64()
+                .unwrap()
+        })
         .collect();
-    assert_eq!(seqs, vec![8, 9, 10, 11, 12], "the last five, numbered in full");
-    let state: Value =
-        serde_json::from_str(&admin_get(&mock.url, "/__syncgate/state")).unwrap();
+    assert_eq!(
+        seqs,
+        vec![8, 9, 10, 11, 12],
+        "the last five, numbered in full"
+    );
+    let state: Value = serde_json::from_str(&admin_get(&mock.url, "/__syncgate/state")).unwrap();
     assert_eq!(state["requests"], 12, "{state}");
     assert_eq!(state["journal"]["dropped"], 7, "{state}");
     assert_eq!(state["journal"]["kept"], 5, "{state}");

@@ -450,11 +450,7 @@ async fn a_batch_of_applied_versions_is_marked_in_one_call_like_one_at_a_time() 
         };
         assert_eq!(status("A-1"), Some(LetterStatus::Superseded), "{name}");
         assert_eq!(status("A-9"), Some(LetterStatus::Queued), "{name}");
-        assert!(s
-            .mark_applied_all(&[], now, ttl)
-            .await
-            .unwrap()
-            .is_empty());
+        assert!(s.mark_applied_all(&[], now, ttl).await.unwrap().is_empty());
     }
 }
 
