@@ -15,6 +15,7 @@ pub mod bulk;
 mod calls;
 pub mod cdc;
 pub mod client;
+mod config;
 pub mod config_file;
 pub mod conflicts;
 pub mod deletes;
@@ -24,6 +25,7 @@ pub mod feed;
 pub mod lanes;
 pub mod mapping;
 pub mod redrive;
+mod report;
 pub mod retry;
 pub mod runner;
 /// Source files are their own module (`crate::source`); re-exported for the engine's paths.
@@ -31,12 +33,14 @@ pub use crate::source;
 pub mod table_source;
 pub mod worker;
 
-use std::collections::{BTreeMap, BTreeSet};
+pub use config::EngineConfig;
+pub use report::{EngineEvent, EventKind, SyncReport};
+
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use serde::Serialize;
 use serde_json::Value;
 
 use self::breaker::{counts_as_outage, Breaker};
@@ -44,7 +48,7 @@ use self::client::{Credentials, SalesforceClient};
 use self::dlq::{DeadLetter, ErrorClass};
 use self::lanes::{Lane, RealtimeRule};
 use self::mapping::map_record;
-use self::retry::{item_is_retryable, Action, Backoff, Failure};
+use self::retry::{item_is_retryable, Action, Failure};
 use self::source::{SourceRecord, SourceSet};
 use crate::contract::rules::{check_write, RegexRules, WriteKind};
 use crate::contract::Bundle;
@@ -53,87 +57,6 @@ use crate::store::limiter::{
     Admission, LimitError, LimitPolicy, Limiter, LocalLimiter, Permit, WaitReason,
 };
 use crate::store::{AppliedVersion, DeadLetterStore, DedupeStore, StoreError};
-
-/// Settings of one engine.
-#[derive(Clone, Debug)]
-pub struct EngineConfig {
-    /// Records per sObject Collections call (Salesforce allows 200).
-    pub batch_size: usize,
-    /// Attempts per batch, the first included, before its records are dead-lettered.
-    pub max_attempts: u32,
-    pub backoff: Backoff,
-    /// Sent as `Sforce-Call-Options: client=…`, so change events show the engine's own writes.
-    pub client_name: String,
-    /// How many daily windows the engine will wait for before giving up on a run.
-    pub max_window_waits: u32,
-    /// An object whose backfill holds more records than this goes through Bulk API 2.0.
-    pub bulk_threshold: usize,
-    /// Largest CSV upload per Bulk job; more records make more jobs.
-    pub bulk_max_upload_bytes: usize,
-    /// Records per second a Bulk job is expected to process: the first status poll comes
-    /// when the job should be done (at least `bulk_poll_interval` after closing it).
-    pub bulk_records_per_sec: f64,
-    /// Poll interval after the first poll, doubling up to `bulk_poll_cap`.
-    pub bulk_poll_interval: Duration,
-    pub bulk_poll_cap: Duration,
-    /// A job not done this long after closing is aborted and sent again.
-    pub bulk_job_timeout: Duration,
-    /// A record changed this recently (by the clock) goes in the real-time lane.
-    pub realtime_window: Duration,
-    /// Per-tenant token bucket of a single engine (workers bring a shared limiter).
-    pub rate_per_sec: f64,
-    pub burst: u32,
-    /// Requests in flight at once, below the org's 25 concurrent long-running requests.
-    pub max_concurrent: u32,
-    /// Consecutive transport/5xx failures that open the circuit breaker (0: never).
-    pub breaker_threshold: u32,
-    /// How long the open breaker holds every call.
-    pub breaker_cooldown: Duration,
-    /// The run's deadline, retry budget and `Retry-After` cap ([`bounds`]).
-    pub limits: bounds::Limits,
-}
-
-impl EngineConfig {
-    /// The limiter policy of a single engine: its token bucket and concurrency cap. The
-    /// daily budget is left to the `Sforce-Limit-Info` guard (the org's own count).
-    pub fn local_policy(&self) -> LimitPolicy {
-        LimitPolicy {
-            rate_per_sec: self.rate_per_sec,
-            burst: self.burst,
-            daily_budget: u64::MAX,
-            max_concurrent: self.max_concurrent,
-            ..LimitPolicy::default()
-        }
-    }
-}
-
-impl Default for EngineConfig {
-    fn default() -> Self {
-        EngineConfig {
-            batch_size: 200,
-            max_attempts: 8,
-            backoff: Backoff {
-                base: Duration::from_millis(500),
-                cap: Duration::from_secs(60),
-            },
-            client_name: "syncgate".into(),
-            max_window_waits: 2,
-            bulk_threshold: 2_000,
-            bulk_max_upload_bytes: bulk::MAX_UPLOAD_BYTES,
-            bulk_records_per_sec: 1_000.0,
-            bulk_poll_interval: Duration::from_secs(2),
-            bulk_poll_cap: Duration::from_secs(30),
-            bulk_job_timeout: Duration::from_secs(2 * 3600),
-            realtime_window: Duration::from_secs(15 * 60),
-            rate_per_sec: 25.0,
-            burst: 25,
-            max_concurrent: 10,
-            breaker_threshold: 5,
-            breaker_cooldown: Duration::from_secs(30),
-            limits: bounds::Limits::default(),
-        }
-    }
-}
 
 /// Where the engine writes.
 #[derive(Clone, Debug)]
@@ -145,132 +68,6 @@ pub struct Target {
     pub request_log: Option<client::RequestLog>,
     /// Extra CA certificate(s) to trust, PEM (a mock org served with `--tls`).
     pub ca_pem: Option<Vec<u8>>,
-}
-
-/// Something the engine did that a timeline should show.
-#[derive(Clone, Debug, PartialEq, Serialize)]
-pub struct EngineEvent {
-    #[serde(serialize_with = "iso")]
-    pub at: Timestamp,
-    /// HTTP requests the engine had sent when this happened (orders events among requests).
-    pub after_request: u64,
-    pub object: String,
-    #[serde(flatten)]
-    pub kind: EventKind,
-}
-
-fn iso<S: serde::Serializer>(t: &Timestamp, s: S) -> Result<S::Ok, S::Error> {
-    s.serialize_str(&t.to_iso())
-}
-
-#[derive(Clone, Debug, PartialEq, Serialize)]
-#[serde(tag = "event", rename_all = "snake_case")]
-pub enum EventKind {
-    /// Waiting before a retry or for the budget window.
-    Wait {
-        until: String,
-        reason: String,
-    },
-    /// A batch (or its retryable remainder) failed and will be sent again.
-    Retry {
-        attempt: u32,
-        records: usize,
-        code: String,
-    },
-    DeadLetter {
-        source_id: String,
-        code: String,
-    },
-    /// A field left out of a write because Salesforce's value is newer than the source's.
-    Conflict {
-        source_id: String,
-        field: String,
-    },
-    /// A source delete applied with the object's policy.
-    Delete {
-        source_id: String,
-        policy: String,
-    },
-    /// Anything else worth a line in the timeline.
-    Note {
-        message: String,
-    },
-}
-
-/// What a run did.
-#[derive(Clone, Debug, Default, PartialEq, Serialize)]
-pub struct SyncReport {
-    pub records: usize,
-    pub created: usize,
-    pub updated: usize,
-    pub dead_lettered: usize,
-    pub retries: usize,
-    pub api_calls: u64,
-    /// Records skipped because this version was already applied (its idempotency key is live).
-    pub already_synced: usize,
-    /// Records skipped because this version was rejected for good by an earlier run (it
-    /// waits in the dead-letter queue for `dlq redrive`).
-    pub already_dead_lettered: usize,
-    /// The org's daily API usage after the run, from the last `Sforce-Limit-Info`.
-    pub api_usage: Option<client::ApiUsage>,
-    /// Records the contract rejects, dead-lettered without an API call.
-    pub rejected_before_sending: usize,
-    /// Source deletes applied (hard deletes; archive and inactive count as updates too).
-    pub deleted: usize,
-    /// Bulk API 2.0 jobs that ran to the end, and the status polls they took.
-    pub bulk_jobs: usize,
-    pub bulk_polls: usize,
-    /// Times the circuit breaker opened.
-    pub breaker_opened: u32,
-    /// Source columns no bundle field reads, per source entity.
-    pub unmapped_columns: BTreeMap<String, BTreeSet<String>>,
-    /// New source columns routed to a same-named custom field, per entity: column → field.
-    pub routed_columns: BTreeMap<String, BTreeMap<String, String>>,
-    /// Field values not written because Salesforce's were newer.
-    pub conflicts: Vec<conflicts::Conflict>,
-    /// What happened, in order (the replay timeline shows these).
-    #[serde(skip)]
-    pub events: Vec<EngineEvent>,
-}
-
-impl SyncReport {
-    /// Adds a later run's report to this one; its events are placed after `requests_before`
-    /// requests (the later run's client counts its own from zero).
-    pub fn absorb(&mut self, later: SyncReport, requests_before: u64) {
-        self.records += later.records;
-        self.created += later.created;
-        self.updated += later.updated;
-        self.dead_lettered += later.dead_lettered;
-        self.retries += later.retries;
-        self.api_calls += later.api_calls;
-        self.already_synced += later.already_synced;
-        self.already_dead_lettered += later.already_dead_lettered;
-        self.rejected_before_sending += later.rejected_before_sending;
-        self.deleted += later.deleted;
-        self.bulk_jobs += later.bulk_jobs;
-        self.bulk_polls += later.bulk_polls;
-        self.breaker_opened += later.breaker_opened;
-        if later.api_usage.is_some() {
-            self.api_usage = later.api_usage;
-        }
-        for (entity, columns) in later.unmapped_columns {
-            self.unmapped_columns
-                .entry(entity)
-                .or_default()
-                .extend(columns);
-        }
-        for (entity, routed) in later.routed_columns {
-            self.routed_columns
-                .entry(entity)
-                .or_default()
-                .extend(routed);
-        }
-        self.conflicts.extend(later.conflicts);
-        self.events.extend(later.events.into_iter().map(|mut e| {
-            e.after_request += requests_before;
-            e
-        }));
-    }
 }
 
 #[derive(Debug, thiserror::Error)]
