@@ -123,6 +123,10 @@ pub struct MockServeArgs {
     /// On shutdown, write the request journal (JSON lines) here.
     #[arg(long, value_name = "PATH")]
     pub journal: Option<PathBuf>,
+    /// Keep only the last N requests in the journal (every request is still counted;
+    /// `/__syncgate/state` says how many were dropped), so a long-running mock stays small.
+    #[arg(long, default_value_t = 100_000, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    pub journal_limit: u64,
     /// Serve HTTPS with a certificate generated at start (simple-salesforce needs it).
     #[arg(long)]
     pub tls: bool,
@@ -830,6 +834,17 @@ fn mock_serve(args: MockServeArgs) -> i32 {
             }
         };
     }
+    // The org as the scenario's partner changed it (`org_fields`), as the gate serves it.
+    let bundle = match &scenario {
+        Some(s) => match crate::verify::gate::org_as_changed(&bundle, s) {
+            Ok(changed) => changed,
+            Err(e) => {
+                error(e);
+                return exit::BAD_INPUT;
+            }
+        },
+        None => bundle,
+    };
     let org = crate::mock::MockOrg::new(crate::mock::MockConfig {
         bundle,
         scenario,
@@ -840,6 +855,7 @@ fn mock_serve(args: MockServeArgs) -> i32 {
             client_secret: args.client_secret,
         }],
     });
+    org.limit_journal(usize::try_from(args.journal_limit).unwrap_or(usize::MAX));
     let served = runtime.block_on(async {
         let listener = tokio::net::TcpListener::bind(("127.0.0.1", args.port)).await?;
         let addr = listener.local_addr()?;

@@ -16,7 +16,7 @@ use crate::engine::feed::Feed;
 use crate::engine::runner::{CrmSide, RunError, RunSummary, Runner, Stop, Watch};
 use crate::engine::shared::{SharedWork, WorkerConfig};
 use crate::engine::table_source::{TableDb, TableSource};
-use crate::engine::{redrive, Progress, Target};
+use crate::engine::{redrive, EngineError, Progress, Target};
 use crate::sim::time::parse_duration;
 use crate::sim::{Clock, Seed};
 use crate::store::limiter::RedisLimiter;
@@ -373,6 +373,22 @@ impl Watch for Bar {
     fn page_finished(&self) {
         self.0.finish_and_clear();
     }
+
+    fn notice(&self, message: &str) {
+        self.0.suspend(|| eprintln!("{message}"));
+    }
+}
+
+/// No bar (stderr is not a terminal, or `--no-progress`): notices still go to stderr.
+struct Notices;
+
+impl Watch for Notices {
+    fn page_started(&self, _total: usize) {}
+    fn settled(&self, _progress: &Progress) {}
+    fn page_finished(&self) {}
+    fn notice(&self, message: &str) {
+        eprintln!("{message}");
+    }
 }
 
 /// Sets `stop` on the first SIGINT or SIGTERM (and wakes `wake`); a second one exits at once.
@@ -467,7 +483,10 @@ pub fn sync(args: SyncArgs, db: Option<&str>) -> i32 {
     let mut runner = Runner::new(&bundle, engine.config, Clock::system(), &*state, seed);
     runner.page = args.page_size as usize;
     runner.follow = args.follow.then_some(args.poll);
-    runner.watch = bar.map(|b| b as Arc<dyn Watch>);
+    runner.watch = Some(match bar {
+        Some(b) => b as Arc<dyn Watch>,
+        None => Arc::new(Notices),
+    });
     runner.crm = outbox
         .as_ref()
         .map(|sink| CrmSide::for_target(&target, &runner.config.client_name, sink));
@@ -531,6 +550,9 @@ pub fn sync(args: SyncArgs, db: Option<&str>) -> i32 {
             return exit::BAD_INPUT;
         }
         Err(e @ (RunError::Engine(_) | RunError::Changes(_))) => {
+            // A run that reached its deadline or retry budget ended as configured: it
+            // failed (exit 1), the tool did not.
+            let bounded = matches!(e, RunError::Engine(EngineError::Bounded(_)));
             // What got done before the failure still counts (and is recorded as applied).
             summary.error = Some(e.to_string());
             // Nothing to show when it failed before doing anything (an unreachable org).
@@ -545,7 +567,11 @@ pub fn sync(args: SyncArgs, db: Option<&str>) -> i32 {
                 }
             }
             error(format_args!("the sync stopped: {e}"));
-            return exit::INTERNAL;
+            return if bounded {
+                exit::FAILED
+            } else {
+                exit::INTERNAL
+            };
         }
     }
     if args.json {

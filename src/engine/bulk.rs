@@ -25,6 +25,7 @@ use super::calls::ApiRequest;
 use super::client::{RequestBody, SalesforceClient, TextReply};
 use super::dlq::ErrorClass;
 use super::retry::{classify_job_failure, item_is_retryable, Action, Failure};
+use super::source::SourceRecord;
 use super::{EngineError, EventKind, Fence, Item, Sync};
 use crate::sim::Timestamp;
 
@@ -165,6 +166,40 @@ impl JobInfo {
         })
     }
 }
+
+/// How long to wait before the next status poll of a job of `n` records that reports
+/// `processed` of them done `elapsed` after it was closed: the time the rest takes at the
+/// rate observed so far; while the job reports no progress, what is left of the time
+/// `bulk_records_per_sec` gives it, else an interval doubling up to `bulk_poll_cap`.
+/// Never less than [`MIN_POLL_WAIT`] nor more than `bulk_poll_cap`.
+pub fn next_poll(
+    n: u64,
+    processed: u64,
+    elapsed: Duration,
+    interval: &mut Duration,
+    config: &super::EngineConfig,
+) -> Duration {
+    let expected = if processed > 0 && processed < n {
+        elapsed.mul_f64((n - processed) as f64 / processed as f64)
+    } else {
+        Duration::from_secs_f64(n as f64 / config.bulk_records_per_sec.max(1.0))
+            .saturating_sub(elapsed)
+    };
+    let wait = if expected.is_zero() {
+        let w = *interval;
+        *interval = (*interval * 2).min(config.bulk_poll_cap);
+        w
+    } else {
+        expected
+    };
+    wait.clamp(
+        MIN_POLL_WAIT.min(config.bulk_poll_cap),
+        config.bulk_poll_cap,
+    )
+}
+
+/// The shortest wait between two status polls of one job.
+pub const MIN_POLL_WAIT: Duration = Duration::from_millis(100);
 
 /// A payload value as a Bulk CSV cell: null (and an empty string, which Salesforce stores
 /// as null) is `#N/A`, since an empty cell leaves the field unchanged.
@@ -420,8 +455,28 @@ impl<'a> Sync<'a> {
                 }
                 return Ok(Sent::Done);
             }
-            self.retry_wait(object, attempt, items.len(), &failure)
-                .await;
+            if let super::calls::Retried::GaveUp(message) = self
+                .retry_wait(object, attempt, items.len(), &failure)
+                .await?
+            {
+                let now = self.clock.now();
+                for item in items {
+                    self.dead_letter(
+                        object,
+                        item.record,
+                        item.payload.clone(),
+                        ErrorClass::RetriesExhausted,
+                        &failure.code,
+                        &message,
+                        attempt,
+                        None,
+                        first,
+                        now,
+                    )
+                    .await?;
+                }
+                return Ok(Sent::Done);
+            }
         }
     }
 
@@ -496,9 +551,8 @@ impl<'a> Sync<'a> {
         n: usize,
     ) -> Result<Result<JobInfo, Failure>, EngineError> {
         let started = self.clock.now();
-        let estimate =
-            Duration::from_secs_f64(n as f64 / self.config.bulk_records_per_sec.max(1.0));
-        let mut wait = estimate.max(self.config.bulk_poll_interval);
+        // The first poll is a probe; later ones follow the progress the job reports.
+        let mut wait = self.config.bulk_poll_interval;
         let mut interval = self.config.bulk_poll_interval;
         let mut state = "UploadComplete".to_string();
         loop {
@@ -523,7 +577,8 @@ impl<'a> Sync<'a> {
                     reason: format!("Bulk job {id} {state}: next status poll"),
                 },
             );
-            self.pause_until(until).await;
+            self.wait_until(until, &format!("waiting for Bulk job {id} ({object})"))
+                .await?;
             self.report.bulk_polls += 1;
             let reply = match self
                 .call_retrying(
@@ -567,8 +622,13 @@ impl<'a> Sync<'a> {
                 _ => {}
             }
             state = info.state;
-            wait = interval;
-            interval = (interval * 2).min(self.config.bulk_poll_cap);
+            wait = next_poll(
+                n as u64,
+                info.processed,
+                self.clock.now().since(started),
+                &mut interval,
+                &self.config,
+            );
         }
     }
 
@@ -682,13 +742,13 @@ impl<'a> Sync<'a> {
         fence: Option<&dyn Fence>,
     ) -> Result<(), EngineError> {
         let now = self.clock.now();
-        for (i, created) in outcome.succeeded {
-            if let Some((store, ttl)) = self.dedupe {
-                let key = self.idempotency_key(object, items[i].record);
-                store
-                    .mark_applied(&self.applied(&key, object, items[i].record), now, ttl)
-                    .await?;
-            }
+        let applied: Vec<&SourceRecord> = outcome
+            .succeeded
+            .iter()
+            .map(|&(i, _)| items[i].record)
+            .collect();
+        self.remember_applied(object, &applied).await?;
+        for (_, created) in outcome.succeeded {
             if created {
                 self.report.created += 1;
             } else {
@@ -755,6 +815,43 @@ impl<'a> Sync<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn status_polls_follow_the_progress_the_job_reports() {
+        let config = crate::engine::EngineConfig::default();
+        let secs = Duration::from_secs;
+        let mut interval = config.bulk_poll_interval;
+        // 18,000 of 25,000 done 2 s after closing: the rest takes 0.78 s at that rate.
+        let w = next_poll(25_000, 18_000, secs(2), &mut interval, &config);
+        assert_eq!(w.as_millis(), 777);
+        assert_eq!(interval, config.bulk_poll_interval, "no doubling");
+        // Nothing reported yet: what is left of 25 s at 1,000 records a second.
+        assert_eq!(
+            next_poll(25_000, 0, secs(2), &mut interval, &config),
+            secs(23)
+        );
+        // Past that guess with still no progress: 2 s, 4 s, 8 s, … up to the cap.
+        let waits: Vec<u64> = (0..6)
+            .map(|_| next_poll(100, 0, secs(60), &mut interval, &config).as_secs())
+            .collect();
+        assert_eq!(waits, vec![2, 4, 8, 16, 30, 30]);
+        // Nearly done: never less than the floor; a slow job: never more than the cap.
+        let mut interval = config.bulk_poll_interval;
+        assert_eq!(
+            next_poll(
+                1_000,
+                999,
+                Duration::from_millis(10),
+                &mut interval,
+                &config
+            ),
+            MIN_POLL_WAIT
+        );
+        assert_eq!(
+            next_poll(1_000_000, 1, secs(60), &mut interval, &config),
+            config.bulk_poll_cap
+        );
+    }
 
     #[test]
     fn cells_write_nulls_as_na_and_relationships_as_dotted_columns() {

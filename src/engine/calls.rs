@@ -3,13 +3,18 @@
 //! `Retry-After`. Used for every call that is not a collections batch: Bulk job steps,
 //! conflict-check queries and deletes.
 
+use std::collections::BTreeMap;
+
 use reqwest::Method;
 use serde_json::Value;
 
+use super::bounds::RetryAfterVerdict;
 use super::bulk::BulkCall;
 use super::client::{RequestBody, SalesforceClient, TextReply};
+use super::dlq::ErrorClass;
 use super::retry::{Action, Failure};
-use super::{EngineError, EventKind, Fence, Sync};
+use super::{EngineError, EventKind, Fence, Item, Sync};
+use crate::sim::Timestamp;
 
 /// One API request the engine may have to send more than once.
 pub(super) enum ApiRequest<'a> {
@@ -21,6 +26,15 @@ pub(super) enum ApiRequest<'a> {
     },
     /// A step of a Bulk API 2.0 job.
     Bulk(&'a BulkCall<'a>),
+}
+
+/// How a retry's wait ended.
+pub(super) enum Retried {
+    /// Waited: send again.
+    Waited,
+    /// Not waited for (a `Retry-After` above `max_retry_after`): give the batch up with
+    /// this message.
+    GaveUp(String),
 }
 
 impl ApiRequest<'_> {
@@ -95,18 +109,73 @@ impl Sync<'_> {
                 );
                 return Ok(Err(Failure { message, ..failure }));
             }
-            self.retry_wait(object, attempt, records, &failure).await;
+            if let Retried::GaveUp(message) =
+                self.retry_wait(object, attempt, records, &failure).await?
+            {
+                return Ok(Err(Failure {
+                    action: Action::DeadLetter,
+                    message,
+                    ..failure
+                }));
+            }
         }
     }
 
-    /// Counts a retry and waits for `Retry-After` (when honoured) or a jittered backoff.
+    /// Dead-letters what is left of a batch whose retries ended (class `retries_exhausted`:
+    /// a later run sends it again), each record with the time it first failed.
+    pub(super) async fn give_up(
+        &mut self,
+        object: &str,
+        remaining: &[&Item<'_>],
+        failure: &Failure,
+        message: &str,
+        attempt: u32,
+        first_failed: &BTreeMap<&str, Timestamp>,
+    ) -> Result<(), EngineError> {
+        let now = self.clock.now();
+        for item in remaining {
+            let first = first_failed
+                .get(item.record.id.as_str())
+                .copied()
+                .unwrap_or(now);
+            self.dead_letter(
+                object,
+                item.record,
+                item.payload.clone(),
+                ErrorClass::RetriesExhausted,
+                &failure.code,
+                message,
+                attempt,
+                None,
+                first,
+                now,
+            )
+            .await?;
+        }
+        Ok(())
+    }
+
+    /// Counts a retry and waits for `Retry-After` (when honoured) or a jittered backoff,
+    /// within the run's bounds: a retry past the budget or a wait past the deadline stops
+    /// the run (`Err`); a `Retry-After` above `max_retry_after` stops it or, as configured,
+    /// gives the batch up (`GaveUp`: the caller dead-letters it).
     pub(super) async fn retry_wait(
         &mut self,
         object: &str,
         attempt: u32,
         records: usize,
         failure: &Failure,
-    ) {
+    ) -> Result<Retried, EngineError> {
+        let now = self.clock.now();
+        if let Some(nb) = failure.not_before {
+            match self.bounds.judge_retry_after(nb.since(now), &failure.code) {
+                RetryAfterVerdict::Wait => {}
+                RetryAfterVerdict::GiveUp(message) => return Ok(Retried::GaveUp(message)),
+                RetryAfterVerdict::Stop(e) => return Err(e.into()),
+            }
+        }
+        self.bounds
+            .spend_retry(&format!("{} {}", failure.code, failure.message))?;
         self.report.retries += 1;
         self.event(
             object,
@@ -116,7 +185,6 @@ impl Sync<'_> {
                 code: failure.code.clone(),
             },
         );
-        let now = self.clock.now();
         let jitter = self.config.backoff.delay(attempt, &mut self.jitter);
         let (until, reason) = match failure.not_before {
             Some(nb) => (nb.max(now), format!("Retry-After after {}", failure.code)),
@@ -126,10 +194,12 @@ impl Sync<'_> {
             object,
             EventKind::Wait {
                 until: until.to_iso(),
-                reason,
+                reason: reason.clone(),
             },
         );
-        self.pause_until(until).await;
+        self.wait_until(until, &format!("waiting ({reason}) to send {object} again"))
+            .await?;
+        Ok(Retried::Waited)
     }
 }
 

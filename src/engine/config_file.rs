@@ -23,6 +23,7 @@ use sha2::{Digest, Sha256};
 use toml::Spanned;
 
 use super::command_config::{check_tenant_key, check_time_scale, CommandLine, ConfiguredCommands};
+use super::bounds::LongRetryAfter;
 use super::EngineConfig;
 use crate::contract::diagnostic::{line_col, parse_toml, TomlDiagnostic};
 use crate::sim::time::{format_duration, parse_duration};
@@ -217,6 +218,10 @@ struct EngineTable {
     max_concurrent: Option<Spanned<u32>>,
     breaker_threshold: Option<Spanned<u32>>,
     breaker_cooldown: Option<Spanned<Dur>>,
+    run_deadline: Option<Spanned<Dur>>,
+    retry_budget: Option<Spanned<u32>>,
+    max_retry_after: Option<Spanned<Dur>>,
+    on_long_retry_after: Option<Spanned<String>>,
     daily_budget: Option<Spanned<u64>>,
     command: Option<Spanned<CommandLine>>,
     command_timeout: Option<Spanned<Dur>>,
@@ -435,6 +440,32 @@ impl EngineTable {
             at_least(1u64)(b.get_ref()).map_err(|m| (b.span(), "daily_budget", m))?;
             c.daily_budget = Some(*b.get_ref());
         }
+        let mut deadline = Dur(c.limits.run_deadline);
+        take(
+            &mut deadline,
+            &self.run_deadline,
+            "run_deadline",
+            nonzero_duration,
+        )?;
+        c.limits.run_deadline = deadline.0;
+        take(
+            &mut c.limits.retry_budget,
+            &self.retry_budget,
+            "retry_budget",
+            any,
+        )?;
+        let mut cap = Dur(c.limits.max_retry_after);
+        take(&mut cap, &self.max_retry_after, "max_retry_after", any)?;
+        c.limits.max_retry_after = cap.0;
+        if let Some(v) = &self.on_long_retry_after {
+            c.limits.on_long_retry_after = LongRetryAfter::parse(v.get_ref()).ok_or_else(|| {
+                (
+                    v.span(),
+                    "on_long_retry_after",
+                    format!("must be \"dead-letter\" or \"stop\", not {:?}", v.get_ref()),
+                )
+            })?;
+        }
         Ok(c)
     }
 
@@ -495,6 +526,13 @@ pub fn canonical(c: &EngineConfig) -> String {
         ("max_concurrent", c.max_concurrent.to_string()),
         ("breaker_threshold", c.breaker_threshold.to_string()),
         ("breaker_cooldown_ms", ms(c.breaker_cooldown)),
+        ("run_deadline_ms", ms(c.limits.run_deadline)),
+        ("retry_budget", c.limits.retry_budget.to_string()),
+        ("max_retry_after_ms", ms(c.limits.max_retry_after)),
+        (
+            "on_long_retry_after",
+            format!("{:?}", c.limits.on_long_retry_after.label()),
+        ),
     ]
     .into_iter()
     .collect();
@@ -535,7 +573,8 @@ mod tests {
              bulk_max_upload_bytes = 1000\nbulk_records_per_sec = 50.5\nbulk_poll_interval = \"1s\"\n\
              bulk_poll_cap = \"10s\"\nbulk_job_timeout = \"1h\"\nrealtime_window = \"5m\"\n\
              rate_per_sec = 5.0\nburst = 7\nmax_concurrent = 3\nbreaker_threshold = 0\n\
-             breaker_cooldown = \"15m\"\n",
+             breaker_cooldown = \"15m\"\nrun_deadline = \"20m\"\nretry_budget = 9\n\
+             max_retry_after = \"2m\"\non_long_retry_after = \"dead-letter\"\n",
         )
         .unwrap_or_else(|e| panic!("{e}"));
         let c = &s.config;
@@ -557,6 +596,10 @@ mod tests {
         assert_eq!(c.max_concurrent, 3);
         assert_eq!(c.breaker_threshold, 0);
         assert_eq!(c.breaker_cooldown, Duration::from_secs(900));
+        assert_eq!(c.limits.run_deadline, Duration::from_secs(1200));
+        assert_eq!(c.limits.retry_budget, 9);
+        assert_eq!(c.limits.max_retry_after, Duration::from_secs(120));
+        assert_eq!(c.limits.on_long_retry_after, LongRetryAfter::DeadLetter);
         assert_ne!(s.hash, EngineSettings::defaults().hash);
     }
 
@@ -570,6 +613,16 @@ mod tests {
         let fifty = parse("[engine]\nbatch_size = 50\n").unwrap_or_else(|e| panic!("{e}"));
         assert_ne!(fifty.hash, empty.hash);
         assert!(fifty.hash.starts_with("sha256:") && fifty.hash.len() == 71);
+        // The run's bounds are part of the configuration a verification vouches for.
+        for bound in [
+            "run_deadline = \"1h\"",
+            "retry_budget = 5",
+            "max_retry_after = \"1m\"",
+            "on_long_retry_after = \"dead-letter\"",
+        ] {
+            let other = parse(&format!("[engine]\n{bound}\n")).unwrap_or_else(|e| panic!("{e}"));
+            assert_ne!(other.hash, empty.hash, "{bound}");
+        }
     }
 
     #[test]
@@ -609,6 +662,22 @@ mod tests {
             .unwrap_or_default();
         assert!(e.starts_with("syncgate.toml:3:"), "{e}");
         assert!(e.contains("below its base"), "{e}");
+        let e = parse("[engine]\non_long_retry_after = \"wait\"\n")
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert_eq!(
+            e,
+            "syncgate.toml:2:23: `engine.on_long_retry_after`: must be \"dead-letter\" or \"stop\", not \"wait\""
+        );
+        let e = parse("[engine]\nrun_deadline = \"0s\"\n")
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(
+            e.contains("`engine.run_deadline`: must be longer than 0s"),
+            "{e}"
+        );
         // The deliberate-fault switches are not settings.
         let e = parse("[engine]\nfault_upsert_deletes = true\n")
             .err()

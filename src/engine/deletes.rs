@@ -64,7 +64,7 @@ impl Sync<'_> {
             };
             let Some(failure) = failure else {
                 self.report.deleted += 1;
-                self.remember_applied(object, record).await?;
+                self.remember_applied(object, &[record]).await?;
                 continue;
             };
             let class = if failure.message.starts_with("gave up after") {

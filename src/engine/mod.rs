@@ -9,12 +9,14 @@
 //! bucket and a concurrency cap (a local `store::limiter` unless a shared one is given),
 //! and a per-tenant circuit breaker ([`breaker`]).
 
+pub mod bounds;
 pub mod breaker;
 pub mod bulk;
 mod calls;
 pub mod cdc;
 pub mod client;
 pub mod command_config;
+mod config;
 pub mod config_file;
 pub mod conflicts;
 pub mod deletes;
@@ -25,6 +27,7 @@ pub mod lanes;
 pub mod mapping;
 pub mod protocol_out;
 pub mod redrive;
+mod report;
 pub mod retry;
 pub mod runner;
 pub mod shared;
@@ -32,12 +35,14 @@ pub mod shared;
 pub use crate::source;
 pub mod table_source;
 
-use std::collections::{BTreeMap, BTreeSet};
+pub use config::EngineConfig;
+pub use report::{EngineEvent, EventKind, SyncReport};
+
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use serde::Serialize;
 use serde_json::Value;
 
 use self::breaker::{counts_as_outage, Breaker};
@@ -45,7 +50,7 @@ use self::client::{Credentials, SalesforceClient};
 use self::dlq::{DeadLetter, ErrorClass};
 use self::lanes::{Lane, RealtimeRule};
 use self::mapping::map_record;
-use self::retry::{item_is_retryable, Action, Backoff, Failure};
+use self::retry::{item_is_retryable, Action, Failure};
 use self::source::{SourceRecord, SourceSet};
 use crate::contract::rules::{check_write, RegexRules, WriteKind};
 use crate::contract::Bundle;
@@ -54,89 +59,6 @@ use crate::store::limiter::{
     Admission, LimitError, LimitPolicy, Limiter, LocalLimiter, Permit, WaitReason,
 };
 use crate::store::{AppliedVersion, DeadLetterStore, DedupeStore, StoreError};
-
-/// Settings of one engine.
-#[derive(Clone, Debug)]
-pub struct EngineConfig {
-    /// Records per sObject Collections call (Salesforce allows 200).
-    pub batch_size: usize,
-    /// Attempts per batch, the first included, before its records are dead-lettered.
-    pub max_attempts: u32,
-    pub backoff: Backoff,
-    /// Sent as `Sforce-Call-Options: client=…`, so change events show the engine's own writes.
-    pub client_name: String,
-    /// How many daily windows the engine will wait for before giving up on a run.
-    pub max_window_waits: u32,
-    /// An object whose backfill holds more records than this goes through Bulk API 2.0.
-    pub bulk_threshold: usize,
-    /// Largest CSV upload per Bulk job; more records make more jobs.
-    pub bulk_max_upload_bytes: usize,
-    /// Records per second a Bulk job is expected to process: the first status poll comes
-    /// when the job should be done (at least `bulk_poll_interval` after closing it).
-    pub bulk_records_per_sec: f64,
-    /// Poll interval after the first poll, doubling up to `bulk_poll_cap`.
-    pub bulk_poll_interval: Duration,
-    pub bulk_poll_cap: Duration,
-    /// A job not done this long after closing is aborted and sent again.
-    pub bulk_job_timeout: Duration,
-    /// A record changed this recently (by the clock) goes in the real-time lane.
-    pub realtime_window: Duration,
-    /// Per-tenant token bucket of a single engine (workers bring a shared limiter).
-    pub rate_per_sec: f64,
-    pub burst: u32,
-    /// Requests in flight at once, below the org's 25 concurrent long-running requests.
-    pub max_concurrent: u32,
-    /// Consecutive transport/5xx failures that open the circuit breaker (0: never).
-    pub breaker_threshold: u32,
-    /// How long the open breaker holds every call.
-    pub breaker_cooldown: Duration,
-    /// Requests the engine may spend per UTC day across every process sharing its limiter
-    /// (`sync --redis-url`); `None` leaves the budget to the org's own count
-    /// (`Sforce-Limit-Info`).
-    pub daily_budget: Option<u64>,
-}
-
-impl EngineConfig {
-    /// The limiter policy of the engine: its token bucket, concurrency cap and, when set,
-    /// daily budget (otherwise left to the `Sforce-Limit-Info` guard: the org's own count).
-    pub fn local_policy(&self) -> LimitPolicy {
-        LimitPolicy {
-            rate_per_sec: self.rate_per_sec,
-            burst: self.burst,
-            daily_budget: self.daily_budget.unwrap_or(u64::MAX),
-            max_concurrent: self.max_concurrent,
-            ..LimitPolicy::default()
-        }
-    }
-}
-
-impl Default for EngineConfig {
-    fn default() -> Self {
-        EngineConfig {
-            batch_size: 200,
-            max_attempts: 8,
-            backoff: Backoff {
-                base: Duration::from_millis(500),
-                cap: Duration::from_secs(60),
-            },
-            client_name: "syncgate".into(),
-            max_window_waits: 2,
-            bulk_threshold: 2_000,
-            bulk_max_upload_bytes: bulk::MAX_UPLOAD_BYTES,
-            bulk_records_per_sec: 1_000.0,
-            bulk_poll_interval: Duration::from_secs(2),
-            bulk_poll_cap: Duration::from_secs(30),
-            bulk_job_timeout: Duration::from_secs(2 * 3600),
-            realtime_window: Duration::from_secs(15 * 60),
-            rate_per_sec: 25.0,
-            burst: 25,
-            max_concurrent: 10,
-            breaker_threshold: 5,
-            breaker_cooldown: Duration::from_secs(30),
-            daily_budget: None,
-        }
-    }
-}
 
 /// Where the engine writes.
 #[derive(Clone, Debug)]
@@ -148,129 +70,6 @@ pub struct Target {
     pub request_log: Option<client::RequestLog>,
     /// Extra CA certificate(s) to trust, PEM (a mock org served with `--tls`).
     pub ca_pem: Option<Vec<u8>>,
-}
-
-/// Something the engine did that a timeline should show.
-#[derive(Clone, Debug, PartialEq, Serialize)]
-pub struct EngineEvent {
-    #[serde(serialize_with = "iso")]
-    pub at: Timestamp,
-    /// HTTP requests the engine had sent when this happened (orders events among requests).
-    pub after_request: u64,
-    pub object: String,
-    #[serde(flatten)]
-    pub kind: EventKind,
-}
-
-fn iso<S: serde::Serializer>(t: &Timestamp, s: S) -> Result<S::Ok, S::Error> {
-    s.serialize_str(&t.to_iso())
-}
-
-#[derive(Clone, Debug, PartialEq, Serialize)]
-#[serde(tag = "event", rename_all = "snake_case")]
-pub enum EventKind {
-    /// Waiting before a retry or for the budget window.
-    Wait {
-        until: String,
-        reason: String,
-    },
-    /// A batch (or its retryable remainder) failed and will be sent again.
-    Retry {
-        attempt: u32,
-        records: usize,
-        code: String,
-    },
-    DeadLetter {
-        source_id: String,
-        code: String,
-    },
-    /// A field left out of a write because Salesforce's value is newer than the source's.
-    Conflict {
-        source_id: String,
-        field: String,
-    },
-    /// A source delete applied with the object's policy.
-    Delete {
-        source_id: String,
-        policy: String,
-    },
-    /// Anything else worth a line in the timeline.
-    Note {
-        message: String,
-    },
-}
-
-/// What a run did.
-#[derive(Clone, Debug, Default, PartialEq, Serialize)]
-pub struct SyncReport {
-    pub records: usize,
-    pub created: usize,
-    pub updated: usize,
-    pub dead_lettered: usize,
-    pub retries: usize,
-    pub api_calls: u64,
-    /// Records skipped because this version was already applied (its idempotency key is live).
-    pub already_synced: usize,
-    /// Records skipped because this version was rejected for good by an earlier run (it
-    /// waits in the dead-letter queue for `dlq redrive`).
-    pub already_dead_lettered: usize,
-    /// The org's daily API usage after the run, from the last `Sforce-Limit-Info`.
-    pub api_usage: Option<client::ApiUsage>,
-    /// Records the contract rejects, dead-lettered without an API call.
-    pub rejected_before_sending: usize,
-    /// Source deletes applied (hard deletes; archive and inactive count as updates too).
-    pub deleted: usize,
-    /// Bulk API 2.0 jobs that ran to the end, and the status polls they took.
-    pub bulk_jobs: usize,
-    pub bulk_polls: usize,
-    /// Times the circuit breaker opened.
-    pub breaker_opened: u32,
-    /// Source columns no bundle field reads, per source entity.
-    pub unmapped_columns: BTreeMap<String, BTreeSet<String>>,
-    /// New source columns routed to a same-named custom field, per entity: column → field.
-    pub routed_columns: BTreeMap<String, BTreeMap<String, String>>,
-    /// Field values not written because Salesforce's were newer.
-    pub conflicts: Vec<conflicts::Conflict>,
-    /// What happened, in order (the replay timeline shows these).
-    #[serde(skip)]
-    pub events: Vec<EngineEvent>,
-}
-
-impl SyncReport {
-    /// Adds a later run's report to this one; its events are placed after `requests_before`
-    /// requests (the later run's client counts its own from zero).
-    pub fn absorb(&mut self, later: SyncReport, requests_before: u64) {
-        self.records += later.records;
-        self.created += later.created;
-        self.updated += later.updated;
-        self.dead_lettered += later.dead_lettered;
-        self.retries += later.retries;
-        self.api_calls += later.api_calls;
-        self.already_synced += later.already_synced;
-        self.already_dead_lettered += later.already_dead_lettered;
-        self.rejected_before_sending += later.rejected_before_sending;
-        self.deleted += later.deleted;
-        if later.api_usage.is_some() {
-            self.api_usage = later.api_usage;
-        }
-        for (entity, columns) in later.unmapped_columns {
-            self.unmapped_columns
-                .entry(entity)
-                .or_default()
-                .extend(columns);
-        }
-        for (entity, routed) in later.routed_columns {
-            self.routed_columns
-                .entry(entity)
-                .or_default()
-                .extend(routed);
-        }
-        self.conflicts.extend(later.conflicts);
-        self.events.extend(later.events.into_iter().map(|mut e| {
-            e.after_request += requests_before;
-            e
-        }));
-    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -288,6 +87,15 @@ pub enum EngineError {
     Fenced(String),
     #[error("unreadable work item: {0}")]
     Work(String),
+    /// The run reached one of its bounds (deadline, retry budget, a `Retry-After` too long).
+    #[error("{0}")]
+    Bounded(bounds::Exceeded),
+}
+
+impl From<bounds::Exceeded> for EngineError {
+    fn from(e: bounds::Exceeded) -> Self {
+        EngineError::Bounded(e)
+    }
 }
 
 /// How far a run is: records settled so far (applied, skipped as already synced, or
@@ -331,7 +139,14 @@ pub struct Sync<'a> {
     realtime: Option<RealtimeRule>,
     /// A stop ends every wait early (the next request's fence then ends the run).
     stop: Option<runner::Stop>,
+    /// The run's deadline and retry budget (shared by the engines of a run's pages).
+    bounds: Arc<bounds::RunBounds>,
+    /// Told what a person watching should know now (a long wait for the daily window).
+    notices: Option<NoticeHook>,
 }
+
+/// Called with a line a person watching the run should read now (`sync` prints it on stderr).
+pub type NoticeHook = Arc<dyn Fn(&str) + Send + std::marker::Sync>;
 
 #[derive(Clone)]
 struct Item<'s> {
@@ -347,6 +162,11 @@ impl<'a> Sync<'a> {
         seed: Seed,
         dlq: &'a dyn DeadLetterStore,
     ) -> Self {
+        // A run's deadline and budget come from its runner ([`Sync::with_bounds`]).
+        let bounds = Arc::new(bounds::RunBounds::retry_after_only(
+            config.limits,
+            clock.now(),
+        ));
         Sync {
             bundle,
             clock,
@@ -364,8 +184,23 @@ impl<'a> Sync<'a> {
             lane: None,
             realtime: None,
             stop: None,
+            bounds,
+            notices: None,
             config,
         }
+    }
+
+    /// Shares `bounds` (armed by the caller) with this engine: a run of many pages has one
+    /// deadline and one retry budget.
+    pub fn with_bounds(mut self, bounds: Arc<bounds::RunBounds>) -> Self {
+        self.bounds = bounds;
+        self
+    }
+
+    /// Sends notices (a wait for the daily window: how long, until when) to `hook`.
+    pub fn with_notices(mut self, hook: NoticeHook) -> Self {
+        self.notices = Some(hook);
+        self
     }
 
     /// Ends every wait early once `stop` is requested: a `Retry-After` of a year or the
@@ -373,6 +208,14 @@ impl<'a> Sync<'a> {
     pub fn with_stop(mut self, stop: runner::Stop) -> Self {
         self.stop = Some(stop);
         self
+    }
+
+    /// Waits until `until` within the run's deadline (a wait that would end past it stops
+    /// the run now), or less when a stop is requested.
+    async fn wait_until(&self, until: Timestamp, doing: &str) -> Result<(), EngineError> {
+        self.bounds.may_wait_until(until, doing)?;
+        self.pause_until(until).await;
+        Ok(())
     }
 
     /// Waits until `until`, or less when a stop is requested: every request passes a fence
@@ -429,16 +272,25 @@ impl<'a> Sync<'a> {
         )
     }
 
-    /// Records that this version of `record` was applied (its key lives for the TTL).
+    /// Records that these versions were applied (their keys live for the TTL), in one
+    /// store transaction.
     async fn remember_applied(
         &mut self,
         object: &str,
-        record: &SourceRecord,
+        records: &[&SourceRecord],
     ) -> Result<(), EngineError> {
-        if let Some((store, ttl)) = self.dedupe {
-            let key = self.idempotency_key(object, record);
+        if let (Some((store, ttl)), false) = (self.dedupe, records.is_empty()) {
+            let keys: Vec<String> = records
+                .iter()
+                .map(|r| self.idempotency_key(object, r))
+                .collect();
+            let applied: Vec<AppliedVersion<'_>> = records
+                .iter()
+                .zip(&keys)
+                .map(|(r, key)| self.applied(key, object, r))
+                .collect();
             store
-                .mark_applied(&self.applied(&key, object, record), self.clock.now(), ttl)
+                .mark_applied_all(&applied, self.clock.now(), ttl)
                 .await?;
         }
         Ok(())
@@ -739,7 +591,9 @@ impl<'a> Sync<'a> {
         object: &str,
         fence: Option<&dyn Fence>,
     ) -> Result<Option<Permit>, EngineError> {
-        self.wait_for_breaker(object).await;
+        self.bounds
+            .check(self.clock.now(), &format!("sending {object}"))?;
+        self.wait_for_breaker(object).await?;
         let Some((limiter, policy)) = self.limiter.clone() else {
             if let Some(f) = fence {
                 f.still_ours().await?;
@@ -747,6 +601,11 @@ impl<'a> Sync<'a> {
             return Ok(None);
         };
         loop {
+            // A stop ends the limiter's waits at once: without this the loop would ask
+            // again and again for a token that is not there yet.
+            if self.stop.as_ref().is_some_and(runner::Stop::requested) {
+                return Err(EngineError::Fenced("a stop was requested".into()));
+            }
             match limiter
                 .acquire(&self.tenant, &policy, self.clock.now())
                 .await?
@@ -773,7 +632,10 @@ impl<'a> Sync<'a> {
                 Admission::Wait {
                     reason: WaitReason::Rate,
                     until,
-                } => self.pause_until(until).await,
+                } => {
+                    self.wait_until(until, &format!("waiting for the rate limiter ({object})"))
+                        .await?
+                }
                 // A slot frees (or requests land) when other workers progress: a poll.
                 // Short and frequent, so no timeline event for each.
                 Admission::Wait { until, .. } => self.clock.poll_until(until).await,
@@ -813,9 +675,17 @@ impl<'a> Sync<'a> {
                         Some(results) => {
                             let mut retry = Vec::new();
                             let mut retry_code = String::new();
+                            let applied: Vec<&SourceRecord> = remaining
+                                .iter()
+                                .zip(results)
+                                .filter(|(_, r)| {
+                                    r.get("success").and_then(Value::as_bool) == Some(true)
+                                })
+                                .map(|(item, _)| item.record)
+                                .collect();
+                            self.remember_applied(object, &applied).await?;
                             for (item, result) in remaining.iter().zip(results) {
                                 if result.get("success").and_then(Value::as_bool) == Some(true) {
-                                    self.remember_applied(object, item.record).await?;
                                     if result
                                         .get("created")
                                         .and_then(Value::as_bool)
@@ -919,33 +789,36 @@ impl<'a> Sync<'a> {
                 Action::Retry => {}
             }
             if attempt >= self.config.max_attempts {
-                for item in &remaining {
-                    let first = first_failed
-                        .get(item.record.id.as_str())
-                        .copied()
-                        .unwrap_or(now);
-                    let message = format!(
-                        "gave up after {attempt} attempts; last error: {}",
-                        failure.message
-                    );
-                    self.dead_letter(
-                        object,
-                        item.record,
-                        item.payload.clone(),
-                        ErrorClass::RetriesExhausted,
-                        &failure.code,
-                        &message,
-                        attempt,
-                        None,
-                        first,
-                        now,
-                    )
-                    .await?;
-                }
+                let message = format!(
+                    "gave up after {attempt} attempts; last error: {}",
+                    failure.message
+                );
+                self.give_up(
+                    object,
+                    &remaining,
+                    &failure,
+                    &message,
+                    attempt,
+                    &first_failed,
+                )
+                .await?;
                 return Ok(());
             }
-            self.retry_wait(object, attempt, remaining.len(), &failure)
-                .await;
+            if let calls::Retried::GaveUp(message) = self
+                .retry_wait(object, attempt, remaining.len(), &failure)
+                .await?
+            {
+                self.give_up(
+                    object,
+                    &remaining,
+                    &failure,
+                    &message,
+                    attempt,
+                    &first_failed,
+                )
+                .await?;
+                return Ok(());
+            }
         }
     }
 
@@ -969,7 +842,7 @@ impl<'a> Sync<'a> {
     }
 
     /// Holds the call while the circuit breaker is open (the cooldown shows in the timeline).
-    async fn wait_for_breaker(&mut self, object: &str) {
+    async fn wait_for_breaker(&mut self, object: &str) -> Result<(), EngineError> {
         if let Some(until) = self.breaker.check(self.clock.now()) {
             let reason = format!(
                 "circuit breaker open after {} consecutive transport/5xx failures; then one probe",
@@ -982,9 +855,14 @@ impl<'a> Sync<'a> {
                     reason,
                 },
             );
-            self.pause_until(until).await;
+            self.wait_until(
+                until,
+                &format!("waiting for the circuit breaker's cooldown ({object})"),
+            )
+            .await?;
             self.breaker.check(self.clock.now());
         }
+        Ok(())
     }
 
     /// Stops before the daily budget is spent, and waits for the next window.
@@ -1049,14 +927,28 @@ impl<'a> Sync<'a> {
         if self.window_waits > self.config.max_window_waits {
             return Err(EngineError::BudgetExhausted(self.config.max_window_waits));
         }
+        let before = self.clock.now();
+        let wait = until.since(before);
+        let message = format!(
+            "{reason}: waiting {} for the next daily window (opens {}; wait {} of at most {})",
+            bounds::human(wait),
+            until.to_iso(),
+            self.window_waits,
+            self.config.max_window_waits
+        );
+        if let Some(hook) = &self.notices {
+            hook(&format!("{}/{object}: {message}", self.tenant));
+        }
         self.event(
             object,
             EventKind::Wait {
                 until: until.to_iso(),
-                reason: format!("{reason}: waiting for the next daily window"),
+                reason: message,
             },
         );
         self.pause_until(until).await;
+        // The deadline bounds the engine's own work, not the org's window.
+        self.bounds.excuse(self.clock.now().since(before));
         Ok(())
     }
 

@@ -12,6 +12,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use serde::Serialize;
 
+use super::bounds::RunBounds;
 use super::cdc::{CdcConfig, CdcConsumer, CdcReport, CrmChangeSink};
 use super::client::SalesforceClient;
 use super::feed::Feed;
@@ -87,6 +88,8 @@ pub trait Watch: Send + std::marker::Sync {
     fn settled(&self, progress: &Progress);
     /// The page is done (or failed).
     fn page_finished(&self);
+    /// Something a person watching should read now (a long wait for the daily window).
+    fn notice(&self, _message: &str) {}
 }
 
 /// Salesforce → source: the change-event consumer the runner drains after each tick.
@@ -188,6 +191,8 @@ pub struct Runner<'a> {
     pub limiter: (Arc<dyn Limiter>, LimitPolicy),
     /// Called with the summary so far after each tick (`sync --metrics-addr`).
     pub on_tick: Option<TickHook>,
+    /// The run's deadline and retry budget, armed as each pass over the feed starts.
+    bounds: Arc<RunBounds>,
 }
 
 /// What [`Runner::on_tick`] calls.
@@ -204,6 +209,7 @@ impl<'a> Runner<'a> {
     ) -> Self {
         Runner {
             bundle,
+            bounds: Arc::new(RunBounds::new(config.limits, clock.now())),
             clock,
             state,
             seed,
@@ -346,11 +352,14 @@ impl<'a> Runner<'a> {
             dlq,
         )
         .with_dedupe(dedupe, DEDUPE_TTL)
-        .with_limiter(self.limiter.0.clone(), self.limiter.1.clone())
-        .with_stop(self.stop.clone());
+        .with_stop(self.stop.clone())
+        .with_bounds(self.bounds.clone())
+        .with_limiter(self.limiter.0.clone(), self.limiter.1.clone());
         if let Some(watch) = &self.watch {
-            let watch = watch.clone();
-            engine = engine.with_progress(Arc::new(move |p: &Progress| watch.settled(p)));
+            let w = watch.clone();
+            engine = engine.with_progress(Arc::new(move |p: &Progress| w.settled(p)));
+            let w = watch.clone();
+            engine = engine.with_notices(Arc::new(move |m: &str| w.notice(m)));
         }
         engine
     }
@@ -363,6 +372,7 @@ impl<'a> Runner<'a> {
         summary: &mut RunSummary,
     ) -> Result<bool, RunError> {
         let cursors: &dyn CheckpointStore = self.state;
+        self.bounds.arm(self.clock.now());
         loop {
             if self.stop.requested() {
                 return Ok(false);

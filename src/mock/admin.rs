@@ -102,7 +102,8 @@ fn dump(org: &MockOrg) -> Value {
     json!({
         "clock": org.clock().now().to_iso(),
         "apiUsage": {"used": state.budget.used, "max": state.budget.max},
-        "requests": state.journal.len(),
+        "requests": state.journal.total(),
+        "journal": {"kept": state.journal.total() - state.journal.dropped(), "dropped": state.journal.dropped()},
         "objects": objects,
         "manualEdits": state.edits.iter().map(|e| json!({"name": e.edit.name, "done": e.done})).collect::<Vec<_>>(),
         "events": state.events.all().len(),

@@ -97,6 +97,8 @@ struct Job {
     origin: String,
     error_message: Option<String>,
     processing_ms: u64,
+    /// Rows processed so far while `InProgress` (Salesforce reports the count growing).
+    in_progress: u64,
 }
 
 /// Every ingest job of the org.
@@ -138,7 +140,10 @@ fn info(job: &Job, v: &str) -> Value {
         "contentUrl": format!("services/data/v{v}/jobs/ingest/{}/batches", job.id),
         "lineEnding": job.line_ending,
         "columnDelimiter": job.delimiter_name,
-        "numberRecordsProcessed": job.succeeded.len() + job.failed.len(),
+        "numberRecordsProcessed": match job.state {
+            JobState::InProgress => job.in_progress,
+            _ => (job.succeeded.len() + job.failed.len()) as u64,
+        },
         "numberRecordsFailed": job.failed.len(),
         "retries": 0,
         "totalProcessingTime": job.processing_ms,
@@ -384,6 +389,7 @@ fn create(state: &mut State, req: &Req<'_>) -> Answer {
         origin,
         error_message: None,
         processing_ms: 0,
+        in_progress: 0,
     };
     let answer = Answer::ok(StatusCode::OK, info(&job, req.api_version));
     state.bulk.jobs.push(job);
@@ -472,6 +478,7 @@ pub(super) fn stage_job(
         origin: "com/salesforce/api/bulk".into(),
         error_message: None,
         processing_ms: 0,
+        in_progress: 0,
     };
     if stage >= JobStage::Uploaded {
         upload(&mut job, csv.as_bytes())
@@ -501,6 +508,12 @@ pub(super) fn tick(state: &mut State, now: Timestamp) {
         if job_state == JobState::UploadComplete && now >= closed.plus(QUEUE_TIME) {
             state.bulk.jobs[i].state = JobState::InProgress;
             state.bulk.jobs[i].modstamp = closed.plus(QUEUE_TIME);
+        }
+        if state.bulk.jobs[i].state == JobState::InProgress {
+            // Rows are processed evenly over the processing time.
+            let spent = now.since(closed.plus(QUEUE_TIME)).min(processing);
+            state.bulk.jobs[i].in_progress =
+                (rows as f64 * spent.as_secs_f64() / processing.as_secs_f64()) as u64;
         }
         if state.bulk.jobs[i].state == JobState::InProgress
             && now >= closed.plus(QUEUE_TIME + processing)

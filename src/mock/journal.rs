@@ -1,5 +1,10 @@
 //! The mock's request journal: every request, its answer and the fault applied, in order,
-//! on the virtual clock. `Authorization` is never recorded.
+//! on the virtual clock. `Authorization` is never recorded. It keeps the last `limit`
+//! entries (a ring; unbounded unless limited, so the gate sees every request of its
+//! runs) and counts every request ever recorded, so a long-running `mock serve` holds a
+//! bounded journal.
+
+use std::collections::VecDeque;
 
 use serde::Serialize;
 
@@ -101,4 +106,111 @@ pub fn to_json_lines(entries: &[JournalEntry]) -> String {
         out.push('\n');
     }
     out
+}
+
+/// The last `limit` entries, and how many there were in all.
+#[derive(Clone, Debug)]
+pub struct Journal {
+    entries: VecDeque<JournalEntry>,
+    limit: usize,
+    total: u64,
+}
+
+impl Default for Journal {
+    fn default() -> Self {
+        Journal::new(usize::MAX)
+    }
+}
+
+impl Journal {
+    /// A journal keeping at most `limit` entries (at least one).
+    pub fn new(limit: usize) -> Self {
+        Journal {
+            entries: VecDeque::new(),
+            limit: limit.max(1),
+            total: 0,
+        }
+    }
+
+    pub fn push(&mut self, entry: JournalEntry) {
+        if self.entries.len() >= self.limit {
+            self.entries.pop_front();
+        }
+        self.entries.push_back(entry);
+        self.total += 1;
+    }
+
+    /// Requests recorded since the start (or the last reset), the dropped ones included.
+    pub fn total(&self) -> u64 {
+        self.total
+    }
+
+    /// Entries dropped to keep the limit.
+    pub fn dropped(&self) -> u64 {
+        self.total - self.entries.len() as u64
+    }
+
+    /// The entries kept, oldest first.
+    pub fn entries(&self) -> Vec<JournalEntry> {
+        self.entries.iter().cloned().collect()
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = &JournalEntry> {
+        self.entries.iter()
+    }
+
+    pub fn last_mut(&mut self) -> Option<&mut JournalEntry> {
+        self.entries.back_mut()
+    }
+
+    pub fn limit(&self) -> usize {
+        self.limit
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(seq: u64) -> JournalEntry {
+        JournalEntry {
+            seq,
+            at: Timestamp::parse("2026-01-05T08:00:00Z").unwrap(),
+            method: "GET".into(),
+            path: "/".into(),
+            object: None,
+            status: 200,
+            records: None,
+            outcome: None,
+            fault: None,
+            not_before: None,
+            error_code: None,
+            correlation_id: None,
+            client: None,
+            api_usage: None,
+            created: None,
+            in_flight: 0,
+            request_body: None,
+            response_body: None,
+            answered_at: None,
+        }
+    }
+
+    #[test]
+    fn a_limited_journal_keeps_the_last_entries_and_counts_them_all() {
+        let mut j = Journal::new(3);
+        for seq in 1..=10 {
+            j.push(entry(seq));
+        }
+        assert_eq!(j.total(), 10);
+        assert_eq!(j.dropped(), 7);
+        let seqs: Vec<u64> = j.entries().iter().map(|e| e.seq).collect();
+        assert_eq!(seqs, vec![8, 9, 10]);
+        let mut all = Journal::default();
+        for seq in 1..=1000 {
+            all.push(entry(seq));
+        }
+        assert_eq!(all.entries().len(), 1000);
+        assert_eq!(all.dropped(), 0);
+    }
 }

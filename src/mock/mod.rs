@@ -115,7 +115,7 @@ pub(crate) struct State {
     pub org: Org,
     pub budget: Budget,
     pub faults: FaultLayer,
-    pub journal: Vec<JournalEntry>,
+    pub journal: journal::Journal,
     pub tokens: Vec<String>,
     pub token_rng: crate::sim::Rng,
     pub clients: Vec<ClientCredentials>,
@@ -159,7 +159,7 @@ impl State {
                 scenario.map(|s| s.faults.clone()).unwrap_or_default(),
                 config.seed.stream("mock.faults"),
             ),
-            journal: Vec::new(),
+            journal: journal::Journal::default(),
             tokens: Vec::new(),
             token_rng: config.seed.stream("mock.tokens"),
             clients: config.clients.clone(),
@@ -210,7 +210,7 @@ impl State {
                 continue;
             }
             self.edits[i].done = true;
-            self.edits[i].after_request = self.journal.len() as u64;
+            self.edits[i].after_request = self.journal.total();
             let edit = self.edits[i].edit.clone();
             let Some(id) = self
                 .org
@@ -250,6 +250,8 @@ pub(crate) struct Shared {
     pub in_flight: InFlight,
     /// Wall-clock hold per request, in microseconds (0: none). See [`MockOrg::hold_requests`].
     pub hold_us: AtomicU64,
+    /// Journal entries kept (see [`MockOrg::limit_journal`]).
+    pub journal_limit: std::sync::atomic::AtomicUsize,
     /// API requests as they arrived, when [`MockOrg::capture_requests`] turned it on.
     pub captured: Mutex<Option<Vec<CapturedRequest>>>,
 }
@@ -303,6 +305,7 @@ impl MockOrg {
                 state: Mutex::new(state),
                 in_flight: InFlight::default(),
                 hold_us: AtomicU64::new(0),
+                journal_limit: std::sync::atomic::AtomicUsize::new(usize::MAX),
                 captured: Mutex::new(None),
             }),
         }
@@ -368,7 +371,19 @@ impl MockOrg {
 
     /// Every request answered so far.
     pub fn journal(&self) -> Vec<JournalEntry> {
-        self.lock().journal.clone()
+        self.lock().journal.entries()
+    }
+
+    /// Keeps only the last `limit` journal entries from now on (and after resets), counting
+    /// the rest: a long-running `mock serve` holds a bounded journal. Unlimited by default.
+    pub fn limit_journal(&self, limit: usize) {
+        self.shared.journal_limit.store(limit, Ordering::SeqCst);
+        let mut state = self.lock();
+        let mut bounded = journal::Journal::new(limit);
+        for e in state.journal.iter() {
+            bounded.push(e.clone());
+        }
+        state.journal = bounded;
     }
 
     /// The scenario's manual edits that were saved, with when, in order.
@@ -517,6 +532,7 @@ impl MockOrg {
         fresh.tokens = std::mem::take(&mut state.tokens);
         fresh.base_url = std::mem::take(&mut state.base_url);
         fresh.start = state.start;
+        fresh.journal = journal::Journal::new(self.shared.journal_limit.load(Ordering::SeqCst));
         *state = fresh;
     }
 

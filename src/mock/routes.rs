@@ -349,7 +349,7 @@ fn admit(
         v.split(',')
             .find_map(|kv| kv.trim().strip_prefix("client=").map(str::to_string))
     });
-    let seq = state.journal.len() as u64 + 1;
+    let seq = state.journal.total() + 1;
     let mut entry = JournalEntry {
         seq,
         at: now,

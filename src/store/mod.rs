@@ -443,6 +443,21 @@ pub trait DedupeStore: Send + Sync {
         now: Timestamp,
         ttl: Duration,
     ) -> StoreResult<bool>;
+    /// [`DedupeStore::mark_applied`] for every version of a batch, in one transaction
+    /// where the store has them (a batch of 200 keys is one commit, not 200). Returns what
+    /// `mark_applied` would for each.
+    async fn mark_applied_all(
+        &self,
+        applied: &[AppliedVersion<'_>],
+        now: Timestamp,
+        ttl: Duration,
+    ) -> StoreResult<Vec<bool>> {
+        let mut set = Vec::with_capacity(applied.len());
+        for a in applied {
+            set.push(self.mark_applied(a, now, ttl).await?);
+        }
+        Ok(set)
+    }
     /// The newest version of a record applied so far, if any.
     async fn applied_version(
         &self,

@@ -738,21 +738,46 @@ impl DedupeStore for PgStore {
         now: Timestamp,
         ttl: Duration,
     ) -> StoreResult<bool> {
+        Ok(self
+            .mark_applied_all(std::slice::from_ref(a), now, ttl)
+            .await?[0])
+    }
+
+    async fn mark_applied_all(
+        &self,
+        applied: &[AppliedVersion<'_>],
+        now: Timestamp,
+        ttl: Duration,
+    ) -> StoreResult<Vec<bool>> {
+        use futures_util::future::try_join_all;
         let mut client = self.lock().await;
         let tx = client.transaction().await.map_err(err)?;
-        let set = set_key(&tx, a.key, now, ttl).await?;
-        let row = tx
-            .query_one(
-                "INSERT INTO applied_versions (tenant, object, source_id, version) VALUES ($1, $2, $3, $4)
-                 ON CONFLICT (tenant, object, source_id)
-                 DO UPDATE SET version = GREATEST(applied_versions.version, excluded.version)
-                 RETURNING version",
-                &[&a.tenant, &a.object, &a.source_id, &version_to_sql(a.version)],
+        // Each step's statements are issued together: tokio-postgres pipelines them on the
+        // connection (one round trip per step, not per record); the server runs them in
+        // order, so a key twice in a batch is set once, as one at a time would.
+        let set = try_join_all(applied.iter().map(|a| set_key(&tx, a.key, now, ttl))).await?;
+        let upsert = "INSERT INTO applied_versions (tenant, object, source_id, version) VALUES ($1, $2, $3, $4)
+                      ON CONFLICT (tenant, object, source_id)
+                      DO UPDATE SET version = GREATEST(applied_versions.version, excluded.version)
+                      RETURNING version";
+        let versions: Vec<i64> = applied.iter().map(|a| version_to_sql(a.version)).collect();
+        let txr = &tx;
+        let rows = try_join_all(applied.iter().zip(&versions).map(|(a, v)| async move {
+            txr.query_one(upsert, &[&a.tenant, &a.object, &a.source_id, v])
+                .await
+        }))
+        .await
+        .map_err(err)?;
+        try_join_all(applied.iter().zip(&rows).map(|(a, row)| {
+            supersede_in(
+                &tx,
+                a.tenant,
+                a.object,
+                a.source_id,
+                version_from_sql(row.get(0)),
             )
-            .await
-            .map_err(err)?;
-        let newest = version_from_sql(row.get(0));
-        supersede_in(&tx, a.tenant, a.object, a.source_id, newest).await?;
+        }))
+        .await?;
         tx.commit().await.map_err(err)?;
         Ok(set)
     }

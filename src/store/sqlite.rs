@@ -526,19 +526,33 @@ impl DedupeStore for SqliteStore {
         now: Timestamp,
         ttl: Duration,
     ) -> StoreResult<bool> {
+        Ok(self
+            .mark_applied_all(std::slice::from_ref(a), now, ttl)
+            .await?[0])
+    }
+
+    async fn mark_applied_all(
+        &self,
+        applied: &[AppliedVersion<'_>],
+        now: Timestamp,
+        ttl: Duration,
+    ) -> StoreResult<Vec<bool>> {
         let mut conn = self.lock();
         let tx = conn
             .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
             .map_err(err)?;
-        let set = set_key(&tx, a.key, now, ttl)?;
-        tx.execute(
-            "INSERT INTO applied_versions (tenant, object, source_id, version) VALUES (?1, ?2, ?3, ?4)
-             ON CONFLICT (tenant, object, source_id) DO UPDATE SET version = MAX(version, excluded.version)",
-            params![a.tenant, a.object, a.source_id, version_to_sql(a.version)],
-        )
-        .map_err(err)?;
-        let newest = applied_of(&tx, a.tenant, a.object, a.source_id)?.unwrap_or(a.version);
-        supersede_in(&tx, a.tenant, a.object, a.source_id, newest)?;
+        let mut set = Vec::with_capacity(applied.len());
+        for a in applied {
+            set.push(set_key(&tx, a.key, now, ttl)?);
+            tx.execute(
+                "INSERT INTO applied_versions (tenant, object, source_id, version) VALUES (?1, ?2, ?3, ?4)
+                 ON CONFLICT (tenant, object, source_id) DO UPDATE SET version = MAX(version, excluded.version)",
+                params![a.tenant, a.object, a.source_id, version_to_sql(a.version)],
+            )
+            .map_err(err)?;
+            let newest = applied_of(&tx, a.tenant, a.object, a.source_id)?.unwrap_or(a.version);
+            supersede_in(&tx, a.tenant, a.object, a.source_id, newest)?;
+        }
         tx.commit().map_err(err)?;
         Ok(set)
     }

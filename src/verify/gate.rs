@@ -4,7 +4,6 @@
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
-use futures_util::StreamExt;
 use serde::Serialize;
 
 use super::contract_check::contract_check;
@@ -333,7 +332,9 @@ pub async fn run_gate(opts: &GateOptions) -> Result<GateReport, GateError> {
             )));
         }
     }
-    let runs = futures_util::stream::iter(plan.iter().map(|&(t, s)| {
+    // `--jobs` runs at once, each on its own thread and runtime (see `parallel`).
+    let runs = super::parallel::run_all(plan.len(), opts.jobs, |i| {
+        let (t, s) = plan[i];
         let scenario = &scenarios[s];
         let (bundle, fixtures, commands) = (&bundles[t].1, &fixtures, &commands);
         // A scenario's own command, else the tenant's, else the one for every tenant.
@@ -362,10 +363,8 @@ pub async fn run_gate(opts: &GateOptions) -> Result<GateReport, GateError> {
                 }
             }
         }
-    }))
-    .buffered(opts.jobs.max(1))
-    .collect::<Vec<_>>()
-    .await;
+    })
+    .map_err(GateError::Mock)?;
     let mut results: Vec<TenantResult> = Vec::new();
     for (&(t, _), run) in plan.iter().zip(runs) {
         let run = run?;

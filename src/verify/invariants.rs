@@ -102,7 +102,35 @@ pub fn check(ev: &Evidence<'_>) -> Vec<Violation> {
         .collect()
 }
 
+/// The first live record of each external ID, per object: parent lookups in one step
+/// instead of a scan over every parent (the check stays linear in records).
+struct ExtIndex<'a>(HashMap<&'a str, HashMap<&'a str, &'a Record>>);
+
+impl<'a> ExtIndex<'a> {
+    fn new(bundle: &Bundle, org: &'a BTreeMap<String, Vec<Record>>) -> Self {
+        let mut index = HashMap::new();
+        for (object, records) in org {
+            let Some(spec) = bundle.object(object) else {
+                continue;
+            };
+            let mut by_ext: HashMap<&str, &Record> = HashMap::with_capacity(records.len());
+            for r in records {
+                if let Some(ext) = r.fields.get(&spec.external_id).and_then(Value::as_str) {
+                    by_ext.entry(ext).or_insert(r);
+                }
+            }
+            index.insert(object.as_str(), by_ext);
+        }
+        ExtIndex(index)
+    }
+
+    fn get(&self, object: &str, ext: &str) -> Option<&'a Record> {
+        self.0.get(object)?.get(ext).copied()
+    }
+}
+
 fn check_records(ev: &Evidence<'_>, add: &mut impl FnMut(&'static str, String)) {
+    let index = ExtIndex::new(ev.bundle, ev.org);
     for (object, expected) in ev.expectations {
         let Some(spec) = ev.bundle.object(object) else {
             continue;
@@ -129,7 +157,7 @@ fn check_records(ev: &Evidence<'_>, add: &mut impl FnMut(&'static str, String)) 
             match exp {
                 Expected::Present { values } => match in_org.len() {
                     1 => {
-                        for diff in value_diffs(ev, object, values, in_org[0]) {
+                        for diff in value_diffs(ev, &index, object, values, in_org[0]) {
                             add(names::VALUES, format!("{object} {id}: {diff}"));
                         }
                     }
@@ -307,6 +335,7 @@ fn check_columns(ev: &Evidence<'_>, add: &mut impl FnMut(&'static str, String)) 
 
 fn value_diffs(
     ev: &Evidence<'_>,
+    index: &ExtIndex<'_>,
     object: &str,
     expected: &serde_json::Map<String, Value>,
     record: &Record,
@@ -325,13 +354,7 @@ fn value_diffs(
                 .as_object()
                 .and_then(|m| m.values().next())
                 .and_then(Value::as_str)
-                .and_then(|ext| {
-                    let pext = &ev.bundle.objects[parent].external_id;
-                    ev.org
-                        .get(parent)?
-                        .iter()
-                        .find(|p| p.fields.get(pext).and_then(Value::as_str) == Some(ext))
-                })
+                .and_then(|ext| index.get(parent, ext))
                 .map(|p| Value::String(p.id.clone()))
                 .unwrap_or(Value::Null);
             let got = record.fields.get(field).cloned().unwrap_or(Value::Null);
@@ -433,12 +456,9 @@ pub fn check_crm_changes(ev: &CrmChangeEvidence<'_>) -> Option<Violation> {
             }
         }
     }
+    let index = ExtIndex::new(ev.bundle, ev.org);
     for &(object, ext, field) in &by_rep {
-        let ext_field = &ev.bundle.objects[object].external_id;
-        let Some(record) = ev.org.get(object).and_then(|rs| {
-            rs.iter()
-                .find(|r| r.fields.get(ext_field).and_then(Value::as_str) == Some(ext))
-        }) else {
+        let Some(record) = index.get(object, ext) else {
             continue;
         };
         let in_org = record.fields.get(field).cloned().unwrap_or(Value::Null);

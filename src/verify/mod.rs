@@ -12,6 +12,7 @@ pub mod metrics;
 pub mod model;
 pub mod oracle;
 pub mod pacts;
+pub mod parallel;
 pub mod preflight;
 pub mod replay_file;
 pub mod report;

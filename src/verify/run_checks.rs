@@ -2,7 +2,7 @@
 //! scenario's fault rules fired, a second run over settled changes sent nothing, and no
 //! dead letter stands for a record that landed.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 use super::invariants::{names, Violation};
 use super::oracle::Expectations;
@@ -32,17 +32,23 @@ pub fn check(ev: &RunEvidence<'_>) -> Vec<Violation> {
     if let Some(from) = ev.rerun_from {
         violations.extend(super::rerun::check(ev.journal, from));
     }
+    // The latest version of every source record, indexed once (not per letter).
+    let latest: HashMap<(&str, &str), u64> = ev
+        .source
+        .entities
+        .keys()
+        .flat_map(|entity| {
+            super::model::latest_versions(ev.source, entity)
+                .into_iter()
+                .map(move |r| ((entity.as_str(), r.id.as_str()), r.version))
+        })
+        .collect();
     violations.extend(super::letters::check(
         ev.bundle,
         ev.expected,
         ev.org,
         ev.queued,
-        |entity, id| {
-            super::model::latest_versions(ev.source, entity)
-                .into_iter()
-                .find(|r| r.id == id)
-                .map(|r| r.version)
-        },
+        |entity, id| latest.get(&(entity, id)).copied(),
     ));
     violations.extend(faults_fired(ev.scenario, ev.journal));
     violations

@@ -425,12 +425,23 @@ async fn an_upload_of_several_megabytes_is_one_job() {
     let methods: Vec<&str> = calls.iter().map(|e| e.method.as_str()).collect();
     assert_eq!(
         methods,
-        vec!["POST", "PUT", "PATCH", "GET", "GET"],
-        "create, upload, close, one poll, successfulResults"
+        vec!["POST", "PUT", "PATCH", "GET", "GET", "GET"],
+        "create, upload, close, two polls, successfulResults"
     );
     assert!(calls.iter().all(|e| e.status < 300));
     assert_eq!(r.report.bulk_jobs, 1);
-    assert_eq!(r.report.bulk_polls, 1);
+    assert_eq!(r.report.bulk_polls, 2);
+    // The mock processes 25,000 rows in 2.7 s. The first poll (2 s after closing) sees
+    // the job in progress with its count of processed rows; the second comes when the
+    // rest should be done at that rate, not when 25 s at the assumed 1,000 records a
+    // second would be over.
+    let closed = calls[2].at;
+    let read_back = calls[5].at;
+    assert!(
+        read_back.since(closed) < std::time::Duration::from_secs(4),
+        "read back {:?} after closing",
+        read_back.since(closed)
+    );
     assert_eq!(r.org.records("Account").len(), 25_000);
     assert!(r.dead.is_empty());
 }

@@ -3,6 +3,7 @@
 
 mod support;
 
+mod bounded_run;
 mod cdc;
 mod crash_resume;
 mod engine_bulk;

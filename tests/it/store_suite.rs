@@ -392,6 +392,69 @@ async fn an_applied_newer_version_supersedes_the_dead_letter_of_an_older_one() {
 }
 
 #[tokio::test]
+async fn a_batch_of_applied_versions_is_marked_in_one_call_like_one_at_a_time() {
+    let all = backends("a_batch_of_applied_versions_is_marked_in_one_call").await;
+    for (name, s) in all.each() {
+        let now = t("2026-01-05T08:00:00Z");
+        let ttl = Duration::from_secs(60);
+        let applied = |id: &'static str, key: &'static str, version: u64| AppliedVersion {
+            key,
+            tenant: "northwind/sandbox",
+            object: "Account",
+            source_id: id,
+            version,
+        };
+        let mut v1 = letter("A-1", "STRING_TOO_LONG");
+        v1.source_version = 1;
+        s.dlq_append(&v1).await.unwrap();
+        s.dlq_append(&letter("A-9", "STRING_TOO_LONG"))
+            .await
+            .unwrap();
+        assert!(s.check_and_set("b2", now, ttl).await.unwrap());
+        let set = s
+            .mark_applied_all(
+                &[
+                    applied("A-1", "b1", 2),
+                    applied("A-2", "b2", 1),
+                    applied("A-3", "b3", 5),
+                    applied("A-3", "b3", 5),
+                ],
+                now,
+                ttl,
+            )
+            .await
+            .unwrap();
+        assert_eq!(
+            set,
+            vec![true, false, true, false],
+            "{name}: a live key (set before, or earlier in the batch) is reported as such"
+        );
+        for key in ["b1", "b2", "b3"] {
+            assert!(s.is_live(key, now).await.unwrap(), "{name}: {key}");
+        }
+        for (id, v) in [("A-1", 2), ("A-2", 1), ("A-3", 5)] {
+            assert_eq!(
+                s.applied_version("northwind/sandbox", "Account", id)
+                    .await
+                    .unwrap(),
+                Some(v),
+                "{name}: {id}"
+            );
+        }
+        let listed = s.dlq_list(&DlqFilter::default()).await.unwrap();
+        let status = |id: &str| {
+            listed
+                .iter()
+                .find(|l| l.letter.source_id == id)
+                .map(|l| l.status)
+        };
+        assert_eq!(status("A-1"), Some(LetterStatus::Superseded), "{name}");
+        assert_eq!(status("A-9"), Some(LetterStatus::Queued), "{name}");
+        assert!(s.mark_applied_all(&[], now, ttl).await.unwrap().is_empty());
+    }
+}
+
+#[tokio::test]
 async fn checkpoints_overwrite() {
     let all = backends("checkpoints_overwrite").await;
     for (name, s) in all.each() {

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use serde_json::{json, Value};
 use support::served::{admin_get, root, serve, Served};
 
-fn run(db: &str, args: &[&str]) -> Output {
+pub(crate) fn run(db: &str, args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_syncgate"))
         .args(args)
         .current_dir(root())
@@ -465,7 +465,7 @@ fn org_names(base: &str, object: &str, ext: &str) -> Vec<(String, String)> {
     out
 }
 
-fn wait_for(what: &str, mut done: impl FnMut() -> bool) {
+pub(crate) fn wait_for(what: &str, mut done: impl FnMut() -> bool) {
     let deadline = Instant::now() + Duration::from_secs(30);
     while !done() {
         assert!(Instant::now() < deadline, "timed out waiting for {what}");
@@ -473,7 +473,7 @@ fn wait_for(what: &str, mut done: impl FnMut() -> bool) {
     }
 }
 
-fn spawn_sync(db: &str, args: &[&str]) -> Child {
+pub(crate) fn spawn_sync(db: &str, args: &[&str]) -> Child {
     Command::new(env!("CARGO_BIN_EXE_syncgate"))
         .args(args)
         .current_dir(root())

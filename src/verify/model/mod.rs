@@ -29,24 +29,25 @@ pub fn latest_versions<'s>(source: &'s SourceSet, entity: &str) -> Vec<&'s Sourc
         .get(entity)
         .map(Vec::as_slice)
         .unwrap_or_default();
-    let mut ids_in_order: Vec<&str> = Vec::new();
+    // One pass with an index by ID (linear in records): each ID keeps its place of first
+    // appearance and its highest version, the first of equal versions.
+    let mut at: std::collections::HashMap<&str, usize> =
+        std::collections::HashMap::with_capacity(records.len());
+    let mut chosen: Vec<&SourceRecord> = Vec::new();
     for r in records {
-        if !ids_in_order.contains(&r.id.as_str()) {
-            ids_in_order.push(&r.id);
-        }
-    }
-    ids_in_order
-        .into_iter()
-        .filter_map(|id| {
-            let mut chosen: Option<&SourceRecord> = None;
-            for r in records.iter().filter(|r| r.id == id) {
-                if chosen.is_none_or(|c| r.version > c.version) {
-                    chosen = Some(r);
+        match at.get(r.id.as_str()) {
+            Some(&i) => {
+                if r.version > chosen[i].version {
+                    chosen[i] = r;
                 }
             }
-            chosen
-        })
-        .collect()
+            None => {
+                at.insert(&r.id, chosen.len());
+                chosen.push(r);
+            }
+        }
+    }
+    chosen
 }
 
 /// Every version of one record, in arrival order.

@@ -1,0 +1,95 @@
+//! The engine's settings ([`EngineConfig`]): batch sizes, retries and backoff, Bulk API
+//! 2.0 thresholds and polling, lanes, the rate limiter, the breaker and the run's bounds.
+//! `syncgate.toml`'s `[engine]` table sets them ([`super::config_file`]).
+
+use std::time::Duration;
+
+use super::retry::Backoff;
+use super::{bounds, bulk};
+use crate::store::limiter::LimitPolicy;
+
+/// Settings of one engine.
+#[derive(Clone, Debug)]
+pub struct EngineConfig {
+    /// Records per sObject Collections call (Salesforce allows 200).
+    pub batch_size: usize,
+    /// Attempts per batch, the first included, before its records are dead-lettered.
+    pub max_attempts: u32,
+    pub backoff: Backoff,
+    /// Sent as `Sforce-Call-Options: client=…`, so change events show the engine's own writes.
+    pub client_name: String,
+    /// How many daily windows the engine will wait for before giving up on a run.
+    pub max_window_waits: u32,
+    /// An object whose backfill holds more records than this goes through Bulk API 2.0.
+    pub bulk_threshold: usize,
+    /// Largest CSV upload per Bulk job; more records make more jobs.
+    pub bulk_max_upload_bytes: usize,
+    /// Records per second a Bulk job is expected to process, used while it reports no
+    /// progress (see [`bulk::next_poll`]).
+    pub bulk_records_per_sec: f64,
+    /// The first status poll after closing a job; later ones follow its progress.
+    pub bulk_poll_interval: Duration,
+    pub bulk_poll_cap: Duration,
+    /// A job not done this long after closing is aborted and sent again.
+    pub bulk_job_timeout: Duration,
+    /// A record changed this recently (by the clock) goes in the real-time lane.
+    pub realtime_window: Duration,
+    /// Per-tenant token bucket of a single engine (workers bring a shared limiter).
+    pub rate_per_sec: f64,
+    pub burst: u32,
+    /// Requests in flight at once, below the org's 25 concurrent long-running requests.
+    pub max_concurrent: u32,
+    /// Consecutive transport/5xx failures that open the circuit breaker (0: never).
+    pub breaker_threshold: u32,
+    /// How long the open breaker holds every call.
+    pub breaker_cooldown: Duration,
+    /// The run's deadline, retry budget and `Retry-After` cap ([`bounds`]).
+    pub limits: bounds::Limits,
+    /// Requests the engine may spend per UTC day across every process sharing its limiter
+    /// (`sync --redis-url`); `None` leaves the budget to the org's own count
+    /// (`Sforce-Limit-Info`).
+    pub daily_budget: Option<u64>,
+}
+
+impl EngineConfig {
+    /// The limiter policy of the engine: its token bucket, concurrency cap and, when set,
+    /// daily budget (otherwise left to the `Sforce-Limit-Info` guard: the org's own count).
+    pub fn local_policy(&self) -> LimitPolicy {
+        LimitPolicy {
+            rate_per_sec: self.rate_per_sec,
+            burst: self.burst,
+            daily_budget: self.daily_budget.unwrap_or(u64::MAX),
+            max_concurrent: self.max_concurrent,
+            ..LimitPolicy::default()
+        }
+    }
+}
+
+impl Default for EngineConfig {
+    fn default() -> Self {
+        EngineConfig {
+            batch_size: 200,
+            max_attempts: 8,
+            backoff: Backoff {
+                base: Duration::from_millis(500),
+                cap: Duration::from_secs(60),
+            },
+            client_name: "syncgate".into(),
+            max_window_waits: 2,
+            bulk_threshold: 2_000,
+            bulk_max_upload_bytes: bulk::MAX_UPLOAD_BYTES,
+            bulk_records_per_sec: 1_000.0,
+            bulk_poll_interval: Duration::from_secs(2),
+            bulk_poll_cap: Duration::from_secs(30),
+            bulk_job_timeout: Duration::from_secs(2 * 3600),
+            realtime_window: Duration::from_secs(15 * 60),
+            rate_per_sec: 25.0,
+            burst: 25,
+            max_concurrent: 10,
+            breaker_threshold: 5,
+            breaker_cooldown: Duration::from_secs(30),
+            limits: bounds::Limits::default(),
+            daily_budget: None,
+        }
+    }
+}
