@@ -22,8 +22,8 @@ use serde::{Deserialize, Deserializer};
 use sha2::{Digest, Sha256};
 use toml::Spanned;
 
-use super::command_config::{check_tenant_key, check_time_scale, CommandLine, ConfiguredCommands};
 use super::bounds::LongRetryAfter;
+use super::command_config::{check_tenant_key, check_time_scale, CommandLine, ConfiguredCommands};
 use super::EngineConfig;
 use crate::contract::diagnostic::{line_col, parse_toml, TomlDiagnostic};
 use crate::sim::time::{format_duration, parse_duration};

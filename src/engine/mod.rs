@@ -636,8 +636,18 @@ impl<'a> Sync<'a> {
                     self.wait_until(until, &format!("waiting for the rate limiter ({object})"))
                         .await?
                 }
-                // A slot frees (or requests land) when other workers progress: a poll.
-                // Short and frequent, so no timeline event for each.
+                // The day's budget is spent and other workers' last requests are landing:
+                // part of the wait for the daily window, which the deadline does not count.
+                Admission::Wait {
+                    reason: WaitReason::Draining,
+                    until,
+                } => {
+                    let before = self.clock.now();
+                    self.clock.poll_until(until).await;
+                    self.bounds.excuse(self.clock.now().since(before));
+                }
+                // A slot frees when other workers progress: a poll. Short and frequent, so
+                // no timeline event for each.
                 Admission::Wait { until, .. } => self.clock.poll_until(until).await,
             }
         }

@@ -207,11 +207,15 @@ pub async fn run_page(
             if shared.leases.lease_open(&scope).await? == 0 {
                 return Ok(true);
             }
-            // Others hold the rest; one of them may die, so look again later.
+            // Others hold the rest; one of them may die, so look again later. Time spent
+            // waiting for others (who may wait for the next daily window) is not this
+            // run's: the deadline does not count it.
+            let before = clock.now();
             tokio::select! {
                 _ = clock.poll_until(clock.now().plus(me.idle_poll)) => {}
                 _ = stop.requested_now() => {}
             }
+            engine.bounds.excuse(clock.now().since(before));
             continue;
         }
         for lease in claimed {

@@ -211,6 +211,14 @@ async fn three_workers(connect: Connect, connect_limiter: ConnectLimiter) {
         batch_size,
         client_name: format!("syncgate-w{n}"),
         max_window_waits: 10,
+        // On the shared virtual clock, another worker's wait for the next daily window can
+        // move time by a day while this one is inside a request (a jump that cannot happen
+        // on the wall clock, where the shared budget makes every worker wait the same
+        // window). This test is about leases and the shared budget, not the run deadline.
+        limits: syncgate::engine::bounds::Limits {
+            run_deadline: Duration::from_secs(30 * 24 * 3600),
+            ..Default::default()
+        },
         ..EngineConfig::default()
     };
     let (dlq, leases) = connect().await;
@@ -282,10 +290,21 @@ async fn three_workers(connect: Connect, connect_limiter: ConnectLimiter) {
         }));
     }
 
-    let dead_batch = tokio::time::timeout(Duration::from_secs(60), dying_rx)
-        .await
-        .expect("worker 2 reached its sixth batch")
-        .unwrap();
+    let dead_batch = match tokio::time::timeout(Duration::from_secs(60), dying_rx).await {
+        Ok(Ok(lease)) => lease,
+        _ => {
+            // Say what the workers did instead.
+            let mut outcomes = Vec::new();
+            for h in handles {
+                h.abort();
+                outcomes.push(format!(
+                    "{:?}",
+                    h.await.map(|r| r.map(|(w, s)| (w, s.shared)))
+                ));
+            }
+            panic!("worker 2 never reached its sixth batch: {outcomes:#?}");
+        }
+    };
     handles[1].abort();
     let mut reports: Vec<(String, RunSummary)> = Vec::new();
     for (i, h) in handles.into_iter().enumerate() {
