@@ -8,7 +8,7 @@
 //! Inside: `routes` (the dispatcher: auth, budget, concurrency, faults, journal), `rest`
 //! (sObjects, collections, composite, query), `soql` (the query subset), `bulk` (Bulk API
 //! 2.0 ingest), `events` (the change-event log and its subscription), `admin` (the
-//! `/__syncgate/` API), `tls` (the self-signed certificate and listener), `partner` (a
+//! `/__syncgate/` API), `states` (Pact provider states), `tls` (the self-signed certificate and listener), `partner` (a
 //! bundle's Pact interactions as a stateful stub, and signed webhooks).
 
 mod admin;
@@ -21,6 +21,7 @@ pub mod org;
 pub mod partner;
 mod rest;
 mod routes;
+pub mod states;
 /// The SOQL subset lives with the contracts (validation rules use its conditions).
 pub use crate::contract::soql;
 pub mod tls;
@@ -412,6 +413,19 @@ impl MockOrg {
                 vec![],
             )),
         }
+    }
+
+    /// Lets the token endpoint accept `client` too (kept across resets).
+    pub fn add_client(&self, client: ClientCredentials) {
+        {
+            let mut config = self.shared.config.lock().unwrap_or_else(|p| p.into_inner());
+            if !config.clients.iter().any(|c| c.client_id == client.client_id) {
+                config.clients.push(client.clone());
+            }
+        }
+        let mut s = self.lock();
+        s.clients.retain(|c| c.client_id != client.client_id);
+        s.clients.push(client);
     }
 
     /// Answers the next API request with `response` (cleared with `None`).

@@ -226,11 +226,18 @@ fn body_refused(rejection: &axum::extract::rejection::BytesRejection) -> Respons
             ),
         )
     };
-    (
-        status,
-        axum::Json(json!([{"message": message, "errorCode": code}])),
-    )
-        .into_response()
+    json_response(status, &json!([{"message": message, "errorCode": code}]))
+}
+
+/// `Content-Type` of Salesforce's JSON answers (the charset parameter included).
+pub const JSON_CONTENT_TYPE: &str = "application/json;charset=UTF-8";
+
+/// A JSON answer with Salesforce's `Content-Type`.
+pub(super) fn json_response(status: StatusCode, body: &Value) -> Response {
+    let mut resp = (status, body.to_string()).into_response();
+    resp.headers_mut()
+        .insert("content-type", HeaderValue::from_static(JSON_CONTENT_TYPE));
+    resp
 }
 
 /// Does the work of an admitted request and answers it (or loses the answer).
@@ -283,7 +290,7 @@ fn execute(
                 .unwrap_or(0);
             let mut resp = (answer.status, text[..cut].to_string()).into_response();
             resp.headers_mut()
-                .insert("content-type", HeaderValue::from_static("application/json"));
+                .insert("content-type", HeaderValue::from_static(JSON_CONTENT_TYPE));
             add_limit_info(state, &mut resp);
             resp
         }
@@ -326,7 +333,7 @@ fn broken_response(status: StatusCode) -> Response {
     let mut resp = Response::new(Body::from_stream(stream));
     *resp.status_mut() = status;
     resp.headers_mut()
-        .insert("content-type", HeaderValue::from_static("application/json"));
+        .insert("content-type", HeaderValue::from_static(JSON_CONTENT_TYPE));
     resp
 }
 
@@ -637,7 +644,7 @@ fn finish(state: &mut State, mut entry: JournalEntry, answer: Answer) -> Respons
     let is_api = entry.path.starts_with("/services/data/v");
     record(state, entry);
     let mut resp = match answer.body {
-        Payload::Json(v) => (answer.status, axum::Json(v)).into_response(),
+        Payload::Json(v) => json_response(answer.status, &v),
         Payload::Csv(text) => {
             let mut r = (answer.status, text).into_response();
             r.headers_mut()

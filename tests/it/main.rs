@@ -11,6 +11,7 @@ mod gate;
 mod limiter;
 mod mock_api;
 mod mock_rest;
+mod pact_cli;
 mod pacts;
 mod partner;
 mod preflight;
