@@ -247,9 +247,11 @@ mod tests {
         let c = StateChange::parse(&q, b"").unwrap();
         assert!(c.setup);
         assert_eq!(c.state, "the org is rate limiting");
-        assert!(StateChange::parse(&[], br#"{"state":"x","action":"destroy"}"#)
-            .unwrap_err()
-            .contains("destroy"));
+        assert!(
+            StateChange::parse(&[], br#"{"state":"x","action":"destroy"}"#)
+                .unwrap_err()
+                .contains("destroy")
+        );
         assert!(StateChange::parse(&[], b"{").is_err());
     }
 }

@@ -69,7 +69,9 @@ fn token(host: &str) -> String {
         "POST",
         "/services/oauth2/token",
         "application/x-www-form-urlencoded",
-        &format!("grant_type=client_credentials&client_id={CLIENT_ID}&client_secret={CLIENT_SECRET}"),
+        &format!(
+            "grant_type=client_credentials&client_id={CLIENT_ID}&client_secret={CLIENT_SECRET}"
+        ),
     );
     assert!(head.contains(" 200 "), "{head}\n{body}");
     let v: Value = serde_json::from_str(&body).unwrap();
@@ -101,10 +103,7 @@ fn verify(served: &Served, pact: &Path, teardown: bool, report: &Path, token: &s
         .arg(pact)
         .args(["--hostname", host, "--port", port])
         .arg("--state-change-url")
-        .arg(format!(
-            "http://{}/__syncgate/provider-states",
-            served.host
-        ))
+        .arg(format!("http://{}/__syncgate/provider-states", served.host))
         .arg("--header")
         .arg(format!("Authorization=Bearer {token}"))
         .arg("--json")
@@ -132,7 +131,11 @@ fn tenants() -> Vec<(String, PathBuf)> {
     let mut out = Vec::new();
     for partner in ["bluepeak-logistics", "northwind-outfitters"] {
         for tenant in ["sandbox", "production"] {
-            let dir = root().join("contracts").join(partner).join(tenant).join("pacts");
+            let dir = root()
+                .join("contracts")
+                .join(partner)
+                .join(tenant)
+                .join("pacts");
             let file = std::fs::read_dir(&dir)
                 .unwrap()
                 .map(|e| e.unwrap().path())
@@ -159,10 +162,7 @@ fn the_pact_cli_verifies_every_interaction_of_every_tenant_against_mock_serve() 
         let reversed = n % 2 == 1;
         let file = if reversed {
             let mut p = pact.clone();
-            p["interactions"]
-                .as_array_mut()
-                .unwrap()
-                .reverse();
+            p["interactions"].as_array_mut().unwrap().reverse();
             let path = dir.path().join(format!("reversed-{n}.json"));
             std::fs::write(&path, p.to_string()).unwrap();
             path
@@ -179,7 +179,10 @@ fn the_pact_cli_verifies_every_interaction_of_every_tenant_against_mock_serve() 
             .iter()
             .filter(|i| i["result"] != "OK")
             .collect();
-        assert!(failed.is_empty(), "{tenant}: failed interactions: {failed:#?}");
+        assert!(
+            failed.is_empty(),
+            "{tenant}: failed interactions: {failed:#?}"
+        );
         assert_eq!(report["result"], true, "{tenant}: {report}");
         // The state-change endpoint refuses what it does not know, naming the states it knows.
         let (head, body) = http(
@@ -190,7 +193,10 @@ fn the_pact_cli_verifies_every_interaction_of_every_tenant_against_mock_serve() 
             r#"{"state":"a unicorn exists","action":"setup"}"#,
         );
         assert!(head.contains(" 400 "), "{head}");
-        assert!(body.contains("a unicorn exists") && body.contains("exists`"), "{body}");
+        assert!(
+            body.contains("a unicorn exists") && body.contains("exists`"),
+            "{body}"
+        );
     }
 }
 
