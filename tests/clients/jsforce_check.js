@@ -107,11 +107,12 @@ async function main() {
       { name: e.name, code: e.errorCode });
   }
 
-  const json = { 'content-type': 'application/json' };
+  // A fresh object per request: jsforce writes into the headers it is given.
+  const json = () => ({ 'content-type': 'application/json' });
   const batch = await conn.request({
     method: 'POST',
     url: '/composite/batch',
-    headers: json,
+    headers: json(),
     body: JSON.stringify({
       batchRequests: [
         { method: 'GET', url: `v62.0/sobjects/Account/${up1.id}` },
@@ -129,7 +130,7 @@ async function main() {
   const tree = await conn.request({
     method: 'POST',
     url: '/composite/tree/Account',
-    headers: json,
+    headers: json(),
     body: JSON.stringify({
       records: [{
         attributes: { type: 'Account', referenceId: 'acc1' },
