@@ -120,6 +120,11 @@ pub struct MockServeArgs {
         hide_env_values = true
     )]
     pub client_secret: String,
+    /// A connected app (TOML: `client_id`, `client_secret`, `certificate` for JWT bearer,
+    /// `[[users]]` with passwords, `[[refresh_tokens]]`; see docs/mock.md), besides the
+    /// `--client-id` one.
+    #[arg(long, value_name = "FILE")]
+    pub connected_app: Option<PathBuf>,
     /// On shutdown, write the request journal (JSON lines) here.
     #[arg(long, value_name = "PATH")]
     pub journal: Option<PathBuf>,
@@ -845,6 +850,18 @@ fn mock_serve(args: MockServeArgs) -> i32 {
         },
         None => bundle,
     };
+    let app_file = match args
+        .connected_app
+        .as_deref()
+        .map(crate::mock::oauth::AppFile::load)
+    {
+        None => None,
+        Some(Ok(f)) => Some(f),
+        Some(Err(e)) => {
+            error(e);
+            return exit::BAD_INPUT;
+        }
+    };
     let org = crate::mock::MockOrg::new(crate::mock::MockConfig {
         bundle,
         scenario,
@@ -856,6 +873,9 @@ fn mock_serve(args: MockServeArgs) -> i32 {
         }],
     });
     org.limit_journal(usize::try_from(args.journal_limit).unwrap_or(usize::MAX));
+    if let Some(f) = &app_file {
+        org.add_connected_app(f);
+    }
     let served = runtime.block_on(async {
         let listener = tokio::net::TcpListener::bind(("127.0.0.1", args.port)).await?;
         let addr = listener.local_addr()?;

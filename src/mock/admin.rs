@@ -1,6 +1,7 @@
 //! The admin API under the reserved prefix `/__syncgate/`: the journal (no `Authorization`
 //! is ever recorded), an org state dump, reset, loading a scenario, moving the clock, and
-//! the change-event subscription. Admin calls are not journaled and cost no API budget.
+//! the change-event subscription, and Pact provider states (`POST provider-states`, see
+//! [`super::states`]). Admin calls are not journaled and cost no API budget.
 
 use std::path::Path;
 
@@ -9,6 +10,7 @@ use axum::response::{IntoResponse, Response};
 use serde_json::{json, Value};
 
 use super::routes::form_pairs;
+use super::states::{self, StateChange};
 use super::{events, journal, MockOrg};
 use crate::sim::time::parse_duration;
 use crate::sim::Scenario;
@@ -80,6 +82,21 @@ pub(super) async fn handle(
             axum::Json(json!({"clock": org.clock().now().to_iso()})).into_response()
         }
         (&Method::GET, "/events") => events::subscribe(org, query).await,
+        (&Method::POST, "/provider-states") => {
+            let params = query.map(form_pairs).unwrap_or_default();
+            let change = match StateChange::parse(&params, body) {
+                Ok(c) => c,
+                Err(e) => return error(StatusCode::BAD_REQUEST, e),
+            };
+            if !change.setup {
+                states::teardown(org);
+                return axum::Json(json!({})).into_response();
+            }
+            match states::setup(org, &change.state, &change.params) {
+                Ok(()) => axum::Json(json!({})).into_response(),
+                Err(e) => error(StatusCode::BAD_REQUEST, e),
+            }
+        }
         _ => error(
             StatusCode::NOT_FOUND,
             "unknown admin resource; see docs/mock.md",

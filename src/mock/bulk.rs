@@ -107,6 +107,9 @@ pub(crate) struct Jobs {
     jobs: Vec<Job>,
     next: u64,
     batches: u64,
+    /// Bulk 2.0 query jobs (`super::bulk_query`).
+    pub(super) queries: Vec<super::bulk_query::QueryJob>,
+    pub(super) next_query: u64,
 }
 
 impl Jobs {
@@ -164,6 +167,7 @@ pub(super) fn route(state: &mut State, req: &Req<'_>, seg: &[&str]) -> Answer {
     let lower: Vec<&str> = lower.iter().map(String::as_str).collect();
     let v = req.api_version;
     match (&req.method, lower.as_slice()) {
+        (_, ["jobs", "query", ..]) => super::bulk_query::route(state, req, seg),
         (&Method::POST, ["jobs", "ingest"]) => create(state, req),
         (&Method::GET, ["jobs", "ingest"]) => {
             let records: Vec<Value> = state.bulk.jobs.iter().map(|j| info(j, v)).collect();

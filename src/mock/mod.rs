@@ -8,19 +8,23 @@
 //! Inside: `routes` (the dispatcher: auth, budget, concurrency, faults, journal), `rest`
 //! (sObjects, collections, composite, query), `soql` (the query subset), `bulk` (Bulk API
 //! 2.0 ingest), `events` (the change-event log and its subscription), `admin` (the
-//! `/__syncgate/` API), `tls` (the self-signed certificate and listener), `partner` (a
+//! `/__syncgate/` API), `states` (Pact provider states), `oauth` (connected apps, users and the
+//! OAuth endpoints), `tls` (the self-signed certificate and listener), `partner` (a
 //! bundle's Pact interactions as a stateful stub, and signed webhooks).
 
 mod admin;
 pub mod bulk;
+mod bulk_query;
 mod events;
 mod faults;
 pub mod ids;
 pub mod journal;
+pub mod oauth;
 pub mod org;
 pub mod partner;
 mod rest;
 mod routes;
+pub mod states;
 /// The SOQL subset lives with the contracts (validation rules use its conditions).
 pub use crate::contract::soql;
 pub mod tls;
@@ -118,7 +122,8 @@ pub(crate) struct State {
     pub journal: journal::Journal,
     pub tokens: Vec<String>,
     pub token_rng: crate::sim::Rng,
-    pub clients: Vec<ClientCredentials>,
+    /// Connected apps, users, refresh tokens and sessions (kept across resets).
+    pub oauth: oauth::Directory,
     pub base_url: String,
     /// The scenario's start: fault time windows and timed manual edits count from here.
     pub start: Timestamp,
@@ -162,7 +167,7 @@ impl State {
             journal: journal::Journal::default(),
             tokens: Vec::new(),
             token_rng: config.seed.stream("mock.tokens"),
-            clients: config.clients.clone(),
+            oauth: oauth::Directory::new(&config.clients),
             base_url: String::new(),
             start: scenario.map(|s| s.start).unwrap_or(now),
             api_calls: 0,
@@ -416,11 +421,7 @@ impl MockOrg {
 
     /// Issues a session token as the token endpoint would (for tools that bring no credentials).
     pub fn issue_token(&self) -> String {
-        let mut s = self.lock();
-        const ALNUM: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
-        let token = format!("00D8d0000000001!{}", s.token_rng.token(96, ALNUM));
-        s.tokens.push(token.clone());
-        token
+        oauth::issue_plain(&mut self.lock())
     }
 
     /// Puts a record in the org directly (a provider state, an org seed), as an upsert by
@@ -457,6 +458,20 @@ impl MockOrg {
                 vec![],
             )),
         }
+    }
+
+    /// Lets the token endpoint accept `client` too (kept across resets).
+    pub fn add_client(&self, client: ClientCredentials) {
+        self.lock().oauth.add_app(oauth::ConnectedApp {
+            client_id: client.client_id,
+            client_secret: client.client_secret,
+            jwt_key: None,
+        });
+    }
+
+    /// Adds a connected app, its users and refresh tokens (`mock serve --connected-app`).
+    pub fn add_connected_app(&self, file: &oauth::AppFile) {
+        self.lock().oauth.add_file(file);
     }
 
     /// Answers the next API request with `response` (cleared with `None`).
@@ -530,6 +545,7 @@ impl MockOrg {
         let mut state = self.lock();
         let mut fresh = State::fresh(&config, self.shared.notify.clone());
         fresh.tokens = std::mem::take(&mut state.tokens);
+        fresh.oauth = state.oauth.clone();
         fresh.base_url = std::mem::take(&mut state.base_url);
         fresh.start = state.start;
         fresh.journal = journal::Journal::new(self.shared.journal_limit.load(Ordering::SeqCst));

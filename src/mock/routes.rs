@@ -11,8 +11,7 @@ use axum::Router;
 use serde_json::{json, Value};
 
 use super::journal::JournalEntry;
-use super::org::{API_USER_ID, ORG_ID};
-use super::{admin, bulk, events, rest, MockOrg, State};
+use super::{admin, bulk, events, oauth, rest, MockOrg, State};
 use crate::contract::rules::RecordError;
 use crate::sim::scenario::{FaultResponse, LostMode};
 use crate::sim::Timestamp;
@@ -226,11 +225,18 @@ fn body_refused(rejection: &axum::extract::rejection::BytesRejection) -> Respons
             ),
         )
     };
-    (
-        status,
-        axum::Json(json!([{"message": message, "errorCode": code}])),
-    )
-        .into_response()
+    json_response(status, &json!([{"message": message, "errorCode": code}]))
+}
+
+/// `Content-Type` of Salesforce's JSON answers (the charset parameter included).
+pub const JSON_CONTENT_TYPE: &str = "application/json;charset=UTF-8";
+
+/// A JSON answer with Salesforce's `Content-Type`.
+pub(super) fn json_response(status: StatusCode, body: &Value) -> Response {
+    let mut resp = (status, body.to_string()).into_response();
+    resp.headers_mut()
+        .insert("content-type", HeaderValue::from_static(JSON_CONTENT_TYPE));
+    resp
 }
 
 /// Does the work of an admitted request and answers it (or loses the answer).
@@ -283,7 +289,7 @@ fn execute(
                 .unwrap_or(0);
             let mut resp = (answer.status, text[..cut].to_string()).into_response();
             resp.headers_mut()
-                .insert("content-type", HeaderValue::from_static("application/json"));
+                .insert("content-type", HeaderValue::from_static(JSON_CONTENT_TYPE));
             add_limit_info(state, &mut resp);
             resp
         }
@@ -326,7 +332,7 @@ fn broken_response(status: StatusCode) -> Response {
     let mut resp = Response::new(Body::from_stream(stream));
     *resp.status_mut() = status;
     resp.headers_mut()
-        .insert("content-type", HeaderValue::from_static("application/json"));
+        .insert("content-type", HeaderValue::from_static(JSON_CONTENT_TYPE));
     resp
 }
 
@@ -378,26 +384,22 @@ fn admit(
     state.tick(now);
 
     let trimmed = path.trim_end_matches('/');
-    if trimmed == "/services/oauth2/token" && method == Method::POST {
-        let answer = token(state, body, now);
-        return Admission::Done(finish(state, entry, answer));
-    }
-    if trimmed == "/services/oauth2/userinfo" || trimmed.starts_with("/id/") {
-        let answer = match bearer(headers).filter(|t| state.tokens.contains(t)) {
-            Some(_) => userinfo(state),
-            None => Answer::error(
-                StatusCode::FORBIDDEN,
-                "Bad_OAuth_Token",
-                "Bad_OAuth_Token",
-                &[],
-            ),
-        };
+    let api_version = org.shared.api_version.clone();
+    if let Some(answer) = oauth_route(
+        state,
+        method,
+        uri,
+        trimmed,
+        headers,
+        body,
+        now,
+        &api_version,
+    ) {
         return Admission::Done(finish(state, entry, answer));
     }
     let Some(rest) = path.strip_prefix("/services/data") else {
         return Admission::Done(finish(state, entry, Answer::not_found()));
     };
-    let api_version = org.shared.api_version.clone();
     if rest.is_empty() || rest == "/" {
         let answer = Answer::ok(
             StatusCode::OK,
@@ -652,7 +654,7 @@ fn finish(state: &mut State, mut entry: JournalEntry, answer: Answer) -> Respons
     let is_api = entry.path.starts_with("/services/data/v");
     record(state, entry);
     let mut resp = match answer.body {
-        Payload::Json(v) => (answer.status, axum::Json(v)).into_response(),
+        Payload::Json(v) => json_response(answer.status, &v),
         Payload::Csv(text) => {
             let mut r = (answer.status, text).into_response();
             r.headers_mut()
@@ -726,85 +728,41 @@ pub(super) fn form_pairs(text: &str) -> Vec<(String, String)> {
         .collect()
 }
 
-fn token(state: &mut State, body: &[u8], now: Timestamp) -> Answer {
-    let form = form_pairs(&String::from_utf8_lossy(body));
-    let get = |k: &str| {
-        form.iter()
-            .find(|(key, _)| key == k)
-            .map(|(_, v)| v.clone())
-    };
-    let client_ok = |state: &State| {
-        let id = get("client_id");
-        let secret = get("client_secret");
-        state.clients.iter().any(|c| {
-            Some(&c.client_id) == id.as_ref()
-                && (secret.is_none() || Some(&c.client_secret) == secret.as_ref())
-        })
-    };
-    let oauth_error = |error: &str, description: &str| Answer {
-        error_code: Some(error.to_string()),
-        ..Answer::ok(
-            StatusCode::BAD_REQUEST,
-            json!({"error": error, "error_description": description}),
-        )
-    };
-    let ok = match get("grant_type").as_deref() {
-        Some("client_credentials") => client_ok(state) && get("client_secret").is_some(),
-        Some("password") => {
-            client_ok(state) && get("username").is_some() && get("password").is_some()
+/// The OAuth endpoints and the identity URL, or `None` for any other path.
+#[allow(clippy::too_many_arguments)]
+fn oauth_route(
+    state: &mut State,
+    method: &Method,
+    uri: &Uri,
+    path: &str,
+    headers: &HeaderMap,
+    body: &[u8],
+    now: Timestamp,
+    api_version: &str,
+) -> Option<Answer> {
+    match path {
+        "/services/oauth2/token" if method == Method::POST => {
+            Some(oauth::token(state, headers, body, now))
         }
-        Some("refresh_token") => client_ok(state) && get("refresh_token").is_some(),
-        Some("urn:ietf:params:oauth:grant-type:jwt-bearer") => {
-            get("assertion").is_some_and(|a| a.split('.').count() == 3)
+        "/services/oauth2/revoke" => Some(oauth::revoke(state, uri.query(), body)),
+        "/services/oauth2/introspect" if method == Method::POST => {
+            Some(oauth::introspect(state, headers, body))
         }
-        Some(_) => {
-            return oauth_error("unsupported_grant_type", "grant type not supported");
+        _ if path == "/services/oauth2/userinfo" || path.starts_with("/id/") => {
+            let token = bearer(headers).filter(|t| state.tokens.contains(t));
+            Some(match token {
+                Some(t) if path.starts_with("/id/") => oauth::identity(state, &t, api_version),
+                Some(t) => oauth::userinfo(state, &t, api_version),
+                None => Answer::error(
+                    StatusCode::FORBIDDEN,
+                    "Bad_OAuth_Token",
+                    "Bad_OAuth_Token",
+                    &[],
+                ),
+            })
         }
-        None => false,
-    };
-    if !ok {
-        return oauth_error("invalid_grant", "authentication failure");
+        _ => None,
     }
-    const ALNUM: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
-    let token = format!("00D8d0000000001!{}", state.token_rng.token(96, ALNUM));
-    let signature = state.token_rng.token(43, ALNUM) + "=";
-    state.tokens.push(token.clone());
-    let base = state.base_url.clone();
-    Answer::ok(
-        StatusCode::OK,
-        json!({
-            "access_token": token,
-            "instance_url": base,
-            "id": format!("{base}/id/{ORG_ID}/{API_USER_ID}"),
-            "token_type": "Bearer",
-            "issued_at": now.as_millis().to_string(),
-            "signature": signature,
-        }),
-    )
-}
-
-fn userinfo(state: &State) -> Answer {
-    let base = &state.base_url;
-    Answer::ok(
-        StatusCode::OK,
-        json!({
-            "sub": format!("{base}/id/{ORG_ID}/{API_USER_ID}"),
-            "user_id": API_USER_ID,
-            "organization_id": ORG_ID,
-            "preferred_username": "integration@syncgate.mock",
-            "name": "Integration User",
-            "email": "integration@syncgate.mock",
-            "zoneinfo": "GMT",
-            "locale": "en_US",
-            "user_type": "STANDARD",
-            "active": true,
-            "urls": {
-                "rest": format!("{base}/services/data/v{{version}}/"),
-                "sobjects": format!("{base}/services/data/v{{version}}/sobjects/"),
-                "query": format!("{base}/services/data/v{{version}}/query/"),
-            },
-        }),
-    )
 }
 
 /// Routes one API request (also a composite subrequest) to its handler.

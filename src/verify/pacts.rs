@@ -7,15 +7,15 @@ use std::io::{Read, Seek, Write};
 use std::sync::Arc;
 
 use pact_models::provider_states::ProviderState;
-use pact_verifier::callback_executors::{NullRequestFilterExecutor, ProviderStateExecutor};
+use pact_verifier::callback_executors::{
+    HttpRequestProviderStateExecutor, NullRequestFilterExecutor, ProviderStateExecutor,
+};
 use pact_verifier::{FilterInfo, PactSource, ProviderInfo, ProviderTransport, VerificationOptions};
 use serde::Serialize;
 use serde_json::{Map, Value};
 
-use crate::contract::{Bundle, FieldType};
-use crate::mock::bulk::JobStage;
-use crate::mock::{self, ClientCredentials, MockConfig, MockOrg};
-use crate::sim::scenario::{Dur, FaultResponse};
+use crate::contract::Bundle;
+use crate::mock::{self, MockConfig, MockOrg};
 use crate::sim::{Clock, Seed, Timestamp};
 
 /// The verdict on one interaction.
@@ -48,14 +48,6 @@ impl PactCheck {
     }
 }
 
-/// Credentials the generated pacts sign in with (see `contract::pacts`).
-fn pact_client() -> ClientCredentials {
-    ClientCredentials {
-        client_id: "syncgate-engine".into(),
-        client_secret: "example-secret".into(),
-    }
-}
-
 /// Verifies the bundle's pacts against a fresh mock org of the bundle.
 pub async fn verify_against_mock(bundle: &Bundle, seed: Seed) -> PactCheck {
     let clock = Clock::virtual_at(
@@ -66,7 +58,7 @@ pub async fn verify_against_mock(bundle: &Bundle, seed: Seed) -> PactCheck {
         scenario: None,
         seed,
         clock,
-        clients: vec![pact_client()],
+        clients: vec![mock::states::pact_client()],
     });
     let running = match mock::spawn(org.clone(), 0).await {
         Ok(r) => r,
@@ -82,7 +74,6 @@ pub async fn verify_against_mock(bundle: &Bundle, seed: Seed) -> PactCheck {
     let token = org.issue_token();
     let states = Arc::new(MockStates {
         org: org.clone(),
-        bundle: bundle.clone(),
         errors: Default::default(),
     });
     let mut check = verify(
@@ -114,8 +105,14 @@ pub async fn verify_against_mock(bundle: &Bundle, seed: Seed) -> PactCheck {
     check
 }
 
+/// Where a team's state-change service for its sandbox listens (Pact's protocol; see
+/// docs/mock.md "Provider states"). Without it, states cannot be set on a real org.
+pub const STATES_URL_ENV: &str = "SYNCGATE_PROVIDER_STATES_URL";
+
 /// Verifies the bundle's pacts against a real org at `url` with a session `token`.
-/// Provider states cannot be set there: interactions that need one are verified as they come.
+/// Provider states are set through the state-change service at `$SYNCGATE_PROVIDER_STATES_URL`
+/// (setup before and teardown after each interaction); without one, interactions that need
+/// a state are verified as they come.
 pub async fn verify_against_url(bundle: &Bundle, url: &str, token: Option<&str>) -> PactCheck {
     let parsed = match reqwest::Url::parse(url) {
         Ok(u) => u,
@@ -130,16 +127,19 @@ pub async fn verify_against_url(bundle: &Bundle, url: &str, token: Option<&str>)
     };
     let host = parsed.host_str().unwrap_or("localhost").to_string();
     let port = parsed.port_or_known_default().unwrap_or(443);
-    verify(
-        bundle,
-        url,
-        port,
-        parsed.scheme(),
-        &host,
-        token,
-        Arc::new(NoStates),
-    )
-    .await
+    let scheme = parsed.scheme();
+    match std::env::var(STATES_URL_ENV).ok().filter(|u| !u.is_empty()) {
+        Some(states_url) => {
+            let states = HttpRequestProviderStateExecutor {
+                state_change_url: Some(states_url),
+                state_change_teardown: true,
+                state_change_body: true,
+                retries: 0,
+            };
+            verify(bundle, url, port, scheme, &host, token, Arc::new(states)).await
+        }
+        None => verify(bundle, url, port, scheme, &host, token, Arc::new(NoStates)).await,
+    }
 }
 
 async fn verify<S: ProviderStateExecutor + Send + Sync + 'static>(
@@ -277,7 +277,6 @@ impl ProviderStateExecutor for NoStates {
 /// Provider states set directly in the mock org.
 struct MockStates {
     org: MockOrg,
-    bundle: Bundle,
     /// Why a state could not be set, by state name (the verifier only says that one failed).
     errors: std::sync::Mutex<HashMap<String, String>>,
 }
@@ -313,131 +312,22 @@ impl ProviderStateExecutor for MockStates {
 }
 
 impl MockStates {
+    /// The same code the org's `/__syncgate/provider-states` endpoint runs.
     fn apply(
         self: Arc<Self>,
         state: &ProviderState,
         setup: bool,
     ) -> anyhow::Result<HashMap<String, Value>> {
-        if !setup {
-            // Each interaction starts from an empty org: a record one interaction's state
-            // created must not turn the next interaction's create into an update.
-            self.org.reset();
-            self.org.force_next_fault(None);
-            self.org.set_api_usage(0);
-            return Ok(HashMap::new());
-        }
-        let name = state.name.as_str();
-        match name {
-            "" | "a connected app with the client-credentials flow enabled" => {}
-            "the org is rate limiting" => {
-                self.org.force_next_fault(Some(FaultResponse::RateLimited {
-                    retry_after: Dur(std::time::Duration::from_secs(60)),
-                    http_date: false,
-                }))
-            }
-            "the daily API budget is spent" => {
-                let (_, max) = self.org.api_usage();
-                self.org.set_api_usage(max);
-            }
-            _ if name.starts_with("a Bulk upsert job for ") => {
-                // "a Bulk upsert job for <Object> by <ExternalIdField> is open | has records
-                // uploaded | is complete"
-                let rest = name.trim_start_matches("a Bulk upsert job for ");
-                let parsed = rest.split_once(" by ").and_then(|(object, rest)| {
-                    let (field, stage) = rest.split_once(' ')?;
-                    let stage = match stage {
-                        "is open" => JobStage::Open,
-                        "has records uploaded" => JobStage::Uploaded,
-                        "is complete" => JobStage::Complete,
-                        _ => return None,
-                    };
-                    Some((object, field, stage))
-                });
-                let Some((object, field, stage)) = parsed else {
-                    anyhow::bail!("unknown provider state `{name}`: a Bulk job state reads `a Bulk upsert job for <Object> by <ExternalIdField> is open`, `… has records uploaded` or `… is complete`");
-                };
-                let spec = self.bundle.object(object).ok_or_else(|| {
-                    anyhow::anyhow!("provider state `{name}`: the bundle has no object {object}")
-                })?;
-                let csv = sample_csv(field, spec);
-                self.org
-                    .stage_bulk_job(object, field, &csv, stage)
-                    .map_err(|e| anyhow::anyhow!("provider state `{name}`: {e}"))?;
-            }
-            _ => {
-                // "<Object> with <Field> <value> exists"
-                let parsed = name.strip_suffix(" exists").and_then(|rest| {
-                    let (object, rest) = rest.split_once(" with ")?;
-                    let (field, value) = rest.split_once(' ')?;
-                    Some((object, field, value))
-                });
-                let Some((object, field, value)) = parsed else {
-                    anyhow::bail!("unknown provider state `{name}`: the mock org knows `<Object> with <ExternalIdField> <value> exists`, `the org is rate limiting`, `the daily API budget is spent`");
-                };
-                let spec = self.bundle.object(object).ok_or_else(|| {
-                    anyhow::anyhow!("provider state `{name}`: the bundle has no object {object}")
-                })?;
-                if spec.external_id != field {
-                    anyhow::bail!(
-                        "provider state `{name}`: {object}'s external ID is {}, not {field}",
-                        spec.external_id
-                    );
-                }
-                self.org
-                    .put_record(object, value, sample_record(spec))
-                    .map_err(|e| {
-                        anyhow::anyhow!("provider state `{name}`: {} {}", e.code, e.message)
-                    })?;
-            }
+        if setup {
+            let params: Map<String, Value> = state
+                .params
+                .iter()
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect();
+            mock::states::setup(&self.org, &state.name, &params).map_err(anyhow::Error::msg)?;
+        } else {
+            mock::states::teardown(&self.org);
         }
         Ok(HashMap::new())
     }
-}
-
-/// A one-record CSV upload of the least record the org accepts, keyed `STATE-00001`.
-fn sample_csv(ext_field: &str, spec: &crate::contract::ObjectSpec) -> String {
-    let record = sample_record(spec);
-    let mut header = vec![ext_field.to_string()];
-    let mut row = vec!["STATE-00001".to_string()];
-    for (k, v) in &record {
-        header.push(k.clone());
-        row.push(match v {
-            Value::String(s) => s.clone(),
-            other => other.to_string(),
-        });
-    }
-    let mut w = csv::Writer::from_writer(Vec::new());
-    // Writing to memory cannot fail.
-    let _ = w.write_record(&header);
-    let _ = w.write_record(&row);
-    String::from_utf8(w.into_inner().unwrap_or_default()).unwrap_or_default()
-}
-
-/// The least record the org accepts: every required field with a value of its type.
-fn sample_record(spec: &crate::contract::ObjectSpec) -> Map<String, Value> {
-    let mut out = Map::new();
-    for (name, f) in spec
-        .fields
-        .iter()
-        .filter(|(n, f)| f.required && **n != spec.external_id)
-    {
-        let v = match f.ty {
-            FieldType::Picklist => f
-                .values
-                .as_ref()
-                .and_then(|v| v.first())
-                .map(|v| Value::String(v.clone())),
-            FieldType::Boolean => Some(Value::Bool(false)),
-            t if t.is_number() => Some(Value::from(1)),
-            FieldType::Date => Some(Value::String("2026-01-05".into())),
-            FieldType::Datetime => Some(Value::String("2026-01-05T08:00:00.000+0000".into())),
-            FieldType::Email => Some(Value::String("state@example.com".into())),
-            FieldType::Reference => None,
-            _ => Some(Value::String("Provider state record".into())),
-        };
-        if let Some(v) = v {
-            out.insert(name.clone(), v);
-        }
-    }
-    out
 }

@@ -85,6 +85,110 @@ async function main() {
       e.errorCode === 'FIELD_CUSTOM_VALIDATION_EXCEPTION', { name: e.name, code: e.errorCode });
   }
 
+  const got = await conn.sobject('Account').retrieve([created.id, up1.id]);
+  check('retrieve([ids]) (collections POST)', got.length === 2 && got[0].Id === created.id
+    && got[1][EXT] === 'JS-1', got.map((r) => r && r.Id));
+
+  const start = new Date(Date.now() - 3600e3);
+  const end = new Date(Date.now() + 180e3);
+  const doomed = await conn.sobject('Account').create({ Name: 'Short Lived', [EXT]: 'JS-GONE' });
+  await conn.sobject('Account').destroy(doomed.id);
+  const updated = await conn.sobject('Account').updated(start, end);
+  check('updated()', updated.ids.includes(created.id) && !updated.ids.includes(doomed.id),
+    updated.ids.length);
+  const deleted = await conn.sobject('Account').deleted(start, end);
+  check('deleted()', deleted.deletedRecords.length === 1
+    && deleted.deletedRecords[0].id === doomed.id, deleted);
+  try {
+    await conn.sobject('Account').retrieve(doomed.id);
+    check('GET of a deleted record fails', false, 'no error');
+  } catch (e) {
+    check('GET of a deleted record is ENTITY_IS_DELETED', e.errorCode === 'ENTITY_IS_DELETED',
+      { name: e.name, code: e.errorCode });
+  }
+
+  // A fresh object per request: jsforce writes into the headers it is given.
+  const json = () => ({ 'content-type': 'application/json' });
+  const batch = await conn.request({
+    method: 'POST',
+    url: '/composite/batch',
+    headers: json(),
+    body: JSON.stringify({
+      batchRequests: [
+        { method: 'GET', url: `v62.0/sobjects/Account/${up1.id}` },
+        { method: 'PATCH', url: `v62.0/sobjects/Account/${up1.id}`, richInput: { Name: 'Birch Batch' } },
+        { method: 'GET', url: 'v62.0/sobjects/Account/001000000000000AAA' },
+      ],
+    }),
+  });
+  check('composite/batch', batch.hasErrors === true && batch.results[0].statusCode === 200
+    && batch.results[0].result.Name === 'Birch Goods Ltd' && batch.results[1].statusCode === 204
+    && batch.results[2].statusCode === 404, batch);
+  const renamed = await conn.sobject('Account').retrieve(up1.id);
+  check('composite/batch subrequests ran', renamed.Name === 'Birch Batch', renamed.Name);
+
+  const tree = await conn.request({
+    method: 'POST',
+    url: '/composite/tree/Account',
+    headers: json(),
+    body: JSON.stringify({
+      records: [{
+        attributes: { type: 'Account', referenceId: 'acc1' },
+        Name: 'Tree Co',
+        [EXT]: 'TREE-1',
+        Contacts: {
+          records: [{ attributes: { type: 'Contact', referenceId: 'con1' }, LastName: 'Leaf', NW_Contact_Id__c: 'TREE-C1' }],
+        },
+      }],
+    }),
+  });
+  check('composite/tree', tree.hasErrors === false && tree.results.length === 2
+    && tree.results[1].referenceId === 'con1', tree);
+  const leaf = await conn.sobject('Contact').retrieve(tree.results[1].id);
+  check('composite/tree links the child to its parent', leaf.AccountId === tree.results[0].id, leaf);
+
+  const bulkStream = await conn.bulk2.query(
+    `SELECT Id, Name, ${EXT} FROM Account WHERE ${EXT} LIKE 'BULK-0000%' ORDER BY ${EXT}`,
+    { pollInterval: 200, pollTimeout: 30000 },
+  );
+  const bulkRows = [];
+  for await (const r of bulkStream) bulkRows.push(r);
+  check('bulk2.query', bulkRows.length === 10 && bulkRows[0][EXT] === 'BULK-00000'
+    && bulkRows[9].Name === 'Shop 9', bulkRows.slice(0, 2));
+
+  const identity = await conn.identity();
+  check('identity', identity.user_id === '0058d0000000001AAA'
+    && identity.organization_id === '00D8d0000000001EAA' && identity.username, identity);
+
+  const account = await conn.sobject('Account').describe();
+  const field = (d, name) => d.fields.find((f) => f.name === name);
+  check('describe labels', account.label === 'Account' && account.labelPlural === 'Accounts'
+    && field(account, 'NW_Customer_Id__c').label === 'NW Customer ID'
+    && field(account, 'NumberOfEmployees').label === 'Number Of Employees', account.labelPlural);
+  const id = field(account, 'Id');
+  check('describe Id', id.type === 'id' && id.idLookup === true && id.soapType === 'tns:ID'
+    && id.filterable === true, id);
+  const industry = field(account, 'Industry');
+  check('describe picklist', industry.length === 255 && industry.picklistValues.length === 7
+    && industry.soapType === 'xsd:string', industry);
+  const archived = field(account, 'Archived__c');
+  check('describe checkbox', archived.nillable === false && archived.soapType === 'xsd:boolean'
+    && archived.defaultValue === false, archived);
+  const revenue = field(account, 'AnnualRevenue');
+  check('describe currency', revenue.precision === 18 && revenue.scale === 2
+    && revenue.soapType === 'xsd:double', revenue);
+  const employees = field(account, 'NumberOfEmployees');
+  check('describe int', employees.digits === 9 && employees.soapType === 'xsd:int', employees);
+  const children = account.childRelationships.map((r) => `${r.childSObject}.${r.field}`).sort();
+  check('describe childRelationships', JSON.stringify(children)
+    === JSON.stringify(['Contact.AccountId', 'Opportunity.AccountId']), children);
+  const global = await conn.describeGlobal();
+  check('global describe URLs use the org version', global.sobjects.every(
+    (o) => o.urls.describe.startsWith('/services/data/v62.0/')), global.sobjects[0].urls);
+  const user = await conn.sobject('User').describe();
+  check('User is read-only', user.createable === false && user.updateable === false
+    && field(user, 'Username'), user.createable);
+
   const load = await fetch(`${BASE}/__syncgate/scenario`, {
     method: 'POST',
     body: 'purpose: budget\nlimits: { daily_api_requests: 2 }\n',

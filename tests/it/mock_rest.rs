@@ -204,7 +204,7 @@ async fn composite_subrequests_nested_3000_levels_deep_get_a_400_and_the_org_kee
 }
 
 #[tokio::test]
-async fn bad_credentials_get_invalid_grant() {
+async fn a_wrong_client_secret_is_invalid_client() {
     let org = start(None).await;
     let resp = org
         .http
@@ -221,7 +221,7 @@ async fn bad_credentials_get_invalid_grant() {
     let body: Value = resp.json().await.unwrap();
     assert_eq!(
         body,
-        json!({"error": "invalid_grant", "error_description": "authentication failure"})
+        json!({"error": "invalid_client", "error_description": "invalid client credentials"})
     );
 }
 

@@ -16,7 +16,10 @@ const BEARER_RE: &str = r"^Bearer \S+$";
 const EXAMPLE_BEARER: &str = "Bearer 00D8d0000000001!AQ4AQExampleSessionToken";
 /// An 18-character Salesforce record ID.
 const ID_RE: &str = "^[a-zA-Z0-9]{18}$";
-const JSON_RESPONSE_RE: &str = "^application/json";
+/// Salesforce sends `application/json;charset=UTF-8`; the standard verifier matches a
+/// header regex against the whole value, so the charset parameter is spelled out.
+const JSON_RESPONSE_RE: &str = r"^application/json(;\s*charset=[\w-]+)?$";
+const CSV_RESPONSE_RE: &str = r"^text/csv(;\s*charset=[\w-]+)?$";
 const JSON_RESPONSE: &str = "application/json;charset=UTF-8";
 const FORM: &str = "application/x-www-form-urlencoded";
 /// The first Bulk job the mock org numbers after a reset (each provider state starts from
@@ -173,7 +176,7 @@ pub(super) fn build(bundle: &Bundle, provider: &str) -> Result<Value, PactGenErr
             .header("Content-Type", term!(JSON_RESPONSE_RE, JSON_RESPONSE))
             .header(
                 "Sforce-Limit-Info",
-                term!(r"^api-usage=\d+/\d+", format!("api-usage=18/{max}")),
+                term!(r"^api-usage=\d+/\d+(,.*)?$", format!("api-usage=18/{max}")),
             )
             .json_body(json_pattern!({
                 "DailyApiRequests": {
@@ -439,7 +442,7 @@ fn bulk_interactions(pact: &mut PactBuilder, bundle: &Bundle, api: &str) {
                 .api_headers("text/csv");
             i.response
                 .status(200)
-                .header("Content-Type", term!("^text/csv", "text/csv"));
+                .header("Content-Type", term!(CSV_RESPONSE_RE, "text/csv"));
             i
         });
     }
