@@ -29,8 +29,18 @@ use crate::store::{DeadLetterStore, DlqFilter, MemoryStore, PublishedVersion};
 #[derive(Clone, Debug)]
 pub struct GateOptions {
     pub contracts: PathBuf,
-    pub scenarios: PathBuf,
+    /// Scenario files added to the built-in library (a file replaces the built-in scenario
+    /// of its name).
+    pub scenarios: Option<PathBuf>,
+    /// Whether the built-in scenario library is part of the set (`--no-builtin-scenarios`).
+    pub builtin_scenarios: bool,
+    /// Hand-written fixture sets, one sub-directory per set; a set missing for a tenant is
+    /// generated from its bundle.
     pub fixtures: PathBuf,
+    /// Where generated fixture sets are written (`<partner>/<tenant>/<set>/`).
+    pub fixtures_out: PathBuf,
+    /// Valid records per object in generated fixture sets.
+    pub records: usize,
     pub partners: Vec<String>,
     pub tenants: Vec<String>,
     /// Scenario names to run (all when empty).
@@ -96,8 +106,11 @@ impl GateOptions {
     pub fn new(seed: Seed) -> Self {
         GateOptions {
             contracts: PathBuf::from("contracts"),
-            scenarios: PathBuf::from("harness/scenarios"),
+            scenarios: None,
+            builtin_scenarios: true,
             fixtures: PathBuf::from("harness/fixtures"),
+            fixtures_out: PathBuf::from(super::fixture_sets::DEFAULT_OUT),
+            records: crate::source::generate::DEFAULT_RECORDS,
             partners: Vec::new(),
             tenants: Vec::new(),
             only_scenarios: Vec::new(),
@@ -130,7 +143,7 @@ pub enum GateError {
     #[error("no scenario named {wanted} in {dir} (known: {known})")]
     NoScenario {
         wanted: String,
-        dir: PathBuf,
+        dir: String,
         known: String,
     },
     #[error("failed to start the mock org on 127.0.0.1: {0}")]
@@ -232,8 +245,15 @@ pub struct GateReport {
     pub seed: u64,
     /// `K/N` when only one shard of the runs was run.
     pub shard: Option<String>,
-    /// The scenario directory, as given.
+    /// The scenario directory added to (or, without the built-in library, replacing) the
+    /// built-in library, as given; empty when none was.
     pub scenarios_dir: String,
+    /// Whether the built-in scenario library was part of the set.
+    pub builtin_scenarios: bool,
+    /// Fixture sets generated from the bundles, as `partner/tenant set → directory`.
+    pub generated_fixtures: Vec<String>,
+    /// Valid records per object in generated fixture sets.
+    pub records: usize,
     /// `sha256:…` of the engine configuration the runs started from.
     pub engine_config_hash: String,
     /// The file it was read from, or `defaults`.
@@ -257,11 +277,14 @@ pub async fn run_gate(opts: &GateOptions) -> Result<GateReport, GateError> {
     }
     let registry = Registry::open(&opts.contracts)?;
     let tenants = registry.select(&opts.partners, &opts.tenants)?;
-    let mut scenarios = Scenario::load_dir(&opts.scenarios)?;
+    let mut scenarios =
+        crate::sim::library::load(opts.scenarios.as_deref(), opts.builtin_scenarios)?;
     if scenarios.is_empty() {
         return Err(GateError::Usage(format!(
-            "no scenarios in {}: the gate would verify nothing (add `*.yaml` scenario files or point --scenarios at a directory holding them)",
-            opts.scenarios.display()
+            "no scenarios in {}: the gate would verify nothing (add `*.yaml` scenario files, point --scenarios at a directory holding them, or drop --no-builtin-scenarios)",
+            opts.scenarios
+                .as_ref()
+                .map_or("the selection".into(), |d| d.display().to_string())
         )));
     }
     for wanted in &opts.only_scenarios {
@@ -273,7 +296,7 @@ pub async fn run_gate(opts: &GateOptions) -> Result<GateReport, GateError> {
                 .join(", ");
             return Err(GateError::NoScenario {
                 wanted: wanted.clone(),
-                dir: opts.scenarios.clone(),
+                dir: scenario_source(opts),
                 known,
             });
         }
@@ -286,7 +309,16 @@ pub async fn run_gate(opts: &GateOptions) -> Result<GateReport, GateError> {
         .into_iter()
         .map(|t| registry.load(&t).map(|b| (t, b)))
         .collect::<Result<_, _>>()?;
-    let fixtures = load_fixtures(&scenarios, &opts.fixtures)?;
+    let fixture_opts = super::fixture_sets::FixtureOptions {
+        fixtures: &opts.fixtures,
+        out: &opts.fixtures_out,
+        seed: opts.seed,
+        records: opts.records,
+    };
+    let fixtures: Vec<super::fixture_sets::TenantFixtures> = bundles
+        .iter()
+        .map(|(_, b)| super::fixture_sets::resolve(b, &scenarios, &fixture_opts))
+        .collect::<Result<_, _>>()?;
     let commands = engine_commands(opts, &scenarios)?;
     // Every (tenant, scenario) pair in a fixed order; a shard takes every Nth.
     let plan: Vec<(usize, usize)> = (0..bundles.len())
@@ -318,17 +350,24 @@ pub async fn run_gate(opts: &GateOptions) -> Result<GateReport, GateError> {
     }
     let runs = futures_util::stream::iter(plan.iter().map(|&(t, s)| {
         let scenario = &scenarios[s];
-        let (bundle, fixtures, commands) = (&bundles[t].1, &fixtures, &commands);
+        let (bundle, fixtures, commands) = (&bundles[t].1, &fixtures[t], &commands);
         async move {
             match &commands[s] {
                 Some(cmd) => {
-                    super::engine_cmd::run_scenario(bundle, scenario, opts.seed, cmd).await
+                    super::engine_cmd::run_scenario_in(
+                        bundle,
+                        scenario,
+                        opts.seed,
+                        cmd,
+                        &fixtures.dirs,
+                    )
+                    .await
                 }
                 None => {
                     run_scenario_with(
                         bundle,
                         scenario,
-                        fixtures,
+                        &fixtures.sets,
                         opts.seed,
                         opts.real_time,
                         &opts.engine.config,
@@ -392,12 +431,35 @@ pub async fn run_gate(opts: &GateOptions) -> Result<GateReport, GateError> {
     Ok(GateReport {
         seed: opts.seed.0,
         shard: opts.shard.map(|s| format!("{}/{}", s.index, s.count)),
-        scenarios_dir: opts.scenarios.display().to_string(),
+        scenarios_dir: opts
+            .scenarios
+            .as_ref()
+            .map_or(String::new(), |d| d.display().to_string()),
+        builtin_scenarios: opts.builtin_scenarios,
+        records: opts.records,
+        generated_fixtures: bundles
+            .iter()
+            .zip(&fixtures)
+            .flat_map(|((_, b), f)| {
+                f.generated.iter().map(move |set| {
+                    format!("{}/{} {set} → {}", b.partner, b.tenant, f.dirs[set].display())
+                })
+            })
+            .collect(),
         engine_config_hash: opts.engine.hash.clone(),
         engine_config_source: opts.engine.source_label(),
         scenarios: scenarios.iter().map(|s| s.name.clone()).collect(),
         tenants: results,
     })
+}
+
+/// Where the scenario set came from, for messages.
+fn scenario_source(opts: &GateOptions) -> String {
+    match (&opts.scenarios, opts.builtin_scenarios) {
+        (Some(d), true) => format!("the built-in library and {}", d.display()),
+        (Some(d), false) => d.display().to_string(),
+        (None, _) => "the built-in library".into(),
+    }
 }
 
 /// The engine command of each scenario: its own `engine_cmd`, else `--engine-cmd`, else

@@ -5,6 +5,7 @@ pub mod conformance;
 pub mod contract_check;
 pub mod engine_cmd;
 pub mod evidence;
+pub mod fixture_sets;
 pub mod gate;
 pub mod invariants;
 pub mod letters;

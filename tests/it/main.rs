@@ -3,6 +3,7 @@
 
 mod support;
 
+mod adoption;
 mod cdc;
 mod crash_resume;
 mod engine_bulk;
