@@ -349,10 +349,12 @@ pub async fn run_gate(opts: &GateOptions) -> Result<GateReport, GateError> {
         }
     }
     let runs = futures_util::stream::iter(plan.iter().map(|&(t, s)| {
-        let scenario = &scenarios[s];
         let (bundle, fixtures, commands) = (&bundles[t].1, &fixtures[t], &commands);
+        // What of a built-in scenario the tenant's objects allow; the rest is said.
+        let (scenario, notes) = super::applicability::for_tenant(&scenarios[s], bundle);
         async move {
-            match &commands[s] {
+            let scenario = scenario.as_ref();
+            let run = match &commands[s] {
                 Some(cmd) => {
                     super::engine_cmd::run_scenario_in(
                         bundle,
@@ -374,7 +376,11 @@ pub async fn run_gate(opts: &GateOptions) -> Result<GateReport, GateError> {
                     )
                     .await
                 }
-            }
+            };
+            run.map(|mut r| {
+                r.not_checked.extend(notes);
+                r
+            })
         }
     }))
     .buffered(opts.jobs.max(1))

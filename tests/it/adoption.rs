@@ -342,3 +342,65 @@ fn records_scale_the_valid_records() {
     let text = out(&gate);
     assert!(text.contains("records"), "{text}");
 }
+
+/// A tenant written from scratch, syncing none of the objects the built-in scenarios name:
+/// the gate passes, and says which parts of the library did not apply to it.
+#[test]
+fn a_tenant_with_other_objects_runs_the_library_and_is_told_what_did_not_apply() {
+    let repo = tempfile::tempdir().unwrap();
+    let tenant = repo.path().join("contracts/acme/prod");
+    std::fs::create_dir_all(&tenant).unwrap();
+    std::fs::write(
+        tenant.join("bundle.toml"),
+        r#"format = 1
+partner = "acme"
+tenant = "prod"
+version = "1.0.0"
+
+[limits]
+daily_api_requests = 15000
+concurrent_long_running = 25
+
+[objects.Depot__c]
+external_id = "Depot_Key__c"
+source = "depots"
+delete = { policy = "hard_delete" }
+
+[objects.Depot__c.fields]
+Depot_Key__c = { type = "string", max_length = 20, from = "depot_key" }
+Name = { type = "string", required = true, max_length = 80, from = "name" }
+Region__c = { type = "picklist", values = ["North", "South"], from = "region" }
+
+[objects.Parcel__c]
+external_id = "Parcel_Key__c"
+source = "parcels"
+delete = { policy = "archive", field = "Gone__c" }
+
+[objects.Parcel__c.fields]
+Parcel_Key__c = { type = "string", max_length = 30, from = "parcel_key" }
+Depot__c = { type = "reference", to = "Depot__c", relationship = "Depot__r", required = true, from = "depot_key" }
+State__c = { type = "picklist", required = true, values = ["Booked", "Sorted", "Delivered"], from = "state" }
+Weight__c = { type = "double", from = "weight" }
+Gone__c = { type = "boolean" }
+"#,
+    )
+    .unwrap();
+    let gate = run_in(repo.path(), &["gate", "--json", "report.json"]);
+    let text = out(&gate);
+    assert_eq!(gate.status.code(), Some(0), "{text}{}", err(&gate));
+    assert!(
+        text.contains("faults-fired not-applicable: fault rule `lost-as-reset` matches Contact, which acme/prod does not sync"),
+        "{text}"
+    );
+    assert!(text.contains("org-fields not-applicable"), "{text}");
+    let report: Value =
+        serde_json::from_str(&std::fs::read_to_string(repo.path().join("report.json")).unwrap())
+            .unwrap();
+    let runs = report["tenants"][0]["runs"].as_array().unwrap();
+    assert_eq!(runs.len(), BUILTIN.len());
+    let baseline = runs.iter().find(|r| r["scenario"] == "baseline").unwrap();
+    assert_eq!(baseline["not_checked"].as_array().map_or(0, Vec::len), 0);
+    // Both objects were synced from generated fixtures.
+    let depots = repo.path().join(".syncgate/fixtures/acme/prod/default/depots.jsonl");
+    assert!(std::fs::read_to_string(depots).unwrap().lines().count() > 250);
+}
