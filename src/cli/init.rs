@@ -100,8 +100,12 @@ fn init(dir: &Path) -> Result<(), (i32, String)> {
                 )
             })?;
         }
-        std::fs::write(&path, text)
-            .map_err(|e| (exit::INTERNAL, format!("cannot write {}: {e}", path.display())))?;
+        std::fs::write(&path, text).map_err(|e| {
+            (
+                exit::INTERNAL,
+                format!("cannot write {}: {e}", path.display()),
+            )
+        })?;
         #[cfg(unix)]
         if rel.ends_with(".sh") {
             use std::os::unix::fs::PermissionsExt;
@@ -120,27 +124,32 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let root = dir.path().join("repo");
         init(&root).unwrap();
-        let b = crate::contract::Bundle::load(&root.join("contracts/example-partner/sandbox"))
-            .unwrap();
+        let b =
+            crate::contract::Bundle::load(&root.join("contracts/example-partner/sandbox")).unwrap();
         assert!(b.objects.contains_key("Shipment__c"));
         assert!(b.pacts.is_empty());
-        let settings = crate::engine::config_file::EngineSettings::resolve(
-            None,
-            &root.join("contracts"),
-        )
-        .unwrap();
+        let settings =
+            crate::engine::config_file::EngineSettings::resolve(None, &root.join("contracts"))
+                .unwrap();
         let defaults = crate::engine::config_file::EngineSettings::defaults();
-        assert_eq!(settings.hash, defaults.hash, "commented keys change nothing");
+        assert_eq!(
+            settings.hash, defaults.hash,
+            "commented keys change nothing"
+        );
         // Every commented line is a real key with its real default.
         let uncommented: String = include_str!("init/syncgate.toml")
             .lines()
-            .map(|l| l.strip_prefix("# ").filter(|l| l.contains(" = ")).unwrap_or(l))
+            .map(|l| {
+                l.strip_prefix("# ")
+                    .filter(|l| l.contains(" = "))
+                    .unwrap_or(l)
+            })
             .map(|l| format!("{l}\n"))
             .collect();
         let file = dir.path().join("all.toml");
         std::fs::write(&file, uncommented).unwrap();
-        let all = crate::engine::config_file::EngineSettings::resolve(Some(&file), dir.path())
-            .unwrap();
+        let all =
+            crate::engine::config_file::EngineSettings::resolve(Some(&file), dir.path()).unwrap();
         assert_eq!(all.hash, defaults.hash);
     }
 

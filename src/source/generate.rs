@@ -255,7 +255,10 @@ fn prefix(entity: &str) -> String {
 /// An ID that fits the external-ID field: `PREFIX-TAG`, or the tag alone when too long.
 fn id_for(spec: &ObjectSpec, tag: &str) -> String {
     let full = format!("{}-{tag}", prefix(&spec.source));
-    let max = spec.fields.get(&spec.external_id).and_then(|f| f.max_length);
+    let max = spec
+        .fields
+        .get(&spec.external_id)
+        .and_then(|f| f.max_length);
     match max {
         Some(m) if full.chars().count() > m as usize => tag.to_string(),
         _ => full,
@@ -265,9 +268,10 @@ fn id_for(spec: &ObjectSpec, tag: &str) -> String {
 fn day_one(bundle: &Bundle, opts: &Options, kind: SetKind) -> BTreeMap<String, DayOne> {
     let mut out: BTreeMap<String, DayOne> = BTreeMap::new();
     for (object, spec) in bundle.objects_parent_first() {
-        let mut rng = opts
-            .seed
-            .stream(&format!("fixtures/{}/{}/{object}", bundle.partner, bundle.tenant));
+        let mut rng = opts.seed.stream(&format!(
+            "fixtures/{}/{}/{object}",
+            bundle.partner, bundle.tenant
+        ));
         let patterns: BTreeMap<&str, regex::Regex> = spec
             .fields
             .keys()
@@ -613,7 +617,10 @@ fn updates(
             Generated {
                 version: g.version + 1,
                 data,
-                updated_at: Some(opts.start.plus(Duration::from_secs(1800 * (1 + i as u64 % 2)))),
+                updated_at: Some(
+                    opts.start
+                        .plus(Duration::from_secs(1800 * (1 + i as u64 % 2))),
+                ),
                 purpose: Purpose::Update,
                 ..g.clone()
             }

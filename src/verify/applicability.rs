@@ -22,7 +22,10 @@ fn path_object(path: &str) -> Option<&str> {
 }
 
 /// `scenario` as it applies to `bundle`'s tenant, and what was left out of it.
-pub fn for_tenant<'s>(scenario: &'s Scenario, bundle: &Bundle) -> (Cow<'s, Scenario>, Vec<Unchecked>) {
+pub fn for_tenant<'s>(
+    scenario: &'s Scenario,
+    bundle: &Bundle,
+) -> (Cow<'s, Scenario>, Vec<Unchecked>) {
     if !is_builtin(scenario) {
         return (Cow::Borrowed(scenario), Vec::new());
     }
@@ -40,7 +43,10 @@ pub fn for_tenant<'s>(scenario: &'s Scenario, bundle: &Bundle) -> (Cow<'s, Scena
             Some(o) if !has(o) => {
                 notes.push(Unchecked::not_applicable(
                     names::FAULTS_FIRED,
-                    &format!("fault rule `{}` matches {o}, which {tenant} does not sync", rule.name),
+                    &format!(
+                        "fault rule `{}` matches {o}, which {tenant} does not sync",
+                        rule.name
+                    ),
                 ));
                 false
             }
@@ -107,14 +113,27 @@ mod tests {
         assert!(notes[0].reason.contains("storm-http-date") && notes[0].reason.contains("Contact"));
 
         bundle.objects.remove("Account");
-        let drift = all.iter().find(|s| s.name == "partner-changes-field-type").unwrap();
+        let drift = all
+            .iter()
+            .find(|s| s.name == "partner-changes-field-type")
+            .unwrap();
         let (adapted, notes) = for_tenant(drift, &bundle);
         assert!(adapted.org_fields.is_empty());
         assert_eq!(notes[0].invariant, "org-fields");
-        let edits = all.iter().find(|s| s.name == "manual-edits-during-sync").unwrap();
+        let edits = all
+            .iter()
+            .find(|s| s.name == "manual-edits-during-sync")
+            .unwrap();
         let (adapted, notes) = for_tenant(edits, &bundle);
-        assert!(adapted.manual_edits.iter().all(|e| e.object == "Opportunity"));
-        assert!(notes[0].reason.contains("Account, Contact"), "{}", notes[0].reason);
+        assert!(adapted
+            .manual_edits
+            .iter()
+            .all(|e| e.object == "Opportunity"));
+        assert!(
+            notes[0].reason.contains("Account, Contact"),
+            "{}",
+            notes[0].reason
+        );
 
         // A scenario of the user's own is judged as written.
         let mut own = storm.clone();

@@ -41,8 +41,7 @@ fn feeds(dir: &Path, bundle: &Bundle) -> bool {
     entries.flatten().any(|e| {
         let p = e.path();
         let stem = p.file_stem().map(|s| s.to_string_lossy().into_owned());
-        p.extension()
-            .is_some_and(|x| x == "jsonl" || x == "csv")
+        p.extension().is_some_and(|x| x == "jsonl" || x == "csv")
             && bundle
                 .objects
                 .values()

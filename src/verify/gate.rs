@@ -448,7 +448,12 @@ pub async fn run_gate(opts: &GateOptions) -> Result<GateReport, GateError> {
             .zip(&fixtures)
             .flat_map(|((_, b), f)| {
                 f.generated.iter().map(move |set| {
-                    format!("{}/{} {set} → {}", b.partner, b.tenant, f.dirs[set].display())
+                    format!(
+                        "{}/{} {set} → {}",
+                        b.partner,
+                        b.tenant,
+                        f.dirs[set].display()
+                    )
                 })
             })
             .collect(),

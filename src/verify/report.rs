@@ -278,6 +278,8 @@ pub fn json(report: &GateReport) -> String {
         "seed": report.seed,
         "shard": report.shard,
         "scenarios": report.scenarios,
+        "generated_fixtures": report.generated_fixtures,
+        "records": report.records,
         "tenants": tenants,
     });
     let mut out = serde_json::to_string_pretty(&doc).expect("report serializes");

@@ -92,27 +92,47 @@ fn a_repository_with_only_contracts_passes_the_builtin_library_on_generated_fixt
             "report.json",
         ],
     );
-    eprintln!("gate in a contracts-only repository: {:?}", started.elapsed());
+    eprintln!(
+        "gate in a contracts-only repository: {:?}",
+        started.elapsed()
+    );
     assert_eq!(gate.status.code(), Some(0), "{}{}", out(&gate), err(&gate));
     let report: Value =
         serde_json::from_str(&std::fs::read_to_string(repo.path().join("report.json")).unwrap())
             .unwrap();
     let runs = report["tenants"][0]["runs"].as_array().unwrap();
-    let names: Vec<&str> = runs.iter().map(|r| r["scenario"].as_str().unwrap()).collect();
+    let names: Vec<&str> = runs
+        .iter()
+        .map(|r| r["scenario"].as_str().unwrap())
+        .collect();
     let builtin: Vec<&str> = BUILTIN.iter().map(|b| b.name).collect();
     assert_eq!(names, builtin, "every built-in scenario ran");
-    assert!(err(&gate).contains("fixtures generated from the contract"), "{}", err(&gate));
+    assert!(
+        err(&gate).contains("fixtures generated from the contract"),
+        "{}",
+        err(&gate)
+    );
     let generated = repo
         .path()
         .join(".syncgate/fixtures/northwind-outfitters/sandbox");
-    for set in ["default", "poison", "schema-drift", "deletes-day2", "manual-edits-day2"] {
+    for set in [
+        "default",
+        "poison",
+        "schema-drift",
+        "deletes-day2",
+        "manual-edits-day2",
+    ] {
         assert!(
             generated.join(set).join("accounts.jsonl").is_file(),
             "{set} was not written"
         );
     }
     // The pacts on disk were verified, not skipped.
-    assert!(out(&gate).contains("ok   pact-verification"), "{}", out(&gate));
+    assert!(
+        out(&gate).contains("ok   pact-verification"),
+        "{}",
+        out(&gate)
+    );
 }
 
 #[test]
@@ -177,7 +197,11 @@ fn scenarios_list_and_show_print_the_builtin_library() {
     );
     let missing = run_in(empty.path(), &["scenarios", "show", "no-such-scenario"]);
     assert_eq!(missing.status.code(), Some(2));
-    assert!(err(&missing).contains("known: baseline"), "{}", err(&missing));
+    assert!(
+        err(&missing).contains("known: baseline"),
+        "{}",
+        err(&missing)
+    );
 }
 
 #[test]
@@ -192,13 +216,19 @@ fn a_file_named_like_a_builtin_scenario_replaces_it() {
         "purpose: Our own baseline, with a rule that never fires.\nfaults:\n  - name: never\n    match: { method: DELETE, path: \"/no/such/route\" }\n    respond: server_unavailable\n",
     )
     .unwrap();
-    let list = run_in(repo.path(), &["scenarios", "list", "--scenarios", "scenarios"]);
+    let list = run_in(
+        repo.path(),
+        &["scenarios", "list", "--scenarios", "scenarios"],
+    );
     let line = out(&list)
         .lines()
         .find(|l| l.starts_with("baseline "))
         .unwrap_or_default()
         .to_string();
-    assert!(line.contains("Our own baseline") && line.contains("[scenarios/baseline.yaml]"), "{line}");
+    assert!(
+        line.contains("Our own baseline") && line.contains("[scenarios/baseline.yaml]"),
+        "{line}"
+    );
     let gate = run_in(
         repo.path(),
         &[
@@ -216,7 +246,10 @@ fn a_file_named_like_a_builtin_scenario_replaces_it() {
     );
     assert_eq!(gate.status.code(), Some(1), "{}{}", out(&gate), err(&gate));
     assert!(out(&gate).contains("x faults-fired"), "{}", out(&gate));
-    let show = run_in(repo.path(), &["scenarios", "show", "baseline", "--scenarios", "scenarios"]);
+    let show = run_in(
+        repo.path(),
+        &["scenarios", "show", "baseline", "--scenarios", "scenarios"],
+    );
     assert!(out(&show).starts_with("purpose: Our own baseline"));
 }
 
@@ -282,7 +315,8 @@ fn generated_fixtures_are_deterministic_and_hold_a_record_per_rule_to_reject() {
             .iter()
             .any(|(ro, rf, rr)| ro == o && rf == f && rr == rule)
     };
-    let bundle = Bundle::load(&repo.path().join("contracts/bluepeak-logistics/production")).unwrap();
+    let bundle =
+        Bundle::load(&repo.path().join("contracts/bluepeak-logistics/production")).unwrap();
     let mut rules = 0;
     for (object, spec) in &bundle.objects {
         for (name, f) in &spec.fields {
@@ -300,7 +334,10 @@ fn generated_fixtures_are_deterministic_and_hold_a_record_per_rule_to_reject() {
                 want.push("restricted_picklist");
             }
             if f.ty.is_number()
-                || matches!(f.ty, FieldType::Boolean | FieldType::Date | FieldType::Datetime)
+                || matches!(
+                    f.ty,
+                    FieldType::Boolean | FieldType::Date | FieldType::Datetime
+                )
             {
                 want.push("type");
             }
@@ -308,7 +345,10 @@ fn generated_fixtures_are_deterministic_and_hold_a_record_per_rule_to_reject() {
                 want.push("email");
             }
             for rule in want {
-                assert!(has(object, name, rule), "no record breaks {object}.{name} {rule}");
+                assert!(
+                    has(object, name, rule),
+                    "no record breaks {object}.{name} {rule}"
+                );
                 rules += 1;
             }
         }
@@ -323,7 +363,11 @@ fn generated_fixtures_are_deterministic_and_hold_a_record_per_rule_to_reject() {
         }
     }
     // The gate judged them: the baseline run dead-lettered at least one per rule.
-    assert!(out(&a).contains("PASS bluepeak-logistics/production"), "{}", out(&a));
+    assert!(
+        out(&a).contains("PASS bluepeak-logistics/production"),
+        "{}",
+        out(&a)
+    );
 }
 
 #[test]
@@ -333,10 +377,15 @@ fn records_scale_the_valid_records() {
     let gate = generate_into(repo.path(), "big", "1", "5000");
     eprintln!("baseline with --records 5000: {:?}", started.elapsed());
     assert_eq!(gate.status.code(), Some(0), "{}{}", out(&gate), err(&gate));
-    let set = repo.path().join("big/bluepeak-logistics/production/default");
+    let set = repo
+        .path()
+        .join("big/bluepeak-logistics/production/default");
     for entity in ["accounts", "contacts", "opportunities"] {
         let text = std::fs::read_to_string(set.join(format!("{entity}.jsonl"))).unwrap();
-        let valid = text.lines().filter(|l| !l.contains("-REJ-") && !l.contains("\"LLLL")).count();
+        let valid = text
+            .lines()
+            .filter(|l| !l.contains("-REJ-") && !l.contains("\"LLLL"))
+            .count();
         assert_eq!(valid, 5000, "{entity}");
     }
     let text = out(&gate);
@@ -401,6 +450,8 @@ Gone__c = { type = "boolean" }
     let baseline = runs.iter().find(|r| r["scenario"] == "baseline").unwrap();
     assert_eq!(baseline["not_checked"].as_array().map_or(0, Vec::len), 0);
     // Both objects were synced from generated fixtures.
-    let depots = repo.path().join(".syncgate/fixtures/acme/prod/default/depots.jsonl");
+    let depots = repo
+        .path()
+        .join(".syncgate/fixtures/acme/prod/default/depots.jsonl");
     assert!(std::fs::read_to_string(depots).unwrap().lines().count() > 250);
 }

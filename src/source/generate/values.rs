@@ -31,7 +31,7 @@ fn fit(s: String, max: Option<u32>) -> String {
 /// An e-mail address of exactly `len` characters (at least 8), or a short one.
 fn email_of_len(len: usize) -> String {
     const DOMAIN: &str = "@example.com";
-    if len >= DOMAIN.len() + 1 {
+    if len > DOMAIN.len() {
         format!("{}{DOMAIN}", text_of_len("edge.case", len - DOMAIN.len()))
     } else {
         "e@x.io".chars().take(len.max(6)).collect()
@@ -48,14 +48,12 @@ pub fn edges(field: &FieldSpec, regex: Option<&regex::Regex>) -> Vec<Value> {
     let max = field.max_length.map(|m| m as usize);
     let mut out: Vec<Value> = match field.ty {
         T::Picklist => {
-            let mut v: Vec<Value> = field
-                .values
-                .iter()
-                .flatten()
-                .map(|s| json!(s))
-                .collect();
+            let mut v: Vec<Value> = field.values.iter().flatten().map(|s| json!(s)).collect();
             if !field.restricted {
-                v.push(json!(fit("A value not in the list".into(), field.max_length)));
+                v.push(json!(fit(
+                    "A value not in the list".into(),
+                    field.max_length
+                )));
             }
             v
         }
@@ -145,7 +143,11 @@ pub fn typical(
         if field.ty.is_text() && field.ty != T::Picklist {
             return sample_match(re.as_str(), rng)
                 .filter(|s| re.is_match(s))
-                .filter(|s| field.max_length.is_none_or(|m| s.chars().count() <= m as usize))
+                .filter(|s| {
+                    field
+                        .max_length
+                        .is_none_or(|m| s.chars().count() <= m as usize)
+                })
                 .map(Value::String);
         }
     }
@@ -400,7 +402,8 @@ mod tests {
         let e = edges(&spec(FieldType::Datetime), None);
         for needle in ["+02:00", "+01:00", "-04:00", "-05:00", "+0530", ".123Z"] {
             assert!(
-                e.iter().any(|v| v.as_str().is_some_and(|s| s.contains(needle))),
+                e.iter()
+                    .any(|v| v.as_str().is_some_and(|s| s.contains(needle))),
                 "{needle}"
             );
         }
