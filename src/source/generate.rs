@@ -324,16 +324,21 @@ fn day_one(bundle: &Bundle, opts: &Options, kind: SetKind) -> BTreeMap<String, D
                 let column = field.from.clone().unwrap_or_default();
                 let value = if field.ty == FieldType::Reference {
                     let self_ref = field.to.as_deref() == Some(object.as_str());
-                    let pool: Vec<String> = if self_ref {
-                        day.valid.iter().map(|g| g.id.clone()).collect()
+                    // Earlier records of the object itself, or the parent's valid records.
+                    let pool_len = if self_ref {
+                        day.valid.len()
                     } else {
-                        parents.get(name.as_str()).cloned().unwrap_or_default()
+                        parents.get(name.as_str()).map_or(0, Vec::len)
                     };
                     // One child with an explicit null where the link is optional.
-                    if (i == 1 && !field.required) || pool.is_empty() {
+                    if (i == 1 && !field.required) || pool_len == 0 {
                         Value::Null
                     } else {
-                        json!(pool[rng.up_to(pool.len() as u64 - 1) as usize])
+                        let k = rng.up_to(pool_len as u64 - 1) as usize;
+                        match self_ref {
+                            true => json!(day.valid[k].id),
+                            false => json!(parents[name.as_str()][k]),
+                        }
                     }
                 } else {
                     match edges.get(name.as_str()).and_then(|e| e.get(i)) {

@@ -66,16 +66,19 @@ fn named_ids(scenarios: &[Scenario]) -> BTreeMap<String, Vec<String>> {
     out
 }
 
-/// Every set the scenarios read, for one tenant: hand-written where `--fixtures` has it for
-/// this tenant, generated otherwise (unknown set names cannot be generated: exit 2).
+/// Every set the `planned` scenarios read, for one tenant: hand-written where `--fixtures`
+/// has it for this tenant, generated otherwise (unknown set names cannot be generated: exit
+/// 2). What is generated depends on the whole `library` (the records its manual edits name,
+/// the starts), not on which of its scenarios run, so one run replays with the same files.
 pub fn resolve(
     bundle: &Bundle,
-    scenarios: &[Scenario],
+    library: &[Scenario],
+    planned: &[&Scenario],
     opts: &FixtureOptions<'_>,
 ) -> Result<TenantFixtures, GateError> {
     let mut out = TenantFixtures::default();
-    let named = named_ids(scenarios);
-    for s in scenarios {
+    let named = named_ids(library);
+    for s in planned {
         for name in s.fixture_sets() {
             if out.sets.contains_key(name) {
                 continue;
@@ -105,7 +108,7 @@ pub fn resolve(
             let gen_opts = generate::Options {
                 seed: opts.seed,
                 records: opts.records,
-                start: earliest_start(scenarios, name),
+                start: earliest_start(library, name),
                 named: named.clone(),
             };
             let set = generate::generate(bundle, kind, &gen_opts);

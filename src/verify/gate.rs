@@ -301,6 +301,9 @@ pub async fn run_gate(opts: &GateOptions) -> Result<GateReport, GateError> {
             });
         }
     }
+    // Generated fixtures depend on the whole library (the records its manual edits name),
+    // never on a filter or a shard: a replay of one run regenerates the same files.
+    let library = scenarios.clone();
     if !opts.only_scenarios.is_empty() {
         scenarios.retain(|s| opts.only_scenarios.contains(&s.name));
     }
@@ -308,16 +311,6 @@ pub async fn run_gate(opts: &GateOptions) -> Result<GateReport, GateError> {
     let bundles: Vec<(TenantRef, Bundle)> = tenants
         .into_iter()
         .map(|t| registry.load(&t).map(|b| (t, b)))
-        .collect::<Result<_, _>>()?;
-    let fixture_opts = super::fixture_sets::FixtureOptions {
-        fixtures: &opts.fixtures,
-        out: &opts.fixtures_out,
-        seed: opts.seed,
-        records: opts.records,
-    };
-    let fixtures: Vec<super::fixture_sets::TenantFixtures> = bundles
-        .iter()
-        .map(|(_, b)| super::fixture_sets::resolve(b, &scenarios, &fixture_opts))
         .collect::<Result<_, _>>()?;
     let commands = engine_commands(opts, &scenarios)?;
     // Every (tenant, scenario) pair in a fixed order; a shard takes every Nth.
@@ -348,6 +341,23 @@ pub async fn run_gate(opts: &GateOptions) -> Result<GateReport, GateError> {
             )));
         }
     }
+    // The fixture sets of the planned runs, per tenant: hand-written or generated.
+    let fixture_opts = super::fixture_sets::FixtureOptions {
+        fixtures: &opts.fixtures,
+        out: &opts.fixtures_out,
+        seed: opts.seed,
+        records: opts.records,
+    };
+    let fixtures: Vec<super::fixture_sets::TenantFixtures> = (0..bundles.len())
+        .map(|t| {
+            let planned: Vec<&Scenario> = plan
+                .iter()
+                .filter(|(pt, _)| *pt == t)
+                .map(|&(_, s)| &scenarios[s])
+                .collect();
+            super::fixture_sets::resolve(&bundles[t].1, &library, &planned, &fixture_opts)
+        })
+        .collect::<Result<_, _>>()?;
     let runs = futures_util::stream::iter(plan.iter().map(|&(t, s)| {
         let (bundle, fixtures, commands) = (&bundles[t].1, &fixtures[t], &commands);
         // What of a built-in scenario the tenant's objects allow; the rest is said.

@@ -170,6 +170,7 @@ pub async fn run_preflight(opts: &PreflightOptions) -> Result<Certification, Pre
     let fixtures = super::fixture_sets::resolve(
         &proposed,
         &scenarios,
+        &scenarios.iter().collect::<Vec<_>>(),
         &super::fixture_sets::FixtureOptions {
             fixtures: &opts.fixtures,
             out: &opts.fixtures_out,

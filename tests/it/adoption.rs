@@ -255,12 +255,17 @@ fn a_file_named_like_a_builtin_scenario_replaces_it() {
 
 /// The generated default set for one tenant, baseline only, into `out`.
 fn generate_into(repo: &Path, out_dir: &str, seed: &str, records: &str) -> Output {
+    generate_for(repo, "baseline", out_dir, seed, records)
+}
+
+/// The fixture sets `scenario` reads, for one tenant, into `out`.
+fn generate_for(repo: &Path, scenario: &str, out_dir: &str, seed: &str, records: &str) -> Output {
     run_in(
         repo,
         &[
             "gate",
             "--scenario",
-            "baseline",
+            scenario,
             "--partner",
             "bluepeak-logistics",
             "--tenant",
@@ -293,6 +298,10 @@ fn generated_fixtures_are_deterministic_and_hold_a_record_per_rule_to_reject() {
     assert_eq!(ta, tb, "the same seed gives byte-identical files");
     assert_ne!(ta, tc, "another seed gives other records");
     assert_eq!(c.status.code(), Some(0));
+    // Which scenario runs does not change the set: a replay of one run gets the same files.
+    let d = generate_for(repo.path(), "rerun-same-source", "d", "11", "60");
+    assert_eq!(d.status.code(), Some(0), "{}", out(&d));
+    assert_eq!(tree(&repo.path().join("d")), ta);
 
     let set = repo.path().join("a/bluepeak-logistics/production/default");
     let manifest: Value =
