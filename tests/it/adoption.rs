@@ -127,6 +127,17 @@ fn a_repository_with_only_contracts_passes_the_builtin_library_on_generated_fixt
             "{set} was not written"
         );
     }
+    // Every record the manifest says must be rejected was dead-lettered, and nothing else.
+    let manifest: Value = serde_json::from_str(
+        &std::fs::read_to_string(generated.join("default/_generated.json")).unwrap(),
+    )
+    .unwrap();
+    let baseline = runs.iter().find(|r| r["scenario"] == "baseline").unwrap();
+    assert_eq!(
+        baseline["dead_lettered"].as_u64(),
+        Some(manifest["rejects"].as_array().unwrap().len() as u64),
+        "{baseline}"
+    );
     // The pacts on disk were verified, not skipped.
     assert!(
         out(&gate).contains("ok   pact-verification"),
