@@ -79,6 +79,15 @@ pub fn is_builtin(s: &Scenario) -> bool {
     s.path.starts_with(BUILTIN_DIR)
 }
 
+/// Where a scenario set comes from, for messages.
+pub fn describe(dir: Option<&Path>, builtin_too: bool) -> String {
+    match (dir, builtin_too) {
+        (Some(d), true) => format!("the built-in library and {}", d.display()),
+        (Some(d), false) => d.display().to_string(),
+        (None, _) => "the built-in library".into(),
+    }
+}
+
 /// The scenario set of a run: the built-in library (unless `builtin` is false) with the
 /// files of `dir` added, a file replacing the built-in scenario of the same name; sorted by
 /// name. An empty result is not an error here (the gate decides what it means).

@@ -6,8 +6,8 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use super::gate::GateError;
-use crate::contract::Bundle;
+use super::gate::{GateError, GateOptions};
+use crate::contract::{Bundle, TenantRef};
 use crate::sim::{Scenario, Seed, Timestamp};
 use crate::source::generate::{self, SetKind};
 use crate::source::SourceSet;
@@ -125,6 +125,51 @@ pub fn resolve(
         }
     }
     Ok(out)
+}
+
+/// The fixture sets of a gate's planned `(tenant, scenario)` runs, per tenant (indexes
+/// into `bundles` and `scenarios`); generation draws on the whole `library`.
+pub fn resolve_plan(
+    bundles: &[(TenantRef, Bundle)],
+    library: &[Scenario],
+    scenarios: &[Scenario],
+    plan: &[(usize, usize)],
+    opts: &GateOptions,
+) -> Result<Vec<TenantFixtures>, GateError> {
+    let fixture_opts = FixtureOptions {
+        fixtures: &opts.fixtures,
+        out: &opts.fixtures_out,
+        seed: opts.seed,
+        records: opts.records,
+    };
+    (0..bundles.len())
+        .map(|t| {
+            let planned: Vec<&Scenario> = plan
+                .iter()
+                .filter(|(pt, _)| *pt == t)
+                .map(|&(_, s)| &scenarios[s])
+                .collect();
+            resolve(&bundles[t].1, library, &planned, &fixture_opts)
+        })
+        .collect()
+}
+
+/// The generated sets, as `partner/tenant set → directory`, for reports.
+pub fn listing(bundles: &[(TenantRef, Bundle)], fixtures: &[TenantFixtures]) -> Vec<String> {
+    bundles
+        .iter()
+        .zip(fixtures)
+        .flat_map(|((_, b), f)| {
+            f.generated.iter().map(move |set| {
+                format!(
+                    "{}/{} {set} → {}",
+                    b.partner,
+                    b.tenant,
+                    f.dirs[set].display()
+                )
+            })
+        })
+        .collect()
 }
 
 /// The earliest start of the scenarios reading `set` (second-day changes are stamped after it).

@@ -296,7 +296,10 @@ pub async fn run_gate(opts: &GateOptions) -> Result<GateReport, GateError> {
                 .join(", ");
             return Err(GateError::NoScenario {
                 wanted: wanted.clone(),
-                dir: scenario_source(opts),
+                dir: crate::sim::library::describe(
+                    opts.scenarios.as_deref(),
+                    opts.builtin_scenarios,
+                ),
                 known,
             });
         }
@@ -342,22 +345,7 @@ pub async fn run_gate(opts: &GateOptions) -> Result<GateReport, GateError> {
         }
     }
     // The fixture sets of the planned runs, per tenant: hand-written or generated.
-    let fixture_opts = super::fixture_sets::FixtureOptions {
-        fixtures: &opts.fixtures,
-        out: &opts.fixtures_out,
-        seed: opts.seed,
-        records: opts.records,
-    };
-    let fixtures: Vec<super::fixture_sets::TenantFixtures> = (0..bundles.len())
-        .map(|t| {
-            let planned: Vec<&Scenario> = plan
-                .iter()
-                .filter(|(pt, _)| *pt == t)
-                .map(|&(_, s)| &scenarios[s])
-                .collect();
-            super::fixture_sets::resolve(&bundles[t].1, &library, &planned, &fixture_opts)
-        })
-        .collect::<Result<_, _>>()?;
+    let fixtures = super::fixture_sets::resolve_plan(&bundles, &library, &scenarios, &plan, opts)?;
     let runs = futures_util::stream::iter(plan.iter().map(|&(t, s)| {
         let (bundle, fixtures, commands) = (&bundles[t].1, &fixtures[t], &commands);
         // What of a built-in scenario the tenant's objects allow; the rest is said.
@@ -453,34 +441,12 @@ pub async fn run_gate(opts: &GateOptions) -> Result<GateReport, GateError> {
             .map_or(String::new(), |d| d.display().to_string()),
         builtin_scenarios: opts.builtin_scenarios,
         records: opts.records,
-        generated_fixtures: bundles
-            .iter()
-            .zip(&fixtures)
-            .flat_map(|((_, b), f)| {
-                f.generated.iter().map(move |set| {
-                    format!(
-                        "{}/{} {set} → {}",
-                        b.partner,
-                        b.tenant,
-                        f.dirs[set].display()
-                    )
-                })
-            })
-            .collect(),
+        generated_fixtures: super::fixture_sets::listing(&bundles, &fixtures),
         engine_config_hash: opts.engine.hash.clone(),
         engine_config_source: opts.engine.source_label(),
         scenarios: scenarios.iter().map(|s| s.name.clone()).collect(),
         tenants: results,
     })
-}
-
-/// Where the scenario set came from, for messages.
-fn scenario_source(opts: &GateOptions) -> String {
-    match (&opts.scenarios, opts.builtin_scenarios) {
-        (Some(d), true) => format!("the built-in library and {}", d.display()),
-        (Some(d), false) => d.display().to_string(),
-        (None, _) => "the built-in library".into(),
-    }
 }
 
 /// The engine command of each scenario: its own `engine_cmd`, else `--engine-cmd`, else
