@@ -11,11 +11,13 @@ use crate::engine::config_file::EngineSettings;
 use crate::sim::Seed;
 
 mod contracts;
+mod init;
 mod metrics_http;
 mod org;
 mod pacts;
 mod registry;
 mod replay_from;
+mod scenarios;
 mod sync;
 
 use crate::verify::{self, report, GateOptions};
@@ -76,6 +78,12 @@ pub enum Command {
     /// Run the mock Salesforce org on its own, for your own tools and clients.
     #[command(subcommand)]
     Mock(MockCommand),
+    /// The scenario library built into syncgate: list it, or print one to copy.
+    #[command(subcommand)]
+    Scenarios(scenarios::ScenariosCommand),
+    /// Write a working repository skeleton (one partner, one tenant, syncgate.toml, CI
+    /// file) into DIR, on which `syncgate gate` passes at once.
+    Init(init::InitArgs),
     /// Serve the contract registry over HTTP, compatible with the Pact Broker API.
     #[command(subcommand)]
     Registry(RegistryCommand),
@@ -151,12 +159,26 @@ pub struct InputArgs {
     /// The contract registry: `<partner>/<tenant>/bundle.toml` directories.
     #[arg(long, default_value = "contracts", value_name = "DIR")]
     pub contracts: PathBuf,
-    /// Directory of scenario files (`*.yaml`).
-    #[arg(long, default_value = "harness/scenarios", value_name = "DIR")]
-    pub scenarios: PathBuf,
-    /// Directory of fixture sets (source data), one sub-directory per set.
+    /// Scenario files (`*.yaml`) added to the built-in library; a file named like a
+    /// built-in scenario replaces it (`syncgate scenarios list` shows the library).
+    #[arg(long, value_name = "DIR")]
+    pub scenarios: Option<PathBuf>,
+    /// Run only the scenarios of --scenarios, without the built-in library.
+    #[arg(long)]
+    pub no_builtin_scenarios: bool,
+    /// Directory of hand-written fixture sets (source data), one sub-directory per set. A
+    /// set missing there for a tenant is generated from the tenant's bundle.
     #[arg(long, default_value = "harness/fixtures", value_name = "DIR")]
     pub fixtures: PathBuf,
+    /// Where generated fixture sets are written, as `<partner>/<tenant>/<set>/` (replay
+    /// one with `--fixtures DIR/<partner>/<tenant>`).
+    #[arg(long, default_value = verify::fixture_sets::DEFAULT_OUT, value_name = "DIR")]
+    pub fixtures_out: PathBuf,
+    /// Valid records per object in generated fixture sets (the records each rule must
+    /// reject come on top).
+    #[arg(long, default_value_t = crate::source::generate::DEFAULT_RECORDS, value_name = "N",
+          value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..))]
+    pub records: usize,
     /// Seed for every random choice (fault probabilities, jitter, tokens).
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
@@ -264,7 +286,10 @@ impl SelectionArgs {
         Ok(GateOptions {
             contracts: self.inputs.contracts.clone(),
             scenarios: self.inputs.scenarios.clone(),
+            builtin_scenarios: !self.inputs.no_builtin_scenarios,
             fixtures: self.inputs.fixtures.clone(),
+            fixtures_out: self.inputs.fixtures_out.clone(),
+            records: self.inputs.records,
             partners: self.partner.clone(),
             tenants: self.tenant.clone(),
             engine: self.inputs.engine()?,
@@ -446,6 +471,8 @@ pub fn main_impl() -> i32 {
         Command::Contracts(ContractsCommand::Pull(a)) => org::pull(a),
         Command::Contracts(ContractsCommand::CheckOrg(a)) => org::check_org(a),
         Command::Mock(MockCommand::Serve(args)) => mock_serve(args),
+        Command::Scenarios(cmd) => scenarios::run(cmd),
+        Command::Init(args) => init::run(args),
         Command::Registry(RegistryCommand::Serve(args)) => registry::serve(args, db),
     }
 }
@@ -522,6 +549,7 @@ fn gate(args: GateArgs, database_url: Option<&str>) -> i32 {
         "{}",
         report::terminal(&report, report::Style { color: color() })
     );
+    report_generated(&report);
     let mut outputs: Vec<(PathBuf, String)> = Vec::new();
     if let Some(path) = &args.junit {
         outputs.push((path.clone(), report::junit(&report)));
@@ -621,7 +649,10 @@ fn preflight(args: PreflightArgs) -> i32 {
     let opts = verify::preflight::PreflightOptions {
         contracts: args.inputs.contracts,
         scenarios: args.inputs.scenarios,
+        builtin_scenarios: !args.inputs.no_builtin_scenarios,
         fixtures: args.inputs.fixtures,
+        fixtures_out: args.inputs.fixtures_out,
+        records: args.inputs.records,
         partner: args.partner,
         tenant: args.tenant,
         enable_fields: args.enable_field,
@@ -693,7 +724,7 @@ fn replay(args: ReplayArgs) -> i32 {
             .file_stem()
             .map(|s| s.to_string_lossy().into_owned())
             .unwrap_or_default();
-        opts.scenarios = as_path.parent().map(PathBuf::from).unwrap_or_default();
+        opts.scenarios = Some(as_path.parent().map(PathBuf::from).unwrap_or_default());
         opts.only_scenarios = vec![name];
     } else {
         opts.only_scenarios = vec![scenario.clone()];
@@ -730,6 +761,20 @@ fn replay(args: ReplayArgs) -> i32 {
         exit::PASSED
     } else {
         exit::FAILED
+    }
+}
+
+/// Says which fixture sets were generated from the bundles, and where they are.
+fn report_generated(report: &verify::GateReport) {
+    if report.generated_fixtures.is_empty() {
+        return;
+    }
+    eprintln!(
+        "fixtures generated from the contract (seed {}, {} valid records per object; to replay one, pass --fixtures with its <partner>/<tenant> directory):",
+        report.seed, report.records
+    );
+    for line in &report.generated_fixtures {
+        eprintln!("  {line}");
     }
 }
 

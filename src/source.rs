@@ -14,6 +14,8 @@ use serde_json::{Map, Value};
 
 use crate::sim::Timestamp;
 
+pub mod generate;
+
 /// One change from the source system.
 #[derive(Clone, Debug, PartialEq)]
 pub struct SourceRecord {

@@ -579,7 +579,17 @@ pub async fn record_gate_verifications(
 ) -> Result<(), String> {
     let store = store::open(db).map_err(|e| format!("cannot open the store: {e}"))?;
     let at = now();
+    let mut recorded = 0;
     for t in &report.tenants {
+        // A verification vouches for the pacts too: without any, there is nothing to record.
+        if t.pacts.as_ref().is_some_and(|p| !p.checked()) {
+            eprintln!(
+                "verification result not recorded for {}: its pacts were not checked (the bundle has no pacts/)",
+                t.label()
+            );
+            continue;
+        }
+        recorded += 1;
         let v = Verification {
             partner: t.partner.clone(),
             tenant: t.tenant.clone(),
@@ -598,10 +608,7 @@ pub async fn record_gate_verifications(
             .await
             .map_err(|e| e.to_string())?;
     }
-    eprintln!(
-        "recorded {} verification result(s) for engine {engine_version}",
-        report.tenants.len()
-    );
+    eprintln!("recorded {recorded} verification result(s) for engine {engine_version}");
     Ok(())
 }
 

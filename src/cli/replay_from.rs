@@ -100,7 +100,10 @@ pub fn replay_from(args: FromArgs<'_>) -> i32 {
     };
     let mut opts = GateOptions {
         contracts: layout.contracts.clone(),
-        scenarios: layout.scenarios.clone(),
+        // The replay file carries its scenario and every fixture set: a closed set, nothing
+        // built in or generated.
+        scenarios: Some(layout.scenarios.clone()),
+        builtin_scenarios: false,
         fixtures: layout.fixtures.clone(),
         partners: vec![file.partner.clone()],
         tenants: vec![file.tenant.clone()],

@@ -5,6 +5,7 @@
 //! randomness are passed in, so the same seed and scenario give the same trace.
 
 mod clock;
+pub mod library;
 mod rng;
 pub mod scenario;
 pub mod time;

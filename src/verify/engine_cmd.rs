@@ -100,7 +100,23 @@ pub async fn run_scenario(
     seed: Seed,
     engine: &EngineCommand,
 ) -> Result<RunResult, GateError> {
-    let fixture_dir = |name: &str| engine.fixtures.join(name);
+    run_scenario_in(bundle, scenario, seed, engine, &Default::default()).await
+}
+
+/// [`run_scenario`] reading the fixture sets named in `dirs` from there (a tenant's
+/// generated sets), the others from `engine.fixtures`.
+pub async fn run_scenario_in(
+    bundle: &Bundle,
+    scenario: &Scenario,
+    seed: Seed,
+    engine: &EngineCommand,
+    dirs: &std::collections::BTreeMap<String, std::path::PathBuf>,
+) -> Result<RunResult, GateError> {
+    let fixture_dir = |name: &str| {
+        dirs.get(name)
+            .cloned()
+            .unwrap_or_else(|| engine.fixtures.join(name))
+    };
     let first = SourceSet::load_dir(&fixture_dir(&scenario.fixtures))?;
     let next = match &scenario.next_run {
         Some(n) => Some((

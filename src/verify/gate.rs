@@ -28,8 +28,18 @@ use crate::store::{DeadLetterStore, DlqFilter, MemoryStore, PublishedVersion};
 #[derive(Clone, Debug)]
 pub struct GateOptions {
     pub contracts: PathBuf,
-    pub scenarios: PathBuf,
+    /// Scenario files added to the built-in library (a file replaces the built-in scenario
+    /// of its name).
+    pub scenarios: Option<PathBuf>,
+    /// Whether the built-in scenario library is part of the set (`--no-builtin-scenarios`).
+    pub builtin_scenarios: bool,
+    /// Hand-written fixture sets, one sub-directory per set; a set missing for a tenant is
+    /// generated from its bundle.
     pub fixtures: PathBuf,
+    /// Where generated fixture sets are written (`<partner>/<tenant>/<set>/`).
+    pub fixtures_out: PathBuf,
+    /// Valid records per object in generated fixture sets.
+    pub records: usize,
     pub partners: Vec<String>,
     pub tenants: Vec<String>,
     /// Scenario names to run (all when empty).
@@ -98,8 +108,11 @@ impl GateOptions {
     pub fn new(seed: Seed) -> Self {
         GateOptions {
             contracts: PathBuf::from("contracts"),
-            scenarios: PathBuf::from("harness/scenarios"),
+            scenarios: None,
+            builtin_scenarios: true,
             fixtures: PathBuf::from("harness/fixtures"),
+            fixtures_out: PathBuf::from(super::fixture_sets::DEFAULT_OUT),
+            records: crate::source::generate::DEFAULT_RECORDS,
             partners: Vec::new(),
             tenants: Vec::new(),
             only_scenarios: Vec::new(),
@@ -133,7 +146,7 @@ pub enum GateError {
     #[error("no scenario named {wanted} in {dir} (known: {known})")]
     NoScenario {
         wanted: String,
-        dir: PathBuf,
+        dir: String,
         known: String,
     },
     #[error("failed to start the mock org on 127.0.0.1: {0}")]
@@ -241,8 +254,15 @@ pub struct GateReport {
     pub seed: u64,
     /// `K/N` when only one shard of the runs was run.
     pub shard: Option<String>,
-    /// The scenario directory, as given.
+    /// The scenario directory added to (or, without the built-in library, replacing) the
+    /// built-in library, as given; empty when none was.
     pub scenarios_dir: String,
+    /// Whether the built-in scenario library was part of the set.
+    pub builtin_scenarios: bool,
+    /// Fixture sets generated from the bundles, as `partner/tenant set → directory`.
+    pub generated_fixtures: Vec<String>,
+    /// Valid records per object in generated fixture sets.
+    pub records: usize,
     /// `sha256:…` of the engine configuration the runs started from.
     pub engine_config_hash: String,
     /// The file it was read from, or `defaults`.
@@ -269,11 +289,14 @@ pub async fn run_gate(opts: &GateOptions) -> Result<GateReport, GateError> {
     }
     let registry = Registry::open(&opts.contracts)?;
     let tenants = registry.select(&opts.partners, &opts.tenants)?;
-    let mut scenarios = Scenario::load_dir(&opts.scenarios)?;
+    let mut scenarios =
+        crate::sim::library::load(opts.scenarios.as_deref(), opts.builtin_scenarios)?;
     if scenarios.is_empty() {
         return Err(GateError::Usage(format!(
-            "no scenarios in {}: the gate would verify nothing (add `*.yaml` scenario files or point --scenarios at a directory holding them)",
-            opts.scenarios.display()
+            "no scenarios in {}: the gate would verify nothing (add `*.yaml` scenario files, point --scenarios at a directory holding them, or drop --no-builtin-scenarios)",
+            opts.scenarios
+                .as_ref()
+                .map_or("the selection".into(), |d| d.display().to_string())
         )));
     }
     for wanted in &opts.only_scenarios {
@@ -285,11 +308,17 @@ pub async fn run_gate(opts: &GateOptions) -> Result<GateReport, GateError> {
                 .join(", ");
             return Err(GateError::NoScenario {
                 wanted: wanted.clone(),
-                dir: opts.scenarios.clone(),
+                dir: crate::sim::library::describe(
+                    opts.scenarios.as_deref(),
+                    opts.builtin_scenarios,
+                ),
                 known,
             });
         }
     }
+    // Generated fixtures depend on the whole library (the records its manual edits name),
+    // never on a filter or a shard: a replay of one run regenerates the same files.
+    let library = scenarios.clone();
     if !opts.only_scenarios.is_empty() {
         scenarios.retain(|s| opts.only_scenarios.contains(&s.name));
     }
@@ -298,7 +327,6 @@ pub async fn run_gate(opts: &GateOptions) -> Result<GateReport, GateError> {
         .into_iter()
         .map(|t| registry.load(&t).map(|b| (t, b)))
         .collect::<Result<_, _>>()?;
-    let fixtures = load_fixtures(&scenarios, &opts.fixtures)?;
     let commands = engine_commands(opts, &scenarios)?;
     for (tenant, cmd) in &opts.tenant_engine_cmds {
         super::engine_cmd::check_command(&cmd.command)
@@ -332,36 +360,51 @@ pub async fn run_gate(opts: &GateOptions) -> Result<GateReport, GateError> {
             )));
         }
     }
+    // The fixture sets of the planned runs, per tenant: hand-written or generated.
+    let fixtures = super::fixture_sets::resolve_plan(&bundles, &library, &scenarios, &plan, opts)?;
     // `--jobs` runs at once, each on its own thread and runtime (see `parallel`).
     let runs = super::parallel::run_all(plan.len(), opts.jobs, |i| {
         let (t, s) = plan[i];
-        let scenario = &scenarios[s];
-        let (bundle, fixtures, commands) = (&bundles[t].1, &fixtures, &commands);
+        let (bundle, fixtures, commands) = (&bundles[t].1, &fixtures[t], &commands);
         // A scenario's own command, else the tenant's, else the one for every tenant.
-        let command = match &scenario.engine_cmd {
+        let command = match &scenarios[s].engine_cmd {
             Some(_) => commands[s].as_ref(),
             None => opts
                 .tenant_engine_cmds
                 .get(&format!("{}/{}", bundle.partner, bundle.tenant))
                 .or(commands[s].as_ref()),
         };
+        // What of a built-in scenario the tenant's objects allow; the rest is said.
+        let (scenario, notes) = super::applicability::for_tenant(&scenarios[s], bundle);
         async move {
-            match command {
+            let scenario = scenario.as_ref();
+            let run = match command {
                 Some(cmd) => {
-                    super::engine_cmd::run_scenario(bundle, scenario, opts.seed, cmd).await
+                    super::engine_cmd::run_scenario_in(
+                        bundle,
+                        scenario,
+                        opts.seed,
+                        cmd,
+                        &fixtures.dirs,
+                    )
+                    .await
                 }
                 None => {
                     run_scenario_with(
                         bundle,
                         scenario,
-                        fixtures,
+                        &fixtures.sets,
                         opts.seed,
                         opts.real_time,
                         &opts.engine.config,
                     )
                     .await
                 }
-            }
+            };
+            run.map(|mut r| {
+                r.not_checked.extend(notes);
+                r
+            })
         }
     })
     .map_err(GateError::Mock)?;
@@ -441,7 +484,13 @@ pub async fn run_gate(opts: &GateOptions) -> Result<GateReport, GateError> {
     Ok(GateReport {
         seed: opts.seed.0,
         shard: opts.shard.map(|s| format!("{}/{}", s.index, s.count)),
-        scenarios_dir: opts.scenarios.display().to_string(),
+        scenarios_dir: opts
+            .scenarios
+            .as_ref()
+            .map_or(String::new(), |d| d.display().to_string()),
+        builtin_scenarios: opts.builtin_scenarios,
+        records: opts.records,
+        generated_fixtures: super::fixture_sets::listing(&bundles, &fixtures),
         engine_config_hash: opts.engine.hash.clone(),
         engine_config_source: opts.engine.source_label(),
         engine_cmd: opts

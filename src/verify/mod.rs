@@ -1,10 +1,12 @@
 //! The verifier: runs the engine against the mock under each scenario and judges the
 //! result by invariants; reports the verdict for people and for CI.
 
+pub mod applicability;
 pub mod conformance;
 pub mod contract_check;
 pub mod engine_cmd;
 pub mod evidence;
+pub mod fixture_sets;
 pub mod gate;
 pub mod invariants;
 pub mod letters;

@@ -37,6 +37,10 @@ pub struct PactCheck {
     pub interactions: Vec<InteractionVerdict>,
     /// Set when verification could not run at all.
     pub error: Option<String>,
+    /// Set when there was nothing to verify (the bundle has no pacts): said, never passed
+    /// off as a verification.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub not_checked: Option<String>,
     /// The verifier's own report, for `--verbose` readers and debugging.
     #[serde(skip)]
     pub output: String,
@@ -45,6 +49,11 @@ pub struct PactCheck {
 impl PactCheck {
     pub fn passed(&self) -> bool {
         self.error.is_none() && self.interactions.iter().all(|i| i.passed)
+    }
+
+    /// Whether any pact was verified (false: see `not_checked`).
+    pub fn checked(&self) -> bool {
+        self.not_checked.is_none()
     }
 }
 
@@ -67,6 +76,7 @@ pub async fn verify_against_mock(bundle: &Bundle, seed: Seed) -> PactCheck {
                 provider: "mock org".into(),
                 interactions: Vec::new(),
                 error: Some(format!("failed to start the mock org: {e}")),
+                not_checked: None,
                 output: String::new(),
             }
         }
@@ -121,6 +131,7 @@ pub async fn verify_against_url(bundle: &Bundle, url: &str, token: Option<&str>)
                 provider: url.into(),
                 interactions: Vec::new(),
                 error: Some(format!("`{url}` is not a URL: {e}")),
+                not_checked: None,
                 output: String::new(),
             }
         }
@@ -155,10 +166,12 @@ async fn verify<S: ProviderStateExecutor + Send + Sync + 'static>(
         provider: provider_label.to_string(),
         interactions: Vec::new(),
         error: None,
+        not_checked: None,
         output: String::new(),
     };
     if bundle.pacts.is_empty() {
-        check.error = Some("the bundle has no pacts/ to verify".into());
+        check.not_checked =
+            Some("not checked: the bundle has no pacts/ (generate the tenant's pact file)".into());
         return check;
     }
     #[allow(deprecated)]

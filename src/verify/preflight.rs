@@ -14,14 +14,19 @@ use super::gate::{run_scenario_with, ContractChange, GateError, RunResult};
 use super::pacts::{verify_against_mock, verify_against_url, PactCheck};
 use crate::contract::diff::{diff, Impact};
 use crate::contract::{Bundle, FieldSpec, FieldType, Registry};
-use crate::sim::{Scenario, Seed};
+use crate::sim::Seed;
 
 /// What to certify.
 #[derive(Clone, Debug)]
 pub struct PreflightOptions {
     pub contracts: PathBuf,
-    pub scenarios: PathBuf,
+    /// Scenario files added to the built-in library (see [`crate::sim::library`]).
+    pub scenarios: Option<PathBuf>,
+    pub builtin_scenarios: bool,
+    /// Hand-written fixture sets; missing ones are generated from the proposed bundle.
     pub fixtures: PathBuf,
+    pub fixtures_out: PathBuf,
+    pub records: usize,
     pub partner: String,
     pub tenant: String,
     /// `Object.Field` to enable; the spec comes from another tenant of the partner that has it.
@@ -159,9 +164,25 @@ pub async fn run_preflight(opts: &PreflightOptions) -> Result<Certification, Pre
         Some(url) => Some(verify_against_url(&proposed, url, opts.provider_token.as_deref()).await),
         None => None,
     };
-    let scenarios = Scenario::load_dir(&opts.scenarios).map_err(GateError::from)?;
-    let fixtures =
-        super::gate::load_fixtures(&scenarios, &opts.fixtures).map_err(GateError::from)?;
+    let scenarios = crate::sim::library::load(opts.scenarios.as_deref(), opts.builtin_scenarios)
+        .map_err(GateError::from)?;
+    if scenarios.is_empty() {
+        return Err(GateError::Usage(
+            "no scenarios to run: the certification would verify nothing".into(),
+        )
+        .into());
+    }
+    let fixtures = super::fixture_sets::resolve(
+        &proposed,
+        &scenarios,
+        &scenarios.iter().collect::<Vec<_>>(),
+        &super::fixture_sets::FixtureOptions {
+            fixtures: &opts.fixtures,
+            out: &opts.fixtures_out,
+            seed: opts.seed,
+            records: opts.records,
+        },
+    )?;
     // A scenario's own command, else the engine command, else the in-process engine.
     let commands: Vec<Option<super::engine_cmd::EngineCommand>> = scenarios
         .iter()
@@ -184,12 +205,15 @@ pub async fn run_preflight(opts: &PreflightOptions) -> Result<Certification, Pre
     let mut runs = Vec::new();
     for (s, cmd) in scenarios.iter().zip(&commands) {
         runs.push(match cmd {
-            Some(c) => super::engine_cmd::run_scenario(&proposed, s, opts.seed, c).await?,
+            Some(c) => {
+                super::engine_cmd::run_scenario_in(&proposed, s, opts.seed, c, &fixtures.dirs)
+                    .await?
+            }
             None => {
                 run_scenario_with(
                     &proposed,
                     s,
-                    &fixtures,
+                    &fixtures.sets,
                     opts.seed,
                     false,
                     &opts.engine.config,

@@ -14,7 +14,6 @@ use sha2::{Digest, Sha256};
 use super::gate::{GateOptions, RunResult, TenantResult};
 use crate::contract::{Bundle, Registry};
 use crate::engine::config_file::{EngineSettings, DEFAULT_FILE_NAME};
-use crate::sim::Scenario;
 
 /// The format tag of replay files this build writes and reads.
 pub const FORMAT: &str = "syncgate-replay/1";
@@ -134,22 +133,31 @@ pub fn build(
         })?;
     let bundle = registry.load(&tref).map_err(|e| e.to_string())?;
     let resolved = serde_json::to_value(&bundle).map_err(|e| e.to_string())?;
-    let scenario = Scenario::load_dir(&opts.scenarios)
+    let scenario = crate::sim::library::load(opts.scenarios.as_deref(), opts.builtin_scenarios)
         .map_err(|e| e.to_string())?
         .into_iter()
         .find(|s| s.name == run.scenario)
-        .ok_or_else(|| {
-            format!(
-                "scenario {} is no longer in {}",
-                run.scenario,
-                opts.scenarios.display()
-            )
-        })?;
-    let text = std::fs::read_to_string(&scenario.path)
-        .map_err(|e| format!("cannot read {}: {e}", scenario.path.display()))?;
+        .ok_or_else(|| format!("scenario {} is no longer in the library", run.scenario))?;
+    let text = match crate::sim::library::builtin_yaml(&scenario.name)
+        .filter(|_| crate::sim::library::is_builtin(&scenario))
+    {
+        Some(yaml) => yaml.to_string(),
+        None => std::fs::read_to_string(&scenario.path)
+            .map_err(|e| format!("cannot read {}: {e}", scenario.path.display()))?,
+    };
     let mut fixtures = BTreeMap::new();
     for set in scenario.fixture_sets() {
-        let files = read_fixture_set(&opts.fixtures.join(set))?;
+        // A hand-written set, else the one the gate generated for this tenant.
+        let hand = opts.fixtures.join(set);
+        let dir = if super::fixture_sets::feeds(&hand, &bundle) {
+            hand
+        } else {
+            opts.fixtures_out
+                .join(&bundle.partner)
+                .join(&bundle.tenant)
+                .join(set)
+        };
+        let files = read_fixture_set(&dir)?;
         let sha256 = set_hash(&files);
         fixtures.insert(set.to_string(), FixtureSet { files, sha256 });
     }

@@ -90,17 +90,22 @@ pub fn terminal(report: &GateReport, style: Style) -> String {
             }
         }
         if let Some(p) = &t.pacts {
-            let mark = if p.passed() {
+            let mark = if !p.checked() {
+                style.dim("--  ")
+            } else if p.passed() {
                 style.pass("ok  ")
             } else {
                 style.fail("FAIL")
             };
             let passed = p.interactions.iter().filter(|i| i.passed).count();
-            let what = format!(
-                "{passed}/{} interactions, verified against the {}",
-                p.interactions.len(),
-                p.provider
-            );
+            let what = match &p.not_checked {
+                Some(why) => why.clone(),
+                None => format!(
+                    "{passed}/{} interactions, verified against the {}",
+                    p.interactions.len(),
+                    p.provider
+                ),
+            };
             let _ = writeln!(
                 out,
                 "  {mark} {:<28} {}",
@@ -202,11 +207,17 @@ fn run_stats(r: &RunResult) -> String {
 
 /// The command that re-runs exactly this run and prints its timeline.
 pub fn reproduce(report: &GateReport, t: &TenantResult, r: &RunResult) -> String {
-    let dir = if report.scenarios_dir == DEFAULT_SCENARIOS {
+    let mut dir = if report.scenarios_dir.is_empty() || report.scenarios_dir == DEFAULT_SCENARIOS {
         String::new()
     } else {
         format!(" --scenarios {}", report.scenarios_dir)
     };
+    // Generated fixtures are made again, byte for byte, from the seed and the record count.
+    if !report.generated_fixtures.is_empty()
+        && report.records != crate::source::generate::DEFAULT_RECORDS
+    {
+        dir.push_str(&format!(" --records {}", report.records));
+    }
     let mut engine = String::new();
     if let Some(path) = Some(report.engine_config_source.as_str()).filter(|s| *s != "defaults") {
         engine.push_str(&format!(" --engine-config {}", shell_words::quote(path)));
@@ -275,6 +286,8 @@ pub fn json(report: &GateReport) -> String {
         "seed": report.seed,
         "shard": report.shard,
         "scenarios": report.scenarios,
+        "generated_fixtures": report.generated_fixtures,
+        "records": report.records,
         "tenants": tenants,
     });
     let mut out = serde_json::to_string_pretty(&doc).expect("report serializes");
@@ -443,6 +456,7 @@ pub fn junit(report: &GateReport) -> String {
             xml(&t.label()),
             cases(t),
             usize::from(t.contract.as_ref().is_some_and(|c| !c.checked()))
+                + usize::from(t.pacts.as_ref().is_some_and(|p| !p.checked()))
         );
         let _ = writeln!(out, "    <properties>");
         let _ = writeln!(
@@ -499,7 +513,13 @@ pub fn junit(report: &GateReport) -> String {
                 "    <testcase classname=\"{}\" name=\"pact-verification\"",
                 xml(&t.label())
             );
-            if p.passed() {
+            if let Some(why) = &p.not_checked {
+                let _ = writeln!(
+                    out,
+                    ">\n      <skipped message=\"{}\"/>\n    </testcase>",
+                    xml(why)
+                );
+            } else if p.passed() {
                 out.push_str("/>\n");
             } else {
                 let mut body = String::new();

@@ -80,6 +80,7 @@ fn broken_examples_fail_with_the_invariant_named() {
         "gate",
         "--scenarios",
         "harness/broken",
+        "--no-builtin-scenarios",
         "--partner",
         "northwind-outfitters",
         "--tenant",
@@ -122,6 +123,7 @@ fn red_report_snapshot() {
         "gate",
         "--scenarios",
         "harness/broken",
+        "--no-builtin-scenarios",
         "--scenario",
         "ignores-retry-after",
         "--partner",
@@ -428,6 +430,7 @@ fn json_and_markdown_reports() {
         "gate",
         "--scenarios",
         "harness/broken",
+        "--no-builtin-scenarios",
         "--partner",
         "northwind-outfitters",
         "--tenant",
@@ -602,6 +605,7 @@ fn junit_report_is_read_by_a_real_junit_consumer() {
             "gate",
             "--scenarios",
             "harness/broken",
+            "--no-builtin-scenarios",
             "--partner",
             "northwind-outfitters",
             "--junit",
@@ -679,6 +683,7 @@ fn every_invariant_is_caught_by_a_broken_engine() {
         "gate",
         "--scenarios",
         "harness/broken",
+        "--no-builtin-scenarios",
         "--partner",
         "northwind-outfitters",
         "--tenant",
@@ -815,7 +820,12 @@ fn syncgate_with_db(db: &Path, args: &[&str]) -> Output {
 #[test]
 fn a_selection_that_selects_nothing_is_bad_usage() {
     let empty = tempfile::tempdir().unwrap();
-    let out = syncgate(&["gate", "--scenarios", empty.path().to_str().unwrap()]);
+    let out = syncgate(&[
+        "gate",
+        "--scenarios",
+        empty.path().to_str().unwrap(),
+        "--no-builtin-scenarios",
+    ]);
     assert_eq!(out.status.code(), Some(2), "{}", stdout(&out));
     assert!(stderr(&out).contains("no scenarios in"), "{}", stderr(&out));
     assert!(!stdout(&out).contains("PASS"), "{}", stdout(&out));
@@ -861,6 +871,7 @@ fn a_fault_rule_that_never_fired_fails_its_scenario() {
             "gate",
             "--scenarios",
             dir.path().to_str().unwrap(),
+            "--no-builtin-scenarios",
             "--partner",
             "bluepeak-logistics",
             "--tenant",

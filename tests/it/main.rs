@@ -3,9 +3,11 @@
 
 mod support;
 
+mod adoption;
 mod bounded_run;
 mod cdc;
 mod crash_resume;
+mod deployable;
 mod engine_bulk;
 mod engine_command;
 mod engine_policies;
