@@ -51,6 +51,7 @@ pub const BUILTIN: &[BuiltinScenario] = builtin![
     "schema-drift",
     "server-unavailable",
     "session-expiry",
+    "timed-outage",
     "transport-failures",
 ];
 
