@@ -201,3 +201,26 @@ fn preflight_judges_an_engine_command() {
     assert_eq!(out.status.code(), Some(2), "{}", text(&out));
     assert!(text(&out).contains("`no-such-engine-9b`"), "{}", text(&out));
 }
+
+/// The shipped engine has no sabotage switches, and the configuration file cannot name the
+/// ones earlier versions had: such a key is bad input naming it.
+#[test]
+fn a_deliberate_fault_switch_is_not_a_setting() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("syncgate.toml");
+    std::fs::write(&config, "[engine]\nfault_upsert_deletes = true\n").unwrap();
+    let out = syncgate(&[
+        "gate",
+        "--scenario",
+        "baseline",
+        "--no-pacts",
+        "--engine-config",
+        config.to_str().unwrap(),
+    ]);
+    let all = text(&out);
+    assert_eq!(out.status.code(), Some(2), "{all}");
+    assert!(
+        all.contains("syncgate.toml:2:") && all.contains("unknown field `fault_upsert_deletes`"),
+        "{all}"
+    );
+}
