@@ -97,15 +97,17 @@ pub fn scope(bundle: &Bundle, page: &SourceSet) -> String {
     format!("{}/{}@{}", bundle.partner, bundle.tenant, &hex[..16])
 }
 
-/// The units of `page` as `engine` would send it: one per batch of `batch_size`, or one per
-/// object for a Bulk job; stages in sending order (real-time lane first, parents first).
+/// The units of a page's lane plan as `engine` would send them: one per batch of
+/// `batch_size`, or one per object for a Bulk job; stages in sending order (real-time lane
+/// first, parents first).
 ///
 /// Lanes depend on the clock (a record changed within the real-time window): two processes
 /// planning the same page across the window's edge may plan one record in both lanes; the
 /// second send is then skipped by its idempotency key or lands as the same update.
-pub fn units(engine: &Sync<'_>, page: &SourceSet, batch_size: usize) -> Vec<WorkItem> {
+fn units(engine: &Sync<'_>, lanes: &[LanePlan<'_>], batch_size: usize) -> Vec<WorkItem> {
     let mut items = Vec::new();
-    for (stage, (lane, object, records)) in engine.lane_plan(page).into_iter().enumerate() {
+    for (stage, (lane, object, records)) in lanes.iter().enumerate() {
+        let lane = *lane;
         let size = if engine.uses_bulk(lane, records.len()) {
             records.len()
         } else {
@@ -136,9 +138,22 @@ pub async fn plan(
     page: &SourceSet,
     batch_size: usize,
 ) -> Result<(String, usize), EngineError> {
+    enqueue(leases, engine, page, &engine.lane_plan(page), batch_size).await
+}
+
+/// One step of a lane plan: the lane, the object and its records.
+type LanePlan<'s> = (Lane, String, Vec<&'s SourceRecord>);
+
+async fn enqueue(
+    leases: &dyn LeaseStore,
+    engine: &Sync<'_>,
+    page: &SourceSet,
+    lanes: &[LanePlan<'_>],
+    batch_size: usize,
+) -> Result<(String, usize), EngineError> {
     let scope = scope(engine.bundle, page);
     let added = leases
-        .lease_enqueue(&scope, &units(engine, page, batch_size))
+        .lease_enqueue(&scope, &units(engine, lanes, batch_size))
         .await?;
     Ok((scope, added))
 }
@@ -183,10 +198,11 @@ pub async fn run_page(
     report: &mut SharedReport,
 ) -> Result<bool, EngineError> {
     let batch_size = engine.config.batch_size;
-    let (scope, _) = plan(&*shared.leases, engine, page, batch_size).await?;
+    // One lane plan: the units queued and the records they name come from the same one.
+    let lanes = engine.lane_plan(page);
+    let (scope, _) = enqueue(&*shared.leases, engine, page, &lanes, batch_size).await?;
     let clock = engine.clock.clone();
-    let by_id: HashMap<(String, &str), &SourceRecord> = engine
-        .lane_plan(page)
+    let by_id: HashMap<(String, &str), &SourceRecord> = lanes
         .into_iter()
         .flat_map(|(_, object, records)| {
             records

@@ -219,8 +219,9 @@ pub fn reproduce(report: &GateReport, t: &TenantResult, r: &RunResult) -> String
         dir.push_str(&format!(" --records {}", report.records));
     }
     let mut engine = String::new();
-    if let Some(path) = Some(report.engine_config_source.as_str()).filter(|s| *s != "defaults") {
-        engine.push_str(&format!(" --engine-config {}", shell_words::quote(path)));
+    if report.engine_config_source != "defaults" {
+        let path = shell_words::quote(&report.engine_config_source);
+        engine.push_str(&format!(" --engine-config {path}"));
     }
     if let Some(cmd) = &report.engine_cmd {
         engine.push_str(&format!(" --engine-cmd {}", shell_words::quote(cmd)));
