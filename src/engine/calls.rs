@@ -1,9 +1,10 @@
-//! Single API calls with the engine's calling discipline: the budget guard, the limiter and
-//! breaker, one session refresh, waits for the daily window, retries with backoff or
-//! `Retry-After`. Used for every call that is not a collections batch: Bulk job steps,
-//! conflict-check queries and deletes.
-
-use std::collections::BTreeMap;
+//! The request driver: every API request the engine sends goes through [`Sync::drive`],
+//! which wraps each attempt in the engine's calling discipline (the budget guard, the
+//! limiter and breaker of [`super::guard`]) and follows the retry rules of
+//! [`super::retry::Attempts`] (sign in again once, wait for the daily window, retry with
+//! backoff or `Retry-After` up to `max_attempts`). Collections batches
+//! ([`super::collections`]) and single requests ([`ApiRequest`]: Bulk job steps,
+//! conflict-check queries, deletes) are both [`Attempt`]s.
 
 use reqwest::Method;
 use serde_json::Value;
@@ -11,9 +12,8 @@ use serde_json::Value;
 use super::bounds::RetryAfterVerdict;
 use super::bulk::BulkCall;
 use super::client::{RequestBody, SalesforceClient, TextReply};
-use super::dlq::ErrorClass;
-use super::retry::{Action, Failure};
-use super::{EngineError, EventKind, Fence, Item, Sync};
+use super::retry::{Attempts, End, Failure, GaveUp, Next};
+use super::{EngineError, EventKind, Fence, Sync};
 use crate::sim::Timestamp;
 
 /// One API request the engine may have to send more than once.
@@ -37,8 +37,30 @@ pub(super) enum Retried {
     GaveUp(String),
 }
 
+/// What the driver sends, attempt after attempt, and how it reads each answer.
+pub(super) trait Attempt {
+    /// The client's answer to one send.
+    type Reply;
+    /// What a finished attempt yields.
+    type Output;
+    /// How many records ride on the request (the timeline's retry events).
+    fn records(&self) -> usize;
+    /// Sends the request once.
+    async fn send(&mut self, client: &mut SalesforceClient) -> Result<Self::Reply, Failure>;
+    /// Reads a 2xx answer: done, or a failure to handle by the rules (a collections batch
+    /// settles the records that landed or failed for good and retries the rest).
+    async fn settle(
+        &mut self,
+        engine: &mut Sync<'_>,
+        reply: Self::Reply,
+        attempt: u32,
+    ) -> Result<Result<Self::Output, Failure>, EngineError>;
+    /// Told when an attempt failed (a batch notes when its records first failed).
+    fn failed(&mut self, _at: Timestamp) {}
+}
+
 impl ApiRequest<'_> {
-    async fn send(&self, client: &mut SalesforceClient) -> Result<TextReply, Failure> {
+    async fn send_once(&self, client: &mut SalesforceClient) -> Result<TextReply, Failure> {
         match self {
             ApiRequest::Rest { method, path, body } => {
                 client
@@ -55,12 +77,109 @@ impl ApiRequest<'_> {
     }
 }
 
+/// A single request carrying `records` records, done at its first 2xx answer.
+struct Single<'r> {
+    request: &'r ApiRequest<'r>,
+    records: usize,
+}
+
+impl Attempt for Single<'_> {
+    type Reply = TextReply;
+    type Output = TextReply;
+
+    fn records(&self) -> usize {
+        self.records
+    }
+
+    async fn send(&mut self, client: &mut SalesforceClient) -> Result<TextReply, Failure> {
+        self.request.send_once(client).await
+    }
+
+    async fn settle(
+        &mut self,
+        _engine: &mut Sync<'_>,
+        reply: TextReply,
+        _attempt: u32,
+    ) -> Result<Result<TextReply, Failure>, EngineError> {
+        Ok(Ok(reply))
+    }
+}
+
 impl Sync<'_> {
-    /// Sends one request under every guard of the engine (budget guard, limiter, breaker),
-    /// signing in again once on an expired session, waiting for the daily window on a
-    /// lockout and, when `retry`, retrying on backoff or `Retry-After` up to `max_attempts`.
-    /// `Ok(Err(failure))` is a request that failed for good; `Err` stops the run (budget
-    /// exhausted, fenced, store failure). `records` is how many records ride on it (timeline).
+    /// Sends `attempt` until it is done or given up, by the rules of [`Attempts`]: each
+    /// try passes the budget guard, the limiter and the breaker (and, with a `fence`, checks
+    /// the work is still ours); an expired session signs in again once; a lockout waits for
+    /// the daily window; a retryable failure waits for `Retry-After` or a backoff (when
+    /// `may_retry`) up to `max_attempts`. `Ok(Err(gave_up))` is a request given up;
+    /// `Err` stops the run (bounds, budget exhausted, fenced, store failure).
+    pub(super) async fn drive<A: Attempt>(
+        &mut self,
+        client: &mut SalesforceClient,
+        object: &str,
+        fence: Option<&dyn Fence>,
+        attempt: &mut A,
+        may_retry: bool,
+    ) -> Result<Result<A::Output, GaveUp>, EngineError> {
+        let mut attempts = Attempts::new(self.config.max_attempts);
+        loop {
+            let number = attempts.start();
+            self.guard_budget(client, object).await?;
+            let permit = self.admit(object, fence).await?;
+            let outcome = attempt.send(client).await;
+            self.requests_sent = client.requests();
+            self.after_call(permit, outcome.as_ref().err()).await?;
+            let failure = match outcome {
+                Ok(reply) => match attempt.settle(self, reply, number).await? {
+                    Ok(done) => return Ok(Ok(done)),
+                    Err(failure) => failure,
+                },
+                Err(failure) => failure,
+            };
+            attempt.failed(self.clock.now());
+            let give_up = |failure: Failure, end: End| {
+                Ok(Err(GaveUp {
+                    failure,
+                    end,
+                    attempts: number,
+                }))
+            };
+            match attempts.after(&failure, may_retry) {
+                Next::Refresh => {
+                    client.authenticate().await?;
+                    self.requests_sent = client.requests();
+                }
+                Next::WaitForWindow => self.wait_for_lockout(object, &failure).await?,
+                Next::GiveUp(end) => return give_up(failure, end),
+                Next::Retry => {
+                    let waited = self
+                        .retry_wait(object, number, attempt.records(), &failure)
+                        .await?;
+                    if let Retried::GaveUp(message) = waited {
+                        let failure = Failure { message, ..failure };
+                        return give_up(failure, End::RetryAfterTooLong);
+                    }
+                }
+            }
+        }
+    }
+
+    /// [`Sync::drive`] for one request carrying `records` records.
+    pub(super) async fn drive_request(
+        &mut self,
+        client: &mut SalesforceClient,
+        object: &str,
+        fence: Option<&dyn Fence>,
+        request: &ApiRequest<'_>,
+        records: usize,
+        may_retry: bool,
+    ) -> Result<Result<TextReply, GaveUp>, EngineError> {
+        let mut single = Single { request, records };
+        self.drive(client, object, fence, &mut single, may_retry)
+            .await
+    }
+
+    /// [`Sync::drive_request`] with a given-up request as one [`Failure`] whose message
+    /// says why (for callers that only need to know it failed for good).
     pub(super) async fn call_retrying(
         &mut self,
         client: &mut SalesforceClient,
@@ -68,91 +187,12 @@ impl Sync<'_> {
         fence: Option<&dyn Fence>,
         request: &ApiRequest<'_>,
         records: usize,
-        retry: bool,
+        may_retry: bool,
     ) -> Result<Result<TextReply, Failure>, EngineError> {
-        let mut attempt = 0u32;
-        let mut refreshed = false;
-        loop {
-            attempt += 1;
-            self.guard_budget(client, object).await?;
-            let permit = self.admit(object, fence).await?;
-            let outcome = request.send(client).await;
-            self.requests_sent = client.requests();
-            self.after_call(permit, outcome.as_ref().err()).await?;
-            let failure = match outcome {
-                Ok(reply) => return Ok(Ok(reply)),
-                Err(f) => f,
-            };
-            match failure.action {
-                Action::Refresh if !refreshed => {
-                    refreshed = true;
-                    attempt -= 1;
-                    client.authenticate().await?;
-                    self.requests_sent = client.requests();
-                    continue;
-                }
-                Action::WaitForWindow => {
-                    self.wait_for_lockout(object, &failure).await?;
-                    attempt -= 1;
-                    continue;
-                }
-                Action::DeadLetter | Action::Refresh => return Ok(Err(failure)),
-                Action::Retry => {}
-            }
-            if !retry {
-                return Ok(Err(failure));
-            }
-            if attempt >= self.config.max_attempts {
-                let message = format!(
-                    "gave up after {attempt} attempt(s); last error: {}",
-                    failure.message
-                );
-                return Ok(Err(Failure { message, ..failure }));
-            }
-            if let Retried::GaveUp(message) =
-                self.retry_wait(object, attempt, records, &failure).await?
-            {
-                return Ok(Err(Failure {
-                    action: Action::DeadLetter,
-                    message,
-                    ..failure
-                }));
-            }
-        }
-    }
-
-    /// Dead-letters what is left of a batch whose retries ended (class `retries_exhausted`:
-    /// a later run sends it again), each record with the time it first failed.
-    pub(super) async fn give_up(
-        &mut self,
-        object: &str,
-        remaining: &[&Item<'_>],
-        failure: &Failure,
-        message: &str,
-        attempt: u32,
-        first_failed: &BTreeMap<&str, Timestamp>,
-    ) -> Result<(), EngineError> {
-        let now = self.clock.now();
-        for item in remaining {
-            let first = first_failed
-                .get(item.record.id.as_str())
-                .copied()
-                .unwrap_or(now);
-            self.dead_letter(
-                object,
-                item.record,
-                item.payload.clone(),
-                ErrorClass::RetriesExhausted,
-                &failure.code,
-                message,
-                attempt,
-                None,
-                first,
-                now,
-            )
+        let driven = self
+            .drive_request(client, object, fence, request, records, may_retry)
             .await?;
-        }
-        Ok(())
+        Ok(driven.map_err(GaveUp::into_failure))
     }
 
     /// Counts a retry and waits for `Retry-After` (when honoured) or a jittered backoff,
@@ -200,54 +240,5 @@ impl Sync<'_> {
         self.wait_until(until, &format!("waiting ({reason}) to send {object} again"))
             .await?;
         Ok(Retried::Waited)
-    }
-}
-
-/// Percent-encodes a query-string value (RFC 3986 unreserved characters pass through).
-pub(super) fn encode_query_value(v: &str) -> String {
-    let mut out = String::with_capacity(v.len());
-    for b in v.bytes() {
-        match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
-                out.push(b as char)
-            }
-            _ => out.push_str(&format!("%{b:02X}")),
-        }
-    }
-    out
-}
-
-/// A SOQL datetime literal, to the second (rounded down: the query may return a little more).
-pub(super) fn soql_datetime(t: crate::sim::Timestamp) -> String {
-    let iso = t.to_iso();
-    format!("{}Z", iso.get(..19).unwrap_or(&iso))
-}
-
-/// A SOQL string literal: quotes and backslashes escaped.
-pub(super) fn soql_string(v: &str) -> String {
-    format!("'{}'", v.replace('\\', "\\\\").replace('\'', "\\'"))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn query_values_are_percent_encoded() {
-        assert_eq!(
-            encode_query_value("SELECT Id FROM A WHERE X IN ('a b')"),
-            "SELECT%20Id%20FROM%20A%20WHERE%20X%20IN%20%28%27a%20b%27%29"
-        );
-    }
-
-    #[test]
-    fn soql_datetimes_are_to_the_second() {
-        let t = crate::sim::Timestamp::parse("2026-01-05T08:30:15.250+01:00").unwrap();
-        assert_eq!(soql_datetime(t), "2026-01-05T07:30:15Z");
-    }
-
-    #[test]
-    fn soql_literals_escape_quotes() {
-        assert_eq!(soql_string(r"O'Brien \ Co"), r"'O\'Brien \\ Co'");
     }
 }

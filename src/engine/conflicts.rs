@@ -10,8 +10,9 @@ use reqwest::Method;
 use serde::Serialize;
 use serde_json::Value;
 
-use super::calls::{encode_query_value, soql_datetime, soql_string, ApiRequest};
+use super::calls::ApiRequest;
 use super::client::SalesforceClient;
+use super::query_text::{encode_query_value, soql_datetime, soql_string};
 use super::{EngineError, EventKind, Fence, Item, Sync};
 use crate::contract::{FieldType, ObjectSpec};
 use crate::sim::Timestamp;

@@ -6,8 +6,9 @@
 use reqwest::Method;
 use serde_json::{Map, Value};
 
-use super::calls::{encode_query_value, ApiRequest};
-use super::dlq::ErrorClass;
+use super::calls::ApiRequest;
+use super::letters::Letter;
+use super::query_text::encode_query_value;
 use super::source::SourceRecord;
 use super::{EngineError, Fence, Sync};
 use crate::contract::{DeletePolicy, ObjectSpec};
@@ -54,36 +55,32 @@ impl Sync<'_> {
                 body: None,
             };
             let outcome = self
-                .call_retrying(client, object, fence, &request, 1, true)
+                .drive_request(client, object, fence, &request, 1, true)
                 .await?;
-            let failure = match outcome {
+            let gave_up = match outcome {
                 Ok(_) => None,
                 // Never synced, or deleted by someone else: the record is gone either way.
-                Err(f) if f.status == Some(404) || f.code == "NOT_FOUND" => None,
-                Err(f) => Some(f),
+                Err(g) if g.failure.status == Some(404) || g.failure.code == "NOT_FOUND" => None,
+                Err(g) => Some(g),
             };
-            let Some(failure) = failure else {
+            let Some(gave_up) = gave_up else {
                 self.report.deleted += 1;
                 self.remember_applied(object, &[record]).await?;
                 continue;
             };
-            let class = if failure.message.starts_with("gave up after") {
-                ErrorClass::RetriesExhausted
-            } else {
-                ErrorClass::Rejected
-            };
-            let now = self.clock.now();
+            let message = gave_up.message();
             self.dead_letter(
                 object,
-                record,
-                Value::Null,
-                class,
-                &failure.code,
-                &failure.message,
-                1,
-                None,
-                first,
-                now,
+                Letter {
+                    record,
+                    payload: Value::Null,
+                    class: gave_up.class(),
+                    code: &gave_up.failure.code,
+                    message: &message,
+                    attempts: gave_up.attempts,
+                    correlation_id: None,
+                    first_failed: first,
+                },
             )
             .await?;
         }

@@ -15,6 +15,7 @@ pub mod bulk;
 mod calls;
 pub mod cdc;
 pub mod client;
+mod collections;
 pub mod command_config;
 mod config;
 pub mod config_file;
@@ -23,9 +24,13 @@ pub mod deletes;
 /// Dead letters are the store's (`crate::store::dlq`); re-exported for the engine's paths.
 pub use crate::store::dlq;
 pub mod feed;
+mod guard;
 pub mod lanes;
+mod letters;
 pub mod mapping;
+mod prepare;
 pub mod protocol_out;
+mod query_text;
 pub mod redrive;
 mod report;
 pub mod retry;
@@ -38,27 +43,20 @@ pub mod table_source;
 pub use config::EngineConfig;
 pub use report::{EngineEvent, EventKind, SyncReport};
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
 use serde_json::Value;
 
-use self::breaker::{counts_as_outage, Breaker};
+use self::breaker::Breaker;
 use self::client::{Credentials, SalesforceClient};
-use self::dlq::{DeadLetter, ErrorClass};
 use self::lanes::{Lane, RealtimeRule};
-use self::mapping::map_record;
-use self::retry::{item_is_retryable, Action, Failure};
 use self::source::{SourceRecord, SourceSet};
-use crate::contract::rules::{check_write, RegexRules, WriteKind};
 use crate::contract::Bundle;
 use crate::sim::{Clock, Rng, Seed, Timestamp};
-use crate::store::limiter::{
-    Admission, LimitError, LimitPolicy, Limiter, LocalLimiter, Permit, WaitReason,
-};
-use crate::store::{AppliedVersion, DeadLetterStore, DedupeStore, StoreError};
+use crate::store::limiter::{LimitError, LimitPolicy, Limiter, LocalLimiter};
+use crate::store::{DeadLetterStore, DedupeStore, StoreError};
 
 /// Where the engine writes.
 #[derive(Clone, Debug)]
@@ -210,28 +208,6 @@ impl<'a> Sync<'a> {
         self
     }
 
-    /// Waits until `until` within the run's deadline (a wait that would end past it stops
-    /// the run now), or less when a stop is requested.
-    async fn wait_until(&self, until: Timestamp, doing: &str) -> Result<(), EngineError> {
-        self.bounds.may_wait_until(until, doing)?;
-        self.pause_until(until).await;
-        Ok(())
-    }
-
-    /// Waits until `until`, or less when a stop is requested: every request passes a fence
-    /// first, so cutting a wait short never sends anything early.
-    async fn pause_until(&self, until: Timestamp) {
-        match &self.stop {
-            Some(stop) => {
-                tokio::select! {
-                    _ = self.clock.sleep_until(until) => {}
-                    _ = stop.requested_now() => {}
-                }
-            }
-            None => self.clock.sleep_until(until).await,
-        }
-    }
-
     /// Reports progress to `hook` as records settle.
     pub fn with_progress(mut self, hook: ProgressHook) -> Self {
         self.progress = Some(hook);
@@ -252,65 +228,6 @@ impl<'a> Sync<'a> {
     pub fn with_dedupe(mut self, store: &'a dyn DedupeStore, ttl: Duration) -> Self {
         self.dedupe = Some((store, ttl));
         self
-    }
-
-    /// The idempotency key of one record version: tenant, object, source ID, operation, version.
-    fn idempotency_key(&self, object: &str, record: &SourceRecord) -> String {
-        let op = if record.deleted { "delete" } else { "upsert" };
-        format!(
-            "{}|{object}|{}|{op}|{}",
-            self.tenant, record.id, record.version
-        )
-    }
-
-    /// The key that marks one record version as rejected for good (not sent again by a
-    /// later run; `dlq redrive` sends it explicitly).
-    fn rejection_key(&self, object: &str, record: &SourceRecord) -> String {
-        format!(
-            "{}|{object}|{}|rejected|{}",
-            self.tenant, record.id, record.version
-        )
-    }
-
-    /// Records that these versions were applied (their keys live for the TTL), in one
-    /// store transaction.
-    async fn remember_applied(
-        &mut self,
-        object: &str,
-        records: &[&SourceRecord],
-    ) -> Result<(), EngineError> {
-        if let (Some((store, ttl)), false) = (self.dedupe, records.is_empty()) {
-            let keys: Vec<String> = records
-                .iter()
-                .map(|r| self.idempotency_key(object, r))
-                .collect();
-            let applied: Vec<AppliedVersion<'_>> = records
-                .iter()
-                .zip(&keys)
-                .map(|(r, key)| self.applied(key, object, r))
-                .collect();
-            store
-                .mark_applied_all(&applied, self.clock.now(), ttl)
-                .await?;
-        }
-        Ok(())
-    }
-
-    /// What the store records for an applied version (its key, and the version that retires
-    /// the record's older dead letters).
-    fn applied<'k>(
-        &'k self,
-        key: &'k str,
-        object: &'k str,
-        record: &'k SourceRecord,
-    ) -> AppliedVersion<'k> {
-        AppliedVersion {
-            key,
-            tenant: &self.tenant,
-            object,
-            source_id: &record.id,
-            version: record.version,
-        }
     }
 
     /// Asks `limiter` before every request (budget, rate, concurrency shared with other
@@ -438,528 +355,16 @@ impl<'a> Sync<'a> {
             )));
         };
         self.requests_sent = client.requests();
-        let mut items = Vec::new();
-        let mut hard_deletes = Vec::new();
-        let regex_rules = RegexRules::compile(spec);
-        for &record in records {
-            self.report.records += 1;
-            if let Some((store, _)) = self.dedupe {
-                let now = self.clock.now();
-                if store
-                    .is_live(&self.idempotency_key(object, record), now)
-                    .await?
-                {
-                    self.report.already_synced += 1;
-                    continue;
-                }
-                // Salesforce (or the contract) already said no to this very version: sending
-                // it again spends a call for the same answer. It waits in the DLQ for a redrive.
-                if store
-                    .is_live(&self.rejection_key(object, record), now)
-                    .await?
-                {
-                    self.report.already_dead_lettered += 1;
-                    continue;
-                }
-            }
-            let deleted = record.deleted;
-            if deleted && deletes::policy_payload(spec).is_none() {
-                self.event(
-                    object,
-                    EventKind::Delete {
-                        source_id: record.id.clone(),
-                        policy: spec.delete.label().into(),
-                    },
-                );
-                hard_deletes.push(record);
-                continue;
-            }
-            let parent_ext =
-                |parent: &str| self.bundle.object(parent).map(|o| o.external_id.clone());
-            let mut mapped = match map_record(spec, record, parent_ext) {
-                Ok(mapped) => mapped,
-                Err(e) => {
-                    let now = self.clock.now();
-                    self.dead_letter(
-                        object,
-                        record,
-                        Value::Null,
-                        ErrorClass::Mapping,
-                        "INVALID_TYPE",
-                        &e.to_string(),
-                        0,
-                        None,
-                        now,
-                        now,
-                    )
-                    .await?;
-                    continue;
-                }
-            };
-            if deleted {
-                deletes::apply_policy(spec, &mut mapped.payload);
-                self.event(
-                    object,
-                    EventKind::Delete {
-                        source_id: record.id.clone(),
-                        policy: spec.delete.label().into(),
-                    },
-                );
-            }
-            if !mapped.unmapped.is_empty() {
-                self.report
-                    .unmapped_columns
-                    .entry(spec.source.clone())
-                    .or_default()
-                    .extend(mapped.unmapped);
-            }
-            if !mapped.routed.is_empty() {
-                self.report
-                    .routed_columns
-                    .entry(spec.source.clone())
-                    .or_default()
-                    .extend(mapped.routed);
-            }
-            // A record the contract itself rejects would only spend an API call to be
-            // rejected by Salesforce: it goes to the dead-letter queue now. Checked as an
-            // update (a required field the source leaves out may already be set in the org).
-            let verdict = check_write(object, spec, &mapped.payload, WriteKind::Update)
-                .and_then(|()| regex_rules.check(&mapped.payload));
-            if let Err(e) = verdict {
-                self.report.rejected_before_sending += 1;
-                let now = self.clock.now();
-                self.dead_letter(
-                    object,
-                    record,
-                    Value::Object(mapped.payload),
-                    ErrorClass::Invalid,
-                    &e.code,
-                    &e.message,
-                    0,
-                    None,
-                    now,
-                    now,
-                )
-                .await?;
-                continue;
-            }
-            items.push(Item {
-                record,
-                payload: Value::Object(mapped.payload),
-            });
-        }
+        let prepare::Prepared {
+            mut items,
+            hard_deletes,
+        } = self.prepare(object, spec, records).await?;
         self.resolve_conflicts(client, object, spec, &mut items, fence)
             .await?;
         self.dispatch(client, object, &spec.external_id, &items, fence)
             .await?;
         self.hard_delete(client, object, spec, &hard_deletes, fence)
             .await
-    }
-
-    /// Sends mapped items: through Bulk API 2.0 when there are more than `bulk_threshold`
-    /// (outside the real-time lane), else in sObject Collections batches.
-    async fn dispatch(
-        &mut self,
-        client: &mut SalesforceClient,
-        object: &str,
-        ext_field: &str,
-        items: &[Item<'_>],
-        fence: Option<&dyn Fence>,
-    ) -> Result<(), EngineError> {
-        // Records counted so far and not waiting to be sent are settled.
-        let mut settled = self.report.records - items.len();
-        self.report_progress(object, settled);
-        if self.lane != Some(Lane::RealTime) && items.len() > self.config.bulk_threshold {
-            self.send_bulk(client, object, ext_field, items, fence)
-                .await?;
-            self.report_progress(object, settled + items.len());
-            return Ok(());
-        }
-        for batch in items.chunks(self.config.batch_size.clamp(1, 200)) {
-            self.send_batch(client, object, ext_field, batch, fence)
-                .await?;
-            settled += batch.len();
-            self.report_progress(object, settled);
-        }
-        Ok(())
-    }
-
-    /// Waits until the limiter lets one request go (and, with a fence, the work is still
-    /// ours); `None` when there is no limiter.
-    async fn admit(
-        &mut self,
-        object: &str,
-        fence: Option<&dyn Fence>,
-    ) -> Result<Option<Permit>, EngineError> {
-        self.bounds
-            .check(self.clock.now(), &format!("sending {object}"))?;
-        self.wait_for_breaker(object).await?;
-        let Some((limiter, policy)) = self.limiter.clone() else {
-            if let Some(f) = fence {
-                f.still_ours().await?;
-            }
-            return Ok(None);
-        };
-        loop {
-            // A stop ends the limiter's waits at once: without this the loop would ask
-            // again and again for a token that is not there yet.
-            if self.stop.as_ref().is_some_and(runner::Stop::requested) {
-                return Err(EngineError::Fenced("a stop was requested".into()));
-            }
-            match limiter
-                .acquire(&self.tenant, &policy, self.clock.now())
-                .await?
-            {
-                Admission::Granted(permit) => {
-                    // Checked after the wait, right before sending: the lease may have
-                    // been taken over while this engine waited.
-                    if let Some(f) = fence {
-                        if let Err(e) = f.still_ours().await {
-                            limiter.release(&permit).await?;
-                            return Err(e);
-                        }
-                    }
-                    return Ok(Some(permit));
-                }
-                Admission::Wait {
-                    reason: WaitReason::DailyBudget,
-                    until,
-                } => {
-                    self.wait_for_window_until(object, WaitReason::DailyBudget.label(), until)
-                        .await?
-                }
-                // A token refills at a known time: an exact wait.
-                Admission::Wait {
-                    reason: WaitReason::Rate,
-                    until,
-                } => {
-                    self.wait_until(until, &format!("waiting for the rate limiter ({object})"))
-                        .await?
-                }
-                // The day's budget is spent and other workers' last requests are landing:
-                // part of the wait for the daily window, which the deadline does not count.
-                Admission::Wait {
-                    reason: WaitReason::Draining,
-                    until,
-                } => {
-                    let before = self.clock.now();
-                    self.clock.poll_until(until).await;
-                    self.bounds.excuse(self.clock.now().since(before));
-                }
-                // A slot frees when other workers progress: a poll. Short and frequent, so
-                // no timeline event for each.
-                Admission::Wait { until, .. } => self.clock.poll_until(until).await,
-            }
-        }
-    }
-
-    async fn send_batch(
-        &mut self,
-        client: &mut SalesforceClient,
-        object: &str,
-        ext_field: &str,
-        batch: &[Item<'_>],
-        fence: Option<&dyn Fence>,
-    ) -> Result<(), EngineError> {
-        let mut remaining: Vec<&Item> = batch.iter().collect();
-        let mut first_failed: BTreeMap<&str, Timestamp> = BTreeMap::new();
-        let mut attempt = 0u32;
-        let mut refreshed = false;
-        loop {
-            attempt += 1;
-            self.guard_budget(client, object).await?;
-            let payloads: Vec<Value> = remaining.iter().map(|i| i.payload.clone()).collect();
-            let permit = self.admit(object, fence).await?;
-            let outcome = client.upsert_collection(object, ext_field, &payloads).await;
-            self.requests_sent = client.requests();
-            self.after_call(permit, outcome.as_ref().err()).await?;
-            let now = self.clock.now();
-            let failure = match outcome {
-                Ok(reply) => {
-                    let results = reply.body.as_array().filter(|a| a.len() == remaining.len());
-                    match results {
-                        None => Failure::transport(format!(
-                            "garbled collections answer: expected {} results",
-                            remaining.len()
-                        )),
-                        Some(results) => {
-                            let mut retry = Vec::new();
-                            let mut retry_code = String::new();
-                            let applied: Vec<&SourceRecord> = remaining
-                                .iter()
-                                .zip(results)
-                                .filter(|(_, r)| {
-                                    r.get("success").and_then(Value::as_bool) == Some(true)
-                                })
-                                .map(|(item, _)| item.record)
-                                .collect();
-                            self.remember_applied(object, &applied).await?;
-                            for (item, result) in remaining.iter().zip(results) {
-                                if result.get("success").and_then(Value::as_bool) == Some(true) {
-                                    if result
-                                        .get("created")
-                                        .and_then(Value::as_bool)
-                                        .unwrap_or(false)
-                                    {
-                                        self.report.created += 1;
-                                    } else {
-                                        self.report.updated += 1;
-                                    }
-                                    continue;
-                                }
-                                let err = result.pointer("/errors/0");
-                                let code = err
-                                    .and_then(|e| e.get("statusCode"))
-                                    .and_then(Value::as_str)
-                                    .unwrap_or("UNKNOWN_ERROR")
-                                    .to_string();
-                                let message = err
-                                    .and_then(|e| e.get("message"))
-                                    .and_then(Value::as_str)
-                                    .unwrap_or("")
-                                    .to_string();
-                                if item_is_retryable(&code) {
-                                    first_failed.entry(item.record.id.as_str()).or_insert(now);
-                                    retry_code = code;
-                                    retry.push(*item);
-                                } else {
-                                    let first = first_failed
-                                        .get(item.record.id.as_str())
-                                        .copied()
-                                        .unwrap_or(now);
-                                    self.dead_letter(
-                                        object,
-                                        item.record,
-                                        item.payload.clone(),
-                                        ErrorClass::Rejected,
-                                        &code,
-                                        &message,
-                                        attempt,
-                                        Some(reply.correlation_id.clone()),
-                                        first,
-                                        now,
-                                    )
-                                    .await?;
-                                }
-                            }
-                            if retry.is_empty() {
-                                return Ok(());
-                            }
-                            remaining = retry;
-                            Failure {
-                                action: Action::Retry,
-                                status: Some(200),
-                                code: retry_code,
-                                message: "per-record retryable error".into(),
-                                not_before: None,
-                            }
-                        }
-                    }
-                }
-                Err(f) => f,
-            };
-            for item in &remaining {
-                first_failed.entry(item.record.id.as_str()).or_insert(now);
-            }
-            match failure.action {
-                Action::Refresh if !refreshed => {
-                    refreshed = true;
-                    attempt -= 1;
-                    client.authenticate().await?;
-                    self.requests_sent = client.requests();
-                    continue;
-                }
-                Action::WaitForWindow => {
-                    self.wait_for_lockout(object, &failure).await?;
-                    attempt -= 1;
-                    continue;
-                }
-                Action::DeadLetter | Action::Refresh => {
-                    for item in &remaining {
-                        let first = first_failed
-                            .get(item.record.id.as_str())
-                            .copied()
-                            .unwrap_or(now);
-                        self.dead_letter(
-                            object,
-                            item.record,
-                            item.payload.clone(),
-                            ErrorClass::Rejected,
-                            &failure.code,
-                            &failure.message,
-                            attempt,
-                            None,
-                            first,
-                            now,
-                        )
-                        .await?;
-                    }
-                    return Ok(());
-                }
-                Action::Retry => {}
-            }
-            if attempt >= self.config.max_attempts {
-                let message = format!(
-                    "gave up after {attempt} attempts; last error: {}",
-                    failure.message
-                );
-                self.give_up(
-                    object,
-                    &remaining,
-                    &failure,
-                    &message,
-                    attempt,
-                    &first_failed,
-                )
-                .await?;
-                return Ok(());
-            }
-            if let calls::Retried::GaveUp(message) = self
-                .retry_wait(object, attempt, remaining.len(), &failure)
-                .await?
-            {
-                self.give_up(
-                    object,
-                    &remaining,
-                    &failure,
-                    &message,
-                    attempt,
-                    &first_failed,
-                )
-                .await?;
-                return Ok(());
-            }
-        }
-    }
-
-    /// After every API call: gives the permit back and tells the breaker how it went.
-    async fn after_call(
-        &mut self,
-        permit: Option<Permit>,
-        failure: Option<&Failure>,
-    ) -> Result<(), EngineError> {
-        self.usage_read_on = Some(self.clock.now().day_start());
-        if let (Some(permit), Some((limiter, _))) = (permit, &self.limiter) {
-            limiter.release(&permit).await?;
-        }
-        match failure {
-            Some(f) if counts_as_outage(f.status) => {
-                self.breaker.failure(self.clock.now());
-            }
-            _ => self.breaker.success(),
-        }
-        Ok(())
-    }
-
-    /// Holds the call while the circuit breaker is open (the cooldown shows in the timeline).
-    async fn wait_for_breaker(&mut self, object: &str) -> Result<(), EngineError> {
-        if let Some(until) = self.breaker.check(self.clock.now()) {
-            let reason = format!(
-                "circuit breaker open after {} consecutive transport/5xx failures; then one probe",
-                self.breaker.threshold
-            );
-            self.event(
-                object,
-                EventKind::Wait {
-                    until: until.to_iso(),
-                    reason,
-                },
-            );
-            self.wait_until(
-                until,
-                &format!("waiting for the circuit breaker's cooldown ({object})"),
-            )
-            .await?;
-            self.breaker.check(self.clock.now());
-        }
-        Ok(())
-    }
-
-    /// Stops before the daily budget is spent, and waits for the next window.
-    async fn guard_budget(
-        &mut self,
-        client: &mut SalesforceClient,
-        object: &str,
-    ) -> Result<(), EngineError> {
-        if let Some(u) = client.usage {
-            // Usage read in an earlier daily window says nothing about this one: another
-            // worker (or a long wait) may have moved the clock past midnight since.
-            let stale = self
-                .usage_read_on
-                .is_some_and(|day| day < self.clock.now().day_start());
-            if stale {
-                client.usage = None;
-            } else if u.used >= u.max {
-                match client.window_opens.take() {
-                    Some(until) => {
-                        self.wait_for_window_until(object, "daily budget guard", until)
-                            .await?
-                    }
-                    None => self.wait_for_window(object, "daily budget guard").await?,
-                }
-                client.usage = None;
-            }
-        }
-        Ok(())
-    }
-
-    /// After a `REQUEST_LIMIT_EXCEEDED` lockout: the window the answer's `Retry-After`
-    /// states, else the next UTC day.
-    async fn wait_for_lockout(
-        &mut self,
-        object: &str,
-        failure: &Failure,
-    ) -> Result<(), EngineError> {
-        match failure.not_before {
-            Some(until) if until > self.clock.now() => {
-                self.wait_for_window_until(object, &failure.code, until)
-                    .await
-            }
-            _ => self.wait_for_window(object, &failure.code).await,
-        }
-    }
-
-    async fn wait_for_window(&mut self, object: &str, reason: &str) -> Result<(), EngineError> {
-        let until = self.clock.now().next_day_start();
-        self.wait_for_window_until(object, reason, until).await
-    }
-
-    /// Waits for the window that opens at `until`. A shared limiter names it: by the time
-    /// this engine waits, another worker may already have moved the clock into it, and
-    /// "the next window from now" would then skip a whole day.
-    async fn wait_for_window_until(
-        &mut self,
-        object: &str,
-        reason: &str,
-        until: Timestamp,
-    ) -> Result<(), EngineError> {
-        self.window_waits += 1;
-        if self.window_waits > self.config.max_window_waits {
-            return Err(EngineError::BudgetExhausted(self.config.max_window_waits));
-        }
-        let before = self.clock.now();
-        let wait = until.since(before);
-        let message = format!(
-            "{reason}: waiting {} for the next daily window (opens {}; wait {} of at most {})",
-            bounds::human(wait),
-            until.to_iso(),
-            self.window_waits,
-            self.config.max_window_waits
-        );
-        if let Some(hook) = &self.notices {
-            hook(&format!("{}/{object}: {message}", self.tenant));
-        }
-        self.event(
-            object,
-            EventKind::Wait {
-                until: until.to_iso(),
-                reason: message,
-            },
-        );
-        self.pause_until(until).await;
-        // The deadline bounds the engine's own work, not the org's window.
-        self.bounds.excuse(self.clock.now().since(before));
-        Ok(())
     }
 
     fn event(&mut self, object: &str, kind: EventKind) {
@@ -969,66 +374,5 @@ impl<'a> Sync<'a> {
             object: object.to_string(),
             kind,
         });
-    }
-
-    #[allow(clippy::too_many_arguments)]
-    async fn dead_letter(
-        &mut self,
-        object: &str,
-        record: &SourceRecord,
-        payload: Value,
-        class: ErrorClass,
-        code: &str,
-        message: &str,
-        attempts: u32,
-        correlation_id: Option<String>,
-        first: Timestamp,
-        last: Timestamp,
-    ) -> Result<(), EngineError> {
-        self.report.dead_lettered += 1;
-        if class != ErrorClass::RetriesExhausted {
-            if let Some((store, ttl)) = self.dedupe {
-                store
-                    .check_and_set(&self.rejection_key(object, record), self.clock.now(), ttl)
-                    .await?;
-            }
-        }
-        self.event(
-            object,
-            EventKind::DeadLetter {
-                source_id: record.id.clone(),
-                code: code.to_string(),
-            },
-        );
-        let mut headers_sent = BTreeMap::new();
-        if attempts > 0 {
-            headers_sent.insert(
-                "Sforce-Call-Options".to_string(),
-                format!("client={}", self.config.client_name),
-            );
-            headers_sent.insert("Accept".to_string(), "application/json".to_string());
-            if let Some(id) = &correlation_id {
-                headers_sent.insert("X-Correlation-Id".to_string(), id.clone());
-            }
-        }
-        self.dlq
-            .dlq_append(&DeadLetter {
-                tenant: self.tenant.clone(),
-                object: object.to_string(),
-                source_id: record.id.clone(),
-                source_version: record.version,
-                payload,
-                class,
-                error_code: code.to_string(),
-                message: message.to_string(),
-                attempts,
-                correlation_id,
-                first_failed_at: first,
-                last_failed_at: last,
-                idempotency_key: self.idempotency_key(object, record),
-                headers_sent,
-            })
-            .await?;
-        Ok(())
     }
 }

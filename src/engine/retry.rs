@@ -1,4 +1,9 @@
-//! Error classification and backoff: what the engine does with each answer Salesforce gives.
+//! The retry rules, stated once: how each answer Salesforce gives is classified
+//! ([`classify`]), what follows a failed attempt ([`Attempts::after`]: sign in again once,
+//! wait for the daily window, retry with backoff or `Retry-After` up to `max_attempts`, or
+//! give up), and the backoff itself. Every call path executes these rules: the request
+//! driver (`Sync::drive`, for collections batches, Bulk job steps, conflict queries,
+//! deletes and redrives), the Bulk job loop and the change-event consumer.
 
 use std::time::Duration;
 
@@ -39,6 +44,154 @@ impl Failure {
             code: "TRANSPORT_ERROR".into(),
             message: message.into(),
             not_before: None,
+        }
+    }
+}
+
+impl Failure {
+    /// When the daily window this lockout names opens: the answer's `Retry-After` when it
+    /// lies ahead, else the next UTC day.
+    pub fn window_opens(&self, now: Timestamp) -> Timestamp {
+        match self.not_before {
+            Some(until) if until > now => until,
+            _ => now.next_day_start(),
+        }
+    }
+}
+
+/// Why a request was given up.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum End {
+    /// Retrying cannot help (a permanent error, a second 401, or a call not to be retried).
+    Rejected,
+    /// Retryable failures outlasted `max_attempts`.
+    Exhausted,
+    /// The server asked for a wait above `max_retry_after`, and the configuration says to
+    /// give the batch up rather than stop the run.
+    RetryAfterTooLong,
+}
+
+/// What follows a failed attempt.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Next {
+    /// Sign in again, then send again (not counted as an attempt).
+    Refresh,
+    /// Wait for the daily window ([`Failure::window_opens`]), then send again (not counted).
+    WaitForWindow,
+    /// Wait for `Retry-After` or a backoff, then send again.
+    Retry,
+    /// Stop trying.
+    GiveUp(End),
+}
+
+/// The attempts of one request (or one Bulk job) and the rules that decide the next step.
+#[derive(Clone, Debug)]
+pub struct Attempts {
+    count: u32,
+    max: u32,
+    refreshed: bool,
+    /// A Bulk job as a whole: its steps already signed in again and waited for the window
+    /// (each step goes through the request driver), so at the job level only a retryable
+    /// failure is tried again.
+    whole_job: bool,
+}
+
+impl Attempts {
+    /// Attempts of one request, at most `max` (a refresh or a window wait does not count).
+    pub fn new(max: u32) -> Self {
+        Attempts {
+            count: 0,
+            max,
+            refreshed: false,
+            whole_job: false,
+        }
+    }
+
+    /// Attempts of a whole Bulk job, at most `max` new jobs.
+    pub fn whole_job(max: u32) -> Self {
+        Attempts {
+            whole_job: true,
+            ..Attempts::new(max)
+        }
+    }
+
+    /// Starts the next attempt and returns its number (from 1).
+    pub fn start(&mut self) -> u32 {
+        self.count += 1;
+        self.count
+    }
+
+    /// Attempts counted so far.
+    pub fn count(&self) -> u32 {
+        self.count
+    }
+
+    /// The rules. After `failure`: a 401 signs in again once (a second 401 gives up); a
+    /// daily-budget lockout waits for the window; a permanent error gives up; a retryable
+    /// one is retried (when `may_retry`) until `max` attempts were made.
+    pub fn after(&mut self, failure: &Failure, may_retry: bool) -> Next {
+        match failure.action {
+            Action::Refresh if !self.refreshed && !self.whole_job => {
+                self.refreshed = true;
+                self.count = self.count.saturating_sub(1);
+                Next::Refresh
+            }
+            Action::WaitForWindow if !self.whole_job => {
+                self.count = self.count.saturating_sub(1);
+                Next::WaitForWindow
+            }
+            Action::Refresh | Action::WaitForWindow | Action::DeadLetter => {
+                Next::GiveUp(End::Rejected)
+            }
+            Action::Retry if !may_retry => Next::GiveUp(End::Rejected),
+            Action::Retry if self.count >= self.max => Next::GiveUp(End::Exhausted),
+            Action::Retry => Next::Retry,
+        }
+    }
+}
+
+/// A request the driver stopped trying, with why and after how many attempts.
+#[derive(Clone, Debug, PartialEq)]
+pub struct GaveUp {
+    pub failure: Failure,
+    pub end: End,
+    pub attempts: u32,
+}
+
+impl GaveUp {
+    /// What a dead letter says of it.
+    pub fn message(&self) -> String {
+        match self.end {
+            End::Rejected | End::RetryAfterTooLong => self.failure.message.clone(),
+            End::Exhausted => format!(
+                "gave up after {} attempt(s); last error: {}",
+                self.attempts, self.failure.message
+            ),
+        }
+    }
+
+    /// The dead-letter class of the records it carried: a later run sends exhausted ones
+    /// again; rejected ones wait for a redrive.
+    pub fn class(&self) -> crate::store::dlq::ErrorClass {
+        match self.end {
+            End::Rejected => crate::store::dlq::ErrorClass::Rejected,
+            End::Exhausted | End::RetryAfterTooLong => {
+                crate::store::dlq::ErrorClass::RetriesExhausted
+            }
+        }
+    }
+
+    /// The failure as one value, its message saying why it was given up.
+    pub fn into_failure(self) -> Failure {
+        let message = self.message();
+        let action = match self.end {
+            End::RetryAfterTooLong => Action::DeadLetter,
+            End::Rejected | End::Exhausted => self.failure.action,
+        };
+        Failure {
+            action,
+            message,
+            ..self.failure
         }
     }
 }
@@ -207,6 +360,103 @@ mod tests {
             Action::DeadLetter
         );
         assert_eq!(classify(500, &h, &Value::Null, now()).code, "HTTP_500");
+    }
+
+    fn failure(action: Action) -> Failure {
+        Failure {
+            action,
+            status: None,
+            code: "X".into(),
+            message: "m".into(),
+            not_before: None,
+        }
+    }
+
+    #[test]
+    fn a_401_signs_in_again_once_and_does_not_count() {
+        let mut a = Attempts::new(3);
+        assert_eq!(a.start(), 1);
+        assert_eq!(a.after(&failure(Action::Refresh), true), Next::Refresh);
+        assert_eq!(a.start(), 1, "a refresh is not an attempt");
+        assert_eq!(
+            a.after(&failure(Action::Refresh), true),
+            Next::GiveUp(End::Rejected)
+        );
+    }
+
+    #[test]
+    fn retries_stop_at_max_attempts_and_window_waits_do_not_count() {
+        let mut a = Attempts::new(2);
+        a.start();
+        assert_eq!(a.after(&failure(Action::Retry), true), Next::Retry);
+        a.start();
+        assert_eq!(
+            a.after(&failure(Action::WaitForWindow), true),
+            Next::WaitForWindow
+        );
+        assert_eq!(a.start(), 2);
+        assert_eq!(
+            a.after(&failure(Action::Retry), true),
+            Next::GiveUp(End::Exhausted)
+        );
+        let mut once = Attempts::new(5);
+        once.start();
+        assert_eq!(
+            once.after(&failure(Action::Retry), false),
+            Next::GiveUp(End::Rejected)
+        );
+        assert_eq!(
+            once.after(&failure(Action::DeadLetter), true),
+            Next::GiveUp(End::Rejected)
+        );
+    }
+
+    #[test]
+    fn a_whole_job_retries_only_retryable_failures() {
+        let mut a = Attempts::whole_job(3);
+        a.start();
+        assert_eq!(
+            a.after(&failure(Action::Refresh), true),
+            Next::GiveUp(End::Rejected)
+        );
+        assert_eq!(
+            a.after(&failure(Action::WaitForWindow), true),
+            Next::GiveUp(End::Rejected)
+        );
+        assert_eq!(a.after(&failure(Action::Retry), true), Next::Retry);
+    }
+
+    #[test]
+    fn a_lockout_waits_for_the_window_it_names_or_the_next_day() {
+        let mut f = failure(Action::WaitForWindow);
+        assert_eq!(
+            f.window_opens(now()),
+            Timestamp::parse("2026-01-06T00:00:00Z").unwrap()
+        );
+        f.not_before = Some(now().plus(Duration::from_secs(60)));
+        assert_eq!(f.window_opens(now()), now().plus(Duration::from_secs(60)));
+        f.not_before = Some(now());
+        assert_eq!(
+            f.window_opens(now()),
+            Timestamp::parse("2026-01-06T00:00:00Z").unwrap()
+        );
+    }
+
+    #[test]
+    fn given_up_requests_say_why_in_their_letters() {
+        let g = GaveUp {
+            failure: failure(Action::Retry),
+            end: End::Exhausted,
+            attempts: 8,
+        };
+        assert_eq!(g.message(), "gave up after 8 attempt(s); last error: m");
+        assert_eq!(g.class(), crate::store::dlq::ErrorClass::RetriesExhausted);
+        let r = GaveUp {
+            end: End::Rejected,
+            ..g.clone()
+        };
+        assert_eq!(r.class(), crate::store::dlq::ErrorClass::Rejected);
+        assert_eq!(r.into_failure().message, "m");
     }
 
     #[test]

@@ -15,310 +15,23 @@
 //! `successfulResults`; `failedResults` only when the job reports failed rows and
 //! `unprocessedrecords` only when it processed fewer rows than were uploaded.
 
-use std::collections::{BTreeSet, HashMap, VecDeque};
-use std::time::Duration;
+use std::collections::{HashMap, VecDeque};
 
-use reqwest::Method;
-use serde_json::{json, Map, Value};
+use serde_json::{Map, Value};
 
-use super::calls::ApiRequest;
-use super::client::{RequestBody, SalesforceClient, TextReply};
+use super::calls::{ApiRequest, Retried};
+use super::client::SalesforceClient;
 use super::dlq::ErrorClass;
-use super::retry::{classify_job_failure, item_is_retryable, Action, Failure};
+use super::letters::Letter;
+use super::retry::{
+    classify_job_failure, item_is_retryable, Action, Attempts, End, Failure, GaveUp, Next,
+};
 use super::source::SourceRecord;
 use super::{EngineError, EventKind, Fence, Item, Sync};
 use crate::sim::Timestamp;
 
-/// Salesforce's limit per upload is 150 MB base64-encoded (about 100 M characters of CSV).
-pub const MAX_UPLOAD_BYTES: usize = 100_000_000;
-
-/// One request of the Bulk API 2.0 ingest flow.
-#[derive(Clone, Debug)]
-pub enum BulkCall<'a> {
-    Create {
-        object: &'a str,
-        ext_field: &'a str,
-        insert: bool,
-    },
-    Upload {
-        job: &'a str,
-        csv: &'a str,
-    },
-    Close {
-        job: &'a str,
-    },
-    Abort {
-        job: &'a str,
-    },
-    Info {
-        job: &'a str,
-    },
-    /// `successfulResults`, `failedResults` or `unprocessedrecords`.
-    Results {
-        job: &'a str,
-        kind: &'static str,
-    },
-}
-
-impl BulkCall<'_> {
-    /// Sends this request (once; the engine decides about retries).
-    pub async fn send(&self, client: &mut SalesforceClient) -> Result<TextReply, Failure> {
-        let json_accept = "application/json";
-        match self {
-            BulkCall::Create {
-                object,
-                ext_field,
-                insert,
-            } => {
-                let mut body = json!({
-                    "object": object,
-                    "operation": if *insert { "insert" } else { "upsert" },
-                    "contentType": "CSV",
-                    "columnDelimiter": "COMMA",
-                    "lineEnding": "LF",
-                });
-                if !insert {
-                    body["externalIdFieldName"] = json!(ext_field);
-                }
-                client
-                    .call_text(
-                        Method::POST,
-                        "jobs/ingest",
-                        Some(RequestBody::Json(&body)),
-                        json_accept,
-                    )
-                    .await
-            }
-            BulkCall::Upload { job, csv } => {
-                client
-                    .call_text(
-                        Method::PUT,
-                        &format!("jobs/ingest/{job}/batches"),
-                        Some(RequestBody::Csv(csv)),
-                        json_accept,
-                    )
-                    .await
-            }
-            BulkCall::Close { job } | BulkCall::Abort { job } => {
-                let state = if matches!(self, BulkCall::Close { .. }) {
-                    "UploadComplete"
-                } else {
-                    "Aborted"
-                };
-                let body = json!({ "state": state });
-                client
-                    .call_text(
-                        Method::PATCH,
-                        &format!("jobs/ingest/{job}"),
-                        Some(RequestBody::Json(&body)),
-                        json_accept,
-                    )
-                    .await
-            }
-            BulkCall::Info { job } => {
-                client
-                    .call_text(
-                        Method::GET,
-                        &format!("jobs/ingest/{job}"),
-                        None,
-                        json_accept,
-                    )
-                    .await
-            }
-            BulkCall::Results { job, kind } => {
-                client
-                    .call_text(
-                        Method::GET,
-                        &format!("jobs/ingest/{job}/{kind}"),
-                        None,
-                        "text/csv",
-                    )
-                    .await
-            }
-        }
-    }
-}
-
-/// What a job's info says.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct JobInfo {
-    pub id: String,
-    pub state: String,
-    pub processed: u64,
-    pub failed: u64,
-    pub error_message: Option<String>,
-}
-
-impl JobInfo {
-    /// Reads a job-info answer; `None` when it is not one.
-    pub fn parse(text: &str) -> Option<JobInfo> {
-        let v: Value = serde_json::from_str(text).ok()?;
-        let num = |k: &str| v.get(k).and_then(Value::as_u64).unwrap_or(0);
-        Some(JobInfo {
-            id: v.get("id")?.as_str()?.to_string(),
-            state: v.get("state")?.as_str()?.to_string(),
-            processed: num("numberRecordsProcessed"),
-            failed: num("numberRecordsFailed"),
-            error_message: v
-                .get("errorMessage")
-                .and_then(Value::as_str)
-                .map(str::to_string),
-        })
-    }
-}
-
-/// How long to wait before the next status poll of a job of `n` records that reports
-/// `processed` of them done `elapsed` after it was closed: the time the rest takes at the
-/// rate observed so far; while the job reports no progress, what is left of the time
-/// `bulk_records_per_sec` gives it, else an interval doubling up to `bulk_poll_cap`.
-/// Never less than [`MIN_POLL_WAIT`] nor more than `bulk_poll_cap`.
-pub fn next_poll(
-    n: u64,
-    processed: u64,
-    elapsed: Duration,
-    interval: &mut Duration,
-    config: &super::EngineConfig,
-) -> Duration {
-    let expected = if processed > 0 && processed < n {
-        elapsed.mul_f64((n - processed) as f64 / processed as f64)
-    } else {
-        Duration::from_secs_f64(n as f64 / config.bulk_records_per_sec.max(1.0))
-            .saturating_sub(elapsed)
-    };
-    let wait = if expected.is_zero() {
-        let w = *interval;
-        *interval = (*interval * 2).min(config.bulk_poll_cap);
-        w
-    } else {
-        expected
-    };
-    wait.clamp(
-        MIN_POLL_WAIT.min(config.bulk_poll_cap),
-        config.bulk_poll_cap,
-    )
-}
-
-/// The shortest wait between two status polls of one job.
-pub const MIN_POLL_WAIT: Duration = Duration::from_millis(100);
-
-/// A payload value as a Bulk CSV cell: null (and an empty string, which Salesforce stores
-/// as null) is `#N/A`, since an empty cell leaves the field unchanged.
-pub fn cell(v: &Value) -> String {
-    match v {
-        Value::Null => "#N/A".into(),
-        Value::String(s) if s.is_empty() => "#N/A".into(),
-        Value::String(s) => s.clone(),
-        Value::Bool(b) => b.to_string(),
-        Value::Number(n) => n.to_string(),
-        other => other.to_string(),
-    }
-}
-
-/// A payload's CSV columns: `{"Account": {"Ext__c": "X"}}` becomes `Account.Ext__c = X`.
-fn columns(payload: &Map<String, Value>) -> Vec<(String, String)> {
-    payload
-        .iter()
-        .map(|(k, v)| match v {
-            Value::Object(m) if m.len() == 1 => {
-                let (key, inner) = m.iter().next().expect("one entry");
-                (format!("{k}.{key}"), cell(inner))
-            }
-            _ => (k.clone(), cell(v)),
-        })
-        .collect()
-}
-
-/// The CSV uploads for `payloads`: one header (the external ID first, then every column
-/// any payload has, sorted), a row per payload (an absent column is an empty cell), cut
-/// into uploads of at most `max_bytes` (a single row over it gets an upload of its own).
-/// Returns each upload with the payload range it holds.
-pub fn encode_uploads(
-    ext_field: &str,
-    payloads: &[&Map<String, Value>],
-    max_bytes: usize,
-) -> Result<Vec<(std::ops::Range<usize>, String)>, String> {
-    let rows: Vec<Vec<(String, String)>> = payloads.iter().map(|p| columns(p)).collect();
-    let mut others: BTreeSet<&str> = BTreeSet::new();
-    for row in &rows {
-        for (c, _) in row {
-            if c != ext_field {
-                others.insert(c);
-            }
-        }
-    }
-    let header: Vec<&str> = std::iter::once(ext_field).chain(others).collect();
-    let line = |fields: &[&str]| -> Result<String, String> {
-        let mut w = csv::WriterBuilder::new()
-            .terminator(csv::Terminator::Any(b'\n'))
-            .from_writer(Vec::new());
-        w.write_record(fields).map_err(|e| e.to_string())?;
-        let bytes = w.into_inner().map_err(|e| e.to_string())?;
-        String::from_utf8(bytes).map_err(|e| e.to_string())
-    };
-    let head = line(&header)?;
-    let mut uploads = Vec::new();
-    let mut current = head.clone();
-    let mut start = 0;
-    for (i, row) in rows.iter().enumerate() {
-        let by_name: HashMap<&str, &str> =
-            row.iter().map(|(c, v)| (c.as_str(), v.as_str())).collect();
-        let cells: Vec<&str> = header
-            .iter()
-            .map(|h| by_name.get(h).copied().unwrap_or(""))
-            .collect();
-        let text = line(&cells)?;
-        // A row too large on its own still goes alone: the org's 413 dead-letters it.
-        if current.len() + text.len() > max_bytes && i > start {
-            uploads.push((start..i, std::mem::replace(&mut current, head.clone())));
-            start = i;
-        }
-        current.push_str(&text);
-    }
-    if payloads.len() > start {
-        uploads.push((start..payloads.len(), current));
-    }
-    Ok(uploads)
-}
-
-/// Reads a result CSV: the header and its rows.
-pub fn parse_csv(text: &str) -> Result<(Vec<String>, Vec<Vec<String>>), String> {
-    let mut r = csv::ReaderBuilder::new()
-        .has_headers(true)
-        .from_reader(text.as_bytes());
-    let header = r
-        .headers()
-        .map_err(|e| e.to_string())?
-        .iter()
-        .map(|h| h.trim_start_matches('\u{feff}').to_string())
-        .collect();
-    let mut rows = Vec::new();
-    for row in r.records() {
-        rows.push(
-            row.map_err(|e| e.to_string())?
-                .iter()
-                .map(str::to_string)
-                .collect(),
-        );
-    }
-    Ok((header, rows))
-}
-
-/// `sf__Error` reads `CODE:message:fields --`: the code, and the message.
-pub fn parse_sf_error(e: &str) -> (String, String) {
-    let e = e.trim().trim_end_matches("--").trim_end();
-    let (code, rest) = e.split_once(':').unwrap_or((e, ""));
-    let message = match rest.rsplit_once(':') {
-        // The last part names fields (comma-separated, no spaces).
-        Some((m, fields)) if !fields.contains(' ') => m,
-        _ => rest,
-    };
-    let code = if code.trim().is_empty() {
-        "UNKNOWN_ERROR"
-    } else {
-        code.trim()
-    };
-    (code.to_string(), message.trim().to_string())
-}
+mod wire;
+pub use wire::*;
 
 /// What became of a job's records.
 #[derive(Debug, PartialEq, Eq)]
@@ -399,9 +112,9 @@ impl<'a> Sync<'a> {
         fence: Option<&dyn Fence>,
     ) -> Result<Sent, EngineError> {
         let first = self.clock.now();
-        let mut attempt = 0u32;
+        let mut attempts = Attempts::whole_job(self.config.max_attempts);
         loop {
-            attempt += 1;
+            let attempt = attempts.start();
             let failure = match self
                 .run_job(client, object, ext_field, items, csv, fence)
                 .await?
@@ -427,56 +140,45 @@ impl<'a> Sync<'a> {
                 }
                 JobEnd::Failed(f) => f,
             };
-            let give_up = match failure.action {
-                Action::DeadLetter | Action::Refresh | Action::WaitForWindow => {
-                    Some(ErrorClass::Rejected)
+            let gave_up = match attempts.after(&failure, true) {
+                Next::GiveUp(end) => GaveUp {
+                    failure,
+                    end,
+                    attempts: attempt,
+                },
+                // A whole job is only tried again after a retryable failure.
+                Next::Refresh | Next::WaitForWindow | Next::Retry => {
+                    match self
+                        .retry_wait(object, attempt, items.len(), &failure)
+                        .await?
+                    {
+                        Retried::Waited => continue,
+                        Retried::GaveUp(message) => GaveUp {
+                            failure: Failure { message, ..failure },
+                            end: End::RetryAfterTooLong,
+                            attempts: attempt,
+                        },
+                    }
                 }
-                Action::Retry if attempt >= self.config.max_attempts => {
-                    Some(ErrorClass::RetriesExhausted)
-                }
-                Action::Retry => None,
             };
-            if let Some(class) = give_up {
-                let now = self.clock.now();
-                for item in items {
-                    self.dead_letter(
-                        object,
-                        item.record,
-                        item.payload.clone(),
-                        class,
-                        &failure.code,
-                        &failure.message,
-                        attempt,
-                        None,
-                        first,
-                        now,
-                    )
-                    .await?;
-                }
-                return Ok(Sent::Done);
+            let message = gave_up.message();
+            for item in items {
+                self.dead_letter(
+                    object,
+                    Letter {
+                        record: item.record,
+                        payload: item.payload.clone(),
+                        class: gave_up.class(),
+                        code: &gave_up.failure.code,
+                        message: &message,
+                        attempts: attempt,
+                        correlation_id: None,
+                        first_failed: first,
+                    },
+                )
+                .await?;
             }
-            if let super::calls::Retried::GaveUp(message) = self
-                .retry_wait(object, attempt, items.len(), &failure)
-                .await?
-            {
-                let now = self.clock.now();
-                for item in items {
-                    self.dead_letter(
-                        object,
-                        item.record,
-                        item.payload.clone(),
-                        ErrorClass::RetriesExhausted,
-                        &failure.code,
-                        &message,
-                        attempt,
-                        None,
-                        first,
-                        now,
-                    )
-                    .await?;
-                }
-                return Ok(Sent::Done);
-            }
+            return Ok(Sent::Done);
         }
     }
 
@@ -741,7 +443,6 @@ impl<'a> Sync<'a> {
         first: Timestamp,
         fence: Option<&dyn Fence>,
     ) -> Result<(), EngineError> {
-        let now = self.clock.now();
         let applied: Vec<&SourceRecord> = outcome
             .succeeded
             .iter()
@@ -758,15 +459,16 @@ impl<'a> Sync<'a> {
         for (i, code, message, correlation) in outcome.rejected {
             self.dead_letter(
                 object,
-                items[i].record,
-                items[i].payload.clone(),
-                ErrorClass::Rejected,
-                &code,
-                &message,
-                attempt,
-                Some(correlation),
-                first,
-                now,
+                Letter {
+                    record: items[i].record,
+                    payload: items[i].payload.clone(),
+                    class: ErrorClass::Rejected,
+                    code: &code,
+                    message: &message,
+                    attempts: attempt,
+                    correlation_id: Some(correlation),
+                    first_failed: first,
+                },
             )
             .await?;
         }
@@ -813,122 +515,4 @@ impl<'a> Sync<'a> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn status_polls_follow_the_progress_the_job_reports() {
-        let config = crate::engine::EngineConfig::default();
-        let secs = Duration::from_secs;
-        let mut interval = config.bulk_poll_interval;
-        // 18,000 of 25,000 done 2 s after closing: the rest takes 0.78 s at that rate.
-        let w = next_poll(25_000, 18_000, secs(2), &mut interval, &config);
-        assert_eq!(w.as_millis(), 777);
-        assert_eq!(interval, config.bulk_poll_interval, "no doubling");
-        // Nothing reported yet: what is left of 25 s at 1,000 records a second.
-        assert_eq!(
-            next_poll(25_000, 0, secs(2), &mut interval, &config),
-            secs(23)
-        );
-        // Past that guess with still no progress: 2 s, 4 s, 8 s, … up to the cap.
-        let waits: Vec<u64> = (0..6)
-            .map(|_| next_poll(100, 0, secs(60), &mut interval, &config).as_secs())
-            .collect();
-        assert_eq!(waits, vec![2, 4, 8, 16, 30, 30]);
-        // Nearly done: never less than the floor; a slow job: never more than the cap.
-        let mut interval = config.bulk_poll_interval;
-        assert_eq!(
-            next_poll(
-                1_000,
-                999,
-                Duration::from_millis(10),
-                &mut interval,
-                &config
-            ),
-            MIN_POLL_WAIT
-        );
-        assert_eq!(
-            next_poll(1_000_000, 1, secs(60), &mut interval, &config),
-            config.bulk_poll_cap
-        );
-    }
-
-    #[test]
-    fn cells_write_nulls_as_na_and_relationships_as_dotted_columns() {
-        let p = json!({"Ext__c": "A-1", "Name": "Acme, \"Inc\"", "Phone": null, "Website": "",
-                       "Active__c": true, "Amount": 12.5, "Account": {"Cust__c": "C-9"}});
-        let ups = encode_uploads("Ext__c", &[p.as_object().unwrap()], MAX_UPLOAD_BYTES).unwrap();
-        assert_eq!(ups.len(), 1);
-        assert_eq!(
-            ups[0].1,
-            "Ext__c,Account.Cust__c,Active__c,Amount,Name,Phone,Website\n\
-             A-1,C-9,true,12.5,\"Acme, \"\"Inc\"\"\",#N/A,#N/A\n"
-        );
-    }
-
-    #[test]
-    fn absent_columns_are_empty_cells() {
-        let a = json!({"Ext__c": "1", "Name": "A"});
-        let b = json!({"Ext__c": "2", "Phone": "555"});
-        let ups = encode_uploads(
-            "Ext__c",
-            &[a.as_object().unwrap(), b.as_object().unwrap()],
-            MAX_UPLOAD_BYTES,
-        )
-        .unwrap();
-        assert_eq!(ups[0].1, "Ext__c,Name,Phone\n1,A,\n2,,555\n");
-    }
-
-    #[test]
-    fn uploads_split_at_the_size_limit_with_the_header_repeated() {
-        let ps: Vec<Value> = (0..10)
-            .map(|i| json!({"Ext__c": format!("K{i}"), "Name": "xxxxxxxx"}))
-            .collect();
-        let refs: Vec<&Map<String, Value>> = ps.iter().map(|p| p.as_object().unwrap()).collect();
-        // Header "Ext__c,Name\n" is 12 bytes, each row "K0,xxxxxxxx\n" 12 bytes.
-        let ups = encode_uploads("Ext__c", &refs, 12 + 3 * 12).unwrap();
-        let ranges: Vec<_> = ups.iter().map(|(r, _)| r.clone()).collect();
-        assert_eq!(ranges, vec![0..3, 3..6, 6..9, 9..10]);
-        for (_, text) in &ups {
-            assert!(text.starts_with("Ext__c,Name\n"));
-            assert!(text.len() <= 48);
-        }
-        let alone = encode_uploads("Ext__c", &refs, 20).unwrap();
-        assert_eq!(
-            alone.len(),
-            10,
-            "a row over the limit goes in an upload of its own"
-        );
-    }
-
-    #[test]
-    fn sf_errors_split_into_code_and_message() {
-        assert_eq!(
-            parse_sf_error("INVALID_OR_NULL_FOR_RESTRICTED_PICKLIST:bad value for restricted picklist field: Zeppelins:Industry --"),
-            (
-                "INVALID_OR_NULL_FOR_RESTRICTED_PICKLIST".to_string(),
-                "bad value for restricted picklist field: Zeppelins".to_string()
-            )
-        );
-        assert_eq!(
-            parse_sf_error("REQUIRED_FIELD_MISSING:Required fields are missing: [Name]:Name --"),
-            (
-                "REQUIRED_FIELD_MISSING".to_string(),
-                "Required fields are missing: [Name]".to_string()
-            )
-        );
-        assert_eq!(parse_sf_error("").0, "UNKNOWN_ERROR");
-    }
-
-    #[test]
-    fn job_info_reads_state_and_counts() {
-        let info = JobInfo::parse(
-            r#"{"id":"7500000000001","state":"Failed","numberRecordsProcessed":3,"numberRecordsFailed":1,"errorMessage":"boom"}"#,
-        )
-        .unwrap();
-        assert_eq!(info.state, "Failed");
-        assert_eq!((info.processed, info.failed), (3, 1));
-        assert_eq!(info.error_message.as_deref(), Some("boom"));
-        assert_eq!(JobInfo::parse("not json"), None);
-    }
-}
+mod tests;

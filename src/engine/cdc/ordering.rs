@@ -1,0 +1,236 @@
+//! Sorting one poll's events: duplicates and the engine's own echoes dropped, field
+//! changes staged with their versions, records behind gap events to read back, and
+//! changes older than one already delivered left out.
+
+use std::collections::HashSet;
+
+use serde_json::Value;
+
+use super::*;
+
+impl CdcConsumer<'_> {
+    /// Splits one poll's events into field changes, records to read back and objects to
+    /// re-sync, dropping duplicates and echoes.
+    pub(super) async fn sort(&mut self, events: &[Value]) -> Result<Batch, CdcError> {
+        let mut batch = Batch::default();
+        let mut seen: HashSet<String> = HashSet::new();
+        let now = self.clock.now();
+        let echo_tag = format!("client={}", self.config.client_name);
+        for event in events {
+            self.report.events_seen += 1;
+            let uuid = event
+                .get("EventUuid")
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_string();
+            let replay_id = event.get("replayId").and_then(Value::as_u64).unwrap_or(0);
+            if !uuid.is_empty() {
+                let again = !seen.insert(uuid.clone())
+                    || self.dedupe.is_live(&self.dedupe_key(&uuid), now).await?;
+                if again {
+                    self.report.duplicates_skipped += 1;
+                    continue;
+                }
+            }
+            batch.uuids.push(uuid.clone());
+            let payload = event.get("payload").cloned().unwrap_or(Value::Null);
+            let header = payload
+                .get("ChangeEventHeader")
+                .cloned()
+                .unwrap_or(Value::Null);
+            let text = |k: &str| header.get(k).and_then(Value::as_str).unwrap_or_default();
+            let object = text("entityName").to_string();
+            let change_type = text("changeType").to_string();
+            let ids: Vec<String> = header
+                .get("recordIds")
+                .and_then(Value::as_array)
+                .map(|a| {
+                    a.iter()
+                        .filter_map(Value::as_str)
+                        .map(str::to_string)
+                        .collect()
+                })
+                .unwrap_or_default();
+            let Some(spec) = self.bundle.object(&object) else {
+                continue;
+            };
+            // Whatever the event is, a value of the external ID it carries is a fact worth keeping.
+            if let (Some(ext), [id]) = (
+                payload.get(&spec.external_id).and_then(Value::as_str),
+                ids.as_slice(),
+            ) {
+                self.external_ids
+                    .insert((object.clone(), id.clone()), ext.to_string());
+            }
+            let origin = text("changeOrigin");
+            if origin.split(';').any(|part| part.trim() == echo_tag) {
+                self.report.echoes_skipped += 1;
+                continue;
+            }
+            let crm: Vec<&String> = spec
+                .fields
+                .iter()
+                .filter(|(_, f)| f.owner == Owner::Crm)
+                .map(|(n, _)| n)
+                .collect();
+            if crm.is_empty() {
+                continue;
+            }
+            if change_type == "GAP_OVERFLOW" {
+                batch.resync.insert(object);
+                continue;
+            }
+            if change_type.starts_with("GAP_") {
+                if change_type != "GAP_DELETE" {
+                    batch.reread.entry(object).or_default().extend(ids);
+                }
+                continue;
+            }
+            if change_type == "DELETE" {
+                continue;
+            }
+            let listed = |k: &str| -> Vec<String> {
+                header
+                    .get(k)
+                    .and_then(Value::as_array)
+                    .map(|a| {
+                        a.iter()
+                            .filter_map(Value::as_str)
+                            .map(str::to_string)
+                            .collect()
+                    })
+                    .unwrap_or_default()
+            };
+            let changed = listed("changedFields");
+            let nulled = listed("nulledFields");
+            let version = Version {
+                at_ms: header
+                    .get("commitTimestamp")
+                    .and_then(Value::as_i64)
+                    .unwrap_or(0),
+                commit: header
+                    .get("commitNumber")
+                    .and_then(Value::as_u64)
+                    .unwrap_or(0),
+                sequence: header
+                    .get("sequenceNumber")
+                    .and_then(Value::as_u64)
+                    .unwrap_or(0),
+            };
+            for field in crm {
+                let value = if nulled.contains(field) {
+                    Value::Null
+                } else if changed.contains(field) {
+                    payload.get(field.as_str()).cloned().unwrap_or(Value::Null)
+                } else {
+                    continue;
+                };
+                for id in &ids {
+                    batch.candidates.push(Candidate {
+                        object: object.clone(),
+                        record_id: id.clone(),
+                        field: field.clone(),
+                        value: value.clone(),
+                        version,
+                        replay_id,
+                        uuid: uuid.clone(),
+                    });
+                }
+            }
+        }
+        Ok(batch)
+    }
+
+    /// Gives each candidate its record's external ID, looking unknown ones up in batches.
+    pub(super) async fn resolve(
+        &mut self,
+        candidates: Vec<Candidate>,
+    ) -> Result<Vec<Staged>, CdcError> {
+        let mut unknown: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+        for c in &candidates {
+            if !self
+                .external_ids
+                .contains_key(&(c.object.clone(), c.record_id.clone()))
+            {
+                unknown
+                    .entry(c.object.clone())
+                    .or_default()
+                    .insert(c.record_id.clone());
+            }
+        }
+        for (object, ids) in unknown {
+            let Some(ext_field) = self.bundle.object(&object).map(|s| s.external_id.clone()) else {
+                continue;
+            };
+            let ids: Vec<String> = ids.into_iter().collect();
+            for chunk in ids.chunks(IDS_PER_QUERY) {
+                let list = chunk
+                    .iter()
+                    .map(|id| format!("'{}'", id.replace('\'', "")))
+                    .collect::<Vec<_>>()
+                    .join(", ");
+                let soql = format!("SELECT Id, {ext_field} FROM {object} WHERE Id IN ({list})");
+                for row in self.query(&object, &soql).await? {
+                    if let (Some(id), Some(ext)) = (
+                        row.get("Id").and_then(Value::as_str),
+                        row.get(&ext_field).and_then(Value::as_str),
+                    ) {
+                        self.external_ids
+                            .insert((object.clone(), id.to_string()), ext.to_string());
+                    }
+                }
+            }
+        }
+        let mut out = Vec::new();
+        for c in candidates {
+            let Some(ext) = self
+                .external_ids
+                .get(&(c.object.clone(), c.record_id.clone()))
+            else {
+                self.report.unresolved += 1;
+                continue;
+            };
+            out.push(Staged {
+                version: c.version,
+                change: CrmChange {
+                    object: c.object,
+                    source_id: ext.clone(),
+                    record_id: c.record_id,
+                    field: c.field,
+                    value: c.value,
+                    changed_at: Timestamp::from_millis(c.version.at_ms),
+                    replay_id: Some(c.replay_id),
+                    event_uuid: Some(c.uuid),
+                    via: ChangeVia::Event,
+                },
+            });
+        }
+        Ok(out)
+    }
+
+    /// Drops changes older than one already delivered (or staged earlier in this batch)
+    /// for the same record and field: reordered delivery must not roll a value back.
+    pub(super) async fn fresh_only(
+        &mut self,
+        staged: Vec<Staged>,
+    ) -> Result<Vec<Staged>, CdcError> {
+        let mut newest: HashMap<FieldKey, Version> = HashMap::new();
+        let mut out = Vec::new();
+        for s in staged {
+            let key = s.key();
+            let known = match newest.get(&key) {
+                Some(v) => Some(*v),
+                None => self.watermark(&key).await?,
+            };
+            // Strictly older only: the same version twice is a redelivery, which is the
+            // EventUuid dedupe's business.
+            if known.is_some_and(|k| s.version < k) {
+                self.report.stale_skipped += 1;
+                continue;
+            }
+            newest.insert(key, s.version);
+            out.push(s);
+        }
+        Ok(out)
+    }
+}

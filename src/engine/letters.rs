@@ -1,0 +1,146 @@
+//! What the engine remembers of each record version: the idempotency key of a version it
+//! applied (so a later run skips it), the rejection key of a version Salesforce refused for
+//! good (so a later run does not spend a call on the same answer), and the dead letter of
+//! a version it could not deliver.
+
+use std::collections::BTreeMap;
+
+use serde_json::Value;
+
+use super::dlq::{DeadLetter, ErrorClass};
+use super::source::SourceRecord;
+use super::{EngineError, EventKind, Sync};
+use crate::sim::Timestamp;
+use crate::store::AppliedVersion;
+
+/// One record version the engine could not deliver, and why.
+pub(super) struct Letter<'r> {
+    pub record: &'r SourceRecord,
+    /// What was (or would have been) sent; `Null` when it never mapped.
+    pub payload: Value,
+    pub class: ErrorClass,
+    pub code: &'r str,
+    pub message: &'r str,
+    /// Requests that carried it (0: never sent).
+    pub attempts: u32,
+    pub correlation_id: Option<String>,
+    pub first_failed: Timestamp,
+}
+
+impl Sync<'_> {
+    /// The idempotency key of one record version: tenant, object, source ID, operation, version.
+    pub(super) fn idempotency_key(&self, object: &str, record: &SourceRecord) -> String {
+        let op = if record.deleted { "delete" } else { "upsert" };
+        format!(
+            "{}|{object}|{}|{op}|{}",
+            self.tenant, record.id, record.version
+        )
+    }
+
+    /// The key that marks one record version as rejected for good (not sent again by a
+    /// later run; `dlq redrive` sends it explicitly).
+    pub(super) fn rejection_key(&self, object: &str, record: &SourceRecord) -> String {
+        format!(
+            "{}|{object}|{}|rejected|{}",
+            self.tenant, record.id, record.version
+        )
+    }
+
+    /// Records that these versions were applied (their keys live for the TTL, and they
+    /// retire the records' older dead letters), in one store transaction.
+    pub(super) async fn remember_applied(
+        &mut self,
+        object: &str,
+        records: &[&SourceRecord],
+    ) -> Result<(), EngineError> {
+        let Some((store, ttl)) = self.dedupe else {
+            return Ok(());
+        };
+        if records.is_empty() {
+            return Ok(());
+        }
+        let keys: Vec<String> = records
+            .iter()
+            .map(|r| self.idempotency_key(object, r))
+            .collect();
+        let applied: Vec<AppliedVersion<'_>> = records
+            .iter()
+            .zip(&keys)
+            .map(|(r, key)| AppliedVersion {
+                key,
+                tenant: &self.tenant,
+                object,
+                source_id: &r.id,
+                version: r.version,
+            })
+            .collect();
+        store
+            .mark_applied_all(&applied, self.clock.now(), ttl)
+            .await?;
+        Ok(())
+    }
+
+    /// Queues `letter` in the dead-letter queue (and, unless a later run may send it again,
+    /// marks the version rejected).
+    pub(super) async fn dead_letter(
+        &mut self,
+        object: &str,
+        letter: Letter<'_>,
+    ) -> Result<(), EngineError> {
+        let Letter {
+            record,
+            payload,
+            class,
+            code,
+            message,
+            attempts,
+            correlation_id,
+            first_failed,
+        } = letter;
+        self.report.dead_lettered += 1;
+        if class != ErrorClass::RetriesExhausted {
+            if let Some((store, ttl)) = self.dedupe {
+                store
+                    .check_and_set(&self.rejection_key(object, record), self.clock.now(), ttl)
+                    .await?;
+            }
+        }
+        self.event(
+            object,
+            EventKind::DeadLetter {
+                source_id: record.id.clone(),
+                code: code.to_string(),
+            },
+        );
+        let mut headers_sent = BTreeMap::new();
+        if attempts > 0 {
+            headers_sent.insert(
+                "Sforce-Call-Options".to_string(),
+                format!("client={}", self.config.client_name),
+            );
+            headers_sent.insert("Accept".to_string(), "application/json".to_string());
+            if let Some(id) = &correlation_id {
+                headers_sent.insert("X-Correlation-Id".to_string(), id.clone());
+            }
+        }
+        self.dlq
+            .dlq_append(&DeadLetter {
+                tenant: self.tenant.clone(),
+                object: object.to_string(),
+                source_id: record.id.clone(),
+                source_version: record.version,
+                payload,
+                class,
+                error_code: code.to_string(),
+                message: message.to_string(),
+                attempts,
+                correlation_id,
+                first_failed_at: first_failed,
+                last_failed_at: self.clock.now(),
+                idempotency_key: self.idempotency_key(object, record),
+                headers_sent,
+            })
+            .await?;
+        Ok(())
+    }
+}
