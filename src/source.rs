@@ -54,14 +54,21 @@ impl fmt::Display for SourceError {
     }
 }
 
+impl SourceError {
+    /// An error in the file or directory at `path`, on `line` (counted from 1) when known.
+    fn at(path: &Path, line: Option<usize>, message: String) -> SourceError {
+        SourceError {
+            path: path.to_path_buf(),
+            line,
+            message,
+        }
+    }
+}
+
 impl SourceSet {
     /// Reads every `*.jsonl` and `*.csv` file in `dir`.
     pub fn load_dir(dir: &Path) -> Result<SourceSet, SourceError> {
-        let err = |message: String| SourceError {
-            path: dir.to_path_buf(),
-            line: None,
-            message,
-        };
+        let err = |message: String| SourceError::at(dir, None, message);
         let entries = std::fs::read_dir(dir)
             .map_err(|e| err(format!("cannot read fixture directory: {e}")))?;
         let mut paths: Vec<PathBuf> = entries.filter_map(|e| e.ok().map(|e| e.path())).collect();
@@ -81,11 +88,11 @@ impl SourceSet {
                 _ => continue,
             };
             if set.entities.insert(entity.clone(), records).is_some() {
-                return Err(SourceError {
-                    path,
-                    line: None,
-                    message: format!("entity `{entity}` is given twice (as .jsonl and .csv)"),
-                });
+                return Err(SourceError::at(
+                    &path,
+                    None,
+                    format!("entity `{entity}` is given twice (as .jsonl and .csv)"),
+                ));
             }
         }
         Ok(set)
@@ -138,21 +145,20 @@ impl SourceSet {
 }
 
 fn read_jsonl(path: &Path, entity: &str) -> Result<Vec<SourceRecord>, SourceError> {
-    let bytes = std::fs::read(path).map_err(|e| SourceError {
-        path: path.to_path_buf(),
-        line: None,
-        message: format!("cannot read: {e}"),
-    })?;
+    let bytes = std::fs::read(path)
+        .map_err(|e| SourceError::at(path, None, format!("cannot read: {e}")))?;
     let mut out = Vec::new();
     for (i, raw) in bytes.split(|b| *b == b'\n').enumerate() {
         let n = i + 1;
-        let line = std::str::from_utf8(raw).map_err(|e| SourceError {
-            path: path.to_path_buf(),
-            line: Some(n),
-            message: format!(
-                "not UTF-8 (invalid byte at column {}); JSONL files must be UTF-8",
-                e.valid_up_to() + 1
-            ),
+        let line = std::str::from_utf8(raw).map_err(|e| {
+            SourceError::at(
+                path,
+                Some(n),
+                format!(
+                    "not UTF-8 (invalid byte at column {}); JSONL files must be UTF-8",
+                    e.valid_up_to() + 1
+                ),
+            )
         })?;
         if let Some(record) = parse_jsonl_line(path, entity, n, line)? {
             out.push(record);
@@ -169,11 +175,7 @@ pub fn parse_jsonl_line(
     line: &str,
 ) -> Result<Option<SourceRecord>, SourceError> {
     let line = line.strip_suffix('\r').unwrap_or(line);
-    let err = |message: String| SourceError {
-        path: path.to_path_buf(),
-        line: Some(n),
-        message,
-    };
+    let err = |message: String| SourceError::at(path, Some(n), message);
     if line.trim().is_empty() {
         return Ok(None);
     }
@@ -230,36 +232,25 @@ pub fn parse_jsonl_line(
 }
 
 fn read_csv(path: &Path, entity: &str) -> Result<Vec<SourceRecord>, SourceError> {
-    let mut reader = csv::Reader::from_path(path).map_err(|e| SourceError {
-        path: path.to_path_buf(),
-        line: None,
-        message: format!("cannot read: {e}"),
-    })?;
+    let mut reader = csv::Reader::from_path(path)
+        .map_err(|e| SourceError::at(path, None, format!("cannot read: {e}")))?;
     let headers = reader
         .headers()
-        .map_err(|e| SourceError {
-            path: path.to_path_buf(),
-            line: Some(1),
-            message: format!("bad CSV header: {e}"),
-        })?
+        .map_err(|e| SourceError::at(path, Some(1), format!("bad CSV header: {e}")))?
         .clone();
     for required in ["id", "version"] {
         if !headers.iter().any(|h| h == required) {
-            return Err(SourceError {
-                path: path.to_path_buf(),
-                line: Some(1),
-                message: format!("missing column `{required}`"),
-            });
+            return Err(SourceError::at(
+                path,
+                Some(1),
+                format!("missing column `{required}`"),
+            ));
         }
     }
     let mut out = Vec::new();
     for (i, row) in reader.records().enumerate() {
         let n = i + 2;
-        let err = |message: String| SourceError {
-            path: path.to_path_buf(),
-            line: Some(n),
-            message,
-        };
+        let err = |message: String| SourceError::at(path, Some(n), message);
         let row = row.map_err(|e| err(format!("bad CSV row: {e}")))?;
         let mut id = String::new();
         let mut version = None;
@@ -325,15 +316,22 @@ pub fn parse_changed_at(s: &str) -> Result<Timestamp, String> {
 mod tests {
     use super::*;
 
+    /// Loads a fixture set of `files` (name and text) from a fresh directory.
+    fn load(files: &[(&str, &str)]) -> Result<SourceSet, SourceError> {
+        let dir = tempfile::tempdir().unwrap();
+        for (name, text) in files {
+            std::fs::write(dir.path().join(name), text).unwrap();
+        }
+        SourceSet::load_dir(dir.path())
+    }
+
     #[test]
     fn latest_version_wins_and_stale_is_ignored() {
-        let dir = tempfile::tempdir().unwrap();
-        std::fs::write(
-            dir.path().join("accounts.jsonl"),
+        let set = load(&[(
+            "accounts.jsonl",
             "{\"id\":\"A\",\"version\":1,\"data\":{\"n\":\"one\"}}\n{\"id\":\"B\",\"version\":1,\"data\":{}}\n{\"id\":\"A\",\"version\":3,\"data\":{\"n\":\"three\"}}\n{\"id\":\"A\",\"version\":2,\"data\":{\"n\":\"two\"}}\n",
-        )
+        )])
         .unwrap();
-        let set = SourceSet::load_dir(dir.path()).unwrap();
         let latest = set.latest("accounts");
         assert_eq!(latest.len(), 2);
         assert_eq!(latest[0].id, "A");
@@ -342,25 +340,18 @@ mod tests {
 
     #[test]
     fn csv_empty_cell_is_null() {
-        let dir = tempfile::tempdir().unwrap();
-        std::fs::write(
-            dir.path().join("contacts.csv"),
-            "id,version,email\nC-1,1,\n",
-        )
-        .unwrap();
-        let set = SourceSet::load_dir(dir.path()).unwrap();
+        let set = load(&[("contacts.csv", "id,version,email\nC-1,1,\n")]).unwrap();
         assert_eq!(set.latest("contacts")[0].data["email"], Value::Null);
     }
 
     #[test]
     fn bad_line_is_named() {
-        let dir = tempfile::tempdir().unwrap();
-        std::fs::write(
-            dir.path().join("accounts.jsonl"),
+        let e = load(&[(
+            "accounts.jsonl",
             "{\"id\":\"A\",\"version\":1,\"data\":{}}\n{\"id\":\"B\",\"data\":{}}\n",
-        )
-        .unwrap();
-        let e = SourceSet::load_dir(dir.path()).unwrap_err().to_string();
+        )])
+        .unwrap_err()
+        .to_string();
         assert!(
             e.ends_with("accounts.jsonl:2: `version` must be a non-negative integer"),
             "{e}"
@@ -369,18 +360,17 @@ mod tests {
 
     #[test]
     fn deletes_and_change_times_are_read_from_both_formats() {
-        let dir = tempfile::tempdir().unwrap();
-        std::fs::write(
-            dir.path().join("accounts.jsonl"),
-            "{\"id\":\"A\",\"version\":2,\"updated_at\":\"2026-01-05T09:00:00+01:00\",\"deleted\":true}\n",
-        )
+        let set = load(&[
+            (
+                "accounts.jsonl",
+                "{\"id\":\"A\",\"version\":2,\"updated_at\":\"2026-01-05T09:00:00+01:00\",\"deleted\":true}\n",
+            ),
+            (
+                "contacts.csv",
+                "id,version,updated_at,deleted,last_name\nC-1,1,2026-01-05T08:00:00Z,,Baptiste\nC-2,2,,true,\n",
+            ),
+        ])
         .unwrap();
-        std::fs::write(
-            dir.path().join("contacts.csv"),
-            "id,version,updated_at,deleted,last_name\nC-1,1,2026-01-05T08:00:00Z,,Baptiste\nC-2,2,,true,\n",
-        )
-        .unwrap();
-        let set = SourceSet::load_dir(dir.path()).unwrap();
         let a = set.latest("accounts")[0];
         assert!(a.deleted && a.data.is_empty());
         assert_eq!(a.changed_at.unwrap().to_iso(), "2026-01-05T08:00:00.000Z");
@@ -392,21 +382,16 @@ mod tests {
 
     #[test]
     fn a_bad_change_time_or_delete_flag_is_named_with_its_line() {
-        let dir = tempfile::tempdir().unwrap();
-        std::fs::write(
-            dir.path().join("accounts.jsonl"),
+        let e = load(&[(
+            "accounts.jsonl",
             "{\"id\":\"A\",\"version\":1,\"data\":{},\"updated_at\":\"2026-01-05 09:00\"}\n",
-        )
-        .unwrap();
-        let e = SourceSet::load_dir(dir.path()).unwrap_err().to_string();
+        )])
+        .unwrap_err()
+        .to_string();
         assert!(e.contains("accounts.jsonl:1: `updated_at` `2026-01-05 09:00` is not an ISO 8601 date-time with a zone"), "{e}");
-        std::fs::remove_file(dir.path().join("accounts.jsonl")).unwrap();
-        std::fs::write(
-            dir.path().join("contacts.csv"),
-            "id,version,deleted\nC-1,1,yes\n",
-        )
-        .unwrap();
-        let e = SourceSet::load_dir(dir.path()).unwrap_err().to_string();
+        let e = load(&[("contacts.csv", "id,version,deleted\nC-1,1,yes\n")])
+            .unwrap_err()
+            .to_string();
         assert!(
             e.contains("contacts.csv:2: `deleted` must be true, false or empty, not `yes`"),
             "{e}"

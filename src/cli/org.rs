@@ -381,13 +381,6 @@ fn explain(d: &Drift) -> String {
         d.breaking,
         d.changes.len() - d.breaking
     );
-    for c in &d.changes {
-        let mark = match c.impact {
-            Impact::Breaking => "BREAKING",
-            Impact::Safe => "safe    ",
-        };
-        let _ = writeln!(out, "  {mark} {:<22} {}", c.rule.id(), c.at);
-        let _ = writeln!(out, "           {}", c.reason);
-    }
+    crate::contract::diff::write_changes(&mut out, &d.changes);
     out
 }

@@ -279,15 +279,9 @@ pub fn org_view(
                 continue;
             }
             let theirs = field_spec(df, &synced).unwrap_or(FieldSpec {
-                ty: FieldType::String,
                 required: true,
                 max_length: df.length,
-                values: None,
-                restricted: true,
-                owner: Owner::Source,
-                from: None,
-                to: None,
-                relationship: None,
+                ..FieldSpec::of(FieldType::String)
             });
             fields.insert(df.name.clone(), theirs);
         }

@@ -1,7 +1,10 @@
 //! Diagnostics for the TOML files users write (bundles, `syncgate.toml`): where the error is
 //! (line and column from the parser's span), which key (the dotted path the deserializer
 //! was at, not a guess from the text), and, for a misspelt key or value, the nearest valid
-//! one.
+//! one; and the `path:line:column:` prefix (with the key) every such diagnostic starts with.
+
+use std::fmt;
+use std::path::Path;
 
 use serde::de::DeserializeOwned;
 
@@ -130,6 +133,30 @@ pub fn key_path_at(text: &str, offset: usize) -> Option<String> {
     Some(path.join("."))
 }
 
+/// Writes where in a file a problem is, as every file diagnostic starts: `path:line:column: `
+/// and the dotted key in backticks (line, column and key when known), e.g.
+/// ``bundle.toml:12:5: `objects.Account.fields.Name.type`: ``.
+pub fn write_location(
+    f: &mut fmt::Formatter<'_>,
+    path: &Path,
+    line: Option<usize>,
+    column: Option<usize>,
+    field: Option<&str>,
+) -> fmt::Result {
+    write!(f, "{}", path.display())?;
+    if let Some(line) = line {
+        write!(f, ":{line}")?;
+        if let Some(col) = column {
+            write!(f, ":{col}")?;
+        }
+    }
+    write!(f, ": ")?;
+    if let Some(field) = field {
+        write!(f, "`{field}`: ")?;
+    }
+    Ok(())
+}
+
 /// 1-based line and column of byte `offset` in `text`.
 pub fn line_col(text: &str, offset: usize) -> (usize, usize) {
     let before = &text[..offset.min(text.len())];
@@ -191,5 +218,28 @@ mod tests {
             expected("unknown field `x`, expected `a` or `b`"),
             vec!["a", "b"]
         );
+    }
+
+    #[test]
+    fn key_path_names_header_key_and_inline_key() {
+        let text =
+            "version = 1\n[objects.Account.fields]\nName = { type = \"strin\", required = true }\n";
+        let at = text.find("\"strin").unwrap_or(0);
+        assert_eq!(
+            key_path_at(text, at).as_deref(),
+            Some("objects.Account.fields.Name.type")
+        );
+        assert_eq!(key_path_at(text, 10).as_deref(), Some("version"));
+        let at = text.find("true").unwrap_or(0);
+        assert_eq!(
+            key_path_at(text, at).as_deref(),
+            Some("objects.Account.fields.Name.required")
+        );
+    }
+
+    #[test]
+    fn line_col_counts_from_one() {
+        assert_eq!(line_col("ab\ncd", 0), (1, 1));
+        assert_eq!(line_col("ab\ncd", 4), (2, 2));
     }
 }

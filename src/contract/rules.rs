@@ -207,21 +207,14 @@ fn is_email(s: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::contract::{DeletePolicy, Owner};
+    use crate::contract::DeletePolicy;
     use serde_json::json;
     use std::collections::BTreeMap;
 
     fn field(ty: FieldType) -> FieldSpec {
         FieldSpec {
-            ty,
-            required: false,
-            max_length: None,
-            values: None,
-            restricted: true,
-            owner: Owner::Source,
             from: Some("x".into()),
-            to: None,
-            relationship: None,
+            ..FieldSpec::of(ty)
         }
     }
 
@@ -246,14 +239,7 @@ mod tests {
         fields.insert("Email__c".into(), field(FieldType::Email));
         fields.insert("Employees".into(), field(FieldType::Int));
         fields.insert("Since__c".into(), field(FieldType::Date));
-        ObjectSpec {
-            external_id: "Ext__c".into(),
-            source: "accounts".into(),
-            delete: DeletePolicy::HardDelete,
-            fields,
-            unique_external_id: false,
-            validation_rules: vec![],
-        }
+        ObjectSpec::new("Ext__c", "accounts", DeletePolicy::HardDelete, fields)
     }
 
     fn code(values: Value, kind: WriteKind) -> Option<String> {

@@ -25,7 +25,7 @@ use toml::Spanned;
 use super::bounds::LongRetryAfter;
 use super::command_config::{check_tenant_key, check_time_scale, CommandLine, ConfiguredCommands};
 use super::EngineConfig;
-use crate::contract::diagnostic::{line_col, parse_toml, TomlDiagnostic};
+use crate::contract::diagnostic::{line_col, parse_toml, write_location, TomlDiagnostic};
 use crate::sim::time::{format_duration, parse_duration};
 
 /// The file name looked for beside the `--contracts` directory when no `--engine-config` is
@@ -137,17 +137,8 @@ impl std::error::Error for ConfigError {}
 
 impl fmt::Display for ConfigError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}", self.path.display())?;
-        if let Some(line) = self.line {
-            write!(f, ":{line}")?;
-            if let Some(col) = self.column {
-                write!(f, ":{col}")?;
-            }
-        }
-        write!(f, ": ")?;
-        if let Some(field) = &self.field {
-            write!(f, "`{field}`: ")?;
-        }
+        let field = self.field.as_deref();
+        write_location(f, &self.path, self.line, self.column, field)?;
         write!(f, "{}", self.message)?;
         if self.message.contains("unknown field") {
             write!(

@@ -44,6 +44,16 @@ enum Inner {
     },
 }
 
+/// A scaled clock's mapping at one moment: org time `org_origin_ms` (its start plus the
+/// offset so far) at wall time `wall_origin_ms`, then `scale` org milliseconds per wall
+/// millisecond.
+#[derive(Clone, Copy, Debug)]
+struct Scaling {
+    org_origin_ms: i64,
+    wall_origin_ms: i64,
+    scale: f64,
+}
+
 impl Clock {
     /// The wall clock; sleeps really sleep.
     pub fn system() -> Self {
@@ -142,23 +152,30 @@ impl Clock {
     /// The wall time at which org time reaches `t` (identity but on a scaled clock), so an
     /// HTTP-date stated to a client on the wall clock means `t`.
     pub fn wall_time_of(&self, t: Timestamp) -> Timestamp {
-        match &*self.inner {
-            Inner::Scaled {
-                start_ms,
-                wall_start_ms,
-                scale,
-                offset_ms,
-                ..
-            } => {
-                let org_elapsed = t.as_millis() - start_ms - offset_ms.load(Ordering::SeqCst);
-                Timestamp::from_millis(wall_start_ms + (org_elapsed as f64 / scale).ceil() as i64)
+        match self.scaling() {
+            Some(s) => {
+                let org_elapsed = t.as_millis() - s.org_origin_ms;
+                Timestamp::from_millis(
+                    s.wall_origin_ms + (org_elapsed as f64 / s.scale).ceil() as i64,
+                )
             }
-            _ => t,
+            None => t,
         }
     }
 
     /// The org time at wall time `wall` (inverse of [`Clock::wall_time_of`]).
     pub fn org_time_of(&self, wall: Timestamp) -> Timestamp {
+        match self.scaling() {
+            Some(s) => {
+                let wall_elapsed = (wall.as_millis() - s.wall_origin_ms) as f64;
+                Timestamp::from_millis(s.org_origin_ms + (wall_elapsed * s.scale) as i64)
+            }
+            None => wall,
+        }
+    }
+
+    /// How a scaled clock maps wall time to org time now; `None` on other clocks.
+    fn scaling(&self) -> Option<Scaling> {
         match &*self.inner {
             Inner::Scaled {
                 start_ms,
@@ -166,13 +183,12 @@ impl Clock {
                 scale,
                 offset_ms,
                 ..
-            } => {
-                let wall_elapsed = (wall.as_millis() - wall_start_ms) as f64;
-                Timestamp::from_millis(
-                    start_ms + (wall_elapsed * scale) as i64 + offset_ms.load(Ordering::SeqCst),
-                )
-            }
-            _ => wall,
+            } => Some(Scaling {
+                org_origin_ms: start_ms + offset_ms.load(Ordering::SeqCst),
+                wall_origin_ms: *wall_start_ms,
+                scale: *scale,
+            }),
+            _ => None,
         }
     }
 

@@ -205,70 +205,78 @@ pub struct Breach {
 /// The values of `field` each of its rules must reject (the required rule and validation
 /// rules are the caller's: they need the record, not the field).
 pub fn breaches(field: &FieldSpec) -> Vec<Breach> {
-    use FieldType as T;
-    let mut out = Vec::new();
-    let mut add = |rule, code, value| out.push(Breach { rule, code, value });
-    if field.ty.is_text() {
-        if let Some(max) = field.max_length {
-            // One character over, counted in characters, not bytes.
-            add(
-                "max_length",
-                "STRING_TOO_LONG",
-                json!(text_of_len(MULTI_BYTE, max as usize + 1)),
-            );
-        }
-    }
-    match field.ty {
-        T::Picklist if field.restricted => add(
-            "restricted_picklist",
-            "INVALID_OR_NULL_FOR_RESTRICTED_PICKLIST",
-            json!("Not A Listed Value"),
-        ),
-        T::Email => add("email", "INVALID_EMAIL_ADDRESS", json!("not an e-mail")),
-        T::Boolean => add("type", "INVALID_TYPE", json!("maybe")),
-        T::Int => add("type", "INVALID_TYPE", json!("twelve")),
-        T::Double | T::Currency | T::Percent => add("type", "INVALID_TYPE", json!("n/a")),
-        T::Date => add("type", "INVALID_TYPE", json!("2026-02-30")),
-        T::Datetime => add("type", "INVALID_TYPE", json!("2026-01-05T08:00:00")),
-        T::Reference => add("missing_parent", "INVALID_FIELD", json!("NO-SUCH-PARENT")),
-        _ => {}
-    }
-    out
+    breaches_spelt(field, Spelling::Plain)
 }
 
 /// More of the same for the `poison` set: other spellings of each breach.
 pub fn poison_breaches(field: &FieldSpec) -> Vec<Breach> {
+    breaches_spelt(field, Spelling::Poison)
+}
+
+/// Which spelling of a breach: the one every set carries, or the `poison` set's other one.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Spelling {
+    Plain,
+    Poison,
+}
+
+/// The breaches of `field` in one spelling. Which rule a field type breaks, and the code
+/// the org answers it with, is stated once here; only the breaking values differ.
+fn breaches_spelt(field: &FieldSpec, spelling: Spelling) -> Vec<Breach> {
     use FieldType as T;
+    use Spelling::{Plain, Poison};
     let mut out = Vec::new();
-    let mut add = |rule, code, value| out.push(Breach { rule, code, value });
     if field.ty.is_text() {
         if let Some(max) = field.max_length {
-            add(
-                "max_length",
-                "STRING_TOO_LONG",
-                json!(text_of_len("x", max as usize + 25)),
-            );
+            let value = match spelling {
+                // One character over, counted in characters, not bytes.
+                Plain => text_of_len(MULTI_BYTE, max as usize + 1),
+                Poison => text_of_len("x", max as usize + 25),
+            };
+            out.push(Breach {
+                rule: "max_length",
+                code: "STRING_TOO_LONG",
+                value: json!(value),
+            });
         }
     }
-    match field.ty {
-        T::Picklist if field.restricted => add(
+    let (rule, code) = match field.ty {
+        T::Picklist if field.restricted => (
             "restricted_picklist",
             "INVALID_OR_NULL_FOR_RESTRICTED_PICKLIST",
-            // A listed value in the wrong case is still off the list.
-            json!(field
-                .values
-                .iter()
-                .flatten()
-                .next()
-                .map_or("zzz".into(), |v| v.to_uppercase() + "!")),
         ),
-        T::Int => add("type", "INVALID_TYPE", json!("12.5")),
-        T::Double | T::Currency | T::Percent => add("type", "INVALID_TYPE", json!("1.2.3")),
-        T::Date => add("type", "INVALID_TYPE", json!("05/01/2026")),
-        T::Datetime => add("type", "INVALID_TYPE", json!("yesterday")),
-        T::Boolean => add("type", "INVALID_TYPE", json!(2)),
-        _ => {}
-    }
+        T::Email => ("email", "INVALID_EMAIL_ADDRESS"),
+        T::Boolean | T::Int | T::Double | T::Currency | T::Percent | T::Date | T::Datetime => {
+            ("type", "INVALID_TYPE")
+        }
+        T::Reference => ("missing_parent", "INVALID_FIELD"),
+        _ => return out,
+    };
+    let value = match (spelling, field.ty) {
+        (Plain, T::Picklist) => json!("Not A Listed Value"),
+        // A listed value in the wrong case is still off the list.
+        (Poison, T::Picklist) => json!(field
+            .values
+            .iter()
+            .flatten()
+            .next()
+            .map_or("zzz".into(), |v| v.to_uppercase() + "!")),
+        (Plain, T::Email) => json!("not an e-mail"),
+        (Plain, T::Boolean) => json!("maybe"),
+        (Poison, T::Boolean) => json!(2),
+        (Plain, T::Int) => json!("twelve"),
+        (Poison, T::Int) => json!("12.5"),
+        (Plain, T::Double | T::Currency | T::Percent) => json!("n/a"),
+        (Poison, T::Double | T::Currency | T::Percent) => json!("1.2.3"),
+        (Plain, T::Date) => json!("2026-02-30"),
+        (Poison, T::Date) => json!("05/01/2026"),
+        (Plain, T::Datetime) => json!("2026-01-05T08:00:00"),
+        (Poison, T::Datetime) => json!("yesterday"),
+        (Plain, T::Reference) => json!("NO-SUCH-PARENT"),
+        // The poison set has no second spelling of a bad e-mail or a missing parent.
+        _ => return out,
+    };
+    out.push(Breach { rule, code, value });
     out
 }
 
@@ -347,20 +355,12 @@ pub fn sample_mismatch(field: &FieldSpec, pattern: &regex::Regex) -> Option<Stri
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::contract::Owner;
     use crate::sim::Seed;
 
     fn spec(ty: FieldType) -> FieldSpec {
         FieldSpec {
-            ty,
-            required: false,
-            max_length: None,
-            values: None,
-            restricted: true,
-            owner: Owner::Source,
             from: Some("c".into()),
-            to: None,
-            relationship: None,
+            ..FieldSpec::of(ty)
         }
     }
 
