@@ -71,8 +71,8 @@ impl From<StoreError> for ApiError {
         match e {
             StoreError::Conflict(m) => ApiError(StatusCode::CONFLICT, m),
             StoreError::NotFound(m) => ApiError(StatusCode::NOT_FOUND, format!("{m} not found")),
-            StoreError::Backend(m) | StoreError::BadUrl(m) => {
-                ApiError(StatusCode::INTERNAL_SERVER_ERROR, m)
+            e @ (StoreError::Backend { .. } | StoreError::BadUrl(_)) => {
+                ApiError(StatusCode::INTERNAL_SERVER_ERROR, e.to_string())
             }
         }
     }
