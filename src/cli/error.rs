@@ -306,7 +306,7 @@ mod tests {
     #[test]
     fn library_errors_map_to_the_codes_the_readme_documents() {
         let code = |e: CliError| e.exit_code();
-        assert_eq!(code(StoreError::Backend("down".into()).into()), 3);
+        assert_eq!(code(StoreError::failed("down").into()), 3);
         assert_eq!(code(StoreError::BadUrl("mysql://".into()).into()), 2);
         assert_eq!(code(GateError::Usage("--shard 3/2".into()).into()), 2);
         assert_eq!(code(GateError::Store("locked".into()).into()), 3);
@@ -331,7 +331,7 @@ mod tests {
         };
         assert_eq!(code(breaking.into()), 1);
         // Context keeps the kind of what it wraps.
-        let opened: Result<(), StoreError> = Err(StoreError::Backend("down".into()));
+        let opened: Result<(), StoreError> = Err(StoreError::failed("down"));
         assert_eq!(
             opened
                 .context("cannot open the store")
