@@ -8,7 +8,7 @@ use clap::Args;
 use super::args::tenant_dir;
 use super::CliError;
 use crate::contract::Bundle;
-use crate::engine::client::{Credentials, SalesforceClient, Secret};
+use crate::engine::client::{Credentials, JwtBearer, SalesforceClient, Secret};
 use crate::engine::Target;
 use crate::sim::Clock;
 use crate::store;
@@ -40,17 +40,35 @@ pub struct OrgArgs {
 /// The connected app to sign in as: shared by every command that talks to an org.
 #[derive(Debug, Args)]
 pub struct ClientArgs {
-    /// OAuth client ID (client-credentials flow).
+    /// The connected app's OAuth client ID (consumer key).
     #[arg(long, env = "SYNCGATE_CLIENT_ID", value_name = "ID")]
     pub client_id: String,
-    /// OAuth client secret.
+    /// The connected app's client secret (client-credentials flow; not needed with
+    /// `--jwt-key`).
     #[arg(
         long,
         env = "SYNCGATE_CLIENT_SECRET",
         hide_env_values = true,
-        value_name = "SECRET"
+        value_name = "SECRET",
+        required_unless_present = "jwt_key"
     )]
-    pub client_secret: String,
+    pub client_secret: Option<String>,
+    /// Sign in with the JWT bearer flow instead: the connected app's RSA private key (PEM)
+    /// whose certificate the app holds. Needs `--jwt-username`.
+    #[arg(
+        long,
+        env = "SYNCGATE_JWT_KEY_FILE",
+        value_name = "FILE",
+        requires = "jwt_username"
+    )]
+    pub jwt_key: Option<PathBuf>,
+    /// The Salesforce user the JWT assertion signs in as (its `sub`).
+    #[arg(long, env = "SYNCGATE_JWT_USERNAME", value_name = "USERNAME")]
+    pub jwt_username: Option<String>,
+    /// The JWT assertion's audience: `https://login.salesforce.com` (production),
+    /// `https://test.salesforce.com` (sandbox) or a My Domain URL; default the `--target`.
+    #[arg(long, value_name = "URL", requires = "jwt_key")]
+    pub jwt_audience: Option<String>,
     /// Also trust this CA certificate (PEM), e.g. the one `syncgate mock serve --tls` writes.
     #[arg(long, value_name = "FILE")]
     pub ca_file: Option<PathBuf>,
@@ -78,12 +96,30 @@ pub(super) fn target(flag: &str, url: &str, client: &ClientArgs) -> Result<Targe
                 .map_err(|why| CliError::bad_input(format!("--ca-file {}: {why}", p.display())))?,
         ),
     };
+    let mut credentials = Credentials::client_credentials(
+        client.client_id.clone(),
+        Secret::new(client.client_secret.clone().unwrap_or_default()),
+    );
+    if let Some(key) = &client.jwt_key {
+        let pem = std::fs::read_to_string(key).map_err(|e| {
+            CliError::bad_input(format!("--jwt-key {}: cannot read it", key.display())).because(e)
+        })?;
+        if !pem.contains("PRIVATE KEY-----") {
+            return Err(CliError::bad_input(format!(
+                "--jwt-key {}: no PEM private key in it (expected -----BEGIN PRIVATE KEY----- \
+                 or -----BEGIN RSA PRIVATE KEY-----)",
+                key.display()
+            )));
+        }
+        credentials.jwt = Some(JwtBearer {
+            username: client.jwt_username.clone().unwrap_or_default(),
+            private_key_pem: Secret::new(pem),
+            audience: client.jwt_audience.clone(),
+        });
+    }
     Ok(Target {
         login_url: url.to_string(),
-        credentials: Credentials {
-            client_id: client.client_id.clone(),
-            client_secret: Secret::new(client.client_secret.clone()),
-        },
+        credentials,
         request_log: None,
         ca_pem,
     })
