@@ -19,7 +19,7 @@ pub enum DlqCommand {
         id: i64,
     },
     /// Send matching dead letters again after a fix; letters that fail again return with history.
-    Redrive(DlqRedriveArgs),
+    Redrive(Box<DlqRedriveArgs>),
 }
 
 #[derive(Debug, Args)]
