@@ -13,10 +13,13 @@
 //! bundle's Pact interactions as a stateful stub, and signed webhooks).
 
 mod admin;
+mod answer;
 pub mod bulk;
 mod bulk_query;
 mod events;
+mod fault_answer;
 mod faults;
+mod form;
 pub mod ids;
 pub mod journal;
 pub mod oauth;
