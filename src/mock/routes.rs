@@ -16,6 +16,7 @@ use super::answer::{
     JSON_CONTENT_TYPE,
 };
 use super::fault_answer::{self, Effect, Refusal};
+use super::flight::InFlightGuard;
 use super::form::{form_pairs, percent_decode};
 use super::journal::JournalEntry;
 use super::{admin, bulk, events, oauth, rest, MockOrg, State};
@@ -38,7 +39,6 @@ struct Ticket {
     query: Vec<(String, String)>,
     /// What a fault does with the request, when one chose it (and did not answer it at once).
     effect: Option<Effect>,
-    flight: u64,
     origin: String,
 }
 
@@ -70,7 +70,7 @@ async fn dispatch(
     };
     // API requests (what an org's concurrency limit counts; not sign-ins) from arrival to
     // answer, across every connection; the guard also ends a request whose client hung up.
-    let (_in_flight, in_flight) = if uri.path().starts_with("/services/data/") {
+    let (flight, in_flight) = if uri.path().starts_with("/services/data/") {
         let (guard, n) = org.shared.in_flight.enter();
         (Some(guard), n)
     } else {
@@ -90,7 +90,8 @@ async fn dispatch(
     // The common case takes the lock once; a request held by latency lets go meanwhile.
     let ticket = {
         let mut state = org.lock();
-        match admit(&org, &mut state, &method, &uri, &headers, &body, in_flight) {
+        let arrived = (flight.as_ref(), in_flight);
+        match admit(&org, &mut state, &method, &uri, &headers, &body, arrived) {
             Admission::Done(resp) => return resp,
             Admission::Go(t) if t.delay().is_none() => {
                 return execute(&org, &mut state, t, method, &headers, &body)
@@ -98,40 +99,15 @@ async fn dispatch(
             Admission::Go(t) => t,
         }
     };
-    let held = Held {
-        org: &org,
-        flight: Some(ticket.flight),
-    };
     if let Some(delay) = ticket.delay() {
         org.clock().sleep(delay).await;
     }
     let mut state = org.lock();
-    held.leave(&mut state);
+    // Released under the lock, so no request admitted meanwhile counts this one as running.
+    if let Some(f) = &flight {
+        f.release();
+    }
     execute(&org, &mut state, ticket, method, &headers, &body)
-}
-
-/// A request held inside the org (by latency or a timeout), counted among the org's
-/// requests in flight until it leaves: when it is answered, or when its client hangs up
-/// and the server drops it mid-wait (the work is then never done, so it no longer runs).
-struct Held<'a> {
-    org: &'a MockOrg,
-    flight: Option<u64>,
-}
-
-impl Held<'_> {
-    fn leave(mut self, state: &mut State) {
-        if let Some(id) = self.flight.take() {
-            state.in_flight.retain(|(f, _)| *f != id);
-        }
-    }
-}
-
-impl Drop for Held<'_> {
-    fn drop(&mut self) {
-        if let Some(id) = self.flight.take() {
-            self.org.lock().in_flight.retain(|(f, _)| *f != id);
-        }
-    }
 }
 
 /// Does the work of an admitted request and answers it (or loses the answer).
@@ -208,7 +184,7 @@ fn admit(
     uri: &Uri,
     headers: &HeaderMap,
     body: &[u8],
-    in_flight: usize,
+    (flight, in_flight): (Option<&InFlightGuard<'_>>, usize),
 ) -> Admission {
     let now = org.clock().now();
     let path = uri.path().to_string();
@@ -312,11 +288,7 @@ fn admit(
     }
     // Real in-flight accounting: requests that have run for the threshold or longer.
     let threshold = Duration::from_secs(state.org.bundle().limits.long_running_threshold_secs);
-    let long_running = state
-        .in_flight
-        .iter()
-        .filter(|(_, started)| now.since(*started) >= threshold)
-        .count();
+    let long_running = state.in_flight.long_running(now, threshold);
     if long_running >= state.org.bundle().limits.concurrent_long_running as usize {
         entry.fault = Some("concurrent_long_running_limit".into());
         let answer = Refusal::concurrent_limit().answer();
@@ -335,7 +307,6 @@ fn admit(
         segments,
         query: uri.query().map(form_pairs).unwrap_or_default(),
         effect: None,
-        flight: 0,
         origin: change_origin(&api_version, client.as_deref()),
     };
     if let Some(f) = fault {
@@ -358,10 +329,8 @@ fn admit(
             effect => ticket.effect = Some(effect),
         }
     }
-    if ticket.delay().is_some() {
-        state.next_flight += 1;
-        ticket.flight = state.next_flight;
-        state.in_flight.push((ticket.flight, now));
+    if let (Some(_), Some(f)) = (ticket.delay(), flight) {
+        f.hold(now);
     }
     Admission::Go(Box::new(ticket))
 }
@@ -587,7 +556,7 @@ mod tests {
         }
         assert_eq!(counted(), 0, "the server never dropped the request");
         assert!(
-            org.lock().in_flight.is_empty(),
+            org.lock().in_flight.held() == 0,
             "a request the server dropped still counts as running in the org"
         );
         running.stop().await;

@@ -179,7 +179,7 @@ fn resources(state: &State, v: &str) -> Answer {
 fn limits(state: &State) -> Answer {
     let b = &state.budget;
     let long = state.org.bundle().limits.concurrent_long_running;
-    let in_flight = state.in_flight.len() as u32;
+    let in_flight = state.in_flight.held() as u32;
     Answer::ok(
         StatusCode::OK,
         json!({
