@@ -29,6 +29,10 @@ pub(super) enum Effect {
     Lose(LostMode),
     /// The work is done and the answer's body is cut short.
     Truncate,
+    /// An org-side trigger that cannot take a collections write of more than this many
+    /// records: every record of such a write fails ([`trigger_cpu_limit`]), nothing is
+    /// written; a smaller write is done as usual.
+    TriggerLimit(usize),
 }
 
 /// An error answered in place of the work.
@@ -128,7 +132,36 @@ pub(super) fn effect(
         FaultResponse::MalformedBody => Effect::Truncate,
         FaultResponse::Latency { min, max } => Effect::Delay(faults.draw(min.0, max.0)),
         FaultResponse::Timeout { after } => Effect::Hang(after.0),
+        FaultResponse::TriggerCpuLimit { above } => Effect::TriggerLimit(*above),
     }
+}
+
+/// The answer to a collections write of `records` records whose trigger ran past the Apex
+/// CPU time limit: `200`, every record failed with `CANNOT_INSERT_UPDATE_ACTIVATE_ENTITY`
+/// and the `LimitException`, as Salesforce reports a transaction its trigger rolled back
+/// (`None` when the write is small enough for the trigger, or not a collections write).
+pub(super) fn trigger_cpu_limit(above: usize, body: &[u8], object: &str) -> Option<Answer> {
+    let parsed: serde_json::Value = serde_json::from_slice(body).ok()?;
+    let records = parsed.get("records")?.as_array()?.len();
+    if records <= above {
+        return None;
+    }
+    let message = format!(
+        "{object}Trigger: execution of BeforeUpdate caused by: System.LimitException: \
+         Apex CPU time limit exceeded"
+    );
+    let failed = serde_json::json!({
+        "success": false,
+        "errors": [{
+            "statusCode": "CANNOT_INSERT_UPDATE_ACTIVATE_ENTITY",
+            "message": message,
+            "fields": [],
+        }],
+    });
+    let mut answer = Answer::ok(StatusCode::OK, serde_json::Value::Array(vec![failed; records]));
+    answer.records = Some(records);
+    answer.outcome = Some((0, records));
+    Some(answer)
 }
 
 /// `429 TOO_MANY_REQUESTS` with `Retry-After`. The header carries whole seconds of the
@@ -205,6 +238,7 @@ mod tests {
             FaultResponse::MalformedBody,
             FaultResponse::SessionExpired,
             FaultResponse::ConcurrentLimit,
+            FaultResponse::TriggerCpuLimit { above: 1 },
         ];
         for k in &kinds {
             match k {
@@ -218,7 +252,8 @@ mod tests {
                 | FaultResponse::ConnectionReset
                 | FaultResponse::MalformedBody
                 | FaultResponse::SessionExpired
-                | FaultResponse::ConcurrentLimit => {}
+                | FaultResponse::ConcurrentLimit
+                | FaultResponse::TriggerCpuLimit { .. } => {}
             }
         }
         kinds

@@ -134,7 +134,16 @@ fn execute(
         now,
         api_version: &ticket.version,
     };
-    let answer = route_api(state, &req);
+    let too_heavy = match (ticket.effect.as_ref(), ticket.entry.object.as_deref()) {
+        (Some(Effect::TriggerLimit(above)), Some(object)) => {
+            fault_answer::trigger_cpu_limit(*above, body, object)
+        }
+        _ => None,
+    };
+    let answer = match too_heavy {
+        Some(rolled_back) => rolled_back,
+        None => route_api(state, &req),
+    };
     events::publish_changes(state, &ticket.origin, now);
     let Ticket {
         mut entry, effect, ..
