@@ -145,24 +145,14 @@ impl Sync<'_> {
             Ok(()) => return Ok(attempt.too_heavy),
             Err(gave_up) => gave_up,
         };
-        let message = gave_up.message();
-        for item in &attempt.remaining {
-            let first_failed = attempt.first_failed_of(item.record, self.clock.now());
-            self.dead_letter(
-                object,
-                Letter {
-                    record: item.record,
-                    payload: item.payload.clone(),
-                    class: gave_up.class(),
-                    code: &gave_up.failure.code,
-                    message: &message,
-                    attempts: gave_up.attempts,
-                    correlation_id: None,
-                    first_failed,
-                },
-            )
+        let now = self.clock.now();
+        let letters: Vec<_> = attempt
+            .remaining
+            .iter()
+            .map(|item| (*item, attempt.first_failed_of(item.record, now)))
+            .collect();
+        self.dead_letter_given_up(object, &letters, &gave_up)
             .await?;
-        }
         Ok(attempt.too_heavy)
     }
 }

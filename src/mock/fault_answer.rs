@@ -158,7 +158,10 @@ pub(super) fn trigger_cpu_limit(above: usize, body: &[u8], object: &str) -> Opti
             "fields": [],
         }],
     });
-    let mut answer = Answer::ok(StatusCode::OK, serde_json::Value::Array(vec![failed; records]));
+    let mut answer = Answer::ok(
+        StatusCode::OK,
+        serde_json::Value::Array(vec![failed; records]),
+    );
     answer.records = Some(records);
     answer.outcome = Some((0, records));
     Some(answer)

@@ -260,8 +260,8 @@ fn check_records(ev: &Evidence<'_>, add: &mut impl FnMut(&'static str, String)) 
 /// not give the records up. Written out here, not shared with the engine's classifier.
 fn check_trigger_limits(ev: &Evidence<'_>, add: &mut impl FnMut(&'static str, String)) {
     for letter in &ev.engine.dead_letters {
-        let governor = letter.message.contains("LimitException")
-            || letter.message.contains("CPU time limit");
+        let governor =
+            letter.message.contains("LimitException") || letter.message.contains("CPU time limit");
         if letter.error_code == "CANNOT_INSERT_UPDATE_ACTIVATE_ENTITY" && governor {
             add(
                 names::TRIGGER_LIMITS,

@@ -162,23 +162,9 @@ impl<'a> Sync<'a> {
                     }
                 }
             };
-            let message = gave_up.message();
-            for item in items {
-                self.dead_letter(
-                    object,
-                    Letter {
-                        record: item.record,
-                        payload: item.payload.clone(),
-                        class: gave_up.class(),
-                        code: &gave_up.failure.code,
-                        message: &message,
-                        attempts: attempt,
-                        correlation_id: None,
-                        first_failed: first,
-                    },
-                )
+            let letters: Vec<_> = items.iter().map(|item| (item, first)).collect();
+            self.dead_letter_given_up(object, &letters, &gave_up)
                 .await?;
-            }
             return Ok(Sent::Done);
         }
     }
