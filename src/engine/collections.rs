@@ -49,16 +49,16 @@ impl Sync<'_> {
             return Ok(());
         }
         let items: Vec<&Item> = items.iter().collect();
-        self.send_in_batches(client, object, ext_field, items, fence, |engine| {
-            settled += 1;
+        self.send_in_batches(client, object, ext_field, items, fence, |engine, n| {
+            settled += n;
             engine.report_progress(object, settled);
         })
         .await
     }
 
     /// Sends `items` in collections batches of the object's current size, adapting it to
-    /// the org's trigger limits (see the module's doc); `on_settled` is called once per
-    /// record that landed or was dead-lettered.
+    /// the org's trigger limits (see the module's doc); after each batch, `on_settled` is
+    /// told how many of its records landed or were dead-lettered.
     pub(super) async fn send_in_batches(
         &mut self,
         client: &mut SalesforceClient,
@@ -66,7 +66,7 @@ impl Sync<'_> {
         ext_field: &str,
         items: Vec<&Item<'_>>,
         fence: Option<&dyn Fence>,
-        mut on_settled: impl FnMut(&Self),
+        mut on_settled: impl FnMut(&Self, usize),
     ) -> Result<(), EngineError> {
         let configured = self.config.batch_size.clamp(1, 200);
         let mut size = self
@@ -82,9 +82,7 @@ impl Sync<'_> {
             let too_heavy = self
                 .send_batch(client, object, ext_field, &batch, fence)
                 .await?;
-            for _ in 0..batch.len() - too_heavy.len() {
-                on_settled(self);
-            }
+            on_settled(self, batch.len() - too_heavy.len());
             if too_heavy.is_empty() {
                 landed_in_a_row += 1;
                 if landed_in_a_row >= GROW_AFTER && size < configured {

@@ -474,7 +474,7 @@ impl<'a> Sync<'a> {
                 code: "BULK_UNPROCESSED".into(),
             },
         );
-        self.send_in_batches(client, object, ext_field, again, fence, |_| {})
+        self.send_in_batches(client, object, ext_field, again, fence, |_, _| {})
             .await
     }
 
