@@ -129,9 +129,11 @@ pub fn parse_term(text: &str) -> Result<Term, SoqlError> {
                 match chars.next() {
                     Some('"') => break,
                     Some(ch) => phrase.push(ch),
-                    None => return Err(malformed_search(format!(
+                    None => {
+                        return Err(malformed_search(format!(
                         "unterminated quoted phrase in the search term {text:?}: close it with \""
-                    ))),
+                    )))
+                    }
                 }
             }
             pieces.push((phrase, true));
@@ -247,8 +249,9 @@ impl Term {
 pub fn parse_search(text: &str) -> Result<Search, SoqlError> {
     let trimmed = text.trim_start();
     let lead = text.len() - trimmed.len();
-    let starts_find = trimmed.len() >= 4
-        && trimmed[..4].eq_ignore_ascii_case("FIND")
+    let starts_find = trimmed
+        .get(..4)
+        .is_some_and(|w| w.eq_ignore_ascii_case("FIND"))
         && trimmed[4..].starts_with(|c: char| c.is_whitespace() || c == '{');
     if !starts_find {
         return Err(malformed_search(format!(
@@ -393,6 +396,9 @@ mod tests {
         assert_eq!(s.returning[1].object, "Contact");
         assert!(s.returning[1].fields.is_empty());
         assert!(parse_search("FIND{a\\}b}").is_ok());
+        // Multi-byte text where FIND would be is refused, not sliced mid-character.
+        assert!(parse_search("FINé {alder}").is_err());
+        assert!(parse_search("éééé").is_err());
     }
 
     #[test]
