@@ -18,13 +18,17 @@
 //! - [`source`]: change records from our own system (JSONL and CSV fixtures), read by the
 //!   engine and the verifier's oracle alike.
 //! - [`broker`]: the registry over HTTP, compatible with the Pact Broker API.
-//! - [`cli`]: the command line.
+//! - `cli`: the command line of the `syncgate` binary (not part of the API).
 
 // Errors carry the file, line, field and fix; they are built once, on bad input, so their
 // size on the cold path is worth the detail.
 #![allow(clippy::result_large_err)]
 
 pub mod broker;
+// The binary's command line: `pub` only because `src/main.rs` is another crate that calls
+// `cli::main_impl`; hidden from the docs because it is no API: its types change with the
+// flags, and library users call `verify`, `engine`, `contract` and `store` directly.
+#[doc(hidden)]
 pub mod cli;
 pub mod contract;
 pub mod engine;

@@ -710,9 +710,36 @@ class Engine:
     def upsert_path(self, object_name, spec):
         return "PATCH", "composite/sobjects/%s/%s" % (object_name, spec["external_id"])
 
+    @staticmethod
+    def needs_smaller_batch(code, message):
+        """The batch's transaction hit a trigger's governor limit (Apex CPU time)."""
+        return code == "CANNOT_INSERT_UPDATE_ACTIVATE_ENTITY" and (
+            "CPU time limit" in message or "LimitException" in message)
+
+    # Batches in a row that must land before a shrunk batch size doubles back.
+    grow_after = 2
+
+    def send_adaptively(self, object_name, spec, items):
+        """Sends items in batches that halve when the org's triggers hit a governor limit
+        and double back after `grow_after` batches that land."""
+        size, in_a_row = BATCH, 0
+        queue = list(items)
+        while queue:
+            batch, queue = queue[:size], queue[size:]
+            heavy = self.send_batch(object_name, spec, batch)
+            if heavy:
+                size, in_a_row = max(1, len(batch) // 2), 0
+                queue = heavy + queue
+                continue
+            in_a_row += 1
+            if in_a_row >= self.grow_after and size < BATCH:
+                size, in_a_row = min(BATCH, size * 2), 0
+
     def send_batch(self, object_name, spec, batch):
+        """Upserts one batch; returns the records too heavy for a batch this size."""
         method, path = self.upsert_path(object_name, spec)
         remaining = list(batch)
+        heavy = []
         attempt = 0
         while remaining:
             attempt += 1
@@ -722,7 +749,7 @@ class Engine:
                 cls = "retries_exhausted" if message.startswith("gave up") else "rejected"
                 for record, _ in remaining:
                     self.dead_letter(object_name, record, code, message, cls, attempt)
-                return
+                return heavy
             if not isinstance(data, list) or len(data) != len(remaining):
                 data = [{"success": False, "errors": [{"statusCode": "SERVER_UNAVAILABLE", "message": "garbled answer"}]}] * len(remaining)
             retry = []
@@ -733,6 +760,9 @@ class Engine:
                     continue
                 err = (result.get("errors") or [{}])[0]
                 code = err.get("statusCode") or "UNKNOWN_ERROR"
+                if len(remaining) > 1 and self.needs_smaller_batch(code, err.get("message", "")):
+                    heavy.append((record, payload))
+                    continue
                 if code in RETRYABLE_ITEM_CODES:
                     retry.append((record, payload))
                 else:
@@ -741,11 +771,12 @@ class Engine:
                 for record, _ in retry:
                     self.dead_letter(object_name, record, "UNABLE_TO_LOCK_ROW", "gave up after %d attempts" % attempt,
                                      "retries_exhausted", attempt)
-                return
+                return heavy
             if retry:
                 self.counters["retries"] += 1
                 self.sleep_org(self.backoff(attempt))
             remaining = retry
+        return heavy
 
     def hard_delete(self, object_name, spec, record):
         path = "sobjects/%s/%s/%s" % (object_name, spec["external_id"], urllib.parse.quote(record.id, safe="-._~"))
@@ -804,8 +835,7 @@ class Engine:
                 continue
             items.append((record, payload))
         self.resolve_conflicts(object_name, spec, items)
-        for i in range(0, len(items), BATCH):
-            self.send_batch(object_name, spec, items[i:i + BATCH])
+        self.send_adaptively(object_name, spec, items)
         for record in deletes:
             self.hard_delete(object_name, spec, record)
 

@@ -9,7 +9,7 @@ use serde_json::{json, Value};
 
 use super::{
     bad_request, caller, hal, not_found, parse_json, seg, version_body, Access, ApiError,
-    ApiResult, Shared,
+    ApiResult, BrokerConfig, Shared,
 };
 use crate::store::PacticipantDeployment;
 
@@ -28,15 +28,7 @@ pub(super) async fn record_deployment(
     let c = caller(&cfg, &headers)?;
     c.check(&name, Access::Write)?;
     let req: DeployBody = parse_json(&body, "record-deployment")?;
-    if !cfg.store.environments().await?.contains(&env) {
-        return Err(not_found(format!("no environment named {env}")));
-    }
-    if version_body(&cfg, &c.base, &name, &version)
-        .await?
-        .is_none()
-    {
-        return Err(not_found(format!("{name} has no version {version}")));
-    }
+    check_target(&cfg, &c.base, &name, &version, &env).await?;
     let now = cfg.clock.now();
     let id = cfg
         .store
@@ -50,21 +42,54 @@ pub(super) async fn record_deployment(
             undeployed_at: None,
         })
         .await?;
-    let body = json!({
+    let state = json!({
         "uuid": id.to_string(),
         "currentlyDeployed": true,
         "applicationInstance": req.application_instance,
         "createdAt": now.to_iso(),
-        "_embedded": {
-            "version": { "number": version },
-            "environment": { "uuid": env, "name": env }
-        },
-        "_links": {
-            "self": { "href": format!("{}/deployed-versions/{id}", c.base) },
-            "pb:environment": { "href": format!("{}/environments/{}", c.base, seg(&env)), "name": env }
-        }
     });
+    let body = recorded(&c.base, "deployed-versions", id, &version, &env, state);
     Ok(hal(StatusCode::CREATED, &headers, body))
+}
+
+/// Refuses (404) to record `name` `version` in `env` unless the environment and the version
+/// exist (a deployment and a release alike).
+pub(super) async fn check_target(
+    cfg: &BrokerConfig,
+    base: &str,
+    name: &str,
+    version: &str,
+    env: &str,
+) -> Result<(), ApiError> {
+    if !cfg.store.environments().await?.iter().any(|e| e == env) {
+        return Err(not_found(format!("no environment named {env}")));
+    }
+    if version_body(cfg, base, name, version).await?.is_none() {
+        return Err(not_found(format!("{name} has no version {version}")));
+    }
+    Ok(())
+}
+
+/// The answer to a recorded deployment or release (`kind`: `deployed-versions` or
+/// `released-versions`): its `state` (uuid, currently…, createdAt) followed by the version,
+/// the environment and the links.
+pub(super) fn recorded(
+    base: &str,
+    kind: &str,
+    id: impl std::fmt::Display,
+    version: &str,
+    env: &str,
+    mut state: Value,
+) -> Value {
+    state["_embedded"] = json!({
+        "version": { "number": version },
+        "environment": { "uuid": env, "name": env }
+    });
+    state["_links"] = json!({
+        "self": { "href": format!("{base}/{kind}/{id}") },
+        "pb:environment": { "href": format!("{base}/environments/{}", seg(env)), "name": env }
+    });
+    state
 }
 
 fn environment_json(base: &str, name: &str) -> Value {

@@ -5,7 +5,8 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use serde_json::{json, Value};
 
-use super::{caller, hal, not_found, seg, version_body, Access, ApiResult, Shared};
+use super::environments::{check_target, recorded};
+use super::{caller, hal, seg, Access, ApiResult, Shared};
 use crate::store::PacticipantRelease;
 
 /// `POST /pacticipants/{p}/versions/{v}/released-versions/environment/{env}`.
@@ -16,15 +17,7 @@ pub async fn record_release(
 ) -> ApiResult {
     let c = caller(&cfg, &headers)?;
     c.check(&name, Access::Write)?;
-    if !cfg.store.environments().await?.contains(&env) {
-        return Err(not_found(format!("no environment named {env}")));
-    }
-    if version_body(&cfg, &c.base, &name, &version)
-        .await?
-        .is_none()
-    {
-        return Err(not_found(format!("{name} has no version {version}")));
-    }
+    check_target(&cfg, &c.base, &name, &version, &env).await?;
     let now = cfg.clock.now();
     let id = cfg
         .store
@@ -44,19 +37,12 @@ pub async fn record_release(
         .into_iter()
         .find(|r| r.id == id);
     let at = released.map_or(now, |r| r.released_at);
-    let body = json!({
+    let state = json!({
         "uuid": id.to_string(),
         "currentlySupported": true,
         "createdAt": at.to_iso(),
-        "_embedded": {
-            "version": { "number": version },
-            "environment": { "uuid": env, "name": env }
-        },
-        "_links": {
-            "self": { "href": format!("{}/released-versions/{id}", c.base) },
-            "pb:environment": { "href": format!("{}/environments/{}", c.base, seg(&env)), "name": env }
-        }
     });
+    let body = recorded(&c.base, "released-versions", id, &version, &env, state);
     Ok(hal(StatusCode::CREATED, &headers, body))
 }
 

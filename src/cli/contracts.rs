@@ -1,20 +1,18 @@
-//! `syncgate contracts list|show|publish|diff|can-i-deploy|record-deployment`, and the gate's
-//! recording of verification results.
+//! `syncgate contracts validate|list|show|publish|diff|can-i-deploy|record-deployment`.
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 
 use clap::Args;
 use serde::Serialize;
 
-use super::{error, exit};
+use super::args::ContractsDir;
+use super::{open_store, print_json, runtime, CliError, CliResult, Outcome};
 use crate::contract::diff::diff as diff_bundles;
 use crate::contract::matrix::{can_i_deploy as decide, DeployQuery};
-use crate::contract::publish::{compare_versions, publish as publish_bundle, PublishError};
+use crate::contract::publish::{compare_versions, publish as publish_bundle};
 use crate::contract::{publish as published, Bundle};
 use crate::sim::{Clock, Timestamp};
-use crate::store::{self, Deployment, Store, Verification};
-use crate::verify::GateReport;
+use crate::store::Deployment;
 
 #[derive(Debug, Args)]
 pub struct ListArgs {
@@ -35,9 +33,8 @@ pub struct ShowArgs {
     /// else the latest published) or `partner/tenant@version` from the registry.
     #[arg(value_name = "BUNDLE")]
     pub bundle: String,
-    /// The registry on disk `partner/tenant` is looked up in.
-    #[arg(long, default_value = "contracts", value_name = "DIR")]
-    pub contracts: PathBuf,
+    #[command(flatten)]
+    pub registry: ContractsDir,
     /// Print JSON instead of text.
     #[arg(long)]
     pub json: bool,
@@ -48,9 +45,8 @@ pub struct PublishArgs {
     /// A tenant directory holding `bundle.toml`, or `partner/tenant` under --contracts.
     #[arg(value_name = "DIR|PARTNER/TENANT")]
     pub bundle: String,
-    /// The registry on disk `partner/tenant` is looked up in.
-    #[arg(long, default_value = "contracts", value_name = "DIR")]
-    pub contracts: PathBuf,
+    #[command(flatten)]
+    pub registry: ContractsDir,
     /// Print JSON instead of text.
     #[arg(long)]
     pub json: bool,
@@ -64,9 +60,8 @@ pub struct DiffArgs {
     /// The new side, written like A.
     #[arg(value_name = "B")]
     pub to: String,
-    /// The registry on disk `partner/tenant` is looked up in.
-    #[arg(long, default_value = "contracts", value_name = "DIR")]
-    pub contracts: PathBuf,
+    #[command(flatten)]
+    pub registry: ContractsDir,
     /// Print JSON instead of text.
     #[arg(long)]
     pub json: bool,
@@ -124,56 +119,13 @@ pub struct RecordDeploymentArgs {
     pub json: bool,
 }
 
-/// A command's failure: the message and the exit code it maps to.
-struct Failure(i32, String);
-
-impl<E: std::fmt::Display> From<E> for Failure {
-    fn from(e: E) -> Self {
-        Failure(exit::INTERNAL, e.to_string())
-    }
-}
-
-type Outcome = Result<i32, Failure>;
-
-fn bad_input(msg: impl std::fmt::Display) -> Failure {
-    Failure(exit::BAD_INPUT, msg.to_string())
-}
-
-/// Runs one command on a single-threaded runtime and maps failures to exit codes.
-fn run<F>(f: F) -> i32
-where
-    F: std::future::Future<Output = Outcome>,
-{
-    let runtime = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(rt) => rt,
-        Err(e) => {
-            error(format_args!("failed to start the async runtime: {e}"));
-            return exit::INTERNAL;
-        }
-    };
-    match runtime.block_on(f) {
-        Ok(code) => code,
-        Err(Failure(code, msg)) => {
-            error(msg);
-            code
-        }
-    }
-}
-
-fn open(db: Option<&str>) -> Result<Arc<dyn Store>, Failure> {
-    store::open(db).map_err(|e| Failure(exit::INTERNAL, format!("cannot open the store: {e}")))
+/// Runs one command on the one-thread runtime.
+fn run(f: impl std::future::Future<Output = CliResult>) -> CliResult {
+    runtime()?.block_on(f)
 }
 
 fn now() -> Timestamp {
     Clock::system().now()
-}
-
-fn print_json(value: &impl Serialize) -> Result<(), Failure> {
-    println!("{}", serde_json::to_string_pretty(value)?);
-    Ok(())
 }
 
 /// Where a bundle named on the command line comes from.
@@ -186,7 +138,7 @@ enum BundleRef {
     },
 }
 
-fn parse_ref(spec: &str, contracts: &Path) -> Result<BundleRef, Failure> {
+fn parse_ref(spec: &str, contracts: &Path) -> Result<BundleRef, CliError> {
     let as_dir = PathBuf::from(spec);
     if as_dir.join("bundle.toml").is_file() {
         return Ok(BundleRef::Dir(as_dir));
@@ -199,7 +151,7 @@ fn parse_ref(spec: &str, contracts: &Path) -> Result<BundleRef, Failure> {
         .split_once('/')
         .filter(|(p, t)| !p.is_empty() && !t.is_empty() && !t.contains('/'))
     else {
-        return Err(bad_input(format!(
+        return Err(CliError::bad_input(format!(
             "`{spec}` is neither a tenant directory holding bundle.toml nor `partner/tenant[@version]`"
         )));
     };
@@ -213,23 +165,19 @@ fn parse_ref(spec: &str, contracts: &Path) -> Result<BundleRef, Failure> {
     })
 }
 
-fn load_dir(dir: &Path) -> Result<Bundle, Failure> {
-    Bundle::load(dir).map_err(bad_input)
-}
-
 async fn resolve(
     spec: &str,
     contracts: &Path,
     db: Option<&str>,
-) -> Result<(Bundle, &'static str), Failure> {
+) -> Result<(Bundle, &'static str), CliError> {
     match parse_ref(spec, contracts)? {
-        BundleRef::Dir(dir) => Ok((load_dir(&dir)?, "disk")),
+        BundleRef::Dir(dir) => Ok((Bundle::load(&dir)?, "disk")),
         BundleRef::Published {
             partner,
             tenant,
             version,
         } => {
-            let store = open(db)?;
+            let store = open_store(db)?;
             let found = match &version {
                 Some(v) => store.version(&partner, &tenant, v).await?,
                 None => published::latest(store.as_ref(), &partner, &tenant).await?,
@@ -241,7 +189,7 @@ async fn resolve(
                     .into_iter()
                     .map(|v| v.version)
                     .collect();
-                return Err(bad_input(format!(
+                return Err(CliError::bad_input(format!(
                     "{partner}/{tenant}@{} is not published (published versions: {})",
                     version.as_deref().unwrap_or("latest"),
                     if known.is_empty() {
@@ -257,9 +205,9 @@ async fn resolve(
     }
 }
 
-pub fn list(args: ListArgs, db: Option<&str>) -> i32 {
+pub(super) fn list(args: ListArgs, db: Option<&str>) -> CliResult {
     run(async move {
-        let store = open(db)?;
+        let store = open_store(db)?;
         let partners = match &args.partner {
             Some(p) => vec![p.clone()],
             None => store.partners().await?,
@@ -315,7 +263,7 @@ pub fn list(args: ListArgs, db: Option<&str>) -> i32 {
         }
         if args.json {
             print_json(&rows)?;
-            return Ok(exit::PASSED);
+            return Ok(Outcome::Passed);
         }
         if rows.is_empty() {
             println!("no published bundles (publish one with `syncgate contracts publish DIR`)");
@@ -345,13 +293,13 @@ pub fn list(args: ListArgs, db: Option<&str>) -> i32 {
                 r.published_at.to_iso()
             );
         }
-        Ok(exit::PASSED)
+        Ok(Outcome::Passed)
     })
 }
 
-pub fn show(args: ShowArgs, db: Option<&str>) -> i32 {
+pub(super) fn show(args: ShowArgs, db: Option<&str>) -> CliResult {
     run(async move {
-        let (bundle, source) = resolve(&args.bundle, &args.contracts, db).await?;
+        let (bundle, source) = resolve(&args.bundle, &args.registry.contracts, db).await?;
         if args.json {
             #[derive(Serialize)]
             struct Shown<'a> {
@@ -364,7 +312,7 @@ pub fn show(args: ShowArgs, db: Option<&str>) -> i32 {
                 hash: bundle.content_hash(),
                 bundle: &bundle,
             })?;
-            return Ok(exit::PASSED);
+            return Ok(Outcome::Passed);
         }
         println!(
             "{}/{} {} {} (from {source})",
@@ -409,36 +357,31 @@ pub fn show(args: ShowArgs, db: Option<&str>) -> i32 {
         for name in bundle.pacts.keys() {
             println!("pact {name}");
         }
-        Ok(exit::PASSED)
+        Ok(Outcome::Passed)
     })
 }
 
-pub fn publish(args: PublishArgs, db: Option<&str>) -> i32 {
+pub(super) fn publish(args: PublishArgs, db: Option<&str>) -> CliResult {
     run(async move {
-        let dir = match parse_ref(&args.bundle, &args.contracts)? {
+        let dir = match parse_ref(&args.bundle, &args.registry.contracts)? {
             BundleRef::Dir(d) => d,
             BundleRef::Published { .. } => {
-                return Err(bad_input(format!(
+                return Err(CliError::bad_input(format!(
                     "no bundle at `{}`: publish takes a tenant directory holding bundle.toml or `partner/tenant` under {}",
                     args.bundle,
-                    args.contracts.display()
+                    args.registry.contracts.display()
                 )))
             }
         };
         // The whole bundle is loaded and checked before the store is touched: a malformed
         // bundle publishes nothing.
-        let bundle = load_dir(&dir)?;
-        let store = open(db)?;
-        let report = match publish_bundle(store.as_ref(), &bundle, now()).await {
-            Ok(r) => r,
-            Err(e @ (PublishError::Immutable { .. } | PublishError::Breaking { .. })) => {
-                return Err(Failure(exit::FAILED, e.to_string()))
-            }
-            Err(e) => return Err(e.into()),
-        };
+        let bundle = Bundle::load(&dir)?;
+        let store = open_store(db)?;
+        // Refused as immutable or breaking is a "no" (exit 1): see `From<PublishError>`.
+        let report = publish_bundle(store.as_ref(), &bundle, now()).await?;
         if args.json {
             print_json(&report)?;
-            return Ok(exit::PASSED);
+            return Ok(Outcome::Passed);
         }
         let verb = if report.outcome == "created" {
             "published"
@@ -452,36 +395,31 @@ pub fn publish(args: PublishArgs, db: Option<&str>) -> i32 {
         if let Some(d) = &report.diff {
             print!("{}", d.explain());
         }
-        Ok(exit::PASSED)
+        Ok(Outcome::Passed)
     })
 }
 
-pub fn diff(args: DiffArgs, db: Option<&str>) -> i32 {
+pub(super) fn diff(args: DiffArgs, db: Option<&str>) -> CliResult {
     run(async move {
-        let (old, _) = resolve(&args.from, &args.contracts, db).await?;
-        let (new, _) = resolve(&args.to, &args.contracts, db).await?;
+        let (old, _) = resolve(&args.from, &args.registry.contracts, db).await?;
+        let (new, _) = resolve(&args.to, &args.registry.contracts, db).await?;
         let d = diff_bundles(&old, &new);
         if args.json {
             print_json(&d)?;
         } else {
             print!("{}", d.explain());
         }
-        Ok(if d.is_breaking() {
-            exit::FAILED
-        } else {
-            exit::PASSED
-        })
+        Ok(Outcome::of(!d.is_breaking()))
     })
 }
 
-pub fn can_i_deploy(args: CanIDeployArgs, db: Option<&str>) -> i32 {
+pub(super) fn can_i_deploy(args: CanIDeployArgs, db: Option<&str>) -> CliResult {
     run(async move {
         let engine = crate::engine::config_file::EngineSettings::resolve(
             args.engine_config.as_deref(),
             &args.contracts,
-        )
-        .map_err(bad_input)?;
-        let store = open(db)?;
+        )?;
+        let store = open_store(db)?;
         let decision = decide(
             store.as_ref(),
             &DeployQuery {
@@ -507,24 +445,20 @@ pub fn can_i_deploy(args: CanIDeployArgs, db: Option<&str>) -> i32 {
                 decision.reason
             );
         }
-        Ok(if decision.deployable {
-            exit::PASSED
-        } else {
-            exit::FAILED
-        })
+        Ok(Outcome::of(decision.deployable))
     })
 }
 
-pub fn record_deployment(args: RecordDeploymentArgs, db: Option<&str>) -> i32 {
+pub(super) fn record_deployment(args: RecordDeploymentArgs, db: Option<&str>) -> CliResult {
     run(async move {
-        let store = open(db)?;
+        let store = open_store(db)?;
         let label = format!("{}/{}", args.partner, args.tenant);
         if store
             .version(&args.partner, &args.tenant, &args.bundle_version)
             .await?
             .is_none()
         {
-            return Err(bad_input(format!(
+            return Err(CliError::bad_input(format!(
                 "bundle {label} {} is not published; publish it before recording a deployment",
                 args.bundle_version
             )));
@@ -555,7 +489,7 @@ pub fn record_deployment(args: RecordDeploymentArgs, db: Option<&str>) -> i32 {
                 deployment,
                 replaced: previous,
             })?;
-            return Ok(exit::PASSED);
+            return Ok(Outcome::Passed);
         }
         let replaced = previous.map_or(String::new(), |p| {
             format!(
@@ -567,105 +501,23 @@ pub fn record_deployment(args: RecordDeploymentArgs, db: Option<&str>) -> i32 {
             "recorded: {label} in {} runs bundle {} with engine {}{replaced}",
             args.environment, args.bundle_version, args.engine_version
         );
-        Ok(exit::PASSED)
+        Ok(Outcome::Passed)
     })
 }
 
-/// Records one verification per tenant of a gate run: what can-i-deploy answers from.
-pub async fn record_gate_verifications(
-    report: &GateReport,
-    engine_version: &str,
-    db: Option<&str>,
-) -> Result<(), String> {
-    let store = store::open(db).map_err(|e| format!("cannot open the store: {e}"))?;
-    let at = now();
-    let mut recorded = 0;
-    for t in &report.tenants {
-        // A verification vouches for the pacts too: without any, there is nothing to record.
-        if t.pacts.as_ref().is_some_and(|p| !p.checked()) {
-            eprintln!(
-                "verification result not recorded for {}: its pacts were not checked (the bundle has no pacts/)",
-                t.label()
-            );
-            continue;
-        }
-        recorded += 1;
-        let v = Verification {
-            partner: t.partner.clone(),
-            tenant: t.tenant.clone(),
-            bundle_version: t.bundle_version.clone(),
-            bundle_hash: t.bundle_hash.clone(),
-            engine_version: engine_version.to_string(),
-            success: t.passed(),
-            seed: report.seed,
-            scenarios: t.runs.iter().map(|r| r.scenario.clone()).collect(),
-            verified_at: at,
-            verified_by: "syncgate gate".into(),
-            engine_config_hash: Some(report.engine_config_hash.clone()),
-        };
-        store
-            .record_verification(&v)
-            .await
-            .map_err(|e| e.to_string())?;
-    }
-    eprintln!("recorded {recorded} verification result(s) for engine {engine_version}");
-    Ok(())
-}
-
-/// What the store's registry holds, per tenant (`partner/tenant`), for the gate's contract
-/// check: the bundle deployed in `environment`, and every published version.
-pub struct RegistryState {
-    pub deployed: std::collections::BTreeMap<String, crate::contract::Bundle>,
-    pub published: std::collections::BTreeMap<String, Vec<store::PublishedVersion>>,
-}
-
-/// Reads [`RegistryState`] from the store. A store that cannot be opened or read is an error
-/// (with its cause): the gate must not pass without the check it was asked for.
-pub fn registry_state(db: Option<&str>, environment: &str) -> Result<RegistryState, String> {
-    let store = store::open(db).map_err(|e| format!("cannot open the store: {e}"))?;
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| format!("failed to start the async runtime: {e}"))?;
-    let read = |e: store::StoreError| format!("cannot read the registry from the store: {e}");
-    rt.block_on(async {
-        let mut state = RegistryState {
-            deployed: Default::default(),
-            published: Default::default(),
-        };
-        for partner in store.partners().await.map_err(read)? {
-            for v in store.versions(&partner, None).await.map_err(read)? {
-                state
-                    .published
-                    .entry(format!("{}/{}", v.partner, v.tenant))
-                    .or_default()
-                    .push(v);
-            }
-            let deps = store
-                .deployments(&partner, None, Some(environment))
-                .await
-                .map_err(read)?;
-            for d in deps.iter().filter(|d| d.undeployed_at.is_none()) {
-                let label = format!("{}/{}", d.partner, d.tenant);
-                let v = store
-                    .version(&d.partner, &d.tenant, &d.bundle_version)
-                    .await
-                    .map_err(read)?
-                    .ok_or_else(|| {
-                        format!(
-                            "{label} is recorded as deployed in {environment} with bundle {}, which is not published",
-                            d.bundle_version
-                        )
-                    })?;
-                let b = crate::contract::Bundle::from_json(&v.content).map_err(|e| {
-                    format!(
-                        "the bundle {label} {} deployed in {environment} is unreadable: {e}",
-                        d.bundle_version
-                    )
-                })?;
-                state.deployed.insert(label, b);
-            }
-        }
-        Ok(state)
-    })
+/// `syncgate contracts validate DIR`: loads the bundle and prints what it resolved to.
+pub(super) fn validate(dir: &Path) -> CliResult {
+    let b = Bundle::load(dir)?;
+    let fields: usize = b.objects.values().map(|o| o.fields.len()).sum();
+    println!(
+        "ok {}/{} {} {} ({} objects, {} fields, {} pact files)",
+        b.partner,
+        b.tenant,
+        b.version,
+        b.content_hash(),
+        b.objects.len(),
+        fields,
+        b.pacts.len()
+    );
+    Ok(Outcome::Passed)
 }

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 use clap::Args;
 
-use super::{error, exit};
+use super::{CliError, CliResult, Outcome};
 
 #[derive(Debug, Args)]
 pub struct InitArgs {
@@ -33,24 +33,17 @@ pub const FILES: &[(&str, &str)] = &[
     ("ci/gate.sh", include_str!("../../ci/gate.sh")),
 ];
 
-pub fn run(args: InitArgs) -> i32 {
-    match init(&args.dir) {
-        Ok(()) => {
-            println!("initialised {}", args.dir.display());
-            for (path, _) in FILES {
-                println!("  {path}");
-            }
-            println!(
-                "next: cd {} && syncgate gate",
-                shell_quote(&args.dir.display().to_string())
-            );
-            exit::PASSED
-        }
-        Err((code, msg)) => {
-            error(msg);
-            code
-        }
+pub(super) fn run(args: InitArgs) -> CliResult {
+    init(&args.dir)?;
+    println!("initialised {}", args.dir.display());
+    for (path, _) in FILES {
+        println!("  {path}");
     }
+    println!(
+        "next: cd {} && syncgate gate",
+        shell_quote(&args.dir.display().to_string())
+    );
+    Ok(Outcome::Passed)
 }
 
 fn shell_quote(s: &str) -> String {
@@ -63,49 +56,30 @@ fn shell_quote(s: &str) -> String {
     }
 }
 
-fn init(dir: &Path) -> Result<(), (i32, String)> {
+fn init(dir: &Path) -> Result<(), CliError> {
     match std::fs::read_dir(dir) {
         Ok(mut entries) => {
             if entries.next().is_some() {
-                return Err((
-                    exit::BAD_INPUT,
-                    format!(
-                        "{} is not empty: syncgate init writes only into a new or empty directory (nothing was written)",
-                        dir.display()
-                    ),
-                ));
+                return Err(CliError::bad_input(format!(
+                    "{} is not empty: syncgate init writes only into a new or empty directory (nothing was written)",
+                    dir.display()
+                )));
             }
         }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
         Err(e) if e.kind() == std::io::ErrorKind::NotADirectory || dir.is_file() => {
-            return Err((
-                exit::BAD_INPUT,
-                format!("{} is a file, not a directory", dir.display()),
-            ))
+            return Err(CliError::bad_input(format!(
+                "{} is a file, not a directory",
+                dir.display()
+            )))
         }
         Err(e) => {
-            return Err((
-                exit::BAD_INPUT,
-                format!("cannot read {}: {e}", dir.display()),
-            ))
+            return Err(CliError::bad_input(format!("cannot read {}", dir.display())).because(e))
         }
     }
     for (rel, text) in FILES {
         let path = dir.join(rel);
-        if let Some(parent) = path.parent() {
-            std::fs::create_dir_all(parent).map_err(|e| {
-                (
-                    exit::INTERNAL,
-                    format!("cannot create {}: {e}", parent.display()),
-                )
-            })?;
-        }
-        std::fs::write(&path, text).map_err(|e| {
-            (
-                exit::INTERNAL,
-                format!("cannot write {}: {e}", path.display()),
-            )
-        })?;
+        super::write_file(&path, text)?;
         #[cfg(unix)]
         if rel.ends_with(".sh") {
             use std::os::unix::fs::PermissionsExt;
@@ -157,9 +131,9 @@ mod tests {
     fn a_non_empty_directory_is_refused_and_left_alone() {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("keep.txt"), "mine").unwrap();
-        let (code, msg) = init(dir.path()).unwrap_err();
-        assert_eq!(code, exit::BAD_INPUT);
-        assert!(msg.contains("not empty"), "{msg}");
+        let e = init(dir.path()).unwrap_err();
+        assert_eq!(e.exit_code(), crate::cli::exit::BAD_INPUT);
+        assert!(e.to_string().contains("not empty"), "{e}");
         assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
         // An empty existing directory is fine.
         let empty = tempfile::tempdir().unwrap();

@@ -155,100 +155,102 @@ pub fn render(
     oldest_secs: Option<u64>,
     by_code: &BTreeMap<&str, u64>,
 ) -> String {
+    let plain = |v: u64| Some(vec![(String::new(), v)]);
+    let budget = |pick: fn((u64, u64)) -> u64| c.budget.map(pick).and_then(plain);
+    let codes: Vec<(String, u64)> = by_code
+        .iter()
+        .map(|(code, n)| (format!(",code=\"{}\"", label(code)), *n))
+        .collect();
+    // Name, type, help and samples of each family, in the order served; `None` is not
+    // served (no budget seen yet, no letter queued).
+    let families = [
+        (
+            "syncgate_sync_ticks_total",
+            "counter",
+            "Ticks finished.",
+            plain(c.ticks),
+        ),
+        (
+            "syncgate_sync_runs_total",
+            "counter",
+            "Engine runs (pages or ticks with changes).",
+            plain(c.runs),
+        ),
+        (
+            "syncgate_sync_records_total",
+            "counter",
+            "Records by outcome.",
+            Some(vec![
+                (",outcome=\"created\"".into(), c.created),
+                (",outcome=\"updated\"".into(), c.updated),
+                (",outcome=\"dead_lettered\"".into(), c.dead_lettered),
+                (",outcome=\"deleted\"".into(), c.deleted),
+            ]),
+        ),
+        (
+            "syncgate_sync_duplicates_suppressed_total",
+            "counter",
+            "Records already applied, not sent again.",
+            plain(c.duplicates),
+        ),
+        (
+            "syncgate_sync_retries_total",
+            "counter",
+            "Batch retries.",
+            plain(c.retries),
+        ),
+        (
+            "syncgate_sync_api_calls_total",
+            "counter",
+            "API calls (sign-ins excluded).",
+            plain(c.api_calls),
+        ),
+        (
+            "syncgate_sync_tick_failures_total",
+            "counter",
+            "Ticks that failed and were tried again.",
+            plain(c.tick_failures),
+        ),
+        (
+            "syncgate_api_budget_used",
+            "gauge",
+            "The org's daily API usage (Sforce-Limit-Info).",
+            budget(|(used, _)| used),
+        ),
+        (
+            "syncgate_api_budget_max",
+            "gauge",
+            "The org's daily API limit (Sforce-Limit-Info).",
+            budget(|(_, max)| max),
+        ),
+        (
+            "syncgate_dead_letter_queue_depth",
+            "gauge",
+            "Dead letters queued for a redrive.",
+            plain(depth),
+        ),
+        (
+            "syncgate_dead_letter_oldest_age_seconds",
+            "gauge",
+            "Age of the oldest queued dead letter.",
+            oldest_secs.and_then(plain),
+        ),
+        (
+            "syncgate_dead_letters",
+            "gauge",
+            "Queued dead letters by error code.",
+            Some(codes),
+        ),
+    ];
     let t = label(tenant);
     let mut out = String::new();
-    let mut one = |name: &str, kind: &str, help: &str, samples: &[(String, u64)]| {
+    for (name, kind, help, samples) in families {
+        let Some(samples) = samples else { continue };
         let _ = writeln!(out, "# HELP {name} {help}");
         let _ = writeln!(out, "# TYPE {name} {kind}");
         for (labels, v) in samples {
             let _ = writeln!(out, "{name}{{tenant=\"{t}\"{labels}}} {v}");
         }
-    };
-    let plain = |v: u64| vec![(String::new(), v)];
-    one(
-        "syncgate_sync_ticks_total",
-        "counter",
-        "Ticks finished.",
-        &plain(c.ticks),
-    );
-    one(
-        "syncgate_sync_runs_total",
-        "counter",
-        "Engine runs (pages or ticks with changes).",
-        &plain(c.runs),
-    );
-    one(
-        "syncgate_sync_records_total",
-        "counter",
-        "Records by outcome.",
-        &[
-            (",outcome=\"created\"".into(), c.created),
-            (",outcome=\"updated\"".into(), c.updated),
-            (",outcome=\"dead_lettered\"".into(), c.dead_lettered),
-            (",outcome=\"deleted\"".into(), c.deleted),
-        ],
-    );
-    one(
-        "syncgate_sync_duplicates_suppressed_total",
-        "counter",
-        "Records already applied, not sent again.",
-        &plain(c.duplicates),
-    );
-    one(
-        "syncgate_sync_retries_total",
-        "counter",
-        "Batch retries.",
-        &plain(c.retries),
-    );
-    one(
-        "syncgate_sync_api_calls_total",
-        "counter",
-        "API calls (sign-ins excluded).",
-        &plain(c.api_calls),
-    );
-    one(
-        "syncgate_sync_tick_failures_total",
-        "counter",
-        "Ticks that failed and were tried again.",
-        &plain(c.tick_failures),
-    );
-    if let Some((used, max)) = c.budget {
-        one(
-            "syncgate_api_budget_used",
-            "gauge",
-            "The org's daily API usage (Sforce-Limit-Info).",
-            &plain(used),
-        );
-        one(
-            "syncgate_api_budget_max",
-            "gauge",
-            "The org's daily API limit (Sforce-Limit-Info).",
-            &plain(max),
-        );
     }
-    one(
-        "syncgate_dead_letter_queue_depth",
-        "gauge",
-        "Dead letters queued for a redrive.",
-        &plain(depth),
-    );
-    if let Some(age) = oldest_secs {
-        one(
-            "syncgate_dead_letter_oldest_age_seconds",
-            "gauge",
-            "Age of the oldest queued dead letter.",
-            &plain(age),
-        );
-    }
-    let codes: Vec<(String, u64)> = by_code
-        .iter()
-        .map(|(code, n)| (format!(",code=\"{}\"", label(code)), *n))
-        .collect();
-    one(
-        "syncgate_dead_letters",
-        "gauge",
-        "Queued dead letters by error code.",
-        &codes,
-    );
     out
 }

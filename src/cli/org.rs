@@ -9,13 +9,14 @@ use clap::Args;
 use reqwest::Method;
 use serde::Serialize;
 
-use super::sync::{check_target_url, read_ca_file};
-use super::{error, exit, runtime};
+use super::args::ContractsDir;
+use super::login::{sign_in, target, ClientArgs};
+use super::{print_json, runtime, CliError, CliResult, Context, Outcome};
 use crate::contract::describe::{self, DescribedObject};
 use crate::contract::diff::{diff, Change, Impact};
 use crate::contract::pull::{self, PullInput};
 use crate::contract::{Bundle, Limits};
-use crate::engine::client::{Credentials, SalesforceClient, Secret};
+use crate::engine::client::SalesforceClient;
 use crate::sim::Clock;
 
 /// Where and how to sign in: the flags and variables `syncgate sync` uses.
@@ -25,7 +26,7 @@ pub struct OrgLogin {
     #[arg(long, value_name = "URL")]
     pub org: String,
     #[command(flatten)]
-    pub client: super::sync::ClientArgs,
+    pub client: ClientArgs,
 }
 
 #[derive(Debug, Args)]
@@ -60,75 +61,37 @@ pub struct CheckOrgArgs {
     /// The tenant: `partner/tenant` under --contracts, or a tenant directory.
     #[arg(value_name = "PARTNER/TENANT|DIR")]
     pub tenant: String,
-    /// The registry `partner/tenant` is looked up in.
-    #[arg(long, default_value = "contracts", value_name = "DIR")]
-    pub contracts: PathBuf,
+    #[command(flatten)]
+    pub registry: ContractsDir,
     /// Print JSON instead of text.
     #[arg(long)]
     pub json: bool,
 }
 
-/// A failed step: exit code and message.
-struct Stop(i32, String);
-
-async fn connect(login: &OrgLogin, api_version: &str) -> Result<SalesforceClient, Stop> {
-    if let Err(why) = check_target_url(&login.org) {
-        return Err(Stop(
-            exit::BAD_INPUT,
-            format!("--org `{}`: {why}", login.org),
-        ));
-    }
-    let mut client = SalesforceClient::new(
-        &login.org,
-        api_version,
-        Credentials {
-            client_id: login.client.client_id.clone(),
-            client_secret: Secret::new(login.client.client_secret.clone()),
-        },
-        Clock::system(),
-        "syncgate",
-        "describe",
-    );
-    if let Some(path) = &login.client.ca_file {
-        let pem = read_ca_file(path).map_err(|why| {
-            Stop(
-                exit::BAD_INPUT,
-                format!("--ca-file {}: {why}", path.display()),
-            )
-        })?;
-        client
-            .trust_ca(&pem)
-            .map_err(|e| Stop(exit::BAD_INPUT, e.to_string()))?;
-    }
-    client
-        .authenticate()
-        .await
-        .map_err(|e| Stop(exit::INTERNAL, e.to_string()))?;
-    Ok(client)
+async fn connect(login: &OrgLogin, api_version: &str) -> Result<SalesforceClient, CliError> {
+    let target = target("--org", &login.org, &login.client)?;
+    sign_in(&target, api_version, &Clock::system(), "describe").await
 }
 
 /// One object's describe, or `None` when the org has no such object.
 async fn describe_object(
     client: &mut SalesforceClient,
     object: &str,
-) -> Result<Option<DescribedObject>, Stop> {
+) -> Result<Option<DescribedObject>, CliError> {
     match client
         .call(Method::GET, &format!("sobjects/{object}/describe"), None)
         .await
     {
         Ok(reply) => describe::parse(object, &reply.body)
             .map(Some)
-            .map_err(|e| Stop(exit::INTERNAL, e)),
+            .map_err(CliError::internal),
         Err(f) if f.status == Some(404) => Ok(None),
-        Err(f) => Err(Stop(
-            exit::INTERNAL,
-            format!(
-                "describe {object}: HTTP {} {} {}",
-                f.status.map_or("-".to_string(), |s| s.to_string()),
-                f.code,
-                f.message
-            ),
-        )),
+        Err(f) => Err(CliError::internal(format!(
+            "describe {object}: HTTP {} {} {}",
+            f.status.map_or("-".to_string(), |s| s.to_string()),
+            f.code,
+            f.message
+        ))),
     }
 }
 
@@ -138,32 +101,17 @@ async fn org_limits(client: &mut SalesforceClient, fallback: &Limits) -> Option<
     Some(describe::limits(&reply.body, fallback))
 }
 
-fn finish(result: Result<i32, Stop>) -> i32 {
-    match result {
-        Ok(code) => code,
-        Err(Stop(code, msg)) => {
-            error(msg);
-            code
-        }
-    }
+pub(super) fn pull(args: PullArgs) -> CliResult {
+    runtime()?.block_on(pull_async(args))
 }
 
-pub fn pull(args: PullArgs) -> i32 {
-    let rt = match runtime() {
-        Ok(rt) => rt,
-        Err(code) => return code,
-    };
-    finish(rt.block_on(pull_async(args)))
-}
-
-async fn pull_async(args: PullArgs) -> Result<i32, Stop> {
-    let bad = |m: String| Stop(exit::BAD_INPUT, m);
+async fn pull_async(args: PullArgs) -> CliResult {
     let Some((partner, tenant)) = args
         .tenant
         .split_once('/')
         .filter(|(p, t)| !p.is_empty() && !t.is_empty() && !t.contains('/'))
     else {
-        return Err(bad(format!(
+        return Err(CliError::bad_input(format!(
             "`{}` is not `partner/tenant` (e.g. acme-corp/sandbox)",
             args.tenant
         )));
@@ -171,7 +119,7 @@ async fn pull_async(args: PullArgs) -> Result<i32, Stop> {
     let dir = args.contracts.join(partner).join(tenant);
     let path = dir.join("bundle.toml");
     if path.exists() && !args.force {
-        return Err(bad(format!(
+        return Err(CliError::bad_input(format!(
             "{} exists: pull writes new bundles (give --force to overwrite it, or use `syncgate contracts check-org` to compare)",
             path.display()
         )));
@@ -179,7 +127,7 @@ async fn pull_async(args: PullArgs) -> Result<i32, Stop> {
     let mut chosen: BTreeMap<String, String> = BTreeMap::new();
     for spec in &args.external_id {
         let Some((object, field)) = spec.split_once('.') else {
-            return Err(bad(format!(
+            return Err(CliError::bad_input(format!(
                 "--external-id `{spec}`: write Object.Field (e.g. Account.Account_Key__c)"
             )));
         };
@@ -197,15 +145,15 @@ async fn pull_async(args: PullArgs) -> Result<i32, Stop> {
         }
     }
     if objects.is_empty() {
-        return Err(bad(
-            "--objects names no object (e.g. --objects Account,Contact)".into(),
+        return Err(CliError::bad_input(
+            "--objects names no object (e.g. --objects Account,Contact)",
         ));
     }
     let mut client = connect(&args.login, &args.api_version).await?;
     let mut pulled = Vec::new();
     for name in &objects {
         let Some(d) = describe_object(&mut client, name).await? else {
-            return Err(bad(format!(
+            return Err(CliError::bad_input(format!(
                 "the org at {} has no object {name}",
                 args.login.org
             )));
@@ -213,7 +161,7 @@ async fn pull_async(args: PullArgs) -> Result<i32, Stop> {
         let ext = match chosen.get(name) {
             Some(field) => {
                 if !d.external_ids().iter().any(|f| &f.name == field) {
-                    return Err(bad(format!(
+                    return Err(CliError::bad_input(format!(
                         "--external-id {name}.{field}: the org has no writable text external-ID field {field} on {name} (it has: {})",
                         names(&d)
                     )));
@@ -223,12 +171,12 @@ async fn pull_async(args: PullArgs) -> Result<i32, Stop> {
             None => match d.external_ids().as_slice() {
                 [one] => one.name.clone(),
                 [] => {
-                    return Err(bad(format!(
+                    return Err(CliError::bad_input(format!(
                         "{name} has no writable text external-ID field: the engine upserts by one. Create one in the org (Text, External ID, Unique) and pull again"
                     )))
                 }
                 _ => {
-                    return Err(bad(format!(
+                    return Err(CliError::bad_input(format!(
                         "{name} has several external-ID fields ({}): pick one with --external-id {name}.FIELD",
                         names(&d)
                     )))
@@ -254,18 +202,11 @@ async fn pull_async(args: PullArgs) -> Result<i32, Stop> {
     });
     std::fs::create_dir_all(&dir)
         .and_then(|()| std::fs::write(&path, &text))
-        .map_err(|e| {
-            Stop(
-                exit::INTERNAL,
-                format!("cannot write {}: {e}", path.display()),
-            )
-        })?;
+        .context(format_args!("cannot write {}", path.display()))?;
     // What was written must load: if not, that is our bug, and the file says where.
     Bundle::load(&dir).map_err(|e| {
-        Stop(
-            exit::INTERNAL,
-            format!("the pulled bundle does not load (a syncgate bug; please report it): {e}"),
-        )
+        CliError::internal("the pulled bundle does not load (a syncgate bug; please report it)")
+            .because(e)
     })?;
     println!(
         "wrote {} ({} objects, {} fields{}); {} lines marked MAPPING, POLICY or LIMITS to fill in",
@@ -283,7 +224,7 @@ async fn pull_async(args: PullArgs) -> Result<i32, Stop> {
         "next: fix the marked lines, then `syncgate contracts validate {}` and `syncgate contracts pacts {partner}/{tenant}`",
         dir.display()
     );
-    Ok(exit::PASSED)
+    Ok(Outcome::Passed)
 }
 
 fn names(d: &DescribedObject) -> String {
@@ -305,22 +246,12 @@ struct Drift {
     changes: Vec<Change>,
 }
 
-pub fn check_org(args: CheckOrgArgs) -> i32 {
-    let rt = match runtime() {
-        Ok(rt) => rt,
-        Err(code) => return code,
-    };
-    finish(rt.block_on(check_org_async(args)))
+pub(super) fn check_org(args: CheckOrgArgs) -> CliResult {
+    runtime()?.block_on(check_org_async(args))
 }
 
-async fn check_org_async(args: CheckOrgArgs) -> Result<i32, Stop> {
-    let as_dir = PathBuf::from(&args.tenant);
-    let dir = if as_dir.join("bundle.toml").is_file() {
-        as_dir
-    } else {
-        args.contracts.join(&args.tenant)
-    };
-    let contract = Bundle::load(&dir).map_err(|e| Stop(exit::BAD_INPUT, e.to_string()))?;
+async fn check_org_async(args: CheckOrgArgs) -> CliResult {
+    let contract = Bundle::load(&args.registry.tenant_dir(&args.tenant))?;
     let mut client = connect(&args.login, &contract.api_version).await?;
     let mut described = BTreeMap::new();
     for name in contract.objects.keys() {
@@ -350,17 +281,11 @@ async fn check_org_async(args: CheckOrgArgs) -> Result<i32, Stop> {
         changes,
     };
     if args.json {
-        let text = serde_json::to_string_pretty(&drift)
-            .map_err(|e| Stop(exit::INTERNAL, e.to_string()))?;
-        println!("{text}");
+        print_json(&drift)?;
     } else {
         print!("{}", explain(&drift));
     }
-    Ok(if breaking > 0 {
-        exit::FAILED
-    } else {
-        exit::PASSED
-    })
+    Ok(Outcome::of(breaking == 0))
 }
 
 fn explain(d: &Drift) -> String {

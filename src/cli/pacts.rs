@@ -1,11 +1,12 @@
 //! `syncgate contracts pacts`: writes (or, with `--check`, checks) the Pact V4 files of
 //! tenants from their bundles, with the same generator the test suite uses.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use clap::Args;
 
-use super::{error, exit};
+use super::args::ContractsDir;
+use super::{write_file, CliError, CliResult, Context, Outcome};
 use crate::contract::pacts::{self, Freshness};
 use crate::contract::{Bundle, Registry};
 
@@ -18,9 +19,8 @@ pub struct PactsArgs {
     /// Every tenant under --contracts.
     #[arg(long, conflicts_with = "bundles")]
     pub all: bool,
-    /// The registry on disk `partner/tenant` is looked up in.
-    #[arg(long, default_value = "contracts", value_name = "DIR")]
-    pub contracts: PathBuf,
+    #[command(flatten)]
+    pub registry: ContractsDir,
     /// Write (or check) the files in this directory instead of each tenant's `pacts/`.
     #[arg(long, value_name = "DIR")]
     pub out: Option<PathBuf>,
@@ -31,20 +31,22 @@ pub struct PactsArgs {
 }
 
 /// One tenant to generate for: its label and directory.
-fn targets(args: &PactsArgs) -> Result<Vec<(String, PathBuf)>, String> {
+fn targets(args: &PactsArgs) -> Result<Vec<(String, PathBuf)>, CliError> {
+    let contracts = &args.registry.contracts;
     if args.all {
-        let registry = Registry::open(&args.contracts).map_err(|e| e.to_string())?;
-        let tenants = registry.tenants().map_err(|e| e.to_string())?;
+        let tenants = Registry::open(contracts)?.tenants()?;
         if tenants.is_empty() {
-            return Err(format!(
+            return Err(CliError::bad_input(format!(
                 "no tenant under {}: expected <partner>/<tenant>/bundle.toml",
-                args.contracts.display()
-            ));
+                contracts.display()
+            )));
         }
         return Ok(tenants.into_iter().map(|t| (t.label(), t.dir)).collect());
     }
     if args.bundles.is_empty() {
-        return Err("name a tenant (`partner/tenant` or a tenant directory) or give --all".into());
+        return Err(CliError::bad_input(
+            "name a tenant (`partner/tenant` or a tenant directory) or give --all",
+        ));
     }
     args.bundles
         .iter()
@@ -53,44 +55,26 @@ fn targets(args: &PactsArgs) -> Result<Vec<(String, PathBuf)>, String> {
             if as_dir.join("bundle.toml").is_file() {
                 return Ok((spec.clone(), as_dir));
             }
-            let under = args.contracts.join(spec);
+            let under = contracts.join(spec);
             if spec.split('/').count() == 2 && under.join("bundle.toml").is_file() {
                 return Ok((spec.clone(), under));
             }
-            Err(format!(
+            Err(CliError::bad_input(format!(
                 "`{spec}`: no bundle.toml at {} nor at {}/bundle.toml",
                 as_dir.display(),
                 under.display()
-            ))
+            )))
         })
         .collect()
 }
 
-pub fn run(args: PactsArgs) -> i32 {
-    let targets = match targets(&args) {
-        Ok(t) => t,
-        Err(e) => {
-            error(e);
-            return exit::BAD_INPUT;
-        }
-    };
+pub(super) fn run(args: PactsArgs) -> CliResult {
     let mut stale = 0usize;
-    for (label, dir) in targets {
+    for (label, dir) in targets(&args)? {
         // Without its pact files: a broken one must not stop its own regeneration.
-        let bundle = match Bundle::load_without_pacts(&dir) {
-            Ok(b) => b,
-            Err(e) => {
-                error(e);
-                return exit::BAD_INPUT;
-            }
-        };
-        let generated = match pacts::generate(&bundle) {
-            Ok(g) => g,
-            Err(e) => {
-                error(format_args!("{label}: {e}"));
-                return exit::BAD_INPUT;
-            }
-        };
+        let bundle = Bundle::load_without_pacts(&dir)?;
+        let generated =
+            pacts::generate(&bundle).context(format_args!("{label}: cannot generate its pact"))?;
         let interactions = generated.json["interactions"]
             .as_array()
             .map_or(0, Vec::len);
@@ -126,38 +110,27 @@ pub fn run(args: PactsArgs) -> i32 {
             }
             continue;
         }
-        let written = match home {
-            Some(d) => pacts::write(d, &generated),
-            None => write_into(&path, &generated.text()).map(|()| Vec::new()),
+        let removed = match home {
+            Some(d) => pacts::write(d, &generated)
+                .context(format_args!("cannot write {}", path.display()))?,
+            None => {
+                write_file(&path, &generated.text())?;
+                Vec::new()
+            }
         };
-        match written {
-            Ok(removed) => {
-                println!("wrote {} ({interactions} interactions)", path.display());
-                for r in removed {
-                    println!(
-                        "removed {} (a provider the bundle no longer names)",
-                        r.display()
-                    );
-                }
-            }
-            Err(e) => {
-                error(format_args!("cannot write {}: {e}", path.display()));
-                return exit::INTERNAL;
-            }
+        println!("wrote {} ({interactions} interactions)", path.display());
+        for r in removed {
+            println!(
+                "removed {} (a provider the bundle no longer names)",
+                r.display()
+            );
         }
     }
     if stale > 0 {
         eprintln!(
             "{stale} pact file(s) differ from the bundles: run `syncgate contracts pacts` without --check and commit the result"
         );
-        return exit::FAILED;
+        return Ok(Outcome::Failed);
     }
-    exit::PASSED
-}
-
-fn write_into(path: &Path, text: &str) -> std::io::Result<()> {
-    if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-        std::fs::create_dir_all(parent)?;
-    }
-    std::fs::write(path, text)
+    Ok(Outcome::Passed)
 }

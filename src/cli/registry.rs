@@ -4,7 +4,8 @@ use std::path::PathBuf;
 
 use clap::{Args, Subcommand};
 
-use super::{error, exit};
+use super::args::parse_positive_duration;
+use super::{server_runtime, CliError, CliResult, Context, Outcome};
 use crate::broker::{self, BrokerConfig, Tokens};
 use crate::sim::Clock;
 use crate::store;
@@ -48,24 +49,18 @@ pub struct RegistryServeArgs {
     pub webhook_timeout: std::time::Duration,
 }
 
-fn parse_positive_duration(s: &str) -> Result<std::time::Duration, String> {
-    crate::sim::time::parse_duration(s)
-        .filter(|d| !d.is_zero())
-        .ok_or_else(|| format!("`{s}` is not a duration above zero (e.g. 200ms, 5s, 1m)"))
-}
-
 /// The webhook delivery settings, the secret read from the variable `--webhook-secret-env`
 /// names (an unset or empty one is bad input, named in the message).
-fn webhook_settings(args: &RegistryServeArgs) -> Result<broker::webhooks::Delivery, String> {
+fn webhook_settings(args: &RegistryServeArgs) -> Result<broker::webhooks::Delivery, CliError> {
     let secret = match &args.webhook_secret_env {
         None => None,
         Some(var) => {
             let value = std::env::var_os(var).unwrap_or_default();
             let secret = broker::webhooks::Secret::new(value.into_encoded_bytes());
             if secret.is_none() {
-                return Err(format!(
+                return Err(CliError::bad_input(format!(
                     "--webhook-secret-env {var}: the environment variable {var} is unset or empty; set it to the shared secret webhook receivers check signatures with"
-                ));
+                )));
             }
             secret
         }
@@ -78,87 +73,56 @@ fn webhook_settings(args: &RegistryServeArgs) -> Result<broker::webhooks::Delive
     })
 }
 
-pub fn serve(args: RegistryServeArgs, db: Option<&str>) -> i32 {
-    let tokens = match Tokens::load(&args.tokens) {
-        Ok(t) if t.is_empty() => {
-            error(format_args!(
-                "{} holds no tokens: nobody could use the registry",
-                args.tokens.display()
-            ));
-            return exit::BAD_INPUT;
-        }
-        Ok(t) => t,
-        Err(e) => {
-            error(e);
-            return exit::BAD_INPUT;
-        }
-    };
-    let webhooks = match webhook_settings(&args) {
-        Ok(w) => std::sync::Arc::new(w),
-        Err(e) => {
-            error(e);
-            return exit::BAD_INPUT;
-        }
-    };
-    let store = match store::open_broker(db) {
-        Ok(s) => s,
-        Err(e) => {
-            error(format_args!("cannot open the store: {e}"));
-            return exit::INTERNAL;
-        }
-    };
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-    {
-        Ok(rt) => rt,
-        Err(e) => {
-            error(format_args!("failed to start the async runtime: {e}"));
-            return exit::INTERNAL;
-        }
-    };
-    let served = runtime.block_on(async {
-        for env in ["sandbox", "production"] {
-            store
-                .add_environment(env)
-                .await
-                .map_err(|e| std::io::Error::other(e.to_string()))?;
-        }
-        let listener = tokio::net::TcpListener::bind((args.bind.as_str(), args.port)).await?;
-        let addr = listener.local_addr()?;
-        println!("http://{addr}");
-        eprintln!("registry: serving the Pact Broker API on http://{addr}; Ctrl-C stops");
-        match &args.webhook_secret_env {
-            Some(var) => eprintln!(
-                "registry: webhooks signed with the secret in ${var}, up to {} attempts each",
-                webhooks.max_attempts
-            ),
-            None => eprintln!(
-                "registry: webhooks off (no --webhook-secret-env: nothing to sign them with)"
-            ),
-        }
-        broker::serve(
-            listener,
-            BrokerConfig {
-                store,
-                tokens,
-                clock: Clock::system(),
-                public_url: args.public_url,
-                webhooks,
-            },
-            async {
-                let _ = tokio::signal::ctrl_c().await;
-            },
-        )
-        .await
-    });
-    if let Err(e) = served {
-        error(format_args!(
-            "failed to serve on {}:{}: {e}",
-            args.bind, args.port
-        ));
-        return exit::INTERNAL;
+pub(super) fn serve(args: RegistryServeArgs, db: Option<&str>) -> CliResult {
+    let tokens = Tokens::load(&args.tokens)?;
+    if tokens.is_empty() {
+        return Err(CliError::bad_input(format!(
+            "{} holds no tokens: nobody could use the registry",
+            args.tokens.display()
+        )));
     }
-    exit::PASSED
+    let webhooks = std::sync::Arc::new(webhook_settings(&args)?);
+    let store = store::open_broker(db).context("cannot open the store")?;
+    let runtime = server_runtime()?;
+    runtime
+        .block_on(async {
+            for env in ["sandbox", "production"] {
+                store
+                    .add_environment(env)
+                    .await
+                    .map_err(std::io::Error::other)?;
+            }
+            let listener = tokio::net::TcpListener::bind((args.bind.as_str(), args.port)).await?;
+            let addr = listener.local_addr()?;
+            println!("http://{addr}");
+            eprintln!("registry: serving the Pact Broker API on http://{addr}; Ctrl-C stops");
+            match &args.webhook_secret_env {
+                Some(var) => eprintln!(
+                    "registry: webhooks signed with the secret in ${var}, up to {} attempts each",
+                    webhooks.max_attempts
+                ),
+                None => eprintln!(
+                    "registry: webhooks off (no --webhook-secret-env: nothing to sign them with)"
+                ),
+            }
+            broker::serve(
+                listener,
+                BrokerConfig {
+                    store,
+                    tokens,
+                    clock: Clock::system(),
+                    public_url: args.public_url,
+                    webhooks,
+                },
+                async {
+                    let _ = tokio::signal::ctrl_c().await;
+                },
+            )
+            .await
+        })
+        .context(format_args!(
+            "failed to serve on {}:{}",
+            args.bind, args.port
+        ))?;
+    Ok(Outcome::Passed)
 }

@@ -4,7 +4,8 @@
 
 use std::path::{Path, PathBuf};
 
-use super::{error, exit, run_gate, write_file};
+use super::gate::{print_run, run_gate};
+use super::{write_file, CliError, CliResult, Context, Outcome};
 use crate::engine::config_file::EngineSettings;
 use crate::sim::Seed;
 use crate::verify::replay_file::{self, ReplayFile};
@@ -15,12 +16,17 @@ pub fn write_artefacts(
     opts: &GateOptions,
     report: &GateReport,
     dir: &Path,
-) -> Result<Vec<PathBuf>, String> {
+) -> Result<Vec<PathBuf>, CliError> {
     let mut written = Vec::new();
     for t in &report.tenants {
         for r in t.runs.iter().filter(|r| !r.passed()) {
-            let file = replay_file::build(opts, t, r)
-                .map_err(|e| format!("replay file of {} on {}: {e}", r.scenario, t.label()))?;
+            let file = replay_file::build(opts, t, r).map_err(|e| {
+                CliError::internal(format!(
+                    "replay file of {} on {}: {e}",
+                    r.scenario,
+                    t.label()
+                ))
+            })?;
             let path = replay_file::path_for(dir, &t.partner, &t.tenant, &r.scenario);
             write_file(&path, &file.to_json())?;
             written.push(path);
@@ -36,31 +42,15 @@ pub struct FromArgs<'a> {
     pub bodies: bool,
 }
 
-pub fn replay_from(args: FromArgs<'_>) -> i32 {
-    let file = match ReplayFile::read(args.file) {
-        Ok(f) => f,
-        Err(e) => {
-            error(e);
-            return exit::BAD_INPUT;
-        }
-    };
-    let root = match tempfile::Builder::new()
+pub(super) fn replay_from(args: FromArgs<'_>) -> CliResult {
+    let file = ReplayFile::read(args.file).map_err(CliError::bad_input)?;
+    let root = tempfile::Builder::new()
         .prefix("syncgate-replay-")
         .tempdir()
-    {
-        Ok(d) => d,
-        Err(e) => {
-            error(format_args!("cannot create a temporary directory: {e}"));
-            return exit::INTERNAL;
-        }
-    };
-    let layout = match file.materialize(root.path()) {
-        Ok(l) => l,
-        Err(e) => {
-            error(format_args!("{}: {e}", args.file.display()));
-            return exit::BAD_INPUT;
-        }
-    };
+        .context("cannot create a temporary directory")?;
+    let layout = file
+        .materialize(root.path())
+        .map_err(|e| CliError::bad_input(format!("{}: {e}", args.file.display())))?;
     println!(
         "replay file {} (recorded by syncgate {}{})",
         args.file.display(),
@@ -89,13 +79,7 @@ pub fn replay_from(args: FromArgs<'_>) -> i32 {
         }
     }
     let engine = match &layout.engine_config {
-        Some(p) => match EngineSettings::load(p) {
-            Ok(s) => s,
-            Err(e) => {
-                error(e);
-                return exit::BAD_INPUT;
-            }
-        },
+        Some(p) => EngineSettings::load(p)?,
         None => EngineSettings::defaults(),
     };
     let mut opts = GateOptions {
@@ -120,30 +104,16 @@ pub fn replay_from(args: FromArgs<'_>) -> i32 {
             &opts.fixtures,
         ));
     }
-    let report = match run_gate(&opts) {
-        Ok(r) => r,
-        Err(code) => return code,
-    };
+    let report = run_gate(&opts)?;
     let Some((t, run)) = report
         .tenants
         .iter()
         .flat_map(|t| t.runs.iter().map(move |r| (t, r)))
         .next()
     else {
-        error("the replay ran nothing");
-        return exit::INTERNAL;
+        return Err(CliError::internal("the replay ran nothing"));
     };
-    println!(
-        "replay {} on {} (bundle {} {}), seed {}",
-        run.scenario,
-        t.label(),
-        t.bundle_version,
-        t.bundle_hash,
-        report.seed
-    );
-    println!("purpose: {}", run.purpose);
-    print!("{}", verify::timeline::render_with(run, args.bodies));
-    println!("verdict: {}", if run.passed() { "PASS" } else { "FAIL" });
+    print_run(t, run, report.seed, "", args.bodies);
     let trace = verify::timeline::json_lines(run);
     let found = replay_file::sha256(trace.as_bytes());
     if found == file.recorded.trace_sha256 {
@@ -164,16 +134,9 @@ pub fn replay_from(args: FromArgs<'_>) -> i32 {
         }
     }
     if let Some(path) = args.trace {
-        if let Err(e) = write_file(path, &trace) {
-            error(e);
-            return exit::INTERNAL;
-        }
+        write_file(path, &trace)?;
     }
-    if run.passed() {
-        exit::PASSED
-    } else {
-        exit::FAILED
-    }
+    Ok(Outcome::of(run.passed()))
 }
 
 /// `sha256:` and the first 12 hex digits.

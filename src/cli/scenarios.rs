@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use clap::{Args, Subcommand};
 
-use super::{error, exit};
+use super::{CliError, CliResult, Outcome};
 use crate::sim::library;
 
 #[derive(Debug, Subcommand)]
@@ -33,18 +33,12 @@ pub struct LibraryArgs {
     pub no_builtin_scenarios: bool,
 }
 
-pub fn run(cmd: ScenariosCommand) -> i32 {
+pub(super) fn run(cmd: ScenariosCommand) -> CliResult {
     let (lib, name) = match &cmd {
         ScenariosCommand::List(l) => (l, None),
         ScenariosCommand::Show { name, library } => (library, Some(name.as_str())),
     };
-    let set = match library::load(lib.scenarios.as_deref(), !lib.no_builtin_scenarios) {
-        Ok(s) => s,
-        Err(e) => {
-            error(e);
-            return exit::BAD_INPUT;
-        }
-    };
+    let set = library::load(lib.scenarios.as_deref(), !lib.no_builtin_scenarios)?;
     let Some(name) = name else {
         let width = set.iter().map(|s| s.name.len()).max().unwrap_or(0);
         let sets: Vec<String> = set.iter().map(|s| s.fixture_sets().join(", ")).collect();
@@ -65,28 +59,22 @@ pub fn run(cmd: ScenariosCommand) -> i32 {
             "{} scenario(s), {builtin} built in; `syncgate scenarios show NAME` prints one",
             set.len()
         );
-        return exit::PASSED;
+        return Ok(Outcome::Passed);
     };
     let Some(found) = set.iter().find(|s| s.name == name) else {
         let known: Vec<&str> = set.iter().map(|s| s.name.as_str()).collect();
-        error(format_args!(
+        return Err(CliError::bad_input(format!(
             "no scenario named {name} (known: {})",
             known.join(", ")
-        ));
-        return exit::BAD_INPUT;
+        )));
     };
     if library::is_builtin(found) {
         print!("{}", library::builtin_yaml(name).unwrap_or_default());
-        return exit::PASSED;
+        return Ok(Outcome::Passed);
     }
-    match std::fs::read_to_string(&found.path) {
-        Ok(text) => {
-            print!("{text}");
-            exit::PASSED
-        }
-        Err(e) => {
-            error(format_args!("cannot read {}: {e}", found.path.display()));
-            exit::BAD_INPUT
-        }
-    }
+    let text = std::fs::read_to_string(&found.path).map_err(|e| {
+        CliError::bad_input(format!("cannot read {}", found.path.display())).because(e)
+    })?;
+    print!("{text}");
+    Ok(Outcome::Passed)
 }

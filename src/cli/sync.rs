@@ -1,69 +1,28 @@
-//! `syncgate sync` and `syncgate dlq …`: the engine against a real (or mock) org, and the
-//! dead-letter queue it leaves.
+//! `syncgate sync`: its flags, and the run of the engine they describe against a real (or
+//! mock) org, once or `--follow`; what it shows while running ([`progress`]) and when it
+//! ends ([`summary`]).
 
 use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use clap::{Args, Subcommand};
+use clap::Args;
 
-use super::{error, exit, metrics_http, runtime};
-use crate::contract::Bundle;
+use super::args::parse_positive_duration;
+use super::login::OrgArgs;
+use super::{metrics_http, open_store, runtime, CliError, CliResult, Context, Outcome};
 use crate::engine::cdc::JsonlOutbox;
-use crate::engine::client::{Credentials, SalesforceClient, Secret};
 use crate::engine::feed::Feed;
-use crate::engine::runner::{CrmSide, RunError, RunSummary, Runner, Stop, Watch};
+use crate::engine::runner::{CrmSide, RunError, RunSummary, Runner, Stop};
 use crate::engine::shared::{SharedWork, WorkerConfig};
 use crate::engine::table_source::{TableDb, TableSource};
-use crate::engine::{redrive, EngineError, Progress, Target};
-use crate::sim::time::parse_duration;
 use crate::sim::{Clock, Seed};
 use crate::store::limiter::RedisLimiter;
-use crate::store::{self, DlqFilter, LetterStatus};
+use crate::store::{self, DlqFilter};
 
-/// Where and how to sign in.
-#[derive(Debug, Args)]
-pub struct OrgArgs {
-    /// The tenant's bundle: a directory holding `bundle.toml`, or `partner/tenant` in
-    /// `--contracts` (under the engine protocol: `SYNCGATE_TENANT`).
-    #[arg(long, env = "SYNCGATE_TENANT", value_name = "DIR|PARTNER/TENANT")]
-    pub bundle: String,
-    /// The registry `partner/tenant` is looked up in (under the engine protocol:
-    /// `SYNCGATE_CONTRACTS`).
-    #[arg(
-        long,
-        env = "SYNCGATE_CONTRACTS",
-        default_value = "contracts",
-        value_name = "DIR"
-    )]
-    pub contracts: PathBuf,
-    /// The org's login URL (e.g. `https://login.salesforce.com`, or a `syncgate mock serve`
-    /// URL; under the engine protocol: `SYNCGATE_TARGET_URL`).
-    #[arg(long, env = "SYNCGATE_TARGET_URL", value_name = "URL")]
-    pub target: String,
-    #[command(flatten)]
-    pub client: ClientArgs,
-}
-
-/// The connected app to sign in as: shared by every command that talks to an org.
-#[derive(Debug, Args)]
-pub struct ClientArgs {
-    /// OAuth client ID (client-credentials flow).
-    #[arg(long, env = "SYNCGATE_CLIENT_ID", value_name = "ID")]
-    pub client_id: String,
-    /// OAuth client secret.
-    #[arg(
-        long,
-        env = "SYNCGATE_CLIENT_SECRET",
-        hide_env_values = true,
-        value_name = "SECRET"
-    )]
-    pub client_secret: String,
-    /// Also trust this CA certificate (PEM), e.g. the one `syncgate mock serve --tls` writes.
-    #[arg(long, value_name = "FILE")]
-    pub ca_file: Option<PathBuf>,
-}
+mod progress;
+mod summary;
 
 #[derive(Debug, Args)]
 pub struct SyncArgs {
@@ -86,7 +45,7 @@ pub struct SyncArgs {
     #[arg(long)]
     pub follow: bool,
     /// How long `--follow` waits between ticks (`500ms`, `5s`, `1m`).
-    #[arg(long, default_value = "5s", value_name = "DURATION", value_parser = parse_poll, requires = "follow")]
+    #[arg(long, default_value = "5s", value_name = "DURATION", value_parser = parse_positive_duration, requires = "follow")]
     pub poll: Duration,
     /// Most table rows read per engine run; the cursor is committed after each one.
     #[arg(long, default_value_t = 5000, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
@@ -125,7 +84,7 @@ pub struct SyncArgs {
     #[arg(long, value_name = "ID", requires = "shared")]
     pub worker_id: Option<String>,
     /// A lease not renewed for this long is taken over by another process.
-    #[arg(long, default_value = "60s", value_name = "DURATION", value_parser = parse_poll, requires = "shared")]
+    #[arg(long, default_value = "60s", value_name = "DURATION", value_parser = parse_positive_duration, requires = "shared")]
     pub lease_ttl: Duration,
     /// Share the limiter (token bucket, concurrency cap, `daily_budget`) with every process
     /// on this Redis (`redis://…`) instead of limiting this process alone.
@@ -153,152 +112,6 @@ pub struct SyncArgs {
     /// stderr). Metric names: README.md.
     #[arg(long, value_name = "127.0.0.1:PORT", requires = "follow")]
     pub metrics_addr: Option<std::net::SocketAddr>,
-}
-
-fn parse_poll(s: &str) -> Result<Duration, String> {
-    match parse_duration(s) {
-        Some(d) if !d.is_zero() => Ok(d),
-        _ => Err(format!(
-            "`{s}` is not a positive duration (e.g. 500ms, 5s, 1m)"
-        )),
-    }
-}
-
-#[derive(Debug, Subcommand)]
-pub enum DlqCommand {
-    /// List dead letters (newest failure last).
-    List(DlqListArgs),
-    /// Show one dead letter with its payload and history.
-    Show {
-        /// The letter's ID (from `dlq list`).
-        id: i64,
-    },
-    /// Send matching dead letters again after a fix; letters that fail again return with history.
-    Redrive(DlqRedriveArgs),
-}
-
-#[derive(Debug, Args)]
-pub struct DlqFilterArgs {
-    /// Only this object, e.g. `Contact`.
-    #[arg(long)]
-    pub object: Option<String>,
-    /// Only letters with this error code, e.g. `INVALID_OR_NULL_FOR_RESTRICTED_PICKLIST`.
-    #[arg(long)]
-    pub code: Option<String>,
-}
-
-#[derive(Debug, Args)]
-pub struct DlqListArgs {
-    /// Only this tenant, `partner/tenant`.
-    #[arg(long)]
-    pub tenant: Option<String>,
-    #[command(flatten)]
-    pub filter: DlqFilterArgs,
-    /// Also list superseded letters (retired because a newer version of their record was
-    /// applied; kept for history, never redriven).
-    #[arg(long)]
-    pub all: bool,
-    /// Print JSON.
-    #[arg(long)]
-    pub json: bool,
-}
-
-#[derive(Debug, Args)]
-pub struct DlqRedriveArgs {
-    #[command(flatten)]
-    pub org: OrgArgs,
-    #[command(flatten)]
-    pub filter: DlqFilterArgs,
-    /// At most this many records a second (a positive number).
-    #[arg(long, value_name = "N", value_parser = parse_rate, allow_negative_numbers = true)]
-    pub rate: Option<f64>,
-    /// Print the outcome as JSON.
-    #[arg(long)]
-    pub json: bool,
-}
-
-fn parse_rate(s: &str) -> Result<f64, String> {
-    let rate: f64 = s
-        .trim()
-        .parse()
-        .map_err(|_| format!("`{s}` is not a number of records a second"))?;
-    redrive::batch_wait(rate).map_err(|e| e.to_string())?;
-    Ok(rate)
-}
-
-fn load_bundle(org: &OrgArgs) -> Result<Bundle, i32> {
-    let as_dir = PathBuf::from(&org.bundle);
-    let dir = if as_dir.join("bundle.toml").is_file() {
-        as_dir
-    } else {
-        org.contracts.join(&org.bundle)
-    };
-    Bundle::load(&dir).map_err(|e| {
-        error(e);
-        exit::BAD_INPUT
-    })
-}
-
-fn target(org: &OrgArgs) -> Result<Target, i32> {
-    if let Err(why) = check_target_url(&org.target) {
-        error(format_args!("--target `{}`: {why}", org.target));
-        return Err(exit::BAD_INPUT);
-    }
-    let ca_pem = match &org.client.ca_file {
-        None => None,
-        Some(p) => Some(read_ca_file(p).map_err(|why| {
-            error(format_args!("--ca-file {}: {why}", p.display()));
-            exit::BAD_INPUT
-        })?),
-    };
-    Ok(Target {
-        login_url: org.target.clone(),
-        credentials: Credentials {
-            client_id: org.client.client_id.clone(),
-            client_secret: Secret::new(org.client.client_secret.clone()),
-        },
-        request_log: None,
-        ca_pem,
-    })
-}
-
-/// Why `url` cannot be an org's login URL: it must be `http://` or `https://` with a host.
-pub(super) fn check_target_url(url: &str) -> Result<(), String> {
-    let parsed = reqwest::Url::parse(url.trim())
-        .map_err(|e| format!("not a URL ({e}); e.g. https://login.salesforce.com"))?;
-    if !matches!(parsed.scheme(), "http" | "https") {
-        return Err(format!(
-            "the scheme must be http or https, not `{}`",
-            parsed.scheme()
-        ));
-    }
-    if parsed.host_str().is_none_or(str::is_empty) {
-        return Err("the URL has no host".into());
-    }
-    Ok(())
-}
-
-/// A CA file's PEM, or why it is unusable: unreadable, empty, or holding no certificate.
-pub(super) fn read_ca_file(path: &std::path::Path) -> Result<Vec<u8>, String> {
-    let pem = std::fs::read(path).map_err(|e| format!("cannot read it: {e}"))?;
-    if pem.iter().all(u8::is_ascii_whitespace) {
-        return Err("the file is empty (expected a PEM certificate)".into());
-    }
-    if !pem
-        .windows(b"-----BEGIN CERTIFICATE-----".len())
-        .any(|w| w == b"-----BEGIN CERTIFICATE-----")
-    {
-        return Err("no PEM certificate in it (expected -----BEGIN CERTIFICATE-----)".into());
-    }
-    // Parsing alone accepts some garbage; building a client with it checks the certificate.
-    let unusable =
-        |e: reqwest::Error| format!("not a usable PEM certificate: {}", store::cause_chain(&e));
-    let cert = reqwest::Certificate::from_pem(&pem).map_err(unusable)?;
-    reqwest::Client::builder()
-        .add_root_certificate(cert)
-        .build()
-        .map_err(unusable)?;
-    Ok(pem)
 }
 
 /// What `--source` names.
@@ -338,59 +151,6 @@ impl SourceSpec {
     }
 }
 
-/// What `syncgate sync` prints at the end.
-pub type SyncSummary = RunSummary;
-
-/// A progress bar on stderr (indicatif redraws at most a few times a second).
-struct Bar(indicatif::ProgressBar);
-
-impl Bar {
-    fn new() -> Arc<Bar> {
-        let bar = indicatif::ProgressBar::with_draw_target(
-            Some(0),
-            indicatif::ProgressDrawTarget::stderr(),
-        );
-        if let Ok(style) =
-            indicatif::ProgressStyle::with_template("[{bar:30}] {pos}/{len} records  {msg}")
-        {
-            bar.set_style(style.progress_chars("#-"));
-        }
-        Arc::new(Bar(bar))
-    }
-}
-
-impl Watch for Bar {
-    fn page_started(&self, total: usize) {
-        self.0.reset();
-        self.0.set_length(total as u64);
-    }
-
-    fn settled(&self, p: &Progress) {
-        self.0.set_position(p.settled as u64);
-        self.0.set_message(p.object.clone());
-    }
-
-    fn page_finished(&self) {
-        self.0.finish_and_clear();
-    }
-
-    fn notice(&self, message: &str) {
-        self.0.suspend(|| eprintln!("{message}"));
-    }
-}
-
-/// No bar (stderr is not a terminal, or `--no-progress`): notices still go to stderr.
-struct Notices;
-
-impl Watch for Notices {
-    fn page_started(&self, _total: usize) {}
-    fn settled(&self, _progress: &Progress) {}
-    fn page_finished(&self) {}
-    fn notice(&self, message: &str) {
-        eprintln!("{message}");
-    }
-}
-
 /// Sets `stop` on the first SIGINT or SIGTERM (and wakes `wake`); a second one exits at once.
 fn watch_signals(stop: Stop) -> Result<(), String> {
     use tokio::signal::unix::{signal, SignalKind};
@@ -414,33 +174,15 @@ fn watch_signals(stop: Stop) -> Result<(), String> {
     Ok(())
 }
 
-/// `syncgate sync`: 0 when every record landed, 1 when some were dead-lettered.
-pub fn sync(args: SyncArgs, db: Option<&str>) -> i32 {
-    let bundle = match load_bundle(&args.org) {
-        Ok(b) => b,
-        Err(code) => return code,
-    };
-    let engine = match crate::engine::config_file::EngineSettings::resolve(
+/// `syncgate sync`: passed when every record landed, failed when some were dead-lettered.
+pub(super) fn sync(args: SyncArgs, db: Option<&str>) -> CliResult {
+    let bundle = args.org.bundle()?;
+    let engine = crate::engine::config_file::EngineSettings::resolve(
         args.engine_config.as_deref(),
         &args.org.contracts,
-    ) {
-        Ok(e) => e,
-        Err(e) => {
-            error(e);
-            return exit::BAD_INPUT;
-        }
-    };
-    let spec = match SourceSpec::parse(&args.source) {
-        Ok(s) => s,
-        Err(e) => {
-            error(e);
-            return exit::BAD_INPUT;
-        }
-    };
-    let target = match target(&args.org) {
-        Ok(t) => t,
-        Err(code) => return code,
-    };
+    )?;
+    let spec = SourceSpec::parse(&args.source).map_err(CliError::bad_input)?;
+    let target = args.org.target()?;
     // Under the engine protocol, state (cursors, dedupe keys, letters) lives in the
     // directory the gate keeps between the starts of one scenario run.
     let protocol_store = std::env::var_os("SYNCGATE_STATE_DIR")
@@ -451,42 +193,27 @@ pub fn sync(args: SyncArgs, db: Option<&str>) -> i32 {
                 PathBuf::from(dir).join("state.sqlite").display()
             )
         });
-    let state = match store::open(db.or(protocol_store.as_deref())) {
-        Ok(s) => s,
-        Err(e) => {
-            error(format_args!("cannot open the store: {e}"));
-            return exit::INTERNAL;
-        }
-    };
-    let rt = match runtime() {
-        Ok(rt) => rt,
-        Err(code) => return code,
-    };
+    let state = open_store(db.or(protocol_store.as_deref()))?;
+    let rt = runtime()?;
     let seed = args
         .seed
         .unwrap_or_else(|| Seed(Clock::system().now().as_millis() as u64));
     let tenant = format!("{}/{}", bundle.partner, bundle.tenant);
-    if let Some(Err(e)) = args.metrics_addr.as_ref().map(metrics_http::check_addr) {
-        error(e);
-        return exit::BAD_INPUT;
+    if let Some(addr) = &args.metrics_addr {
+        metrics_http::check_addr(addr).map_err(CliError::bad_input)?;
     }
     let counters = Arc::new(std::sync::Mutex::new(metrics_http::Counters::default()));
     let show_bar = !args.no_progress && std::io::stderr().is_terminal();
     if let Some(path) = &args.crm_outbox {
-        if let Err(e) = crate::engine::protocol_out::touch_outbox(path) {
-            error(format_args!("--crm-outbox {}: {e}", path.display()));
-            return exit::BAD_INPUT;
-        }
+        crate::engine::protocol_out::touch_outbox(path).map_err(|e| {
+            CliError::bad_input(format!("--crm-outbox {}", path.display())).because(e)
+        })?;
     }
     let outbox = args.crm_outbox.as_ref().map(JsonlOutbox::new);
-    let bar = show_bar.then(Bar::new);
     let mut runner = Runner::new(&bundle, engine.config, Clock::system(), &*state, seed);
     runner.page = args.page_size as usize;
     runner.follow = args.follow.then_some(args.poll);
-    runner.watch = Some(match bar {
-        Some(b) => b as Arc<dyn Watch>,
-        None => Arc::new(Notices),
-    });
+    runner.watch = Some(progress::watch(show_bar));
     runner.crm = outbox
         .as_ref()
         .map(|sink| CrmSide::for_target(&target, &runner.config.client_name, sink));
@@ -501,13 +228,10 @@ pub fn sync(args: SyncArgs, db: Option<&str>) -> i32 {
         });
     }
     if let Some(url) = &args.redis_url {
-        match rt.block_on(RedisLimiter::connect(url, &args.redis_prefix)) {
-            Ok(limiter) => runner.limiter = (Arc::new(limiter), runner.config.local_policy()),
-            Err(e) => {
-                error(format_args!("--redis-url: cannot reach the limiter: {e}"));
-                return exit::INTERNAL;
-            }
-        }
+        let limiter = rt
+            .block_on(RedisLimiter::connect(url, &args.redis_prefix))
+            .context("--redis-url: cannot reach the limiter")?;
+        runner.limiter = (Arc::new(limiter), runner.config.local_policy());
     }
     let metrics = args.metrics_addr.map(|addr| {
         runner.on_tick = Some(metrics_http::tick_hook(counters.clone()));
@@ -520,7 +244,7 @@ pub fn sync(args: SyncArgs, db: Option<&str>) -> i32 {
             },
         )
     });
-    let mut summary = SyncSummary::default();
+    let mut summary = RunSummary::default();
     let outcome = rt.block_on(async {
         if let Some((addr, m)) = metrics {
             metrics_http::start(addr, m)
@@ -539,54 +263,26 @@ pub fn sync(args: SyncArgs, db: Option<&str>) -> i32 {
             .map_err(|e| RunError::Source(format!("cannot watch for signals: {e}")))?;
         runner.run(&mut feed, &target, &mut summary).await
     });
-    if let Err(e) = rt.block_on(write_protocol_files(&args, &*state, &tenant, &summary)) {
-        error(e);
-        return exit::INTERNAL;
-    }
+    rt.block_on(write_protocol_files(&args, &*state, &tenant, &summary))?;
     match outcome {
         Ok(()) => {}
-        Err(RunError::Source(e)) => {
-            error(e);
-            return exit::BAD_INPUT;
-        }
-        Err(e @ (RunError::Engine(_) | RunError::Changes(_))) => {
-            // A run that reached its deadline or retry budget ended as configured: it
-            // failed (exit 1), the tool did not.
-            let bounded = matches!(e, RunError::Engine(EngineError::Bounded(_)));
+        Err(e @ RunError::Source(_)) => return Err(e.into()),
+        Err(e) => {
             // What got done before the failure still counts (and is recorded as applied).
             summary.error = Some(e.to_string());
             // Nothing to show when it failed before doing anything (an unreachable org).
             if summary.runs > 0 {
-                if args.json {
-                    println!(
-                        "{}",
-                        serde_json::to_string_pretty(&summary).expect("summary serializes")
-                    );
-                } else {
-                    print_summary(&summary, &tenant, &args.org.target);
-                }
+                summary::print(&summary, args.json, &tenant, &args.org.target)?;
             }
-            error(format_args!("the sync stopped: {e}"));
-            return if bounded {
-                exit::FAILED
-            } else {
-                exit::INTERNAL
-            };
+            // Exit 1 when the run reached its deadline or retry budget (it ended as
+            // configured), else 3: see `From<RunError>`.
+            return Err(CliError::from(e).context("the sync stopped"));
         }
     }
-    if args.json {
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&summary).expect("summary serializes")
-        );
-    } else {
-        print_summary(&summary, &tenant, &args.org.target);
-    }
-    if summary.report.dead_lettered + summary.report.already_dead_lettered > 0 {
-        exit::FAILED
-    } else {
-        exit::PASSED
-    }
+    summary::print(&summary, args.json, &tenant, &args.org.target)?;
+    Ok(Outcome::of(
+        summary.report.dead_lettered + summary.report.already_dead_lettered == 0,
+    ))
 }
 
 /// `host-pid`: unique among the processes of one machine, readable in leases.
@@ -602,282 +298,19 @@ async fn write_protocol_files(
     args: &SyncArgs,
     state: &dyn store::Store,
     tenant: &str,
-    summary: &SyncSummary,
-) -> Result<(), String> {
+    summary: &RunSummary,
+) -> Result<(), CliError> {
     use crate::engine::protocol_out::{write_dead_letters, write_report};
     if let Some(path) = &args.dead_letters {
         let letters = state
             .dlq_list(&DlqFilter::tenant(tenant))
             .await
-            .map_err(|e| format!("cannot read the dead-letter queue: {e}"))?;
+            .context("cannot read the dead-letter queue")?;
         write_dead_letters(path, &letters)
-            .map_err(|e| format!("--dead-letters {}: {e}", path.display()))?;
+            .context(format_args!("--dead-letters {}", path.display()))?;
     }
     if let Some(path) = &args.report {
-        write_report(path, &summary.report)
-            .map_err(|e| format!("--report {}: {e}", path.display()))?;
+        write_report(path, &summary.report).context(format_args!("--report {}", path.display()))?;
     }
     Ok(())
-}
-
-fn print_summary(summary: &SyncSummary, tenant: &str, target: &str) {
-    let report = &summary.report;
-    println!(
-        "synced {tenant} into {target}{}",
-        if summary.interrupted {
-            " (stopped early: the rest resumes on the next start)"
-        } else {
-            ""
-        }
-    );
-    println!("  records:        {}", report.records);
-    println!("  created:        {}", report.created);
-    println!("  updated:        {}", report.updated);
-    println!(
-        "  already synced: {} (same version applied before)",
-        report.already_synced
-    );
-    println!(
-        "  dead-lettered:  {}{}",
-        report.dead_lettered,
-        if report.dead_lettered > 0 {
-            " (see `syncgate dlq list`)"
-        } else {
-            ""
-        }
-    );
-    if report.already_dead_lettered > 0 {
-        println!(
-            "  still rejected: {} (versions Salesforce refused before; `syncgate dlq redrive` sends them)",
-            report.already_dead_lettered
-        );
-    }
-    println!("  retries:        {}", report.retries);
-    match report.api_usage {
-        Some(u) => println!(
-            "  API calls:      {} (org budget now {}/{} today)",
-            report.api_calls, u.used, u.max
-        ),
-        None => println!("  API calls:      {}", report.api_calls),
-    }
-    if report.rejected_before_sending > 0 {
-        println!(
-            "  rejected:       {} before sending (the bundle rejects them; in the dead-letter queue, no API call spent)",
-            report.rejected_before_sending
-        );
-    }
-    if report.deleted > 0 {
-        println!("  deleted:        {} (hard_delete policy)", report.deleted);
-    }
-    for (entity, routed) in &report.routed_columns {
-        let pairs: Vec<String> = routed.iter().map(|(c, f)| format!("{c} -> {f}")).collect();
-        println!(
-            "  new columns:    {entity}: {} (routed to same-named fields)",
-            pairs.join(", ")
-        );
-    }
-    for (entity, cols) in &report.unmapped_columns {
-        println!(
-            "  unmapped:       {entity}: {} (no field of the bundle reads them)",
-            cols.iter().cloned().collect::<Vec<_>>().join(", ")
-        );
-    }
-    if !report.conflicts.is_empty() {
-        println!(
-            "  conflicts:      {} field value(s) kept as Salesforce has them (edited there after the source's change):",
-            report.conflicts.len()
-        );
-        for c in report.conflicts.iter().take(10) {
-            println!(
-                "                  {} {}.{}: kept {}, source wanted {} (Salesforce {} by {}, source {})",
-                c.object, c.source_id, c.field, c.crm_value, c.source_value,
-                c.crm_modified_at, c.crm_modified_by, c.source_changed_at
-            );
-        }
-        if report.conflicts.len() > 10 {
-            println!(
-                "                  … and {} more (`--json` lists them all)",
-                report.conflicts.len() - 10
-            );
-        }
-    }
-    if let Some(c) = &summary.crm_changes {
-        println!(
-            "  CRM changes:    {} delivered to the source ({} events, {} duplicates and {} own echoes skipped, {} gaps re-read, {} re-syncs)",
-            c.changes_delivered, c.events_seen, c.duplicates_skipped, c.echoes_skipped, c.gaps_reread, c.resyncs
-        );
-    }
-    if let Some(w) = &summary.shared {
-        println!(
-            "  shared work:    {} batch(es) sent by this process, {} taken over by another",
-            w.completed.len(),
-            w.lost.len()
-        );
-    }
-}
-
-pub fn dlq(cmd: DlqCommand, db: Option<&str>) -> i32 {
-    let state = match store::open(db) {
-        Ok(s) => s,
-        Err(e) => {
-            error(format_args!("cannot open the store: {e}"));
-            return exit::INTERNAL;
-        }
-    };
-    let rt = match runtime() {
-        Ok(rt) => rt,
-        Err(code) => return code,
-    };
-    match cmd {
-        DlqCommand::List(a) => {
-            let filter = DlqFilter {
-                tenant: a.tenant,
-                object: a.filter.object,
-                error_code: a.filter.code,
-            };
-            let mut letters = match rt.block_on(state.dlq_list(&filter)) {
-                Ok(l) => l,
-                Err(e) => {
-                    error(e);
-                    return exit::INTERNAL;
-                }
-            };
-            let before = letters.len();
-            if !a.all {
-                letters.retain(|l| l.status == LetterStatus::Queued);
-            }
-            let hidden = before - letters.len();
-            if a.json {
-                println!(
-                    "{}",
-                    serde_json::to_string_pretty(&letters).expect("letters serialize")
-                );
-            } else {
-                if letters.is_empty() {
-                    println!("no dead letters match");
-                }
-                for l in &letters {
-                    let d = &l.letter;
-                    let status = match l.superseded_by {
-                        Some(v) if l.status == LetterStatus::Superseded => {
-                            format!(" [superseded: version {v} applied]")
-                        }
-                        _ if l.status == LetterStatus::Superseded => " [superseded]".into(),
-                        _ => String::new(),
-                    };
-                    println!(
-                        "#{:<5} {} {} {} v{} {}{status} ({} attempt(s), {} earlier failure(s)) {}",
-                        l.id,
-                        d.tenant,
-                        d.object,
-                        d.source_id,
-                        d.source_version,
-                        d.error_code,
-                        d.attempts,
-                        l.history.len(),
-                        d.message
-                    );
-                }
-                if hidden > 0 {
-                    println!("({hidden} superseded letter(s) not shown: a newer version of their record was applied; `--all` lists them)");
-                }
-            }
-            exit::PASSED
-        }
-        DlqCommand::Show { id } => {
-            let letters = match rt.block_on(state.dlq_list(&DlqFilter::default())) {
-                Ok(l) => l,
-                Err(e) => {
-                    error(e);
-                    return exit::INTERNAL;
-                }
-            };
-            match letters.into_iter().find(|l| l.id == id) {
-                Some(l) => {
-                    println!(
-                        "{}",
-                        serde_json::to_string_pretty(&l).expect("letter serializes")
-                    );
-                    exit::PASSED
-                }
-                None => {
-                    error(format_args!(
-                        "no dead letter #{id} (see `syncgate dlq list`)"
-                    ));
-                    exit::BAD_INPUT
-                }
-            }
-        }
-        DlqCommand::Redrive(a) => {
-            let bundle = match load_bundle(&a.org) {
-                Ok(b) => b,
-                Err(code) => return code,
-            };
-            let target = match target(&a.org) {
-                Ok(t) => t,
-                Err(code) => return code,
-            };
-            let filter = DlqFilter {
-                tenant: Some(format!("{}/{}", bundle.partner, bundle.tenant)),
-                object: a.filter.object,
-                error_code: a.filter.code,
-            };
-            let clock = Clock::system();
-            let result = rt.block_on(async {
-                let mut client = SalesforceClient::new(
-                    &target.login_url,
-                    &bundle.api_version,
-                    target.credentials.clone(),
-                    clock.clone(),
-                    "syncgate",
-                    "redrive",
-                );
-                if let Some(pem) = &target.ca_pem {
-                    client.trust_ca(pem).map_err(|e| e.to_string())?;
-                }
-                client.authenticate().await.map_err(|e| e.to_string())?;
-                redrive::redrive(
-                    &bundle,
-                    &mut client,
-                    &*state,
-                    &*state,
-                    &filter,
-                    a.rate,
-                    &clock,
-                )
-                .await
-                .map_err(|e| e.to_string())
-            });
-            match result {
-                Ok(r) => {
-                    if a.json {
-                        println!(
-                            "{}",
-                            serde_json::to_string_pretty(&r).expect("report serializes")
-                        );
-                    } else {
-                        println!(
-                            "redrove {} letter(s): {} delivered, {} failed again (back in the queue with their history), {} skipped (no payload: fix the source and sync again)",
-                            r.sent, r.delivered, r.failed_again, r.skipped
-                        );
-                        if r.superseded > 0 {
-                            println!(
-                                "not sent: {} superseded letter(s): the same or a newer version of their record is already applied, so sending them would overwrite newer values (kept as superseded; `dlq list --all` shows them)",
-                                r.superseded
-                            );
-                        }
-                    }
-                    if r.failed_again > 0 {
-                        exit::FAILED
-                    } else {
-                        exit::PASSED
-                    }
-                }
-                Err(e) => {
-                    error(format_args!("redrive stopped: {e}"));
-                    exit::INTERNAL
-                }
-            }
-        }
-    }
 }

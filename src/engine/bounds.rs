@@ -136,6 +136,16 @@ impl RunBounds {
         self.state().deadline
     }
 
+    /// The deadline a request in flight must not outlast, if this is a run.
+    pub fn run_deadline(&self) -> Option<Timestamp> {
+        self.per_run.then(|| self.deadline())
+    }
+
+    /// The run's deadline, passed while `doing`, as the error that stops it.
+    pub fn reached(&self, doing: &str) -> Exceeded {
+        self.past_deadline(doing)
+    }
+
     pub fn retries(&self) -> u32 {
         self.state().retries
     }

@@ -125,8 +125,18 @@ impl Sync<'_> {
             let number = attempts.start();
             self.guard_budget(client, object).await?;
             let permit = self.admit(object, fence).await?;
-            let outcome = attempt.send(client).await;
+            let outcome = self.within_deadline(object, attempt.send(client)).await;
             self.requests_sent = client.requests();
+            let outcome = match outcome {
+                Ok(outcome) => outcome,
+                Err(stop) => {
+                    // The permit goes back: the request is abandoned, not answered.
+                    if let (Some(permit), Some((limiter, _))) = (permit, &self.limiter) {
+                        limiter.release(&permit).await?;
+                    }
+                    return Err(stop);
+                }
+            };
             self.after_call(permit, outcome.as_ref().err()).await?;
             let failure = match outcome {
                 Ok(reply) => match attempt.settle(self, reply, number).await? {

@@ -33,12 +33,42 @@ impl fmt::Debug for Secret {
     }
 }
 
-/// How the engine signs in (OAuth client credentials).
+/// How the engine signs in: the client-credentials grant, or — with `jwt` — the OAuth 2.0
+/// JWT bearer flow (the usual server-to-server sign-in: no secret leaves the machine, an
+/// assertion signed with the connected app's private key names the user).
 #[derive(Clone, Debug)]
 pub struct Credentials {
     pub client_id: String,
+    /// Not sent with `jwt` (the assertion is the proof).
     pub client_secret: Secret,
+    pub jwt: Option<JwtBearer>,
 }
+
+impl Credentials {
+    /// The client-credentials grant.
+    pub fn client_credentials(client_id: impl Into<String>, client_secret: Secret) -> Self {
+        Credentials {
+            client_id: client_id.into(),
+            client_secret,
+            jwt: None,
+        }
+    }
+}
+
+/// The JWT bearer flow's settings.
+#[derive(Clone, Debug)]
+pub struct JwtBearer {
+    /// The Salesforce username the assertion's `sub` names.
+    pub username: String,
+    /// The connected app's RSA private key, PEM (PKCS#8 or PKCS#1).
+    pub private_key_pem: Secret,
+    /// The assertion's `aud`: `https://login.salesforce.com`, `https://test.salesforce.com`
+    /// for a sandbox, or a My Domain URL; `None` is the login URL signed in to.
+    pub audience: Option<String>,
+}
+
+/// How long a JWT bearer assertion is valid: Salesforce allows at most three minutes.
+const ASSERTION_LIFETIME_SECS: i64 = 180;
 
 /// A request as the engine sent it, kept for consumer-conformance checks (the token and
 /// the `Authorization` header are never kept).
@@ -168,7 +198,26 @@ impl SalesforceClient {
         self.requests
     }
 
-    /// Signs in with the client-credentials grant.
+    /// A JWT bearer assertion for `jwt`, signed RS256, valid from now for three minutes
+    /// (`exp` in seconds of the wall clock the org reads).
+    fn assertion(&self, jwt: &JwtBearer) -> Result<Secret, String> {
+        let key = jsonwebtoken::EncodingKey::from_rsa_pem(jwt.private_key_pem.expose().as_bytes())
+            .map_err(|e| format!("the JWT private key is not an RSA key in PEM: {e}"))?;
+        let now = self.clock.wall_time_of(self.clock.now()).as_millis() / 1000;
+        let claims = json!({
+            "iss": self.credentials.client_id,
+            "sub": jwt.username,
+            "aud": jwt.audience.as_deref().unwrap_or(&self.login_url),
+            "exp": now + ASSERTION_LIFETIME_SECS,
+        });
+        let header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::RS256);
+        jsonwebtoken::encode(&header, &claims, &key)
+            .map(Secret::new)
+            .map_err(|e| format!("cannot sign the JWT assertion: {e}"))
+    }
+
+    /// Signs in: the client-credentials grant, or the JWT bearer grant when the
+    /// credentials carry one.
     pub async fn authenticate(&mut self) -> Result<(), ClientError> {
         self.requests += 1;
         let url = format!("{}/services/oauth2/token", self.login_url);
@@ -176,11 +225,21 @@ impl SalesforceClient {
             url: url.clone(),
             message,
         };
-        let form = [
-            ("grant_type", "client_credentials"),
-            ("client_id", self.credentials.client_id.as_str()),
-            ("client_secret", self.credentials.client_secret.expose()),
-        ];
+        let assertion = match &self.credentials.jwt {
+            Some(jwt) => Some(self.assertion(jwt).map_err(auth_err)?),
+            None => None,
+        };
+        let form: Vec<(&str, &str)> = match &assertion {
+            Some(assertion) => vec![
+                ("grant_type", "urn:ietf:params:oauth:grant-type:jwt-bearer"),
+                ("assertion", assertion.expose()),
+            ],
+            None => vec![
+                ("grant_type", "client_credentials"),
+                ("client_id", self.credentials.client_id.as_str()),
+                ("client_secret", self.credentials.client_secret.expose()),
+            ],
+        };
         let resp = self
             .http
             .post(&url)
@@ -467,10 +526,7 @@ mod tests {
 
     #[test]
     fn secrets_do_not_print() {
-        let c = Credentials {
-            client_id: "id".into(),
-            client_secret: Secret::new("hunter2"),
-        };
+        let c = Credentials::client_credentials("id", Secret::new("hunter2"));
         assert!(!format!("{c:?}").contains("hunter2"));
     }
 }

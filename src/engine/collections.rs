@@ -4,6 +4,14 @@
 //! each answer settles the records that landed (their idempotency keys are written in one
 //! transaction) and those Salesforce refused for good (dead letters), and the records with
 //! a retryable per-record error go again.
+//!
+//! The batch size adapts to the org's triggers: when a batch's transaction hits a governor
+//! limit (an Apex CPU time limit: [`super::retry::item_needs_smaller_batch`]), its records go
+//! again in batches half the size (down to one record, which is then dead-lettered like
+//! any permanent error); after [`GROW_AFTER`] batches in a row that land, the size doubles
+//! back towards `batch_size`. The size reached is kept per object for the rest of the run.
+
+use std::collections::VecDeque;
 
 use std::collections::BTreeMap;
 
@@ -14,8 +22,9 @@ use super::client::{Reply, SalesforceClient};
 use super::dlq::ErrorClass;
 use super::lanes::Lane;
 use super::letters::Letter;
-use super::retry::{item_is_retryable, Action, Failure};
+use super::retry::{item_is_retryable, item_needs_smaller_batch, Action, Failure};
 use super::source::SourceRecord;
+use super::EventKind;
 use super::{EngineError, Fence, Item, Sync};
 use crate::sim::Timestamp;
 
@@ -39,68 +48,129 @@ impl Sync<'_> {
             self.report_progress(object, settled + items.len());
             return Ok(());
         }
-        for batch in items.chunks(self.config.batch_size.clamp(1, 200)) {
-            self.send_batch(client, object, ext_field, batch, fence)
-                .await?;
-            settled += batch.len();
-            self.report_progress(object, settled);
-        }
-        Ok(())
+        let items: Vec<&Item> = items.iter().collect();
+        self.send_in_batches(client, object, ext_field, items, fence, |engine| {
+            settled += 1;
+            engine.report_progress(object, settled);
+        })
+        .await
     }
 
-    /// Upserts one batch until every record landed or was dead-lettered.
-    pub(super) async fn send_batch(
+    /// Sends `items` in collections batches of the object's current size, adapting it to
+    /// the org's trigger limits (see the module's doc); `on_settled` is called once per
+    /// record that landed or was dead-lettered.
+    pub(super) async fn send_in_batches(
         &mut self,
         client: &mut SalesforceClient,
         object: &str,
         ext_field: &str,
-        batch: &[Item<'_>],
+        items: Vec<&Item<'_>>,
         fence: Option<&dyn Fence>,
+        mut on_settled: impl FnMut(&Self),
     ) -> Result<(), EngineError> {
+        let configured = self.config.batch_size.clamp(1, 200);
+        let mut size = self
+            .batch_sizes
+            .get(object)
+            .copied()
+            .unwrap_or(configured)
+            .min(configured);
+        let mut landed_in_a_row = 0;
+        let mut queue: VecDeque<&Item> = items.into();
+        while !queue.is_empty() {
+            let batch: Vec<&Item> = queue.drain(..size.min(queue.len())).collect();
+            let too_heavy = self
+                .send_batch(client, object, ext_field, &batch, fence)
+                .await?;
+            for _ in 0..batch.len() - too_heavy.len() {
+                on_settled(self);
+            }
+            if too_heavy.is_empty() {
+                landed_in_a_row += 1;
+                if landed_in_a_row >= GROW_AFTER && size < configured {
+                    let grown = (size * 2).min(configured);
+                    self.note_batch_size(object, size, grown, "batches land again");
+                    size = grown;
+                    landed_in_a_row = 0;
+                }
+                continue;
+            }
+            landed_in_a_row = 0;
+            let halved = (batch.len() / 2).max(1);
+            self.note_batch_size(
+                object,
+                size,
+                halved,
+                "the org's triggers hit a governor limit (Apex CPU time)",
+            );
+            size = halved;
+            for item in too_heavy.into_iter().rev() {
+                queue.push_front(item);
+            }
+        }
+        self.batch_sizes.insert(object.to_string(), size);
+        Ok(())
+    }
+
+    fn note_batch_size(&mut self, object: &str, from: usize, to: usize, why: &str) {
+        self.event(
+            object,
+            EventKind::Note {
+                message: format!("batch size {from} → {to}: {why}"),
+            },
+        );
+    }
+
+    /// Upserts one batch until every record landed, was dead-lettered, or was too heavy
+    /// for the org's triggers in a batch this size (returned, to go again in a smaller one).
+    async fn send_batch<'b, 's>(
+        &mut self,
+        client: &mut SalesforceClient,
+        object: &str,
+        ext_field: &str,
+        batch: &[&'b Item<'s>],
+        fence: Option<&dyn Fence>,
+    ) -> Result<Vec<&'b Item<'s>>, EngineError> {
         let mut attempt = Batch {
             object,
             ext_field,
-            remaining: batch.iter().collect(),
+            remaining: batch.to_vec(),
+            too_heavy: Vec::new(),
             first_failed: BTreeMap::new(),
         };
         let gave_up = match self
             .drive(client, object, fence, &mut attempt, true)
             .await?
         {
-            Ok(()) => return Ok(()),
+            Ok(()) => return Ok(attempt.too_heavy),
             Err(gave_up) => gave_up,
         };
-        let message = gave_up.message();
-        for item in &attempt.remaining {
-            let first_failed = attempt.first_failed_of(item.record, self.clock.now());
-            self.dead_letter(
-                object,
-                Letter {
-                    record: item.record,
-                    payload: item.payload.clone(),
-                    class: gave_up.class(),
-                    code: &gave_up.failure.code,
-                    message: &message,
-                    attempts: gave_up.attempts,
-                    correlation_id: None,
-                    first_failed,
-                },
-            )
+        let now = self.clock.now();
+        let letters: Vec<_> = attempt
+            .remaining
+            .iter()
+            .map(|item| (*item, attempt.first_failed_of(item.record, now)))
+            .collect();
+        self.dead_letter_given_up(object, &letters, &gave_up)
             .await?;
-        }
-        Ok(())
+        Ok(attempt.too_heavy)
     }
 }
 
-/// One collections batch: the records still to land, and when each first failed.
-struct Batch<'b, 's> {
-    object: &'b str,
-    ext_field: &'b str,
+/// Batches in a row that must land before the size doubles back.
+pub const GROW_AFTER: usize = 2;
+
+/// One collections batch: the records still to land, those too heavy for a batch this
+/// size, and when each first failed.
+struct Batch<'a, 'b, 's> {
+    object: &'a str,
+    ext_field: &'a str,
     remaining: Vec<&'b Item<'s>>,
+    too_heavy: Vec<&'b Item<'s>>,
     first_failed: BTreeMap<&'s str, Timestamp>,
 }
 
-impl<'s> Batch<'_, 's> {
+impl<'s> Batch<'_, '_, 's> {
     fn first_failed_of(&self, record: &SourceRecord, now: Timestamp) -> Timestamp {
         self.first_failed
             .get(record.id.as_str())
@@ -109,7 +179,7 @@ impl<'s> Batch<'_, 's> {
     }
 }
 
-impl Attempt for Batch<'_, '_> {
+impl Attempt for Batch<'_, '_, '_> {
     type Reply = Reply;
     type Output = ();
 
@@ -166,6 +236,12 @@ impl Attempt for Batch<'_, '_> {
             let err = result.pointer("/errors/0");
             let field = |name: &str| err.and_then(|e| e.get(name)).and_then(Value::as_str);
             let code = field("statusCode").unwrap_or("UNKNOWN_ERROR").to_string();
+            let message = field("message").unwrap_or("");
+            // Too heavy together; alone, the record itself is what the trigger cannot take.
+            if item_needs_smaller_batch(&code, message) && self.remaining.len() > 1 {
+                self.too_heavy.push(*item);
+                continue;
+            }
             if item_is_retryable(&code) {
                 self.first_failed
                     .entry(item.record.id.as_str())
@@ -183,7 +259,7 @@ impl Attempt for Batch<'_, '_> {
                         payload: item.payload.clone(),
                         class: ErrorClass::Rejected,
                         code: &code,
-                        message: field("message").unwrap_or(""),
+                        message,
                         attempts: attempt,
                         correlation_id: Some(reply.correlation_id.clone()),
                         first_failed,

@@ -11,6 +11,28 @@ use crate::sim::Timestamp;
 use crate::store::limiter::{Admission, Permit, WaitReason};
 
 impl Sync<'_> {
+    /// Awaits `request` (one send) but not past the run's deadline: a call the org holds
+    /// for its whole timeout must not carry a run beyond its bound. On the virtual clock
+    /// the org's delays are themselves on the clock (and a virtual sleep returns at once),
+    /// so only real runs race the deadline.
+    pub(super) async fn within_deadline<T>(
+        &self,
+        object: &str,
+        request: impl std::future::Future<Output = T>,
+    ) -> Result<T, EngineError> {
+        let deadline = match self.bounds.run_deadline() {
+            Some(deadline) if !self.clock.is_virtual() => deadline,
+            _ => return Ok(request.await),
+        };
+        tokio::select! {
+            out = request => Ok(out),
+            _ = self.clock.sleep_until(deadline) => Err(self
+                .bounds
+                .reached(&format!("waiting for the org to answer a request for {object}"))
+                .into()),
+        }
+    }
+
     /// Waits until `until` within the run's deadline (a wait that would end past it stops
     /// the run now), or less when a stop is requested.
     pub(super) async fn wait_until(

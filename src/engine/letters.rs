@@ -8,8 +8,9 @@ use std::collections::BTreeMap;
 use serde_json::Value;
 
 use super::dlq::{DeadLetter, ErrorClass};
+use super::retry::GaveUp;
 use super::source::SourceRecord;
-use super::{EngineError, EventKind, Sync};
+use super::{EngineError, EventKind, Item, Sync};
 use crate::sim::Timestamp;
 use crate::store::AppliedVersion;
 
@@ -28,6 +29,33 @@ pub(super) struct Letter<'r> {
 }
 
 impl Sync<'_> {
+    /// Dead-letters the items a given-up request carried, each with when it first failed.
+    pub(super) async fn dead_letter_given_up(
+        &mut self,
+        object: &str,
+        items: &[(&Item<'_>, Timestamp)],
+        gave_up: &GaveUp,
+    ) -> Result<(), EngineError> {
+        let message = gave_up.message();
+        for &(item, first_failed) in items {
+            self.dead_letter(
+                object,
+                Letter {
+                    record: item.record,
+                    payload: item.payload.clone(),
+                    class: gave_up.class(),
+                    code: &gave_up.failure.code,
+                    message: &message,
+                    attempts: gave_up.attempts,
+                    correlation_id: None,
+                    first_failed,
+                },
+            )
+            .await?;
+        }
+        Ok(())
+    }
+
     /// The idempotency key of one record version: tenant, object, source ID, operation, version.
     pub(super) fn idempotency_key(&self, object: &str, record: &SourceRecord) -> String {
         let op = if record.deleted { "delete" } else { "upsert" };

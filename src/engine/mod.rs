@@ -141,6 +141,9 @@ pub struct Sync<'a> {
     bounds: Arc<bounds::RunBounds>,
     /// Told what a person watching should know now (a long wait for the daily window).
     notices: Option<NoticeHook>,
+    /// Per object, the collections batch size the org's triggers took last (see
+    /// [`collections`]).
+    batch_sizes: std::collections::HashMap<String, usize>,
 }
 
 /// Called with a line a person watching the run should read now (`sync` prints it on stderr).
@@ -184,6 +187,7 @@ impl<'a> Sync<'a> {
             stop: None,
             bounds,
             notices: None,
+            batch_sizes: Default::default(),
             config,
         }
     }

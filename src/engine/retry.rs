@@ -196,6 +196,15 @@ impl GaveUp {
     }
 }
 
+/// A per-record error that says the whole transaction was too heavy for the org's
+/// triggers (an Apex CPU time limit, or another governor limit, hit while the batch's
+/// triggers ran): the same records land in smaller batches. Salesforce answers it as
+/// `CANNOT_INSERT_UPDATE_ACTIVATE_ENTITY` naming the trigger and the `LimitException`.
+pub fn item_needs_smaller_batch(code: &str, message: &str) -> bool {
+    code == "CANNOT_INSERT_UPDATE_ACTIVATE_ENTITY"
+        && (message.contains("CPU time limit") || message.contains("LimitException"))
+}
+
 /// Codes of per-record errors that a retry can fix.
 pub fn item_is_retryable(code: &str) -> bool {
     matches!(
@@ -457,6 +466,23 @@ mod tests {
         };
         assert_eq!(r.class(), crate::store::dlq::ErrorClass::Rejected);
         assert_eq!(r.into_failure().message, "m");
+    }
+
+    #[test]
+    fn a_trigger_over_its_cpu_limit_asks_for_a_smaller_batch() {
+        let cpu = "AccountTrigger: execution of BeforeUpdate caused by: System.LimitException: Apex CPU time limit exceeded";
+        assert!(item_needs_smaller_batch(
+            "CANNOT_INSERT_UPDATE_ACTIVATE_ENTITY",
+            cpu
+        ));
+        assert!(!item_needs_smaller_batch(
+            "CANNOT_INSERT_UPDATE_ACTIVATE_ENTITY",
+            "AccountTrigger: execution of BeforeUpdate caused by: System.NullPointerException"
+        ));
+        assert!(!item_needs_smaller_batch(
+            "FIELD_CUSTOM_VALIDATION_EXCEPTION",
+            cpu
+        ));
     }
 
     #[test]

@@ -9,7 +9,7 @@ use axum::http::{HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde_json::{json, Value};
 
-use super::routes::form_pairs;
+use super::form::form_pairs;
 use super::states::{self, StateChange};
 use super::{events, journal, MockOrg};
 use crate::sim::time::parse_duration;

@@ -7,9 +7,9 @@ use std::time::Duration;
 use axum::http::{Method, StatusCode};
 use serde_json::{json, Map, Value};
 
+use super::answer::{Answer, Req};
 use super::ids;
 use super::org::{UpsertError, API_USER_ID};
-use super::routes::{Answer, Req};
 use super::{events, State};
 use crate::contract::rules::RecordError;
 use crate::contract::FieldType;

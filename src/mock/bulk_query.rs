@@ -6,10 +6,10 @@
 use axum::http::{Method, StatusCode};
 use serde_json::{json, Value};
 
+use super::answer::{Answer, Req};
 use super::ids;
 use super::org::API_USER_ID;
 use super::rest::{run_query, Ran};
-use super::routes::{Answer, Req};
 use super::soql::{self, Item};
 use super::State;
 use crate::sim::Timestamp;

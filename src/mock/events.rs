@@ -12,8 +12,8 @@ use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde_json::{json, Map, Value};
 
+use super::form::form_pairs;
 use super::org::{Change, ChangeKind};
-use super::routes::form_pairs;
 use super::{MockOrg, State};
 use crate::sim::scenario::EventFaults;
 use crate::sim::{Rng, Timestamp};
@@ -460,19 +460,21 @@ mod tests {
         assert_eq!(log.expired_through, 2);
     }
 
+    /// The events one transaction changing the records `ids` leaves under `faults`.
+    fn logged(faults: EventFaults, ids: &[&str]) -> Vec<Value> {
+        let mut log = EventLog::new(Seed(1).stream("e"), faults);
+        let changes = ids.iter().map(|id| change(id)).collect();
+        log.append(changes, "", Timestamp::from_millis(0));
+        log.all()
+    }
+
     #[test]
     fn overflow_replaces_a_large_transaction() {
         let faults = EventFaults {
             overflow_after: Some(1),
             ..EventFaults::default()
         };
-        let mut log = EventLog::new(Seed(1).stream("e"), faults);
-        log.append(
-            vec![change("001A"), change("001B")],
-            "",
-            Timestamp::from_millis(0),
-        );
-        let all = log.all();
+        let all = logged(faults, &["001A", "001B"]);
         assert_eq!(all.len(), 1);
         assert_eq!(
             all[0]["payload"]["ChangeEventHeader"]["changeType"],
@@ -486,9 +488,7 @@ mod tests {
             duplicate: 1.0,
             ..EventFaults::default()
         };
-        let mut log = EventLog::new(Seed(1).stream("e"), faults);
-        log.append(vec![change("001A")], "", Timestamp::from_millis(0));
-        let all = log.all();
+        let all = logged(faults, &["001A"]);
         assert_eq!(all.len(), 2);
         assert_eq!(all[0]["EventUuid"], all[1]["EventUuid"]);
         assert_ne!(all[0]["replayId"], all[1]["replayId"]);
@@ -500,9 +500,7 @@ mod tests {
             gap: 1.0,
             ..EventFaults::default()
         };
-        let mut log = EventLog::new(Seed(1).stream("e"), faults);
-        log.append(vec![change("001A")], "", Timestamp::from_millis(0));
-        let e = &log.all()[0];
+        let e = &logged(faults, &["001A"])[0];
         assert_eq!(
             e["payload"]["ChangeEventHeader"]["changeType"],
             "GAP_CREATE"
@@ -517,14 +515,7 @@ mod tests {
             out_of_order: 1.0,
             ..EventFaults::default()
         };
-        let mut log = EventLog::new(Seed(1).stream("e"), faults);
-        log.append(
-            vec![change("001A"), change("001B")],
-            "",
-            Timestamp::from_millis(0),
-        );
-        let ids: Vec<u64> = log
-            .all()
+        let ids: Vec<u64> = logged(faults, &["001A", "001B"])
             .iter()
             .map(|e| e["replayId"].as_u64().unwrap())
             .collect();

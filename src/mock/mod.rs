@@ -13,10 +13,14 @@
 //! bundle's Pact interactions as a stateful stub, and signed webhooks).
 
 mod admin;
+mod answer;
 pub mod bulk;
 mod bulk_query;
 mod events;
+mod fault_answer;
 mod faults;
+mod flight;
+mod form;
 pub mod ids;
 pub mod journal;
 pub mod oauth;
@@ -32,13 +36,14 @@ pub mod tls;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use tokio::net::TcpListener;
 
 pub use faults::{Fault, FaultLayer};
+use flight::InFlight;
 pub use journal::JournalEntry;
 pub use org::{Org, Record};
 
@@ -129,9 +134,8 @@ pub(crate) struct State {
     pub start: Timestamp,
     /// API requests admitted (for `after_calls` manual edits).
     pub api_calls: u64,
-    /// Requests inside the org right now (held by latency), with their start.
-    pub in_flight: Vec<(u64, Timestamp)>,
-    pub next_flight: u64,
+    /// Requests in flight (shared with the server, kept across resets).
+    pub in_flight: Arc<InFlight>,
     pub cursors: std::collections::HashMap<String, rest::Cursor>,
     pub next_cursor: u64,
     pub bulk: bulk::Jobs,
@@ -171,8 +175,7 @@ impl State {
             base_url: String::new(),
             start: scenario.map(|s| s.start).unwrap_or(now),
             api_calls: 0,
-            in_flight: Vec::new(),
-            next_flight: 0,
+            in_flight: Arc::default(),
             cursors: Default::default(),
             next_cursor: 0,
             bulk: bulk::Jobs::default(),
@@ -252,7 +255,7 @@ pub(crate) struct Shared {
     pub config: Mutex<MockConfig>,
     pub notify: Arc<tokio::sync::Notify>,
     pub state: Mutex<State>,
-    pub in_flight: InFlight,
+    pub in_flight: Arc<InFlight>,
     /// Wall-clock hold per request, in microseconds (0: none). See [`MockOrg::hold_requests`].
     pub hold_us: AtomicU64,
     /// Journal entries kept (see [`MockOrg::limit_journal`]).
@@ -273,34 +276,11 @@ pub struct CapturedRequest {
     pub body: Option<serde_json::Value>,
 }
 
-/// Requests being answered right now, and the most there ever were at once.
-#[derive(Debug, Default)]
-pub(crate) struct InFlight {
-    now: AtomicUsize,
-    max: AtomicUsize,
-}
-
-impl InFlight {
-    /// Counts a request in until the returned guard drops; also returns the count with it.
-    pub fn enter(&self) -> (InFlightGuard<'_>, usize) {
-        let n = self.now.fetch_add(1, Ordering::SeqCst) + 1;
-        self.max.fetch_max(n, Ordering::SeqCst);
-        (InFlightGuard(self), n)
-    }
-}
-
-pub(crate) struct InFlightGuard<'a>(&'a InFlight);
-
-impl Drop for InFlightGuard<'_> {
-    fn drop(&mut self) {
-        self.0.now.fetch_sub(1, Ordering::SeqCst);
-    }
-}
-
 impl MockOrg {
     pub fn new(config: MockConfig) -> Self {
         let notify = Arc::new(tokio::sync::Notify::new());
         let state = State::fresh(&config, notify.clone());
+        let in_flight = state.in_flight.clone();
         MockOrg {
             shared: Arc::new(Shared {
                 clock: config.clock.clone(),
@@ -308,7 +288,7 @@ impl MockOrg {
                 config: Mutex::new(config),
                 notify,
                 state: Mutex::new(state),
-                in_flight: InFlight::default(),
+                in_flight,
                 hold_us: AtomicU64::new(0),
                 journal_limit: std::sync::atomic::AtomicUsize::new(usize::MAX),
                 captured: Mutex::new(None),
@@ -545,6 +525,7 @@ impl MockOrg {
         let mut state = self.lock();
         let mut fresh = State::fresh(&config, self.shared.notify.clone());
         fresh.tokens = std::mem::take(&mut state.tokens);
+        fresh.in_flight = state.in_flight.clone();
         fresh.oauth = state.oauth.clone();
         fresh.base_url = std::mem::take(&mut state.base_url);
         fresh.start = state.start;

@@ -17,9 +17,10 @@ use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
+use super::answer::Answer;
+use super::form::form_pairs;
 use super::ids;
 use super::org::{API_USER_ID, ORG_ID};
-use super::routes::{form_pairs, Answer};
 use super::State;
 use crate::sim::Timestamp;
 

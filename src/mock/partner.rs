@@ -11,7 +11,7 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use axum::body::{Body, Bytes};
+use axum::body::Bytes;
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::Router;
@@ -19,10 +19,12 @@ use serde_json::{json, Value};
 use sha2::Sha256;
 use tokio::net::TcpListener;
 
+use super::answer::{broken_response, cut_short, lost_server_error};
+use super::fault_answer::{self, Effect};
 use super::faults::FaultLayer;
-use super::routes::form_pairs;
+use super::form::form_pairs;
 use crate::contract::Bundle;
-use crate::sim::scenario::{EventFaults, FaultResponse};
+use crate::sim::scenario::{EventFaults, LostMode};
 use crate::sim::{Clock, Rng, Scenario, Seed};
 
 /// One request/response pair from a Pact file.
@@ -193,66 +195,6 @@ fn choose<'a>(
     fits.first().copied()
 }
 
-fn fault_answer(f: &FaultResponse, now: crate::sim::Timestamp) -> Option<Response> {
-    let err = |status: StatusCode, code: &str, msg: &str| {
-        (
-            status,
-            axum::Json(json!([{"errorCode": code, "message": msg}])),
-        )
-            .into_response()
-    };
-    Some(match f {
-        FaultResponse::RateLimited {
-            retry_after,
-            http_date,
-        } => {
-            let mut r = err(
-                StatusCode::TOO_MANY_REQUESTS,
-                "RATE_LIMITED",
-                "Too many requests",
-            );
-            let v = if *http_date {
-                now.plus(retry_after.0).to_http_date()
-            } else {
-                retry_after.0.as_secs().max(1).to_string()
-            };
-            if let Ok(v) = HeaderValue::from_str(&v) {
-                r.headers_mut().insert("retry-after", v);
-            }
-            r
-        }
-        FaultResponse::ServerUnavailable => err(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "SERVER_UNAVAILABLE",
-            "Server is temporarily unavailable",
-        ),
-        FaultResponse::UnableToLockRow => err(
-            StatusCode::CONFLICT,
-            "UNABLE_TO_LOCK_ROW",
-            "unable to obtain exclusive access to this record",
-        ),
-        FaultResponse::RequestLimitExceeded | FaultResponse::ConcurrentLimit => err(
-            StatusCode::FORBIDDEN,
-            "REQUEST_LIMIT_EXCEEDED",
-            "Request limit exceeded",
-        ),
-        FaultResponse::SessionExpired => err(
-            StatusCode::UNAUTHORIZED,
-            "INVALID_SESSION_ID",
-            "Session expired or invalid",
-        ),
-        FaultResponse::ConnectionReset
-        | FaultResponse::Timeout { .. }
-        | FaultResponse::ResponseLost { .. } => {
-            let stream = futures_util::stream::once(async {
-                Err::<Bytes, std::io::Error>(std::io::ErrorKind::ConnectionReset.into())
-            });
-            Response::new(Body::from_stream(stream))
-        }
-        FaultResponse::Latency { .. } | FaultResponse::MalformedBody => return None,
-    })
-}
-
 async fn dispatch(
     axum::extract::State(mock): axum::extract::State<PartnerMock>,
     method: Method,
@@ -274,30 +216,37 @@ async fn dispatch(
                 .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&body).into_owned())),
         )
     };
-    let (fault, delay) = {
+    let (fault, effect) = {
         let mut s = mock.lock();
         let fault = s
             .faults
             .decide(method.as_str(), &path, None, now.since(mock.start));
-        let delay = match fault.as_ref().map(|f| &f.response) {
-            Some(FaultResponse::Latency { min, max }) => Some(s.faults.draw(min.0, max.0)),
-            Some(FaultResponse::Timeout { after }) => Some(after.0),
-            _ => None,
-        };
-        (fault, delay)
+        let effect = fault
+            .as_ref()
+            .map(|f| fault_answer::effect(&f.response, &mock.clock, now, &mut s.faults));
+        (fault, effect)
     };
-    if let Some(d) = delay {
+    if let Some(Effect::Delay(d) | Effect::Hang(d)) = effect {
         mock.clock.sleep(d).await;
     }
     let mut s = mock.lock();
     let mut entry = json!({"at": now.to_iso(), "method": method.as_str(), "path": uri.path_and_query().map(|p| p.as_str()).unwrap_or("/")});
     if let Some(f) = &fault {
         entry["fault"] = json!(format!("{}: {}", f.rule, f.response.label()));
-        if let Some(resp) = fault_answer(&f.response, now) {
-            entry["status"] = json!(resp.status().as_u16());
+    }
+    match &effect {
+        Some(Effect::Refuse(refusal)) => {
+            entry["status"] = json!(refusal.status.as_u16());
             s.journal.push(entry);
-            return resp;
+            return refusal.answer().into_response();
         }
+        // As the org: the connection drops before the work, and the journal says 0.
+        Some(Effect::Reset | Effect::Hang(_)) => {
+            entry["status"] = json!(0);
+            s.journal.push(entry);
+            return broken_response(StatusCode::OK);
+        }
+        _ => {}
     }
     let chosen = choose(
         &s.interactions,
@@ -317,7 +266,9 @@ async fn dispatch(
         )
             .into_response();
     };
-    entry["status"] = json!(i.status);
+    // A server error after the work is what the client (and so the journal) sees.
+    let lost_to_error = matches!(effect, Some(Effect::Lose(LostMode::ServerError)));
+    entry["status"] = json!(if lost_to_error { 500 } else { i.status });
     entry["interaction"] = json!(i.description);
     s.journal.push(entry);
     let status = StatusCode::from_u16(i.status).unwrap_or(StatusCode::OK);
@@ -326,13 +277,12 @@ async fn dispatch(
         Some(Value::String(t)) => t.clone(),
         Some(v) => v.to_string(),
     };
-    let text = if matches!(
-        fault.map(|f| f.response),
-        Some(FaultResponse::MalformedBody)
-    ) {
-        text.chars().take(text.chars().count() / 2).collect()
-    } else {
-        text
+    let text = match effect {
+        Some(Effect::Truncate) => cut_short(&text).to_string(),
+        // The answer is lost after the interaction was chosen (the stub's work).
+        Some(Effect::Lose(LostMode::ServerError)) => return lost_server_error(),
+        Some(Effect::Lose(LostMode::ConnectionReset)) => return broken_response(status),
+        _ => text,
     };
     let mut resp = (status, text).into_response();
     for (k, v) in &i.headers {

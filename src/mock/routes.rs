@@ -1,19 +1,26 @@
 //! HTTP front of the mock org: one dispatcher that applies auth, the daily budget, the
 //! long-running concurrency limit and the fault layer to every API request, journals it,
 //! adds `Sforce-Limit-Info`, and hands the work to the REST, Bulk and event routes.
+//! A fault's answer comes from [`super::fault_answer`], shared with the partner stub.
 
 use std::time::Duration;
 
-use axum::body::{Body, Bytes};
+use axum::body::Bytes;
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::Router;
-use serde_json::{json, Value};
+use serde_json::json;
 
+use super::answer::{
+    body_refused, broken_response, cut_short, lost_server_error, Answer, Payload, Req,
+    JSON_CONTENT_TYPE,
+};
+use super::fault_answer::{self, Effect, Refusal};
+use super::flight::InFlightGuard;
+use super::form::{form_pairs, percent_decode};
 use super::journal::JournalEntry;
 use super::{admin, bulk, events, oauth, rest, MockOrg, State};
-use crate::contract::rules::RecordError;
-use crate::sim::scenario::{FaultResponse, LostMode};
+use crate::sim::scenario::LostMode;
 use crate::sim::Timestamp;
 
 pub(super) fn router(org: MockOrg) -> Router {
@@ -24,133 +31,25 @@ pub(super) fn router(org: MockOrg) -> Router {
         .with_state(org)
 }
 
-/// The body of an answer.
-pub(super) enum Payload {
-    Json(Value),
-    Csv(String),
-    Empty,
-}
-
-/// What a route produced, before headers common to every answer are added.
-pub(super) struct Answer {
-    pub status: StatusCode,
-    pub body: Payload,
-    pub headers: Vec<(&'static str, String)>,
-    pub records: Option<usize>,
-    pub outcome: Option<(usize, usize)>,
-    pub error_code: Option<String>,
-}
-
-impl Answer {
-    pub fn ok(status: StatusCode, body: Value) -> Self {
-        Answer {
-            status,
-            body: Payload::Json(body),
-            headers: Vec::new(),
-            records: None,
-            outcome: None,
-            error_code: None,
-        }
-    }
-
-    pub fn empty(status: StatusCode) -> Self {
-        Answer {
-            body: Payload::Empty,
-            ..Answer::ok(status, Value::Null)
-        }
-    }
-
-    pub fn csv(text: String) -> Self {
-        Answer {
-            body: Payload::Csv(text),
-            ..Answer::ok(StatusCode::OK, Value::Null)
-        }
-    }
-
-    pub fn error(
-        status: StatusCode,
-        code: &str,
-        message: impl Into<String>,
-        fields: &[String],
-    ) -> Self {
-        let message = message.into();
-        Answer {
-            error_code: Some(code.to_string()),
-            ..Answer::ok(
-                status,
-                json!([{ "message": message, "errorCode": code, "fields": fields }]),
-            )
-        }
-    }
-
-    pub fn not_found() -> Self {
-        Answer::error(
-            StatusCode::NOT_FOUND,
-            "NOT_FOUND",
-            "The requested resource does not exist",
-            &[],
-        )
-    }
-
-    pub fn from_record_error(e: &RecordError) -> Self {
-        let status = match e.code.as_str() {
-            "NOT_FOUND" | "ENTITY_IS_DELETED" => StatusCode::NOT_FOUND,
-            _ => StatusCode::BAD_REQUEST,
-        };
-        Answer::error(status, &e.code, e.message.clone(), &e.fields)
-    }
-
-    pub fn with_header(mut self, name: &'static str, value: String) -> Self {
-        self.headers.push((name, value));
-        self
-    }
-
-    /// The JSON body, if any (composite subrequests read it).
-    pub fn json(&self) -> Value {
-        match &self.body {
-            Payload::Json(v) => v.clone(),
-            Payload::Csv(s) => Value::String(s.clone()),
-            Payload::Empty => Value::Null,
-        }
-    }
-}
-
-/// One API request, relative to `/services/data/vNN.N`.
-pub(super) struct Req<'a> {
-    pub method: Method,
-    pub seg: Vec<String>,
-    pub query: Vec<(String, String)>,
-    pub headers: &'a HeaderMap,
-    pub body: &'a [u8],
-    pub now: Timestamp,
-    pub api_version: &'a str,
-}
-
-impl Req<'_> {
-    pub fn param(&self, key: &str) -> Option<&str> {
-        self.query
-            .iter()
-            .find(|(k, _)| k == key)
-            .map(|(_, v)| v.as_str())
-    }
-
-    pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers.get(name).and_then(|v| v.to_str().ok())
-    }
-}
-
 /// What the admission step decided for an API request.
 struct Ticket {
     entry: JournalEntry,
     version: String,
     segments: Vec<String>,
     query: Vec<(String, String)>,
-    delay: Option<Duration>,
-    timeout: bool,
-    lost: Option<LostMode>,
-    malformed: bool,
-    flight: u64,
+    /// What a fault does with the request, when one chose it (and did not answer it at once).
+    effect: Option<Effect>,
     origin: String,
+}
+
+impl Ticket {
+    /// How long the request is held inside the org before it is answered (or dropped).
+    fn delay(&self) -> Option<Duration> {
+        match self.effect {
+            Some(Effect::Delay(d) | Effect::Hang(d)) => Some(d),
+            _ => None,
+        }
+    }
 }
 
 enum Admission {
@@ -171,7 +70,7 @@ async fn dispatch(
     };
     // API requests (what an org's concurrency limit counts; not sign-ins) from arrival to
     // answer, across every connection; the guard also ends a request whose client hung up.
-    let (_in_flight, in_flight) = if uri.path().starts_with("/services/data/") {
+    let (flight, in_flight) = if uri.path().starts_with("/services/data/") {
         let (guard, n) = org.shared.in_flight.enter();
         (Some(guard), n)
     } else {
@@ -191,52 +90,24 @@ async fn dispatch(
     // The common case takes the lock once; a request held by latency lets go meanwhile.
     let ticket = {
         let mut state = org.lock();
-        match admit(&org, &mut state, &method, &uri, &headers, &body, in_flight) {
+        let arrived = (flight.as_ref(), in_flight);
+        match admit(&org, &mut state, &method, &uri, &headers, &body, arrived) {
             Admission::Done(resp) => return resp,
-            Admission::Go(t) if t.delay.is_none() => {
+            Admission::Go(t) if t.delay().is_none() => {
                 return execute(&org, &mut state, t, method, &headers, &body)
             }
             Admission::Go(t) => t,
         }
     };
-    if let Some(delay) = ticket.delay {
+    if let Some(delay) = ticket.delay() {
         org.clock().sleep(delay).await;
     }
     let mut state = org.lock();
-    state.in_flight.retain(|(id, _)| *id != ticket.flight);
+    // Released under the lock, so no request admitted meanwhile counts this one as running.
+    if let Some(f) = &flight {
+        f.release();
+    }
     execute(&org, &mut state, ticket, method, &headers, &body)
-}
-
-/// A body that could not be read (over the 150 MB limit, or cut off), answered the way
-/// Salesforce answers errors: a JSON array of `{message, errorCode}` with the status.
-fn body_refused(rejection: &axum::extract::rejection::BytesRejection) -> Response {
-    let status = rejection.status();
-    let (code, message) = if status == StatusCode::PAYLOAD_TOO_LARGE {
-        (
-            "REQUEST_ENTITY_TOO_LARGE",
-            "The request body exceeds the limit of 150 MB".to_string(),
-        )
-    } else {
-        (
-            "JSON_PARSER_ERROR",
-            format!(
-                "The request body could not be read: {}",
-                rejection.body_text()
-            ),
-        )
-    };
-    json_response(status, &json!([{"message": message, "errorCode": code}]))
-}
-
-/// `Content-Type` of Salesforce's JSON answers (the charset parameter included).
-pub const JSON_CONTENT_TYPE: &str = "application/json;charset=UTF-8";
-
-/// A JSON answer with Salesforce's `Content-Type`.
-pub(super) fn json_response(status: StatusCode, body: &Value) -> Response {
-    let mut resp = (status, body.to_string()).into_response();
-    resp.headers_mut()
-        .insert("content-type", HeaderValue::from_static(JSON_CONTENT_TYPE));
-    resp
 }
 
 /// Does the work of an admitted request and answers it (or loses the answer).
@@ -249,7 +120,7 @@ fn execute(
     body: &Bytes,
 ) -> Response {
     let now = org.clock().now();
-    if ticket.timeout {
+    if matches!(ticket.effect, Some(Effect::Hang(_))) {
         ticket.entry.status = 0;
         record(state, ticket.entry);
         return broken_response(StatusCode::OK);
@@ -263,16 +134,22 @@ fn execute(
         now,
         api_version: &ticket.version,
     };
-    let answer = route_api(state, &req);
+    let too_heavy = match (ticket.effect.as_ref(), ticket.entry.object.as_deref()) {
+        (Some(Effect::TriggerLimit(above)), Some(object)) => {
+            fault_answer::trigger_cpu_limit(*above, body, object)
+        }
+        _ => None,
+    };
+    let answer = match too_heavy {
+        Some(rolled_back) => rolled_back,
+        None => route_api(state, &req),
+    };
     events::publish_changes(state, &ticket.origin, now);
     let Ticket {
-        mut entry,
-        lost,
-        malformed,
-        ..
+        mut entry, effect, ..
     } = *ticket;
-    match lost {
-        None if malformed => {
+    match effect {
+        Some(Effect::Truncate) => {
             entry.records = answer.records;
             entry.outcome = answer.outcome;
             entry.status = answer.status.as_u16();
@@ -282,19 +159,13 @@ fn execute(
                 Payload::Csv(s) => s.clone(),
                 Payload::Empty => "{".into(),
             };
-            let cut = text.len() / 2;
-            let cut = (0..=cut)
-                .rev()
-                .find(|i| text.is_char_boundary(*i))
-                .unwrap_or(0);
-            let mut resp = (answer.status, text[..cut].to_string()).into_response();
+            let mut resp = (answer.status, cut_short(&text).to_string()).into_response();
             resp.headers_mut()
                 .insert("content-type", HeaderValue::from_static(JSON_CONTENT_TYPE));
             add_limit_info(state, &mut resp);
             resp
         }
-        None => finish(state, entry, answer),
-        Some(mode) => {
+        Some(Effect::Lose(mode)) => {
             // The work above is committed; the client never learns it.
             entry.records = answer.records;
             entry.outcome = answer.outcome;
@@ -302,14 +173,7 @@ fn execute(
                 LostMode::ServerError => {
                     entry.status = 500;
                     record(state, entry);
-                    let mut resp = (
-                        StatusCode::INTERNAL_SERVER_ERROR,
-                        "<html><body>An internal server error has occurred</body></html>",
-                    )
-                        .into_response();
-                    resp.headers_mut()
-                        .insert("content-type", HeaderValue::from_static("text/html"));
-                    resp
+                    lost_server_error()
                 }
                 LostMode::ConnectionReset => {
                     entry.status = answer.status.as_u16();
@@ -318,22 +182,8 @@ fn execute(
                 }
             }
         }
+        _ => finish(state, entry, answer),
     }
-}
-
-/// A response whose body fails mid-stream: the client sees the connection drop.
-fn broken_response(status: StatusCode) -> Response {
-    let stream = futures_util::stream::once(async {
-        Err::<Bytes, std::io::Error>(std::io::Error::new(
-            std::io::ErrorKind::ConnectionReset,
-            "connection reset by the mock",
-        ))
-    });
-    let mut resp = Response::new(Body::from_stream(stream));
-    *resp.status_mut() = status;
-    resp.headers_mut()
-        .insert("content-type", HeaderValue::from_static(JSON_CONTENT_TYPE));
-    resp
 }
 
 fn admit(
@@ -343,7 +193,7 @@ fn admit(
     uri: &Uri,
     headers: &HeaderMap,
     body: &[u8],
-    in_flight: usize,
+    (flight, in_flight): (Option<&InFlightGuard<'_>>, usize),
 ) -> Admission {
     let now = org.clock().now();
     let path = uri.path().to_string();
@@ -437,27 +287,21 @@ fn admit(
 
     state.budget.roll(now);
     if state.budget.used >= state.budget.max {
-        entry.not_before = Some(now.next_day_start());
         entry.fault = Some("daily_budget_exhausted".into());
-        let answer = Answer::error(
-            StatusCode::FORBIDDEN,
-            "REQUEST_LIMIT_EXCEEDED",
-            "TotalRequests Limit exceeded.",
-            &[],
-        )
-        .with_header("retry-after", window_wait(org.clock(), now).to_string());
-        return Admission::Done(finish(state, entry, answer));
+        let refusal = Refusal {
+            retry_after: Some(window_wait(org.clock(), now).to_string()),
+            ..Refusal::daily_limit(now)
+        };
+        entry.not_before = refusal.not_before;
+        return Admission::Done(finish(state, entry, refusal.answer()));
     }
     // Real in-flight accounting: requests that have run for the threshold or longer.
     let threshold = Duration::from_secs(state.org.bundle().limits.long_running_threshold_secs);
-    let long_running = state
-        .in_flight
-        .iter()
-        .filter(|(_, started)| now.since(*started) >= threshold)
-        .count();
+    let long_running = state.in_flight.long_running(now, threshold);
     if long_running >= state.org.bundle().limits.concurrent_long_running as usize {
         entry.fault = Some("concurrent_long_running_limit".into());
-        return Admission::Done(finish(state, entry, concurrent_limit()));
+        let answer = Refusal::concurrent_limit().answer();
+        return Admission::Done(finish(state, entry, answer));
     }
     state.budget.used += 1;
     state.api_calls += 1;
@@ -471,125 +315,33 @@ fn admit(
         version: version.trim_start_matches('v').to_string(),
         segments,
         query: uri.query().map(form_pairs).unwrap_or_default(),
-        delay: None,
-        timeout: false,
-        lost: None,
-        malformed: false,
-        flight: 0,
+        effect: None,
         origin: change_origin(&api_version, client.as_deref()),
     };
     if let Some(f) = fault {
         ticket.entry.fault = Some(format!("{}: {}", f.rule, f.response.label()));
-        let answer = match f.response {
-            FaultResponse::RateLimited {
-                retry_after,
-                http_date,
-            } => {
-                // The header carries whole seconds of the client's (wall) clock: round up,
-                // so a client that waits exactly what it was told is never early. On a
-                // scaled clock the org's duration is stated in wall time.
-                let clock = org.clock();
-                let secs = clock
-                    .wall_duration(retry_after.0)
-                    .as_millis()
-                    .div_ceil(1000)
-                    .max(1) as u64;
-                let (until, value) = if http_date {
-                    let exact = clock.wall_time_of(now.plus(retry_after.0)).as_millis();
-                    let wall = Timestamp::from_millis(
-                        exact.div_euclid(1000) * 1000 + if exact % 1000 == 0 { 0 } else { 1000 },
-                    );
-                    (clock.org_time_of(wall), wall.to_http_date())
-                } else {
-                    let waited = clock.org_duration(std::time::Duration::from_secs(secs));
-                    (now.plus(waited), secs.to_string())
-                };
-                ticket.entry.not_before = Some(until);
-                Some(
-                    Answer::error(
-                        StatusCode::TOO_MANY_REQUESTS,
-                        "TOO_MANY_REQUESTS",
-                        format!("Too many requests; retry after {secs} seconds"),
-                        &[],
-                    )
-                    .with_header("retry-after", value),
-                )
-            }
-            FaultResponse::ServerUnavailable => Some(Answer::error(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "SERVER_UNAVAILABLE",
-                "Server is temporarily unavailable; please try again",
-                &[],
-            )),
-            FaultResponse::UnableToLockRow => Some(Answer::error(
-                StatusCode::BAD_REQUEST,
-                "UNABLE_TO_LOCK_ROW",
-                "unable to obtain exclusive access to this record or 1 records",
-                &[],
-            )),
-            FaultResponse::RequestLimitExceeded => {
-                ticket.entry.not_before = Some(now.next_day_start());
-                Some(Answer::error(
-                    StatusCode::FORBIDDEN,
-                    "REQUEST_LIMIT_EXCEEDED",
-                    "TotalRequests Limit exceeded.",
-                    &[],
-                ))
-            }
-            FaultResponse::ConcurrentLimit => Some(concurrent_limit()),
-            FaultResponse::SessionExpired => {
-                if let Some(t) = &token {
-                    state.tokens.retain(|x| x != t);
+        match fault_answer::effect(&f.response, org.clock(), now, &mut state.faults) {
+            Effect::Refuse(refusal) => {
+                if refusal.ends_session {
+                    if let Some(t) = &token {
+                        state.tokens.retain(|x| x != t);
+                    }
                 }
-                Some(Answer::error(
-                    StatusCode::UNAUTHORIZED,
-                    "INVALID_SESSION_ID",
-                    "Session expired or invalid",
-                    &[],
-                ))
+                ticket.entry.not_before = refusal.not_before;
+                return Admission::Done(finish(state, ticket.entry, refusal.answer()));
             }
-            FaultResponse::ConnectionReset => {
+            Effect::Reset => {
                 ticket.entry.status = 0;
                 record(state, ticket.entry);
                 return Admission::Done(broken_response(StatusCode::OK));
             }
-            FaultResponse::ResponseLost { mode } => {
-                ticket.lost = Some(mode);
-                None
-            }
-            FaultResponse::MalformedBody => {
-                ticket.malformed = true;
-                None
-            }
-            FaultResponse::Latency { min, max } => {
-                ticket.delay = Some(state.faults.draw(min.0, max.0));
-                None
-            }
-            FaultResponse::Timeout { after } => {
-                ticket.delay = Some(after.0);
-                ticket.timeout = true;
-                None
-            }
-        };
-        if let Some(answer) = answer {
-            return Admission::Done(finish(state, ticket.entry, answer));
+            effect => ticket.effect = Some(effect),
         }
     }
-    if ticket.delay.is_some() {
-        state.next_flight += 1;
-        ticket.flight = state.next_flight;
-        state.in_flight.push((ticket.flight, now));
+    if let (Some(_), Some(f)) = (ticket.delay(), flight) {
+        f.hold(now);
     }
     Admission::Go(Box::new(ticket))
-}
-
-fn concurrent_limit() -> Answer {
-    Answer::error(
-        StatusCode::FORBIDDEN,
-        "REQUEST_LIMIT_EXCEEDED",
-        "ConcurrentPerOrgLongTxn Limit exceeded.",
-        &[],
-    )
 }
 
 /// `changeOrigin` of the change events a request causes.
@@ -653,23 +405,9 @@ fn finish(state: &mut State, mut entry: JournalEntry, answer: Answer) -> Respons
     }
     let is_api = entry.path.starts_with("/services/data/v");
     record(state, entry);
-    let mut resp = match answer.body {
-        Payload::Json(v) => json_response(answer.status, &v),
-        Payload::Csv(text) => {
-            let mut r = (answer.status, text).into_response();
-            r.headers_mut()
-                .insert("content-type", HeaderValue::from_static("text/csv"));
-            r
-        }
-        Payload::Empty => answer.status.into_response(),
-    };
+    let mut resp = answer.into_response();
     if is_api {
         add_limit_info(state, &mut resp);
-    }
-    for (name, value) in answer.headers {
-        if let Ok(v) = HeaderValue::from_str(&value) {
-            resp.headers_mut().insert(name, v);
-        }
     }
     resp
 }
@@ -687,45 +425,12 @@ fn is_api_version(v: &str) -> bool {
         .is_some_and(|(a, b)| !a.is_empty() && a.bytes().all(|c| c.is_ascii_digit()) && b == "0")
 }
 
-pub(super) fn percent_decode(s: &str) -> String {
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'%' && i + 2 < bytes.len() {
-            if let Some(b) = std::str::from_utf8(&bytes[i + 1..i + 3])
-                .ok()
-                .and_then(|h| u8::from_str_radix(h, 16).ok())
-            {
-                out.push(b);
-                i += 3;
-                continue;
-            }
-        }
-        out.push(bytes[i]);
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
-}
-
 fn object_of(segments: &[String]) -> Option<String> {
     match segments {
         [s, o, ..] if s == "sobjects" => Some(o.clone()),
         [c, s, o, ..] if c == "composite" && s == "sobjects" => Some(o.clone()),
         _ => None,
     }
-}
-
-/// `application/x-www-form-urlencoded` pairs (also query strings).
-pub(super) fn form_pairs(text: &str) -> Vec<(String, String)> {
-    text.split('&')
-        .filter(|p| !p.is_empty())
-        .map(|pair| {
-            let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
-            let dec = |s: &str| percent_decode(&s.replace('+', " "));
-            (dec(k), dec(v))
-        })
-        .collect()
 }
 
 /// The OAuth endpoints and the identity URL, or `None` for any other path.
@@ -782,20 +487,6 @@ mod tests {
     use super::*;
 
     #[test]
-    fn decodes_forms_and_paths() {
-        assert_eq!(
-            form_pairs("q=SELECT+Id+FROM+Account&x=%27a%27&flag"),
-            vec![
-                ("q".to_string(), "SELECT Id FROM Account".to_string()),
-                ("x".to_string(), "'a'".to_string()),
-                ("flag".to_string(), String::new()),
-            ]
-        );
-        assert_eq!(percent_decode("A%2F1%"), "A/1%");
-        assert_eq!(percent_decode("%4"), "%4");
-    }
-
-    #[test]
     fn api_versions() {
         assert!(is_api_version("v62.0"));
         assert!(!is_api_version("v62"));
@@ -808,5 +499,75 @@ mod tests {
             change_origin("62.0", Some("syncgate")),
             "com/salesforce/api/rest/62.0;client=syncgate"
         );
+    }
+
+    #[tokio::test]
+    async fn a_held_request_whose_client_hangs_up_leaves_the_org() {
+        use crate::contract::Registry;
+        use crate::mock::{spawn, MockConfig};
+        use crate::sim::scenario::{Dur, FaultResponse, FaultRule};
+        use crate::sim::{Clock, Scenario, Seed};
+
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("contracts");
+        let registry = Registry::open(&root).unwrap_or_else(|e| panic!("{e}"));
+        let tenants = registry
+            .select(&["northwind-outfitters".into()], &["sandbox".into()])
+            .unwrap_or_else(|e| panic!("{e}"));
+        let bundle = registry.load(&tenants[0]).unwrap_or_else(|e| panic!("{e}"));
+        let mut scenario =
+            Scenario::from_yaml(std::path::Path::new("hang-up.yaml"), "purpose: p\n")
+                .unwrap_or_else(|e| panic!("{e}"));
+        let minute = Dur(Duration::from_secs(60));
+        scenario.faults = vec![FaultRule {
+            name: "slow".into(),
+            matcher: Default::default(),
+            calls: None,
+            probability: 1.0,
+            lasting: None,
+            respond: FaultResponse::Latency {
+                min: minute,
+                max: minute,
+            },
+            optional: false,
+        }];
+        // The wall clock: the request really waits, so the client can give up meanwhile.
+        let org = MockOrg::new(MockConfig {
+            bundle,
+            scenario: Some(scenario),
+            seed: Seed(1),
+            clock: Clock::system(),
+            clients: vec![],
+        });
+        let token = org.issue_token();
+        let running = spawn(org.clone(), 0)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        let client = reqwest::Client::builder()
+            .timeout(Duration::from_millis(200))
+            .build()
+            .unwrap_or_else(|e| panic!("{e}"));
+        let url = format!("{}/services/data/v62.0/limits", running.base_url());
+        let sent = client.get(url).bearer_auth(token).send().await;
+        assert!(sent.is_err(), "the client gave up waiting");
+        // The server drops the request once it sees the connection closed: wait for that
+        // (not for a length of time), then the org holds nothing.
+        let counted = || {
+            org.shared
+                .in_flight
+                .now
+                .load(std::sync::atomic::Ordering::SeqCst)
+        };
+        for _ in 0..200 {
+            if counted() == 0 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        assert_eq!(counted(), 0, "the server never dropped the request");
+        assert!(
+            org.lock().in_flight.held() == 0,
+            "a request the server dropped still counts as running in the org"
+        );
+        running.stop().await;
     }
 }

@@ -53,6 +53,7 @@ pub const BUILTIN: &[BuiltinScenario] = builtin![
     "session-expiry",
     "timed-outage",
     "transport-failures",
+    "trigger-cpu-limit",
 ];
 
 /// Where built-in scenarios say they come from (their `path`): `<built-in>/NAME.yaml`.

@@ -71,10 +71,7 @@ impl RegistryIndex for MemoryStore {
             return if existing.hash == v.hash {
                 Ok(PublishOutcome::Unchanged)
             } else {
-                Err(StoreError::Conflict(format!(
-                    "{}/{} {} is already published with {} (this content is {})",
-                    v.partner, v.tenant, v.version, existing.hash, v.hash
-                )))
+                Err(version_conflict(v, &existing.hash))
             };
         }
         s.versions.push(v.clone());
@@ -213,6 +210,33 @@ impl Inner {
         }
         false
     }
+
+    /// Whether `key` is set and not expired at `now`.
+    fn is_live(&self, key: &str, now: Timestamp) -> bool {
+        self.dedupe.get(key).is_some_and(|expires| *expires > now)
+    }
+
+    /// Sets `key` if it is absent or expired; false if it is live.
+    fn set_key(&mut self, key: &str, now: Timestamp, ttl: Duration) -> bool {
+        if self.is_live(key, now) {
+            return false;
+        }
+        self.dedupe.insert(key.to_string(), now.plus(ttl));
+        true
+    }
+
+    /// [`DedupeStore::mark_applied`] under the lock already held.
+    fn mark_applied(&mut self, a: &AppliedVersion<'_>, now: Timestamp, ttl: Duration) -> bool {
+        let set = self.set_key(a.key, now, ttl);
+        let newest = self
+            .applied
+            .entry(record_key(a.tenant, a.object, a.source_id))
+            .or_insert(a.version);
+        *newest = (*newest).max(a.version);
+        let newest = *newest;
+        self.supersede(a.tenant, a.object, a.source_id, newest);
+        set
+    }
 }
 
 #[async_trait]
@@ -227,11 +251,7 @@ impl DeadLetterStore for MemoryStore {
                 &letter.source_id,
             ))
             .copied();
-        let (status, superseded_by) = if overtaken(letter.source_version, applied) {
-            (LetterStatus::Superseded, applied)
-        } else {
-            (LetterStatus::Queued, None)
-        };
+        let (status, superseded_by) = status_on_append(letter.source_version, applied);
         let same = |l: &StoredLetter| {
             l.letter.tenant == letter.tenant
                 && l.letter.object == letter.object
@@ -288,46 +308,25 @@ impl DeadLetterStore for MemoryStore {
 #[async_trait]
 impl DedupeStore for MemoryStore {
     async fn check_and_set(&self, key: &str, now: Timestamp, ttl: Duration) -> StoreResult<bool> {
-        let mut s = self.lock();
-        match s.dedupe.get(key) {
-            Some(expires) if *expires > now => Ok(false),
-            _ => {
-                s.dedupe.insert(key.to_string(), now.plus(ttl));
-                Ok(true)
-            }
-        }
+        Ok(self.lock().set_key(key, now, ttl))
     }
 
     async fn is_live(&self, key: &str, now: Timestamp) -> StoreResult<bool> {
-        Ok(self
-            .lock()
-            .dedupe
-            .get(key)
-            .is_some_and(|expires| *expires > now))
+        Ok(self.lock().is_live(key, now))
     }
 
-    async fn mark_applied(
+    async fn mark_applied_all(
         &self,
-        a: &AppliedVersion<'_>,
+        applied: &[AppliedVersion<'_>],
         now: Timestamp,
         ttl: Duration,
-    ) -> StoreResult<bool> {
+    ) -> StoreResult<Vec<bool>> {
+        // One lock for the batch: no other caller sees half of it.
         let mut s = self.lock();
-        let set = match s.dedupe.get(a.key) {
-            Some(expires) if *expires > now => false,
-            _ => {
-                s.dedupe.insert(a.key.to_string(), now.plus(ttl));
-                true
-            }
-        };
-        let newest = s
-            .applied
-            .entry(record_key(a.tenant, a.object, a.source_id))
-            .or_insert(a.version);
-        *newest = (*newest).max(a.version);
-        let newest = *newest;
-        s.supersede(a.tenant, a.object, a.source_id, newest);
-        Ok(set)
+        Ok(applied
+            .iter()
+            .map(|a| s.mark_applied(a, now, ttl))
+            .collect())
     }
 
     async fn applied_version(

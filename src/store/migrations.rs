@@ -3,6 +3,8 @@
 //! Each migration carries its SQL for every backend; a version is the same change on both,
 //! so a database of either kind at version N has the same tables.
 
+use super::{StoreError, StoreResult};
+
 /// One migration: its version, a name, and its SQL for each backend.
 pub struct Migration {
     pub version: i64,
@@ -14,6 +16,18 @@ pub struct Migration {
 /// The newest schema version this build knows.
 pub fn newest() -> i64 {
     MIGRATIONS.last().map_or(0, |m| m.version)
+}
+
+/// The migrations a database at schema version `current` still needs, oldest first. A
+/// database newer than this build is refused: this build would not know its tables.
+pub fn pending(current: i64) -> StoreResult<impl Iterator<Item = &'static Migration>> {
+    let newest = newest();
+    if current > newest {
+        return Err(StoreError::failed(format!(
+            "the database is at schema version {current}, newer than this build knows ({newest}); upgrade syncgate"
+        )));
+    }
+    Ok(MIGRATIONS.iter().filter(move |m| m.version > current))
 }
 
 pub const MIGRATIONS: &[Migration] = &[

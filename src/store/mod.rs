@@ -3,47 +3,40 @@
 //!
 //! Implementations: in memory (tests and single gate runs), SQLite (the embedded default) and
 //! PostgreSQL (`--database-url postgres://…` or `SYNCGATE_DATABASE_URL`, for several workers
-//! and CI runners sharing state). One behavioural suite (`tests/store_suite.rs`) runs against
-//! every backend. The shared rate limiter lives in [`limiter`] (per process, or Redis).
+//! and CI runners sharing state). One behavioural suite (`tests/it/store_suite.rs`) runs
+//! against every backend. Both SQL backends turn rows into these types in one place
+//! (`rows`); each has a directory with a file per trait. Backend failures keep their cause
+//! ([`StoreError::Backend`]). The shared rate limiter lives in [`limiter`] (per process, or
+//! Redis).
 
 pub mod dlq;
+mod error;
 pub mod limiter;
 mod memory;
 mod migrations;
+mod open;
 mod postgres;
+mod rows;
 mod sqlite;
 pub mod webhooks;
 
-use std::path::Path;
-use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
+pub use error::{cause_chain, BoxError, StoreError, StoreResult};
 pub use memory::MemoryStore;
 pub use migrations::newest as newest_schema_version;
+pub use open::{
+    is_postgres_url, open, open_broker, StoreUrl, DATABASE_URL_ENV, DEFAULT_SQLITE_PATH,
+};
 pub use postgres::PgStore;
 pub use sqlite::SqliteStore;
 
 use crate::sim::Timestamp;
 pub use dlq::{DeadLetter, ErrorClass};
 pub use webhooks::{ExecutionStatus, Webhook, WebhookExecution, WebhookStore};
-
-#[derive(Debug, thiserror::Error)]
-pub enum StoreError {
-    #[error("the store is unreachable or failed: {0}")]
-    Backend(String),
-    #[error("{0}")]
-    Conflict(String),
-    #[error("{0} not found")]
-    NotFound(String),
-    /// The store URL names no store this build can open (bad input, not a failure).
-    #[error("{0}")]
-    BadUrl(String),
-}
-
-pub type StoreResult<T> = Result<T, StoreError>;
 
 /// One published bundle version (immutable once published).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -137,25 +130,24 @@ pub trait RegistryIndex: Send + Sync {
     }
 }
 
-/// An error with every cause under it (`error connecting to server: Connection refused`), so
-/// a refused connection, a TLS failure and a timeout read differently. The engine's client
-/// uses it for transport errors too.
-pub fn cause_chain(e: &dyn std::error::Error) -> String {
-    let mut out = e.to_string();
-    let mut next = e.source();
-    while let Some(cause) = next {
-        let text = cause.to_string();
-        if !out.contains(&text) {
-            out.push_str(": ");
-            out.push_str(&text);
-        }
-        next = cause.source();
-    }
-    out
+fn unsupported(what: &str) -> StoreError {
+    StoreError::failed(format!("this store backend does not support {what} yet"))
 }
 
-fn unsupported(what: &str) -> StoreError {
-    StoreError::Backend(format!("this store backend does not support {what} yet"))
+/// Publishing `v` over a stored version of other content (every backend refuses it alike).
+pub(crate) fn version_conflict(v: &PublishedVersion, stored_hash: &str) -> StoreError {
+    StoreError::Conflict(format!(
+        "{}/{} {} is already published with {stored_hash} (this content is {})",
+        v.partner, v.tenant, v.version, v.hash
+    ))
+}
+
+/// Publishing `p` over a different pact of the same consumer version and provider.
+pub(crate) fn pact_conflict(p: &PactPublication, stored_sha: &str) -> StoreError {
+    StoreError::Conflict(format!(
+        "a different pact between {} version {} and {} is already published ({stored_sha}, this one is {}); a published pact is immutable: publish it under a new consumer version",
+        p.consumer, p.consumer_version, p.provider, p.sha
+    ))
 }
 
 /// A pact published through the Pact Broker API (`pact broker publish`).
@@ -348,7 +340,7 @@ impl LetterStatus {
         match s {
             "queued" => Ok(LetterStatus::Queued),
             "superseded" => Ok(LetterStatus::Superseded),
-            other => Err(StoreError::Backend(format!(
+            other => Err(StoreError::failed(format!(
                 "a stored dead letter has an unknown status `{other}`"
             ))),
         }
@@ -370,6 +362,20 @@ pub struct AppliedVersion<'a> {
 /// Whether a letter of `letter_version` is overtaken by an applied `applied` version.
 pub(crate) fn overtaken(letter_version: u64, applied: Option<u64>) -> bool {
     applied.is_some_and(|a| a >= letter_version)
+}
+
+/// Where a letter of `letter_version` stands when it is appended, with `applied` the newest
+/// version of its record applied so far: superseded (by that version) if it is overtaken
+/// already, queued otherwise. Every backend appends by this rule.
+pub(crate) fn status_on_append(
+    letter_version: u64,
+    applied: Option<u64>,
+) -> (LetterStatus, Option<u64>) {
+    if overtaken(letter_version, applied) {
+        (LetterStatus::Superseded, applied)
+    } else {
+        (LetterStatus::Queued, None)
+    }
 }
 
 /// Versions are `u64` in the engine and `BIGINT` in SQL: stored bit for bit.
@@ -442,22 +448,24 @@ pub trait DedupeStore: Send + Sync {
         applied: &AppliedVersion<'_>,
         now: Timestamp,
         ttl: Duration,
-    ) -> StoreResult<bool>;
+    ) -> StoreResult<bool> {
+        let set = self
+            .mark_applied_all(std::slice::from_ref(applied), now, ttl)
+            .await?;
+        set.first().copied().ok_or_else(|| {
+            StoreError::failed(format!("marking {} applied answered nothing", applied.key))
+        })
+    }
     /// [`DedupeStore::mark_applied`] for every version of a batch, in one transaction
     /// where the store has them (a batch of 200 keys is one commit, not 200). Returns what
-    /// `mark_applied` would for each.
+    /// `mark_applied` would for each, in order. Each backend implements this one; a single
+    /// version is a batch of one.
     async fn mark_applied_all(
         &self,
         applied: &[AppliedVersion<'_>],
         now: Timestamp,
         ttl: Duration,
-    ) -> StoreResult<Vec<bool>> {
-        let mut set = Vec::with_capacity(applied.len());
-        for a in applied {
-            set.push(self.mark_applied(a, now, ttl).await?);
-        }
-        Ok(set)
-    }
+    ) -> StoreResult<Vec<bool>>;
     /// The newest version of a record applied so far, if any.
     async fn applied_version(
         &self,
@@ -540,6 +548,16 @@ pub(crate) fn lost_lease(lease: &Lease) -> StoreError {
     ))
 }
 
+/// A renewal or completion that updated `updated` rows: one while the worker holds the lease,
+/// none once another worker claimed it or it is done.
+pub(crate) fn still_held(updated: u64, lease: &Lease) -> StoreResult<()> {
+    if updated == 1 {
+        Ok(())
+    } else {
+        Err(lost_lease(lease))
+    }
+}
+
 /// Everything durable, from one backend.
 pub trait Store:
     RegistryIndex + DeadLetterStore + DedupeStore + CheckpointStore + LeaseStore
@@ -548,105 +566,7 @@ pub trait Store:
 
 impl<T: RegistryIndex + DeadLetterStore + DedupeStore + CheckpointStore + LeaseStore> Store for T {}
 
-/// The environment variable naming the store when no `--database-url` is given.
-pub const DATABASE_URL_ENV: &str = "SYNCGATE_DATABASE_URL";
-
 /// A store that also keeps what the Pact Broker-compatible API serves, webhooks included.
 pub trait BrokerStore: Store + PactIndex + WebhookStore {}
 
 impl<T: Store + PactIndex + WebhookStore> BrokerStore for T {}
-
-/// Where state lives when no URL is given: an embedded SQLite file under the working directory.
-pub const DEFAULT_SQLITE_PATH: &str = ".syncgate/state.sqlite";
-
-/// What a store URL names, once checked.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum StoreUrl {
-    /// A private SQLite database in memory.
-    SqliteMemory,
-    /// A SQLite file (its directory must exist, except the default `.syncgate/`).
-    SqliteFile(std::path::PathBuf),
-    Postgres(String),
-}
-
-impl StoreUrl {
-    /// Resolves `url` (`None`: [`DEFAULT_SQLITE_PATH`]), refusing an empty URL, an unknown
-    /// scheme (`mysql://…`) and a SQLite file in a directory that does not exist: each would
-    /// otherwise open a new, empty store where the user expects their state.
-    pub fn parse(url: Option<&str>) -> StoreResult<StoreUrl> {
-        let Some(url) = url else {
-            return Ok(StoreUrl::SqliteFile(DEFAULT_SQLITE_PATH.into()));
-        };
-        let bad = |why: String| StoreError::BadUrl(format!("--database-url `{url}`: {why}"));
-        if url.trim().is_empty() {
-            return Err(StoreError::BadUrl(
-                "--database-url is empty: give a SQLite path, sqlite:PATH, sqlite::memory: or postgres://… (or leave it out for .syncgate/state.sqlite)".into(),
-            ));
-        }
-        if url == "sqlite::memory:" {
-            return Ok(StoreUrl::SqliteMemory);
-        }
-        if is_postgres_url(url) {
-            return Ok(StoreUrl::Postgres(url.to_string()));
-        }
-        let path = match url
-            .strip_prefix("sqlite://")
-            .or_else(|| url.strip_prefix("sqlite:"))
-        {
-            Some(p) => p,
-            None => {
-                if let Some((scheme, _)) = url.split_once("://") {
-                    return Err(bad(format!(
-                        "unknown store scheme `{scheme}` (syncgate keeps state in SQLite or PostgreSQL: a path, sqlite:PATH, sqlite::memory: or postgres://…)"
-                    )));
-                }
-                url
-            }
-        };
-        if path.is_empty() {
-            return Err(bad("no SQLite file path after `sqlite:`".into()));
-        }
-        let path = std::path::PathBuf::from(path);
-        let dir = path.parent().filter(|d| !d.as_os_str().is_empty());
-        if let Some(dir) = dir {
-            let default_dir = Path::new(DEFAULT_SQLITE_PATH).parent();
-            if !dir.is_dir() && Some(dir) != default_dir {
-                return Err(bad(format!(
-                    "the directory {} does not exist (create it first; only the default .syncgate/ is created for you)",
-                    dir.display()
-                )));
-            }
-        }
-        Ok(StoreUrl::SqliteFile(path))
-    }
-}
-
-/// Opens the store for `syncgate registry serve`: like [`open`], for backends that keep Pact
-/// publications (SQLite and PostgreSQL; several registry processes may share one database).
-pub fn open_broker(url: Option<&str>) -> StoreResult<Arc<dyn BrokerStore>> {
-    match StoreUrl::parse(url)? {
-        StoreUrl::SqliteMemory => Ok(Arc::new(SqliteStore::in_memory()?)),
-        StoreUrl::SqliteFile(path) => Ok(Arc::new(SqliteStore::open(&path)?)),
-        StoreUrl::Postgres(u) => Ok(Arc::new(PgStore::open_blocking(&u, None)?)),
-    }
-}
-
-/// Opens the store a URL names: `postgres://…` or `postgresql://…` (migrated on open, under
-/// an advisory lock), `sqlite:PATH`, `sqlite::memory:`, or a plain file path; no URL means
-/// [`DEFAULT_SQLITE_PATH`], created on first use. The CLI passes `--database-url`, falling
-/// back to [`DATABASE_URL_ENV`]. A URL [`StoreUrl::parse`] refuses is a
-/// [`StoreError::BadUrl`].
-///
-/// Blocks while connecting; callable from inside or outside a tokio runtime.
-pub fn open(url: Option<&str>) -> StoreResult<Arc<dyn Store>> {
-    match StoreUrl::parse(url)? {
-        StoreUrl::SqliteMemory => Ok(Arc::new(SqliteStore::in_memory()?)),
-        StoreUrl::SqliteFile(path) => Ok(Arc::new(SqliteStore::open(&path)?)),
-        StoreUrl::Postgres(u) => Ok(Arc::new(PgStore::open_blocking(&u, None)?)),
-    }
-}
-
-/// Whether `url` names a PostgreSQL database.
-pub fn is_postgres_url(url: &str) -> bool {
-    url.starts_with("postgres://") || url.starts_with("postgresql://")
-}

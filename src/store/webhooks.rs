@@ -53,7 +53,7 @@ impl ExecutionStatus {
             "success" => Ok(ExecutionStatus::Success),
             "failure" => Ok(ExecutionStatus::Failure),
             "error" => Ok(ExecutionStatus::Error),
-            other => Err(super::StoreError::Backend(format!(
+            other => Err(super::StoreError::failed(format!(
                 "a stored webhook execution has an unknown status `{other}`"
             ))),
         }

@@ -597,10 +597,10 @@ pub async fn spawn_org(
     let running = mock::spawn(org.clone(), 0).await?;
     let target = Target {
         login_url: running.base_url(),
-        credentials: Credentials {
-            client_id: creds.client_id,
-            client_secret: Secret::new(creds.client_secret),
-        },
+        credentials: Credentials::client_credentials(
+            creds.client_id,
+            Secret::new(creds.client_secret),
+        ),
         request_log: None,
         ca_pem: None,
     };

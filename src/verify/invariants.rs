@@ -33,18 +33,20 @@ pub mod names {
     pub const CRM_CHANGES: &str = "crm-changes-reach-source";
     pub const RERUN: &str = "rerun-sends-nothing";
     pub const LETTERS_REAL: &str = "dead-letters-not-landed";
+    pub const TRIGGER_LIMITS: &str = "trigger-limits-adapted";
     /// A check on the scenario rather than the engine: every fault rule not marked
     /// `optional` injected its fault at least once.
     pub const FAULTS_FIRED: &str = "faults-fired";
 
     /// Every invariant, in the order reports list them.
-    pub const ALL: [&str; 16] = [
+    pub const ALL: [&str; 17] = [
         FAULTS_FIRED,
         ENGINE_COMPLETED,
         EXACTLY_ONCE,
         VALUES,
         DEAD_LETTERED,
         LETTERS_REAL,
+        TRIGGER_LIMITS,
         NO_CALL_FOR_INVALID,
         DELETES,
         NOTHING_ELSE,
@@ -89,6 +91,7 @@ pub fn check(ev: &Evidence<'_>) -> Vec<Violation> {
     check_never_sent(ev, &mut add);
     check_columns(ev, &mut add);
     check_waits(ev, &mut add);
+    check_trigger_limits(ev, &mut add);
     found
         .into_iter()
         .map(|(invariant, mut details)| {
@@ -251,6 +254,27 @@ fn check_records(ev: &Evidence<'_>, add: &mut impl FnMut(&'static str, String)) 
 }
 
 /// Records the contract rejects must cost no API call: no request may carry them.
+/// A record dead-lettered because its batch's transaction ran an org-side trigger past a
+/// governor limit (`CANNOT_INSERT_UPDATE_ACTIVATE_ENTITY` … `LimitException`, e.g. the Apex
+/// CPU time limit) would have landed in a smaller batch: the engine must shrink its batches,
+/// not give the records up. Written out here, not shared with the engine's classifier.
+fn check_trigger_limits(ev: &Evidence<'_>, add: &mut impl FnMut(&'static str, String)) {
+    for letter in &ev.engine.dead_letters {
+        let governor =
+            letter.message.contains("LimitException") || letter.message.contains("CPU time limit");
+        if letter.error_code == "CANNOT_INSERT_UPDATE_ACTIVATE_ENTITY" && governor {
+            add(
+                names::TRIGGER_LIMITS,
+                format!(
+                    "{} {} v{} dead-lettered for a trigger's governor limit ({}): a smaller \
+                     batch lands it",
+                    letter.object, letter.source_id, letter.source_version, letter.message
+                ),
+            );
+        }
+    }
+}
+
 fn check_never_sent(ev: &Evidence<'_>, add: &mut impl FnMut(&'static str, String)) {
     for (object, expected) in ev.expectations {
         let Some(spec) = ev.bundle.object(object) else {

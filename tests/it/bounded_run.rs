@@ -79,6 +79,27 @@ fn sync_against_an_org_that_only_answers_5xx_stops_by_its_deadline_with_exit_1()
     );
 }
 
+const HANGS: &str = "purpose: the org holds every write for ten minutes\nfaults:\n  - name: hung\n    match: { method: PATCH }\n    respond: { timeout: { after: 10m } }\n";
+
+#[test]
+fn a_request_the_org_never_answers_ends_at_the_deadline_not_after_the_timeout() {
+    let dir = tempfile::tempdir().unwrap();
+    let (scenario, config, db) = setup(dir.path(), HANGS, "run_deadline = \"2s\"\n");
+    let mock = serve(&scenario);
+    let started = Instant::now();
+    let out = run(&db, &sync_args(&mock.url, &config));
+    let took = started.elapsed();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("the run reached its deadline (`run_deadline` = 2s")
+            && err.contains("waiting for the org to answer"),
+        "{err}"
+    );
+    // The first write hangs for 10 minutes on the mock; the run ends at its 2 s deadline.
+    assert!(took < Duration::from_secs(8), "took {took:?}");
+}
+
 #[test]
 fn the_retry_budget_stops_the_run_after_that_many_retries() {
     let dir = tempfile::tempdir().unwrap();

@@ -66,10 +66,7 @@ impl Org {
         SalesforceClient::new(
             &self.running.base_url(),
             "62.0",
-            Credentials {
-                client_id: creds.client_id,
-                client_secret: Secret::new(creds.client_secret),
-            },
+            Credentials::client_credentials(creds.client_id, Secret::new(creds.client_secret)),
             self.clock.clone(),
             name,
             "t",

@@ -676,6 +676,8 @@ fn every_invariant_is_caught_by_a_broken_engine() {
         ("delivers-duplicate-events", "crm-changes-reach-source"),
         ("resends-settled-versions", "rerun-sends-nothing"),
         ("dead-letters-what-landed", "dead-letters-not-landed"),
+        ("keeps-batch-size", "trigger-limits-adapted"),
+        ("keeps-batch-size", "record-present-exactly-once"),
     ];
     let dir = tempfile::tempdir().unwrap();
     let json = dir.path().join("r.json");

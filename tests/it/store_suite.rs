@@ -663,6 +663,49 @@ async fn postgres_is_opened_from_its_url_and_migrated_once() {
     );
 }
 
+/// A store that cannot be reached or opened keeps the driver's error as its typed source:
+/// a printer walking `source()` reaches the refused connection (an `io::Error`), and a
+/// SQLite file that cannot be opened keeps SQLite's own error.
+#[test]
+fn a_backend_error_keeps_its_cause_as_its_source() {
+    fn causes(e: &StoreError) -> Vec<&(dyn std::error::Error + 'static)> {
+        let mut out = Vec::new();
+        let mut next = std::error::Error::source(e);
+        while let Some(cause) = next {
+            out.push(cause);
+            next = cause.source();
+        }
+        out
+    }
+    // Port 1 refuses at once (nothing listens there).
+    let Err(refused) = store::open(Some("postgres://postgres@127.0.0.1:1/test")) else {
+        panic!("a PostgreSQL on port 1 was reached");
+    };
+    assert!(matches!(refused, StoreError::Backend { .. }), "{refused}");
+    let io = causes(&refused)
+        .into_iter()
+        .find_map(|c| c.downcast_ref::<std::io::Error>())
+        .unwrap_or_else(|| panic!("no io::Error under {refused:?}"));
+    assert_eq!(io.kind(), std::io::ErrorKind::ConnectionRefused, "{io}");
+    assert!(
+        store::cause_chain(&refused).contains("cannot connect to PostgreSQL at 127.0.0.1:1"),
+        "{}",
+        store::cause_chain(&refused)
+    );
+
+    // A directory where the database file should be.
+    let dir = tempfile::tempdir().unwrap();
+    let Err(unopenable) = SqliteStore::open(dir.path()) else {
+        panic!("a directory opened as a SQLite database");
+    };
+    assert!(
+        causes(&unopenable)
+            .iter()
+            .any(|c| c.downcast_ref::<rusqlite::Error>().is_some()),
+        "no rusqlite::Error under {unopenable:?}"
+    );
+}
+
 #[tokio::test]
 async fn postgres_fresh_schemas_migrate_concurrently() {
     let Some(pg) = support::postgres("postgres_fresh_schemas_migrate").await else {

@@ -881,10 +881,10 @@ async fn the_progress_hook_follows_every_batch_to_the_end() {
     let running = mock::spawn(org.clone(), 0).await.unwrap();
     let target = Target {
         login_url: running.base_url(),
-        credentials: Credentials {
-            client_id: creds.client_id.clone(),
-            client_secret: Secret::new(creds.client_secret.clone()),
-        },
+        credentials: Credentials::client_credentials(
+            creds.client_id.clone(),
+            Secret::new(creds.client_secret.clone()),
+        ),
         request_log: None,
         ca_pem: None,
     };
@@ -1135,10 +1135,7 @@ async fn redrive_skips_a_letter_the_dedupe_store_knows_was_overtaken() {
     let mut client = SalesforceClient::new(
         "http://127.0.0.1:9",
         &bundle.api_version,
-        Credentials {
-            client_id: "app".into(),
-            client_secret: Secret::new("s3cret"),
-        },
+        Credentials::client_credentials("app", Secret::new("s3cret")),
         clock.clone(),
         "syncgate",
         "redrive",

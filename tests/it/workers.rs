@@ -198,10 +198,10 @@ async fn three_workers(connect: Connect, connect_limiter: ConnectLimiter) {
     let running = mock::spawn(org.clone(), 0).await.unwrap();
     let target = Target {
         login_url: running.base_url(),
-        credentials: Credentials {
-            client_id: creds.client_id.clone(),
-            client_secret: Secret::new(creds.client_secret.clone()),
-        },
+        credentials: Credentials::client_credentials(
+            creds.client_id.clone(),
+            Secret::new(creds.client_secret.clone()),
+        ),
         request_log: None,
         ca_pem: None,
     };
@@ -498,10 +498,10 @@ async fn a_fenced_batch_sends_nothing_and_gives_its_permit_back() {
     let running = mock::spawn(org.clone(), 0).await.unwrap();
     let target = Target {
         login_url: running.base_url(),
-        credentials: Credentials {
-            client_id: creds.client_id.clone(),
-            client_secret: Secret::new(creds.client_secret.clone()),
-        },
+        credentials: Credentials::client_credentials(
+            creds.client_id.clone(),
+            Secret::new(creds.client_secret.clone()),
+        ),
         request_log: None,
         ca_pem: None,
     };

@@ -24,7 +24,8 @@ use super::client::SalesforceClient;
 use super::dlq::ErrorClass;
 use super::letters::Letter;
 use super::retry::{
-    classify_job_failure, item_is_retryable, Action, Attempts, End, Failure, GaveUp, Next,
+    classify_job_failure, item_is_retryable, item_needs_smaller_batch, Action, Attempts, End,
+    Failure, GaveUp, Next,
 };
 use super::source::SourceRecord;
 use super::{EngineError, EventKind, Fence, Item, Sync};
@@ -161,23 +162,9 @@ impl<'a> Sync<'a> {
                     }
                 }
             };
-            let message = gave_up.message();
-            for item in items {
-                self.dead_letter(
-                    object,
-                    Letter {
-                        record: item.record,
-                        payload: item.payload.clone(),
-                        class: gave_up.class(),
-                        code: &gave_up.failure.code,
-                        message: &message,
-                        attempts: attempt,
-                        correlation_id: None,
-                        first_failed: first,
-                    },
-                )
+            let letters: Vec<_> = items.iter().map(|item| (item, first)).collect();
+            self.dead_letter_given_up(object, &letters, &gave_up)
                 .await?;
-            }
             return Ok(Sent::Done);
         }
     }
@@ -409,7 +396,9 @@ impl<'a> Sync<'a> {
                             .cloned()
                             .unwrap_or_default();
                         let (code, message) = parse_sf_error(&raw);
-                        if item_is_retryable(&code) {
+                        // A trigger over its limits: the rows go again in smaller
+                        // collections batches.
+                        if item_is_retryable(&code) || item_needs_smaller_batch(&code, &message) {
                             outcome.again.push(i);
                         } else {
                             outcome
@@ -475,7 +464,7 @@ impl<'a> Sync<'a> {
         if outcome.again.is_empty() {
             return Ok(());
         }
-        let again: Vec<Item> = outcome.again.iter().map(|&i| items[i].clone()).collect();
+        let again: Vec<&Item> = outcome.again.iter().map(|&i| &items[i]).collect();
         self.report.retries += 1;
         self.event(
             object,
@@ -485,11 +474,8 @@ impl<'a> Sync<'a> {
                 code: "BULK_UNPROCESSED".into(),
             },
         );
-        for batch in again.chunks(self.config.batch_size.clamp(1, 200)) {
-            self.send_batch(client, object, ext_field, batch, fence)
-                .await?;
-        }
-        Ok(())
+        self.send_in_batches(client, object, ext_field, again, fence, |_| {})
+            .await
     }
 
     /// Best effort: a job given up on is aborted so it never writes later.

@@ -313,11 +313,7 @@ impl<'a> CdcConsumer<'a> {
             self.report.gaps_reread += ids.len() as u64;
             let ids: Vec<String> = ids.iter().cloned().collect();
             for chunk in ids.chunks(IDS_PER_QUERY) {
-                let list = chunk
-                    .iter()
-                    .map(|id| format!("'{}'", id.replace('\'', "")))
-                    .collect::<Vec<_>>()
-                    .join(", ");
+                let list = soql_id_list(chunk);
                 let read = self
                     .read_back(object, Some(&format!("Id IN ({list})")), ChangeVia::Reread)
                     .await?;
@@ -429,6 +425,29 @@ impl Staged {
             self.change.field.clone(),
         )
     }
+}
+
+/// Salesforce IDs as a SOQL `IN` list: `'001…', '001…'` (an ID holds no quote; any is
+/// dropped rather than trusted).
+fn soql_id_list(ids: &[String]) -> String {
+    ids.iter()
+        .map(|id| format!("'{}'", id.replace('\'', "")))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// The strings of the array at `key` of an event's header (empty when absent).
+fn strings_at(header: &Value, key: &str) -> Vec<String> {
+    header
+        .get(key)
+        .and_then(Value::as_array)
+        .map(|a| {
+            a.iter()
+                .filter_map(Value::as_str)
+                .map(str::to_string)
+                .collect()
+        })
+        .unwrap_or_default()
 }
 
 #[cfg(test)]

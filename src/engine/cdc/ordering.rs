@@ -41,16 +41,7 @@ impl CdcConsumer<'_> {
             let text = |k: &str| header.get(k).and_then(Value::as_str).unwrap_or_default();
             let object = text("entityName").to_string();
             let change_type = text("changeType").to_string();
-            let ids: Vec<String> = header
-                .get("recordIds")
-                .and_then(Value::as_array)
-                .map(|a| {
-                    a.iter()
-                        .filter_map(Value::as_str)
-                        .map(str::to_string)
-                        .collect()
-                })
-                .unwrap_or_default();
+            let ids = strings_at(&header, "recordIds");
             let Some(spec) = self.bundle.object(&object) else {
                 continue;
             };
@@ -89,20 +80,8 @@ impl CdcConsumer<'_> {
             if change_type == "DELETE" {
                 continue;
             }
-            let listed = |k: &str| -> Vec<String> {
-                header
-                    .get(k)
-                    .and_then(Value::as_array)
-                    .map(|a| {
-                        a.iter()
-                            .filter_map(Value::as_str)
-                            .map(str::to_string)
-                            .collect()
-                    })
-                    .unwrap_or_default()
-            };
-            let changed = listed("changedFields");
-            let nulled = listed("nulledFields");
+            let changed = strings_at(&header, "changedFields");
+            let nulled = strings_at(&header, "nulledFields");
             let version = Version {
                 at_ms: header
                     .get("commitTimestamp")
@@ -164,11 +143,7 @@ impl CdcConsumer<'_> {
             };
             let ids: Vec<String> = ids.into_iter().collect();
             for chunk in ids.chunks(IDS_PER_QUERY) {
-                let list = chunk
-                    .iter()
-                    .map(|id| format!("'{}'", id.replace('\'', "")))
-                    .collect::<Vec<_>>()
-                    .join(", ");
+                let list = soql_id_list(chunk);
                 let soql = format!("SELECT Id, {ext_field} FROM {object} WHERE Id IN ({list})");
                 for row in self.query(&object, &soql).await? {
                     if let (Some(id), Some(ext)) = (

@@ -42,26 +42,40 @@ pub(super) fn halted(message: &str) -> Value {
     json!([{"errorCode": "PROCESSING_HALTED", "message": message}])
 }
 
-pub(super) fn composite(state: &mut State, req: &Req<'_>) -> Answer {
-    let body = match body_object(req.body) {
-        Ok(b) => b,
-        Err(a) => return a,
-    };
-    let all_or_none = body
-        .get("allOrNone")
-        .and_then(Value::as_bool)
-        .unwrap_or(false);
-    let Some(subs) = body.get("compositeRequest").and_then(Value::as_array) else {
-        return bad_json("Expected a `compositeRequest` array");
+/// The body of a `composite` or `composite/batch` request: its `flag` (`allOrNone`,
+/// `haltOnError`; false when absent) and its `list` of at most [`COMPOSITE_LIMIT`]
+/// subrequests.
+fn subrequests(body: &[u8], flag: &str, list: &str) -> Result<(bool, Vec<Value>), Answer> {
+    let mut body = body_object(body)?;
+    let flag = body.get(flag).and_then(Value::as_bool).unwrap_or(false);
+    let Some(Value::Array(subs)) = body.remove(list) else {
+        return Err(bad_json(format!("Expected a `{list}` array")));
     };
     if subs.len() > COMPOSITE_LIMIT {
-        return Answer::error(
+        return Err(Answer::error(
             StatusCode::BAD_REQUEST,
             "LIMIT_EXCEEDED",
             format!("Maximum number of subrequests is {COMPOSITE_LIMIT}"),
             &[],
-        );
+        ));
     }
+    Ok((flag, subs))
+}
+
+/// A subrequest's `method` and `url`, when it has both (and the method is one).
+fn method_and_url(sub: &Value) -> Option<(Method, &str)> {
+    let method = sub
+        .get("method")
+        .and_then(Value::as_str)
+        .and_then(|m| Method::from_bytes(m.to_ascii_uppercase().as_bytes()).ok())?;
+    Some((method, sub.get("url").and_then(Value::as_str)?))
+}
+
+pub(super) fn composite(state: &mut State, req: &Req<'_>) -> Answer {
+    let (all_or_none, subs) = match subrequests(req.body, "allOrNone", "compositeRequest") {
+        Ok(s) => s,
+        Err(a) => return a,
+    };
     let snapshot = all_or_none.then(|| state.org.clone());
     let mut bodies: HashMap<String, Value> = HashMap::new();
     let mut responses: Vec<Value> = Vec::new();
@@ -73,12 +87,7 @@ pub(super) fn composite(state: &mut State, req: &Req<'_>) -> Answer {
             .unwrap_or_default()
             .to_string();
         let respond = |status: u16, body: Value| json!({"body": body, "httpHeaders": {}, "httpStatusCode": status, "referenceId": reference});
-        let method = sub
-            .get("method")
-            .and_then(Value::as_str)
-            .and_then(|m| Method::from_bytes(m.to_ascii_uppercase().as_bytes()).ok());
-        let url = sub.get("url").and_then(Value::as_str);
-        let (Some(method), Some(url)) = (method, url) else {
+        let Some((method, url)) = method_and_url(sub) else {
             responses.push(respond(
                 400,
                 json!([{"errorCode": "INVALID_INPUT", "message": "Each subrequest needs a method and a url"}]),
@@ -109,16 +118,7 @@ pub(super) fn composite(state: &mut State, req: &Req<'_>) -> Answer {
             },
         };
         let (path, query) = url.split_once('?').unwrap_or((&url, ""));
-        let relative = path
-            .trim_start_matches("/services/data/")
-            .split_once('/')
-            .map(|(_, r)| r)
-            .unwrap_or("");
-        let seg: Vec<String> = relative
-            .split('/')
-            .filter(|s| !s.is_empty())
-            .map(super::super::routes::percent_decode)
-            .collect();
+        let seg = sub_segments(path);
         if seg.first().is_some_and(|s| s == "composite") && seg.len() == 1 {
             responses.push(respond(
                 400,
@@ -127,16 +127,7 @@ pub(super) fn composite(state: &mut State, req: &Req<'_>) -> Answer {
             failed_at.get_or_insert(i);
             continue;
         }
-        let sub_req = Req {
-            method,
-            seg,
-            query: form_pairs(query),
-            headers: req.headers,
-            body: sub_body.as_bytes(),
-            now: req.now,
-            api_version: req.api_version,
-        };
-        let answer = route_api(state, &sub_req);
+        let answer = answer_sub(state, req, method, seg, query, &sub_body);
         let out = answer.json();
         if answer.status.as_u16() >= 400 {
             failed_at.get_or_insert(i);
@@ -164,6 +155,28 @@ pub(super) fn composite(state: &mut State, req: &Req<'_>) -> Answer {
     Answer::ok(StatusCode::OK, json!({"compositeResponse": responses}))
 }
 
+/// Answers a subrequest as the route it names would, with the headers and the time of the
+/// request that carried it.
+fn answer_sub(
+    state: &mut State,
+    req: &Req<'_>,
+    method: Method,
+    seg: Vec<String>,
+    query: &str,
+    body: &str,
+) -> Answer {
+    let sub_req = Req {
+        method,
+        seg,
+        query: form_pairs(query),
+        headers: req.headers,
+        body: body.as_bytes(),
+        now: req.now,
+        api_version: req.api_version,
+    };
+    route_api(state, &sub_req)
+}
+
 /// The route segments of a subrequest URL (`/services/data/vNN.N/…` or `vNN.N/…`).
 fn sub_segments(path: &str) -> Vec<String> {
     let path = path.trim_start_matches('/');
@@ -172,45 +185,25 @@ fn sub_segments(path: &str) -> Vec<String> {
     relative
         .split('/')
         .filter(|s| !s.is_empty())
-        .map(super::super::routes::percent_decode)
+        .map(super::super::form::percent_decode)
         .collect()
 }
 
 /// `POST composite/batch`: up to 25 independent subrequests (no references), each
 /// answered on its own; `haltOnError` stops at the first failure.
 pub(super) fn composite_batch(state: &mut State, req: &Req<'_>) -> Answer {
-    let body = match body_object(req.body) {
-        Ok(b) => b,
+    let (halt, subs) = match subrequests(req.body, "haltOnError", "batchRequests") {
+        Ok(s) => s,
         Err(a) => return a,
     };
-    let halt = body
-        .get("haltOnError")
-        .and_then(Value::as_bool)
-        .unwrap_or(false);
-    let Some(subs) = body.get("batchRequests").and_then(Value::as_array) else {
-        return bad_json("Expected a `batchRequests` array");
-    };
-    if subs.len() > COMPOSITE_LIMIT {
-        return Answer::error(
-            StatusCode::BAD_REQUEST,
-            "LIMIT_EXCEEDED",
-            format!("Maximum number of subrequests is {COMPOSITE_LIMIT}"),
-            &[],
-        );
-    }
     let mut results = Vec::new();
     let mut has_errors = false;
-    for sub in subs {
+    for sub in &subs {
         if halt && has_errors {
             results.push(json!({"statusCode": 412, "result": [{"errorCode": "BATCH_PROCESSING_HALTED", "message": "Batch processing halted per request"}]}));
             continue;
         }
-        let method = sub
-            .get("method")
-            .and_then(Value::as_str)
-            .and_then(|m| Method::from_bytes(m.to_ascii_uppercase().as_bytes()).ok());
-        let url = sub.get("url").and_then(Value::as_str);
-        let (Some(method), Some(url)) = (method, url) else {
+        let Some((method, url)) = method_and_url(sub) else {
             has_errors = true;
             results.push(json!({"statusCode": 400, "result": [{"errorCode": "INVALID_INPUT", "message": "Each subrequest needs a method and a url"}]}));
             continue;
@@ -226,16 +219,7 @@ pub(super) fn composite_batch(state: &mut State, req: &Req<'_>) -> Answer {
             .get("richInput")
             .map(Value::to_string)
             .unwrap_or_default();
-        let sub_req = Req {
-            method,
-            seg,
-            query: form_pairs(query),
-            headers: req.headers,
-            body: sub_body.as_bytes(),
-            now: req.now,
-            api_version: req.api_version,
-        };
-        let answer = route_api(state, &sub_req);
+        let answer = answer_sub(state, req, method, seg, query, &sub_body);
         let status = answer.status.as_u16();
         if status >= 400 {
             has_errors = true;

@@ -23,9 +23,11 @@ use std::collections::HashMap;
 use axum::http::{Method, StatusCode};
 use serde_json::{json, Map, Value};
 
+use super::answer::{Answer, Req};
+use super::form::form_pairs;
 use super::ids;
 use super::org::{attributes, Org, Record, UpsertError, API_USER_ID};
-use super::routes::{form_pairs, route_api, Answer, Req};
+use super::routes::route_api;
 use super::soql::{self, FieldPath, Func, Item, Operand, Query, Select};
 use super::State;
 use crate::contract::rules::RecordError;
@@ -185,7 +187,7 @@ fn resources(state: &State, v: &str) -> Answer {
 fn limits(state: &State) -> Answer {
     let b = &state.budget;
     let long = state.org.bundle().limits.concurrent_long_running;
-    let in_flight = state.in_flight.len() as u32;
+    let in_flight = state.in_flight.held() as u32;
     Answer::ok(
         StatusCode::OK,
         json!({

@@ -142,6 +142,11 @@ pub enum FaultResponse {
     /// `403 REQUEST_LIMIT_EXCEEDED` "ConcurrentPerOrgLongTxn Limit exceeded." (the real
     /// in-flight accounting also answers it when long-running requests pile up).
     ConcurrentLimit,
+    /// An org-side trigger whose cost grows with the batch: a collections write of more
+    /// than `above` records runs past the Apex CPU time limit, so the whole transaction
+    /// rolls back and every record answers `CANNOT_INSERT_UPDATE_ACTIVATE_ENTITY`
+    /// (`System.LimitException: Apex CPU time limit exceeded`); smaller writes succeed.
+    TriggerCpuLimit { above: usize },
 }
 
 #[derive(Deserialize)]
@@ -174,6 +179,12 @@ struct RateLimitedSpec {
     http_date: bool,
 }
 
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TriggerCpuLimitSpec {
+    above: usize,
+}
+
 #[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields)]
 struct ResponseLostSpec {
@@ -181,7 +192,7 @@ struct ResponseLostSpec {
     mode: LostMode,
 }
 
-const FAULT_KINDS: &str = "rate_limited, server_unavailable, unable_to_lock_row, request_limit_exceeded, response_lost, latency, timeout, connection_reset, malformed_body, session_expired, concurrent_limit";
+const FAULT_KINDS: &str = "rate_limited, server_unavailable, unable_to_lock_row, request_limit_exceeded, response_lost, latency, timeout, connection_reset, malformed_body, session_expired, concurrent_limit, trigger_cpu_limit";
 
 impl<'de> Deserialize<'de> for FaultResponse {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
@@ -228,6 +239,16 @@ impl<'de> Deserialize<'de> for FaultResponse {
                     retry_after: spec.retry_after,
                     http_date: spec.http_date,
                 })
+            }
+            "trigger_cpu_limit" => {
+                let spec: TriggerCpuLimitSpec = serde_yaml::from_value(args_of(args))
+                    .map_err(|e| D::Error::custom(format!("trigger_cpu_limit: {e}")))?;
+                if spec.above == 0 {
+                    return Err(D::Error::custom(
+                        "trigger_cpu_limit: `above` must be at least 1 (records per write the trigger takes)",
+                    ));
+                }
+                Ok(FaultResponse::TriggerCpuLimit { above: spec.above })
             }
             "response_lost" => {
                 let spec: ResponseLostSpec = serde_yaml::from_value(args_of(args))
@@ -295,6 +316,9 @@ impl FaultResponse {
             FaultResponse::MalformedBody => "malformed_body".into(),
             FaultResponse::SessionExpired => "session_expired".into(),
             FaultResponse::ConcurrentLimit => "concurrent_limit".into(),
+            FaultResponse::TriggerCpuLimit { above } => {
+                format!("trigger_cpu_limit(above={above})")
+            }
         }
     }
 }

@@ -1,28 +1,8 @@
 //! The Pact index on PostgreSQL: what `registry serve` keeps for the Pact Broker API, shared
 //! by every registry process on the database (writes race-safe across processes).
 
+use super::registry::add_environment_in;
 use super::*;
-
-fn tags_json(tags: &[String]) -> StoreResult<String> {
-    serde_json::to_string(tags).map_err(json_err)
-}
-
-fn tags_from(json: &str) -> StoreResult<Vec<String>> {
-    serde_json::from_str(json).map_err(json_err)
-}
-
-fn publication_of(r: &Row) -> StoreResult<PactPublication> {
-    Ok(PactPublication {
-        consumer: r.get(0),
-        consumer_version: r.get(1),
-        provider: r.get(2),
-        branch: r.get(3),
-        tags: tags_from(r.get(4))?,
-        sha: r.get(5),
-        content: r.get(6),
-        published_at: ts(r.get(7)),
-    })
-}
 
 #[async_trait]
 impl PactIndex for PgStore {
@@ -42,7 +22,7 @@ impl PactIndex for PgStore {
                         &p.consumer_version,
                         &p.provider,
                         &p.branch,
-                        &tags_json(&p.tags)?,
+                        &rows::to_json(&p.tags)?,
                         &p.sha,
                         &p.content,
                         &p.published_at.as_millis(),
@@ -64,10 +44,7 @@ impl PactIndex for PgStore {
                 .get(0);
             if sha != p.sha {
                 // Dropping the transaction rolls back whatever this call wrote so far.
-                return Err(StoreError::Conflict(format!(
-                    "a different pact between {} version {} and {} is already published ({sha}, this one is {}); a published pact is immutable: publish it under a new consumer version",
-                    p.consumer, p.consumer_version, p.provider, p.sha
-                )));
+                return Err(pact_conflict(p, &sha));
             }
             outcomes.push(PublishOutcome::Unchanged);
         }
@@ -80,11 +57,14 @@ impl PactIndex for PgStore {
         provider: Option<&str>,
         consumer: Option<&str>,
     ) -> StoreResult<Vec<PactPublication>> {
-        self.rows(
-            "SELECT consumer, consumer_version, provider, branch, tags, sha, content, published_at FROM pact_publications
-             WHERE ($1::TEXT IS NULL OR provider = $1) AND ($2::TEXT IS NULL OR consumer = $2) ORDER BY id",
+        self.all_rows(
+            &format!(
+                "SELECT {} FROM pact_publications
+                 WHERE ($1::TEXT IS NULL OR provider = $1) AND ($2::TEXT IS NULL OR consumer = $2) ORDER BY id",
+                rows::PACT_COLUMNS
+            ),
             &[&provider, &consumer],
-            publication_of,
+            rows::pact_publication,
         )
         .await
     }
@@ -116,22 +96,14 @@ impl PactIndex for PgStore {
         provider: &str,
         consumer: Option<&str>,
     ) -> StoreResult<Vec<PactVerificationResult>> {
-        self.rows(
-            "SELECT id, consumer, provider, pact_sha, provider_version, success, body, verified_at FROM pact_verification_results
-             WHERE provider = $1 AND ($2::TEXT IS NULL OR consumer = $2) ORDER BY id",
+        self.all_rows(
+            &format!(
+                "SELECT {} FROM pact_verification_results
+                 WHERE provider = $1 AND ($2::TEXT IS NULL OR consumer = $2) ORDER BY id",
+                rows::PACT_VERIFICATION_COLUMNS
+            ),
             &[&provider, &consumer],
-            |r| {
-                Ok(PactVerificationResult {
-                    id: r.get(0),
-                    consumer: r.get(1),
-                    provider: r.get(2),
-                    pact_sha: r.get(3),
-                    provider_version: r.get(4),
-                    success: r.get(5),
-                    body: r.get(6),
-                    verified_at: ts(r.get(7)),
-                })
-            },
+            rows::pact_verification,
         )
         .await
     }
@@ -162,48 +134,34 @@ impl PactIndex for PgStore {
             )
             .await
             .map_err(err)?;
-        let old_branch: Option<String> = row.get(0);
-        let mut tags = tags_from(row.get(1))?;
-        let created: i64 = row.get(2);
-        if let Some(t) = tag {
-            if !tags.iter().any(|x| x == t) {
-                tags.push(t.to_string());
-            }
-        }
-        let branch = branch.map(str::to_string).or(old_branch);
+        let v = rows::version_tagged(
+            pacticipant,
+            version,
+            (row.text_opt(0)?, &row.text(1)?, row.int(2)?),
+            branch,
+            tag,
+        )?;
         tx.execute(
             "UPDATE pacticipant_versions SET branch = $3, tags = $4 WHERE pacticipant = $1 AND version = $2",
-            &[&pacticipant, &version, &branch, &tags_json(&tags)?],
+            &[&pacticipant, &version, &v.branch, &rows::to_json(&v.tags)?],
         )
         .await
         .map_err(err)?;
         tx.commit().await.map_err(err)?;
-        Ok(PacticipantVersion {
-            pacticipant: pacticipant.to_string(),
-            version: version.to_string(),
-            branch,
-            tags,
-            created_at: ts(created),
-        })
+        Ok(v)
     }
 
     async fn pacticipant_versions(
         &self,
         pacticipant: &str,
     ) -> StoreResult<Vec<PacticipantVersion>> {
-        self.rows(
-            "SELECT pacticipant, version, branch, tags, created_at FROM pacticipant_versions
-             WHERE pacticipant = $1 ORDER BY created_at, ctid",
+        self.all_rows(
+            &format!(
+                "SELECT {} FROM pacticipant_versions WHERE pacticipant = $1 ORDER BY created_at, ctid",
+                rows::PACTICIPANT_VERSION_COLUMNS
+            ),
             &[&pacticipant],
-            |r| {
-                Ok(PacticipantVersion {
-                    pacticipant: r.get(0),
-                    version: r.get(1),
-                    branch: r.get(2),
-                    tags: tags_from(r.get(3))?,
-                    created_at: ts(r.get(4)),
-                })
-            },
+            rows::pacticipant_version,
         )
         .await
     }
@@ -211,12 +169,7 @@ impl PactIndex for PgStore {
     async fn pacticipant_deploy(&self, d: &PacticipantDeployment) -> StoreResult<i64> {
         let mut client = self.lock().await;
         let tx = client.transaction().await.map_err(err)?;
-        tx.execute(
-            "INSERT INTO environments (name) VALUES ($1) ON CONFLICT DO NOTHING",
-            &[&d.environment],
-        )
-        .await
-        .map_err(err)?;
+        add_environment_in(&tx, &d.environment).await?;
         tx.execute(
             "UPDATE pacticipant_deployments SET undeployed_at = $4
              WHERE pacticipant = $1 AND environment = $2 AND application_instance IS NOT DISTINCT FROM $3 AND undeployed_at IS NULL",
@@ -242,21 +195,14 @@ impl PactIndex for PgStore {
         pacticipant: Option<&str>,
         environment: Option<&str>,
     ) -> StoreResult<Vec<PacticipantDeployment>> {
-        self.rows(
-            "SELECT id, pacticipant, version, environment, application_instance, deployed_at, undeployed_at FROM pacticipant_deployments
-             WHERE ($1::TEXT IS NULL OR pacticipant = $1) AND ($2::TEXT IS NULL OR environment = $2) ORDER BY id",
+        self.all_rows(
+            &format!(
+                "SELECT {} FROM pacticipant_deployments
+                 WHERE ($1::TEXT IS NULL OR pacticipant = $1) AND ($2::TEXT IS NULL OR environment = $2) ORDER BY id",
+                rows::PACTICIPANT_DEPLOYMENT_COLUMNS
+            ),
             &[&pacticipant, &environment],
-            |r| {
-                Ok(PacticipantDeployment {
-                    id: r.get(0),
-                    pacticipant: r.get(1),
-                    version: r.get(2),
-                    environment: r.get(3),
-                    application_instance: r.get(4),
-                    deployed_at: ts(r.get(5)),
-                    undeployed_at: r.get::<_, Option<i64>>(6).map(ts),
-                })
-            },
+            rows::pacticipant_deployment,
         )
         .await
     }
@@ -264,12 +210,7 @@ impl PactIndex for PgStore {
     async fn pacticipant_release(&self, r: &PacticipantRelease) -> StoreResult<i64> {
         let mut client = self.lock().await;
         let tx = client.transaction().await.map_err(err)?;
-        tx.execute(
-            "INSERT INTO environments (name) VALUES ($1) ON CONFLICT DO NOTHING",
-            &[&r.environment],
-        )
-        .await
-        .map_err(err)?;
+        add_environment_in(&tx, &r.environment).await?;
         // One release record per version and environment, even with two registries racing.
         tx.execute(
             "SELECT pg_advisory_xact_lock(hashtext('syncgate.pacticipant_releases'), hashtext($1 || '/' || $2))",
@@ -286,7 +227,7 @@ impl PactIndex for PgStore {
             .await
             .map_err(err)?;
         if let Some(row) = existing {
-            return Ok(row.get(0));
+            return row.int(0);
         }
         let id: i64 = tx
             .query_one(
@@ -306,20 +247,14 @@ impl PactIndex for PgStore {
         pacticipant: Option<&str>,
         environment: Option<&str>,
     ) -> StoreResult<Vec<PacticipantRelease>> {
-        self.rows(
-            "SELECT id, pacticipant, version, environment, released_at, support_ended_at FROM pacticipant_releases
-             WHERE ($1::TEXT IS NULL OR pacticipant = $1) AND ($2::TEXT IS NULL OR environment = $2) ORDER BY id",
+        self.all_rows(
+            &format!(
+                "SELECT {} FROM pacticipant_releases
+                 WHERE ($1::TEXT IS NULL OR pacticipant = $1) AND ($2::TEXT IS NULL OR environment = $2) ORDER BY id",
+                rows::RELEASE_COLUMNS
+            ),
             &[&pacticipant, &environment],
-            |r| {
-                Ok(PacticipantRelease {
-                    id: r.get(0),
-                    pacticipant: r.get(1),
-                    version: r.get(2),
-                    environment: r.get(3),
-                    released_at: ts(r.get(4)),
-                    support_ended_at: r.get::<_, Option<i64>>(5).map(ts),
-                })
-            },
+            rows::pacticipant_release,
         )
         .await
     }

@@ -1,48 +1,13 @@
 //! Webhooks and their delivery log on PostgreSQL, shared by every registry process on the
 //! database (each process logs the deliveries it makes).
 
-use super::super::webhooks::{ExecutionStatus, Webhook, WebhookExecution, WebhookStore};
+use super::super::webhooks::{Webhook, WebhookExecution, WebhookStore};
 use super::*;
-
-const WEBHOOK_COLUMNS: &str =
-    "uuid, description, consumer, provider, events, request, enabled, created_at, updated_at";
-
-fn webhook_of(r: &Row) -> StoreResult<Webhook> {
-    Ok(Webhook {
-        uuid: r.get(0),
-        description: r.get(1),
-        consumer: r.get(2),
-        provider: r.get(3),
-        events: serde_json::from_str(r.get(4)).map_err(json_err)?,
-        request: r.get(5),
-        enabled: r.get(6),
-        created_at: ts(r.get(7)),
-        updated_at: ts(r.get(8)),
-    })
-}
-
-fn execution_of(r: &Row) -> StoreResult<WebhookExecution> {
-    Ok(WebhookExecution {
-        id: r.get(0),
-        webhook_uuid: r.get(1),
-        delivery: r.get(2),
-        event: r.get(3),
-        consumer: r.get(4),
-        provider: r.get(5),
-        attempt: u32::try_from(r.get::<_, i32>(6)).unwrap_or_default(),
-        status: ExecutionStatus::parse(r.get(7))?,
-        response_code: r
-            .get::<_, Option<i32>>(8)
-            .and_then(|c| u16::try_from(c).ok()),
-        error: r.get(9),
-        executed_at: ts(r.get(10)),
-    })
-}
 
 #[async_trait]
 impl WebhookStore for PgStore {
     async fn webhook_put(&self, w: &Webhook) -> StoreResult<bool> {
-        let events = serde_json::to_string(&w.events).map_err(json_err)?;
+        let events = rows::to_json(&w.events)?;
         // `xmax = 0` only on a row this statement inserted (not one it updated).
         let row = self
             .lock()
@@ -72,23 +37,25 @@ impl WebhookStore for PgStore {
     }
 
     async fn webhook(&self, uuid: &str) -> StoreResult<Option<Webhook>> {
-        let row = self
-            .lock()
-            .await
-            .query_opt(
-                &format!("SELECT {WEBHOOK_COLUMNS} FROM webhooks WHERE uuid = $1"),
-                &[&uuid],
-            )
-            .await
-            .map_err(err)?;
-        row.as_ref().map(webhook_of).transpose()
+        self.first_row(
+            &format!(
+                "SELECT {} FROM webhooks WHERE uuid = $1",
+                rows::WEBHOOK_COLUMNS
+            ),
+            &[&uuid],
+            rows::webhook,
+        )
+        .await
     }
 
     async fn webhooks(&self) -> StoreResult<Vec<Webhook>> {
-        self.rows(
-            &format!("SELECT {WEBHOOK_COLUMNS} FROM webhooks ORDER BY seq"),
+        self.all_rows(
+            &format!(
+                "SELECT {} FROM webhooks ORDER BY seq",
+                rows::WEBHOOK_COLUMNS
+            ),
             &[],
-            webhook_of,
+            rows::webhook,
         )
         .await
     }
@@ -138,11 +105,13 @@ impl WebhookStore for PgStore {
     }
 
     async fn webhook_executions(&self, uuid: &str) -> StoreResult<Vec<WebhookExecution>> {
-        self.rows(
-            "SELECT id, webhook_uuid, delivery, event, consumer, provider, attempt, status, response_code, error, executed_at
-             FROM webhook_executions WHERE webhook_uuid = $1 ORDER BY id",
+        self.all_rows(
+            &format!(
+                "SELECT {} FROM webhook_executions WHERE webhook_uuid = $1 ORDER BY id",
+                rows::EXECUTION_COLUMNS
+            ),
             &[&uuid],
-            execution_of,
+            rows::webhook_execution,
         )
         .await
     }

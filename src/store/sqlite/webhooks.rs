@@ -1,47 +1,15 @@
 //! Webhooks and their delivery log on SQLite.
 
-use rusqlite::{params, OptionalExtension, Row, TransactionBehavior};
-
-use super::super::webhooks::{ExecutionStatus, Webhook, WebhookExecution, WebhookStore};
-use super::{err, json_err, ts, SqliteStore};
-use crate::store::{StoreError, StoreResult};
-use async_trait::async_trait;
-
-const WEBHOOK_COLUMNS: &str =
-    "uuid, description, consumer, provider, events, request, enabled, created_at, updated_at";
-
-/// A row of [`WEBHOOK_COLUMNS`], events still as JSON.
-fn webhook_row(r: &Row) -> rusqlite::Result<(Webhook, String)> {
-    Ok((
-        Webhook {
-            uuid: r.get(0)?,
-            description: r.get(1)?,
-            consumer: r.get(2)?,
-            provider: r.get(3)?,
-            events: Vec::new(),
-            request: r.get(5)?,
-            enabled: r.get(6)?,
-            created_at: ts(r.get(7)?),
-            updated_at: ts(r.get(8)?),
-        },
-        r.get(4)?,
-    ))
-}
-
-fn with_events((mut w, events): (Webhook, String)) -> StoreResult<Webhook> {
-    w.events = serde_json::from_str(&events).map_err(json_err)?;
-    Ok(w)
-}
+use super::super::webhooks::{Webhook, WebhookExecution, WebhookStore};
+use super::*;
 
 #[async_trait]
 impl WebhookStore for SqliteStore {
     async fn webhook_put(&self, w: &Webhook) -> StoreResult<bool> {
-        let events = serde_json::to_string(&w.events).map_err(json_err)?;
+        let events = rows::to_json(&w.events)?;
         let mut conn = self.lock();
         // Immediate: another process cannot create the same UUID between the look and the write.
-        let tx = conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)
-            .map_err(err)?;
+        let tx = write(&mut conn)?;
         let existed: bool = tx
             .query_row(
                 "SELECT COUNT(*) > 0 FROM webhooks WHERE uuid = ?1",
@@ -73,27 +41,27 @@ impl WebhookStore for SqliteStore {
     }
 
     async fn webhook(&self, uuid: &str) -> StoreResult<Option<Webhook>> {
-        let conn = self.lock();
-        let row = conn
-            .query_row(
-                &format!("SELECT {WEBHOOK_COLUMNS} FROM webhooks WHERE uuid = ?1"),
-                params![uuid],
-                webhook_row,
-            )
-            .optional()
-            .map_err(err)?;
-        row.map(with_events).transpose()
+        first_row(
+            &self.lock(),
+            &format!(
+                "SELECT {} FROM webhooks WHERE uuid = ?1",
+                rows::WEBHOOK_COLUMNS
+            ),
+            params![uuid],
+            rows::webhook,
+        )
     }
 
     async fn webhooks(&self) -> StoreResult<Vec<Webhook>> {
-        let conn = self.lock();
-        let mut stmt = conn
-            .prepare(&format!(
-                "SELECT {WEBHOOK_COLUMNS} FROM webhooks ORDER BY seq"
-            ))
-            .map_err(err)?;
-        let rows = stmt.query_map([], webhook_row).map_err(err)?;
-        rows.map(|r| r.map_err(err).and_then(with_events)).collect()
+        all_rows(
+            &self.lock(),
+            &format!(
+                "SELECT {} FROM webhooks ORDER BY seq",
+                rows::WEBHOOK_COLUMNS
+            ),
+            [],
+            rows::webhook,
+        )
     }
 
     async fn webhook_delete(&self, uuid: &str) -> StoreResult<bool> {
@@ -134,38 +102,14 @@ impl WebhookStore for SqliteStore {
     }
 
     async fn webhook_executions(&self, uuid: &str) -> StoreResult<Vec<WebhookExecution>> {
-        let conn = self.lock();
-        let mut stmt = conn
-            .prepare(
-                "SELECT id, webhook_uuid, delivery, event, consumer, provider, attempt, status, response_code, error, executed_at
-                 FROM webhook_executions WHERE webhook_uuid = ?1 ORDER BY id",
-            )
-            .map_err(err)?;
-        let rows = stmt
-            .query_map(params![uuid], |r| {
-                Ok((
-                    WebhookExecution {
-                        id: r.get(0)?,
-                        webhook_uuid: r.get(1)?,
-                        delivery: r.get(2)?,
-                        event: r.get(3)?,
-                        consumer: r.get(4)?,
-                        provider: r.get(5)?,
-                        attempt: r.get(6)?,
-                        status: ExecutionStatus::Error,
-                        response_code: r.get(8)?,
-                        error: r.get(9)?,
-                        executed_at: ts(r.get(10)?),
-                    },
-                    r.get::<_, String>(7)?,
-                ))
-            })
-            .map_err(err)?;
-        rows.map(|r| {
-            let (mut e, status) = r.map_err(err)?;
-            e.status = ExecutionStatus::parse(&status)?;
-            Ok::<_, StoreError>(e)
-        })
-        .collect()
+        all_rows(
+            &self.lock(),
+            &format!(
+                "SELECT {} FROM webhook_executions WHERE webhook_uuid = ?1 ORDER BY id",
+                rows::EXECUTION_COLUMNS
+            ),
+            params![uuid],
+            rows::webhook_execution,
+        )
     }
 }
