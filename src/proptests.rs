@@ -77,6 +77,9 @@ const QUERIES: &[&str] = &[
     "SELECT COUNT() FROM Contact WHERE (LastName LIKE 'A%' OR NOT Email = null) AND CreatedDate = LAST_N_DAYS:7",
     "SELECT Id, Account.Name FROM Opportunity WHERE Amount >= 100.5 AND StageName IN ('Closed Won', 'Prospecting') OFFSET 5",
     "SELECT Id FROM Account WHERE LastModifiedDate > 2026-01-05T08:00:00Z AND Industry NOT IN ('x')",
+    "SELECT Industry, COUNT(Id) n, SUM(AnnualRevenue) FROM Account GROUP BY Industry HAVING COUNT(Id) > 1 ORDER BY COUNT(Id) DESC",
+    "SELECT Name, (SELECT LastName FROM Contacts WHERE Email != null ORDER BY LastName LIMIT 5) FROM Account",
+    "FIND {Alder* OR \"birch goods\"} IN NAME FIELDS RETURNING Account(Id, Name WHERE Industry = 'Retail' LIMIT 5), Contact LIMIT 10",
 ];
 
 const SOQL_TOKENS: &[&str] = &[
@@ -118,6 +121,17 @@ const SOQL_TOKENS: &[&str] = &[
     "LIMIT",
     "OFFSET",
     "COUNT()",
+    "COUNT(",
+    "SUM(",
+    "COUNT_DISTINCT(",
+    "GROUP",
+    "HAVING",
+    "(SELECT",
+    "FIND",
+    "{",
+    "}",
+    "RETURNING",
+    "FIELDS",
     "Account.Name",
     "\\",
     "é",
@@ -130,6 +144,7 @@ proptest! {
     #[test]
     fn soql_never_panics(text in prop_oneof![edits_of(QUERIES, 12), soup(SOQL_TOKENS), ".{0,200}"]) {
         let _ = soql::parse(&text);
+        let _ = soql::parse_search(&text);
         let cond = text.split_once("WHERE").map_or(text.as_str(), |(_, c)| c);
         if let Ok(e) = soql::parse_condition(cond) {
             let now = crate::sim::Timestamp::parse("2026-01-05T08:00:00Z").unwrap();

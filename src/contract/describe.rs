@@ -187,6 +187,7 @@ pub fn field_spec(f: &DescribedField, synced: &[&str]) -> Result<FieldSpec, Stri
         from: None,
         to,
         relationship,
+        label: None,
     })
 }
 
@@ -244,10 +245,12 @@ pub fn org_view(
             };
             match field_spec(df, &synced) {
                 Ok(theirs) => {
-                    // The mapping is the contract's: describe does not carry it.
+                    // The mapping is the contract's: describe does not carry it. Labels are
+                    // not part of what the engine relies on: the contract's stays.
                     let merged = FieldSpec {
                         owner: mine.owner,
                         from: mine.from.clone(),
+                        label: mine.label.clone(),
                         ..theirs
                     };
                     fields.insert(fname.clone(), merged);

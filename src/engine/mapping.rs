@@ -239,6 +239,7 @@ mod tests {
             from: Some(from.into()),
             to: None,
             relationship: None,
+            label: None,
         };
         let mut fields = BTreeMap::new();
         fields.insert("Ext__c".into(), f(FieldType::String, "id"));
@@ -270,6 +271,7 @@ mod tests {
             fields,
             unique_external_id: false,
             validation_rules: vec![],
+            label: None,
         }
     }
 

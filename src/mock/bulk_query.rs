@@ -10,7 +10,7 @@ use super::answer::{Answer, Req};
 use super::ids;
 use super::org::API_USER_ID;
 use super::rest::{run_query, Ran};
-use super::soql::{self, Select};
+use super::soql::{self, Item};
 use super::State;
 use crate::sim::Timestamp;
 
@@ -129,35 +129,41 @@ fn create(state: &mut State, req: &Req<'_>) -> Answer {
             &[],
         );
     };
+    let unsupported = |what: &str| {
+        Answer::error(
+            StatusCode::BAD_REQUEST,
+            "INVALIDJOB",
+            format!("{what} not supported by Bulk API 2.0 query jobs"),
+            &[],
+        )
+    };
     let rows = match run_query(&state.org, text, all, req.now, req.api_version) {
         Ok(Ran::Rows(rows)) => rows,
-        Ok(Ran::Count(_)) => {
-            return Answer::error(
-                StatusCode::BAD_REQUEST,
-                "INVALIDJOB",
-                "COUNT() is not supported by Bulk API 2.0 query jobs",
-                &[],
-            )
-        }
+        Ok(Ran::Count(_)) => return unsupported("COUNT() is"),
+        Ok(Ran::Aggregates(_)) => return unsupported("aggregate functions and GROUP BY are"),
         Err(a) => return a,
     };
     // The query ran, so it parses and its fields exist: their canonical names head the CSV.
     let Ok(q) = soql::parse(text) else {
         return Answer::not_found();
     };
+    if q.items().iter().any(|i| matches!(i, Item::Child(_))) {
+        return unsupported("nested (child relationship) queries are");
+    }
     let object = state
         .org
         .object_name(&q.object)
         .unwrap_or(&q.object)
         .to_string();
-    let columns: Vec<String> = match &q.select {
-        Select::Fields(fields) => fields
-            .iter()
-            .filter_map(|f| state.org.check_path(&object, f).ok())
-            .map(|f| f.parts.join("."))
-            .collect(),
-        _ => Vec::new(),
-    };
+    let columns: Vec<String> = q
+        .items()
+        .iter()
+        .filter_map(|i| match i {
+            Item::Field { path, .. } => state.org.check_path(&object, path).ok(),
+            _ => None,
+        })
+        .map(|f| f.parts.join("."))
+        .collect();
     let cells = rows
         .iter()
         .map(|r| {

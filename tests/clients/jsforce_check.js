@@ -189,6 +189,39 @@ async function main() {
   check('User is read-only', user.createable === false && user.updateable === false
     && field(user, 'Username'), user.createable);
 
+  const contact = await conn.sobject('Contact').describe();
+  check('describe labels from the bundle', field(contact, 'Title').label === 'Job Title'
+    && field(contact, 'LastName').label === 'Last Name', field(contact, 'Title').label);
+
+  const family = await conn.query(
+    `SELECT Name, (SELECT LastName FROM Contacts) FROM Account WHERE ${EXT} IN ('TREE-1', 'JS-0') ORDER BY Name`,
+  );
+  const treeCo = family.records.find((r) => r.Name === 'Tree Co');
+  const alder = family.records.find((r) => r.Name === 'Alder Outfitters');
+  check('child relationship subquery', family.totalSize === 2 && treeCo.Contacts.totalSize === 1
+    && treeCo.Contacts.done === true && treeCo.Contacts.records[0].LastName === 'Leaf'
+    && treeCo.Contacts.records[0].attributes.type === 'Contact' && alder.Contacts === null,
+  family.records);
+  const grouped = await conn.query(
+    `SELECT COUNT(Id) n, MIN(Name) first FROM Account WHERE ${EXT} LIKE 'BULK-000%'`,
+  );
+  check('aggregate query', grouped.records[0].attributes.type === 'AggregateResult'
+    && grouped.records[0].n === 100 && grouped.records[0].first === 'Shop 0', grouped.records);
+
+  const found = await conn.search('FIND {Tree*} IN NAME FIELDS RETURNING Account(Id, Name), Contact(LastName)');
+  check('search', found.searchRecords.length === 1 && found.searchRecords[0].Name === 'Tree Co'
+    && found.searchRecords[0].attributes.type === 'Account', found);
+  const leaves = await conn.request('/parameterizedSearch?q=leaf&sobject=Contact&Contact.fields=Id,LastName');
+  check('parameterizedSearch', leaves.searchRecords.length === 1
+    && leaves.searchRecords[0].LastName === 'Leaf', leaves);
+  try {
+    await conn.search('FIND Tree');
+    check('malformed search rejects', false, 'no error');
+  } catch (e) {
+    check('malformed search is MALFORMED_SEARCH', e.errorCode === 'MALFORMED_SEARCH',
+      { name: e.name, code: e.errorCode });
+  }
+
   const load = await fetch(`${BASE}/__syncgate/scenario`, {
     method: 'POST',
     body: 'purpose: budget\nlimits: { daily_api_requests: 2 }\n',

@@ -90,6 +90,44 @@ def main():
         check("validation error raises SalesforceMalformedRequest",
               e.content[0]["errorCode"] == "FIELD_CUSTOM_VALIDATION_EXCEPTION", e.content)
 
+    count = sf.query("SELECT COUNT() FROM Account")
+    check("COUNT() answers totalSize without records", count["totalSize"] == 2102
+          and count["records"] == [] and count["done"], count)
+    shops = sf.query("SELECT COUNT(Id) n, SUM(NumberOfEmployees) staff, MAX(Name) "
+                     "FROM Account WHERE Name LIKE 'Shop 1%'")
+    row = shops["records"][0]
+    check("aggregate query answers an AggregateResult", shops["totalSize"] == 1
+          and row["attributes"]["type"] == "AggregateResult" and row["n"] == 1111
+          and row["staff"] == 1514596 and row["expr0"] == "Shop 1999", shops)
+    groups = sf.query("SELECT Name, COUNT(Id) FROM Account "
+                      "WHERE Name IN ('Shop 7', 'Birch Goods Ltd') GROUP BY Name ORDER BY Name")
+    check("GROUP BY", [(r["Name"], r["expr0"]) for r in groups["records"]]
+          == [("Birch Goods Ltd", 1), ("Shop 7", 1)], groups)
+    try:
+        sf.query("SELECT Name, COUNT(Id) FROM Account")
+        check("ungrouped field raises", False, "no exception")
+    except SalesforceMalformedRequest as e:
+        check("ungrouped field is MALFORMED_QUERY", e.content[0]["errorCode"] == "MALFORMED_QUERY"
+              and "grouped or aggregated" in e.content[0]["message"], e.content)
+
+    found = sf.quick_search("Birch")
+    recs = found["searchRecords"]
+    check("quick_search", len(recs) == 1 and recs[0]["attributes"]["type"] == "Account", found)
+    found = sf.search("FIND {Shop 21*} IN NAME FIELDS RETURNING Account(Id, Name ORDER BY Name LIMIT 3)")
+    names = [r["Name"] for r in found["searchRecords"]]
+    check("search RETURNING fields, ORDER BY, LIMIT", names == ["Shop 21", "Shop 210", "Shop 211"],
+          names)
+    params = {"q": "birch", "sobject": "Account", "Account.fields": "Id,Name"}
+    found = sf.restful("parameterizedSearch/", params=params)
+    check("parameterizedSearch", [r["Name"] for r in found["searchRecords"]] == ["Birch Goods Ltd"],
+          found)
+    try:
+        sf.search("FIND Birch")
+        check("malformed search raises", False, "no exception")
+    except SalesforceMalformedRequest as e:
+        check("malformed search is MALFORMED_SEARCH",
+              e.content[0]["errorCode"] == "MALFORMED_SEARCH", e.content)
+
     # Spend the daily budget for real: load a scenario with a budget of 2 calls.
     r = requests.post(f"{BASE}/__syncgate/scenario",
                       data="purpose: budget\nlimits: { daily_api_requests: 2 }\n", timeout=30)

@@ -15,6 +15,7 @@ mod gate;
 mod limiter;
 mod mock_api;
 mod mock_describe;
+mod mock_query;
 mod mock_rest;
 mod oauth;
 mod org_onboarding;

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 
 use reqwest::Method;
 use serde_json::{json, Value};
-use syncgate::contract::Registry;
+use syncgate::contract::{Bundle, Registry};
 use syncgate::mock::{self, ClientCredentials, MockConfig, MockOrg, RunningMock};
 use syncgate::sim::{Clock, Seed, Timestamp};
 
@@ -23,7 +23,10 @@ async fn start(tenant: (&str, &str)) -> Org {
     let t = registry
         .select(&[tenant.0.into()], &[tenant.1.into()])
         .unwrap();
-    let bundle = registry.load(&t[0]).unwrap();
+    start_with(registry.load(&t[0]).unwrap()).await
+}
+
+async fn start_with(bundle: Bundle) -> Org {
     let creds = ClientCredentials::gate();
     let org = MockOrg::new(MockConfig {
         bundle,
@@ -373,4 +376,75 @@ async fn updated_deleted_tree_batch_retrieve_and_bulk_query_answer_like_an_org()
             ids[1]
         )
     );
+}
+
+/// Northwind's sandbox with `extra` appended to its tenant file, in a temp dir.
+fn northwind_with(dir: &std::path::Path, extra: &str) -> Result<Bundle, String> {
+    let src = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("contracts/northwind-outfitters");
+    std::fs::copy(src.join("base.toml"), dir.join("base.toml")).unwrap();
+    let tenant = dir.join("sandbox");
+    std::fs::create_dir_all(&tenant).unwrap();
+    let text = std::fs::read_to_string(src.join("sandbox/bundle.toml")).unwrap();
+    std::fs::write(tenant.join("bundle.toml"), format!("{text}\n{extra}")).unwrap();
+    Bundle::load(&tenant).map_err(|e| e.to_string())
+}
+
+#[tokio::test]
+async fn labels_come_from_the_bundle_else_from_the_api_name() {
+    let dir = tempfile::tempdir().unwrap();
+    let bundle = northwind_with(
+        dir.path(),
+        "[objects.Contact]\nlabel = \"Person\"\n\n[objects.Contact.fields]\nTitle = { type = \"string\", max_length = 128, from = \"title\", label = \"Job Title\" }\n",
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let org = start_with(bundle).await;
+    let (status, _, d) = org
+        .call(
+            Method::GET,
+            "/services/data/v62.0/sobjects/Contact/describe",
+            None,
+        )
+        .await;
+    assert_eq!(status, 200, "{d}");
+    assert_eq!(
+        (d["label"].clone(), d["labelPlural"].clone()),
+        (json!("Person"), json!("Persons"))
+    );
+    assert_eq!(field(&d, "Title")["label"], "Job Title");
+    assert_eq!(field(&d, "Id")["label"], "Person ID");
+    // Without a label: derived from the API name, as before.
+    assert_eq!(field(&d, "LastName")["label"], "Last Name");
+    assert_eq!(field(&d, "NW_Contact_Id__c")["label"], "NW Contact ID");
+    let (_, _, global) = org
+        .call(Method::GET, "/services/data/v62.0/sobjects", None)
+        .await;
+    let label_of = |name: &str| {
+        global["sobjects"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|o| o["name"] == name)
+            .map(|o| o["label"].clone())
+    };
+    assert_eq!(label_of("Contact"), Some(json!("Person")));
+    assert_eq!(label_of("Account"), Some(json!("Account")));
+    let (_, _, info) = org
+        .call(Method::GET, "/services/data/v62.0/sobjects/Contact", None)
+        .await;
+    assert_eq!(info["objectDescribe"]["labelPlural"], "Persons");
+
+    // A blank or over-long label does not load, and says where.
+    let blank = northwind_with(dir.path(), "[objects.Contact]\nlabel = \" \"\n")
+        .expect_err("a blank label");
+    assert!(blank.contains("objects.Contact.label"), "{blank}");
+    let long = northwind_with(
+        dir.path(),
+        &format!("[objects.Contact.fields]\nTitle = {{ type = \"string\", from = \"title\", label = \"{}\" }}\n", "x".repeat(41)),
+    )
+    .expect_err("a 41-character label");
+    assert!(
+        long.contains("objects.Contact.fields.Title.label"),
+        "{long}"
+    );
+    assert!(long.contains("at most 40"), "{long}");
 }

@@ -29,7 +29,8 @@ fn unavailable(what: &str, reason: &str) {
     eprintln!("{msg}");
 }
 
-/// The northwind sandbox bundle plus a validation rule on Account.Phone, in a temp dir.
+/// The northwind sandbox bundle plus a validation rule on Account.Phone and a label on
+/// Contact.Title, in a temp dir.
 fn bundle_with_rule(dir: &Path) -> PathBuf {
     let src = root().join("contracts/northwind-outfitters");
     std::fs::copy(src.join("base.toml"), dir.join("base.toml")).unwrap();
@@ -37,7 +38,7 @@ fn bundle_with_rule(dir: &Path) -> PathBuf {
     std::fs::create_dir_all(&tenant).unwrap();
     let mut text = std::fs::read_to_string(src.join("sandbox/bundle.toml")).unwrap();
     text.push_str(
-        "\n[[objects.Account.validation_rules]]\nname = \"phone_digits\"\nfield = \"Phone\"\nregex = '\\+?[0-9 ()-]{7,}'\nmessage = \"Phone must be digits\"\n",
+        "\n[[objects.Account.validation_rules]]\nname = \"phone_digits\"\nfield = \"Phone\"\nregex = '\\+?[0-9 ()-]{7,}'\nmessage = \"Phone must be digits\"\n\n[objects.Contact.fields]\nTitle = { type = \"string\", max_length = 128, from = \"title\", label = \"Job Title\" }\n",
     );
     std::fs::write(tenant.join("bundle.toml"), text).unwrap();
     tenant

@@ -462,6 +462,32 @@ fn bundle_schema_agrees_with_the_loader() {
             "",
             false,
         ),
+        (
+            "delete = { policy = \"hard_delete\" }\nlabel = \"Customer\"",
+            "",
+            true,
+        ),
+        (
+            "delete = { policy = \"hard_delete\" }\nlabel = \"\"",
+            "",
+            false,
+        ),
+        (
+            HARD,
+            r#"Note__c = { type = "textarea", owner = "crm", label = "Internal Note" }"#,
+            true,
+        ),
+        (
+            HARD,
+            r#"Note__c = { type = "textarea", label = "  " }"#,
+            false,
+        ),
+        (
+            HARD,
+            r#"Note__c = { type = "textarea", label = "A label longer than forty characters, no?" }"#,
+            false,
+        ),
+        (HARD, r#"Note__c = { type = "textarea", label = 3 }"#, false),
     ];
     let schema = bundle_schema();
     let mut disagreements = Vec::new();

@@ -43,6 +43,7 @@ impl Bundle {
         }
         for (name, obj) in &self.objects {
             let at = |key: &str| format!("objects.{name}.{key}");
+            check_label(path, &at("label"), obj.label.as_deref())?;
             let Some(ext) = obj.fields.get(&obj.external_id) else {
                 return Err(BundleError::at(
                     path,
@@ -63,6 +64,7 @@ impl Bundle {
             }
             for (fname, f) in &obj.fields {
                 let fat = at(&format!("fields.{fname}"));
+                check_label(path, &format!("{fat}.label"), f.label.as_deref())?;
                 if f.ty == FieldType::Picklist && f.values.as_ref().is_none_or(|v| v.is_empty()) {
                     return Err(BundleError::at(path, fat, "a picklist needs `values`"));
                 }
@@ -200,6 +202,26 @@ fn check_rule(
         ));
     }
     Ok(())
+}
+
+/// Longest label Salesforce accepts for an object or a field.
+const MAX_LABEL: usize = 40;
+
+/// A label, when given, is what a user sees: not blank, at most [`MAX_LABEL`] characters.
+fn check_label(path: &Path, at: &str, label: Option<&str>) -> Result<(), BundleError> {
+    match label {
+        Some(l) if l.trim().is_empty() => Err(BundleError::at(path, at, "a label cannot be blank")
+            .help("give the label users see, or leave `label` out to derive it from the API name")),
+        Some(l) if l.chars().count() > MAX_LABEL => Err(BundleError::at(
+            path,
+            at,
+            format!(
+                "the label has {} characters; Salesforce allows at most {MAX_LABEL}",
+                l.chars().count()
+            ),
+        )),
+        _ => Ok(()),
+    }
 }
 
 fn is_semver(v: &str) -> bool {

@@ -33,6 +33,7 @@ pub(super) struct ObjectFile {
     pub(super) fields: BTreeMap<String, FieldSpec>,
     pub(super) unique_external_id: Option<bool>,
     pub(super) validation_rules: Option<Vec<ValidationRule>>,
+    pub(super) label: Option<String>,
 }
 
 pub(super) fn merge(into: &mut BundleFile, file: BundleFile) {
@@ -65,6 +66,9 @@ pub(super) fn merge(into: &mut BundleFile, file: BundleFile) {
         }
         if obj.validation_rules.is_some() {
             target.validation_rules = obj.validation_rules;
+        }
+        if obj.label.is_some() {
+            target.label = obj.label;
         }
         target.fields.extend(obj.fields);
     }

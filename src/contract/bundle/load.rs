@@ -88,6 +88,7 @@ fn resolve(
                 fields: obj.fields,
                 unique_external_id: obj.unique_external_id.unwrap_or(false),
                 validation_rules: obj.validation_rules.unwrap_or_default(),
+                label: obj.label,
             },
         );
     }

@@ -84,6 +84,10 @@ pub struct ObjectSpec {
     /// Validation rules the org enforces on every write (`FIELD_CUSTOM_VALIDATION_EXCEPTION`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub validation_rules: Vec<ValidationRule>,
+    /// The object's label as the org's describe gives it (`labelPlural` follows it);
+    /// derived from the API name when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub label: Option<String>,
 }
 
 impl ObjectSpec {
@@ -103,6 +107,7 @@ impl ObjectSpec {
             fields,
             unique_external_id: false,
             validation_rules: Vec::new(),
+            label: None,
         }
     }
 }
@@ -180,12 +185,16 @@ pub struct FieldSpec {
     /// For `reference` fields: the relationship name used in upserts (`Account` for `AccountId`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub relationship: Option<String>,
+    /// The field's label as the org's describe gives it; derived from the API name when
+    /// absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub label: Option<String>,
 }
 
 impl FieldSpec {
     /// A field of type `ty` as a bundle states it with only its `type`: optional, no length
     /// limit, no picklist values (restricted, should it become a picklist), owned by the
-    /// source and filled from no column, no reference.
+    /// source and filled from no column, no reference, the derived label.
     pub fn of(ty: FieldType) -> FieldSpec {
         FieldSpec {
             ty,
@@ -197,6 +206,7 @@ impl FieldSpec {
             from: None,
             to: None,
             relationship: None,
+            label: None,
         }
     }
 }

@@ -368,6 +368,7 @@ mod tests {
                     from: None,
                     to: None,
                     relationship: None,
+                    label: None,
                 },
             );
         }

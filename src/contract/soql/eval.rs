@@ -4,7 +4,7 @@ use std::cmp::Ordering;
 
 use serde_json::Value;
 
-use super::{Expr, FieldPath, Literal, Op, Relative, DAY};
+use super::{Expr, Literal, Op, Relative, DAY};
 use crate::sim::Timestamp;
 
 impl Relative {
@@ -22,8 +22,9 @@ impl Relative {
     }
 }
 
-/// Evaluates `expr` for one record; `get` reads a (checked) field path.
-pub fn eval(expr: &Expr, now: Timestamp, get: &dyn Fn(&FieldPath) -> Value) -> bool {
+/// Evaluates `expr` for one record (or one group); `get` reads a (checked) field path (or
+/// operand).
+pub fn eval<L>(expr: &Expr<L>, now: Timestamp, get: &dyn Fn(&L) -> Value) -> bool {
     match expr {
         Expr::And(a, b) => eval(a, now, get) && eval(b, now, get),
         Expr::Or(a, b) => eval(a, now, get) || eval(b, now, get),
@@ -48,7 +49,9 @@ fn cmp_ci(a: &str, b: &str) -> Ordering {
         .cmp(b.chars().flat_map(char::to_lowercase))
 }
 
-fn like(s: &str, pattern: &str) -> bool {
+/// Whether `s` matches the `LIKE` pattern (`%` any run, `_` one character); the caller
+/// folds case.
+pub(super) fn like(s: &str, pattern: &str) -> bool {
     let s: Vec<char> = s.chars().collect();
     let p: Vec<char> = pattern.chars().collect();
     // dp[j]: pattern[..i] matches s[..j]
@@ -140,7 +143,7 @@ pub fn order_values(a: &Value, b: &Value) -> Ordering {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::contract::soql::parse_condition;
+    use crate::contract::soql::{parse_condition, FieldPath};
     use serde_json::json;
 
     fn now() -> Timestamp {

@@ -1,9 +1,12 @@
 //! The SOQL parser: tokens into a [`Query`] or a condition [`Expr`], with nesting and
-//! operator counts bounded so no query can exhaust the stack.
+//! operator counts bounded so no query can exhaust the stack, and the rules of aggregate
+//! queries and child subqueries checked (`MALFORMED_QUERY`).
 
+use super::aggregate::column_names;
 use super::lexer::{lex, Lexed, Tok};
 use super::{
-    malformed, Expr, FieldPath, Literal, Op, OrderBy, Query, Relative, Select, SoqlError, DAY,
+    malformed, Aggregate, Expr, FieldPath, Func, Item, Literal, Op, Operand, OrderBy, Query,
+    Relative, Select, SoqlError, DAY,
 };
 use crate::sim::Timestamp;
 
@@ -12,7 +15,10 @@ pub const MAX_NESTING: usize = 100;
 /// Most `AND`, `OR` and `NOT` operators in one condition.
 pub const MAX_OPERATORS: usize = 1000;
 
-struct Parser {
+/// Parses what a condition compares: a field (`WHERE`), or a field or aggregate (`HAVING`).
+pub(super) type OperandParser<L> = fn(&mut Parser) -> Result<L, SoqlError>;
+
+pub(super) struct Parser {
     toks: Vec<Lexed>,
     pos: usize,
     /// Open parentheses and `NOT`s around the current position.
@@ -22,7 +28,7 @@ struct Parser {
 }
 
 impl Parser {
-    fn new(toks: Vec<Lexed>) -> Self {
+    pub(super) fn new(toks: Vec<Lexed>) -> Self {
         Parser {
             toks,
             pos: 0,
@@ -31,11 +37,15 @@ impl Parser {
         }
     }
 
-    fn peek(&self) -> Option<&Tok> {
+    pub(super) fn peek(&self) -> Option<&Tok> {
         self.toks.get(self.pos).map(|l| &l.tok)
     }
 
-    fn col(&self) -> usize {
+    fn peek_at(&self, ahead: usize) -> Option<&Tok> {
+        self.toks.get(self.pos + ahead).map(|l| &l.tok)
+    }
+
+    pub(super) fn col(&self) -> usize {
         self.toks
             .get(self.pos)
             .map(|l| l.col)
@@ -43,11 +53,11 @@ impl Parser {
             .unwrap_or(1)
     }
 
-    fn is_kw(&self, kw: &str) -> bool {
+    pub(super) fn is_kw(&self, kw: &str) -> bool {
         matches!(self.peek(), Some(Tok::Word(w)) if w.eq_ignore_ascii_case(kw))
     }
 
-    fn eat_kw(&mut self, kw: &str) -> bool {
+    pub(super) fn eat_kw(&mut self, kw: &str) -> bool {
         if self.is_kw(kw) {
             self.pos += 1;
             true
@@ -56,7 +66,7 @@ impl Parser {
         }
     }
 
-    fn expect_kw(&mut self, kw: &str) -> Result<(), SoqlError> {
+    pub(super) fn expect_kw(&mut self, kw: &str) -> Result<(), SoqlError> {
         if self.eat_kw(kw) {
             Ok(())
         } else {
@@ -64,8 +74,12 @@ impl Parser {
         }
     }
 
-    fn eat_sym(&mut self, s: &str) -> bool {
-        if matches!(self.peek(), Some(Tok::Sym(x)) if *x == s) {
+    pub(super) fn is_sym(&self, s: &str) -> bool {
+        matches!(self.peek(), Some(Tok::Sym(x)) if *x == s)
+    }
+
+    pub(super) fn eat_sym(&mut self, s: &str) -> bool {
+        if self.is_sym(s) {
             self.pos += 1;
             true
         } else {
@@ -73,7 +87,7 @@ impl Parser {
         }
     }
 
-    fn unexpected(&self, what: &str) -> SoqlError {
+    pub(super) fn unexpected(&self, what: &str) -> SoqlError {
         let found = match self.peek() {
             None => "end of query".to_string(),
             Some(Tok::Word(w) | Tok::Num(w)) => format!("'{w}'"),
@@ -86,7 +100,7 @@ impl Parser {
         ))
     }
 
-    fn field(&mut self) -> Result<FieldPath, SoqlError> {
+    pub(super) fn field(&mut self) -> Result<FieldPath, SoqlError> {
         let column = self.col();
         match self.peek().cloned() {
             Some(Tok::Word(w)) if !is_reserved(&w) => {
@@ -100,7 +114,72 @@ impl Parser {
         }
     }
 
-    fn number(&mut self) -> Result<usize, SoqlError> {
+    /// A field list: `f1, f2, …`.
+    pub(super) fn fields(&mut self) -> Result<Vec<FieldPath>, SoqlError> {
+        let mut fields = vec![self.field()?];
+        while self.eat_sym(",") {
+            fields.push(self.field()?);
+        }
+        Ok(fields)
+    }
+
+    /// Whether the next tokens are `NAME (`, a function call.
+    fn at_call(&self) -> bool {
+        matches!(self.peek(), Some(Tok::Word(w)) if !is_reserved(w))
+            && matches!(self.peek_at(1), Some(Tok::Sym("(")))
+    }
+
+    /// `FUNC(field)`.
+    fn aggregate(&mut self) -> Result<Aggregate, SoqlError> {
+        let column = self.col();
+        let name = match self.peek() {
+            Some(Tok::Word(w)) => w.clone(),
+            _ => return Err(self.unexpected("expecting an aggregate function")),
+        };
+        let Some(func) = Func::named(&name) else {
+            return Err(malformed(format!(
+                "unknown function {name} at column {column}: the mock answers COUNT, COUNT_DISTINCT, SUM, AVG, MIN and MAX"
+            )));
+        };
+        self.pos += 2;
+        if func == Func::Count && self.is_sym(")") {
+            return Err(malformed(format!(
+                "COUNT() at column {column} must be the only element of the SELECT list; count a field, e.g. COUNT(Id), to select it with others"
+            )));
+        }
+        let field = self.field()?;
+        if !self.eat_sym(")") {
+            return Err(self.unexpected("expecting ')'"));
+        }
+        Ok(Aggregate {
+            func,
+            field,
+            column,
+        })
+    }
+
+    /// A field or, in `HAVING` and `ORDER BY`, an aggregate.
+    pub(super) fn operand(&mut self) -> Result<Operand, SoqlError> {
+        if self.at_call() {
+            Ok(Operand::Aggregate(self.aggregate()?))
+        } else {
+            Ok(Operand::Field(self.field()?))
+        }
+    }
+
+    /// An alias after a select item: a plain word that is not a keyword.
+    fn alias(&mut self) -> Option<String> {
+        match self.peek() {
+            Some(Tok::Word(w)) if !is_reserved(w) && !w.contains('.') => {
+                let alias = w.clone();
+                self.pos += 1;
+                Some(alias)
+            }
+            _ => None,
+        }
+    }
+
+    pub(super) fn number(&mut self) -> Result<usize, SoqlError> {
         match self.peek().cloned() {
             Some(Tok::Num(n)) => {
                 self.pos += 1;
@@ -111,26 +190,11 @@ impl Parser {
         }
     }
 
-    fn query(&mut self) -> Result<Query, SoqlError> {
+    /// `SELECT … FROM …` up to its end, or (`nested`) up to the `)` closing a subquery,
+    /// which is left for the caller.
+    fn query(&mut self, nested: bool) -> Result<Query, SoqlError> {
         self.expect_kw("SELECT")?;
-        let select = if self.is_kw("COUNT")
-            && matches!(
-                self.toks.get(self.pos + 1).map(|l| &l.tok),
-                Some(Tok::Sym("("))
-            ) {
-            self.pos += 1;
-            self.eat_sym("(");
-            if !self.eat_sym(")") {
-                return Err(self.unexpected("COUNT() takes no field in this mock"));
-            }
-            Select::Count
-        } else {
-            let mut fields = vec![self.field()?];
-            while self.eat_sym(",") {
-                fields.push(self.field()?);
-            }
-            Select::Fields(fields)
-        };
+        let select = self.select_list(nested)?;
         self.expect_kw("FROM")?;
         let object = match self.peek().cloned() {
             Some(Tok::Word(w)) if !is_reserved(&w) && !w.contains('.') => {
@@ -140,41 +204,21 @@ impl Parser {
             _ => return Err(self.unexpected("expecting an object name")),
         };
         let filter = if self.eat_kw("WHERE") {
-            Some(self.or()?)
+            Some(self.or(Parser::field)?)
         } else {
             None
         };
-        let mut order = Vec::new();
-        if self.eat_kw("ORDER") {
+        let mut group_by = Vec::new();
+        if self.eat_kw("GROUP") {
             self.expect_kw("BY")?;
-            loop {
-                let field = self.field()?;
-                let descending = if self.eat_kw("DESC") {
-                    true
-                } else {
-                    self.eat_kw("ASC");
-                    false
-                };
-                let nulls_last = if self.eat_kw("NULLS") {
-                    if self.eat_kw("LAST") {
-                        true
-                    } else {
-                        self.expect_kw("FIRST")?;
-                        false
-                    }
-                } else {
-                    descending
-                };
-                order.push(OrderBy {
-                    field,
-                    descending,
-                    nulls_last,
-                });
-                if !self.eat_sym(",") {
-                    break;
-                }
-            }
+            group_by = self.fields()?;
         }
+        let having = if self.eat_kw("HAVING") {
+            Some(self.or(Parser::operand)?)
+        } else {
+            None
+        };
+        let order = self.order_by()?;
         let limit = if self.eat_kw("LIMIT") {
             Some(self.number()?)
         } else {
@@ -185,17 +229,107 @@ impl Parser {
         } else {
             None
         };
-        if self.peek().is_some() {
+        if nested {
+            if !self.is_sym(")") {
+                return Err(self.unexpected("expecting ')' to close the subquery"));
+            }
+        } else if self.peek().is_some() {
             return Err(self.unexpected("expecting end of query"));
         }
-        Ok(Query {
+        let q = Query {
             select,
             object,
             filter,
+            group_by,
+            having,
             order,
             limit,
             offset,
-        })
+        };
+        check_shape(&q, nested)?;
+        Ok(q)
+    }
+
+    /// `COUNT()` alone, or items.
+    fn select_list(&mut self, nested: bool) -> Result<Select, SoqlError> {
+        if self.is_kw("COUNT")
+            && matches!(self.peek_at(1), Some(Tok::Sym("(")))
+            && matches!(self.peek_at(2), Some(Tok::Sym(")")))
+        {
+            let column = self.col();
+            self.pos += 3;
+            if !nested && self.is_kw("FROM") {
+                return Ok(Select::Count);
+            }
+            return Err(malformed(format!(
+                "COUNT() at column {column} must be the only element of the SELECT list of a query (not a subquery), without an alias"
+            )));
+        }
+        let mut items = vec![self.item(nested)?];
+        while self.eat_sym(",") {
+            items.push(self.item(nested)?);
+        }
+        Ok(Select::Items(items))
+    }
+
+    fn item(&mut self, nested: bool) -> Result<Item, SoqlError> {
+        if self.is_sym("(") {
+            if nested {
+                return Err(self.unexpected(
+                    "the mock answers one level of child subqueries, not a subquery in a subquery",
+                ));
+            }
+            self.pos += 1;
+            let sub = self.query(true)?;
+            // `query(true)` stops at the closing parenthesis.
+            self.pos += 1;
+            return Ok(Item::Child(Box::new(sub)));
+        }
+        if self.at_call() {
+            let agg = self.aggregate()?;
+            let alias = self.alias();
+            return Ok(Item::Aggregate { agg, alias });
+        }
+        let path = self.field()?;
+        let alias = self.alias();
+        Ok(Item::Field { path, alias })
+    }
+
+    /// `ORDER BY x [ASC|DESC] [NULLS FIRST|LAST], …`, or nothing.
+    pub(super) fn order_by(&mut self) -> Result<Vec<OrderBy>, SoqlError> {
+        let mut order = Vec::new();
+        if !self.eat_kw("ORDER") {
+            return Ok(order);
+        }
+        self.expect_kw("BY")?;
+        loop {
+            let by = self.operand()?;
+            let descending = if self.eat_kw("DESC") {
+                true
+            } else {
+                self.eat_kw("ASC");
+                false
+            };
+            let nulls_last = if self.eat_kw("NULLS") {
+                if self.eat_kw("LAST") {
+                    true
+                } else {
+                    self.expect_kw("FIRST")?;
+                    false
+                }
+            } else {
+                descending
+            };
+            order.push(OrderBy {
+                by,
+                descending,
+                nulls_last,
+            });
+            if !self.eat_sym(",") {
+                break;
+            }
+        }
+        Ok(order)
     }
 
     /// Counts one `AND`/`OR`/`NOT` at the current position against [`MAX_OPERATORS`].
@@ -222,44 +356,44 @@ impl Parser {
         Ok(())
     }
 
-    fn or(&mut self) -> Result<Expr, SoqlError> {
-        let mut left = self.and()?;
+    pub(super) fn or<L>(&mut self, operand: OperandParser<L>) -> Result<Expr<L>, SoqlError> {
+        let mut left = self.and(operand)?;
         while self.eat_kw("OR") {
             self.operator()?;
-            let right = self.and()?;
+            let right = self.and(operand)?;
             left = Expr::Or(Box::new(left), Box::new(right));
         }
         Ok(left)
     }
 
-    fn and(&mut self) -> Result<Expr, SoqlError> {
-        let mut left = self.unary()?;
+    fn and<L>(&mut self, operand: OperandParser<L>) -> Result<Expr<L>, SoqlError> {
+        let mut left = self.unary(operand)?;
         while self.eat_kw("AND") {
             self.operator()?;
-            let right = self.unary()?;
+            let right = self.unary(operand)?;
             left = Expr::And(Box::new(left), Box::new(right));
         }
         Ok(left)
     }
 
-    fn unary(&mut self) -> Result<Expr, SoqlError> {
+    fn unary<L>(&mut self, operand: OperandParser<L>) -> Result<Expr<L>, SoqlError> {
         if self.eat_kw("NOT") {
             self.operator()?;
             self.nest()?;
-            let e = Expr::Not(Box::new(self.unary()?));
+            let e = Expr::Not(Box::new(self.unary(operand)?));
             self.depth -= 1;
             return Ok(e);
         }
         if self.eat_sym("(") {
             self.nest()?;
-            let e = self.or()?;
+            let e = self.or(operand)?;
             if !self.eat_sym(")") {
                 return Err(self.unexpected("expecting ')'"));
             }
             self.depth -= 1;
             return Ok(e);
         }
-        let field = self.field()?;
+        let field = operand(self)?;
         if self.eat_kw("LIKE") {
             return match self.literal()? {
                 Literal::Text(p) => Ok(Expr::Like(field, p)),
@@ -267,7 +401,7 @@ impl Parser {
             };
         }
         let negated = if self.is_kw("NOT")
-            && matches!(self.toks.get(self.pos + 1).map(|l| &l.tok), Some(Tok::Word(w)) if w.eq_ignore_ascii_case("IN"))
+            && matches!(self.peek_at(1), Some(Tok::Word(w)) if w.eq_ignore_ascii_case("IN"))
         {
             self.pos += 1;
             true
@@ -339,10 +473,124 @@ impl Parser {
 fn is_reserved(w: &str) -> bool {
     [
         "SELECT", "FROM", "WHERE", "AND", "OR", "NOT", "IN", "LIKE", "ORDER", "BY", "LIMIT",
-        "OFFSET", "NULL", "TRUE", "FALSE", "ASC", "DESC", "NULLS",
+        "OFFSET", "NULL", "TRUE", "FALSE", "ASC", "DESC", "NULLS", "GROUP", "HAVING",
     ]
     .iter()
     .any(|k| k.eq_ignore_ascii_case(w))
+}
+
+/// Whether two written field paths name the same field (names are case-insensitive).
+pub(super) fn same_path(a: &FieldPath, b: &FieldPath) -> bool {
+    a.parts.len() == b.parts.len()
+        && a.parts
+            .iter()
+            .zip(&b.parts)
+            .all(|(x, y)| x.eq_ignore_ascii_case(y))
+}
+
+/// The rules of aggregate queries and subqueries that need the whole query: in an aggregate
+/// query every selected, ordered or `HAVING` field is grouped, no grouped field is
+/// aggregated, and names are unique; only aggregate queries take aliases, `HAVING` and
+/// aggregates; a subquery selects plain fields.
+fn check_shape(q: &Query, nested: bool) -> Result<(), SoqlError> {
+    let grouped = |f: &FieldPath| q.group_by.iter().any(|g| same_path(g, f));
+    if matches!(q.select, Select::Count) && !q.group_by.is_empty() {
+        return Err(malformed(
+            "COUNT() cannot be used with GROUP BY: count a field instead, e.g. COUNT(Id)",
+        ));
+    }
+    let aggregate = q.is_aggregate();
+    if nested && (aggregate || q.having.is_some()) {
+        return Err(malformed(format!(
+            "the subquery on {} cannot aggregate: aggregate functions, GROUP BY and HAVING are for the outer query",
+            q.object
+        )));
+    }
+    if !aggregate {
+        for item in q.items() {
+            if let Item::Field {
+                path,
+                alias: Some(alias),
+            } = item
+            {
+                return Err(malformed(format!(
+                    "unexpected token: '{alias}' after {} at column {}: only aggregate queries give aliases",
+                    path.dotted(),
+                    path.column
+                )));
+            }
+        }
+        if q.having.is_some() {
+            return Err(malformed(
+                "HAVING needs GROUP BY or an aggregate function in the SELECT list",
+            ));
+        }
+        if let Some(a) = q.order.iter().find_map(|o| match &o.by {
+            Operand::Aggregate(a) => Some(a),
+            Operand::Field(_) => None,
+        }) {
+            return Err(malformed(format!(
+                "ORDER BY {}({}) at column {} needs an aggregate query (GROUP BY or aggregate functions)",
+                a.func.name(),
+                a.field.dotted(),
+                a.column
+            )));
+        }
+        return Ok(());
+    }
+    for item in q.items() {
+        match item {
+            Item::Child(sub) => {
+                return Err(malformed(format!(
+                    "the subquery on {} cannot be used in an aggregate query",
+                    sub.object
+                )))
+            }
+            Item::Field { path, .. } if !grouped(path) => {
+                return Err(malformed(format!(
+                    "Field must be grouped or aggregated: {}",
+                    path.dotted()
+                )));
+            }
+            Item::Aggregate { agg, .. } if grouped(&agg.field) => {
+                return Err(malformed(format!(
+                    "Grouped field should not be aggregated: {}",
+                    agg.field.dotted()
+                )));
+            }
+            _ => {}
+        }
+    }
+    let mut names: Vec<&str> = Vec::new();
+    for name in column_names(q.items()).iter().flatten() {
+        if names.iter().any(|n| n.eq_ignore_ascii_case(name)) {
+            return Err(malformed(format!("duplicate alias: {name}")));
+        }
+        names.push(name);
+    }
+    for o in &q.order {
+        if let Operand::Field(f) = &o.by {
+            if !grouped(f) {
+                return Err(malformed(format!(
+                    "Ordered field must be grouped or aggregated: {}",
+                    f.dotted()
+                )));
+            }
+        }
+    }
+    if let Some(having) = &q.having {
+        for operand in having.operands() {
+            if let Operand::Field(f) = operand {
+                if !grouped(f) {
+                    return Err(malformed(format!(
+                        "Having field must be grouped or aggregated: {}",
+                        f.dotted()
+                    )));
+                }
+            }
+        }
+    }
+    Ok(())
 }
 
 fn parse_number_or_date(n: &str) -> Option<Literal> {
@@ -360,14 +608,14 @@ fn parse_number_or_date(n: &str) -> Option<Literal> {
 /// Parses a full query.
 pub fn parse(text: &str) -> Result<Query, SoqlError> {
     let toks = lex(text)?;
-    Parser::new(toks).query()
+    Parser::new(toks).query(false)
 }
 
 /// Parses a condition (the grammar of a `WHERE` clause).
 pub fn parse_condition(text: &str) -> Result<Expr, SoqlError> {
     let toks = lex(text)?;
     let mut p = Parser::new(toks);
-    let e = p.or()?;
+    let e = p.or(Parser::field)?;
     if p.peek().is_some() {
         return Err(p.unexpected("expecting end of condition"));
     }
@@ -386,15 +634,135 @@ mod tests {
         assert_eq!(q.offset, Some(5));
         assert_eq!(q.order.len(), 2);
         assert!(q.order[0].descending && q.order[0].nulls_last);
-        let Select::Fields(f) = &q.select else {
-            panic!("fields")
+        let Item::Field { path, alias: None } = &q.items()[2] else {
+            panic!("a field: {q:?}")
         };
-        assert_eq!(f[2].parts, vec!["Account", "Name"]);
-        assert_eq!(f[2].column, 18);
+        assert_eq!(path.parts, vec!["Account", "Name"]);
+        assert_eq!(path.column, 18);
         assert_eq!(
             parse("select count() from Account").unwrap().select,
             Select::Count
         );
+    }
+
+    #[test]
+    fn parses_aggregates_groups_and_child_subqueries() {
+        let q = parse("SELECT Industry, COUNT(Id) n, sum(AnnualRevenue) FROM Account WHERE Name != null GROUP BY Industry HAVING COUNT(Id) > 1 AND Industry != null ORDER BY COUNT(Id) DESC, Industry LIMIT 3").unwrap();
+        assert!(q.is_aggregate());
+        assert_eq!(q.group_by.len(), 1);
+        let Item::Aggregate { agg, alias } = &q.items()[2] else {
+            panic!("an aggregate: {q:?}")
+        };
+        assert_eq!((agg.func, agg.column, alias), (Func::Sum, 31, &None));
+        assert_eq!(q.having.as_ref().map(|h| h.operands().len()), Some(2));
+        assert!(matches!(&q.order[0].by, Operand::Aggregate(a) if a.func == Func::Count));
+        assert_eq!(
+            column_names(q.items()),
+            vec![
+                Some("Industry".into()),
+                Some("n".into()),
+                Some("expr0".into())
+            ]
+        );
+        let q = parse("SELECT Name, (SELECT LastName, Account.Name FROM Contacts WHERE LastName LIKE 'A%' ORDER BY LastName LIMIT 2), Id FROM Account").unwrap();
+        assert!(!q.is_aggregate());
+        let Item::Child(sub) = &q.items()[1] else {
+            panic!("a subquery: {q:?}")
+        };
+        assert_eq!((sub.object.as_str(), sub.limit), ("Contacts", Some(2)));
+        assert_eq!(q.items().len(), 3);
+        // Without GROUP BY, one aggregate makes an aggregate query.
+        assert!(parse("SELECT MAX(CreatedDate) latest FROM Account")
+            .unwrap()
+            .is_aggregate());
+    }
+
+    #[test]
+    fn aggregate_and_subquery_rules_are_enforced() {
+        for (bad, says) in [
+            (
+                "SELECT Name, COUNT(Id) FROM Account",
+                "Field must be grouped or aggregated: Name",
+            ),
+            (
+                "SELECT Industry, COUNT(Id) FROM Account GROUP BY Industry ORDER BY Name",
+                "Ordered field must be grouped or aggregated: Name",
+            ),
+            (
+                "SELECT Name, COUNT(Id) FROM Account GROUP BY Name HAVING Industry = 'x'",
+                "Having field must be grouped or aggregated: Industry",
+            ),
+            (
+                "SELECT COUNT(Id) FROM Account GROUP BY id",
+                "Grouped field should not be aggregated: Id",
+            ),
+            (
+                "SELECT COUNT() FROM Account GROUP BY Name",
+                "COUNT() cannot be used with GROUP BY",
+            ),
+            (
+                "SELECT COUNT(), Name FROM Account",
+                "must be the only element",
+            ),
+            (
+                "SELECT Name, COUNT() FROM Account",
+                "must be the only element",
+            ),
+            (
+                "SELECT Name n FROM Account",
+                "only aggregate queries give aliases",
+            ),
+            (
+                "SELECT COUNT(Id) a, SUM(Amount) A FROM Account",
+                "duplicate alias: A",
+            ),
+            (
+                "SELECT Name FROM Account HAVING Name = 'x'",
+                "HAVING needs GROUP BY",
+            ),
+            (
+                "SELECT Name FROM Account ORDER BY COUNT(Id)",
+                "needs an aggregate query",
+            ),
+            (
+                "SELECT Name, (SELECT COUNT(Id) FROM Contacts) FROM Account",
+                "cannot aggregate",
+            ),
+            (
+                "SELECT Name, (SELECT Id, (SELECT Id FROM Cases) FROM Contacts) FROM Account",
+                "one level of child subqueries",
+            ),
+            (
+                "SELECT Name, (SELECT Id FROM Contacts FROM Account",
+                "expecting ')' to close the subquery",
+            ),
+            (
+                "SELECT COUNT(Id), (SELECT Id FROM Contacts) FROM Account",
+                "cannot be used in an aggregate query",
+            ),
+            (
+                "SELECT FORMAT(Amount) FROM Account",
+                "unknown function FORMAT",
+            ),
+            ("SELECT SUM(Amount FROM Account", "expecting ')'"),
+            (
+                "SELECT Id FROM Account WHERE COUNT(Id) > 1",
+                "expecting a comparison operator",
+            ),
+        ] {
+            let e = parse(bad).unwrap_err();
+            assert_eq!(e.code, "MALFORMED_QUERY", "{bad}");
+            assert!(e.message.contains(says), "{bad}: {}", e.message);
+        }
+        // Deep nesting is refused, not recursed into: in HAVING, and in subqueries.
+        let deep = format!(
+            "SELECT Name, COUNT(Id) FROM Account GROUP BY Name HAVING {}COUNT(Id) > 1{}",
+            "(".repeat(3000),
+            ")".repeat(3000)
+        );
+        assert!(parse(&deep).unwrap_err().message.contains("levels deep"));
+        let nested = format!("SELECT Id, {}", "(SELECT Id, ".repeat(3000));
+        assert!(parse(&nested).unwrap_err().message.contains("one level"));
     }
 
     #[test]

@@ -1,4 +1,6 @@
 //! Global and object describe, as clients that generate code or forms from it read them.
+//! Labels are the bundle's where it gives them (`label` on an object or field), else
+//! derived from the API name.
 
 use super::*;
 
@@ -57,6 +59,22 @@ fn soap_type(ty: &str) -> &'static str {
     }
 }
 
+/// Whether a field of describe type `ty` can be grouped (`GROUP BY`).
+pub(super) fn groupable(ty: &str) -> bool {
+    matches!(
+        ty,
+        "id" | "reference"
+            | "string"
+            | "email"
+            | "phone"
+            | "url"
+            | "picklist"
+            | "boolean"
+            | "date"
+            | "int"
+    )
+}
+
 /// One field's describe. `length` is Salesforce's: 18 for IDs, the text length for text,
 /// 255 for picklists, 0 for numbers, dates and checkboxes.
 #[allow(clippy::too_many_arguments)]
@@ -78,18 +96,6 @@ fn field_describe(
         _ => (0, 0, 0),
     };
     let long_text = ty == "textarea";
-    let groupable = matches!(
-        ty,
-        "id" | "reference"
-            | "string"
-            | "email"
-            | "phone"
-            | "url"
-            | "picklist"
-            | "boolean"
-            | "date"
-            | "int"
-    );
     let mut m = Map::new();
     m.insert("name".into(), json!(name));
     m.insert("label".into(), json!(label_of(name)));
@@ -122,7 +128,7 @@ fn field_describe(
     m.insert("calculated".into(), json!(false));
     m.insert("filterable".into(), json!(!long_text));
     m.insert("sortable".into(), json!(!long_text));
-    m.insert("groupable".into(), json!(groupable));
+    m.insert("groupable".into(), json!(groupable(ty)));
     m.insert("nameField".into(), json!(name == "Name"));
     m.insert("relationshipName".into(), Value::Null);
     m.insert("referenceTo".into(), json!([]));
@@ -131,7 +137,7 @@ fn field_describe(
     m
 }
 
-fn system_fields(object: &str) -> Vec<Value> {
+fn system_fields(object_label: &str) -> Vec<Value> {
     let sys = |name: &str, ty: &str, to: Option<&str>| {
         let length = if ty == "id" || ty == "reference" {
             18
@@ -147,7 +153,7 @@ fn system_fields(object: &str) -> Vec<Value> {
             );
         }
         if ty == "id" {
-            m.insert("label".into(), json!(format!("{} ID", label_of(object))));
+            m.insert("label".into(), json!(format!("{object_label} ID")));
         }
         Value::Object(m)
     };
@@ -172,10 +178,20 @@ fn object_names(state: &State) -> Vec<String> {
     names
 }
 
+/// An object's label: the bundle's, else derived from the API name.
+fn object_label(state: &State, name: &str) -> String {
+    state
+        .org
+        .bundle()
+        .object(name)
+        .and_then(|o| o.label.clone())
+        .unwrap_or_else(|| label_of(name))
+}
+
 pub(super) fn sobjects_list(state: &State, v: &str) -> Answer {
     let objs: Vec<Value> = object_names(state)
         .iter()
-        .map(|name| object_summary(name, v))
+        .map(|name| object_summary(name, &object_label(state, name), v))
         .collect();
     Answer::ok(
         StatusCode::OK,
@@ -183,11 +199,10 @@ pub(super) fn sobjects_list(state: &State, v: &str) -> Answer {
     )
 }
 
-pub(super) fn object_summary(name: &str, v: &str) -> Value {
+pub(super) fn object_summary(name: &str, label: &str, v: &str) -> Value {
     let writable = name != "User";
-    let label = label_of(name);
     let base = format!("/services/data/v{v}/sobjects/{name}");
-    json!({"name": name, "label": label, "labelPlural": plural(&label),
+    json!({"name": name, "label": label, "labelPlural": plural(label),
         "keyPrefix": ids::key_prefix(name), "createable": writable, "updateable": writable,
         "deletable": writable, "queryable": name != "User", "retrieveable": true,
         "searchable": true, "custom": name.ends_with("__c"),
@@ -201,7 +216,7 @@ pub(super) fn object_info(state: &State, object: &str, v: &str) -> Answer {
     }
     Answer::ok(
         StatusCode::OK,
-        json!({"objectDescribe": object_summary(object, v), "recentItems": []}),
+        json!({"objectDescribe": object_summary(object, &object_label(state, object), v), "recentItems": []}),
     )
 }
 
@@ -212,7 +227,8 @@ pub(super) fn describe(state: &State, object: &str, v: &str) -> Answer {
     let Some(spec) = state.org.bundle().object(object) else {
         return unknown_object(object);
     };
-    let mut fields = system_fields(object);
+    let label = object_label(state, object);
+    let mut fields = system_fields(&label);
     for (name, f) in &spec.fields {
         let is_ext = *name == spec.external_id;
         let ty = f.ty.describe_name();
@@ -236,6 +252,9 @@ pub(super) fn describe(state: &State, object: &str, v: &str) -> Answer {
             is_ext && spec.unique_external_id,
             name.ends_with("__c"),
         );
+        if let Some(l) = &f.label {
+            m.insert("label".into(), json!(l));
+        }
         m.insert("relationshipName".into(), json!(f.relationship));
         m.insert("referenceTo".into(), json!(f.to.iter().collect::<Vec<_>>()));
         m.insert(
@@ -253,7 +272,7 @@ pub(super) fn describe(state: &State, object: &str, v: &str) -> Answer {
         );
         fields.push(Value::Object(m));
     }
-    let mut summary = object_summary(object, v);
+    let mut summary = object_summary(object, &label, v);
     summary["fields"] = Value::Array(fields);
     summary["childRelationships"] = Value::Array(child_relationships(state, object));
     Answer::ok(StatusCode::OK, summary)
@@ -300,7 +319,7 @@ fn user_describe(v: &str) -> Answer {
         m.insert("idLookup".into(), json!(unique));
         fields.push(Value::Object(m));
     }
-    let mut summary = object_summary("User", v);
+    let mut summary = object_summary("User", "User", v);
     summary["fields"] = Value::Array(fields);
     summary["childRelationships"] = json!([]);
     Answer::ok(StatusCode::OK, summary)

@@ -1,18 +1,21 @@
 //! REST resources of the mock org: the router, the resource list and `limits`; the work is
 //! in `describe` (global and object describe), `sobjects` (CRUD, upsert and read by external
 //! ID, conditional updates), `collections` (sObject Collections), `composite` (composite
-//! with references) and `query` (SOQL `query`/`queryAll` with paging).
+//! with references), `query` (SOQL `query`/`queryAll` with paging, aggregates and child
+//! subqueries) and `search` (SOSL `search` and `parameterizedSearch`).
 
 mod collections;
 mod composite;
 mod describe;
 mod query;
+mod search;
 mod sobjects;
 
 use collections::*;
 use composite::*;
 use describe::*;
 pub(super) use query::{query, run_query, Ran};
+use search::{parameterized_search, search};
 use sobjects::*;
 
 use std::collections::HashMap;
@@ -25,7 +28,7 @@ use super::form::form_pairs;
 use super::ids;
 use super::org::{attributes, Org, Record, UpsertError, API_USER_ID};
 use super::routes::route_api;
-use super::soql::{self, FieldPath, Select};
+use super::soql::{self, FieldPath, Func, Item, Operand, Query, Select};
 use super::State;
 use crate::contract::rules::RecordError;
 use crate::sim::Timestamp;
@@ -150,6 +153,10 @@ pub(super) fn route(state: &mut State, req: &Req<'_>, seg: &[&str]) -> Answer {
         (&Method::POST, ["composite", "sobjects", object]) => {
             collection_read(state, req, &canon(object))
         }
+        (&Method::GET, [s]) if s.eq_ignore_ascii_case("search") => search(state, req),
+        (&Method::GET | &Method::POST, [s]) if s.eq_ignore_ascii_case("parameterizedSearch") => {
+            parameterized_search(state, req)
+        }
         (&Method::POST, ["composite"]) => composite(state, req),
         (&Method::POST, ["composite", "batch"]) => composite_batch(state, req),
         (&Method::POST, ["composite", "tree", object]) => {
@@ -166,6 +173,7 @@ fn resources(state: &State, v: &str) -> Answer {
         json!({
             "identity": format!("{}/id/{}/{API_USER_ID}", state.base_url, super::org::ORG_ID),
             "search": format!("{base}/search"),
+            "parameterizedSearch": format!("{base}/parameterizedSearch"),
             "sobjects": format!("{base}/sobjects"),
             "query": format!("{base}/query"),
             "queryAll": format!("{base}/queryAll"),

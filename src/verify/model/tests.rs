@@ -57,6 +57,7 @@ fn field(ty: FieldType, from: Option<&str>) -> FieldSpec {
         from: from.map(str::to_string),
         to: None,
         relationship: None,
+        label: None,
     }
 }
 
@@ -88,6 +89,7 @@ fn object() -> ObjectSpec {
         fields,
         unique_external_id: false,
         validation_rules: vec![],
+        label: None,
     }
 }
 
