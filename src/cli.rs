@@ -1,6 +1,6 @@
 //! The command line, for the `syncgate` binary alone (not an API: see `lib.rs`): parses the
-//! arguments ([`args`]), runs one command against the library, prints what it did, and
-//! maps the outcome to an exit code ([`error`] holds the codes, the one error type and the
+//! arguments (`args`), runs one command against the library, prints what it did, and
+//! maps the outcome to an exit code (`error` holds the codes, the one error type and the
 //! printer of its cause chain).
 
 use std::io::IsTerminal;

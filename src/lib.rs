@@ -19,6 +19,25 @@
 //!   engine and the verifier's oracle alike.
 //! - [`broker`]: the registry over HTTP, compatible with the Pact Broker API.
 //! - `cli`: the command line of the `syncgate` binary (not part of the API).
+//!
+//! # Where to look
+//! - **`Retry-After` honoured, retries decided**: the rules in [`engine::retry`]
+//!   (`classify`, `Attempts::after`), carried out for every request by the request driver
+//!   (`engine/calls.rs`, `Sync::drive` and its `retry_wait`).
+//! - **The daily budget guarded**: `engine/guard.rs` (`guard_budget` before each request,
+//!   the limiter's admission, the waits for the daily window); the shared budget of several
+//!   processes in [`store::limiter`].
+//! - **What a batch sends and how it settles**: `engine/prepare.rs` (dedupe, mapping,
+//!   pre-validation), `engine/collections.rs` (batches, per-record results, the batch size
+//!   adapting to trigger limits), [`engine::bulk`] (Bulk API 2.0), `engine/letters.rs`
+//!   (idempotency keys and dead letters).
+//! - **One run, from source to org**: [`engine::runner`] (pages, lanes, cursors, the stop
+//!   fence, the change-event consumer); [`engine::shared`] for several processes.
+//! - **The verdict decided**: each run's invariants in [`verify::invariants`] (with
+//!   [`verify::oracle`], the independent reference model of what the org must hold, and
+//!   [`verify::run_checks`]); a tenant and the gate pass only when every run, the contract
+//!   check and pact verification pass ([`verify::gate`]).
+//! - **A fault's answer**: `mock/fault_answer.rs`, shared by the org mock and the partner stub.
 
 // Errors carry the file, line, field and fix; they are built once, on bad input, so their
 // size on the cold path is worth the detail.
