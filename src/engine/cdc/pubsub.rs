@@ -410,9 +410,13 @@ impl PubSubStream {
             num_requested: self.batch,
             auth_refresh: String::new(),
         };
-        // The request side stays open for the whole poll (closing it would tell the server no
-        // more requests come); dropping the answer stream ends the call.
-        let outbound = futures_util::stream::iter([first]).chain(futures_util::stream::pending());
+        // The request side stays open for the whole poll and ends with it (when `done` drops):
+        // the call is then over on both sides, so neither end keeps the stream (nor the
+        // connection) open.
+        let (done, finished) = tokio::sync::oneshot::channel::<()>();
+        let outbound = futures_util::stream::iter([first]).chain(
+            futures_util::stream::once(finished).filter_map(|_| async { None::<FetchRequest> }),
+        );
         let request = Self::request(outbound, client)?;
         let mut answers = api
             .subscribe(request)
@@ -439,6 +443,8 @@ impl PubSubStream {
                 break;
             }
         }
+        drop(answers);
+        drop(done);
         Ok(Polled::Events { events, latest })
     }
 }
