@@ -6,7 +6,8 @@
 # Build stage: the release binary from the locked dependencies.
 FROM rust:1-bookworm AS build
 WORKDIR /src
-COPY Cargo.toml Cargo.lock ./
+COPY Cargo.toml Cargo.lock build.rs ./
+COPY proto proto
 COPY src src
 COPY benches benches
 RUN cargo build --release --locked --bin syncgate \

@@ -59,11 +59,15 @@ pub struct SyncArgs {
     /// Also carry Salesforce's changes to CRM-owned fields back to the source: read the org's
     /// change events after each run (each tick with `--follow`) and append one JSON line per
     /// changed field to FILE. The replay ID and event dedupe live in the state store, so a
-    /// restart resumes where it stopped. Reads the change-event stream a `syncgate mock
-    /// serve` org publishes (`/__syncgate/events`). Under the engine protocol:
-    /// `SYNCGATE_CRM_OUTBOX`.
+    /// restart resumes where it stopped. Reads the events over Salesforce's Pub/Sub API (see
+    /// `--pubsub-url`). Under the engine protocol: `SYNCGATE_CRM_OUTBOX`.
     #[arg(long, env = "SYNCGATE_CRM_OUTBOX", value_name = "FILE")]
     pub crm_outbox: Option<PathBuf>,
+    /// The Pub/Sub API endpoint `--crm-outbox` reads change events from. Default:
+    /// https://api.pubsub.salesforce.com:7443 for a *.salesforce.com login URL, else the
+    /// login URL itself (a `syncgate mock serve` org serves the API beside REST).
+    #[arg(long, env = "SYNCGATE_PUBSUB_URL", value_name = "URL")]
+    pub pubsub_url: Option<String>,
     /// After each start, write the tenant's queued dead letters here, one JSON line each (the
     /// engine protocol's dead-letters file; set by the gate as `SYNCGATE_DEAD_LETTERS`).
     #[arg(long, env = "SYNCGATE_DEAD_LETTERS", value_name = "FILE")]
@@ -214,9 +218,10 @@ pub(super) fn sync(args: SyncArgs, db: Option<&str>) -> CliResult {
     runner.page = args.page_size as usize;
     runner.follow = args.follow.then_some(args.poll);
     runner.watch = Some(progress::watch(show_bar));
-    runner.crm = outbox
-        .as_ref()
-        .map(|sink| CrmSide::for_target(&target, &runner.config.client_name, sink));
+    runner.crm = outbox.as_ref().map(|sink| {
+        CrmSide::for_target(&target, &runner.config.client_name, sink)
+            .with_pubsub_url(args.pubsub_url.clone())
+    });
     if args.shared {
         let id = args.worker_id.clone().unwrap_or_else(default_worker_id);
         runner.shared = Some(SharedWork {

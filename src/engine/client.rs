@@ -127,6 +127,8 @@ pub struct SalesforceClient {
     /// The signed-in user's ID (the last part of the token answer's `id` URL): writes made
     /// as this user are the engine's own.
     pub user_id: Option<String>,
+    /// The org's ID (the part before the user ID in the token answer's `id` URL).
+    pub org_id: Option<String>,
 }
 
 impl SalesforceClient {
@@ -158,6 +160,7 @@ impl SalesforceClient {
             usage: None,
             window_opens: None,
             user_id: None,
+            org_id: None,
         }
     }
 
@@ -272,8 +275,20 @@ impl SalesforceClient {
             .and_then(|u| u.rsplit('/').next())
             .filter(|u| !u.is_empty())
             .map(str::to_string);
+        self.org_id = body
+            .get("id")
+            .and_then(Value::as_str)
+            .and_then(|u| u.rsplit('/').nth(1))
+            .filter(|o| !o.is_empty())
+            .map(str::to_string);
         self.token = Some(Secret::new(token));
         Ok(())
+    }
+
+    /// The session of the last sign-in, for APIs beside REST (the Pub/Sub API): the access
+    /// token and the instance URL. `None` before the first sign-in.
+    pub fn session(&self) -> Option<(&Secret, &str)> {
+        self.token.as_ref().map(|t| (t, self.instance_url.as_str()))
     }
 
     /// Upserts up to 200 records of `object` by `ext_field` with sObject Collections

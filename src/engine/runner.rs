@@ -13,7 +13,7 @@ use async_trait::async_trait;
 use serde::Serialize;
 
 use super::bounds::RunBounds;
-use super::cdc::{CdcConfig, CdcConsumer, CdcReport, CrmChangeSink};
+use super::cdc::{pubsub, CdcConfig, CdcConsumer, CdcReport, CrmChangeSink, PubSubStream};
 use super::client::SalesforceClient;
 use super::feed::Feed;
 use super::shared::{SharedReport, SharedWork};
@@ -99,18 +99,27 @@ pub struct CrmSide<'a> {
 }
 
 impl<'a> CrmSide<'a> {
-    /// Reads `target`'s change events as `client_name` (so the engine's own writes are echoes).
+    /// Reads `target`'s change events as `client_name` (so the engine's own writes are echoes)
+    /// over the Pub/Sub API: Salesforce's endpoint for a real org, the login host for a mock
+    /// (see [`pubsub::default_endpoint`]; [`CrmSide::with_pubsub_url`] sets another).
     pub fn for_target(target: &Target, client_name: &str, sink: &'a dyn CrmChangeSink) -> Self {
-        CrmSide {
-            config: CdcConfig::new(
-                format!(
-                    "{}/__syncgate/events",
-                    target.login_url.trim_end_matches('/')
-                ),
-                client_name,
+        let mut config = CdcConfig::new(
+            format!(
+                "{}/__syncgate/events",
+                target.login_url.trim_end_matches('/')
             ),
-            sink,
+            client_name,
+        );
+        config.pubsub_url = Some(pubsub::default_endpoint(&target.login_url));
+        CrmSide { config, sink }
+    }
+
+    /// Reads the Pub/Sub API at `url` instead of the default endpoint (when given).
+    pub fn with_pubsub_url(mut self, url: Option<String>) -> Self {
+        if let Some(url) = url {
+            self.config.pubsub_url = Some(url);
         }
+        self
     }
 }
 
@@ -255,7 +264,7 @@ impl<'a> Runner<'a> {
                         .trust_ca(pem)
                         .map_err(|e| RunError::Engine(e.into()))?;
                 }
-                Some(CdcConsumer::new(
+                let consumer = CdcConsumer::new(
                     self.bundle,
                     crm.config.clone(),
                     self.clock.clone(),
@@ -264,7 +273,17 @@ impl<'a> Runner<'a> {
                     self.state,
                     self.state,
                     crm.sink,
-                ))
+                );
+                Some(match &crm.config.pubsub_url {
+                    Some(url) => consumer.with_stream(Box::new(PubSubStream::new(
+                        &crm.config,
+                        url,
+                        self.clock.clone(),
+                        self.seed,
+                        target.ca_pem.clone(),
+                    ))),
+                    None => consumer,
+                })
             }
             None => None,
         };

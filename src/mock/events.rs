@@ -1,8 +1,9 @@
 //! The change-event log: every committed change becomes a Change Data Capture event with a
 //! `ChangeEventHeader`, a replay ID and 72-hour retention on the clock; subscribers read it
 //! over HTTP long-poll or server-sent events from EARLIEST, LATEST or a replay ID (see
-//! `docs/mock.md`). The scenario's event faults (duplicates, reordering, gaps, overflow) are
-//! applied here, each drawn from the seed when the event is published.
+//! `docs/mock.md`), or over the Pub/Sub API (`super::pubsub`, through [`deliver_after`]).
+//! The scenario's event faults (duplicates, reordering, gaps, overflow) are applied here,
+//! each drawn from the seed when the event is published.
 
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -136,6 +137,21 @@ impl EventLog {
     /// Events handed to subscribers so far.
     pub fn delivered(&self) -> u64 {
         self.delivered
+    }
+
+    /// Whether a subscriber may resume after `id` (the Pub/Sub API's CUSTOM replay): issued,
+    /// and not expired.
+    pub fn resumable(&self, id: u64) -> bool {
+        id >= self.expired_through && id < self.next_replay
+    }
+
+    /// Where "everything before now" ends in delivery order: the last retained event, or the
+    /// last ID issued when none is retained (LATEST, and a caught-up subscriber's position).
+    pub fn tail(&self) -> u64 {
+        self.events
+            .back()
+            .map(|e| e.replay_id)
+            .unwrap_or(self.next_replay - 1)
     }
 
     fn push(&mut self, mut event: Event) {
@@ -340,6 +356,19 @@ pub(super) async fn subscribe(org: &MockOrg, query: Option<&str>) -> Response {
         }
         waited = true;
     }
+}
+
+/// Up to `max` events of `topic` after the event `after` (all when `None`), counted as
+/// delivered: what a Pub/Sub API subscription (`super::pubsub`) sends next.
+pub(super) fn deliver_after(
+    state: &mut State,
+    after: Option<u64>,
+    topic: &str,
+    max: usize,
+) -> Vec<Value> {
+    let batch = batch_after(state, after, topic, max);
+    state.events.delivered += batch.len() as u64;
+    batch
 }
 
 /// Up to `max` events of `topic` delivered after the event `after` (all when `None`).

@@ -7,7 +7,8 @@
 //!
 //! Inside: `routes` (the dispatcher: auth, budget, concurrency, faults, journal), `rest`
 //! (sObjects, collections, composite, query), `soql` (the query subset), `bulk` (Bulk API
-//! 2.0 ingest), `events` (the change-event log and its subscription), `admin` (the
+//! 2.0 ingest), `events` (the change-event log and its subscription), `pubsub` (Salesforce's
+//! Pub/Sub API over gRPC on the same listener, Avro change events), `admin` (the
 //! `/__syncgate/` API), `states` (Pact provider states), `oauth` (connected apps, users and the
 //! OAuth endpoints), `tls` (the self-signed certificate and listener), `partner` (a
 //! bundle's Pact interactions as a stateful stub, and signed webhooks).
@@ -26,6 +27,7 @@ pub mod journal;
 pub mod oauth;
 pub mod org;
 pub mod partner;
+pub mod pubsub;
 mod rest;
 mod routes;
 pub mod states;
@@ -553,7 +555,8 @@ pub async fn serve(
 ) -> std::io::Result<()> {
     let addr = listener.local_addr()?;
     org.lock().base_url = format!("http://{addr}");
-    let app = routes::router(org);
+    // REST, OAuth and the admin API over HTTP/1.1 or HTTP/2; the Pub/Sub API over HTTP/2.
+    let app = routes::router(org.clone()).merge(pubsub::router(org));
     axum::serve(listener, app)
         .with_graceful_shutdown(shutdown)
         .await
@@ -568,7 +571,8 @@ pub async fn serve_tls(
 ) -> std::io::Result<()> {
     let addr = listener.local_addr()?;
     org.lock().base_url = format!("https://localhost:{}", addr.port());
-    let app = routes::router(org);
+    // REST, OAuth and the admin API over HTTP/1.1 or HTTP/2; the Pub/Sub API over HTTP/2.
+    let app = routes::router(org.clone()).merge(pubsub::router(org));
     let listener = tls::TlsListener::new(listener, tls.acceptor());
     axum::serve(listener, app)
         .with_graceful_shutdown(shutdown)

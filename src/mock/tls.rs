@@ -62,7 +62,9 @@ impl SelfSigned {
             .with_safe_default_protocol_versions()?
             .with_no_client_auth()
             .with_single_cert(chain, key_der)?;
-        config.alpn_protocols = vec![b"http/1.1".to_vec()];
+        // HTTP/1.1 first (what REST clients get when they offer both); h2 for gRPC clients of
+        // the Pub/Sub API, which offer only h2.
+        config.alpn_protocols = vec![b"http/1.1".to_vec(), b"h2".to_vec()];
         Ok(SelfSigned {
             ca_pem: ca.pem(),
             config: Arc::new(config),

@@ -23,6 +23,7 @@ mod pact_cli;
 mod pacts;
 mod partner;
 mod preflight;
+mod pubsub;
 mod real_clients;
 mod registry;
 mod registry_latest;

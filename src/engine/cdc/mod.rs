@@ -4,9 +4,12 @@
 //! client) and changes older than one already delivered, re-reads records behind gap
 //! events, re-syncs an object on overflow or an expired replay ID, and hands the changes
 //! to a [`CrmChangeSink`] before it moves the stored replay ID (at least once + dedupe).
-//! Events come through a [`ChangeStream`] (`stream`); sinks are in `sinks`.
+//! Events come through a [`ChangeStream`] (`stream`: the mock's long-poll subscription;
+//! `pubsub`: Salesforce's Pub/Sub API, used against real orgs and the mock alike); sinks are
+//! in `sinks`.
 
 mod ordering;
+pub mod pubsub;
 mod read_back;
 mod sinks;
 mod stream;
@@ -23,6 +26,7 @@ use crate::contract::{Bundle, Owner};
 use crate::sim::{Clock, Rng, Seed, Timestamp};
 use crate::store::{CheckpointStore, DedupeStore, StoreError};
 
+pub use self::pubsub::PubSubStream;
 pub use self::sinks::{final_values, CrmChangeSink, JsonlOutbox, MemorySink, SinkError};
 pub use self::stream::{ChangeStream, LongPollStream, Polled};
 
@@ -39,6 +43,14 @@ const IDS_PER_QUERY: usize = 200;
 pub struct CdcConfig {
     /// The long-poll subscription endpoint (the mock's `…/__syncgate/events`).
     pub events_url: String,
+    /// Salesforce's Pub/Sub API (`https://api.pubsub.salesforce.com:7443` for a real org,
+    /// the mock's own URL for a mock): the runner reads change events there when it is set,
+    /// from `events_url` otherwise.
+    pub pubsub_url: Option<String>,
+    /// How long a Pub/Sub poll waits for the next answer before it takes the stream as caught
+    /// up (wall time). A mock answers at once with an empty batch; a real org sends one
+    /// within 270 seconds, so without events a poll costs this long.
+    pub pubsub_idle: Duration,
     pub topic: String,
     /// How long one poll may be held waiting for an event (0: answer at once).
     pub wait: Duration,
@@ -58,6 +70,8 @@ impl CdcConfig {
     pub fn new(events_url: impl Into<String>, client_name: impl Into<String>) -> Self {
         CdcConfig {
             events_url: events_url.into(),
+            pubsub_url: None,
+            pubsub_idle: Duration::from_secs(5),
             topic: ALL_CHANGES.into(),
             wait: Duration::ZERO,
             max_events: 1000,
@@ -210,7 +224,6 @@ pub struct CdcConsumer<'a> {
     config: CdcConfig,
     clock: Clock,
     client: SalesforceClient,
-    signed_in: bool,
     checkpoints: &'a dyn CheckpointStore,
     dedupe: &'a dyn DedupeStore,
     sink: &'a dyn CrmChangeSink,
@@ -244,7 +257,6 @@ impl<'a> CdcConsumer<'a> {
             config,
             clock,
             client,
-            signed_in: false,
             checkpoints,
             dedupe,
             sink,
@@ -298,7 +310,7 @@ impl<'a> CdcConsumer<'a> {
             .checkpoint(&scope)
             .await?
             .unwrap_or_else(|| "EARLIEST".into());
-        let (events, latest) = match self.stream.poll(&from).await? {
+        let (events, latest) = match self.stream.poll(&from, &mut self.client).await? {
             Polled::Events { events, latest } => (events, latest),
             Polled::InvalidReplay => return self.recover_from_expired_replay().await,
         };
@@ -327,10 +339,8 @@ impl<'a> CdcConsumer<'a> {
         }
         self.commit(changes, &batch.uuids).await?;
         if let Some(latest) = latest {
-            if from != latest.to_string() {
-                self.checkpoints
-                    .set_checkpoint(&scope, &latest.to_string())
-                    .await?;
+            if from != latest {
+                self.checkpoints.set_checkpoint(&scope, &latest).await?;
             }
         }
         Ok(events.len())
@@ -339,7 +349,7 @@ impl<'a> CdcConsumer<'a> {
     /// The stored replay ID expired (or was never issued): note where the bus is now,
     /// read every object with CRM-owned fields back, then resume from that point.
     async fn recover_from_expired_replay(&mut self) -> Result<usize, CdcError> {
-        let mark = match self.stream.poll("LATEST").await? {
+        let mark = match self.stream.poll("LATEST", &mut self.client).await? {
             Polled::Events { latest, .. } => latest,
             Polled::InvalidReplay => None,
         };
@@ -357,9 +367,7 @@ impl<'a> CdcConsumer<'a> {
         }
         self.commit(changes, &[]).await?;
         let scope = self.checkpoint_scope();
-        let next = mark
-            .map(|m| m.to_string())
-            .unwrap_or_else(|| "LATEST".into());
+        let next = mark.unwrap_or_else(|| "LATEST".into());
         self.checkpoints.set_checkpoint(&scope, &next).await?;
         // Not zero: the caller polls again from the new point.
         Ok(1)

@@ -106,9 +106,9 @@ impl CdcConsumer<'_> {
     /// One GET with retries: a new session once on 401, `Retry-After` honoured, backoff
     /// otherwise, the next daily window when the budget is spent.
     pub(super) async fn call(&mut self, object: &str, path: &str) -> Result<Value, CdcError> {
-        if !self.signed_in {
+        // Signed in once (by this call or by the stream), renewed on 401 below.
+        if self.client.session().is_none() {
             self.client.authenticate().await?;
-            self.signed_in = true;
         }
         let mut attempts = Attempts::new(self.config.max_attempts);
         // Window waits do not count as attempts, but an org that stays locked out must not

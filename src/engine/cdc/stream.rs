@@ -1,8 +1,8 @@
 //! Where change events come from, behind one trait: the consumer asks a [`ChangeStream`]
 //! for the events after a replay ID and does the rest (dedupe, echoes, gaps, the sink)
 //! itself. [`LongPollStream`] reads the long-poll subscription a `syncgate mock serve` org
-//! publishes (`/__syncgate/events`); a stream over Salesforce's Pub/Sub API plugs in
-//! through the same trait ([`super::CdcConsumer::with_stream`]).
+//! publishes (`/__syncgate/events`); [`super::PubSubStream`] reads Salesforce's Pub/Sub API
+//! (a real org's, or the mock's), plugged in with [`super::CdcConsumer::with_stream`].
 
 use std::time::Duration;
 
@@ -10,6 +10,7 @@ use async_trait::async_trait;
 use serde_json::Value;
 
 use super::{CdcConfig, CdcError};
+use crate::engine::client::SalesforceClient;
 use crate::engine::retry::Backoff;
 use crate::sim::{Clock, Rng, Seed};
 
@@ -17,10 +18,10 @@ use crate::sim::{Clock, Rng, Seed};
 #[derive(Clone, Debug, PartialEq)]
 pub enum Polled {
     /// The events after the replay ID asked for (possibly none), oldest first, and the
-    /// newest replay ID on the bus (where to resume once these are handled).
+    /// replay ID to resume from once these are handled (opaque: stored and passed back).
     Events {
         events: Vec<Value>,
-        latest: Option<u64>,
+        latest: Option<String>,
     },
     /// The replay ID expired from the bus (or was never issued).
     InvalidReplay,
@@ -30,7 +31,13 @@ pub enum Polled {
 #[async_trait]
 pub trait ChangeStream: Send {
     /// The events after `replay`: `EARLIEST`, `LATEST`, or a replay ID the stream issued.
-    async fn poll(&mut self, replay: &str) -> Result<Polled, CdcError>;
+    /// `client` is the consumer's session with the org (signed in by the stream when it
+    /// needs one).
+    async fn poll(
+        &mut self,
+        replay: &str,
+        client: &mut SalesforceClient,
+    ) -> Result<Polled, CdcError>;
 }
 
 /// The long-poll subscription (`GET …?topic=&replay=&wait=&max=`), retrying transport
@@ -69,7 +76,11 @@ impl LongPollStream {
 
 #[async_trait]
 impl ChangeStream for LongPollStream {
-    async fn poll(&mut self, replay: &str) -> Result<Polled, CdcError> {
+    async fn poll(
+        &mut self,
+        replay: &str,
+        _client: &mut SalesforceClient,
+    ) -> Result<Polled, CdcError> {
         let wait = self.wait.as_secs().to_string();
         let max = self.max_events.clamp(1, 1000).to_string();
         let mut attempt = 0;
@@ -97,7 +108,10 @@ impl ChangeStream for LongPollStream {
                                 .and_then(Value::as_array)
                                 .cloned()
                                 .unwrap_or_default(),
-                            latest: body.get("latestReplayId").and_then(Value::as_u64),
+                            latest: body
+                                .get("latestReplayId")
+                                .and_then(Value::as_u64)
+                                .map(|id| id.to_string()),
                         });
                     }
                     let code = body
