@@ -104,6 +104,40 @@ impl Rng {
 mod tests {
     use super::*;
 
+    /// Known answers: xoshiro256** from the state `[1, 2, 3, 4]` (the algorithm's published
+    /// first outputs), and two named streams as an independent implementation of the
+    /// documented derivation (FNV-1a of the name, rotated 17 and mixed with the seed,
+    /// SplitMix64 to fill the state) computes them. A change here breaks every recorded
+    /// trace: the seed-stability promise.
+    #[test]
+    fn streams_match_their_known_answers() {
+        let mut r = Rng { s: [1, 2, 3, 4] };
+        let first: Vec<u64> = (0..4).map(|_| r.next_u64()).collect();
+        assert_eq!(first, [11520, 0, 1509978240, 1215971899390074240]);
+        let draw = |seed: u64, name: &str| -> Vec<u64> {
+            let mut r = Seed(seed).stream(name);
+            (0..4).map(|_| r.next_u64()).collect()
+        };
+        assert_eq!(
+            draw(42, "engine.jitter"),
+            [
+                14735100931644099276,
+                8231683102957360377,
+                11285235740343184672,
+                3849858466842381604
+            ]
+        );
+        assert_eq!(
+            draw(7, "mock.faults"),
+            [
+                2755723147127448672,
+                12763994148286338340,
+                2220396279301811234,
+                6683894554841829007
+            ]
+        );
+    }
+
     #[test]
     fn same_seed_same_stream() {
         let a: Vec<u64> = {

@@ -563,3 +563,62 @@ async fn a_job_aborted_by_someone_else_is_sent_again_as_a_new_job() {
         .unwrap()
         .is_empty());
 }
+
+/// The design's promise: on the virtual clock, an answer that is slow in *wall* time (a
+/// busy machine, a slow loopback) never trips a timeout measured on the clock. Every
+/// answer is held 150 ms of wall time; the run — Bulk job polls included — makes the same
+/// requests, with no retry and no timeout, and ends at the same virtual time as without
+/// the hold.
+#[tokio::test]
+async fn a_slow_loopback_answer_never_trips_a_virtual_timeout() {
+    let src = source(
+        (0..80).map(|i| account(i, "Apparel")).collect(),
+        (0..20).map(|i| opportunity(i, i)).collect(),
+    );
+    let config = || EngineConfig {
+        bulk_threshold: 50,
+        bulk_poll_interval: Duration::from_millis(100),
+        bulk_job_timeout: Duration::from_secs(1),
+        ..EngineConfig::default()
+    };
+    let mut runs = Vec::new();
+    for hold in [Duration::ZERO, Duration::from_millis(150)] {
+        let bundle = bundle();
+        let scenario = Scenario::from_yaml(Path::new("slow.yaml"), NO_FAULTS).expect("scenario");
+        let clock = Clock::virtual_at(scenario.start);
+        let GateOrg {
+            org,
+            running,
+            target,
+        } = spawn_org(bundle.clone(), Some(scenario), Seed(7), clock.clone())
+            .await
+            .expect("mock");
+        org.hold_requests(hold);
+        let dlq = MemoryStore::new();
+        let started = std::time::Instant::now();
+        let report = Sync::new(&bundle, config(), clock.clone(), Seed(7), &dlq)
+            .run(&src, &target)
+            .await
+            .expect("sync");
+        let wall = started.elapsed();
+        running.stop().await;
+        let requests: Vec<(String, String, u16)> = api(&org.journal())
+            .iter()
+            .map(|e| (e.method.clone(), e.path.clone(), e.status))
+            .collect();
+        runs.push((report, requests, clock.now(), wall));
+    }
+    let (fast, slow) = (&runs[0], &runs[1]);
+    assert!(
+        slow.3 >= Duration::from_millis(150) * slow.1.len() as u32,
+        "the hold really held every answer: {:?} for {} requests",
+        slow.3,
+        slow.1.len()
+    );
+    assert_eq!(slow.0.retries, 0, "{:?}", slow.0.events);
+    assert_eq!(slow.0.dead_lettered, 0);
+    assert_eq!(slow.0.bulk_jobs, fast.0.bulk_jobs);
+    assert!(slow.0.bulk_jobs >= 1, "the Bulk path ran");
+    assert_eq!(slow.1, fast.1, "the same requests, in the same order");
+    assert_eq!(slow.2, fast.2, "the same virtual end time");
+}
