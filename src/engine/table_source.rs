@@ -201,6 +201,20 @@ fn query_err(table: &str) -> impl Fn(String) -> TableError + '_ {
     }
 }
 
+/// The names of a table's `columns` (name, type), or why the table cannot be a source:
+/// missing, or without the `id` and `updated_at` columns every source table needs.
+fn column_names(table: &str, columns: &[(String, String)]) -> Result<Vec<String>, TableError> {
+    if columns.is_empty() {
+        return Err(TableError::MissingTable {
+            table: table.into(),
+        });
+    }
+    let names: Vec<String> = columns.iter().map(|(n, _)| n.clone()).collect();
+    require(table, &names, "id", ID_HINT)?;
+    require(table, &names, "updated_at", UPDATED_HINT)?;
+    Ok(names)
+}
+
 fn require(table: &str, columns: &[String], column: &str, hint: &str) -> Result<(), TableError> {
     if columns.iter().any(|c| c == column) {
         Ok(())
@@ -328,14 +342,7 @@ fn sqlite_rows(
         .query_map([], |r| Ok((r.get::<_, String>(1)?, r.get::<_, String>(2)?)))
         .and_then(|rows| rows.collect())
         .map_err(|e| qerr(e.to_string()))?;
-    if columns.is_empty() {
-        return Err(TableError::MissingTable {
-            table: table.into(),
-        });
-    }
-    let names: Vec<String> = columns.iter().map(|(n, _)| n.clone()).collect();
-    require(table, &names, "id", ID_HINT)?;
-    require(table, &names, "updated_at", UPDATED_HINT)?;
+    let names = column_names(table, &columns)?;
     let select = names
         .iter()
         .map(|n| quote(n))
@@ -495,14 +502,7 @@ async fn pg_rows(
         .iter()
         .map(|r| (r.get(0), r.get(1)))
         .collect();
-    if columns.is_empty() {
-        return Err(TableError::MissingTable {
-            table: table.into(),
-        });
-    }
-    let names: Vec<String> = columns.iter().map(|(n, _)| n.clone()).collect();
-    require(table, &names, "id", ID_HINT)?;
-    require(table, &names, "updated_at", UPDATED_HINT)?;
+    column_names(table, &columns)?;
     let ts_type = match columns.iter().find(|(n, _)| n == "updated_at") {
         Some((_, t)) if t == "timestamp with time zone" || t == "timestamp without time zone" => {
             t.clone()
