@@ -1,12 +1,14 @@
 #!/usr/bin/env python3
-"""Writes a fixture set N times the size of harness/fixtures/default (every copy's IDs
-suffixed, children pointing at their own copy's parents) and a scenario directory holding
-only `baseline`, for timing the gate at volume:
+"""Writes a fixture set N times the size of harness/fixtures/default (664 records; every
+copy's IDs suffixed, children pointing at their own copy's parents) and a scenario
+directory holding only `baseline`, for timing the gate at volume:
 
-    python3 benches/gate_volume.py 15 /tmp/vol15      # ~10,000 records
-    /usr/bin/time -v syncgate gate --fixtures /tmp/vol15/fixtures \\
-        --scenarios /tmp/vol15/scenarios --partner northwind-outfitters \\
-        --tenant production --no-pacts --database-url sqlite::memory:
+    python3 benches/gate_volume.py 15 /tmp/vol15      # 9,960 records
+    /usr/bin/time -v syncgate --database-url sqlite::memory: gate \\
+        --fixtures /tmp/vol15/fixtures --scenarios /tmp/vol15/scenarios \\
+        --no-builtin-scenarios --partner northwind-outfitters --tenant production --no-pacts
+
+`benches/gate_volume.sh` does this at 10k, 100k and 1M records and prints one table.
 """
 import csv
 import json

@@ -4,6 +4,12 @@
 //!
 //! `cargo bench --bench mock` (WireMock: `cd benches/wiremock && npm ci` first, Java on
 //! PATH; `BENCH_SECS` sets the seconds per measurement, `BENCH_CONCURRENCY` the clients).
+//! A bare axum handler returning a static body runs beside them as the ceiling of this
+//! machine; the ratios to both are printed against the targets (≥ 3× WireMock, ≥ 0.6× the
+//! ceiling). Then a soak: `BENCH_SOAK_SECS` (default 60) of upserts against the mock with
+//! the process's resident memory sampled every 5 s (the mock keeps its journal bounded as
+//! `mock serve` does, `--journal-limit` 100,000), to show whether memory stays flat. The
+//! load average is printed at the start and the end (the machine may be shared).
 //! The mock does its real work on every request: auth, budget, fault layer, field rules,
 //! the external-ID index, audit fields, a change event and a journal entry per upsert; a
 //! scan, filter and page per query. WireMock matches a stub and returns canned JSON.
@@ -389,6 +395,105 @@ async fn start_bare() -> (std::net::SocketAddr, tokio::sync::oneshot::Sender<()>
     (addr, tx)
 }
 
+/// `/proc/loadavg`'s three averages, or `unknown` off Linux.
+fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .unwrap_or_else(|_| "unknown".into())
+}
+
+/// This process's resident memory in MiB (`VmRSS`), the mock's included (it runs in it).
+fn rss_mib() -> Option<f64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let kb: f64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))?
+        .trim()
+        .trim_end_matches("kB")
+        .trim()
+        .parse()
+        .ok()?;
+    Some(kb / 1024.0)
+}
+
+/// Upserts for `secs` seconds from `concurrency` clients, counting answers only (no latency
+/// kept, so the load generator's memory stays constant); prints the resident memory every
+/// `every` seconds. Returns (requests, errors, samples in MiB).
+async fn soak(
+    addr: &str,
+    token: &str,
+    secs: f64,
+    concurrency: usize,
+    every: f64,
+) -> (u64, u64, Vec<f64>) {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    use std::sync::Arc;
+    let done = Arc::new(AtomicU64::new(0));
+    let failed = Arc::new(AtomicU64::new(0));
+    let deadline = Instant::now() + Duration::from_secs_f64(secs);
+    let mut tasks = Vec::new();
+    for worker in 0..concurrency {
+        let (addr, token) = (addr.to_string(), token.to_string());
+        let (done, failed) = (done.clone(), failed.clone());
+        tasks.push(tokio::spawn(async move {
+            let mut conn = None;
+            let mut i = worker;
+            while Instant::now() < deadline {
+                let req = request(&Work::Upsert, &addr, Some(&token), i % RECORDS, i);
+                i += concurrency;
+                if conn.is_none() {
+                    conn = Conn::open(&addr).await.ok();
+                }
+                let ok = match conn.as_mut() {
+                    Some(c) => match c.call(&req).await {
+                        Ok(status) => (200..300).contains(&status),
+                        Err(_) => {
+                            conn = None;
+                            false
+                        }
+                    },
+                    None => false,
+                };
+                done.fetch_add(1, Ordering::Relaxed);
+                if !ok {
+                    failed.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+        }));
+    }
+    let start = Instant::now();
+    let mut samples = Vec::new();
+    let mut next = 0.0;
+    while Instant::now() < deadline {
+        if start.elapsed().as_secs_f64() >= next {
+            let rss = rss_mib().unwrap_or(0.0);
+            println!(
+                "  t={:>5.1} s  RSS {rss:>7.1} MiB  requests so far {}",
+                start.elapsed().as_secs_f64(),
+                done.load(Ordering::Relaxed)
+            );
+            samples.push(rss);
+            next += every;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    for t in tasks {
+        let _ = t.await;
+    }
+    let rss = rss_mib().unwrap_or(0.0);
+    println!(
+        "  t={:>5.1} s  RSS {rss:>7.1} MiB  requests {}",
+        start.elapsed().as_secs_f64(),
+        done.load(Ordering::Relaxed)
+    );
+    samples.push(rss);
+    (
+        done.load(Ordering::Relaxed),
+        failed.load(Ordering::Relaxed),
+        samples,
+    )
+}
+
 fn main() {
     let secs: f64 = std::env::var("BENCH_SECS")
         .ok()
@@ -411,6 +516,11 @@ fn main() {
     runtime.block_on(async {
         println!(
             "mock benchmark: {rounds} rounds of {secs} s per measurement, {concurrency} concurrent keep-alive clients, loopback, {RECORDS} Accounts"
+        );
+        println!(
+            "load average at start: {} ({} CPUs; the load generator and every server share them)",
+            load_average(),
+            std::thread::available_parallelism().map_or(0, |n| n.get())
         );
         // Both servers run side by side and are measured in alternation, round after round,
         // so that anything else the machine does hits both; the best round of each counts.
@@ -457,6 +567,21 @@ fn main() {
             }
         }
         let journal = running.org.journal().len();
+        println!("load average after the rounds: {}", load_average());
+        let soak_secs: f64 = std::env::var("BENCH_SOAK_SECS")
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(60.0);
+        let soaked = if soak_secs > 0.0 {
+            // As `mock serve` keeps it (its default `--journal-limit`).
+            running.org.limit_journal(100_000);
+            println!(
+                "soak: {soak_secs} s of upserts against the mock, resident memory of this process every 5 s:"
+            );
+            Some(soak(&addr, &token, soak_secs, concurrency, 5.0).await)
+        } else {
+            None
+        };
         running.stop().await;
         let _ = bare_stop.send(());
         println!("best of {rounds} rounds:");
@@ -480,6 +605,45 @@ fn main() {
                 100.0 * mq.rps / bq.rps.max(1e-9)
             );
         }
+        println!("side by side (best round each):");
+        println!(
+            "  {:<10} {:>12} {:>12} {:>12} {:>14} {:>14}",
+            "work", "mock req/s", "WireMock", "bare axum", "mock/WireMock", "mock/bare"
+        );
+        for (work, m, w, b) in [("upsert", 0, 2, 4), ("query", 1, 3, 5)] {
+            let rps = |i: usize| best[i].as_ref().map(|f| f.rps);
+            let ratio = |a: Option<f64>, b: Option<f64>, target: f64| match (a, b) {
+                (Some(a), Some(b)) => {
+                    let r = a / b.max(1e-9);
+                    let verdict = if r >= target { "met" } else { "NOT met" };
+                    format!("{r:.2}x ({verdict})")
+                }
+                _ => "-".into(),
+            };
+            let show = |v: Option<f64>| v.map_or("-".into(), |v| format!("{v:.0}"));
+            println!(
+                "  {work:<10} {:>12} {:>12} {:>12} {:>14} {:>14}",
+                show(rps(m)),
+                show(rps(w)),
+                show(rps(b)),
+                ratio(rps(m), rps(w), 3.0),
+                ratio(rps(m), rps(b), 0.6)
+            );
+        }
+        println!("  targets: mock >= 3x WireMock, mock >= 0.6x the bare handler");
+        if let Some((requests, errors, samples)) = soaked {
+            let first = samples.first().copied().unwrap_or(0.0);
+            // The first sample is taken as the soak starts; growth is judged after warm-up.
+            let warm = samples.get(1).copied().unwrap_or(first);
+            let last = samples.last().copied().unwrap_or(0.0);
+            let peak = samples.iter().copied().fold(0.0, f64::max);
+            println!(
+                "soak: {requests} upserts in {soak_secs} s ({:.0} req/s), {errors} errors; RSS {first:.1} MiB at the start, {warm:.1} after 5 s, {last:.1} at the end, peak {peak:.1} (growth after warm-up {:+.1} MiB)",
+                requests as f64 / soak_secs,
+                last - warm
+            );
+        }
+        println!("load average at the end: {}", load_average());
     });
 }
 

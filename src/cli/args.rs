@@ -284,10 +284,11 @@ pub struct GateArgs {
     /// Run only shard K of N (e.g. `2/4`): a deterministic split of the runs across CI runners.
     #[arg(long, value_name = "K/N")]
     pub shard: Option<verify::gate::Shard>,
-    /// Runs to execute at once on this machine (at least 1).
-    #[arg(long, default_value_t = 1, value_name = "N",
+    /// Runs to execute at once on this machine (at least 1; default: the cores available).
+    /// The report is the same whatever the number.
+    #[arg(long, value_name = "N",
           value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..))]
-    pub jobs: usize,
+    pub jobs: Option<usize>,
     /// Write a JUnit XML report here.
     #[arg(long, value_name = "PATH")]
     pub junit: Option<PathBuf>,

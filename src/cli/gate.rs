@@ -24,7 +24,7 @@ pub(super) fn gate(args: GateArgs, database_url: Option<&str>) -> CliResult {
     let mut opts = GateOptions {
         only_scenarios: args.scenario.clone(),
         shard: args.shard,
-        jobs: args.jobs,
+        jobs: args.jobs.unwrap_or_else(verify::parallel::default_jobs),
         // A sharded gate verifies the pacts once: in shard 1.
         verify_pacts: !args.no_pacts && args.shard.is_none_or(|s| s.index == 1),
         deployed: registry.deployed,

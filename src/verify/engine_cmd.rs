@@ -3,18 +3,17 @@
 
 mod files;
 
-use std::collections::BTreeMap;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use self::files::{copy_fixtures, read_dead_letters, read_outbox, read_report, write_sqlite};
-use super::gate::{
-    engine_output, expected_org, org_as_changed, spawn_org, GateError, GateOrg, RunResult,
-    Unchecked,
-};
+use super::gate::{GateError, RunResult, Unchecked};
 use super::invariants::{self, names, Evidence, Violation};
+use super::scenario_run::{
+    engine_output, expected_org, org_as_changed, org_state, spawn_org, GateOrg,
+};
 use crate::contract::Bundle;
 use crate::engine::client::SentRequest;
 use crate::engine::source::SourceSet;
@@ -205,11 +204,7 @@ pub async fn run_scenario_in(
     running.stop().await;
 
     let journal = org.journal();
-    let org_state: BTreeMap<String, Vec<_>> = bundle
-        .objects
-        .keys()
-        .map(|o| (o.clone(), org.records(o)))
-        .collect();
+    let org_state = org_state(bundle, &org);
     let tenant = format!("{}/{}", bundle.partner, bundle.tenant);
     let mut not_checked = Vec::new();
     let letters = match read_dead_letters(&files.dead_letters, &tenant, started) {
@@ -239,7 +234,7 @@ pub async fn run_scenario_in(
             "the engine wrote no report file (SYNCGATE_REPORT)",
         ));
     }
-    let expected = expected_org(bundle, &org_bundle, &source, &org);
+    let expected = expected_org(bundle, &org_bundle, &source, org.saved_edits());
     let sent: Vec<SentRequest> = org
         .captured_requests()
         .into_iter()
@@ -259,7 +254,7 @@ pub async fn run_scenario_in(
         }
     };
     let output = engine_output(
-        &sent,
+        sent,
         report.as_ref().filter(|_| completed),
         letters.clone(),
         delivered.as_deref().unwrap_or_default(),

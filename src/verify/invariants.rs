@@ -303,8 +303,12 @@ fn check_never_sent(ev: &Evidence<'_>, add: &mut impl FnMut(&'static str, String
                 .and_then(|b| b.get("records"))
                 .and_then(Value::as_array);
             for r in records.into_iter().flatten() {
-                let is_object =
-                    r.pointer("/attributes/type").and_then(Value::as_str) == Some(object);
+                // `get` twice, not `pointer`: this runs for every record of every request.
+                let is_object = r
+                    .get("attributes")
+                    .and_then(|a| a.get("type"))
+                    .and_then(Value::as_str)
+                    == Some(object);
                 let ext = r.get(&spec.external_id).and_then(Value::as_str);
                 if let (true, Some(ext)) = (is_object, ext) {
                     if invalid.contains(ext) {

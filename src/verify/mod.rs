@@ -20,6 +20,7 @@ pub mod replay_file;
 pub mod report;
 pub mod rerun;
 pub mod run_checks;
+pub mod scenario_run;
 pub mod timeline;
 
 pub use gate::{run_gate, GateError, GateOptions, GateReport, RunResult, TenantResult};

@@ -7,6 +7,11 @@ use std::future::Future;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
 
+/// Runs at once when `--jobs` is not given: the cores this process may use (1 if unknown).
+pub fn default_jobs() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
+}
+
 /// Runs `run(0)`, …, `run(count - 1)` on up to `jobs` threads and returns the results in
 /// index order.
 pub fn run_all<T, F, Fut>(count: usize, jobs: usize, run: F) -> std::io::Result<Vec<T>>

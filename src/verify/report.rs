@@ -34,7 +34,7 @@ impl Style {
 /// The human summary printed by `syncgate gate`.
 pub fn terminal(report: &GateReport, style: Style) -> String {
     let mut out = String::new();
-    let runs: usize = report.tenants.iter().map(|t| t.runs.len()).sum();
+    let runs = report.run_count();
     let _ = writeln!(
         out,
         "syncgate gate: {} tenant(s) x {} scenario(s) = {runs} runs, seed {}",
@@ -301,7 +301,7 @@ pub fn markdown(report: &GateReport) -> String {
     let mut out = String::new();
     let verdict = if report.passed() { "PASS" } else { "FAIL" };
     let _ = writeln!(out, "## syncgate gate: {verdict}\n");
-    let runs: usize = report.tenants.iter().map(|t| t.runs.len()).sum();
+    let runs = report.run_count();
     let _ = write!(
         out,
         "{} tenant(s), {} scenario(s), {runs} runs, seed `{}`",
