@@ -246,7 +246,7 @@ pub async fn run_scenario_with(
         cdc_error,
     );
     let mut violations = invariants::check(&Evidence {
-        bundle: &org_bundle,
+        bundle: org_bundle,
         expectations: &expected,
         org: &org_state,
         journal: &journal,
@@ -267,7 +267,7 @@ pub async fn run_scenario_with(
         scenario,
         journal: &journal,
         rerun_from,
-        bundle: &org_bundle,
+        bundle: org_bundle,
         expected: &expected,
         org: &org_state,
         queued: &queued,
