@@ -11,9 +11,7 @@ use std::time::{Duration, Instant};
 use self::files::{copy_fixtures, read_dead_letters, read_outbox, read_report, write_sqlite};
 use super::gate::{GateError, RunResult, Unchecked};
 use super::invariants::{self, names, Evidence, Violation};
-use super::scenario_run::{
-    engine_output, expected_org, org_as_changed, org_state, spawn_org, GateOrg,
-};
+use super::scenario_run::{engine_output, expected_org, org_state, spawn_scenario_org, GateOrg};
 use crate::contract::Bundle;
 use crate::engine::client::SentRequest;
 use crate::engine::source::SourceSet;
@@ -134,15 +132,9 @@ pub async fn run_scenario_in(
     // org's business), and again between runs.
     clock.pause();
     let started = clock.now();
-    let org_bundle = org_as_changed(bundle, scenario)?;
-    let GateOrg { org, running, .. } = spawn_org(
-        org_bundle.clone(),
-        Some(scenario.clone()),
-        seed,
-        clock.clone(),
-    )
-    .await
-    .map_err(GateError::Mock)?;
+    let (org_bundle, GateOrg { org, running, .. }) =
+        spawn_scenario_org(bundle, scenario, seed, &clock).await?;
+    let org_bundle = org_bundle.as_ref();
     org.capture_requests();
     let io =
         |what: &str, e: std::io::Error| GateError::Store(format!("engine command: {what}: {e}"));
@@ -234,7 +226,7 @@ pub async fn run_scenario_in(
             "the engine wrote no report file (SYNCGATE_REPORT)",
         ));
     }
-    let expected = expected_org(bundle, &org_bundle, &source, org.saved_edits());
+    let expected = expected_org(bundle, org_bundle, &source, org.saved_edits());
     let sent: Vec<SentRequest> = org
         .captured_requests()
         .into_iter()
@@ -261,7 +253,7 @@ pub async fn run_scenario_in(
         None,
     );
     let mut violations = invariants::check(&Evidence {
-        bundle: &org_bundle,
+        bundle: org_bundle,
         expectations: &expected,
         org: &org_state,
         journal: &journal,
@@ -295,7 +287,7 @@ pub async fn run_scenario_in(
         scenario,
         journal: &journal,
         rerun_from,
-        bundle: &org_bundle,
+        bundle: org_bundle,
         expected: &expected,
         org: &org_state,
         queued: &letters,

@@ -96,6 +96,30 @@ pub async fn spawn_org(
     })
 }
 
+/// The org a scenario runs against: the bundle as the scenario's partner changed it
+/// ([`org_as_changed`]; borrowed, not copied, when the scenario changes nothing: most
+/// scenarios), served fresh on `clock`.
+pub(crate) async fn spawn_scenario_org<'b>(
+    bundle: &'b Bundle,
+    scenario: &Scenario,
+    seed: Seed,
+    clock: &Clock,
+) -> Result<(std::borrow::Cow<'b, Bundle>, GateOrg), GateError> {
+    let org_bundle = match scenario.org_fields.is_empty() {
+        true => std::borrow::Cow::Borrowed(bundle),
+        false => std::borrow::Cow::Owned(org_as_changed(bundle, scenario)?),
+    };
+    let org = spawn_org(
+        org_bundle.clone().into_owned(),
+        Some(scenario.clone()),
+        seed,
+        clock.clone(),
+    )
+    .await
+    .map_err(GateError::Mock)?;
+    Ok((org_bundle, org))
+}
+
 /// Loads every fixture set the scenarios' runs read, each once.
 pub fn load_fixtures(
     scenarios: &[Scenario],
@@ -160,24 +184,13 @@ pub async fn run_scenario_with(
         Clock::virtual_at(scenario.start)
     };
     let started = clock.now();
-    // Most scenarios leave the org as the bundle says: no copy of the bundle for those.
-    let org_bundle = match scenario.org_fields.is_empty() {
-        true => std::borrow::Cow::Borrowed(bundle),
-        false => std::borrow::Cow::Owned(org_as_changed(bundle, scenario)?),
-    };
+    let (org_bundle, gate_org) = spawn_scenario_org(bundle, scenario, seed, &clock).await?;
     let org_bundle = org_bundle.as_ref();
     let GateOrg {
         org,
         running,
         mut target,
-    } = spawn_org(
-        org_bundle.clone(),
-        Some(scenario.clone()),
-        seed,
-        clock.clone(),
-    )
-    .await
-    .map_err(GateError::Mock)?;
+    } = gate_org;
     let config = engine_config(base, &scenario.engine);
     let dlq = MemoryStore::new();
     let request_log = crate::engine::client::RequestLog::default();
