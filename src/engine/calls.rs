@@ -131,9 +131,7 @@ impl Sync<'_> {
                 Ok(outcome) => outcome,
                 Err(stop) => {
                     // The permit goes back: the request is abandoned, not answered.
-                    if let (Some(permit), Some((limiter, _))) = (permit, &self.limiter) {
-                        limiter.release(&permit).await?;
-                    }
+                    self.release(permit).await?;
                     return Err(stop);
                 }
             };

@@ -135,14 +135,20 @@ impl Sync<'_> {
         failure: Option<&Failure>,
     ) -> Result<(), EngineError> {
         self.usage_read_on = Some(self.clock.now().day_start());
-        if let (Some(permit), Some((limiter, _))) = (permit, &self.limiter) {
-            limiter.release(&permit).await?;
-        }
+        self.release(permit).await?;
         match failure {
             Some(f) if counts_as_outage(f.status) => {
                 self.breaker.failure(self.clock.now());
             }
             _ => self.breaker.success(),
+        }
+        Ok(())
+    }
+
+    /// Gives a limiter permit back (a request answered, or abandoned at the deadline).
+    pub(super) async fn release(&self, permit: Option<Permit>) -> Result<(), EngineError> {
+        if let (Some(permit), Some((limiter, _))) = (permit, &self.limiter) {
+            limiter.release(&permit).await?;
         }
         Ok(())
     }
