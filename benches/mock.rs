@@ -233,7 +233,7 @@ async fn start_mock() -> (mock::RunningMock, String) {
         clients: vec![creds.clone()],
     });
     let running = mock::spawn(org, 0).await.expect("spawn mock");
-    let http = reqwest::Client::new();
+    let http = syncgate::http::client();
     let token: Value = http
         .post(format!("{}/services/oauth2/token", running.base_url()))
         .form(&[
@@ -329,7 +329,7 @@ async fn start_wiremock() -> Result<WireMock, String> {
         base: format!("http://127.0.0.1:{port}"),
         addr: format!("127.0.0.1:{port}"),
     };
-    let http = reqwest::Client::new();
+    let http = syncgate::http::client();
     let ready = Instant::now();
     loop {
         let up = http

@@ -18,6 +18,7 @@
 //! - [`source`]: change records from our own system (JSONL and CSV fixtures), read by the
 //!   engine and the verifier's oracle alike.
 //! - [`broker`]: the registry over HTTP, compatible with the Pact Broker API.
+//! - [`http`]: the one way an HTTP client is built (reqwest on rustls with `ring`).
 //! - `cli`: the command line of the `syncgate` binary (not part of the API).
 //!
 //! # Where to look
@@ -51,6 +52,7 @@ pub mod broker;
 pub mod cli;
 pub mod contract;
 pub mod engine;
+pub mod http;
 pub mod mock;
 pub mod sim;
 pub mod source;

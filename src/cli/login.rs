@@ -11,7 +11,6 @@ use crate::contract::Bundle;
 use crate::engine::client::{Credentials, JwtBearer, SalesforceClient, Secret};
 use crate::engine::Target;
 use crate::sim::Clock;
-use crate::store;
 
 /// Where and how to sign in.
 #[derive(Debug, Args)]
@@ -179,12 +178,6 @@ fn read_ca_file(path: &Path) -> Result<Vec<u8>, String> {
         return Err("no PEM certificate in it (expected -----BEGIN CERTIFICATE-----)".into());
     }
     // Parsing alone accepts some garbage; building a client with it checks the certificate.
-    let unusable =
-        |e: reqwest::Error| format!("not a usable PEM certificate: {}", store::cause_chain(&e));
-    let cert = reqwest::Certificate::from_pem(&pem).map_err(unusable)?;
-    reqwest::Client::builder()
-        .add_root_certificate(cert)
-        .build()
-        .map_err(unusable)?;
+    crate::http::client_trusting(&pem).map_err(|e| format!("not a usable PEM certificate: {e}"))?;
     Ok(pem)
 }

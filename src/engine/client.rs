@@ -140,10 +140,7 @@ impl SalesforceClient {
         client_name: &str,
         run_id: &str,
     ) -> Self {
-        let http = reqwest::Client::builder()
-            .timeout(std::time::Duration::from_secs(120))
-            .build()
-            .expect("an HTTP client with the built-in roots builds");
+        let http = crate::http::client();
         SalesforceClient {
             http,
             login_url: login_url.trim_end_matches('/').to_string(),
@@ -176,18 +173,7 @@ impl SalesforceClient {
             url: self.login_url.clone(),
             message,
         };
-        let cert = reqwest::Certificate::from_pem(pem)
-            .map_err(|e| bad(format!("unreadable CA certificate: {e}")))?;
-        self.http = reqwest::Client::builder()
-            .timeout(std::time::Duration::from_secs(120))
-            .add_root_certificate(cert)
-            .build()
-            .map_err(|e| {
-                bad(format!(
-                    "cannot build the HTTPS client: {}",
-                    crate::store::cause_chain(&e)
-                ))
-            })?;
+        self.http = crate::http::client_trusting(pem).map_err(bad)?;
         Ok(())
     }
 

@@ -346,7 +346,7 @@ mod tests {
         });
         let token = org.issue_token();
         let running = spawn(org, 0).await.unwrap_or_else(|e| panic!("{e}"));
-        let request = reqwest::Client::new()
+        let request = crate::http::client()
             .get(format!("{}{LIMITS}", running.base_url()))
             .bearer_auth(token);
         let seen = observe(request).await;
@@ -365,7 +365,7 @@ mod tests {
         let (addr, stop) = partner::spawn(stub, 0)
             .await
             .unwrap_or_else(|e| panic!("{e}"));
-        let seen = observe(reqwest::Client::new().get(format!("http://{addr}{LIMITS}"))).await;
+        let seen = observe(crate::http::client().get(format!("http://{addr}{LIMITS}"))).await;
         let _ = stop.send(());
         seen
     }

@@ -383,7 +383,7 @@ impl PartnerMock {
 
     /// Posts `events` to `url`, signed; returns each delivery's status (0: not delivered).
     pub async fn push_webhooks(&self, url: &str, secret: &str, events: Vec<Value>) -> Vec<Value> {
-        let client = reqwest::Client::new();
+        let client = crate::http::client();
         let mut results = Vec::new();
         for (seq, event) in self.plan(events).into_iter().enumerate() {
             let body = event.to_string();

@@ -542,7 +542,7 @@ mod tests {
         let running = spawn(org.clone(), 0)
             .await
             .unwrap_or_else(|e| panic!("{e}"));
-        let client = reqwest::Client::builder()
+        let client = crate::http::client_builder()
             .timeout(Duration::from_millis(200))
             .build()
             .unwrap_or_else(|e| panic!("{e}"));

@@ -277,7 +277,7 @@ impl ProviderStateExecutor for NoStates {
         _: Option<String>,
         _: &ProviderState,
         _: bool,
-        _: Option<&reqwest013::Client>,
+        _: Option<&reqwest::Client>,
     ) -> anyhow::Result<HashMap<String, Value>> {
         Ok(HashMap::new())
     }
@@ -307,7 +307,7 @@ impl ProviderStateExecutor for MockStates {
         _: Option<String>,
         state: &ProviderState,
         setup: bool,
-        _: Option<&reqwest013::Client>,
+        _: Option<&reqwest::Client>,
     ) -> anyhow::Result<HashMap<String, Value>> {
         let result = self.clone().apply(state, setup);
         if let Err(e) = &result {

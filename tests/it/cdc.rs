@@ -386,7 +386,7 @@ async fn an_expired_replay_id_resyncs_and_resumes_from_the_present() {
     org.upsert("crm-ui", &[("X-1", json!({MANAGER: "Priya Nair"}))])
         .await;
     // The consumer is away for longer than the bus keeps events.
-    let resp = reqwest::Client::new()
+    let resp = syncgate::http::client()
         .post(format!(
             "{}/__syncgate/clock?advance=73h",
             org.running.base_url()

@@ -461,7 +461,7 @@ impl Fence for AbortsJobs {
         if n != self.nth {
             return Ok(());
         }
-        let http = reqwest::Client::new();
+        let http = syncgate::http::client();
         let jobs = format!("{}/services/data/v62.0/jobs/ingest", self.base);
         let list: Value = http
             .get(&jobs)

@@ -46,7 +46,7 @@ async fn start_on(bundle: Bundle, scenario: Option<Scenario>, clock: Clock) -> O
         clients: vec![creds.clone()],
     });
     let running = mock::spawn(org, 0).await.unwrap();
-    let http = reqwest::Client::new();
+    let http = syncgate::http::client();
     let body: Value = http
         .post(format!("{}/services/oauth2/token", running.base_url()))
         .form(&[

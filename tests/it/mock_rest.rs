@@ -42,7 +42,7 @@ async fn start(scenario: Option<Scenario>) -> Org {
         clients: vec![creds.clone()],
     });
     let running = mock::spawn(org, 0).await.unwrap();
-    let http = reqwest::Client::new();
+    let http = syncgate::http::client();
     let resp = http
         .post(format!("{}/services/oauth2/token", running.base_url()))
         .form(&[

@@ -28,7 +28,7 @@ const UPSERT: &str = "/services/data/v62.0/composite/sobjects/Account/NW_Custome
 async fn provider_states_choose_the_answer() {
     let stub = PartnerMock::new(&bundle(), None, Seed(1), clock());
     let (addr, _stop) = partner::spawn(stub.clone(), 0).await.unwrap();
-    let http = reqwest::Client::new();
+    let http = syncgate::http::client();
     let base = format!("http://{addr}");
     let limits = http
         .get(format!("{base}/services/data/v62.0/limits"))
@@ -90,7 +90,7 @@ async fn scenario_faults_come_first() {
     let stub = PartnerMock::new(&bundle(), Some(&scenario), Seed(1), clock());
     let (addr, _stop) = partner::spawn(stub.clone(), 0).await.unwrap();
     let url = format!("http://{addr}/services/data/v62.0/limits");
-    let http = reqwest::Client::new();
+    let http = syncgate::http::client();
     assert_eq!(http.get(&url).send().await.unwrap().status(), 503);
     assert_eq!(http.get(&url).send().await.unwrap().status(), 200);
     assert_eq!(stub.journal()[0]["fault"], "down: server_unavailable");
@@ -133,7 +133,7 @@ async fn webhooks_are_signed_and_duplicated_from_the_seed() {
     .unwrap();
     let stub = PartnerMock::new(&bundle(), Some(&scenario), Seed(1), clock());
     let (addr, _stop) = partner::spawn(stub, 0).await.unwrap();
-    let resp: Value = reqwest::Client::new()
+    let resp: Value = syncgate::http::client()
         .post(format!("http://{addr}/__syncgate/webhooks"))
         .json(&json!({"url": format!("http://{receiver}/hook"), "secret": "whsec", "events": [{"id": "evt-1"}, {"id": "evt-2"}]}))
         .send()

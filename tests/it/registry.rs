@@ -577,7 +577,7 @@ pub(crate) fn call(
     body: Option<Value>,
 ) -> (u16, Value) {
     rt().block_on(async {
-        let c = reqwest::Client::new();
+        let c = syncgate::http::client();
         let mut req = match method {
             "GET" => c.get(url),
             "POST" => c.post(url),
@@ -1535,7 +1535,7 @@ fn pact_cli_commands_against(db: &str) {
         .replace("{tag}", "t2");
     let svg = |env: &str| {
         rt().block_on(async {
-            let resp = reqwest::Client::new()
+            let resp = syncgate::http::client()
                 .get(badge.replace("{environment}", env))
                 .bearer_auth("engine-write")
                 .send()

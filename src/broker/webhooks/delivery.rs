@@ -230,7 +230,7 @@ pub async fn attempt(client: &reqwest::Client, settings: &Delivery, job: &Job) -
 
 /// The client deliveries use: no redirects (a webhook goes where it says, nowhere else).
 pub fn client() -> Result<reqwest::Client, String> {
-    reqwest::Client::builder()
+    crate::http::client_builder()
         .redirect(reqwest::redirect::Policy::none())
         .build()
         .map_err(|e| {

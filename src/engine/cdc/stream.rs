@@ -64,10 +64,7 @@ impl LongPollStream {
             max_events: config.max_events,
             max_attempts: config.max_attempts,
             backoff: config.backoff.clone(),
-            http: reqwest::Client::builder()
-                .timeout(Duration::from_secs(120))
-                .build()
-                .expect("an HTTP client with the built-in roots builds"),
+            http: crate::http::client(),
             clock,
             jitter: seed.stream("engine.cdc.stream"),
         }
