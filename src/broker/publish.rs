@@ -166,39 +166,22 @@ pub(super) async fn publish_contracts(
     Ok(hal(StatusCode::OK, &headers, body))
 }
 
-/// Decodes standard base64 (padding optional, whitespace ignored).
+/// Decodes the base64 of a published pact: the standard alphabet (the URL-safe one as
+/// a whole, for clients that send it), padding optional, whitespace (line breaks of
+/// wrapped encoders) ignored.
 pub fn base64_decode(s: &str) -> Option<Vec<u8>> {
-    fn val(c: u8) -> Option<u32> {
-        Some(match c {
-            b'A'..=b'Z' => c - b'A',
-            b'a'..=b'z' => c - b'a' + 26,
-            b'0'..=b'9' => c - b'0' + 52,
-            b'+' | b'-' => 62,
-            b'/' | b'_' => 63,
-            _ => return None,
-        } as u32)
-    }
+    use base64::engine::general_purpose::{GeneralPurpose, GeneralPurposeConfig};
+    use base64::engine::DecodePaddingMode;
+    use base64::{alphabet, Engine as _};
+    const LENIENT: GeneralPurposeConfig =
+        GeneralPurposeConfig::new().with_decode_padding_mode(DecodePaddingMode::Indifferent);
+    const STANDARD: GeneralPurpose = GeneralPurpose::new(&alphabet::STANDARD, LENIENT);
+    const URL_SAFE: GeneralPurpose = GeneralPurpose::new(&alphabet::URL_SAFE, LENIENT);
     let clean: Vec<u8> = s.bytes().filter(|c| !c.is_ascii_whitespace()).collect();
-    let trimmed: &[u8] = {
-        let mut end = clean.len();
-        while end > 0 && clean[end - 1] == b'=' {
-            end -= 1;
-        }
-        &clean[..end]
-    };
-    if trimmed.len() % 4 == 1 {
-        return None;
-    }
-    let mut out = Vec::with_capacity(trimmed.len() * 3 / 4);
-    for chunk in trimmed.chunks(4) {
-        let mut acc = 0u32;
-        for (i, &c) in chunk.iter().enumerate() {
-            acc |= val(c)? << (18 - 6 * i);
-        }
-        let bytes = acc.to_be_bytes();
-        out.extend_from_slice(&bytes[1..chunk.len()]);
-    }
-    Some(out)
+    STANDARD
+        .decode(&clean)
+        .or_else(|_| URL_SAFE.decode(&clean))
+        .ok()
 }
 
 #[cfg(test)]
@@ -212,5 +195,9 @@ mod tests {
         assert_eq!(base64_decode("e30="), Some(b"{}".to_vec()));
         assert_eq!(base64_decode("a"), None);
         assert_eq!(base64_decode("a*=="), None);
+        assert_eq!(base64_decode("aGVs\nbG8="), Some(b"hello".to_vec()));
+        assert_eq!(base64_decode("-_8"), Some(vec![0xfb, 0xff]));
+        // The two alphabets are not mixed within one string.
+        assert_eq!(base64_decode("+_8"), None);
     }
 }
