@@ -231,6 +231,17 @@ fn gate_kind(e: &GateError) -> Kind {
     }
 }
 
+impl From<crate::verify::registry::RegistryReadError> for CliError {
+    fn from(e: crate::verify::registry::RegistryReadError) -> Self {
+        use crate::verify::registry::RegistryReadError;
+        let kind = match &e {
+            RegistryReadError::Store(StoreError::BadUrl(_)) => Kind::BadInput,
+            _ => Kind::Internal,
+        };
+        CliError::wrap(kind, e)
+    }
+}
+
 impl From<GateError> for CliError {
     fn from(e: GateError) -> Self {
         CliError::wrap(gate_kind(&e), e)

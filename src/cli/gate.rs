@@ -6,9 +6,9 @@ use std::path::PathBuf;
 
 use super::args::{GateArgs, PreflightArgs, ReplayArgs};
 use super::{color, open_store, replay_from, runtime, write_file};
-use super::{CliError, CliResult, Context, Outcome};
+use super::{CliError, CliResult, Outcome};
 use crate::sim::{Clock, Seed};
-use crate::store::{self, Verification};
+use crate::verify::registry::RegistryState;
 use crate::verify::{self, report, GateOptions, GateReport};
 
 /// Runs the gate on a one-thread runtime (see [`runtime`]).
@@ -82,12 +82,7 @@ pub(super) fn gate(args: GateArgs, database_url: Option<&str>) -> CliResult {
         // The results are of that command, not of this engine version.
         eprintln!("verification results not recorded: an engine command judged another engine");
     } else {
-        runtime()?
-            .block_on(record_gate_verifications(
-                &report,
-                &args.engine_version,
-                database_url,
-            ))
+        record_gate_verifications(&report, &args.engine_version, database_url)
             .map_err(|e| e.context("failed to record the verification results"))?;
     }
     Ok(Outcome::of(report.passed()))
@@ -219,92 +214,37 @@ fn report_generated(report: &GateReport) {
 }
 
 /// Records one verification per tenant of a gate run: what can-i-deploy answers from.
-async fn record_gate_verifications(
+fn record_gate_verifications(
     report: &GateReport,
     engine_version: &str,
     db: Option<&str>,
 ) -> Result<(), CliError> {
     let store = open_store(db)?;
     let at = Clock::system().now();
-    let mut recorded = 0;
-    for t in &report.tenants {
-        // A verification vouches for the pacts too: without any, there is nothing to record.
-        if t.pacts.as_ref().is_some_and(|p| !p.checked()) {
-            eprintln!(
-                "verification result not recorded for {}: its pacts were not checked (the bundle has no pacts/)",
-                t.label()
-            );
-            continue;
-        }
-        recorded += 1;
-        let v = Verification {
-            partner: t.partner.clone(),
-            tenant: t.tenant.clone(),
-            bundle_version: t.bundle_version.clone(),
-            bundle_hash: t.bundle_hash.clone(),
-            engine_version: engine_version.to_string(),
-            success: t.passed(),
-            seed: report.seed,
-            scenarios: t.runs.iter().map(|r| r.scenario.clone()).collect(),
-            verified_at: at,
-            verified_by: "syncgate gate".into(),
-            engine_config_hash: Some(report.engine_config_hash.clone()),
-        };
-        store.record_verification(&v).await?;
+    let done = runtime()?.block_on(verify::registry::record_verifications(
+        store.as_ref(),
+        report,
+        engine_version,
+        at,
+    ))?;
+    for label in &done.pacts_unchecked {
+        eprintln!(
+            "verification result not recorded for {label}: its pacts were not checked (the bundle has no pacts/)"
+        );
     }
-    eprintln!("recorded {recorded} verification result(s) for engine {engine_version}");
+    eprintln!(
+        "recorded {} verification result(s) for engine {engine_version}",
+        done.recorded.len()
+    );
     Ok(())
 }
 
-/// What the store's registry holds, per tenant (`partner/tenant`), for the gate's contract
-/// check: the bundle deployed in `environment`, and every published version.
-pub struct RegistryState {
-    pub deployed: std::collections::BTreeMap<String, crate::contract::Bundle>,
-    pub published: std::collections::BTreeMap<String, Vec<store::PublishedVersion>>,
-}
-
-/// Reads [`RegistryState`] from the store. A store that cannot be opened or read is an error
-/// (with its cause): the gate must not pass without the check it was asked for.
+/// Reads the registry's state from the store. A store that cannot be opened or read is an
+/// error (with its cause): the gate must not pass without the check it was asked for.
 fn registry_state(db: Option<&str>, environment: &str) -> Result<RegistryState, CliError> {
     let store = open_store(db)?;
-    let read =
-        |e: store::StoreError| CliError::from(e).context("cannot read the registry from the store");
-    runtime()?.block_on(async {
-        let mut state = RegistryState {
-            deployed: Default::default(),
-            published: Default::default(),
-        };
-        for partner in store.partners().await.map_err(read)? {
-            for v in store.versions(&partner, None).await.map_err(read)? {
-                state
-                    .published
-                    .entry(format!("{}/{}", v.partner, v.tenant))
-                    .or_default()
-                    .push(v);
-            }
-            let deps = store
-                .deployments(&partner, None, Some(environment))
-                .await
-                .map_err(read)?;
-            for d in deps.iter().filter(|d| d.undeployed_at.is_none()) {
-                let label = format!("{}/{}", d.partner, d.tenant);
-                let v = store
-                    .version(&d.partner, &d.tenant, &d.bundle_version)
-                    .await
-                    .map_err(read)?
-                    .ok_or_else(|| {
-                        CliError::internal(format!(
-                            "{label} is recorded as deployed in {environment} with bundle {}, which is not published",
-                            d.bundle_version
-                        ))
-                    })?;
-                let b = crate::contract::Bundle::from_json(&v.content).context(format!(
-                    "the bundle {label} {} deployed in {environment} is unreadable",
-                    d.bundle_version
-                ))?;
-                state.deployed.insert(label, b);
-            }
-        }
-        Ok(state)
-    })
+    Ok(runtime()?.block_on(verify::registry::registry_state(
+        store.as_ref(),
+        environment,
+    ))?)
 }
