@@ -341,6 +341,12 @@ fn replay_prints_the_same_timeline_for_the_same_seed() {
     assert!(text.contains("2026-01-05T09:00:00.000Z  #3 "), "{text}");
     assert!(text.contains("check retry-after-honoured: ok"), "{text}");
     assert!(text.ends_with("verdict: PASS\n\n"), "{text}");
+    // The whole timeline as QA reads it (virtual clock: nothing to redact).
+    let hash = regex::Regex::new("sha256:[0-9a-f]{64}").unwrap();
+    insta::assert_snapshot!(
+        "replay_timeline_rate_limit_storm",
+        hash.replace_all(&text, "sha256:[hash]")
+    );
     let lines = std::fs::read_to_string(trace("a.jsonl")).unwrap();
     for line in lines.lines() {
         let v: serde_json::Value = serde_json::from_str(line).unwrap();
@@ -422,10 +428,11 @@ fn shards_split_the_runs_without_overlap_and_jobs_do_not_change_the_verdicts() {
 }
 
 #[test]
-fn json_and_markdown_reports() {
+fn json_junit_and_markdown_reports() {
     let dir = tempfile::tempdir().unwrap();
     let json = dir.path().join("r.json");
     let md = dir.path().join("r.md");
+    let junit = dir.path().join("r.xml");
     let out = syncgate(&[
         "gate",
         "--scenarios",
@@ -447,6 +454,8 @@ fn json_and_markdown_reports() {
         json.to_str().unwrap(),
         "--markdown",
         md.to_str().unwrap(),
+        "--junit",
+        junit.to_str().unwrap(),
     ]);
     assert_eq!(out.status.code(), Some(1));
     let redact = |s: String| {
@@ -482,6 +491,26 @@ fn json_and_markdown_reports() {
     insta::assert_snapshot!(
         "markdown_report",
         redact(std::fs::read_to_string(&md).unwrap())
+    );
+    // The whole JSON report and the JUnit file, as CI consumers read them (hashes, the
+    // version and wall times redacted).
+    // Latencies and the run's length are measured on the engine command's scaled wall
+    // clock: they vary from run to run, so they are left out.
+    let mut stable = report.clone();
+    for run in stable["tenants"][0]["runs"].as_array_mut().unwrap() {
+        run.as_object_mut().unwrap().shift_remove("virtual_seconds");
+        run["metrics"]
+            .as_object_mut()
+            .unwrap()
+            .shift_remove("latency_ms");
+    }
+    insta::assert_snapshot!(
+        "json_report",
+        redact(serde_json::to_string_pretty(&stable).unwrap())
+    );
+    insta::assert_snapshot!(
+        "junit_report",
+        redact(std::fs::read_to_string(&junit).unwrap())
     );
 }
 
