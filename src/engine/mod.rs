@@ -36,6 +36,7 @@ mod report;
 pub mod retry;
 pub mod runner;
 pub mod shared;
+pub mod stop;
 /// Source files are their own module (`crate::source`); re-exported for the engine's paths.
 pub use crate::source;
 pub mod table_source;

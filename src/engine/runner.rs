@@ -13,7 +13,9 @@ use async_trait::async_trait;
 use serde::Serialize;
 
 use super::bounds::RunBounds;
-use super::cdc::{pubsub, CdcConfig, CdcConsumer, CdcReport, CrmChangeSink, PubSubStream};
+use super::cdc::{
+    pubsub, CdcConfig, CdcConsumer, CdcError, CdcReport, CrmChangeSink, PubSubStream,
+};
 use super::client::SalesforceClient;
 use super::feed::Feed;
 use super::shared::{SharedReport, SharedWork};
@@ -27,43 +29,7 @@ use crate::store::{CheckpointStore, DeadLetterStore, DedupeStore, Store};
 /// a crash) within a week skips what was applied.
 pub const DEDUPE_TTL: Duration = Duration::from_secs(7 * 24 * 3600);
 
-/// A stop request shared with whoever asks for it (a signal handler, a test).
-#[derive(Clone)]
-pub struct Stop {
-    asked: Arc<tokio::sync::watch::Sender<bool>>,
-}
-
-impl Default for Stop {
-    fn default() -> Self {
-        Stop {
-            asked: Arc::new(tokio::sync::watch::channel(false).0),
-        }
-    }
-}
-
-impl Stop {
-    pub fn new() -> Self {
-        Stop::default()
-    }
-
-    /// Asks the run to stop after the request in flight: every wait (a follower's poll,
-    /// `Retry-After`, a backoff, the daily window) ends at once, and the next request's
-    /// fence ends the run with the page uncommitted.
-    pub fn request(&self) {
-        self.asked.send_replace(true);
-    }
-
-    pub fn requested(&self) -> bool {
-        *self.asked.borrow()
-    }
-
-    /// Resolves once a stop is requested (at once if it already was).
-    pub async fn requested_now(&self) {
-        let mut rx = self.asked.subscribe();
-        // An error means the sender is gone, which cannot happen while `self` holds it.
-        let _ = rx.wait_for(|asked| *asked).await;
-    }
-}
+pub use super::stop::Stop;
 
 /// Refuses the next request once a stop was asked for: the batch in flight finishes, and
 /// its records are recorded as applied; the rest waits for the next start.
@@ -274,6 +240,7 @@ impl<'a> Runner<'a> {
                     self.state,
                     crm.sink,
                 );
+                let consumer = consumer.with_stop(self.stop.clone());
                 Some(match &crm.config.pubsub_url {
                     Some(url) => consumer.with_stream(Box::new(PubSubStream::new(
                         &crm.config,
@@ -323,6 +290,13 @@ impl<'a> Runner<'a> {
             if let Some(c) = consumer.as_mut() {
                 match c.drain().await {
                     Ok(r) => summary.crm_changes = Some(r),
+                    // A stop during the consumer's reads or waits: what it read is not
+                    // committed, and the next start reads it again.
+                    Err(CdcError::Stopped) => {
+                        summary.crm_changes = Some(c.report());
+                        summary.interrupted = true;
+                        return Ok(());
+                    }
                     Err(e) if self.follow.is_some() && !first => {
                         summary.tick_failures += 1;
                         eprintln!(

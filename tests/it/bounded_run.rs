@@ -397,3 +397,37 @@ fn mock_serve_keeps_a_bounded_journal_and_counts_every_request() {
     assert_eq!(state["journal"]["dropped"], 7, "{state}");
     assert_eq!(state["journal"]["kept"], 5, "{state}");
 }
+
+/// SIGTERM while the change-event consumer waits to retry the Pub/Sub API (here a port
+/// nobody listens on, so every attempt fails and backs off for seconds) ends `sync`
+/// within a second, as a stop during the engine's own waits does; the summary says it was
+/// interrupted and the consumer's replay ID stays where it was.
+#[test]
+fn sigterm_during_the_change_event_consumers_backoff_ends_the_sync_within_a_second() {
+    let dir = tempfile::tempdir().unwrap();
+    let (scenario, config, db) = setup(dir.path(), "purpose: no faults\nfaults: []\n", "");
+    let mock = serve(&scenario);
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let nobody = format!("http://{}", closed.local_addr().unwrap());
+    drop(closed);
+    let outbox = dir.path().join("outbox.jsonl");
+    let mut args = sync_args(&mock.url, &config);
+    args.extend([
+        "--crm-outbox",
+        outbox.to_str().unwrap(),
+        "--pubsub-url",
+        &nobody,
+    ]);
+    let child = spawn_sync(&db, &args);
+    // The engine's writes come first; the consumer starts once the last object is sent.
+    wait_for("the engine to send every object", || {
+        admin_get(&mock.url, "/__syncgate/journal").contains("/Opportunity/")
+    });
+    // Into the consumer's retries (0.5 s, 1 s, 2 s, 4 s, 8 s between attempts).
+    std::thread::sleep(Duration::from_millis(2500));
+    let (code, summary, stderr, took) = terminate(child);
+    assert!(took < Duration::from_secs(1), "took {took:?}: {stderr}");
+    assert!(matches!(code, Some(0 | 1)), "{code:?} {summary} {stderr}");
+    assert_eq!(summary["interrupted"], true, "{summary} {stderr}");
+    assert!(summary["created"].as_u64().unwrap() > 0, "{summary}");
+}

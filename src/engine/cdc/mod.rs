@@ -22,6 +22,7 @@ use serde_json::Value;
 
 use super::client::SalesforceClient;
 use super::retry::Backoff;
+use super::stop::Stop;
 use crate::contract::{Bundle, Owner};
 use crate::sim::{Clock, Rng, Seed, Timestamp};
 use crate::store::{CheckpointStore, DedupeStore, StoreError};
@@ -157,6 +158,10 @@ pub enum CdcError {
     Store(#[from] StoreError),
     #[error(transparent)]
     Sink(#[from] SinkError),
+    /// A stop was asked for while the consumer read or waited; nothing of that poll was
+    /// delivered or committed, so the next start reads it again.
+    #[error("stopped while reading change events")]
+    Stopped,
 }
 
 /// Orders changes to one field of one record: commit time, then commit number, then the
@@ -235,6 +240,33 @@ pub struct CdcConsumer<'a> {
     /// The newest version delivered per field (a cache of the stored watermarks).
     delivered: HashMap<FieldKey, Version>,
     report: CdcReport,
+    /// Ends the consumer's reads and waits (a backoff, `Retry-After`, the daily window) at
+    /// once; deliveries to the sink and commits are never cut short.
+    stop: Option<Stop>,
+}
+
+/// Runs `read` unless a stop is asked for first. Only reading is ever abandoned: it
+/// delivers and commits nothing, so dropping it half-way loses nothing.
+async fn unless_stopped<T>(
+    stop: Option<&Stop>,
+    read: impl std::future::Future<Output = Result<T, CdcError>>,
+) -> Result<T, CdcError> {
+    match stop {
+        Some(stop) => tokio::select! {
+            biased;
+            _ = stop.requested_now() => Err(CdcError::Stopped),
+            r = read => r,
+        },
+        None => read.await,
+    }
+}
+
+/// What one poll read, ready to deliver.
+struct Gathered {
+    events: usize,
+    changes: Vec<Staged>,
+    uuids: Vec<String>,
+    latest: Option<String>,
 }
 
 impl<'a> CdcConsumer<'a> {
@@ -265,7 +297,14 @@ impl<'a> CdcConsumer<'a> {
             external_ids: HashMap::new(),
             delivered: HashMap::new(),
             report: CdcReport::default(),
+            stop: None,
         }
+    }
+
+    /// Ends reads and waits when `stop` is asked for (with [`CdcError::Stopped`]).
+    pub fn with_stop(mut self, stop: Stop) -> Self {
+        self.stop = Some(stop);
+        self
     }
 
     /// Reads change events from `stream` instead of the long-poll subscription
@@ -310,9 +349,25 @@ impl<'a> CdcConsumer<'a> {
             .checkpoint(&scope)
             .await?
             .unwrap_or_else(|| "EARLIEST".into());
-        let (events, latest) = match self.stream.poll(&from, &mut self.client).await? {
+        let stop = self.stop.clone();
+        let Some(read) = unless_stopped(stop.as_ref(), self.gather(&from)).await? else {
+            return self.recover_from_expired_replay().await;
+        };
+        self.commit(read.changes, &read.uuids).await?;
+        if let Some(latest) = read.latest {
+            if from != latest {
+                self.checkpoints.set_checkpoint(&scope, &latest).await?;
+            }
+        }
+        Ok(read.events)
+    }
+
+    /// Reads the events after `from` and turns them into changes to deliver (re-reading
+    /// what gap and overflow events name); `None` when the stream no longer knows `from`.
+    async fn gather(&mut self, from: &str) -> Result<Option<Gathered>, CdcError> {
+        let (events, latest) = match self.stream.poll(from, &mut self.client).await? {
             Polled::Events { events, latest } => (events, latest),
-            Polled::InvalidReplay => return self.recover_from_expired_replay().await,
+            Polled::InvalidReplay => return Ok(None),
         };
         self.report.polls += 1;
         let batch = self.sort(&events).await?;
@@ -337,18 +392,29 @@ impl<'a> CdcConsumer<'a> {
             let read = self.read_back(object, None, ChangeVia::Resync).await?;
             changes.extend(read);
         }
-        self.commit(changes, &batch.uuids).await?;
-        if let Some(latest) = latest {
-            if from != latest {
-                self.checkpoints.set_checkpoint(&scope, &latest).await?;
-            }
-        }
-        Ok(events.len())
+        Ok(Some(Gathered {
+            events: events.len(),
+            changes,
+            uuids: batch.uuids,
+            latest,
+        }))
     }
 
     /// The stored replay ID expired (or was never issued): note where the bus is now,
     /// read every object with CRM-owned fields back, then resume from that point.
     async fn recover_from_expired_replay(&mut self) -> Result<usize, CdcError> {
+        let stop = self.stop.clone();
+        let (mark, changes) = unless_stopped(stop.as_ref(), self.read_everything()).await?;
+        self.commit(changes, &[]).await?;
+        let scope = self.checkpoint_scope();
+        let next = mark.unwrap_or_else(|| "LATEST".into());
+        self.checkpoints.set_checkpoint(&scope, &next).await?;
+        // Not zero: the caller polls again from the new point.
+        Ok(1)
+    }
+
+    /// Where the bus is now, and every object with CRM-owned fields read back.
+    async fn read_everything(&mut self) -> Result<(Option<String>, Vec<Staged>), CdcError> {
         let mark = match self.stream.poll("LATEST", &mut self.client).await? {
             Polled::Events { latest, .. } => latest,
             Polled::InvalidReplay => None,
@@ -365,12 +431,7 @@ impl<'a> CdcConsumer<'a> {
             self.report.resyncs += 1;
             changes.extend(self.read_back(object, None, ChangeVia::Resync).await?);
         }
-        self.commit(changes, &[]).await?;
-        let scope = self.checkpoint_scope();
-        let next = mark.unwrap_or_else(|| "LATEST".into());
-        self.checkpoints.set_checkpoint(&scope, &next).await?;
-        // Not zero: the caller polls again from the new point.
-        Ok(1)
+        Ok((mark, changes))
     }
 
     /// Hands `changes` to the sink, then records what it accepted: the event IDs (dedupe)
