@@ -249,22 +249,22 @@ impl Attempt for Batch<'_, '_, '_> {
                 continue;
             }
             let first_failed = self.first_failed_of(item.record, now);
-            engine
-                .dead_letter(
-                    self.object,
-                    Letter {
-                        record: item.record,
-                        payload: item.payload.clone(),
-                        class: ErrorClass::Rejected,
-                        code: &code,
-                        message,
-                        attempts: attempt,
-                        correlation_id: Some(reply.correlation_id.clone()),
-                        first_failed,
-                    },
-                )
-                .await?;
+            engine.dead_letter(
+                self.object,
+                Letter {
+                    record: item.record,
+                    payload: item.payload.clone(),
+                    class: ErrorClass::Rejected,
+                    code: &code,
+                    message,
+                    attempts: attempt,
+                    correlation_id: Some(reply.correlation_id.clone()),
+                    first_failed,
+                },
+            );
         }
+        // The batch's rejections, in one transaction.
+        engine.flush_letters().await?;
         self.remaining = retry;
         if self.remaining.is_empty() {
             return Ok(Ok(()));

@@ -81,8 +81,7 @@ impl Sync<'_> {
                     correlation_id: None,
                     first_failed: first,
                 },
-            )
-            .await?;
+            );
         }
         Ok(())
     }

@@ -50,10 +50,9 @@ impl Sync<'_> {
                     correlation_id: None,
                     first_failed,
                 },
-            )
-            .await?;
+            );
         }
-        Ok(())
+        self.flush_letters().await
     }
 
     /// The idempotency key of one record version: tenant, object, source ID, operation, version.
@@ -108,13 +107,10 @@ impl Sync<'_> {
         Ok(())
     }
 
-    /// Queues `letter` in the dead-letter queue (and, unless a later run may send it again,
-    /// marks the version rejected).
-    pub(super) async fn dead_letter(
-        &mut self,
-        object: &str,
-        letter: Letter<'_>,
-    ) -> Result<(), EngineError> {
+    /// Decides `letter` for the dead-letter queue (and, unless a later run may send it
+    /// again, the version's rejection key); stored by the next [`Sync::flush_letters`],
+    /// which every batch ends with.
+    pub(super) fn dead_letter(&mut self, object: &str, letter: Letter<'_>) {
         let Letter {
             record,
             payload,
@@ -126,13 +122,8 @@ impl Sync<'_> {
             first_failed,
         } = letter;
         self.report.dead_lettered += 1;
-        if class != ErrorClass::RetriesExhausted {
-            if let Some((store, ttl)) = self.dedupe {
-                store
-                    .check_and_set(&self.rejection_key(object, record), self.clock.now(), ttl)
-                    .await?;
-            }
-        }
+        let rejection_key = (class != ErrorClass::RetriesExhausted && self.dedupe.is_some())
+            .then(|| self.rejection_key(object, record));
         self.event(
             object,
             EventKind::DeadLetter {
@@ -151,24 +142,40 @@ impl Sync<'_> {
                 headers_sent.insert("X-Correlation-Id".to_string(), id.clone());
             }
         }
-        self.dlq
-            .dlq_append(&DeadLetter {
-                tenant: self.tenant.clone(),
-                object: object.to_string(),
-                source_id: record.id.clone(),
-                source_version: record.version,
-                payload,
-                class,
-                error_code: code.to_string(),
-                message: message.to_string(),
-                attempts,
-                correlation_id,
-                first_failed_at: first_failed,
-                last_failed_at: self.clock.now(),
-                idempotency_key: self.idempotency_key(object, record),
-                headers_sent,
-            })
-            .await?;
+        let letter = DeadLetter {
+            tenant: self.tenant.clone(),
+            object: object.to_string(),
+            source_id: record.id.clone(),
+            source_version: record.version,
+            payload,
+            class,
+            error_code: code.to_string(),
+            message: message.to_string(),
+            attempts,
+            correlation_id,
+            first_failed_at: first_failed,
+            last_failed_at: self.clock.now(),
+            idempotency_key: self.idempotency_key(object, record),
+            headers_sent,
+        };
+        self.letters.push((letter, rejection_key));
+    }
+
+    /// Stores the letters decided so far and their rejection keys, one transaction for
+    /// each (what is decided within a batch is one commit, not one per record).
+    pub(super) async fn flush_letters(&mut self) -> Result<(), EngineError> {
+        if self.letters.is_empty() {
+            return Ok(());
+        }
+        let (letters, keys): (Vec<DeadLetter>, Vec<Option<String>>) =
+            std::mem::take(&mut self.letters).into_iter().unzip();
+        let keys: Vec<String> = keys.into_iter().flatten().collect();
+        if let (Some((store, ttl)), false) = (self.dedupe, keys.is_empty()) {
+            store
+                .check_and_set_all(&keys, self.clock.now(), ttl)
+                .await?;
+        }
+        self.dlq.dlq_append_all(&letters).await?;
         Ok(())
     }
 }

@@ -145,6 +145,9 @@ pub struct Sync<'a> {
     /// Per object, the collections batch size the org's triggers took last (see
     /// [`collections`]).
     batch_sizes: std::collections::HashMap<String, usize>,
+    /// Dead letters decided and not yet stored, with the rejection key each sets: written
+    /// together, in one store transaction per batch ([`Sync::flush_letters`]).
+    letters: Vec<(crate::store::DeadLetter, Option<String>)>,
 }
 
 /// Called with a line a person watching the run should read now (`sync` prints it on stderr).
@@ -189,6 +192,7 @@ impl<'a> Sync<'a> {
             bounds,
             notices: None,
             batch_sizes: Default::default(),
+            letters: Vec::new(),
             config,
         }
     }
@@ -360,10 +364,28 @@ impl<'a> Sync<'a> {
             )));
         };
         self.requests_sent = client.requests();
+        let sent = self
+            .send_prepared(client, object, spec, records, fence)
+            .await;
+        // Letters decided before a failure are stored all the same.
+        let stored = self.flush_letters().await;
+        sent.and(stored)
+    }
+
+    async fn send_prepared(
+        &mut self,
+        client: &mut SalesforceClient,
+        object: &str,
+        spec: &crate::contract::ObjectSpec,
+        records: &[&SourceRecord],
+        fence: Option<&dyn Fence>,
+    ) -> Result<(), EngineError> {
         let prepare::Prepared {
             mut items,
             hard_deletes,
         } = self.prepare(object, spec, records).await?;
+        // The records the contract rejects, in one transaction.
+        self.flush_letters().await?;
         self.resolve_conflicts(client, object, spec, &mut items, fence)
             .await?;
         self.dispatch(client, object, &spec.external_id, &items, fence)

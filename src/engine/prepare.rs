@@ -83,8 +83,7 @@ impl Sync<'_> {
                             correlation_id: None,
                             first_failed: self.clock.now(),
                         },
-                    )
-                    .await?;
+                    );
                     continue;
                 }
             };
@@ -131,8 +130,7 @@ impl Sync<'_> {
                         correlation_id: None,
                         first_failed: self.clock.now(),
                     },
-                )
-                .await?;
+                );
                 continue;
             }
             items.push(Item {

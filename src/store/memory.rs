@@ -239,9 +239,9 @@ impl Inner {
     }
 }
 
-#[async_trait]
-impl DeadLetterStore for MemoryStore {
-    async fn dlq_append(&self, letter: &DeadLetter) -> StoreResult<i64> {
+impl MemoryStore {
+    /// Queues one letter (the trait's batch is these one after another).
+    fn append_letter(&self, letter: &DeadLetter) -> StoreResult<i64> {
         let mut s = self.lock();
         let applied = s
             .applied
@@ -274,6 +274,13 @@ impl DeadLetterStore for MemoryStore {
             superseded_by,
         });
         Ok(id)
+    }
+}
+
+#[async_trait]
+impl DeadLetterStore for MemoryStore {
+    async fn dlq_append_all(&self, letters: &[DeadLetter]) -> StoreResult<Vec<i64>> {
+        letters.iter().map(|l| self.append_letter(l)).collect()
     }
 
     async fn dlq_list(&self, filter: &DlqFilter) -> StoreResult<Vec<StoredLetter>> {

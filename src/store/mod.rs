@@ -415,7 +415,19 @@ impl DlqFilter {
 pub trait DeadLetterStore: Send + Sync {
     /// Adds a letter; a letter for a record already in the queue (same tenant, object and
     /// source ID) replaces it and keeps the earlier one in its history.
-    async fn dlq_append(&self, letter: &DeadLetter) -> StoreResult<i64>;
+    async fn dlq_append(&self, letter: &DeadLetter) -> StoreResult<i64> {
+        let ids = self.dlq_append_all(std::slice::from_ref(letter)).await?;
+        ids.first().copied().ok_or_else(|| {
+            StoreError::failed(format!(
+                "queueing the letter of {} answered nothing",
+                letter.source_id
+            ))
+        })
+    }
+    /// [`DeadLetterStore::dlq_append`] for every letter of a batch, in one transaction where
+    /// the store has them (a batch's 200 rejections are one commit, not 200); the row IDs in
+    /// order. Each backend implements this one; a single letter is a batch of one.
+    async fn dlq_append_all(&self, letters: &[DeadLetter]) -> StoreResult<Vec<i64>>;
     /// Letters matching the filter, in the order they were first added.
     async fn dlq_list(&self, filter: &DlqFilter) -> StoreResult<Vec<StoredLetter>>;
     /// Takes a letter out of the queue (for a redrive); `None` if it is gone.
@@ -436,6 +448,20 @@ pub trait DeadLetterStore: Send + Sync {
 pub trait DedupeStore: Send + Sync {
     /// Sets `key` if it is absent or expired and returns true; returns false if it is live.
     async fn check_and_set(&self, key: &str, now: Timestamp, ttl: Duration) -> StoreResult<bool>;
+    /// [`DedupeStore::check_and_set`] for every key, in one transaction where the store
+    /// has them; what each would return, in order.
+    async fn check_and_set_all(
+        &self,
+        keys: &[String],
+        now: Timestamp,
+        ttl: Duration,
+    ) -> StoreResult<Vec<bool>> {
+        let mut set = Vec::with_capacity(keys.len());
+        for key in keys {
+            set.push(self.check_and_set(key, now, ttl).await?);
+        }
+        Ok(set)
+    }
     /// Whether `key` is set and not expired at `now` (sets nothing).
     async fn is_live(&self, key: &str, now: Timestamp) -> StoreResult<bool>;
     /// Records that a record version was applied, in one step: sets its key like

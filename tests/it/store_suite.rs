@@ -252,6 +252,45 @@ async fn a_dead_letter_that_fails_again_keeps_its_history() {
     }
 }
 
+/// A batch of letters (and of rejection keys) stored in one call is what one call per
+/// letter stores: a record twice in the batch keeps one entry with the first in its
+/// history, and a key twice is set once.
+#[tokio::test]
+async fn a_batch_of_letters_and_keys_is_stored_like_one_at_a_time() {
+    let all = backends("a_batch_of_letters_and_keys_is_stored_like_one_at_a_time").await;
+    for (name, s) in all.each() {
+        let ids = s
+            .dlq_append_all(&[
+                letter("B-1", "STRING_TOO_LONG"),
+                letter("B-2", "INVALID_TYPE"),
+                letter("B-1", "REQUIRED_FIELD_MISSING"),
+            ])
+            .await
+            .unwrap();
+        assert_eq!(ids.len(), 3, "{name}");
+        assert_eq!(ids[0], ids[2], "{name}: same record, same entry");
+        assert_ne!(ids[0], ids[1], "{name}");
+        let listed = s
+            .dlq_list(&DlqFilter::tenant("northwind/sandbox"))
+            .await
+            .unwrap();
+        assert_eq!(listed.len(), 2, "{name}");
+        let b1 = listed.iter().find(|l| l.letter.source_id == "B-1").unwrap();
+        assert_eq!(b1.letter.error_code, "REQUIRED_FIELD_MISSING", "{name}");
+        assert_eq!(b1.history.len(), 1, "{name}");
+        assert_eq!(b1.history[0].error_code, "STRING_TOO_LONG", "{name}");
+        assert!(s.dlq_append_all(&[]).await.unwrap().is_empty(), "{name}");
+
+        let now = t("2026-01-05T08:00:00Z");
+        let ttl = Duration::from_secs(60);
+        let keys = ["r1".to_string(), "r2".to_string(), "r1".to_string()];
+        let set = s.check_and_set_all(&keys, now, ttl).await.unwrap();
+        assert_eq!(set, vec![true, true, false], "{name}");
+        assert!(s.is_live("r2", now).await.unwrap(), "{name}");
+        assert!(!s.check_and_set("r1", now, ttl).await.unwrap(), "{name}");
+    }
+}
+
 #[tokio::test]
 async fn dedupe_keys_expire() {
     let all = backends("dedupe_keys_expire").await;

@@ -458,9 +458,10 @@ impl<'a> Sync<'a> {
                     correlation_id: Some(correlation),
                     first_failed: first,
                 },
-            )
-            .await?;
+            );
         }
+        // The job's rejections, in one transaction.
+        self.flush_letters().await?;
         if outcome.again.is_empty() {
             return Ok(());
         }

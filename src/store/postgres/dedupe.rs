@@ -46,6 +46,23 @@ impl DedupeStore for PgStore {
         set_key(&*self.lock().await, key, now, ttl).await
     }
 
+    async fn check_and_set_all(
+        &self,
+        keys: &[String],
+        now: Timestamp,
+        ttl: Duration,
+    ) -> StoreResult<Vec<bool>> {
+        let mut client = self.lock().await;
+        let tx = client.transaction().await.map_err(err)?;
+        // One at a time within the transaction: a key twice in the batch is set once.
+        let mut set = Vec::with_capacity(keys.len());
+        for key in keys {
+            set.push(set_key(&tx, key, now, ttl).await?);
+        }
+        tx.commit().await.map_err(err)?;
+        Ok(set)
+    }
+
     async fn is_live(&self, key: &str, now: Timestamp) -> StoreResult<bool> {
         let row = self
             .lock()

@@ -37,16 +37,14 @@ pub(super) async fn supersede_in(
     Ok(true)
 }
 
-#[async_trait]
-impl DeadLetterStore for PgStore {
-    async fn dlq_append(&self, letter: &DeadLetter) -> StoreResult<i64> {
-        let json = rows::to_json(letter)?;
-        let mut client = self.lock().await;
-        let tx = client.transaction().await.map_err(err)?;
-        let applied = applied_of(&tx, &letter.tenant, &letter.object, &letter.source_id).await?;
-        let (status, superseded_by) = status_on_append(letter.source_version, applied);
-        let superseded_by = superseded_by.map(version_to_sql);
-        let inserted = tx
+/// Queues `letter` within the transaction `tx` (replacing the record's earlier letter,
+/// kept in its history; its row locked meanwhile).
+async fn append_in(tx: &impl GenericClient, letter: &DeadLetter) -> StoreResult<i64> {
+    let json = rows::to_json(letter)?;
+    let applied = applied_of(tx, &letter.tenant, &letter.object, &letter.source_id).await?;
+    let (status, superseded_by) = status_on_append(letter.source_version, applied);
+    let superseded_by = superseded_by.map(version_to_sql);
+    let inserted = tx
             .query_opt(
                 "INSERT INTO dead_letters (tenant, object, source_id, error_code, letter, history, status, superseded_by)
                  VALUES ($1, $2, $3, $4, $5, '[]', $6, $7) ON CONFLICT (tenant, object, source_id) DO NOTHING
@@ -63,39 +61,51 @@ impl DeadLetterStore for PgStore {
             )
             .await
             .map_err(err)?;
-        let id = match inserted {
-            Some(row) => row.int(0)?,
-            None => {
-                // Already there: keep the earlier failure in the history.
-                let row = tx
-                    .query_one(
-                        "SELECT id, letter, history FROM dead_letters
+    let id = match inserted {
+        Some(row) => row.int(0)?,
+        None => {
+            // Already there: keep the earlier failure in the history.
+            let row = tx
+                .query_one(
+                    "SELECT id, letter, history FROM dead_letters
                          WHERE tenant = $1 AND object = $2 AND source_id = $3 FOR UPDATE",
-                        &[&letter.tenant, &letter.object, &letter.source_id],
-                    )
-                    .await
-                    .map_err(err)?;
-                let id = row.int(0)?;
-                let history = rows::history_with(&row.text(2)?, &row.text(1)?)?;
-                tx.execute(
-                    "UPDATE dead_letters SET letter = $2, history = $3, error_code = $4,
-                     status = $5, superseded_by = $6 WHERE id = $1",
-                    &[
-                        &id,
-                        &json,
-                        &history,
-                        &letter.error_code,
-                        &status.as_str(),
-                        &superseded_by,
-                    ],
+                    &[&letter.tenant, &letter.object, &letter.source_id],
                 )
                 .await
                 .map_err(err)?;
-                id
-            }
-        };
+            let id = row.int(0)?;
+            let history = rows::history_with(&row.text(2)?, &row.text(1)?)?;
+            tx.execute(
+                "UPDATE dead_letters SET letter = $2, history = $3, error_code = $4,
+                     status = $5, superseded_by = $6 WHERE id = $1",
+                &[
+                    &id,
+                    &json,
+                    &history,
+                    &letter.error_code,
+                    &status.as_str(),
+                    &superseded_by,
+                ],
+            )
+            .await
+            .map_err(err)?;
+            id
+        }
+    };
+    Ok(id)
+}
+
+#[async_trait]
+impl DeadLetterStore for PgStore {
+    async fn dlq_append_all(&self, letters: &[DeadLetter]) -> StoreResult<Vec<i64>> {
+        let mut client = self.lock().await;
+        let tx = client.transaction().await.map_err(err)?;
+        let mut ids = Vec::with_capacity(letters.len());
+        for letter in letters {
+            ids.push(append_in(&tx, letter).await?);
+        }
         tx.commit().await.map_err(err)?;
-        Ok(id)
+        Ok(ids)
     }
 
     async fn dlq_list(&self, filter: &DlqFilter) -> StoreResult<Vec<StoredLetter>> {

@@ -39,6 +39,22 @@ impl DedupeStore for SqliteStore {
         set_key(&self.lock(), key, now, ttl)
     }
 
+    async fn check_and_set_all(
+        &self,
+        keys: &[String],
+        now: Timestamp,
+        ttl: Duration,
+    ) -> StoreResult<Vec<bool>> {
+        let mut conn = self.lock();
+        let tx = write(&mut conn)?;
+        let set = keys
+            .iter()
+            .map(|key| set_key(&tx, key, now, ttl))
+            .collect::<StoreResult<Vec<bool>>>()?;
+        tx.commit().map_err(err)?;
+        Ok(set)
+    }
+
     async fn is_live(&self, key: &str, now: Timestamp) -> StoreResult<bool> {
         self.lock()
             .query_row(

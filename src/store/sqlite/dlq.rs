@@ -35,16 +35,14 @@ pub(super) fn supersede_in(
     Ok(true)
 }
 
-#[async_trait]
-impl DeadLetterStore for SqliteStore {
-    async fn dlq_append(&self, letter: &DeadLetter) -> StoreResult<i64> {
-        let json = rows::to_json(letter)?;
-        let mut conn = self.lock();
-        let tx = write(&mut conn)?;
-        let applied = applied_of(&tx, &letter.tenant, &letter.object, &letter.source_id)?;
-        let (status, superseded_by) = status_on_append(letter.source_version, applied);
-        let superseded_by = superseded_by.map(version_to_sql);
-        let existing: Option<(i64, String, String)> = tx
+/// Queues `letter` within the transaction `tx` (replacing the record's earlier letter,
+/// kept in its history).
+fn append_in(tx: &Connection, letter: &DeadLetter) -> StoreResult<i64> {
+    let json = rows::to_json(letter)?;
+    let applied = applied_of(&tx, &letter.tenant, &letter.object, &letter.source_id)?;
+    let (status, superseded_by) = status_on_append(letter.source_version, applied);
+    let superseded_by = superseded_by.map(version_to_sql);
+    let existing: Option<(i64, String, String)> = tx
             .query_row(
                 "SELECT id, letter, history FROM dead_letters WHERE tenant = ?1 AND object = ?2 AND source_id = ?3",
                 params![letter.tenant, letter.object, letter.source_id],
@@ -52,27 +50,39 @@ impl DeadLetterStore for SqliteStore {
             )
             .optional()
             .map_err(err)?;
-        let id = match existing {
-            Some((id, previous, history)) => {
-                let history = rows::history_with(&history, &previous)?;
-                tx.execute(
+    let id = match existing {
+        Some((id, previous, history)) => {
+            let history = rows::history_with(&history, &previous)?;
+            tx.execute(
                     "UPDATE dead_letters SET letter = ?2, history = ?3, error_code = ?4, status = ?5, superseded_by = ?6 WHERE id = ?1",
                     params![id, json, history, letter.error_code, status.as_str(), superseded_by],
                 )
                 .map_err(err)?;
-                id
-            }
-            None => {
-                tx.execute(
+            id
+        }
+        None => {
+            tx.execute(
                     "INSERT INTO dead_letters (tenant, object, source_id, error_code, letter, history, status, superseded_by) VALUES (?1, ?2, ?3, ?4, ?5, '[]', ?6, ?7)",
                     params![letter.tenant, letter.object, letter.source_id, letter.error_code, json, status.as_str(), superseded_by],
                 )
                 .map_err(err)?;
-                tx.last_insert_rowid()
-            }
-        };
+            tx.last_insert_rowid()
+        }
+    };
+    Ok(id)
+}
+
+#[async_trait]
+impl DeadLetterStore for SqliteStore {
+    async fn dlq_append_all(&self, letters: &[DeadLetter]) -> StoreResult<Vec<i64>> {
+        let mut conn = self.lock();
+        let tx = write(&mut conn)?;
+        let ids = letters
+            .iter()
+            .map(|letter| append_in(&tx, letter))
+            .collect::<StoreResult<Vec<i64>>>()?;
         tx.commit().map_err(err)?;
-        Ok(id)
+        Ok(ids)
     }
 
     async fn dlq_list(&self, filter: &DlqFilter) -> StoreResult<Vec<StoredLetter>> {
