@@ -197,7 +197,8 @@ def coerce(name, column, field, raw):
     ty = field["type"]
 
     def fail(expected):
-        raise Rejected("INVALID_TYPE",
+        # Sent as it is, Salesforce's JSON reader would refuse it with this code.
+        raise Rejected("JSON_PARSER_ERROR",
                        "%s: cannot read %s from column `%s` as %s" % (name, json.dumps(raw), column, expected),
                        "mapping")
 
@@ -283,7 +284,7 @@ def check_value(name, field, value):
     ty = field["type"]
 
     def bad(expected):
-        raise Rejected("INVALID_TYPE", "%s: value %s is not a valid %s" % (name, json.dumps(value), expected), "invalid")
+        raise Rejected("JSON_PARSER_ERROR", "%s: value %s is not a valid %s" % (name, json.dumps(value), expected), "invalid")
 
     if ty in TEXT_TYPES:
         if not isinstance(value, str):
@@ -312,8 +313,10 @@ def check_value(name, field, value):
         if not (isinstance(value, str) and len(value) > 10 and parse_timestamp(value)):
             bad("datetime with a time zone")
     elif ty == "reference":
-        if not (isinstance(value, str) and len(value) in (15, 18)):
+        if not isinstance(value, str):
             bad("record ID")
+        if len(value) not in (15, 18):
+            raise Rejected("MALFORMED_ID", "%s: id value of incorrect type: %s" % (name, value), "invalid")
 
 
 def check_write(object_name, spec, values):
@@ -331,7 +334,7 @@ def check_write(object_name, spec, values):
         if rel and f["type"] == "reference" and rel in values:
             v = values[rel]
             if v is not None and not isinstance(v, dict):
-                raise Rejected("INVALID_TYPE", "%s: a relationship must be an object" % rel, "invalid")
+                raise Rejected("JSON_PARSER_ERROR", "%s: a relationship must be an object" % rel, "invalid")
     missing = []
     for name in sorted(fields):
         f = fields[name]

@@ -6,6 +6,7 @@ pub mod bundle;
 pub mod describe;
 pub mod diagnostic;
 pub mod diff;
+pub mod json_value;
 pub mod matrix;
 pub mod pacts;
 pub mod publish;

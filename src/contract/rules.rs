@@ -10,7 +10,7 @@
 use serde_json::{Map, Value};
 
 use super::bundle::{FieldSpec, FieldType, ObjectSpec};
-use crate::sim::Timestamp;
+use super::json_value;
 
 /// One error as Salesforce reports it (`errorCode`/`statusCode`, `message`, `fields`).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -40,13 +40,27 @@ pub enum WriteKind {
 /// Checks the values of a write against the object's fields. `values` uses Salesforce
 /// field names; relationship keys (`Account: {Ext__c: …}`) are accepted here and
 /// resolved by the caller. Reports the first error, in a fixed order: unknown fields,
-/// then field values in field-name order, then missing required fields.
+/// then values the JSON reader cannot turn into their field's type (`JSON_PARSER_ERROR`,
+/// see [`super::json_value`]), then field values in field-name order, then missing required
+/// fields.
 pub fn check_write(
     object: &str,
     spec: &ObjectSpec,
     values: &Map<String, Value>,
     kind: WriteKind,
 ) -> Result<(), RecordError> {
+    coerce_write(object, spec, values, kind).map(|_| ())
+}
+
+/// [`check_write`], returning the values as the org stores them: each field's value converted
+/// to its type as Salesforce converts it (`"42"` for an int field is `42`, `42` for a text
+/// field is `"42"`); keys that are not fields (relationships, `attributes`) as given.
+pub fn coerce_write(
+    object: &str,
+    spec: &ObjectSpec,
+    values: &Map<String, Value>,
+    kind: WriteKind,
+) -> Result<Map<String, Value>, RecordError> {
     for key in values.keys() {
         if key == "attributes" || spec.fields.contains_key(key) || is_relationship(spec, key) {
             continue;
@@ -57,20 +71,30 @@ pub fn check_write(
             vec![key.clone()],
         ));
     }
+    let mut out = values.clone();
+    // The JSON reader first: a value it cannot read fails the record before any field rule.
     for (name, field) in &spec.fields {
         if let Some(value) = values.get(name) {
-            check_value(name, field, value)?;
+            let read = json_value::read(field.ty, value)
+                .map_err(|m| RecordError::new(json_value::PARSER_ERROR, m, vec![name.clone()]))?;
+            out.insert(name.clone(), read);
         }
         if let (Some(rel), FieldType::Reference) = (&field.relationship, field.ty) {
             if let Some(value) = values.get(rel) {
                 if !value.is_object() && !value.is_null() {
+                    let parent = field.to.as_deref().unwrap_or(rel);
                     return Err(RecordError::new(
-                        "INVALID_TYPE",
-                        format!("{rel}: a relationship must be an object naming the parent's external ID"),
+                        json_value::PARSER_ERROR,
+                        json_value::parser_message(parent, value),
                         vec![name.clone()],
                     ));
                 }
             }
+        }
+    }
+    for (name, field) in &spec.fields {
+        if let Some(value) = out.get(name) {
+            check_value(name, field, value)?;
         }
     }
     let mut missing = Vec::new();
@@ -78,9 +102,9 @@ pub fn check_write(
         if !field.required {
             continue;
         }
-        let given = values
+        let given = out
             .get(name)
-            .or_else(|| field.relationship.as_ref().and_then(|r| values.get(r)));
+            .or_else(|| field.relationship.as_ref().and_then(|r| out.get(r)));
         let absent = match given {
             None => kind == WriteKind::Create,
             Some(v) => v.is_null(),
@@ -96,7 +120,7 @@ pub fn check_write(
             missing,
         ));
     }
-    Ok(())
+    Ok(out)
 }
 
 fn is_relationship(spec: &ObjectSpec, key: &str) -> bool {
@@ -105,23 +129,14 @@ fn is_relationship(spec: &ObjectSpec, key: &str) -> bool {
         .any(|f| f.ty == FieldType::Reference && f.relationship.as_deref() == Some(key))
 }
 
-/// Checks one value against its field. Null is always well-typed (required is checked apart).
+/// Checks one value against its field: first whether the JSON reader takes it for the
+/// field's type (`JSON_PARSER_ERROR`), then the field's rules on the value as read. Null is
+/// always well-typed (required is checked apart).
 pub fn check_value(name: &str, field: &FieldSpec, value: &Value) -> Result<(), RecordError> {
-    if value.is_null() {
-        return Ok(());
-    }
-    let bad_type = |expected: &str| {
-        RecordError::new(
-            "INVALID_TYPE",
-            format!("{name}: value {value} is not a valid {expected}"),
-            vec![name.to_string()],
-        )
-    };
-    match field.ty {
-        t if t.is_text() => {
-            let Some(s) = value.as_str() else {
-                return Err(bad_type(t.describe_name()));
-            };
+    let read = json_value::read(field.ty, value)
+        .map_err(|m| RecordError::new(json_value::PARSER_ERROR, m, vec![name.to_string()]))?;
+    match (field.ty, &read) {
+        (t, Value::String(s)) if t.is_text() => {
             if let Some(max) = field.max_length {
                 if s.chars().count() > max as usize {
                     return Err(RecordError::new(
@@ -153,33 +168,14 @@ pub fn check_value(name: &str, field: &FieldSpec, value: &Value) -> Result<(), R
             }
             Ok(())
         }
-        FieldType::Boolean => value
-            .as_bool()
-            .map(|_| ())
-            .ok_or_else(|| bad_type("boolean")),
-        FieldType::Int => {
-            if value.as_i64().is_some() || value.as_f64().is_some_and(|f| f.fract() == 0.0) {
-                Ok(())
-            } else {
-                Err(bad_type("int"))
-            }
+        // An ID of the wrong shape is refused after reading, naming the field's label.
+        (FieldType::Reference, Value::String(s)) if s.len() != 15 && s.len() != 18 => {
+            Err(RecordError::new(
+                "MALFORMED_ID",
+                format!("{name}: id value of incorrect type: {s}"),
+                vec![name.to_string()],
+            ))
         }
-        t if t.is_number() => value
-            .as_f64()
-            .map(|_| ())
-            .ok_or_else(|| bad_type(t.describe_name())),
-        FieldType::Date => match value.as_str() {
-            Some(s) if crate::sim::time::is_date(s) => Ok(()),
-            _ => Err(bad_type("date (YYYY-MM-DD)")),
-        },
-        FieldType::Datetime => match value.as_str().and_then(Timestamp::parse) {
-            Some(_) if value.as_str().is_some_and(|s| s.len() > 10) => Ok(()),
-            _ => Err(bad_type("datetime with a time zone")),
-        },
-        FieldType::Reference => match value.as_str() {
-            Some(s) if s.len() == 15 || s.len() == 18 => Ok(()),
-            _ => Err(bad_type("record ID")),
-        },
         _ => Ok(()),
     }
 }
@@ -239,6 +235,21 @@ mod tests {
         fields.insert("Email__c".into(), field(FieldType::Email));
         fields.insert("Employees".into(), field(FieldType::Int));
         fields.insert("Since__c".into(), field(FieldType::Date));
+        fields.insert("Active__c".into(), field(FieldType::Boolean));
+        fields.insert("Revenue".into(), field(FieldType::Currency));
+        fields.insert("Share__c".into(), field(FieldType::Percent));
+        fields.insert("Score__c".into(), field(FieldType::Double));
+        fields.insert("Phone".into(), field(FieldType::Phone));
+        fields.insert("Notes__c".into(), field(FieldType::Textarea));
+        fields.insert("Site__c".into(), field(FieldType::Url));
+        fields.insert(
+            "ParentId".into(),
+            FieldSpec {
+                to: Some("Account".into()),
+                relationship: Some("Parent".into()),
+                ..field(FieldType::Reference)
+            },
+        );
         ObjectSpec::new("Ext__c", "accounts", DeletePolicy::HardDelete, fields)
     }
 
@@ -285,20 +296,146 @@ mod tests {
         );
         assert_eq!(
             code(json!({"Employees": "twelve"}), WriteKind::Update).as_deref(),
-            Some("INVALID_TYPE")
+            Some("JSON_PARSER_ERROR")
         );
         assert_eq!(
             code(json!({"Employees": 1.5}), WriteKind::Update).as_deref(),
-            Some("INVALID_TYPE")
+            Some("JSON_PARSER_ERROR")
         );
         assert_eq!(
             code(json!({"Since__c": "2021-02-29"}), WriteKind::Update).as_deref(),
-            Some("INVALID_TYPE")
+            Some("JSON_PARSER_ERROR")
+        );
+        assert_eq!(
+            code(json!({"ParentId": "not-an-id"}), WriteKind::Update).as_deref(),
+            Some("MALFORMED_ID")
+        );
+        assert_eq!(
+            code(json!({"Parent": "A-1"}), WriteKind::Update).as_deref(),
+            Some("JSON_PARSER_ERROR")
         );
         assert_eq!(
             code(json!({"Loyalty_Tier__c": "Gold"}), WriteKind::Update).as_deref(),
             Some("INVALID_FIELD")
         );
+    }
+
+    fn coerced(values: Value) -> Map<String, Value> {
+        let map = values.as_object().unwrap().clone();
+        coerce_write("Account", &account(), &map, WriteKind::Update)
+            .unwrap_or_else(|e| panic!("{values}: {e:?}"))
+    }
+
+    fn refusal(values: Value) -> RecordError {
+        let map = values.as_object().unwrap().clone();
+        match coerce_write("Account", &account(), &map, WriteKind::Update) {
+            Ok(got) => panic!("{values} should be refused, stored {got:?}"),
+            Err(e) => e,
+        }
+    }
+
+    #[test]
+    fn numbers_sent_as_text_are_stored_as_numbers() {
+        assert_eq!(coerced(json!({"Employees": "42"}))["Employees"], json!(42));
+        assert_eq!(
+            coerced(json!({"Employees": " 42 "}))["Employees"],
+            json!(42)
+        );
+        assert_eq!(coerced(json!({"Employees": "-3"}))["Employees"], json!(-3));
+        assert_eq!(coerced(json!({"Employees": 7.0}))["Employees"], json!(7));
+        assert_eq!(coerced(json!({"Score__c": "42"}))["Score__c"], json!(42.0));
+        assert_eq!(
+            coerced(json!({"Revenue": "1234.5"}))["Revenue"],
+            json!(1234.5)
+        );
+        assert_eq!(
+            coerced(json!({"Share__c": "12.5"}))["Share__c"],
+            json!(12.5)
+        );
+    }
+
+    #[test]
+    fn numbers_and_booleans_sent_for_text_are_stored_as_text() {
+        assert_eq!(coerced(json!({"Name": 42}))["Name"], json!("42"));
+        assert_eq!(
+            coerced(json!({"Phone": 5035550100_i64}))["Phone"],
+            json!("5035550100")
+        );
+        assert_eq!(
+            coerced(json!({"Notes__c": 1.25}))["Notes__c"],
+            json!("1.25")
+        );
+        assert_eq!(coerced(json!({"Site__c": 7}))["Site__c"], json!("7"));
+        assert_eq!(
+            coerced(json!({"Notes__c": false}))["Notes__c"],
+            json!("false")
+        );
+        // A picklist reads the text too, then judges it against its values.
+        assert_eq!(
+            refusal(json!({"Industry": false})).code,
+            "INVALID_OR_NULL_FOR_RESTRICTED_PICKLIST"
+        );
+        // Text rules judge the text the number became.
+        assert_eq!(
+            refusal(json!({"Name": 12345678901_i64})).code,
+            "STRING_TOO_LONG"
+        );
+        assert_eq!(
+            refusal(json!({"Email__c": 42})).code,
+            "INVALID_EMAIL_ADDRESS"
+        );
+    }
+
+    #[test]
+    fn checkboxes_take_true_and_false_as_text() {
+        assert_eq!(
+            coerced(json!({"Active__c": "true"}))["Active__c"],
+            json!(true)
+        );
+        assert_eq!(
+            coerced(json!({"Active__c": "False"}))["Active__c"],
+            json!(false)
+        );
+        for bad in [json!("yes"), json!("1"), json!(1)] {
+            assert_eq!(refusal(json!({"Active__c": bad})).code, "JSON_PARSER_ERROR");
+        }
+    }
+
+    #[test]
+    fn values_no_type_reads_are_json_parser_errors_like_salesforce() {
+        let e = refusal(json!({"Employees": "many"}));
+        assert_eq!(e.code, "JSON_PARSER_ERROR");
+        assert_eq!(
+            e.message,
+            "Cannot deserialize instance of int from VALUE_STRING value many or request may be missing a required field"
+        );
+        assert_eq!(e.fields, vec!["Employees".to_string()]);
+        for (field, bad) in [
+            ("Employees", json!(1.5)),
+            ("Employees", json!("1,200")),
+            ("Employees", json!(true)),
+            ("Revenue", json!("n/a")),
+            ("Revenue", json!("NaN")),
+            ("Share__c", json!([1])),
+            ("Since__c", json!("abc")),
+            ("Since__c", json!(20200229)),
+            ("Name", json!({"a": 1})),
+        ] {
+            let e = refusal(json!({ field: bad }));
+            assert_eq!(e.code, "JSON_PARSER_ERROR", "{field}: {bad}");
+        }
+        // The reader fails the record before the field rules of any other field.
+        let e = refusal(json!({"Name": "much too long a name", "Since__c": "abc"}));
+        assert_eq!(e.code, "JSON_PARSER_ERROR");
+        // No value error is INVALID_TYPE any more: that code names an unknown sObject type.
+        for bad in [json!("x"), json!(2.5), json!(false), json!([]), json!({})] {
+            for field in ["Employees", "Since__c", "Active__c", "Revenue", "ParentId"] {
+                let map = json!({ field: bad.clone() }).as_object().unwrap().clone();
+                if let Err(e) = check_write("Account", &account(), &map, WriteKind::Update) {
+                    assert_ne!(e.code, "INVALID_TYPE", "{field}: {bad}");
+                }
+            }
+        }
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! Record preparation, before anything is sent: versions already applied or already
 //! rejected for good are skipped (their keys are live in the dedupe store); each record is
-//! mapped to the object's fields (a value that does not coerce is dead-lettered); deletes
+//! mapped to the object's fields (a value that does not coerce is dead-lettered with the
+//! `JSON_PARSER_ERROR` Salesforce would answer); deletes
 //! follow the object's policy; and a payload the contract itself rejects is dead-lettered
 //! without spending an API call.
 
@@ -12,6 +13,7 @@ use super::letters::Letter;
 use super::mapping::map_record;
 use super::source::SourceRecord;
 use super::{EngineError, EventKind, Item, Sync};
+use crate::contract::json_value::PARSER_ERROR as JSON_PARSER_ERROR;
 use crate::contract::rules::{check_write, RegexRules, WriteKind};
 use crate::contract::ObjectSpec;
 
@@ -77,7 +79,8 @@ impl Sync<'_> {
                             record,
                             payload: Value::Null,
                             class: ErrorClass::Mapping,
-                            code: "INVALID_TYPE",
+                            // What Salesforce's JSON reader answers the value sent as it is.
+                            code: JSON_PARSER_ERROR,
                             message: &message,
                             attempts: 0,
                             correlation_id: None,

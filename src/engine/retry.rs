@@ -368,6 +368,19 @@ mod tests {
             classify(400, &h, &err("REQUIRED_FIELD_MISSING", ""), now()).action,
             Action::DeadLetter
         );
+        // A value Salesforce's JSON reader refuses is refused again on every retry.
+        let parser = classify(
+            400,
+            &h,
+            &err(
+                "JSON_PARSER_ERROR",
+                "Cannot deserialize instance of int from VALUE_STRING value many or request may be missing a required field",
+            ),
+            now(),
+        );
+        assert_eq!(parser.action, Action::DeadLetter);
+        assert_eq!(parser.code, "JSON_PARSER_ERROR");
+        assert!(!item_is_retryable("JSON_PARSER_ERROR"));
         assert_eq!(classify(500, &h, &Value::Null, now()).code, "HTTP_500");
     }
 

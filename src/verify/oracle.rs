@@ -7,7 +7,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde_json::{Map, Value};
 
 use super::model::{self, DeleteOutcome};
-use crate::contract::rules::{check_write, RegexRules, WriteKind};
+use crate::contract::json_value::PARSER_ERROR;
+use crate::contract::rules::{check_write, coerce_write, RegexRules, WriteKind};
 use crate::contract::{Bundle, FieldType};
 use crate::source::SourceSet;
 
@@ -53,8 +54,9 @@ pub fn expectations(bundle: &Bundle, org: &Bundle, source: &SourceSet) -> Expect
                 (true, DeleteOutcome::Flagged { field, value }) => Some((field, value)),
             };
             let expected = match model::write_for(bundle, spec, record) {
+                // Sent as it is, Salesforce's JSON reader would refuse it.
                 Err(e) => Expected::DeadLetter {
-                    code: "INVALID_TYPE".into(),
+                    code: PARSER_ERROR.into(),
                     why: e.to_string(),
                     before_call: true,
                 },
@@ -67,16 +69,17 @@ pub fn expectations(bundle: &Bundle, org: &Bundle, source: &SourceSet) -> Expect
                     // update), then the org checks it against what it really is.
                     let own = check_write(object, spec, &payload, WriteKind::Update)
                         .and_then(|()| regex_rules.check(&payload));
+                    // The org stores the values as it reads them into its own field types.
                     let org_check = || {
-                        check_write(
+                        let stored = coerce_write(
                             object,
                             org.object(object).unwrap_or(spec),
                             &payload,
                             WriteKind::Create,
                         )?;
-                        match org_rules.rule_violation(object, &payload) {
+                        match org_rules.rule_violation(object, &stored) {
                             Some(e) => Err(e),
-                            None => Ok(()),
+                            None => Ok(stored),
                         }
                     };
                     match (own, org_check()) {
@@ -90,14 +93,14 @@ pub fn expectations(bundle: &Bundle, org: &Bundle, source: &SourceSet) -> Expect
                             why: e.message,
                             before_call: false,
                         },
-                        (Ok(()), Ok(())) => {
-                            match missing_parent(bundle, object, &payload, &present) {
+                        (Ok(()), Ok(stored)) => {
+                            match missing_parent(bundle, object, &stored, &present) {
                                 Some(why) => Expected::DeadLetter {
                                     code: "INVALID_FIELD".into(),
                                     why,
                                     before_call: false,
                                 },
-                                None => Expected::Present { values: payload },
+                                None => Expected::Present { values: stored },
                             }
                         }
                     }

@@ -62,7 +62,7 @@ async function main() {
   check('bulk2 created flag', String(results.successfulResults[0].sf__Created) === 'true',
     results.successfulResults[0]);
   check('bulk2 failed results', results.failedResults.length === 1
-    && results.failedResults[0].sf__Error.startsWith('INVALID_TYPE:'), results.failedResults);
+    && results.failedResults[0].sf__Error.startsWith('JSON_PARSER_ERROR:'), results.failedResults);
   check('bulk2 unprocessed results', results.unprocessedRecords.length === 0,
     results.unprocessedRecords);
 
@@ -83,6 +83,26 @@ async function main() {
   } catch (e) {
     check('validation error names FIELD_CUSTOM_VALIDATION_EXCEPTION',
       e.errorCode === 'FIELD_CUSTOM_VALIDATION_EXCEPTION', { name: e.name, code: e.errorCode });
+  }
+
+  // Salesforce's JSON reader converts what it can read and refuses the rest: per record in
+  // sObject Collections, for the whole request in a single-record write.
+  const typed = await conn.sobject('Account').update([
+    { Id: created.id, NumberOfEmployees: '42', BillingCity: 42 },
+    { Id: up1.id, NumberOfEmployees: 'many' },
+  ], { allOrNone: false });
+  check('collections: a readable value lands, an unreadable one is JSON_PARSER_ERROR',
+    typed[0].success === true && typed[1].success === false
+    && JSON.stringify(typed[1].errors).includes('JSON_PARSER_ERROR'), typed);
+  const converted = await conn.sobject('Account').retrieve(created.id);
+  check('a number sent as text reads back as a number, one sent for text as text',
+    converted.NumberOfEmployees === 42 && converted.BillingCity === '42', converted);
+  try {
+    await conn.sobject('Account').update({ Id: created.id, NumberOfEmployees: 'many' });
+    check('unreadable value rejects', false, 'no error');
+  } catch (e) {
+    check('unreadable value is JSON_PARSER_ERROR', e.errorCode === 'JSON_PARSER_ERROR'
+      && /instance of int from VALUE_STRING value many/.test(e.message), { name: e.name, code: e.errorCode, message: e.message });
   }
 
   const got = await conn.sobject('Account').retrieve([created.id, up1.id]);

@@ -67,7 +67,7 @@ def main():
     bad = detail["failedRecords"]
     check("bulk2 successful results", len(ok) == 2100 and ok[0]["sf__Created"] == "true",
           ok[:1])
-    check("bulk2 failed results", len(bad) == 1 and "INVALID_TYPE" in bad[0]["sf__Error"], bad)
+    check("bulk2 failed results", len(bad) == 1 and bad[0]["sf__Error"].startswith("JSON_PARSER_ERROR:"), bad)
     check("bulk2 unprocessed results", detail["unprocessedRecords"] == [], detail["unprocessedRecords"])
 
     everything = sf.query_all("SELECT Id, Name FROM Account")
@@ -89,6 +89,19 @@ def main():
     except SalesforceMalformedRequest as e:
         check("validation error raises SalesforceMalformedRequest",
               e.content[0]["errorCode"] == "FIELD_CUSTOM_VALIDATION_EXCEPTION", e.content)
+
+    # Salesforce's JSON reader converts what it can read and refuses the rest.
+    sf.Account.update(created["id"], {"NumberOfEmployees": "42", "BillingCity": 42})
+    alder = sf.Account.get(created["id"])
+    check("a number sent as text is stored as a number",
+          alder["NumberOfEmployees"] == 42 and isinstance(alder["NumberOfEmployees"], int), alder)
+    check("a number sent for text is stored as text", alder["BillingCity"] == "42", alder)
+    try:
+        sf.Account.update(created["id"], {"NumberOfEmployees": "many"})
+        check("unreadable value raises", False, "no exception")
+    except SalesforceMalformedRequest as e:
+        check("unreadable value is JSON_PARSER_ERROR", e.content[0]["errorCode"] == "JSON_PARSER_ERROR"
+              and "instance of int from VALUE_STRING value many" in e.content[0]["message"], e.content)
 
     count = sf.query("SELECT COUNT() FROM Account")
     check("COUNT() answers totalSize without records", count["totalSize"] == 2102

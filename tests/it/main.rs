@@ -17,6 +17,7 @@ mod mock_api;
 mod mock_describe;
 mod mock_query;
 mod mock_rest;
+mod mock_values;
 mod oauth;
 mod org_onboarding;
 mod pact_cli;

@@ -690,7 +690,9 @@ async fn bulk_ingest_progresses_on_the_clock_and_reports_results() {
     assert!(failed
         .text
         .contains("REQUIRED_FIELD_MISSING:Required fields are missing: [Name]:Name --"));
-    assert!(failed.text.contains("INVALID_TYPE"));
+    assert!(failed.text.contains(
+        "JSON_PARSER_ERROR:Cannot deserialize instance of int from VALUE_STRING value many"
+    ));
     let un = org
         .call(
             Method::GET,

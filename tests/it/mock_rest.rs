@@ -354,7 +354,7 @@ async fn collections_report_each_record_in_order() {
             Value::Null,
             json!("STRING_TOO_LONG"),
             json!("INVALID_OR_NULL_FOR_RESTRICTED_PICKLIST"),
-            json!("INVALID_TYPE")
+            json!("JSON_PARSER_ERROR")
         ]
     );
     assert_eq!(body[0]["success"], true);

@@ -272,13 +272,13 @@ fn check_org_passes_an_unchanged_org_and_names_each_field_a_partner_changed() {
     assert!(out.contains("no drift"), "{out}");
     drop(clean);
 
-    // The partner turned NumberOfEmployees into text.
+    // The partner turned BillingCity into a numeric code.
     let changed = serve(&scenarios.join("partner-changes-field-type.yaml"));
     let (code, out) = check_org(&changed.url, "northwind-outfitters/production");
     assert_eq!(code, Some(1), "{out}");
     assert!(out.contains("BREAKING type-changed"), "{out}");
     assert!(
-        out.contains("objects.Account.fields.NumberOfEmployees.type"),
+        out.contains("objects.Account.fields.BillingCity.type"),
         "{out}"
     );
     assert!(out.contains("1 breaking"), "{out}");

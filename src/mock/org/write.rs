@@ -5,7 +5,7 @@
 use serde_json::{Map, Value};
 
 use super::{full_id, ids, not_found, Change, ChangeKind, Org, Record, SYSTEM_FIELDS};
-use crate::contract::rules::{check_write, RecordError, WriteKind};
+use crate::contract::rules::{coerce_write, RecordError, WriteKind};
 use crate::contract::{FieldType, ObjectSpec};
 use crate::sim::Timestamp;
 
@@ -125,7 +125,8 @@ impl Org {
         } else {
             WriteKind::Create
         };
-        check_write(object, spec, &values, kind)?;
+        // Values are stored as Salesforce converts them ("42" for an int field is 42).
+        let mut values = coerce_write(object, spec, &values, kind)?;
         // Resolve `Account: {Ext__c: "A-1"}` to `AccountId: "001…"`.
         for (name, field) in &spec.fields {
             let (FieldType::Reference, Some(rel), Some(parent)) =
@@ -185,7 +186,7 @@ impl Org {
                         }
                     }
                 }
-                // Null, or anything else (already refused by `check_write`).
+                // Null, or anything else (already refused by `coerce_write`).
                 _ => Value::Null,
             };
             values.insert(name.clone(), resolved);
@@ -211,7 +212,6 @@ impl Org {
                 }
             }
         }
-        // Validation rules see the record as it would be after the write.
         // Validation rules see the record as it would be after the write.
         if self.rules.get(object).is_some_and(|r| !r.is_empty()) {
             let mut merged = current.map(|r| r.fields.clone()).unwrap_or_default();

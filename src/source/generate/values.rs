@@ -247,7 +247,8 @@ fn breaches_spelt(field: &FieldSpec, spelling: Spelling) -> Vec<Breach> {
         ),
         T::Email => ("email", "INVALID_EMAIL_ADDRESS"),
         T::Boolean | T::Int | T::Double | T::Currency | T::Percent | T::Date | T::Datetime => {
-            ("type", "INVALID_TYPE")
+            // Text no reader of the type takes: Salesforce's JSON reader refuses it as sent.
+            ("type", "JSON_PARSER_ERROR")
         }
         T::Reference => ("missing_parent", "INVALID_FIELD"),
         _ => return out,

@@ -1,6 +1,7 @@
 //! What a source value becomes in a Salesforce field of a given type, by the table "Field
 //! types" of `contracts/README.md`: the value the org must end up holding, or why the source
-//! value cannot be one (the engine must then dead-letter it with `INVALID_TYPE`, unsent).
+//! value cannot be one (the engine must then dead-letter it, unsent, with the
+//! `JSON_PARSER_ERROR` Salesforce would answer the value as it is).
 
 use serde_json::{Number, Value};
 

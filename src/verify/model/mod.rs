@@ -61,7 +61,7 @@ pub fn versions_of<'s>(source: &'s SourceSet, entity: &str, id: &str) -> Vec<&'s
         .collect()
 }
 
-/// A source value no field type can take: the engine must dead-letter it (`INVALID_TYPE`).
+/// A source value no field type can take: the engine must dead-letter it (`JSON_PARSER_ERROR`).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct BadValue {
     pub field: String,

@@ -333,8 +333,8 @@ fn the_oracle_dead_letters_values_the_contract_cannot_hold() {
         } => (code.as_str(), *before_call),
         other => panic!("{id}: {other:?}"),
     };
-    assert_eq!(code("CUST-1"), ("INVALID_TYPE", true));
-    assert_eq!(code("CUST-2"), ("INVALID_TYPE", true));
+    assert_eq!(code("CUST-1"), ("JSON_PARSER_ERROR", true));
+    assert_eq!(code("CUST-2"), ("JSON_PARSER_ERROR", true));
     assert_eq!(code("CUST-3"), ("REQUIRED_FIELD_MISSING", true));
     assert_eq!(
         code("CUST-4"),
