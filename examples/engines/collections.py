@@ -495,9 +495,15 @@ class Engine:
                                       data=None if body is None else json.dumps(body), timeout=60)
                 self.note_limits(r.headers)
                 data = json.loads(r.text) if r.text.strip() else None
-            except (requests.RequestException, ValueError) as e:
+            except requests.RequestException as e:
                 status, code, message = None, "TRANSPORT_ERROR", str(e)[:200]
                 retry = True
+            except ValueError:
+                # A body that is not JSON: a success cut short, or a page from Salesforce's
+                # edge (a 502's HTML); the status says which.
+                status = r.status_code
+                code, message = "HTTP_%d" % status, "HTTP %d with a body that is not JSON" % status
+                retry = status < 300 or self.retryable_answer(status, code)
             else:
                 status = r.status_code
                 if status < 300:
@@ -516,9 +522,7 @@ class Engine:
                         continue
                     retry = True  # (an engine that treats the lockout as a blip)
                 else:
-                    retry = (status in (408, 420, 429) or status >= 500
-                             or (status == 403 and code == "REQUEST_LIMIT_EXCEEDED")
-                             or (status == 400 and code in RETRYABLE_ITEM_CODES))
+                    retry = self.retryable_answer(status, code)
                     wait = self.retry_after(r.headers)
             if not retry:
                 return False, status, code, message, None
@@ -532,6 +536,16 @@ class Engine:
 
     def honours_retry_after(self):
         return True
+
+    def retryable_answer(self, status, code):
+        """Whether an error answer is transient (worth another attempt of the request)."""
+        return (status in (408, 420, 429) or status >= 500
+                or (status == 403 and code == "REQUEST_LIMIT_EXCEEDED")
+                or (status == 400 and code in RETRYABLE_ITEM_CODES))
+
+    def retryable_item(self, code):
+        """Whether a record that failed inside a successful answer is worth sending again."""
+        return code in RETRYABLE_ITEM_CODES
 
     def on_lockout(self, headers):
         """The daily budget is spent: wait for the window the org states. True: call again."""
@@ -766,7 +780,7 @@ class Engine:
                 if len(remaining) > 1 and self.needs_smaller_batch(code, err.get("message", "")):
                     heavy.append((record, payload))
                     continue
-                if code in RETRYABLE_ITEM_CODES:
+                if self.retryable_item(code):
                     retry.append((record, payload))
                 else:
                     self.dead_letter(object_name, record, code, err.get("message", ""), "rejected", attempt)

@@ -14,6 +14,8 @@ use crate::sim::Timestamp;
 pub(super) enum Payload {
     Json(Value),
     Csv(String),
+    /// An HTML page (what Salesforce's edge sends with a gateway error).
+    Html(String),
     Empty,
 }
 
@@ -42,6 +44,13 @@ impl Answer {
     pub fn empty(status: StatusCode) -> Self {
         Answer {
             body: Payload::Empty,
+            ..Answer::ok(status, Value::Null)
+        }
+    }
+
+    pub fn html(status: StatusCode, page: String) -> Self {
+        Answer {
+            body: Payload::Html(page),
             ..Answer::ok(status, Value::Null)
         }
     }
@@ -101,6 +110,12 @@ impl Answer {
                     .insert("content-type", HeaderValue::from_static("text/csv"));
                 r
             }
+            Payload::Html(page) => {
+                let mut r = (self.status, page).into_response();
+                r.headers_mut()
+                    .insert("content-type", HeaderValue::from_static("text/html"));
+                r
+            }
             Payload::Empty => self.status.into_response(),
         };
         for (name, value) in self.headers {
@@ -115,7 +130,7 @@ impl Answer {
     pub fn json(&self) -> Value {
         match &self.body {
             Payload::Json(v) => v.clone(),
-            Payload::Csv(s) => Value::String(s.clone()),
+            Payload::Csv(s) | Payload::Html(s) => Value::String(s.clone()),
             Payload::Empty => Value::Null,
         }
     }

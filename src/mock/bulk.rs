@@ -15,6 +15,9 @@ use crate::contract::rules::RecordError;
 use crate::contract::FieldType;
 use crate::sim::Timestamp;
 
+mod rows;
+pub use rows::ProcessedRow;
+
 /// Time from `UploadComplete` until the job shows `InProgress`.
 const QUEUE_TIME: Duration = Duration::from_millis(200);
 /// Processing time per 1,000 records (at least [`MIN_PROCESSING`]).

@@ -33,6 +33,10 @@ pub(super) enum Effect {
     /// records: every record of such a write fails ([`trigger_cpu_limit`]), nothing is
     /// written; a smaller write is done as usual.
     TriggerLimit(usize),
+    /// Every this-many-th record of a collections write is locked by another job and
+    /// fails `UNABLE_TO_LOCK_ROW` in a `200` answer; the others are written
+    /// ([`super::record_locks`]). Any other request is done as usual.
+    LockRecords(usize),
 }
 
 /// An error answered in place of the work.
@@ -47,6 +51,19 @@ pub(super) struct Refusal {
     pub not_before: Option<Timestamp>,
     /// The session used is over: its token stops working.
     pub ends_session: bool,
+    /// Who answers: Salesforce itself (its JSON error array) or the edge before it.
+    pub from_edge: Option<EdgeBody>,
+}
+
+/// The body Salesforce's edge (its load balancers and proxies) sends with a gateway error
+/// instead of the API's JSON error array: a client that parses every error body as JSON
+/// chokes on it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum EdgeBody {
+    /// An HTML error page (`text/html`).
+    Html,
+    /// No body at all.
+    Empty,
 }
 
 impl Refusal {
@@ -58,6 +75,7 @@ impl Refusal {
             retry_after: None,
             not_before: None,
             ends_session: false,
+            from_edge: None,
         }
     }
 
@@ -84,9 +102,19 @@ impl Refusal {
         )
     }
 
-    /// The answer as Salesforce sends it: an array of one error, and `Retry-After`.
+    /// The answer as Salesforce sends it: an array of one error, and `Retry-After` (or the
+    /// edge's page, which names no error code).
     pub fn answer(&self) -> Answer {
-        let answer = Answer::error(self.status, self.code, self.message.clone(), &[]);
+        let answer = match self.from_edge {
+            None => Answer::error(self.status, self.code, self.message.clone(), &[]),
+            Some(EdgeBody::Html) => Answer::html(self.status, edge_page(self.status)),
+            Some(EdgeBody::Empty) => Answer::empty(self.status),
+        };
+        // The journal names the edge's error, though its body carries no code.
+        let answer = Answer {
+            error_code: Some(self.code.to_string()),
+            ..answer
+        };
         match &self.retry_after {
             Some(value) => answer.with_header("retry-after", value.clone()),
             None => answer,
@@ -133,7 +161,36 @@ pub(super) fn effect(
         FaultResponse::Latency { min, max } => Effect::Delay(faults.draw(min.0, max.0)),
         FaultResponse::Timeout { after } => Effect::Hang(after.0),
         FaultResponse::TriggerCpuLimit { above } => Effect::TriggerLimit(*above),
+        FaultResponse::BadGateway => Effect::Refuse(edge_error(
+            StatusCode::BAD_GATEWAY,
+            "BAD_GATEWAY",
+            EdgeBody::Html,
+        )),
+        FaultResponse::GatewayTimeout => Effect::Refuse(edge_error(
+            StatusCode::GATEWAY_TIMEOUT,
+            "GATEWAY_TIMEOUT",
+            EdgeBody::Empty,
+        )),
+        FaultResponse::RecordsLocked { every } => Effect::LockRecords(*every),
     }
+}
+
+/// A gateway error from the edge: the request never reached the org, so nothing is done;
+/// `code` names it in the journal only (the body carries none).
+fn edge_error(status: StatusCode, code: &'static str, body: EdgeBody) -> Refusal {
+    Refusal {
+        from_edge: Some(body),
+        ..Refusal::new(status, code, status.to_string())
+    }
+}
+
+/// The HTML page the edge answers a gateway error with.
+fn edge_page(status: StatusCode) -> String {
+    let reason = status.canonical_reason().unwrap_or("Error");
+    format!(
+        "<html><head><title>{} {reason}</title></head><body><h1>{reason}</h1><p>The server did not answer in time. Please try again.</p></body></html>",
+        status.as_u16()
+    )
 }
 
 /// The answer to a collections write of `records` records whose trigger ran past the Apex
@@ -242,6 +299,9 @@ mod tests {
             FaultResponse::SessionExpired,
             FaultResponse::ConcurrentLimit,
             FaultResponse::TriggerCpuLimit { above: 1 },
+            FaultResponse::BadGateway,
+            FaultResponse::GatewayTimeout,
+            FaultResponse::RecordsLocked { every: 2 },
         ];
         for k in &kinds {
             match k {
@@ -256,7 +316,10 @@ mod tests {
                 | FaultResponse::MalformedBody
                 | FaultResponse::SessionExpired
                 | FaultResponse::ConcurrentLimit
-                | FaultResponse::TriggerCpuLimit { .. } => {}
+                | FaultResponse::TriggerCpuLimit { .. }
+                | FaultResponse::BadGateway
+                | FaultResponse::GatewayTimeout
+                | FaultResponse::RecordsLocked { .. } => {}
             }
         }
         kinds
@@ -427,5 +490,27 @@ mod tests {
             panic!("the partner stub dropped a row-lock answer");
         };
         assert_eq!(status, 400);
+    }
+
+    /// A gateway error comes from the edge: `502` with an HTML page, `504` with no body;
+    /// neither is JSON nor names a Salesforce error code (on the org and the stub alike).
+    #[tokio::test]
+    async fn gateway_errors_come_from_the_edge_without_json() {
+        let bundle = bundle();
+        for (kind, want) in [
+            (FaultResponse::BadGateway, 502),
+            (FaultResponse::GatewayTimeout, 504),
+        ] {
+            let Seen::Answered {
+                status,
+                error_code,
+                json,
+                ..
+            } = org_answer(&bundle, &kind).await
+            else {
+                panic!("the org dropped a {}", kind.label());
+            };
+            assert_eq!((status, error_code, json), (want, None, false));
+        }
     }
 }

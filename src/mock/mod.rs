@@ -28,6 +28,7 @@ pub mod oauth;
 pub mod org;
 pub mod partner;
 pub mod pubsub;
+mod record_locks;
 mod rest;
 mod routes;
 pub mod states;
@@ -371,6 +372,11 @@ impl MockOrg {
             bounded.push(e.clone());
         }
         state.journal = bounded;
+    }
+
+    /// Every row finished Bulk ingest jobs processed successfully (see [`bulk::ProcessedRow`]).
+    pub fn bulk_rows(&self) -> Vec<bulk::ProcessedRow> {
+        self.lock().bulk.processed_rows()
     }
 
     /// The scenario's manual edits that were saved, with when, in order.

@@ -140,9 +140,13 @@ fn execute(
         }
         _ => None,
     };
-    let answer = match too_heavy {
-        Some(rolled_back) => rolled_back,
-        None => route_api(state, &req),
+    let answer = match (too_heavy, ticket.effect.as_ref()) {
+        (Some(rolled_back), _) => rolled_back,
+        (None, Some(Effect::LockRecords(every))) => {
+            super::record_locks::locked_write(*every, state, &req, route_api)
+                .unwrap_or_else(|| route_api(state, &req))
+        }
+        (None, _) => route_api(state, &req),
     };
     events::publish_changes(state, &ticket.origin, now);
     let Ticket {
@@ -156,7 +160,7 @@ fn execute(
             record(state, entry);
             let text = match &answer.body {
                 Payload::Json(v) => v.to_string(),
-                Payload::Csv(s) => s.clone(),
+                Payload::Csv(s) | Payload::Html(s) => s.clone(),
                 Payload::Empty => "{".into(),
             };
             let mut resp = (answer.status, cut_short(&text).to_string()).into_response();
@@ -399,7 +403,7 @@ fn finish(state: &mut State, mut entry: JournalEntry, answer: Answer) -> Respons
     if !super::journal::holds_credentials(&entry.path) {
         entry.response_body = match &answer.body {
             Payload::Json(v) => super::journal::kept_body(&v.to_string()),
-            Payload::Csv(text) => super::journal::kept_body(text),
+            Payload::Csv(text) | Payload::Html(text) => super::journal::kept_body(text),
             Payload::Empty => None,
         };
     }

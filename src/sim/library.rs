@@ -7,7 +7,7 @@
 //! `--no-builtin-scenarios` makes the directory the whole set.
 //!
 //! The files are listed by hand with `include_str!` rather than through the `include_dir`
-//! crate or a build script: eighteen entries do not need a dependency, and the test
+//! crate or a build script: a couple of dozen entries do not need a dependency, and the test
 //! `the_builtin_list_is_the_scenario_directory` fails the moment a file in
 //! `harness/scenarios/` is added, removed or changed without this list following.
 //! `harness/broken/` is deliberately not built in.
@@ -36,10 +36,12 @@ macro_rules! builtin {
 pub const BUILTIN: &[BuiltinScenario] = builtin![
     "baseline",
     "bulk-backfill",
+    "bulk-lost-responses",
     "concurrent-long-running-limit",
     "daily-budget-lockout",
     "delete-policies",
     "duplicate-and-reordered-events",
+    "gateway-errors",
     "lost-responses",
     "manual-edits-during-sync",
     "partner-adds-required-field",

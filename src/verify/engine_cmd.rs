@@ -196,6 +196,7 @@ pub async fn run_scenario_in(
     running.stop().await;
 
     let journal = org.journal();
+    let bulk_rows = org.bulk_rows();
     let org_state = org_state(bundle, &org);
     let tenant = format!("{}/{}", bundle.partner, bundle.tenant);
     let mut not_checked = Vec::new();
@@ -292,6 +293,7 @@ pub async fn run_scenario_in(
         org: &org_state,
         queued: &letters,
         source: &source,
+        bulk_rows: &bulk_rows,
     }));
     let conformance = super::conformance::check(bundle, &output.sent);
     if !conformance.is_empty() {

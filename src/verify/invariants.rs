@@ -34,12 +34,13 @@ pub mod names {
     pub const RERUN: &str = "rerun-sends-nothing";
     pub const LETTERS_REAL: &str = "dead-letters-not-landed";
     pub const TRIGGER_LIMITS: &str = "trigger-limits-adapted";
+    pub const BULK_ROWS_ONCE: &str = "bulk-rows-processed-once";
     /// A check on the scenario rather than the engine: every fault rule not marked
     /// `optional` injected its fault at least once.
     pub const FAULTS_FIRED: &str = "faults-fired";
 
     /// Every invariant, in the order reports list them.
-    pub const ALL: [&str; 17] = [
+    pub const ALL: [&str; 18] = [
         FAULTS_FIRED,
         ENGINE_COMPLETED,
         EXACTLY_ONCE,
@@ -47,6 +48,7 @@ pub mod names {
         DEAD_LETTERED,
         LETTERS_REAL,
         TRIGGER_LIMITS,
+        BULK_ROWS_ONCE,
         NO_CALL_FOR_INVALID,
         DELETES,
         NOTHING_ELSE,

@@ -2,6 +2,7 @@
 //! result by invariants; reports the verdict for people and for CI.
 
 pub mod applicability;
+pub mod bulk_rows;
 pub mod conformance;
 pub mod contract_check;
 pub mod engine_cmd;

@@ -1,6 +1,6 @@
 //! Checks every run gets, whichever engine ran (in process or an engine command): the
-//! scenario's fault rules fired, a second run over settled changes sent nothing, and no
-//! dead letter stands for a record that landed.
+//! scenario's fault rules fired, a second run over settled changes sent nothing, no
+//! dead letter stands for a record that landed, and no Bulk row was processed twice.
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -25,6 +25,8 @@ pub struct RunEvidence<'a> {
     /// Dead letters still queued (not superseded).
     pub queued: &'a [DeadLetter],
     pub source: &'a SourceSet,
+    /// The rows finished Bulk jobs processed.
+    pub bulk_rows: &'a [crate::mock::bulk::ProcessedRow],
 }
 
 pub fn check(ev: &RunEvidence<'_>) -> Vec<Violation> {
@@ -50,6 +52,7 @@ pub fn check(ev: &RunEvidence<'_>) -> Vec<Violation> {
         ev.queued,
         |entity, id| latest.get(&(entity, id)).copied(),
     ));
+    violations.extend(super::bulk_rows::check(ev.bulk_rows));
     violations.extend(faults_fired(ev.scenario, ev.journal));
     violations
 }

@@ -222,6 +222,7 @@ pub async fn run_scenario_with(
     running.stop().await;
 
     let journal = org.journal();
+    let bulk_rows = org.bulk_rows();
     let org_state = org_state(bundle, &org);
     let saved_edits = org.saved_edits();
     let edits = org.edit_log();
@@ -285,6 +286,7 @@ pub async fn run_scenario_with(
         org: &org_state,
         queued: &queued,
         source,
+        bulk_rows: &bulk_rows,
     }));
     let conformance = super::conformance::check(bundle, &output.sent);
     if !conformance.is_empty() {

@@ -707,6 +707,8 @@ fn every_invariant_is_caught_by_a_broken_engine() {
         ("dead-letters-what-landed", "dead-letters-not-landed"),
         ("keeps-batch-size", "trigger-limits-adapted"),
         ("keeps-batch-size", "record-present-exactly-once"),
+        ("gives-up-on-gateway-errors", "record-present-exactly-once"),
+        ("resends-bulk-uploads", "bulk-rows-processed-once"),
     ];
     let dir = tempfile::tempdir().unwrap();
     let json = dir.path().join("r.json");

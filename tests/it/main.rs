@@ -5,6 +5,7 @@ mod support;
 
 mod adoption;
 mod bounded_run;
+mod bug_classes;
 mod cdc;
 mod crash_resume;
 mod deployable;

@@ -147,6 +147,15 @@ pub enum FaultResponse {
     /// rolls back and every record answers `CANNOT_INSERT_UPDATE_ACTIVATE_ENTITY`
     /// (`System.LimitException: Apex CPU time limit exceeded`); smaller writes succeed.
     TriggerCpuLimit { above: usize },
+    /// `502 Bad Gateway` from Salesforce's edge, with an HTML page for a body (not JSON);
+    /// the work is not done.
+    BadGateway,
+    /// `504 Gateway Timeout` from Salesforce's edge, with an empty body; the work is not done.
+    GatewayTimeout,
+    /// A collections write answers `200` with every `every`-th record (the 1st, the
+    /// `every+1`-th, …) failed `UNABLE_TO_LOCK_ROW`, as when other jobs hold those rows;
+    /// the other records are written.
+    RecordsLocked { every: usize },
 }
 
 #[derive(Deserialize)]
@@ -185,6 +194,17 @@ struct TriggerCpuLimitSpec {
     above: usize,
 }
 
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RecordsLockedSpec {
+    #[serde(default = "every_other")]
+    every: usize,
+}
+
+fn every_other() -> usize {
+    2
+}
+
 #[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields)]
 struct ResponseLostSpec {
@@ -192,7 +212,7 @@ struct ResponseLostSpec {
     mode: LostMode,
 }
 
-const FAULT_KINDS: &str = "rate_limited, server_unavailable, unable_to_lock_row, request_limit_exceeded, response_lost, latency, timeout, connection_reset, malformed_body, session_expired, concurrent_limit, trigger_cpu_limit";
+const FAULT_KINDS: &str = "rate_limited, server_unavailable, unable_to_lock_row, request_limit_exceeded, response_lost, latency, timeout, connection_reset, malformed_body, session_expired, concurrent_limit, trigger_cpu_limit, bad_gateway, gateway_timeout, records_locked";
 
 impl<'de> Deserialize<'de> for FaultResponse {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
@@ -250,6 +270,18 @@ impl<'de> Deserialize<'de> for FaultResponse {
                 }
                 Ok(FaultResponse::TriggerCpuLimit { above: spec.above })
             }
+            "records_locked" => {
+                let spec: RecordsLockedSpec = serde_yaml::from_value(args_of(args))
+                    .map_err(|e| D::Error::custom(format!("records_locked: {e}")))?;
+                if spec.every == 0 {
+                    return Err(D::Error::custom(
+                        "records_locked: `every` must be at least 1 (1: every record is locked)",
+                    ));
+                }
+                Ok(FaultResponse::RecordsLocked { every: spec.every })
+            }
+            "bad_gateway" => unit(FaultResponse::BadGateway, &args),
+            "gateway_timeout" => unit(FaultResponse::GatewayTimeout, &args),
             "response_lost" => {
                 let spec: ResponseLostSpec = serde_yaml::from_value(args_of(args))
                     .map_err(|e| D::Error::custom(format!("response_lost: {e}")))?;
@@ -319,6 +351,9 @@ impl FaultResponse {
             FaultResponse::TriggerCpuLimit { above } => {
                 format!("trigger_cpu_limit(above={above})")
             }
+            FaultResponse::BadGateway => "bad_gateway".into(),
+            FaultResponse::GatewayTimeout => "gateway_timeout".into(),
+            FaultResponse::RecordsLocked { every } => format!("records_locked(every={every})"),
         }
     }
 }

@@ -1,0 +1,89 @@
+//! Bug classes the library's scenarios exist to catch, run with syncgate's own engine: the
+//! faults really happen (a rule marked `optional` for engines that never take that path
+//! must still fire here) and the shipped engine gets every record through them.
+
+use std::path::PathBuf;
+
+use syncgate::contract::Registry;
+use syncgate::mock::JournalEntry;
+use syncgate::sim::{Scenario, Seed};
+use syncgate::verify::gate::{load_fixtures, run_scenario};
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+async fn gate_run(tenant: &str, scenario: &str) -> syncgate::verify::RunResult {
+    let registry = Registry::open(&root().join("contracts")).unwrap();
+    let t = registry
+        .tenants()
+        .unwrap()
+        .into_iter()
+        .find(|t| t.label() == tenant)
+        .unwrap();
+    let bundle = registry.load(&t).unwrap();
+    let scenario =
+        Scenario::load(&root().join(format!("harness/scenarios/{scenario}.yaml"))).unwrap();
+    let fixtures = load_fixtures(
+        std::slice::from_ref(&scenario),
+        &root().join("harness/fixtures"),
+    )
+    .unwrap();
+    run_scenario(&bundle, &scenario, &fixtures, Seed(5), false)
+        .await
+        .unwrap()
+}
+
+/// The journal entries a rule faulted.
+fn faulted<'a>(journal: &'a [JournalEntry], rule: &str) -> Vec<&'a JournalEntry> {
+    let prefix = format!("{rule}: ");
+    journal
+        .iter()
+        .filter(|e| e.fault.as_deref().is_some_and(|f| f.starts_with(&prefix)))
+        .collect()
+}
+
+#[tokio::test]
+async fn gateway_errors_and_records_locked_inside_a_200_are_retried_until_they_land() {
+    let run = gate_run("northwind-outfitters/production", "gateway-errors").await;
+    assert!(run.passed(), "{:?}", run.violations);
+    let statuses = |rule| {
+        faulted(&run.journal, rule)
+            .iter()
+            .map(|e| e.status)
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(statuses("bad-gateway"), [502, 502]);
+    assert_eq!(statuses("gateway-timeout"), [504]);
+    // Every other record of the write failed inside a 200 and was sent again.
+    let locked = faulted(&run.journal, "locked-records");
+    assert_eq!(locked.len(), 1);
+    let (ok, failed) = locked[0].outcome.unwrap();
+    assert_eq!(locked[0].status, 200);
+    assert!(ok > 0, "{:?}", locked[0].outcome);
+    assert_eq!(
+        failed,
+        (ok + failed).div_ceil(2),
+        "the 1st, 3rd, 5th, … record"
+    );
+}
+
+#[tokio::test]
+async fn answers_lost_on_every_bulk_job_step_still_land_each_record_once() {
+    let run = gate_run("northwind-outfitters/production", "bulk-lost-responses").await;
+    assert!(run.passed(), "{:?}", run.violations);
+    for (rule, method, step) in [
+        ("lost-create", "POST", "/jobs/ingest"),
+        ("lost-upload", "PUT", "/batches"),
+        ("lost-close", "PATCH", "UploadComplete"),
+        ("lost-poll", "GET", "/jobs/ingest/"),
+    ] {
+        let hits = faulted(&run.journal, rule);
+        assert_eq!(hits.len(), 1, "{rule} fired {} times", hits.len());
+        let e = hits[0];
+        assert_eq!(e.method, method, "{rule}");
+        let seen = format!("{} {}", e.path, e.request_body.as_deref().unwrap_or(""));
+        assert!(seen.contains(step), "{rule} faulted {seen}");
+    }
+    assert!(run.report.bulk_jobs >= 2, "{} jobs", run.report.bulk_jobs);
+}
