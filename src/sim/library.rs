@@ -7,7 +7,7 @@
 //! `--no-builtin-scenarios` makes the directory the whole set.
 //!
 //! The files are listed by hand with `include_str!` rather than through the `include_dir`
-//! crate or a build script: eighteen entries do not need a dependency, and the test
+//! crate or a build script: a couple of dozen entries do not need a dependency, and the test
 //! `the_builtin_list_is_the_scenario_directory` fails the moment a file in
 //! `harness/scenarios/` is added, removed or changed without this list following.
 //! `harness/broken/` is deliberately not built in.
@@ -44,6 +44,7 @@ pub const BUILTIN: &[BuiltinScenario] = builtin![
     "manual-edits-during-sync",
     "partner-adds-required-field",
     "partner-changes-field-type",
+    "permanent-rejections",
     "poison-records",
     "rate-limit-storm",
     "rerun-same-source",
@@ -51,6 +52,8 @@ pub const BUILTIN: &[BuiltinScenario] = builtin![
     "schema-drift",
     "server-unavailable",
     "session-expiry",
+    "small-daily-budget",
+    "throttled-slow-org",
     "timed-outage",
     "transport-failures",
     "trigger-cpu-limit",

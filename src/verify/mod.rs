@@ -4,6 +4,7 @@
 pub mod applicability;
 pub mod conformance;
 pub mod contract_check;
+pub mod discipline;
 pub mod engine_cmd;
 pub mod evidence;
 pub mod fixture_sets;

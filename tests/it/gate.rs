@@ -678,6 +678,12 @@ fn every_invariant_is_caught_by_a_broken_engine() {
         ("dead-letters-what-landed", "dead-letters-not-landed"),
         ("keeps-batch-size", "trigger-limits-adapted"),
         ("keeps-batch-size", "record-present-exactly-once"),
+        ("skips-its-limiter", "rate-and-concurrency-within-limits"),
+        ("spends-last-call", "last-daily-call-spared"),
+        (
+            "retries-permanent-rejections",
+            "retries-follow-retryable-answers",
+        ),
     ];
     let dir = tempfile::tempdir().unwrap();
     let json = dir.path().join("r.json");

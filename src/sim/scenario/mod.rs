@@ -118,6 +118,11 @@ pub struct EngineOverrides {
     /// Objects with more records than this go through Bulk API 2.0 (library scenarios use
     /// it to exercise the Bulk path on small fixtures).
     pub bulk_threshold: Option<usize>,
+    /// The engine's token bucket: requests per second, and the burst it starts with.
+    pub rate_per_sec: Option<f64>,
+    pub burst: Option<u32>,
+    /// Requests in flight at once.
+    pub max_concurrent: Option<u32>,
 }
 
 /// A duration written as `3600s`, `1h`, `250ms` or a bare number of seconds.
