@@ -81,7 +81,9 @@ impl EngineConfig {
         let scale = if time_scale.is_finite() && time_scale >= 1.0 {
             time_scale
         } else {
-            return Err(format!("time scale {time_scale} is not a number of at least 1"));
+            return Err(format!(
+                "time scale {time_scale} is not a number of at least 1"
+            ));
         };
         if !(l.rate_per_sec.is_finite() && l.rate_per_sec > 0.0) || l.burst == 0 {
             return Err("rate_per_sec must be above 0 and burst at least 1".into());
@@ -140,7 +142,10 @@ mod tests {
         assert!((c.rate_per_sec - 72.0).abs() < 1e-9);
         assert_eq!((c.burst, c.max_concurrent), (2, 3));
         let e = c
-            .apply_protocol_limits(r#"{"rate_per_sec": 0, "burst": 2, "max_concurrent": 3}"#, 1.0)
+            .apply_protocol_limits(
+                r#"{"rate_per_sec": 0, "burst": 2, "max_concurrent": 3}"#,
+                1.0,
+            )
             .unwrap_err();
         assert!(e.contains("rate_per_sec"), "{e}");
         assert!(c.apply_protocol_limits("{}", 1.0).is_err());

@@ -89,7 +89,10 @@ pub enum RecordResult {
     Unseen,
     Applied,
     /// `errors[0]` of the record's result.
-    Rejected { code: String, message: String },
+    Rejected {
+        code: String,
+        message: String,
+    },
 }
 
 /// A stable digest of `bytes` within one run (the same bytes, the same digest).

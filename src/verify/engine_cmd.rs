@@ -9,9 +9,9 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use self::files::{copy_fixtures, read_dead_letters, read_outbox, read_report, write_sqlite};
+use super::discipline::CallLimits;
 use super::gate::{GateError, RunResult, Unchecked};
 use super::invariants::{self, names, Evidence, Violation};
-use super::discipline::CallLimits;
 use super::scenario_run::{call_limits, check_discipline, engine_config};
 use super::scenario_run::{engine_output, expected_org, org_state, spawn_scenario_org, GateOrg};
 use crate::contract::Bundle;

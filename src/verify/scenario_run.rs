@@ -21,9 +21,13 @@ use crate::mock::{self, ClientCredentials, MockConfig, MockOrg, Record, RunningM
 use crate::sim::{Clock, Scenario, Seed};
 use crate::store::{DeadLetterStore, DlqFilter, MemoryStore};
 
-/// The org as the scenario's partner changed it (`org_fields`), or the bundle unchanged.
+/// The org as the scenario's partner changed it (`org_fields`, and its long-running limit
+/// from `limits.concurrent_long_running`), or the bundle unchanged.
 pub(crate) fn org_as_changed(bundle: &Bundle, scenario: &Scenario) -> Result<Bundle, GateError> {
     let mut org = bundle.clone();
+    if let Some(n) = scenario.limits.concurrent_long_running {
+        org.limits.concurrent_long_running = n;
+    }
     for (key, spec) in &scenario.org_fields {
         let (object, field) = key.split_once('.').unwrap_or((key.as_str(), ""));
         let obj = org.objects.get_mut(object).ok_or_else(|| {
@@ -146,7 +150,9 @@ pub(crate) async fn spawn_scenario_org<'b>(
     seed: Seed,
     clock: &Clock,
 ) -> Result<(std::borrow::Cow<'b, Bundle>, GateOrg), GateError> {
-    let org_bundle = match scenario.org_fields.is_empty() {
+    let unchanged =
+        scenario.org_fields.is_empty() && scenario.limits.concurrent_long_running.is_none();
+    let org_bundle = match unchanged {
         true => std::borrow::Cow::Borrowed(bundle),
         false => std::borrow::Cow::Owned(org_as_changed(bundle, scenario)?),
     };
@@ -334,16 +340,15 @@ pub async fn run_scenario_with(
             details: conformance,
         });
     }
-    let (discipline, not_checked) =
-        check_discipline(
-            &journal,
-            call_limits(&config),
-            org_bundle,
-            scenario,
-            // The virtual clock's millisecond; on the system clock, a request reaches the
-            // org a little after the engine let it go.
-            std::time::Duration::from_millis(if real_time { 5 } else { 1 }),
-        );
+    let (discipline, not_checked) = check_discipline(
+        &journal,
+        call_limits(&config),
+        org_bundle,
+        scenario,
+        // The virtual clock's millisecond; on the system clock, a request reaches the
+        // org a little after the engine let it go.
+        std::time::Duration::from_millis(if real_time { 5 } else { 1 }),
+    );
     violations.extend(discipline);
     if let Some(e) = stopped {
         violations.insert(

@@ -104,6 +104,9 @@ pub struct LimitOverrides {
     /// API requests already spent in the current window when the run starts.
     #[serde(default)]
     pub used_at_start: u64,
+    /// Requests the org lets run for its long-running threshold or longer at once
+    /// (Salesforce: 25), replacing the bundle's `limits.concurrent_long_running`.
+    pub concurrent_long_running: Option<u32>,
 }
 
 /// Engine settings a scenario may change: genuine settings of the shipped engine, never

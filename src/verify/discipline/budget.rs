@@ -21,8 +21,7 @@ pub fn check(journal: &[JournalEntry], max: u64) -> Vec<String> {
             continue;
         };
         let lost = e.status == 0
-            || e
-                .fault
+            || e.fault
                 .as_deref()
                 .is_some_and(|f| f.contains("response_lost"));
         if is_api(e) && !lost && used.saturating_add(1) >= max {
@@ -38,10 +37,7 @@ pub fn check(journal: &[JournalEntry], max: u64) -> Vec<String> {
             continue;
         }
         let told = &journal[w];
-        let said = format!(
-            "{}/{max}",
-            told.api_usage.unwrap_or_default()
-        );
+        let said = format!("{}/{max}", told.api_usage.unwrap_or_default());
         let refused = e.fault.as_deref() == Some("daily_budget_exhausted");
         out.push(if refused {
             format!(
@@ -104,7 +100,10 @@ mod tests {
         refused.status = 403;
         journal.push(refused);
         let found = check(&journal, 15_000);
-        assert!(found[0].contains("ran into the daily lockout"), "{found:#?}");
+        assert!(
+            found[0].contains("ran into the daily lockout"),
+            "{found:#?}"
+        );
         // The next day's requests are another window's.
         let mut next_day = entry(3, 86_400_000, 10);
         next_day.api_usage = Some(1);

@@ -89,10 +89,16 @@ pub(crate) fn answered_before(index: usize, later: &JournalEntry) -> bool {
     (index as u64) + 2 <= later.seq
 }
 
-/// `METHOD path` of a request, its query cut (SOQL is long).
+/// `#seq METHOD path` of a request, its query cut (SOQL is long).
 pub(crate) fn label(e: &JournalEntry) -> String {
+    format!("#{} {}", e.seq, request(e))
+}
+
+/// `METHOD path` of a request, its query cut: for requests in flight together, whose
+/// `seq` (one more than the answers recorded before them) they may share.
+pub(crate) fn request(e: &JournalEntry) -> String {
     let path = e.path.split('?').next().unwrap_or(&e.path);
-    format!("#{} {} {}", e.seq, e.method, path)
+    format!("{} {}", e.method, path)
 }
 
 #[cfg(test)]
@@ -102,7 +108,9 @@ pub(crate) mod testing {
 
     /// An API request arriving `at_ms` after the start, answered `took_ms` later, with 200.
     pub fn entry(seq: u64, at_ms: i64, took_ms: i64) -> JournalEntry {
-        let t0 = Timestamp::parse("2026-01-05T08:00:00Z").unwrap().as_millis();
+        let t0 = Timestamp::parse("2026-01-05T08:00:00Z")
+            .unwrap()
+            .as_millis();
         JournalEntry {
             seq,
             at: Timestamp::from_millis(t0 + at_ms),

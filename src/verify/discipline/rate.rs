@@ -5,7 +5,7 @@
 //! already ran as many long-running requests (in flight for the threshold or longer) as it
 //! allows — the request Salesforce refuses with `ConcurrentPerOrgLongTxn`.
 
-use super::{is_api, label, CallLimits, OrgLimits};
+use super::{is_api, request, CallLimits, OrgLimits};
 use crate::mock::JournalEntry;
 use crate::sim::Timestamp;
 
@@ -18,20 +18,52 @@ pub fn check(
 ) -> Vec<String> {
     let mut api: Vec<&JournalEntry> = journal.iter().filter(|e| is_api(e)).collect();
     api.sort_by_key(|e| (e.at, e.seq));
-    let mut details = bucket(&api, limits, slack.as_secs_f64() * 1000.0);
-    for e in &api {
-        if e.in_flight > limits.max_concurrent as usize {
-            details.push(format!(
+    let crowded: Vec<String> = api
+        .iter()
+        .filter(|e| e.in_flight > limits.max_concurrent as usize)
+        .map(|e| {
+            format!(
                 "request {} arrived at {} with {} requests in flight (itself included); the engine is configured for at most {} at once (max_concurrent)",
-                label(e),
+                request(e),
                 e.at,
                 e.in_flight,
                 limits.max_concurrent
-            ));
-        }
+            )
+        })
+        .collect();
+    let total = api.len();
+    let mut details = Vec::new();
+    for (kind, found) in [
+        (
+            "came before the configured token bucket held a token for them",
+            bucket(&api, limits, slack.as_secs_f64() * 1000.0),
+        ),
+        (
+            "arrived with more requests in flight than max_concurrent",
+            crowded,
+        ),
+        (
+            "arrived while the org already ran its limit of long-running requests",
+            long_running(&api, org),
+        ),
+    ] {
+        summarise(&mut details, kind, total, found);
     }
-    details.extend(long_running(&api, org));
     details
+}
+
+/// Examples of each kind a violation shows (the count says how many there were).
+const EXAMPLES: usize = 2;
+
+/// One line saying how many of the run's requests broke a limit, then a few of them.
+fn summarise(details: &mut Vec<String>, kind: &str, total: usize, found: Vec<String>) {
+    if found.is_empty() {
+        return;
+    }
+    if found.len() > 1 {
+        details.push(format!("{} of {total} requests {kind}, e.g.:", found.len()));
+    }
+    details.extend(found.into_iter().take(EXAMPLES));
 }
 
 /// Requests that came before the bucket held a token for them.
@@ -51,7 +83,7 @@ fn bucket(api: &[&JournalEntry], limits: &CallLimits, slack_ms: f64) -> Vec<Stri
             let wait_ms = ((1.0 - tokens) / per_ms).ceil() as i64;
             out.push(format!(
                 "request {} arrived at {}, {wait_ms} ms before the configured token bucket (rate_per_sec {}, burst {}) held a token for it",
-                label(e),
+                request(e),
                 e.at,
                 limits.rate_per_sec,
                 limits.burst
@@ -82,7 +114,7 @@ fn long_running(api: &[&JournalEntry], org: &OrgLimits) -> Vec<String> {
         if long >= limit {
             out.push(format!(
                 "request {} arrived at {} while {long} requests had been running for {} s or longer; the org allows {limit} long-running requests at once",
-                label(e),
+                request(e),
                 now,
                 threshold.as_secs()
             ));
@@ -130,7 +162,8 @@ mod tests {
         let found = check(&early, &limits(0.1, 2, 4), &org(25), MS);
         assert_eq!(found.len(), 1, "{found:#?}");
         assert!(
-            found[0].starts_with("request #5 PATCH") && found[0].contains("5000 ms before"),
+            found[0].starts_with("request PATCH")
+                && found[0].contains("at 2026-01-05T08:00:25.000Z, 5000 ms before"),
             "{found:#?}"
         );
         // One millisecond early is the clocks' rounding, not a breach.
@@ -150,7 +183,7 @@ mod tests {
         assert_eq!(found.len(), 2, "{found:#?}");
         assert!(found[0].contains("with 3 requests in flight"), "{found:#?}");
         assert!(
-            found[1].contains("request #3") && found[1].contains("while 2 requests"),
+            found[1].contains("08:00:21.000Z") && found[1].contains("while 2 requests"),
             "{found:#?}"
         );
         // Within the limits: nothing.

@@ -86,8 +86,7 @@ pub fn check(journal: &[JournalEntry]) -> (Vec<String>, Option<super::Unchecked>
         }
         let object = e.object.as_deref().unwrap_or_default();
         for o in e.record_outcomes.iter().flatten() {
-            let Some(&(i, code)) = records.get(&(object, o.external_id.as_str(), o.digest))
-            else {
+            let Some(&(i, code)) = records.get(&(object, o.external_id.as_str(), o.digest)) else {
                 continue;
             };
             if answered_before(i, e) {
@@ -146,13 +145,28 @@ mod tests {
         // A lock, then the same record again: fine. A too-long name, then the same record
         // again: wasted. The same ID with other content (a new version): fine.
         let journal = vec![
-            upsert(1, &[("A", 1, rejected("UNABLE_TO_LOCK_ROW")), ("B", 2, rejected("STRING_TOO_LONG"))]),
+            upsert(
+                1,
+                &[
+                    ("A", 1, rejected("UNABLE_TO_LOCK_ROW")),
+                    ("B", 2, rejected("STRING_TOO_LONG")),
+                ],
+            ),
             upsert(2, &[("A", 1, Applied), ("B", 3, Applied)]),
         ];
         assert!(check(&journal).0.is_empty());
         let journal = vec![
-            upsert(1, &[("A", 1, rejected("UNABLE_TO_LOCK_ROW")), ("B", 2, rejected("STRING_TOO_LONG"))]),
-            upsert(2, &[("A", 1, Applied), ("B", 2, rejected("STRING_TOO_LONG"))]),
+            upsert(
+                1,
+                &[
+                    ("A", 1, rejected("UNABLE_TO_LOCK_ROW")),
+                    ("B", 2, rejected("STRING_TOO_LONG")),
+                ],
+            ),
+            upsert(
+                2,
+                &[("A", 1, Applied), ("B", 2, rejected("STRING_TOO_LONG"))],
+            ),
         ];
         let (found, note) = check(&journal);
         assert_eq!(found.len(), 1, "{found:#?}");
@@ -163,7 +177,10 @@ mod tests {
         );
         assert!(note.is_none());
         // A record whose answer never reached the client (lost) may be sent again.
-        let journal = vec![upsert(1, &[("B", 2, Unseen)]), upsert(2, &[("B", 2, Applied)])];
+        let journal = vec![
+            upsert(1, &[("B", 2, Unseen)]),
+            upsert(2, &[("B", 2, Applied)]),
+        ];
         assert!(check(&journal).0.is_empty());
         // A governor limit in a trigger: the record lands in a smaller batch.
         let cpu = RecordResult::Rejected {
@@ -184,7 +201,13 @@ mod tests {
         let (found, _) = check(&[first.clone(), again.clone()]);
         assert_eq!(found.len(), 1, "{found:#?}");
         assert!(found[0].contains("repeated #1") && found[0].contains("400 JSON_PARSER_ERROR"));
-        for (status, code) in [(400, "UNABLE_TO_LOCK_ROW"), (403, "REQUEST_LIMIT_EXCEEDED"), (401, "INVALID_SESSION_ID"), (503, "SERVER_UNAVAILABLE"), (429, "REQUEST_LIMIT_EXCEEDED")] {
+        for (status, code) in [
+            (400, "UNABLE_TO_LOCK_ROW"),
+            (403, "REQUEST_LIMIT_EXCEEDED"),
+            (401, "INVALID_SESSION_ID"),
+            (503, "SERVER_UNAVAILABLE"),
+            (429, "REQUEST_LIMIT_EXCEEDED"),
+        ] {
             let mut t = first.clone();
             (t.status, t.error_code) = (status, Some(code.into()));
             assert!(check(&[t, again.clone()]).0.is_empty(), "{status} {code}");
