@@ -377,6 +377,8 @@ class Engine:
     max_window_waits = 2
     backoff_base = 0.5   # org seconds
     backoff_cap = 60.0
+    # Calls of the daily window left unspent: the last call stays for the org's own people.
+    budget_margin = 1
     # Keep the record versions settled (applied, or rejected for good) in SYNCGATE_STATE_DIR,
     # so a later run over the same changes (at-least-once delivery) sends nothing again.
     remembers = True
@@ -403,6 +405,13 @@ class Engine:
         self.counters["already_synced"] = 0
         self.counters["already_dead_lettered"] = 0
         self.settled = self.load_settled()
+        # The calling limits it is configured with (SYNCGATE_ENGINE_LIMITS): a token bucket
+        # on org time, refilled at rate_per_sec, holding at most `burst` tokens. Calls are
+        # made one at a time, so at most one is in flight (<= max_concurrent).
+        limits = json.loads(env.get("SYNCGATE_ENGINE_LIMITS") or "{}")
+        self.rate = float(limits["rate_per_sec"]) if limits.get("rate_per_sec") else None
+        self.burst = float(limits.get("burst") or 1)
+        self.tokens, self.refilled = self.burst, time.monotonic()
         # Created at once, so "no dead letters" is distinguishable from "no file".
         open(env["SYNCGATE_DEAD_LETTERS"], "a", encoding="utf-8").close()
 
@@ -433,7 +442,7 @@ class Engine:
     def note_limits(self, headers):
         info = headers.get("Sforce-Limit-Info") or ""
         m = re.search(r"api-usage=(\d+)/(\d+)", info)
-        if m and int(m.group(1)) >= int(m.group(2)):
+        if m and int(m.group(1)) + self.budget_margin >= int(m.group(2)):
             reset = headers.get("X-Syncgate-Limit-Reset")
             if reset and reset.isdigit():
                 self.blocked_until = time.time() + int(reset)
@@ -450,6 +459,22 @@ class Engine:
     def guard_budget(self):
         if self.blocked_until is not None:
             self.wait_for_window()
+
+    def throttle(self):
+        """Waits for a token of the configured bucket (its rate is per org second)."""
+        if self.rate is None:
+            return
+        per_wall_sec = self.rate * self.scale
+        now = time.monotonic()
+        self.tokens = min(self.burst, self.tokens + (now - self.refilled) * per_wall_sec)
+        self.refilled = now
+        if self.tokens < 1.0:
+            # A little over the exact wait: the org's clock counts whole milliseconds.
+            time.sleep((1.0 - self.tokens) / per_wall_sec * 1.02 + 0.0005)
+            now = time.monotonic()
+            self.tokens = min(self.burst, self.tokens + (now - self.refilled) * per_wall_sec)
+            self.refilled = now
+        self.tokens -= 1.0
 
     # -- HTTP ------------------------------------------------------------------------------
 
@@ -487,6 +512,7 @@ class Engine:
         attempt, refreshed = 0, False
         while True:
             self.guard_budget()
+            self.throttle()
             attempt += 1
             wait = None
             self.counters["api_calls"] += 1
@@ -543,8 +569,9 @@ class Engine:
                 or (status == 403 and code == "REQUEST_LIMIT_EXCEEDED")
                 or (status == 400 and code in RETRYABLE_ITEM_CODES))
 
-    def retryable_item(self, code):
-        """Whether a record that failed inside a successful answer is worth sending again."""
+    def retryable_item(self, code, message):
+        """Whether a record that failed inside a successful answer may land if sent again
+        (`message` is there for engines that judge by it)."""
         return code in RETRYABLE_ITEM_CODES
 
     def on_lockout(self, headers):
@@ -770,6 +797,7 @@ class Engine:
             if not isinstance(data, list) or len(data) != len(remaining):
                 data = [{"success": False, "errors": [{"statusCode": "SERVER_UNAVAILABLE", "message": "garbled answer"}]}] * len(remaining)
             retry = []
+            codes = {}
             for (record, payload), result in zip(remaining, data):
                 if result.get("success"):
                     self.counters["created" if result.get("created") else "updated"] += 1
@@ -780,14 +808,17 @@ class Engine:
                 if len(remaining) > 1 and self.needs_smaller_batch(code, err.get("message", "")):
                     heavy.append((record, payload))
                     continue
-                if self.retryable_item(code):
+                if self.retryable_item(code, err.get("message", "")):
                     retry.append((record, payload))
+                    codes[id(record)] = (code, err.get("message", ""))
                 else:
                     self.dead_letter(object_name, record, code, err.get("message", ""), "rejected", attempt)
             if retry and attempt >= self.max_attempts:
                 for record, _ in retry:
-                    self.dead_letter(object_name, record, "UNABLE_TO_LOCK_ROW", "gave up after %d attempts" % attempt,
-                                     "retries_exhausted", attempt)
+                    code, message = codes.get(id(record), ("UNABLE_TO_LOCK_ROW", ""))
+                    cls = "retries_exhausted" if code in RETRYABLE_ITEM_CODES else "rejected"
+                    self.dead_letter(object_name, record, code,
+                                     "gave up after %d attempts; last error: %s" % (attempt, message), cls, attempt)
                 return heavy
             if retry:
                 self.counters["retries"] += 1

@@ -116,6 +116,13 @@ pub struct SyncArgs {
     /// stderr). Metric names: README.md.
     #[arg(long, value_name = "127.0.0.1:PORT", requires = "follow")]
     pub metrics_addr: Option<std::net::SocketAddr>,
+    /// Under the engine protocol: the calling limits the gate holds this run to
+    /// (`SYNCGATE_ENGINE_LIMITS`, JSON; the rate per org second), replacing the file's.
+    #[arg(long, env = "SYNCGATE_ENGINE_LIMITS", hide = true)]
+    pub engine_limits: Option<String>,
+    /// Under the engine protocol: org seconds per wall second (`SYNCGATE_TIME_SCALE`).
+    #[arg(long, env = "SYNCGATE_TIME_SCALE", hide = true, default_value_t = 1.0)]
+    pub time_scale: f64,
 }
 
 /// What `--source` names.
@@ -181,10 +188,16 @@ fn watch_signals(stop: Stop) -> Result<(), String> {
 /// `syncgate sync`: passed when every record landed, failed when some were dead-lettered.
 pub(super) fn sync(args: SyncArgs, db: Option<&str>) -> CliResult {
     let bundle = args.org.bundle()?;
-    let engine = crate::engine::config_file::EngineSettings::resolve(
+    let mut engine = crate::engine::config_file::EngineSettings::resolve(
         args.engine_config.as_deref(),
         &args.org.contracts,
     )?;
+    if let Some(limits) = &args.engine_limits {
+        engine
+            .config
+            .apply_protocol_limits(limits, args.time_scale)
+            .map_err(|e| CliError::bad_input(format!("SYNCGATE_ENGINE_LIMITS: {e}")))?;
+    }
     let spec = SourceSpec::parse(&args.source).map_err(CliError::bad_input)?;
     let target = args.org.target()?;
     // Under the engine protocol, state (cursors, dedupe keys, letters) lives in the

@@ -65,6 +65,39 @@ impl EngineConfig {
     }
 }
 
+impl EngineConfig {
+    /// Takes the calling limits the engine protocol states (`SYNCGATE_ENGINE_LIMITS`:
+    /// `{"rate_per_sec", "burst", "max_concurrent"}`, the rate per org second) for a run on
+    /// this process's clock, where one wall second is `time_scale` org seconds.
+    pub fn apply_protocol_limits(&mut self, json: &str, time_scale: f64) -> Result<(), String> {
+        #[derive(serde::Deserialize)]
+        #[serde(deny_unknown_fields)]
+        struct Limits {
+            rate_per_sec: f64,
+            burst: u32,
+            max_concurrent: u32,
+        }
+        let l: Limits = serde_json::from_str(json).map_err(|e| e.to_string())?;
+        let scale = if time_scale.is_finite() && time_scale >= 1.0 {
+            time_scale
+        } else {
+            return Err(format!(
+                "time scale {time_scale} is not a number of at least 1"
+            ));
+        };
+        if !(l.rate_per_sec.is_finite() && l.rate_per_sec > 0.0) || l.burst == 0 {
+            return Err("rate_per_sec must be above 0 and burst at least 1".into());
+        }
+        if l.max_concurrent == 0 {
+            return Err("max_concurrent must be at least 1".into());
+        }
+        self.rate_per_sec = l.rate_per_sec * scale;
+        self.burst = l.burst;
+        self.max_concurrent = l.max_concurrent;
+        Ok(())
+    }
+}
+
 impl Default for EngineConfig {
     fn default() -> Self {
         EngineConfig {
@@ -91,5 +124,30 @@ impl Default for EngineConfig {
             limits: bounds::Limits::default(),
             daily_budget: None,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn protocol_limits_are_taken_with_the_rate_scaled_to_the_wall_clock() {
+        let mut c = EngineConfig::default();
+        c.apply_protocol_limits(
+            r#"{"rate_per_sec": 0.02, "burst": 2, "max_concurrent": 3}"#,
+            3600.0,
+        )
+        .unwrap();
+        assert!((c.rate_per_sec - 72.0).abs() < 1e-9);
+        assert_eq!((c.burst, c.max_concurrent), (2, 3));
+        let e = c
+            .apply_protocol_limits(
+                r#"{"rate_per_sec": 0, "burst": 2, "max_concurrent": 3}"#,
+                1.0,
+            )
+            .unwrap_err();
+        assert!(e.contains("rate_per_sec"), "{e}");
+        assert!(c.apply_protocol_limits("{}", 1.0).is_err());
     }
 }

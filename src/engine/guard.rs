@@ -177,7 +177,7 @@ impl Sync<'_> {
         Ok(())
     }
 
-    /// Stops before the daily budget is spent, and waits for the next window.
+    /// Stops with the window's last call left unspent, and waits for the next window.
     pub(super) async fn guard_budget(
         &mut self,
         client: &mut SalesforceClient,
@@ -191,7 +191,9 @@ impl Sync<'_> {
                 .is_some_and(|day| day < self.clock.now().day_start());
             if stale {
                 client.usage = None;
-            } else if u.used >= u.max {
+            } else if u.used.saturating_add(1) >= u.max {
+                // The margin: the window's last call stays unspent (for the org's people
+                // and other tools; the lockout never comes from this engine).
                 match client.window_opens.take() {
                     Some(until) => {
                         self.wait_for_window_until(object, "daily budget guard", until)

@@ -61,6 +61,101 @@ pub struct JournalEntry {
     /// When the answer went out, on the org's clock (latency metrics). Not serialized.
     #[serde(skip)]
     pub answered_at: Option<Timestamp>,
+    /// A digest of the request body (API requests with one): the same request sent again
+    /// has the same digest. Not serialized.
+    #[serde(skip)]
+    pub body_digest: Option<u64>,
+    /// Per record of a collections upsert, in the order sent: what Salesforce answered for
+    /// it, as far as the client received it. Not serialized (traces stay as they were).
+    #[serde(skip)]
+    pub record_outcomes: Option<Vec<RecordOutcome>>,
+}
+
+/// One record of a collections upsert (`PATCH /composite/sobjects/{Object}/{Field}`) as the
+/// journal keeps it: its external ID, a digest of the record exactly as sent (so a record
+/// sent again unchanged is recognised) and Salesforce's answer for it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RecordOutcome {
+    pub external_id: String,
+    pub digest: u64,
+    pub result: RecordResult,
+}
+
+/// What the client learned about one record of a collections upsert.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum RecordResult {
+    /// No per-record answer reached the client: the request was refused as a whole, or
+    /// its answer was lost, cut short or never sent.
+    Unseen,
+    Applied,
+    /// `errors[0]` of the record's result.
+    Rejected {
+        code: String,
+        message: String,
+    },
+}
+
+/// A stable digest of `bytes` within one run (the same bytes, the same digest).
+pub fn digest(bytes: &[u8]) -> u64 {
+    use std::hash::Hasher;
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    h.write(bytes);
+    h.finish()
+}
+
+/// The records of a collections upsert body, each as [`RecordResult::Unseen`] (none when
+/// the body holds no `records` array).
+pub fn upsert_records(body: &[u8], external_id_field: &str) -> Option<Vec<RecordOutcome>> {
+    let value: serde_json::Value = serde_json::from_slice(body).ok()?;
+    let records = value.get("records")?.as_array()?;
+    Some(
+        records
+            .iter()
+            .map(|r| RecordOutcome {
+                external_id: match r.get(external_id_field) {
+                    Some(serde_json::Value::String(s)) => s.clone(),
+                    Some(v) if !v.is_null() => v.to_string(),
+                    _ => String::new(),
+                },
+                digest: digest(r.to_string().as_bytes()),
+                result: RecordResult::Unseen,
+            })
+            .collect(),
+    )
+}
+
+/// Fills `outcomes` from an answer body that is a per-record result array of the same
+/// length (`[{"success": …, "errors": [{"statusCode", "message"}]}, …]`); anything else
+/// (an error array for the whole request) leaves them unseen.
+pub fn read_record_results(outcomes: &mut [RecordOutcome], body: &serde_json::Value) {
+    let Some(results) = body.as_array() else {
+        return;
+    };
+    if results.len() != outcomes.len()
+        || !results
+            .iter()
+            .all(|r| r.get("success").is_some_and(serde_json::Value::is_boolean))
+    {
+        return;
+    }
+    for (o, r) in outcomes.iter_mut().zip(results) {
+        o.result = if r["success"] == serde_json::Value::Bool(true) {
+            RecordResult::Applied
+        } else {
+            let first = r.get("errors").and_then(|e| e.get(0));
+            let text = |k: &str| {
+                first
+                    .and_then(|e| e.get(k))
+                    .and_then(serde_json::Value::as_str)
+                    .unwrap_or_default()
+                    .to_string()
+            };
+            RecordResult::Rejected {
+                code: text("statusCode"),
+                message: text("message"),
+            }
+        };
+    }
 }
 
 /// Bytes of a body a journal entry keeps.
@@ -193,6 +288,8 @@ mod tests {
             request_body: None,
             response_body: None,
             answered_at: None,
+            body_digest: None,
+            record_outcomes: None,
         }
     }
 
@@ -212,5 +309,29 @@ mod tests {
         }
         assert_eq!(all.entries().len(), 1000);
         assert_eq!(all.dropped(), 0);
+    }
+
+    #[test]
+    fn per_record_results_are_read_only_from_a_result_array_of_the_same_length() {
+        let body = br#"{"allOrNone": false, "records": [{"attributes": {"type": "Account"}, "Ext__c": "A"}, {"attributes": {"type": "Account"}, "Ext__c": "B"}]}"#;
+        let mut outcomes = upsert_records(body, "Ext__c").unwrap();
+        assert_eq!(outcomes[0].external_id, "A");
+        assert_ne!(outcomes[0].digest, outcomes[1].digest);
+        let whole = serde_json::json!([{"errorCode": "SERVER_UNAVAILABLE", "message": "x"}, {"errorCode": "X", "message": "y"}]);
+        read_record_results(&mut outcomes, &whole);
+        assert!(outcomes.iter().all(|o| o.result == RecordResult::Unseen));
+        let results = serde_json::json!([
+            {"success": true, "errors": []},
+            {"success": false, "errors": [{"statusCode": "STRING_TOO_LONG", "message": "Name: too long"}]}
+        ]);
+        read_record_results(&mut outcomes, &results);
+        assert_eq!(outcomes[0].result, RecordResult::Applied);
+        assert_eq!(
+            outcomes[1].result,
+            RecordResult::Rejected {
+                code: "STRING_TOO_LONG".into(),
+                message: "Name: too long".into()
+            }
+        );
     }
 }

@@ -234,6 +234,9 @@ fn admit(
         },
         response_body: None,
         answered_at: None,
+        body_digest: (!body.is_empty() && !super::journal::holds_credentials(&path))
+            .then(|| super::journal::digest(body)),
+        record_outcomes: None,
     };
     state.tick(now);
 
@@ -276,6 +279,12 @@ fn admit(
         .map(percent_decode)
         .collect();
     entry.object = object_of(&segments);
+    // A collections upsert: its records, to learn what the answer says of each.
+    if let [c, s, _, field] = segments.as_slice() {
+        if *method == Method::PATCH && c == "composite" && s == "sobjects" {
+            entry.record_outcomes = super::journal::upsert_records(body, field);
+        }
+    }
 
     let token = bearer(headers);
     let authorized = token.as_ref().is_some_and(|t| state.tokens.contains(t));
@@ -376,9 +385,9 @@ fn add_limit_info(state: &State, resp: &mut Response) {
     if let Ok(v) = HeaderValue::from_str(&info) {
         resp.headers_mut().insert("sforce-limit-info", v);
     }
-    // With the budget spent, say when the daily window reopens, in the client's seconds
-    // (a client that cannot see the org's clock could not know).
-    if state.budget.used >= state.budget.max {
+    // With at most the last call left, say when the daily window reopens, in the client's
+    // seconds (a client that cannot see the org's clock could not know).
+    if state.budget.used.saturating_add(1) >= state.budget.max {
         let secs = window_wait(&state.clock, state.clock.now());
         if let Ok(v) = HeaderValue::from_str(&secs.to_string()) {
             resp.headers_mut().insert(WINDOW_RESET_HEADER, v);
@@ -400,6 +409,10 @@ fn finish(state: &mut State, mut entry: JournalEntry, answer: Answer) -> Respons
     entry.records = answer.records;
     entry.outcome = answer.outcome;
     entry.error_code = answer.error_code.clone();
+    // The answer reaches the client as it is: its per-record results are what it learns.
+    if let (Some(outcomes), Payload::Json(body)) = (entry.record_outcomes.as_mut(), &answer.body) {
+        super::journal::read_record_results(outcomes, body);
+    }
     if !super::journal::holds_credentials(&entry.path) {
         entry.response_body = match &answer.body {
             Payload::Json(v) => super::journal::kept_body(&v.to_string()),

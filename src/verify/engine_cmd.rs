@@ -9,8 +9,10 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use self::files::{copy_fixtures, read_dead_letters, read_outbox, read_report, write_sqlite};
+use super::discipline::CallLimits;
 use super::gate::{GateError, RunResult, Unchecked};
 use super::invariants::{self, names, Evidence, Violation};
+use super::scenario_run::{call_limits, check_discipline, engine_config};
 use super::scenario_run::{engine_output, expected_org, org_state, spawn_scenario_org, GateOrg};
 use crate::contract::Bundle;
 use crate::engine::client::SentRequest;
@@ -97,18 +99,23 @@ pub async fn run_scenario(
     seed: Seed,
     engine: &EngineCommand,
 ) -> Result<RunResult, GateError> {
-    run_scenario_in(bundle, scenario, seed, engine, &Default::default()).await
+    let base = crate::engine::EngineConfig::default();
+    run_scenario_in(bundle, scenario, seed, engine, &Default::default(), &base).await
 }
 
 /// [`run_scenario`] reading the fixture sets named in `dirs` from there (a tenant's
-/// generated sets), the others from `engine.fixtures`.
+/// generated sets), the others from `engine.fixtures`. `base` is the engine configuration
+/// (`syncgate.toml`): its calling limits, with the scenario's `engine:` settings on top,
+/// are the ones the command is told (`SYNCGATE_ENGINE_LIMITS`) and held to.
 pub async fn run_scenario_in(
     bundle: &Bundle,
     scenario: &Scenario,
     seed: Seed,
     engine: &EngineCommand,
     dirs: &std::collections::BTreeMap<String, std::path::PathBuf>,
+    base: &crate::engine::EngineConfig,
 ) -> Result<RunResult, GateError> {
+    let limits = call_limits(&engine_config(base, &scenario.engine));
     let fixture_dir = |name: &str| {
         dirs.get(name)
             .cloned()
@@ -185,6 +192,7 @@ pub async fn run_scenario_in(
             &source_dir,
             &sqlite,
             index,
+            &limits,
         );
         let exit = run_child(engine, &env, &run_dir).await;
         clock.pause();
@@ -302,6 +310,11 @@ pub async fn run_scenario_in(
             details: conformance,
         });
     }
+    // A foreign engine paces itself on the wall clock: 5 wall ms of slack, in org time.
+    let slack = std::time::Duration::from_secs_f64(0.005 * engine.time_scale);
+    let (discipline, unjudged) = check_discipline(&journal, limits, org_bundle, scenario, slack);
+    violations.extend(discipline);
+    not_checked.extend(unjudged);
     if !failures.is_empty() {
         violations.insert(
             0,
@@ -362,6 +375,7 @@ fn protocol_env(
     source: &Path,
     sqlite: &Path,
     index: usize,
+    limits: &CallLimits,
 ) -> Vec<(&'static str, String)> {
     let creds = ClientCredentials::gate();
     let abs = |p: &Path| {
@@ -398,6 +412,10 @@ fn protocol_env(
         ("SYNCGATE_STATE_DIR", abs(&files.state)),
         ("SYNCGATE_TIME_SCALE", format!("{}", engine.time_scale)),
         ("SYNCGATE_RUN", run.to_string()),
+        (
+            "SYNCGATE_ENGINE_LIMITS",
+            serde_json::to_string(limits).unwrap_or_default(),
+        ),
         (
             "SYNCGATE_SCENARIO_DIR",
             abs(scenario.path.parent().unwrap_or(Path::new("."))),

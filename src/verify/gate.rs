@@ -388,6 +388,7 @@ pub async fn run_gate(opts: &GateOptions) -> Result<GateReport, GateError> {
                         opts.seed,
                         cmd,
                         &fixtures.dirs,
+                        &opts.engine.config,
                     )
                     .await
                 }

@@ -35,12 +35,16 @@ pub mod names {
     pub const LETTERS_REAL: &str = "dead-letters-not-landed";
     pub const TRIGGER_LIMITS: &str = "trigger-limits-adapted";
     pub const BULK_ROWS_ONCE: &str = "bulk-rows-processed-once";
+    /// The calling discipline ([`crate::verify::discipline`]), judged from the journal.
+    pub const RATE_AND_CONCURRENCY: &str = "rate-and-concurrency-within-limits";
+    pub const BUDGET_MARGIN: &str = "last-daily-call-spared";
+    pub const WASTED_CALLS: &str = "retries-follow-retryable-answers";
     /// A check on the scenario rather than the engine: every fault rule not marked
     /// `optional` injected its fault at least once.
     pub const FAULTS_FIRED: &str = "faults-fired";
 
     /// Every invariant, in the order reports list them.
-    pub const ALL: [&str; 18] = [
+    pub const ALL: [&str; 21] = [
         FAULTS_FIRED,
         ENGINE_COMPLETED,
         EXACTLY_ONCE,
@@ -59,6 +63,9 @@ pub mod names {
         CONFORMANCE,
         RETRY_AFTER,
         DAILY_BUDGET,
+        BUDGET_MARGIN,
+        RATE_AND_CONCURRENCY,
+        WASTED_CALLS,
     ];
 }
 

@@ -5,6 +5,7 @@ pub mod applicability;
 pub mod bulk_rows;
 pub mod conformance;
 pub mod contract_check;
+pub mod discipline;
 pub mod engine_cmd;
 pub mod evidence;
 pub mod fixture_sets;

@@ -206,8 +206,15 @@ pub async fn run_preflight(opts: &PreflightOptions) -> Result<Certification, Pre
     for (s, cmd) in scenarios.iter().zip(&commands) {
         runs.push(match cmd {
             Some(c) => {
-                super::engine_cmd::run_scenario_in(&proposed, s, opts.seed, c, &fixtures.dirs)
-                    .await?
+                super::engine_cmd::run_scenario_in(
+                    &proposed,
+                    s,
+                    opts.seed,
+                    c,
+                    &fixtures.dirs,
+                    &opts.engine.config,
+                )
+                .await?
             }
             None => {
                 run_scenario_with(

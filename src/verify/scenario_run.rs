@@ -5,6 +5,7 @@
 
 use std::collections::BTreeMap;
 
+use super::discipline::{CallEvidence, CallLimits, OrgLimits};
 use super::evidence::{ColumnReport, DeliveredChange, EngineOutput, SentRequest};
 use super::gate::{GateError, RunResult};
 use super::invariants::{self, names, Evidence, Violation};
@@ -20,9 +21,13 @@ use crate::mock::{self, ClientCredentials, MockConfig, MockOrg, Record, RunningM
 use crate::sim::{Clock, Scenario, Seed};
 use crate::store::{DeadLetterStore, DlqFilter, MemoryStore};
 
-/// The org as the scenario's partner changed it (`org_fields`), or the bundle unchanged.
+/// The org as the scenario's partner changed it (`org_fields`, and its long-running limit
+/// from `limits.concurrent_long_running`), or the bundle unchanged.
 pub(crate) fn org_as_changed(bundle: &Bundle, scenario: &Scenario) -> Result<Bundle, GateError> {
     let mut org = bundle.clone();
+    if let Some(n) = scenario.limits.concurrent_long_running {
+        org.limits.concurrent_long_running = n;
+    }
     for (key, spec) in &scenario.org_fields {
         let (object, field) = key.split_once('.').unwrap_or((key.as_str(), ""));
         let obj = org.objects.get_mut(object).ok_or_else(|| {
@@ -41,7 +46,10 @@ pub(crate) fn org_as_changed(bundle: &Bundle, scenario: &Scenario) -> Result<Bun
 /// The engine a scenario runs: `base` (the configuration file's), with the scenario's
 /// `engine:` settings on top (such as `bulk_threshold`; never faults: broken engines are
 /// engine commands).
-fn engine_config(base: &EngineConfig, o: &crate::sim::scenario::EngineOverrides) -> EngineConfig {
+pub(crate) fn engine_config(
+    base: &EngineConfig,
+    o: &crate::sim::scenario::EngineOverrides,
+) -> EngineConfig {
     fn set<T: Copy>(slot: &mut T, value: Option<T>) {
         if let Some(v) = value {
             *slot = v;
@@ -52,7 +60,44 @@ fn engine_config(base: &EngineConfig, o: &crate::sim::scenario::EngineOverrides)
     set(&mut c.batch_size, o.batch_size);
     set(&mut c.max_window_waits, o.max_window_waits);
     set(&mut c.bulk_threshold, o.bulk_threshold);
+    set(&mut c.rate_per_sec, o.rate_per_sec);
+    set(&mut c.burst, o.burst);
+    set(&mut c.max_concurrent, o.max_concurrent);
     c
+}
+
+/// The calling limits `config` sets: what `rate-and-concurrency-within-limits` holds a run to.
+pub(crate) fn call_limits(config: &EngineConfig) -> CallLimits {
+    CallLimits {
+        rate_per_sec: config.rate_per_sec,
+        burst: config.burst,
+        max_concurrent: config.max_concurrent,
+    }
+}
+
+/// The discipline invariants ([`super::discipline`]) over a finished run's journal: the
+/// org's limits are the bundle's as the mock org ran them, the scenario's budget on top.
+pub(crate) fn check_discipline(
+    journal: &[mock::JournalEntry],
+    limits: CallLimits,
+    org_bundle: &Bundle,
+    scenario: &Scenario,
+    slack: std::time::Duration,
+) -> (Vec<Violation>, Vec<super::gate::Unchecked>) {
+    let l = &org_bundle.limits;
+    super::discipline::check(&CallEvidence {
+        journal,
+        limits,
+        slack,
+        org: OrgLimits {
+            daily_api_requests: scenario
+                .limits
+                .daily_api_requests
+                .unwrap_or(l.daily_api_requests),
+            concurrent_long_running: l.concurrent_long_running,
+            long_running_threshold: std::time::Duration::from_secs(l.long_running_threshold_secs),
+        },
+    })
 }
 
 /// A fresh mock org served on loopback, and the engine's target for it.
@@ -105,7 +150,9 @@ pub(crate) async fn spawn_scenario_org<'b>(
     seed: Seed,
     clock: &Clock,
 ) -> Result<(std::borrow::Cow<'b, Bundle>, GateOrg), GateError> {
-    let org_bundle = match scenario.org_fields.is_empty() {
+    let unchanged =
+        scenario.org_fields.is_empty() && scenario.limits.concurrent_long_running.is_none();
+    let org_bundle = match unchanged {
         true => std::borrow::Cow::Borrowed(bundle),
         false => std::borrow::Cow::Owned(org_as_changed(bundle, scenario)?),
     };
@@ -295,6 +342,16 @@ pub async fn run_scenario_with(
             details: conformance,
         });
     }
+    let (discipline, not_checked) = check_discipline(
+        &journal,
+        call_limits(&config),
+        org_bundle,
+        scenario,
+        // The virtual clock's millisecond; on the system clock, a request reaches the
+        // org a little after the engine let it go.
+        std::time::Duration::from_millis(if real_time { 5 } else { 1 }),
+    );
+    violations.extend(discipline);
     if let Some(e) = stopped {
         violations.insert(
             0,
@@ -309,7 +366,7 @@ pub async fn run_scenario_with(
         scenario: scenario.name.clone(),
         purpose: scenario.purpose.clone(),
         violations,
-        not_checked: Vec::new(),
+        not_checked,
         report,
         requests: journal.len(),
         faults: journal.iter().filter(|e| e.fault.is_some()).count(),

@@ -709,6 +709,12 @@ fn every_invariant_is_caught_by_a_broken_engine() {
         ("keeps-batch-size", "record-present-exactly-once"),
         ("gives-up-on-gateway-errors", "record-present-exactly-once"),
         ("resends-bulk-uploads", "bulk-rows-processed-once"),
+        ("skips-its-limiter", "rate-and-concurrency-within-limits"),
+        ("spends-last-call", "last-daily-call-spared"),
+        (
+            "retries-permanent-rejections",
+            "retries-follow-retryable-answers",
+        ),
     ];
     let dir = tempfile::tempdir().unwrap();
     let json = dir.path().join("r.json");

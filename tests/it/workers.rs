@@ -183,6 +183,7 @@ async fn three_workers(connect: Connect, connect_limiter: ConnectLimiter) {
     scenario.limits = LimitOverrides {
         daily_api_requests: Some(DAILY_BUDGET),
         used_at_start: 0,
+        concurrent_long_running: None,
     };
     scenario.start = start;
     let creds = ClientCredentials::gate();
@@ -582,6 +583,7 @@ async fn three_sync_processes_share_a_tenant_and_survive_a_killed_one() {
     scenario.limits = LimitOverrides {
         daily_api_requests: Some(BUDGET),
         used_at_start: 0,
+        concurrent_long_running: None,
     };
     let org = MockOrg::new(MockConfig {
         bundle: bundle.clone(),

@@ -14,7 +14,7 @@ class GivesUpOnGatewayErrors(Engine):
             return False
         return super().retryable_answer(status, code)
 
-    def retryable_item(self, code):
+    def retryable_item(self, code, message):
         return False
 
 

@@ -181,6 +181,20 @@ impl Scenario {
                 "`engine`: max_attempts must be ≥ 1 and batch_size 1..=200".into(),
             ));
         }
+        if file
+            .engine
+            .rate_per_sec
+            .is_some_and(|r| !(r.is_finite() && r > 0.0))
+            || file.engine.burst == Some(0)
+            || file.engine.max_concurrent == Some(0)
+        {
+            return Err(err(
+                None,
+                None,
+                "`engine`: rate_per_sec must be a number above 0, burst and max_concurrent ≥ 1"
+                    .into(),
+            ));
+        }
         if let Some(bad) = file.org_fields.keys().find(|k| {
             k.split_once('.')
                 .is_none_or(|(o, f)| o.is_empty() || f.is_empty())

@@ -104,6 +104,9 @@ pub struct LimitOverrides {
     /// API requests already spent in the current window when the run starts.
     #[serde(default)]
     pub used_at_start: u64,
+    /// Requests the org lets run for its long-running threshold or longer at once
+    /// (Salesforce: 25), replacing the bundle's `limits.concurrent_long_running`.
+    pub concurrent_long_running: Option<u32>,
 }
 
 /// Engine settings a scenario may change: genuine settings of the shipped engine, never
@@ -118,6 +121,11 @@ pub struct EngineOverrides {
     /// Objects with more records than this go through Bulk API 2.0 (library scenarios use
     /// it to exercise the Bulk path on small fixtures).
     pub bulk_threshold: Option<usize>,
+    /// The engine's token bucket: requests per second, and the burst it starts with.
+    pub rate_per_sec: Option<f64>,
+    pub burst: Option<u32>,
+    /// Requests in flight at once.
+    pub max_concurrent: Option<u32>,
 }
 
 /// A duration written as `3600s`, `1h`, `250ms` or a bare number of seconds.
