@@ -87,3 +87,51 @@ async fn answers_lost_on_every_bulk_job_step_still_land_each_record_once() {
     }
     assert!(run.report.bulk_jobs >= 2, "{} jobs", run.report.bulk_jobs);
 }
+
+/// A child object whose name sorts before its parent's (`Shipment__c` looks up `Yard__c`):
+/// on a tenant written that way, the built-in `baseline` scenario passes syncgate's engine
+/// (parents first whatever the names) and fails an engine that sends objects in name order,
+/// naming `record-present-exactly-once` — the example tenants cannot show this bug, since
+/// their parent (Account) sorts first.
+#[test]
+fn a_child_object_that_sorts_before_its_parent_fails_an_engine_that_sends_by_name() {
+    use std::process::Command;
+    let repo = tempfile::tempdir().unwrap();
+    let tenant = repo.path().join("contracts/scratch-partner/trial");
+    std::fs::create_dir_all(&tenant).unwrap();
+    let bundle = crate::pacts::SCRATCH_BASE.replace("Depot", "Yard");
+    assert!(
+        bundle.contains("[objects.Yard__c]") && "Shipment__c" < "Yard__c",
+        "the child must sort first"
+    );
+    std::fs::write(tenant.join("bundle.toml"), bundle).unwrap();
+    let gate = |extra: &[&str]| {
+        let out = Command::new(env!("CARGO_BIN_EXE_syncgate"))
+            .args(["--database-url", "sqlite::memory:", "gate", "--no-pacts"])
+            .args(["--scenario", "baseline", "--seed", "7"])
+            .args(extra)
+            .current_dir(repo.path())
+            .env("NO_COLOR", "1")
+            .env_remove("SYNCGATE_DATABASE_URL")
+            .output()
+            .unwrap();
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        (out.status.code(), text)
+    };
+    let (code, text) = gate(&[]);
+    assert_eq!(code, Some(0), "syncgate's engine sends parents first: {text}");
+    assert!(text.contains("PASS scratch-partner/trial"), "{text}");
+
+    let broken = root().join("harness/broken/engines/sends_objects_by_name.py");
+    let cmd = format!("python3 {}", broken.display());
+    let (code, text) = gate(&["--engine-cmd", &cmd]);
+    assert_eq!(code, Some(1), "{text}");
+    assert!(
+        text.contains("x record-present-exactly-once") && text.contains("Shipment__c"),
+        "{text}"
+    );
+}
