@@ -175,7 +175,7 @@ mod tests {
                 .iter()
                 .map(|id| serde_json::json!({"attributes": {"type": "Account"}, "NW_Customer_Id__c": id, "Name": id}))
                 .collect();
-            reqwest::Client::new()
+            crate::http::client()
                 .patch(&url)
                 .bearer_auth(&token)
                 .json(&serde_json::json!({"allOrNone": false, "records": records}))

@@ -123,7 +123,11 @@ fn a_child_object_that_sorts_before_its_parent_fails_an_engine_that_sends_by_nam
         (out.status.code(), text)
     };
     let (code, text) = gate(&[]);
-    assert_eq!(code, Some(0), "syncgate's engine sends parents first: {text}");
+    assert_eq!(
+        code,
+        Some(0),
+        "syncgate's engine sends parents first: {text}"
+    );
     assert!(text.contains("PASS scratch-partner/trial"), "{text}");
 
     let broken = root().join("harness/broken/engines/sends_objects_by_name.py");

@@ -34,7 +34,7 @@ async fn start() -> Org {
         clients: vec![creds.clone()],
     });
     let running = mock::spawn(org, 0).await.unwrap();
-    let http = reqwest::Client::new();
+    let http = syncgate::http::client();
     let token: Value = http
         .post(format!("{}/services/oauth2/token", running.base_url()))
         .form(&[

@@ -39,7 +39,7 @@ pub(super) fn supersede_in(
 /// kept in its history).
 fn append_in(tx: &Connection, letter: &DeadLetter) -> StoreResult<i64> {
     let json = rows::to_json(letter)?;
-    let applied = applied_of(&tx, &letter.tenant, &letter.object, &letter.source_id)?;
+    let applied = applied_of(tx, &letter.tenant, &letter.object, &letter.source_id)?;
     let (status, superseded_by) = status_on_append(letter.source_version, applied);
     let superseded_by = superseded_by.map(version_to_sql);
     let existing: Option<(i64, String, String)> = tx
