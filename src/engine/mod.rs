@@ -144,6 +144,8 @@ pub struct Sync<'a> {
     /// Per object, the collections batch size the org's triggers took last (see
     /// [`collections`]).
     batch_sizes: std::collections::HashMap<String, usize>,
+    /// How fast the org processed this run's Bulk jobs (when to poll the next one).
+    bulk_pace: bulk::Pace,
 }
 
 /// Called with a line a person watching the run should read now (`sync` prints it on stderr).
@@ -188,6 +190,7 @@ impl<'a> Sync<'a> {
             bounds,
             notices: None,
             batch_sizes: Default::default(),
+            bulk_pace: bulk::Pace::new(&config),
             config,
         }
     }
