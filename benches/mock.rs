@@ -573,8 +573,9 @@ fn main() {
             .and_then(|s| s.parse().ok())
             .unwrap_or(60.0);
         let soaked = if soak_secs > 0.0 {
-            // As `mock serve` keeps it (its default `--journal-limit`).
+            // As `mock serve` keeps them (its default `--journal-limit` and `--event-limit`).
             running.org.limit_journal(100_000);
+            running.org.limit_events(100_000);
             println!(
                 "soak: {soak_secs} s of upserts against the mock, resident memory of this process every 5 s:"
             );
@@ -590,7 +591,7 @@ fn main() {
                 row(name, f);
             }
         }
-        println!("  (the mock journaled {journal} requests and kept every change event)");
+        println!("  (the mock journaled {journal} requests; the soak kept the newest 100,000 change events)");
         if let [Some(mu), Some(mq), Some(wu), Some(wq), ..] = &best {
             println!(
                 "ratio (mock / WireMock throughput): upsert {:.2}x, query {:.2}x",

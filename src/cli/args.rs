@@ -116,6 +116,11 @@ pub struct MockServeArgs {
     /// `/__syncgate/state` says how many were dropped), so a long-running mock stays small.
     #[arg(long, default_value_t = 100_000, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
     pub journal_limit: u64,
+    /// Keep only the newest N change events (besides the 72-hour retention; the rest are
+    /// counted in `/__syncgate/state`, and resuming from one of them is `INVALID_REPLAY_ID`),
+    /// so a mock under a long write load stays small.
+    #[arg(long, default_value_t = 100_000, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    pub event_limit: u64,
     /// Serve HTTPS with a certificate generated at start (simple-salesforce needs it).
     #[arg(long)]
     pub tls: bool,

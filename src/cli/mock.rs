@@ -56,6 +56,7 @@ pub(super) fn serve(args: MockServeArgs) -> CliResult {
         }],
     });
     org.limit_journal(usize::try_from(args.journal_limit).unwrap_or(usize::MAX));
+    org.limit_events(usize::try_from(args.event_limit).unwrap_or(usize::MAX));
     if let Some(f) = &app_file {
         org.add_connected_app(f);
     }

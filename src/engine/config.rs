@@ -24,10 +24,11 @@ pub struct EngineConfig {
     pub bulk_threshold: usize,
     /// Largest CSV upload per Bulk job; more records make more jobs.
     pub bulk_max_upload_bytes: usize,
-    /// Records per second a Bulk job is expected to process, used while it reports no
-    /// progress (see [`bulk::next_poll`]).
+    /// Records per second one internal batch of a Bulk job is expected to process, until
+    /// the org has shown its own pace (see [`bulk::Pace`]).
     pub bulk_records_per_sec: f64,
-    /// The first status poll after closing a job; later ones follow its progress.
+    /// Status polls of a job past its expected time that reports no progress start at
+    /// this interval and double (see [`bulk::next_poll`]).
     pub bulk_poll_interval: Duration,
     pub bulk_poll_cap: Duration,
     /// A job not done this long after closing is aborted and sent again.
@@ -111,7 +112,7 @@ impl Default for EngineConfig {
             max_window_waits: 2,
             bulk_threshold: 2_000,
             bulk_max_upload_bytes: bulk::MAX_UPLOAD_BYTES,
-            bulk_records_per_sec: 1_000.0,
+            bulk_records_per_sec: 10_000.0,
             bulk_poll_interval: Duration::from_secs(2),
             bulk_poll_cap: Duration::from_secs(30),
             bulk_job_timeout: Duration::from_secs(2 * 3600),

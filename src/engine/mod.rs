@@ -148,6 +148,8 @@ pub struct Sync<'a> {
     /// Dead letters decided and not yet stored, with the rejection key each sets: written
     /// together, in one store transaction per batch ([`Sync::flush_letters`]).
     letters: Vec<(crate::store::DeadLetter, Option<String>)>,
+    /// How fast the org processed this run's Bulk jobs (when to poll the next one).
+    bulk_pace: bulk::Pace,
 }
 
 /// Called with a line a person watching the run should read now (`sync` prints it on stderr).
@@ -193,6 +195,7 @@ impl<'a> Sync<'a> {
             notices: None,
             batch_sizes: Default::default(),
             letters: Vec::new(),
+            bulk_pace: bulk::Pace::new(&config),
             config,
         }
     }

@@ -123,6 +123,12 @@ fn dump(org: &MockOrg) -> Value {
         "journal": {"kept": state.journal.total() - state.journal.dropped(), "dropped": state.journal.dropped()},
         "objects": objects,
         "manualEdits": state.edits.iter().map(|e| json!({"name": e.edit.name, "done": e.done})).collect::<Vec<_>>(),
-        "events": state.events.all().len(),
+        "events": state.events.len(),
+        "eventLog": {
+            "published": state.events.totals().0,
+            "kept": state.events.len(),
+            "expired": state.events.totals().1,
+            "dropped": state.events.totals().2,
+        },
     })
 }

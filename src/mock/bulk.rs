@@ -1,28 +1,25 @@
 //! Bulk API 2.0 ingest: jobs created, fed CSV, closed with `UploadComplete`, processed on
-//! the clock (`UploadComplete → InProgress → JobComplete`), with successful, failed and
-//! unprocessed results as CSV. Paths are matched case-insensitively, as clients vary.
-
-use std::time::Duration;
+//! the clock (`UploadComplete → InProgress → JobComplete`, timed by [`bulk_timing`]), with
+//! successful, failed and unprocessed results as CSV. Paths are matched
+//! case-insensitively, as clients vary.
+//!
+//! [`bulk_timing`]: super::bulk_timing
 
 use axum::http::{Method, StatusCode};
-use serde_json::{json, Map, Value};
+use serde_json::{json, Value};
 
 use super::answer::{Answer, Req};
+use super::bulk_timing::{RowCost, Schedule};
 use super::ids;
 use super::org::{UpsertError, API_USER_ID};
 use super::{events, State};
 use crate::contract::rules::RecordError;
-use crate::contract::FieldType;
-use crate::sim::Timestamp;
+use crate::sim::{Rng, Timestamp};
+use csv_cells::{row_values, sf_error};
 
+mod csv_cells;
 mod rows;
 pub use rows::ProcessedRow;
-
-/// Time from `UploadComplete` until the job shows `InProgress`.
-const QUEUE_TIME: Duration = Duration::from_millis(200);
-/// Processing time per 1,000 records (at least [`MIN_PROCESSING`]).
-const PER_THOUSAND: Duration = Duration::from_millis(100);
-const MIN_PROCESSING: Duration = Duration::from_millis(300);
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Operation {
@@ -102,12 +99,16 @@ struct Job {
     processing_ms: u64,
     /// Rows processed so far while `InProgress` (Salesforce reports the count growing).
     in_progress: u64,
+    /// When the job starts and its internal batches finish, planned when it is closed.
+    schedule: Option<Schedule>,
 }
 
 /// Every ingest job of the org.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub(crate) struct Jobs {
     jobs: Vec<Job>,
+    /// Draws each closed job's queue and batch times.
+    timing: Rng,
     next: u64,
     batches: u64,
     /// Bulk 2.0 query jobs (`super::bulk_query`).
@@ -116,13 +117,21 @@ pub(crate) struct Jobs {
 }
 
 impl Jobs {
+    /// No jobs yet; processing times drawn from `timing`.
+    pub fn new(timing: Rng) -> Jobs {
+        Jobs {
+            jobs: Vec::new(),
+            timing,
+            next: 0,
+            batches: 0,
+            queries: Vec::new(),
+            next_query: 0,
+        }
+    }
+
     /// Uploads accepted so far (for `limits`).
     pub fn batches_today(&self) -> u64 {
         self.batches
-    }
-
-    fn find(&mut self, id: &str) -> Option<&mut Job> {
-        self.jobs.iter_mut().find(|j| j.id == id)
     }
 }
 
@@ -181,7 +190,7 @@ pub(super) fn route(state: &mut State, req: &Req<'_>, seg: &[&str]) -> Answer {
         }
         (method, ["jobs", "ingest", _, rest @ ..]) => {
             let id = seg[2];
-            let Some(job) = state.bulk.find(id) else {
+            let Some(job) = state.bulk.jobs.iter_mut().find(|j| j.id == id) else {
                 return job_error(
                     StatusCode::NOT_FOUND,
                     "NOT_FOUND",
@@ -215,6 +224,9 @@ pub(super) fn route(state: &mut State, req: &Req<'_>, seg: &[&str]) -> Answer {
                             job.state = JobState::UploadComplete;
                             job.closed_at = Some(req.now);
                             job.modstamp = req.now;
+                            let cost = row_cost(&state.org, job);
+                            job.schedule =
+                                Some(Schedule::plan(job.rows.len(), cost, &mut state.bulk.timing));
                         }
                         (
                             Some("Aborted"),
@@ -397,6 +409,7 @@ fn create(state: &mut State, req: &Req<'_>) -> Answer {
         error_message: None,
         processing_ms: 0,
         in_progress: 0,
+        schedule: None,
     };
     let answer = Answer::ok(StatusCode::OK, info(&job, req.api_version));
     state.bulk.jobs.push(job);
@@ -486,6 +499,7 @@ pub(super) fn stage_job(
         error_message: None,
         processing_ms: 0,
         in_progress: 0,
+        schedule: None,
     };
     if stage >= JobStage::Uploaded {
         upload(&mut job, csv.as_bytes())
@@ -506,26 +520,27 @@ pub(super) fn stage_job(
 
 pub(super) fn tick(state: &mut State, now: Timestamp) {
     for i in 0..state.bulk.jobs.len() {
-        let (closed, job_state, rows) = {
+        let (closed, schedule) = {
             let j = &state.bulk.jobs[i];
-            (j.closed_at, j.state, j.rows.len())
+            match (j.state, j.closed_at, &j.schedule) {
+                (JobState::UploadComplete | JobState::InProgress, Some(c), Some(s)) => {
+                    (c, s.clone())
+                }
+                _ => continue,
+            }
         };
-        let Some(closed) = closed else { continue };
-        let processing = (PER_THOUSAND * (rows as u32).div_ceil(1000)).max(MIN_PROCESSING);
-        if job_state == JobState::UploadComplete && now >= closed.plus(QUEUE_TIME) {
+        let started = closed.plus(schedule.queue);
+        if state.bulk.jobs[i].state == JobState::UploadComplete && now >= started {
             state.bulk.jobs[i].state = JobState::InProgress;
-            state.bulk.jobs[i].modstamp = closed.plus(QUEUE_TIME);
+            state.bulk.jobs[i].modstamp = started;
         }
-        if state.bulk.jobs[i].state == JobState::InProgress {
-            // Rows are processed evenly over the processing time.
-            let spent = now.since(closed.plus(QUEUE_TIME)).min(processing);
-            state.bulk.jobs[i].in_progress =
-                (rows as f64 * spent.as_secs_f64() / processing.as_secs_f64()) as u64;
+        if state.bulk.jobs[i].state != JobState::InProgress {
+            continue;
         }
-        if state.bulk.jobs[i].state == JobState::InProgress
-            && now >= closed.plus(QUEUE_TIME + processing)
-        {
-            let done_at = closed.plus(QUEUE_TIME + processing);
+        // Rows are counted as their internal batches finish.
+        state.bulk.jobs[i].in_progress = schedule.processed_at(now.since(closed));
+        let done_at = closed.plus(schedule.total());
+        if now >= done_at {
             process(state, i, done_at);
             let job = &mut state.bulk.jobs[i];
             job.state = if job.rows.is_empty() && job.header.is_empty() {
@@ -535,67 +550,22 @@ pub(super) fn tick(state: &mut State, now: Timestamp) {
                 JobState::JobComplete
             };
             job.modstamp = done_at;
-            job.processing_ms = processing.as_millis() as u64;
+            job.processing_ms = schedule.processing.as_millis() as u64;
             let origin = job.origin.clone();
             events::publish_changes(state, &origin, done_at);
         }
     }
 }
 
-fn sf_error(e: &RecordError) -> String {
-    format!("{}:{}:{} --", e.code, e.message, e.fields.join(","))
-}
-
-/// Turns one CSV row into field values: empty cells are left out, `#N/A` is null, numbers
-/// and booleans are typed by the field, `Parent.ExtId__c` columns become relationships.
-fn row_values(
-    state: &State,
-    object: &str,
-    header: &[String],
-    row: &[String],
-) -> Map<String, Value> {
-    let spec = state.org.bundle().object(object);
-    let mut values = Map::new();
-    for (name, cell) in header.iter().zip(row) {
-        if cell.is_empty() {
-            continue;
-        }
-        let value = if cell == "#N/A" {
-            Value::Null
-        } else {
-            let ty = spec.and_then(|s| s.fields.get(name)).map(|f| f.ty);
-            typed(ty, cell)
-        };
-        match name.split_once('.') {
-            Some((rel, key)) => {
-                values.insert(rel.to_string(), json!({ key: value }));
-            }
-            None => {
-                values.insert(name.clone(), value);
-            }
-        }
-    }
-    values
-}
-
-fn typed(ty: Option<FieldType>, cell: &str) -> Value {
-    match ty {
-        Some(FieldType::Boolean) => match cell.to_ascii_lowercase().as_str() {
-            "true" | "1" => Value::Bool(true),
-            "false" | "0" => Value::Bool(false),
-            _ => Value::String(cell.to_string()),
-        },
-        Some(FieldType::Int) => cell
-            .parse::<i64>()
-            .map(Value::from)
-            .unwrap_or_else(|_| Value::String(cell.to_string())),
-        Some(t) if t.is_number() => cell
-            .parse::<f64>()
-            .ok()
-            .and_then(serde_json::Number::from_f64)
-            .map(Value::Number)
-            .unwrap_or_else(|| Value::String(cell.to_string())),
-        _ => Value::String(cell.to_string()),
+/// What the rows of `job` cost the org to write (see [`RowCost`]).
+fn row_cost(org: &super::org::Org, job: &Job) -> RowCost {
+    RowCost {
+        columns: job.header.len(),
+        relationships: job.header.iter().filter(|h| h.contains('.')).count(),
+        rules: org
+            .bundle()
+            .object(&job.object)
+            .map_or(0, |o| o.validation_rules.len()),
     }
 }
 
@@ -659,32 +629,4 @@ fn process(state: &mut State, i: usize, now: Timestamp) {
     let j = &mut state.bulk.jobs[i];
     j.succeeded = succeeded;
     j.failed = failed;
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn cells_are_typed_by_field() {
-        assert_eq!(typed(Some(FieldType::Int), "12"), json!(12));
-        assert_eq!(typed(Some(FieldType::Int), "twelve"), json!("twelve"));
-        assert_eq!(typed(Some(FieldType::Currency), "1.5"), json!(1.5));
-        assert_eq!(typed(Some(FieldType::Boolean), "TRUE"), json!(true));
-        assert_eq!(typed(Some(FieldType::String), "007"), json!("007"));
-        assert_eq!(typed(None, "x"), json!("x"));
-    }
-
-    #[test]
-    fn errors_read_code_message_fields() {
-        let e = RecordError::new(
-            "REQUIRED_FIELD_MISSING",
-            "Required fields are missing: [Name]",
-            vec!["Name".into()],
-        );
-        assert_eq!(
-            sf_error(&e),
-            "REQUIRED_FIELD_MISSING:Required fields are missing: [Name]:Name --"
-        );
-    }
 }

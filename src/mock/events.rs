@@ -1,12 +1,13 @@
 //! The change-event log: every committed change becomes a Change Data Capture event with a
-//! `ChangeEventHeader`, a replay ID and 72-hour retention on the clock; subscribers read it
+//! `ChangeEventHeader`, a replay ID and 72-hour retention on the clock (and, when a limit is
+//! set, only the newest events kept, the rest counted); subscribers read it
 //! over HTTP long-poll or server-sent events from EARLIEST, LATEST or a replay ID (see
 //! `docs/mock.md`), or over the Pub/Sub API (`super::pubsub`, through [`deliver_after`]).
 //! The scenario's event faults (duplicates, reordering, gaps, overflow) are applied here,
 //! each drawn from the seed when the event is published.
 
 use std::collections::VecDeque;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use axum::http::{HeaderValue, StatusCode};
@@ -24,10 +25,12 @@ pub const RETENTION: Duration = Duration::from_secs(72 * 3600);
 /// Most events one poll returns unless `max` asks for fewer.
 const MAX_BATCH: usize = 1000;
 
-/// One retained event. The JSON is rendered when a subscriber reads it, so publishing
-/// (on every write) stays cheap.
+/// One retained event. Its JSON is rendered the first time a subscriber reads it and kept,
+/// so publishing (on every write) stays cheap and every later read is a copy of bytes.
 #[derive(Clone, Debug)]
 struct Event {
+    /// The long-poll JSON of the event, once rendered.
+    rendered: OnceLock<Arc<str>>,
     replay_id: u64,
     at: Timestamp,
     uuid: (u64, u64),
@@ -52,6 +55,13 @@ struct Transaction {
 impl Event {
     fn channel(&self) -> String {
         channel(&self.object)
+    }
+
+    /// The event's JSON text, rendered once.
+    fn text(&self) -> Arc<str> {
+        self.rendered
+            .get_or_init(|| self.to_json().to_string().into())
+            .clone()
     }
 
     fn to_json(&self) -> Value {
@@ -102,6 +112,11 @@ pub(crate) struct EventLog {
     expired_through: u64,
     commit_number: u64,
     delivered: u64,
+    /// Most events kept (the oldest beyond it are dropped, as if expired).
+    limit: usize,
+    /// Events dropped: past the retention window, and beyond `limit`.
+    expired: u64,
+    dropped: u64,
     rng: Rng,
     faults: EventFaults,
 }
@@ -114,9 +129,41 @@ impl EventLog {
             expired_through: 0,
             commit_number: 0,
             delivered: 0,
+            limit: usize::MAX,
+            expired: 0,
+            dropped: 0,
             rng,
             faults,
         }
+    }
+
+    /// Keeps at most `limit` events from now on (at least one).
+    pub fn set_limit(&mut self, limit: usize) {
+        self.limit = limit.max(1);
+        self.trim();
+    }
+
+    /// Drops the oldest events beyond the limit; resuming from one of them is then an
+    /// invalid replay ID, as for an expired one.
+    fn trim(&mut self) {
+        while self.events.len() > self.limit {
+            let Some(e) = self.events.pop_front() else {
+                break;
+            };
+            self.expired_through = self.expired_through.max(e.replay_id);
+            self.dropped += 1;
+        }
+    }
+
+    /// Events kept now.
+    pub fn len(&self) -> usize {
+        self.events.len()
+    }
+
+    /// Events published so far, and of those dropped past the retention window and beyond
+    /// the limit.
+    pub fn totals(&self) -> (u64, u64, u64) {
+        (self.next_replay - 1, self.expired, self.dropped)
     }
 
     /// Drops events older than the retention window.
@@ -127,6 +174,7 @@ impl EventLog {
             }
             self.expired_through = self.expired_through.max(e.replay_id);
             self.events.pop_front();
+            self.expired += 1;
         }
     }
 
@@ -158,6 +206,7 @@ impl EventLog {
         event.replay_id = self.next_replay;
         self.next_replay += 1;
         self.events.push_back(event);
+        self.trim();
     }
 
     fn uuid(&mut self) -> (u64, u64) {
@@ -183,6 +232,7 @@ impl EventLog {
                 for (seq, object) in objects.into_iter().enumerate() {
                     let uuid = self.uuid();
                     self.push(Event {
+                        rendered: OnceLock::new(),
                         replay_id: 0,
                         at: now,
                         uuid,
@@ -206,6 +256,7 @@ impl EventLog {
             };
             let uuid = self.uuid();
             let event = Event {
+                rendered: OnceLock::new(),
                 replay_id: 0,
                 at: now,
                 uuid,
@@ -315,7 +366,7 @@ pub(super) async fn subscribe(org: &MockOrg, query: Option<&str>) -> Response {
                     return error(
                         StatusCode::BAD_REQUEST,
                         "INVALID_REPLAY_ID",
-                        format!("The replayId {id} you provided was invalid or has expired (events are kept 72 hours). Provide a valid ID, -2 to replay all events, or -1 to replay only new events; then re-sync."),
+                        format!("The replayId {id} you provided was invalid or has expired (events are kept 72 hours, and only the newest when the bus holds more than its limit). Provide a valid ID, -2 to replay all events, or -1 to replay only new events; then re-sync."),
                     );
                 }
                 Some(id)
@@ -336,15 +387,26 @@ pub(super) async fn subscribe(org: &MockOrg, query: Option<&str>) -> Response {
             let mut state = org.lock();
             let batch = batch_after(&state, after, &topic, max);
             if !batch.is_empty() || waited || wait.is_zero() {
-                let latest = batch
-                    .last()
-                    .and_then(|e| e["replayId"].as_u64())
-                    .or(after)
-                    .unwrap_or(0);
-                state.events.delivered += batch.len() as u64;
-                let mut resp =
-                    axum::Json(json!({"topic": topic, "events": batch, "latestReplayId": latest}))
-                        .into_response();
+                let latest = batch.last().map(|e| e.replay_id).or(after).unwrap_or(0);
+                // The page is the events' rendered JSON joined: nothing parsed or rebuilt.
+                let mut body = format!("{{\"topic\":{},\"events\":[", Value::from(topic.as_str()));
+                for (i, e) in batch.iter().enumerate() {
+                    if i > 0 {
+                        body.push(',');
+                    }
+                    body.push_str(&e.text());
+                }
+                body.push_str(&format!("],\"latestReplayId\":{latest}}}"));
+                let n = batch.len() as u64;
+                state.events.delivered += n;
+                let mut resp = (
+                    [(
+                        axum::http::header::CONTENT_TYPE,
+                        HeaderValue::from_static("application/json"),
+                    )],
+                    body,
+                )
+                    .into_response();
                 resp.headers_mut()
                     .insert("cache-control", HeaderValue::from_static("no-store"));
                 return resp;
@@ -366,13 +428,21 @@ pub(super) fn deliver_after(
     topic: &str,
     max: usize,
 ) -> Vec<Value> {
-    let batch = batch_after(state, after, topic, max);
+    let batch: Vec<Value> = batch_after(state, after, topic, max)
+        .into_iter()
+        .map(Event::to_json)
+        .collect();
     state.events.delivered += batch.len() as u64;
     batch
 }
 
 /// Up to `max` events of `topic` delivered after the event `after` (all when `None`).
-fn batch_after(state: &State, after: Option<u64>, topic: &str, max: usize) -> Vec<Value> {
+fn batch_after<'s>(
+    state: &'s State,
+    after: Option<u64>,
+    topic: &str,
+    max: usize,
+) -> Vec<&'s Event> {
     let events = &state.events.events;
     // Delivery order may differ from replay order: resume after the position of the
     // starting event, not by comparing IDs.
@@ -394,7 +464,6 @@ fn batch_after(state: &State, after: Option<u64>, topic: &str, max: usize) -> Ve
         .skip(start)
         .filter(|e| topic == "/data/ChangeEvents" || e.channel() == topic)
         .take(max)
-        .map(Event::to_json)
         .collect()
 }
 
@@ -414,9 +483,13 @@ fn sse(
                     let notified = notify.notified();
                     tokio::pin!(notified);
                     notified.as_mut().enable();
-                    let batch = {
+                    let batch: Vec<(u64, Arc<str>)> = {
                         let mut state = org.lock();
-                        let batch = batch_after(&state, after, &topic, MAX_BATCH);
+                        let batch: Vec<(u64, Arc<str>)> =
+                            batch_after(&state, after, &topic, MAX_BATCH)
+                                .into_iter()
+                                .map(|e| (e.replay_id, e.text()))
+                                .collect();
                         state.events.delivered += batch.len() as u64;
                         batch
                     };
@@ -425,12 +498,9 @@ fn sse(
                         continue;
                     }
                     let mut text = String::new();
-                    for e in &batch {
-                        text.push_str(&format!(
-                            "id: {}\nevent: change\ndata: {e}\n\n",
-                            e["replayId"]
-                        ));
-                        after = e["replayId"].as_u64().or(after);
+                    for (id, e) in &batch {
+                        text.push_str(&format!("id: {id}\nevent: change\ndata: {e}\n\n"));
+                        after = Some(*id);
                     }
                     text
                 };
@@ -487,6 +557,38 @@ mod tests {
         log.expire(t0.plus(RETENTION));
         assert!(log.all().is_empty());
         assert_eq!(log.expired_through, 2);
+    }
+
+    #[test]
+    fn a_limit_keeps_the_newest_events_and_counts_the_dropped_ones() {
+        let mut log = EventLog::new(Seed(1).stream("e"), EventFaults::default());
+        log.set_limit(3);
+        let t0 = Timestamp::from_millis(0);
+        let changes = ["001A", "001B", "001C", "001D", "001E"]
+            .map(change)
+            .to_vec();
+        log.append(changes, "", t0);
+        let ids: Vec<u64> = log.events.iter().map(|e| e.replay_id).collect();
+        assert_eq!(ids, vec![3, 4, 5]);
+        assert_eq!((log.len(), log.totals()), (3, (5, 0, 2)));
+        // Resuming after a dropped event is refused; after the last dropped one is not.
+        assert!(!log.resumable(1));
+        assert!(log.resumable(2));
+        log.expire(t0.plus(RETENTION));
+        assert_eq!((log.len(), log.totals()), (0, (5, 3, 2)));
+    }
+
+    #[test]
+    fn an_event_is_rendered_once_as_its_json() {
+        let mut log = EventLog::new(Seed(1).stream("e"), EventFaults::default());
+        log.append(vec![change("001A")], "", Timestamp::from_millis(0));
+        let e = &log.events[0];
+        let text = e.text();
+        assert_eq!(serde_json::from_str::<Value>(&text).unwrap(), e.to_json());
+        assert!(
+            Arc::ptr_eq(&text, &e.text()),
+            "the second read is the same text"
+        );
     }
 
     /// The events one transaction changing the records `ids` leaves under `faults`.

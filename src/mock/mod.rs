@@ -17,6 +17,7 @@ mod admin;
 mod answer;
 pub mod bulk;
 mod bulk_query;
+mod bulk_timing;
 mod events;
 mod fault_answer;
 mod faults;
@@ -181,7 +182,7 @@ impl State {
             in_flight: Arc::default(),
             cursors: Default::default(),
             next_cursor: 0,
-            bulk: bulk::Jobs::default(),
+            bulk: bulk::Jobs::new(config.seed.stream("mock.bulk")),
             events: events::EventLog::new(
                 config.seed.stream("mock.events"),
                 scenario.map(|s| s.events.clone()).unwrap_or_default(),
@@ -263,6 +264,8 @@ pub(crate) struct Shared {
     pub hold_us: AtomicU64,
     /// Journal entries kept (see [`MockOrg::limit_journal`]).
     pub journal_limit: std::sync::atomic::AtomicUsize,
+    /// Change events kept (see [`MockOrg::limit_events`]).
+    pub event_limit: std::sync::atomic::AtomicUsize,
     /// API requests as they arrived, when [`MockOrg::capture_requests`] turned it on.
     pub captured: Mutex<Option<Vec<CapturedRequest>>>,
 }
@@ -294,6 +297,7 @@ impl MockOrg {
                 in_flight,
                 hold_us: AtomicU64::new(0),
                 journal_limit: std::sync::atomic::AtomicUsize::new(usize::MAX),
+                event_limit: std::sync::atomic::AtomicUsize::new(usize::MAX),
                 captured: Mutex::new(None),
             }),
         }
@@ -360,6 +364,15 @@ impl MockOrg {
     /// Every request answered so far.
     pub fn journal(&self) -> Vec<JournalEntry> {
         self.lock().journal.entries()
+    }
+
+    /// Keeps only the newest `limit` change events from now on (and after resets), counting
+    /// the rest (`/__syncgate/state` → `eventLog`): a subscriber resuming from a dropped
+    /// replay ID gets `INVALID_REPLAY_ID`, as for one past the 72-hour retention. Unlimited
+    /// by default.
+    pub fn limit_events(&self, limit: usize) {
+        self.shared.event_limit.store(limit, Ordering::SeqCst);
+        self.lock().events.set_limit(limit);
     }
 
     /// Keeps only the last `limit` journal entries from now on (and after resets), counting
@@ -538,6 +551,9 @@ impl MockOrg {
         fresh.base_url = std::mem::take(&mut state.base_url);
         fresh.start = state.start;
         fresh.journal = journal::Journal::new(self.shared.journal_limit.load(Ordering::SeqCst));
+        fresh
+            .events
+            .set_limit(self.shared.event_limit.load(Ordering::SeqCst));
         *state = fresh;
     }
 

@@ -31,7 +31,9 @@ use super::source::SourceRecord;
 use super::{EngineError, EventKind, Fence, Item, Sync};
 use crate::sim::Timestamp;
 
+mod pace;
 mod wire;
+pub use pace::*;
 pub use wire::*;
 
 /// What became of a job's records.
@@ -209,11 +211,13 @@ impl<'a> Sync<'a> {
             return Ok(JobEnd::Failed(f));
         }
         let close = BulkCall::Close { job: &id };
+        // When the org says it closed the job (its own clock), for the poll schedule.
+        let mut closed_at = None;
         match self
             .call_retrying(client, object, fence, &ApiRequest::Bulk(&close), n, true)
             .await?
         {
-            Ok(_) => {}
+            Ok(reply) => closed_at = JobInfo::parse(&reply.text).and_then(|i| i.modstamp),
             // Already closed: the answer to an earlier close was lost. Polling tells.
             Err(f) if f.status == Some(409) => {}
             Err(f) => {
@@ -221,7 +225,10 @@ impl<'a> Sync<'a> {
                 return Ok(JobEnd::Failed(f));
             }
         }
-        let info = match self.poll_job(client, object, fence, &id, n).await? {
+        let info = match self
+            .poll_job(client, object, fence, &id, n, closed_at)
+            .await?
+        {
             Ok(info) => info,
             Err(f) => return Ok(JobEnd::Failed(f)),
         };
@@ -229,8 +236,9 @@ impl<'a> Sync<'a> {
             .await
     }
 
-    /// Polls the job until it ends: first after the time the job should take (at the
-    /// configured records-per-second estimate), then on a doubling interval.
+    /// Polls the job until it ends: first when a job of its size should be done at the
+    /// pace the org showed so far ([`Pace`]), then as its reported progress says
+    /// ([`next_poll`]). A completed job's reported times teach the pace for the next.
     async fn poll_job(
         &mut self,
         client: &mut SalesforceClient,
@@ -238,12 +246,15 @@ impl<'a> Sync<'a> {
         fence: Option<&dyn Fence>,
         id: &str,
         n: usize,
+        closed_at: Option<Timestamp>,
     ) -> Result<Result<JobInfo, Failure>, EngineError> {
         let started = self.clock.now();
-        // The first poll is a probe; later ones follow the progress the job reports.
-        let mut wait = self.config.bulk_poll_interval;
+        let expected = self.bulk_pace.expected(object, n as u64);
+        let mut wait = self.bulk_pace.first_wait(object, n as u64, &self.config);
         let mut interval = self.config.bulk_poll_interval;
         let mut state = "UploadComplete".to_string();
+        // When the org first reported the job in progress.
+        let mut running_since: Option<Timestamp> = None;
         loop {
             let until = self.clock.now().plus(wait);
             if until.since(started) > self.config.bulk_job_timeout {
@@ -288,6 +299,26 @@ impl<'a> Sync<'a> {
                     "garbled answer polling Bulk job {id}"
                 ))));
             };
+            if info.state == "InProgress" && running_since.is_none() {
+                running_since = info.modstamp;
+            }
+            if info.state == "JobComplete" {
+                // The org's own times (close to complete, close to in progress); without
+                // them, the engine's clock from close to this poll, an upper bound.
+                let (took, queue) = match (closed_at, info.modstamp) {
+                    (Some(c), Some(done)) => (done.since(c), running_since.map(|t| t.since(c))),
+                    _ => (self.clock.now().since(started), None),
+                };
+                self.bulk_pace.learn(
+                    object,
+                    Observed {
+                        records: n as u64,
+                        took,
+                        queue,
+                        processing: info.processing,
+                    },
+                );
+            }
             match info.state.as_str() {
                 "JobComplete" => return Ok(Ok(info)),
                 "Failed" | "Aborted" => {
@@ -315,6 +346,7 @@ impl<'a> Sync<'a> {
                 n as u64,
                 info.processed,
                 self.clock.now().since(started),
+                expected,
                 &mut interval,
                 &self.config,
             );

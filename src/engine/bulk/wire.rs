@@ -1,6 +1,6 @@
 //! The Bulk API 2.0 ingest flow on the wire: the requests of a job, its info answers,
 //! the CSV the engine uploads (split to stay under the upload limit) and the result CSVs
-//! it reads back, and when to poll again.
+//! it reads back (when to poll is [`super::pace`]).
 
 use std::collections::{BTreeSet, HashMap};
 use std::time::Duration;
@@ -10,6 +10,7 @@ use serde_json::{json, Map, Value};
 
 use crate::engine::client::{RequestBody, SalesforceClient, TextReply};
 use crate::engine::retry::Failure;
+use crate::sim::Timestamp;
 
 /// Salesforce's limit per upload is 150 MB base64-encoded (about 100 M characters of CSV).
 pub const MAX_UPLOAD_BYTES: usize = 100_000_000;
@@ -102,6 +103,10 @@ pub struct JobInfo {
     pub processed: u64,
     pub failed: u64,
     pub error_message: Option<String>,
+    /// `systemModstamp`: when the job last changed state (org time).
+    pub modstamp: Option<Timestamp>,
+    /// `totalProcessingTime`, once the org reports it.
+    pub processing: Option<Duration>,
 }
 
 impl JobInfo {
@@ -118,43 +123,18 @@ impl JobInfo {
                 .get("errorMessage")
                 .and_then(Value::as_str)
                 .map(str::to_string),
+            modstamp: v
+                .get("systemModstamp")
+                .and_then(Value::as_str)
+                .and_then(Timestamp::parse),
+            processing: v
+                .get("totalProcessingTime")
+                .and_then(Value::as_u64)
+                .filter(|&ms| ms > 0)
+                .map(Duration::from_millis),
         })
     }
 }
-
-/// How long to wait before the next status poll of a job of `n` records that reports
-/// `processed` of them done `elapsed` after it was closed: the time the rest takes at the
-/// rate observed so far; while the job reports no progress, what is left of the time
-/// `bulk_records_per_sec` gives it, else an interval doubling up to `bulk_poll_cap`.
-/// Never less than [`MIN_POLL_WAIT`] nor more than `bulk_poll_cap`.
-pub fn next_poll(
-    n: u64,
-    processed: u64,
-    elapsed: Duration,
-    interval: &mut Duration,
-    config: &crate::engine::EngineConfig,
-) -> Duration {
-    let expected = if processed > 0 && processed < n {
-        elapsed.mul_f64((n - processed) as f64 / processed as f64)
-    } else {
-        Duration::from_secs_f64(n as f64 / config.bulk_records_per_sec.max(1.0))
-            .saturating_sub(elapsed)
-    };
-    let wait = if expected.is_zero() {
-        let w = *interval;
-        *interval = (*interval * 2).min(config.bulk_poll_cap);
-        w
-    } else {
-        expected
-    };
-    wait.clamp(
-        MIN_POLL_WAIT.min(config.bulk_poll_cap),
-        config.bulk_poll_cap,
-    )
-}
-
-/// The shortest wait between two status polls of one job.
-pub const MIN_POLL_WAIT: Duration = Duration::from_millis(100);
 
 /// A payload value as a Bulk CSV cell: null (and an empty string, which Salesforce stores
 /// as null) is `#N/A`, since an empty cell leaves the field unchanged.

@@ -8,6 +8,7 @@
 //! `pubsub`: Salesforce's Pub/Sub API, used against real orgs and the mock alike); sinks are
 //! in `sinks`.
 
+mod event;
 mod ordering;
 pub mod pubsub;
 mod read_back;
@@ -27,6 +28,7 @@ use crate::contract::{Bundle, Owner};
 use crate::sim::{Clock, Rng, Seed, Timestamp};
 use crate::store::{CheckpointStore, DedupeStore, StoreError};
 
+pub use self::event::{ChangeEvent, EventPage};
 pub use self::pubsub::PubSubStream;
 pub use self::sinks::{final_values, CrmChangeSink, JsonlOutbox, MemorySink, SinkError};
 pub use self::stream::{ChangeStream, LongPollStream, Polled};
@@ -365,11 +367,15 @@ impl<'a> CdcConsumer<'a> {
     /// Reads the events after `from` and turns them into changes to deliver (re-reading
     /// what gap and overflow events name); `None` when the stream no longer knows `from`.
     async fn gather(&mut self, from: &str) -> Result<Option<Gathered>, CdcError> {
-        let (events, latest) = match self.stream.poll(from, &mut self.client).await? {
+        let (page, latest) = match self.stream.poll(from, &mut self.client).await? {
             Polled::Events { events, latest } => (events, latest),
             Polled::InvalidReplay => return Ok(None),
         };
         self.report.polls += 1;
+        let events = page.read().map_err(|message| CdcError::Poll {
+            url: self.config.events_url.clone(),
+            message,
+        })?;
         let batch = self.sort(&events).await?;
         let changes = self.resolve(batch.candidates).await?;
         let mut changes = self.fresh_only(changes).await?;
@@ -503,20 +509,6 @@ fn soql_id_list(ids: &[String]) -> String {
         .map(|id| format!("'{}'", id.replace('\'', "")))
         .collect::<Vec<_>>()
         .join(", ")
-}
-
-/// The strings of the array at `key` of an event's header (empty when absent).
-fn strings_at(header: &Value, key: &str) -> Vec<String> {
-    header
-        .get(key)
-        .and_then(Value::as_array)
-        .map(|a| {
-            a.iter()
-                .filter_map(Value::as_str)
-                .map(str::to_string)
-                .collect()
-        })
-        .unwrap_or_default()
 }
 
 #[cfg(test)]

@@ -11,49 +11,38 @@ use super::*;
 impl CdcConsumer<'_> {
     /// Splits one poll's events into field changes, records to read back and objects to
     /// re-sync, dropping duplicates and echoes.
-    pub(super) async fn sort(&mut self, events: &[Value]) -> Result<Batch, CdcError> {
+    pub(super) async fn sort(&mut self, events: &[ChangeEvent<'_>]) -> Result<Batch, CdcError> {
         let mut batch = Batch::default();
-        let mut seen: HashSet<String> = HashSet::new();
+        let mut seen: HashSet<&str> = HashSet::new();
         let now = self.clock.now();
         let echo_tag = format!("client={}", self.config.client_name);
         for event in events {
             self.report.events_seen += 1;
-            let uuid = event
-                .get("EventUuid")
-                .and_then(Value::as_str)
-                .unwrap_or_default()
-                .to_string();
-            let replay_id = event.get("replayId").and_then(Value::as_u64).unwrap_or(0);
+            let uuid = event.uuid.as_str();
             if !uuid.is_empty() {
-                let again = !seen.insert(uuid.clone())
-                    || self.dedupe.is_live(&self.dedupe_key(&uuid), now).await?;
+                let again =
+                    !seen.insert(uuid) || self.dedupe.is_live(&self.dedupe_key(uuid), now).await?;
                 if again {
                     self.report.duplicates_skipped += 1;
                     continue;
                 }
             }
-            batch.uuids.push(uuid.clone());
-            let payload = event.get("payload").cloned().unwrap_or(Value::Null);
-            let header = payload
-                .get("ChangeEventHeader")
-                .cloned()
-                .unwrap_or(Value::Null);
-            let text = |k: &str| header.get(k).and_then(Value::as_str).unwrap_or_default();
-            let object = text("entityName").to_string();
-            let change_type = text("changeType").to_string();
-            let ids = strings_at(&header, "recordIds");
-            let Some(spec) = self.bundle.object(&object) else {
+            batch.uuids.push(uuid.to_string());
+            let header = &event.header;
+            let object = header.entity_name();
+            let ids = header.record_ids();
+            let Some(spec) = self.bundle.object(object) else {
                 continue;
             };
             // Whatever the event is, a value of the external ID it carries is a fact worth keeping.
             if let (Some(ext), [id]) = (
-                payload.get(&spec.external_id).and_then(Value::as_str),
-                ids.as_slice(),
+                event.field(&spec.external_id).and_then(|v| v.as_string()),
+                ids,
             ) {
                 self.external_ids
-                    .insert((object.clone(), id.clone()), ext.to_string());
+                    .insert((object.to_string(), id.as_str().to_string()), ext);
             }
-            let origin = text("changeOrigin");
+            let origin = header.change_origin();
             if origin.split(';').any(|part| part.trim() == echo_tag) {
                 self.report.echoes_skipped += 1;
                 continue;
@@ -67,52 +56,48 @@ impl CdcConsumer<'_> {
             if crm.is_empty() {
                 continue;
             }
+            let change_type = header.change_type();
             if change_type == "GAP_OVERFLOW" {
-                batch.resync.insert(object);
+                batch.resync.insert(object.to_string());
                 continue;
             }
             if change_type.starts_with("GAP_") {
                 if change_type != "GAP_DELETE" {
-                    batch.reread.entry(object).or_default().extend(ids);
+                    batch
+                        .reread
+                        .entry(object.to_string())
+                        .or_default()
+                        .extend(ids.iter().map(|id| id.as_str().to_string()));
                 }
                 continue;
             }
             if change_type == "DELETE" {
                 continue;
             }
-            let changed = strings_at(&header, "changedFields");
-            let nulled = strings_at(&header, "nulledFields");
+            let named =
+                |list: &[event::Text<'_>], field: &str| list.iter().any(|f| f.as_str() == field);
             let version = Version {
-                at_ms: header
-                    .get("commitTimestamp")
-                    .and_then(Value::as_i64)
-                    .unwrap_or(0),
-                commit: header
-                    .get("commitNumber")
-                    .and_then(Value::as_u64)
-                    .unwrap_or(0),
-                sequence: header
-                    .get("sequenceNumber")
-                    .and_then(Value::as_u64)
-                    .unwrap_or(0),
+                at_ms: header.commit_timestamp.unwrap_or(0),
+                commit: header.commit_number.unwrap_or(0),
+                sequence: header.sequence_number.unwrap_or(0),
             };
             for field in crm {
-                let value = if nulled.contains(field) {
+                let value = if named(header.nulled_fields(), field) {
                     Value::Null
-                } else if changed.contains(field) {
-                    payload.get(field.as_str()).cloned().unwrap_or(Value::Null)
+                } else if named(header.changed_fields(), field) {
+                    event.field(field).map_or(Value::Null, |v| v.to_value())
                 } else {
                     continue;
                 };
-                for id in &ids {
+                for id in ids {
                     batch.candidates.push(Candidate {
-                        object: object.clone(),
-                        record_id: id.clone(),
+                        object: object.to_string(),
+                        record_id: id.as_str().to_string(),
                         field: field.clone(),
                         value: value.clone(),
                         version,
-                        replay_id,
-                        uuid: uuid.clone(),
+                        replay_id: event.replay_id,
+                        uuid: uuid.to_string(),
                     });
                 }
             }

@@ -445,7 +445,10 @@ impl PubSubStream {
         }
         drop(answers);
         drop(done);
-        Ok(Polled::Events { events, latest })
+        Ok(Polled::Events {
+            events: super::EventPage::Values(events),
+            latest,
+        })
     }
 }
 

@@ -7,9 +7,10 @@
 use std::time::Duration;
 
 use async_trait::async_trait;
+use serde::Deserialize;
 use serde_json::Value;
 
-use super::{CdcConfig, CdcError};
+use super::{CdcConfig, CdcError, EventPage};
 use crate::engine::client::SalesforceClient;
 use crate::engine::retry::Backoff;
 use crate::sim::{Clock, Rng, Seed};
@@ -20,7 +21,7 @@ pub enum Polled {
     /// The events after the replay ID asked for (possibly none), oldest first, and the
     /// replay ID to resume from once these are handled (opaque: stored and passed back).
     Events {
-        events: Vec<Value>,
+        events: EventPage,
         latest: Option<String>,
     },
     /// The replay ID expired from the bus (or was never issued).
@@ -38,6 +39,16 @@ pub trait ChangeStream: Send {
         replay: &str,
         client: &mut SalesforceClient,
     ) -> Result<Polled, CdcError>;
+}
+
+/// A long-poll answer as the stream checks it: an object with an `events` array.
+#[derive(Deserialize)]
+struct PageHead {
+    #[allow(dead_code)]
+    #[serde(default)]
+    events: Vec<serde::de::IgnoredAny>,
+    #[serde(rename = "latestReplayId")]
+    latest_replay_id: Option<u64>,
 }
 
 /// The long-poll subscription (`GET …?topic=&replay=&wait=&max=`), retrying transport
@@ -97,20 +108,18 @@ impl ChangeStream for LongPollStream {
             let message = match sent {
                 Ok(resp) => {
                     let status = resp.status();
-                    let body: Value = resp.json().await.unwrap_or(Value::Null);
-                    if status.is_success() && body.is_object() {
-                        return Ok(Polled::Events {
-                            events: body
-                                .get("events")
-                                .and_then(Value::as_array)
-                                .cloned()
-                                .unwrap_or_default(),
-                            latest: body
-                                .get("latestReplayId")
-                                .and_then(Value::as_u64)
-                                .map(|id| id.to_string()),
-                        });
+                    let text = resp.text().await.unwrap_or_default();
+                    if status.is_success() {
+                        // Checked here (a scan, nothing kept); the consumer reads the
+                        // events from the text in place.
+                        if let Ok(head) = serde_json::from_str::<PageHead>(&text) {
+                            return Ok(Polled::Events {
+                                latest: head.latest_replay_id.map(|id| id.to_string()),
+                                events: EventPage::Json(text),
+                            });
+                        }
                     }
+                    let body: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
                     let code = body
                         .pointer("/0/errorCode")
                         .and_then(Value::as_str)
