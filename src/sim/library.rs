@@ -7,7 +7,7 @@
 //! `--no-builtin-scenarios` makes the directory the whole set.
 //!
 //! The files are listed by hand with `include_str!` rather than through the `include_dir`
-//! crate or a build script: eighteen entries do not need a dependency, and the test
+//! crate or a build script: a couple of dozen entries do not need a dependency, and the test
 //! `the_builtin_list_is_the_scenario_directory` fails the moment a file in
 //! `harness/scenarios/` is added, removed or changed without this list following.
 //! `harness/broken/` is deliberately not built in.
@@ -51,6 +51,7 @@ pub const BUILTIN: &[BuiltinScenario] = builtin![
     "schema-drift",
     "server-unavailable",
     "session-expiry",
+    "sink-refuses-then-restart",
     "timed-outage",
     "transport-failures",
     "trigger-cpu-limit",
