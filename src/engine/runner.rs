@@ -215,7 +215,17 @@ impl<'a> Runner<'a> {
             .connect(target)
             .await
             .map_err(RunError::Engine)?;
-        let mut consumer = match &self.crm {
+        let mut consumer = self.consumer(target)?;
+        let result = self.ticks(feed, &mut client, &mut consumer, summary).await;
+        summary.report.api_calls = client.calls();
+        summary.report.api_usage = client.usage;
+        result
+    }
+
+    /// The change-event consumer over `target`, when the runner has a CRM side: a fresh one,
+    /// with nothing in memory, resuming from the replay ID stored in `state`.
+    fn consumer(&self, target: &Target) -> Result<Option<CdcConsumer<'a>>, RunError> {
+        Ok(match &self.crm {
             Some(crm) => {
                 let mut cdc_client = SalesforceClient::new(
                     &target.login_url,
@@ -253,11 +263,26 @@ impl<'a> Runner<'a> {
                 })
             }
             None => None,
+        })
+    }
+
+    /// Starts the change-event consumer again, as a restarted process would (a fresh
+    /// consumer on the same state store, from the stored replay ID), and drains it: what it
+    /// did, or why it failed. `None`: the runner has no CRM side.
+    pub async fn restart_consumer(
+        &self,
+        target: &Target,
+    ) -> Result<Option<CdcReport>, (CdcReport, RunError)> {
+        let Some(mut consumer) = self
+            .consumer(target)
+            .map_err(|e| (CdcReport::default(), e))?
+        else {
+            return Ok(None);
         };
-        let result = self.ticks(feed, &mut client, &mut consumer, summary).await;
-        summary.report.api_calls = client.calls();
-        summary.report.api_usage = client.usage;
-        result
+        match consumer.drain().await {
+            Ok(r) => Ok(Some(r)),
+            Err(e) => Err((consumer.report(), RunError::Changes(e.to_string()))),
+        }
     }
 
     async fn ticks(

@@ -54,6 +54,7 @@ pub const BUILTIN: &[BuiltinScenario] = builtin![
     "schema-drift",
     "server-unavailable",
     "session-expiry",
+    "sink-refuses-then-restart",
     "small-daily-budget",
     "throttled-slow-org",
     "timed-outage",

@@ -9,7 +9,7 @@ use std::borrow::Cow;
 
 use super::gate::Unchecked;
 use super::invariants::names;
-use crate::contract::Bundle;
+use crate::contract::{Bundle, Owner};
 use crate::sim::library::is_builtin;
 use crate::sim::Scenario;
 
@@ -82,6 +82,27 @@ pub fn for_tenant<'s>(
             ),
         ));
     }
+    // The sink can only refuse a delivery the consumer makes: one of a rep's changes to a
+    // field the tenant's contract says the CRM owns.
+    let crm_edit = adapted.manual_edits.iter().any(|e| {
+        bundle.object(&e.object).is_some_and(|spec| {
+            e.set
+                .keys()
+                .any(|f| spec.fields.get(f).is_some_and(|f| f.owner == Owner::Crm))
+        })
+    });
+    if adapted.events.sink_refuses > 0 && !crm_edit {
+        notes.push(Unchecked::not_applicable(
+            names::CRM_CHANGES,
+            &format!(
+                "the sink's {} refusal(s) left out: no manual edit left changes a field {tenant} \
+                 says the CRM owns, so nothing is delivered to refuse",
+                adapted.events.sink_refuses
+            ),
+        ));
+        adapted.events.sink_refuses = 0;
+        adapted.events.sink_accepts_first = 0;
+    }
     if notes.is_empty() {
         (Cow::Borrowed(scenario), notes)
     } else {
@@ -133,6 +154,26 @@ mod tests {
             notes[0].reason.contains("Account, Contact"),
             "{}",
             notes[0].reason
+        );
+
+        // Without Account, Contact and Opportunity no rep's change is delivered: the sink's
+        // refusals are left out and said.
+        bundle.objects.remove("Opportunity");
+        let refusing = all
+            .iter()
+            .find(|s| s.name == "sink-refuses-then-restart")
+            .unwrap();
+        assert!(refusing.events.sink_refuses > 0);
+        let (adapted, notes) = for_tenant(refusing, &bundle);
+        assert_eq!(adapted.events.sink_refuses, 0);
+        let note = notes
+            .iter()
+            .find(|n| n.invariant == names::CRM_CHANGES)
+            .unwrap();
+        assert!(
+            note.reason.contains("refusal(s) left out"),
+            "{}",
+            note.reason
         );
 
         // A scenario of the user's own is judged as written.

@@ -18,6 +18,7 @@ pub mod oracle;
 pub mod pacts;
 pub mod parallel;
 pub mod preflight;
+pub mod refusing_sink;
 pub mod registry;
 pub mod replay_file;
 pub mod report;

@@ -10,8 +10,9 @@ use super::evidence::{ColumnReport, DeliveredChange, EngineOutput, SentRequest};
 use super::gate::{GateError, RunResult};
 use super::invariants::{self, names, Evidence, Violation};
 use super::oracle::{apply_manual_edits, expectations, AppliedEdit};
+use super::refusing_sink::RefusingSink;
 use crate::contract::Bundle;
-use crate::engine::cdc::{CdcReport, CrmChange, MemorySink};
+use crate::engine::cdc::{CdcReport, CrmChange};
 use crate::engine::client::{Credentials, Secret};
 use crate::engine::feed::Feed;
 use crate::engine::runner::{CrmSide, RunError, RunSummary, Runner};
@@ -244,7 +245,10 @@ pub async fn run_scenario_with(
     target.request_log = Some(request_log.clone());
     // The engine as `syncgate sync` runs it (one orchestration: pages, lanes, dedupe,
     // cursors, the change-event consumer after each run), over the scenario's fixtures.
-    let sink = MemorySink::new();
+    // The source side, refusing the deliveries the scenario names (`events.sink_refuses`);
+    // after each refusal the consumer is restarted on the same state store.
+    let sink = RefusingSink::for_events(&scenario.events);
+    let mut restarts = 0;
     let mut runner = Runner::new(bundle, config.clone(), clock.clone(), &dlq, seed);
     runner.keep_timeline = true;
     let crm = CrmSide::for_target(&target, &config.client_name, &sink);
@@ -252,6 +256,15 @@ pub async fn run_scenario_with(
     let mut cdc_error = None;
     let mut cdc = CdcReport::default();
     let mut outcome = run_once(&runner, first, &target, &mut cdc, &mut cdc_error).await;
+    restart_after_refusals(
+        &runner,
+        &target,
+        &sink,
+        &mut cdc,
+        &mut cdc_error,
+        &mut restarts,
+    )
+    .await;
     let mut rerun_from = None;
     if let (Ok(report), Some((after, later))) = (&mut outcome, next) {
         clock.sleep_until(started.plus(after)).await;
@@ -264,7 +277,17 @@ pub async fn run_scenario_with(
             Ok(second) => report.absorb(second, requests_before),
             Err(e) => outcome = Err(e),
         }
+        restart_after_refusals(
+            &runner,
+            &target,
+            &sink,
+            &mut cdc,
+            &mut cdc_error,
+            &mut restarts,
+        )
+        .await;
     }
+    let refusals_left = sink.refusals_left();
     let delivered = sink.delivered();
     running.stop().await;
 
@@ -324,6 +347,19 @@ pub async fn run_scenario_with(
             consumer_error: output.consumer_error.clone(),
         },
     ));
+    if refusals_left > 0 {
+        violations.push(Violation {
+            invariant: names::CRM_CHANGES,
+            details: vec![format!(
+                "the sink refused only {} of the {} deliveries the scenario names (the \
+                 consumer, restarted {} times, offered no more): the refusals and restarts \
+                 were not all exercised",
+                scenario.events.sink_refuses - refusals_left,
+                scenario.events.sink_refuses,
+                restarts
+            )],
+        });
+    }
     violations.extend(super::run_checks::check(&super::run_checks::RunEvidence {
         scenario,
         journal: &journal,
@@ -472,5 +508,35 @@ async fn run_once(
             Ok(summary.report)
         }
         Err(e) => Err(e),
+    }
+}
+
+/// After each delivery the sink refused, starts the change-event consumer again as a
+/// restarted process would (a fresh consumer on the same state store, from the stored
+/// replay ID), until it drains. A failure with no refusal behind it is left standing.
+async fn restart_after_refusals(
+    runner: &Runner<'_>,
+    target: &Target,
+    sink: &RefusingSink,
+    cdc: &mut CdcReport,
+    cdc_error: &mut Option<String>,
+    restarts: &mut u32,
+) {
+    while cdc_error.is_some() && sink.refused() > *restarts {
+        *restarts += 1;
+        match runner.restart_consumer(target).await {
+            Ok(Some(report)) => {
+                *cdc = report;
+                *cdc_error = None;
+            }
+            Ok(None) => return,
+            Err((report, e)) => {
+                *cdc = report;
+                *cdc_error = Some(match e {
+                    RunError::Changes(e) => e,
+                    e => e.to_string(),
+                });
+            }
+        }
     }
 }

@@ -931,6 +931,49 @@ fn a_fault_rule_that_never_fired_fails_its_scenario() {
     assert_eq!(out.status.code(), Some(0), "{}", stdout(&out));
 }
 
+/// A sink refusal a scenario names that never happened (nothing was delivered to refuse)
+/// fails the scenario; an engine command, whose outbox the gate cannot refuse, is told
+/// `not-checked` for the CRM-change invariant, never a silent pass.
+#[test]
+fn a_sink_refusal_that_never_happened_fails_and_engine_commands_are_not_checked() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("refuses-nothing.yaml"),
+        "purpose: The source refuses deliveries, but no rep edits anything.\nevents:\n  sink_refuses: 1\nfaults: []\n",
+    )
+    .unwrap();
+    let gate = |extra: &[&str]| {
+        let mut args = vec![
+            "gate",
+            "--scenarios",
+            dir.path().to_str().unwrap(),
+            "--no-builtin-scenarios",
+            "--partner",
+            "northwind-outfitters",
+            "--tenant",
+            "production",
+            "--no-pacts",
+        ];
+        args.extend_from_slice(extra);
+        syncgate(&args)
+    };
+    let out = gate(&[]);
+    let text = stdout(&out);
+    assert_eq!(out.status.code(), Some(1), "{text}{}", stderr(&out));
+    assert!(text.contains("x crm-changes-reach-source"), "{text}");
+    assert!(
+        text.contains("the sink refused only 0 of the 1 deliveries"),
+        "{text}"
+    );
+    let out = gate(&["--engine-cmd", "python3 examples/engines/collections.py"]);
+    let text = stdout(&out);
+    assert!(
+        text.contains("crm-changes-reach-source not-checked: the scenario's sink refuses"),
+        "{text}{}",
+        stderr(&out)
+    );
+}
+
 /// An unreachable store fails the gate (exit 3) with the cause, never a warning and a pass.
 #[test]
 fn an_unreachable_store_fails_the_gate_with_its_cause() {

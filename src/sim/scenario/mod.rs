@@ -94,6 +94,15 @@ pub struct EventFaults {
     /// object instead of one event per record.
     #[serde(default)]
     pub overflow_after: Option<usize>,
+    /// The source side refuses this many deliveries of CRM changes (as a source that is
+    /// down would); after each refusal the gate restarts the consumer (a fresh one on the
+    /// same state store, resuming from the stored replay ID).
+    #[serde(default)]
+    pub sink_refuses: u32,
+    /// Deliveries the sink accepts before it starts refusing (so some replay IDs are
+    /// already stored when it does).
+    #[serde(default)]
+    pub sink_accepts_first: u32,
 }
 
 /// Changes to the org's limits profile for this scenario.
