@@ -105,6 +105,8 @@ impl TlsListener {
                     tokio::task::yield_now().await;
                     continue;
                 };
+                // Small answers go out at once (see `mock::serve`).
+                let _ = tcp.set_nodelay(true);
                 let acceptor = acceptor.clone();
                 let tx = tx.clone();
                 tokio::spawn(async move {
