@@ -2,10 +2,11 @@
 //! crypto provider.
 //!
 //! reqwest is built without a crypto provider of its own (the pact crates choose the same
-//! feature), so a provider must be installed before the first client is built, or building
-//! it panics. [`client_builder`] installs `ring` once per process — the provider
-//! tokio-rustls (the mock's TLS), tonic and rcgen already use — so the binary carries one
-//! TLS stack. Every client in the crate, its tests and benches comes from here; clippy's
+//! feature). syncgate's clients carry `ring` in the TLS configuration they are given; the
+//! process default is set to `ring` as well ([`install_crypto_provider`]), for the clients
+//! the pact crates build with reqwest's own defaults — `ring` is the provider tokio-rustls
+//! (the mock's TLS), tonic and rcgen already use, so the binary carries one TLS stack.
+//! Every client in the crate, its tests and benches comes from here; clippy's
 //! `disallowed-methods` (clippy.toml) refuses `reqwest::Client::new` and
 //! `reqwest::Client::builder` elsewhere.
 //!
