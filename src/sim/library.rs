@@ -41,6 +41,7 @@ pub const BUILTIN: &[BuiltinScenario] = builtin![
     "daily-budget-lockout",
     "delete-policies",
     "duplicate-and-reordered-events",
+    "engine-daily-budget",
     "gateway-errors",
     "lost-responses",
     "manual-edits-during-sync",

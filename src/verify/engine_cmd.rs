@@ -115,7 +115,18 @@ pub async fn run_scenario_in(
     dirs: &std::collections::BTreeMap<String, std::path::PathBuf>,
     base: &crate::engine::EngineConfig,
 ) -> Result<RunResult, GateError> {
-    let limits = call_limits(&engine_config(base, &scenario.engine));
+    let mut limits = call_limits(&engine_config(base, &scenario.engine));
+    // An engine command runs on the wall clock, scaled: it can pace itself and count its
+    // requests in flight, but it cannot see where the org's UTC day ends, so a configured
+    // daily budget is neither passed on nor judged (and the report says so).
+    let unjudged_budget = limits.daily_budget.take().map(|budget| {
+        Unchecked::not_checked(
+            names::RATE_AND_CONCURRENCY,
+            &format!(
+                "the configured daily_budget ({budget} a day) is not judged for an engine command: it runs on the wall clock and cannot see the org's UTC day (the token bucket and concurrency cap are judged)"
+            ),
+        )
+    });
     let fixture_dir = |name: &str| {
         dirs.get(name)
             .cloned()
@@ -207,7 +218,7 @@ pub async fn run_scenario_in(
     let bulk_rows = org.bulk_rows();
     let org_state = org_state(bundle, &org);
     let tenant = format!("{}/{}", bundle.partner, bundle.tenant);
-    let mut not_checked = Vec::new();
+    let mut not_checked: Vec<Unchecked> = unjudged_budget.into_iter().collect();
     let letters = match read_dead_letters(&files.dead_letters, &tenant, started) {
         Ok(Some(l)) => l,
         Ok(None) => {

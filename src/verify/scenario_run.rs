@@ -64,6 +64,9 @@ pub(crate) fn engine_config(
     set(&mut c.rate_per_sec, o.rate_per_sec);
     set(&mut c.burst, o.burst);
     set(&mut c.max_concurrent, o.max_concurrent);
+    if o.daily_budget.is_some() {
+        c.daily_budget = o.daily_budget;
+    }
     c
 }
 
@@ -73,6 +76,7 @@ pub(crate) fn call_limits(config: &EngineConfig) -> CallLimits {
         rate_per_sec: config.rate_per_sec,
         burst: config.burst,
         max_concurrent: config.max_concurrent,
+        daily_budget: config.daily_budget,
     }
 }
 

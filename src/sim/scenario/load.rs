@@ -187,11 +187,12 @@ impl Scenario {
             .is_some_and(|r| !(r.is_finite() && r > 0.0))
             || file.engine.burst == Some(0)
             || file.engine.max_concurrent == Some(0)
+            || file.engine.daily_budget == Some(0)
         {
             return Err(err(
                 None,
                 None,
-                "`engine`: rate_per_sec must be a number above 0, burst and max_concurrent ≥ 1"
+                "`engine`: rate_per_sec must be a number above 0, burst, max_concurrent and daily_budget ≥ 1"
                     .into(),
             ));
         }

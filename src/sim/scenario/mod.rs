@@ -135,6 +135,9 @@ pub struct EngineOverrides {
     pub burst: Option<u32>,
     /// Requests in flight at once.
     pub max_concurrent: Option<u32>,
+    /// API requests the engine may spend per UTC day of the org's clock (`syncgate.toml`'s
+    /// `daily_budget`), below what the org allows.
+    pub daily_budget: Option<u64>,
 }
 
 /// A duration written as `3600s`, `1h`, `250ms` or a bare number of seconds.

@@ -15,13 +15,16 @@ use super::invariants::Violation;
 use crate::mock::JournalEntry;
 
 /// The calling limits an engine is configured with (`syncgate.toml`'s `[engine]` table, a
-/// scenario's `engine:` block on top): its token bucket and its cap on requests in flight.
-/// Engine commands receive them as `SYNCGATE_ENGINE_LIMITS`.
+/// scenario's `engine:` block on top): its token bucket, its cap on requests in flight and,
+/// when set, its own daily budget. Engine commands receive them as `SYNCGATE_ENGINE_LIMITS`.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize)]
 pub struct CallLimits {
     pub rate_per_sec: f64,
     pub burst: u32,
     pub max_concurrent: u32,
+    /// API requests per UTC day of the org's clock; absent: the org's limit alone.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub daily_budget: Option<u64>,
 }
 
 /// What the org allows, whatever the engine's configuration.

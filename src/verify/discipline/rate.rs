@@ -3,7 +3,8 @@
 //! refilled at `rate_per_sec`, one token a request); no request arrived with more than
 //! `max_concurrent` requests in flight (itself included); and none arrived while the org
 //! already ran as many long-running requests (in flight for the threshold or longer) as it
-//! allows — the request Salesforce refuses with `ConcurrentPerOrgLongTxn`.
+//! allows — the request Salesforce refuses with `ConcurrentPerOrgLongTxn`. With a
+//! `daily_budget` configured, no UTC day of the org's clock saw more API requests than it.
 
 use super::{is_api, request, CallLimits, OrgLimits};
 use crate::mock::JournalEntry;
@@ -45,6 +46,10 @@ pub fn check(
         (
             "arrived while the org already ran its limit of long-running requests",
             long_running(&api, org),
+        ),
+        (
+            "went beyond the configured daily budget",
+            over_daily_budget(&api, limits.daily_budget),
         ),
     ] {
         summarise(&mut details, kind, total, found);
@@ -97,6 +102,27 @@ fn bucket(api: &[&JournalEntry], limits: &CallLimits, slack_ms: f64) -> Vec<Stri
     out
 }
 
+/// Requests beyond the `budget`-th of their UTC day (by arrival on the org's clock).
+fn over_daily_budget(api: &[&JournalEntry], budget: Option<u64>) -> Vec<String> {
+    let Some(budget) = budget else {
+        return Vec::new();
+    };
+    let mut per_day: std::collections::BTreeMap<Timestamp, u64> = Default::default();
+    let mut out = Vec::new();
+    for e in api {
+        let n = per_day.entry(e.at.day_start()).or_default();
+        *n += 1;
+        if *n > budget {
+            out.push(format!(
+                "request {} arrived at {} as API request {n} of its UTC day; the engine is configured to spend at most {budget} a day (daily_budget)",
+                request(e),
+                e.at
+            ));
+        }
+    }
+    out
+}
+
 /// Requests that arrived while the org already ran its limit of long-running requests.
 fn long_running(api: &[&JournalEntry], org: &OrgLimits) -> Vec<String> {
     let threshold = org.long_running_threshold;
@@ -135,6 +161,7 @@ mod tests {
             rate_per_sec: rate,
             burst,
             max_concurrent: concurrent,
+            daily_budget: None,
         }
     }
 
@@ -188,5 +215,35 @@ mod tests {
         );
         // Within the limits: nothing.
         assert!(check(&journal, &limits(100.0, 100, 3), &org(3), MS).is_empty());
+    }
+
+    #[test]
+    fn requests_beyond_the_configured_daily_budget_are_named_per_utc_day() {
+        // Three requests on the first day, two just after midnight (the day starts over).
+        let day = 24 * 3600 * 1000 - 8 * 3600 * 1000; // entry() starts at 08:00
+        let journal: Vec<JournalEntry> = [0, 1_000, 2_000, day + 1_000, day + 2_000]
+            .iter()
+            .enumerate()
+            .map(|(i, &at)| entry(i as u64 + 1, at, 100))
+            .collect();
+        let mut budget = limits(100.0, 100, 4);
+        assert!(check(&journal, &budget, &org(25), MS).is_empty());
+        budget.daily_budget = Some(3);
+        assert!(check(&journal, &budget, &org(25), MS).is_empty());
+        budget.daily_budget = Some(2);
+        let found = check(&journal, &budget, &org(25), MS);
+        assert_eq!(found.len(), 1, "{found:#?}");
+        assert!(
+            found[0].contains("at 2026-01-05T08:00:02.000Z as API request 3 of its UTC day")
+                && found[0].contains("at most 2 a day (daily_budget)"),
+            "{found:#?}"
+        );
+        budget.daily_budget = Some(1);
+        let found = check(&journal, &budget, &org(25), MS);
+        assert_eq!(found.len(), 3, "{found:#?}");
+        assert!(
+            found[0].starts_with("3 of 5 requests went beyond the configured daily budget"),
+            "{found:#?}"
+        );
     }
 }
