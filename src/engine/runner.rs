@@ -250,7 +250,10 @@ impl<'a> Runner<'a> {
                     self.state,
                     crm.sink,
                 );
-                let consumer = consumer.with_stop(self.stop.clone());
+                // Its read-back queries spend from the engine's own calling limits.
+                let consumer = consumer
+                    .with_stop(self.stop.clone())
+                    .with_limiter(self.limiter.0.clone(), self.limiter.1.clone());
                 Some(match &crm.config.pubsub_url {
                     Some(url) => consumer.with_stream(Box::new(PubSubStream::new(
                         &crm.config,

@@ -16,6 +16,7 @@ mod sinks;
 mod stream;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::Arc;
 use std::time::Duration;
 
 use serde::Serialize;
@@ -26,6 +27,7 @@ use super::retry::Backoff;
 use super::stop::Stop;
 use crate::contract::{Bundle, Owner};
 use crate::sim::{Clock, Rng, Seed, Timestamp};
+use crate::store::limiter::{LimitPolicy, Limiter};
 use crate::store::{CheckpointStore, DedupeStore, StoreError};
 
 pub use self::event::{ChangeEvent, EventPage};
@@ -160,6 +162,8 @@ pub enum CdcError {
     Store(#[from] StoreError),
     #[error(transparent)]
     Sink(#[from] SinkError),
+    #[error(transparent)]
+    Limiter(#[from] crate::store::limiter::LimitError),
     /// A stop was asked for while the consumer read or waited; nothing of that poll was
     /// delivered or committed, so the next start reads it again.
     #[error("stopped while reading change events")]
@@ -245,6 +249,9 @@ pub struct CdcConsumer<'a> {
     /// Ends the consumer's reads and waits (a backoff, `Retry-After`, the daily window) at
     /// once; deliveries to the sink and commits are never cut short.
     stop: Option<Stop>,
+    /// The engine's limiter: the consumer's API calls (read-back queries) spend from the
+    /// same token bucket, concurrency cap and daily budget as the engine's writes.
+    limiter: Option<(Arc<dyn Limiter>, LimitPolicy)>,
 }
 
 /// Runs `read` unless a stop is asked for first. Only reading is ever abandoned: it
@@ -300,7 +307,15 @@ impl<'a> CdcConsumer<'a> {
             delivered: HashMap::new(),
             report: CdcReport::default(),
             stop: None,
+            limiter: None,
         }
+    }
+
+    /// Sends every API call through `limiter` under `policy` (the engine's own), so reading
+    /// records back never goes past the engine's configured calling limits.
+    pub fn with_limiter(mut self, limiter: Arc<dyn Limiter>, policy: LimitPolicy) -> Self {
+        self.limiter = Some((limiter, policy));
+        self
     }
 
     /// Ends reads and waits when `stop` is asked for (with [`CdcError::Stopped`]).

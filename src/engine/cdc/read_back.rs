@@ -7,6 +7,7 @@ use serde_json::Value;
 
 use super::*;
 use crate::engine::retry::{Attempts, Failure, Next};
+use crate::store::limiter::{Admission, Permit, WaitReason};
 
 impl CdcConsumer<'_> {
     /// Reads the CRM-owned fields of `object` back from the org (all records, or those
@@ -116,7 +117,12 @@ impl CdcConsumer<'_> {
         let mut windows = 0;
         loop {
             let attempt = attempts.start();
-            let failure: Failure = match self.client.call(Method::GET, path, None).await {
+            let permit = self.admit(object, &mut windows).await?;
+            let answer = self.client.call(Method::GET, path, None).await;
+            if let (Some((limiter, _)), Some(permit)) = (&self.limiter, permit) {
+                limiter.release(&permit).await?;
+            }
+            let failure: Failure = match answer {
                 Ok(reply) => return Ok(reply.body),
                 Err(f) => f,
             };
@@ -142,6 +148,46 @@ impl CdcConsumer<'_> {
                 }),
             };
             self.clock.sleep_until(until.max(now)).await;
+        }
+    }
+
+    /// Waits until the engine's limiter lets one call go; `None` without a limiter. A daily
+    /// budget that stays spent counts against the same `windows` as the org's lockout.
+    async fn admit(&mut self, object: &str, windows: &mut u32) -> Result<Option<Permit>, CdcError> {
+        let Some((limiter, policy)) = self.limiter.clone() else {
+            return Ok(None);
+        };
+        loop {
+            if self.stop.as_ref().is_some_and(Stop::requested) {
+                return Err(CdcError::Stopped);
+            }
+            let until = match limiter
+                .acquire(&self.tenant, &policy, self.clock.now())
+                .await?
+            {
+                Admission::Granted(permit) => return Ok(Some(permit)),
+                Admission::Wait {
+                    reason: WaitReason::DailyBudget,
+                    until,
+                } => {
+                    if *windows >= self.config.max_attempts {
+                        return Err(CdcError::Query {
+                            object: object.to_string(),
+                            code: "DAILY_BUDGET".into(),
+                            message: "the engine's daily budget stayed spent through every window it may wait for".into(),
+                        });
+                    }
+                    *windows += 1;
+                    until
+                }
+                Admission::Wait { until, .. } => until,
+            };
+            let stop = self.stop.clone();
+            unless_stopped(stop.as_ref(), async {
+                self.clock.sleep_until(until).await;
+                Ok(())
+            })
+            .await?;
         }
     }
 }
