@@ -19,7 +19,7 @@ use csv_cells::{row_values, sf_error};
 
 mod csv_cells;
 mod rows;
-pub use rows::ProcessedRow;
+pub use rows::{CellsDigest, ProcessedRow};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Operation {

@@ -419,11 +419,13 @@ pub async fn run_scenario_with(
 }
 
 /// Live records per object of the bundle, as the org holds them at the end of a run.
+/// Moved out of the org, not copied: the run is over and a second copy of every record would
+/// be most of the gate's peak memory at volume.
 pub(crate) fn org_state(bundle: &Bundle, org: &MockOrg) -> BTreeMap<String, Vec<Record>> {
     bundle
         .objects
         .keys()
-        .map(|o| (o.clone(), org.records(o)))
+        .map(|o| (o.clone(), org.take_records(o)))
         .collect()
 }
 
