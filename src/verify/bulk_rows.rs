@@ -4,18 +4,30 @@
 //! right, since an upsert of the same values changes nothing, but runs every trigger,
 //! workflow and change event of those records twice and spends the org's Bulk limits.
 //! Judged on the rows finished jobs processed successfully: the same row (every column
-//! equal) twice, in one job or across jobs.
+//! equal) twice, in one job or across jobs; and a record such a row carried written again
+//! by an sObject Collections request of the same run, unless the engine asked for the job's
+//! `successfulResults` and never got them (then it could not know, and sending again is
+//! the safe choice). An engine that does not read the results it is owed sends every
+//! processed row a second time.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use super::invariants::{names, Violation};
 use crate::mock::bulk::{CellsDigest, ProcessedRow};
+use crate::mock::JournalEntry;
+use crate::sim::Timestamp;
 
 /// Rows a violation names before it counts the rest.
 const MAX_DETAILS: usize = 8;
 
-/// The rows processed more than once, with the jobs that processed them.
-pub fn check(rows: &[ProcessedRow]) -> Option<Violation> {
+/// The rows processed more than once, with the jobs that processed them. `journal` is the
+/// org's request log; collections writes at or after `run_ends` (a later run's, which may
+/// carry a newer source version) are not held against the jobs before it.
+pub fn check(
+    rows: &[ProcessedRow],
+    journal: &[JournalEntry],
+    run_ends: Option<Timestamp>,
+) -> Option<Violation> {
     let mut jobs_of: BTreeMap<(&str, &str, CellsDigest), Vec<&str>> = BTreeMap::new();
     for row in rows {
         jobs_of
@@ -40,6 +52,7 @@ pub fn check(rows: &[ProcessedRow]) -> Option<Violation> {
             )
         })
         .collect();
+    details.extend(written_again(rows, journal, run_ends));
     let total = details.len();
     if total > MAX_DETAILS {
         details.truncate(MAX_DETAILS);
@@ -49,6 +62,78 @@ pub fn check(rows: &[ProcessedRow]) -> Option<Violation> {
         invariant: names::BULK_ROWS_ONCE,
         details,
     })
+}
+
+/// Records a finished job processed successfully that a collections request of the same
+/// run wrote again, one line per job.
+fn written_again(
+    rows: &[ProcessedRow],
+    journal: &[JournalEntry],
+    run_ends: Option<Timestamp>,
+) -> Vec<String> {
+    // The first job that processed each record.
+    let mut job_of: HashMap<(&str, &str), &str> = HashMap::new();
+    for row in rows {
+        job_of.entry((&row.object, &row.key)).or_insert(&row.job);
+    }
+    if job_of.is_empty() {
+        return Vec::new();
+    }
+    // Jobs whose successful results the engine asked for and did not receive.
+    let mut asked: HashMap<&str, bool> = HashMap::new();
+    for e in journal {
+        let Some(job) = e.path.split_once("/jobs/ingest/").and_then(|(_, rest)| {
+            rest.strip_suffix("/successfulResults")
+                .or_else(|| rest.split_once("/successfulResults?").map(|(j, _)| j))
+        }) else {
+            continue;
+        };
+        let received = (200..300).contains(&e.status)
+            && !e.fault.as_deref().is_some_and(|f| f.contains("lost"));
+        let got = asked.entry(job).or_insert(false);
+        *got = *got || received;
+    }
+    let mut again: BTreeMap<&str, (usize, HashSet<&str>, Vec<u64>)> = BTreeMap::new();
+    for e in journal {
+        if run_ends.is_some_and(|end| e.at >= end) {
+            continue;
+        }
+        let (Some(object), Some(outcomes)) = (e.object.as_deref(), &e.record_outcomes) else {
+            continue;
+        };
+        for o in outcomes {
+            let Some(&job) = job_of.get(&(object, o.external_id.as_str())) else {
+                continue;
+            };
+            // Asked and never answered: the engine could not know the row had landed.
+            if asked.get(job) == Some(&false) {
+                continue;
+            }
+            let (n, keys, seqs) = again.entry(job).or_default();
+            *n += 1;
+            keys.insert(o.external_id.as_str());
+            if !seqs.contains(&e.seq) {
+                seqs.push(e.seq);
+            }
+        }
+    }
+    again
+        .into_iter()
+        .map(|(job, (n, keys, seqs))| {
+            let read = if asked.contains_key(job) {
+                "after reading them in its successfulResults"
+            } else {
+                "without reading the job's successfulResults"
+            };
+            let shown: Vec<String> = seqs.iter().take(3).map(|s| format!("#{s}")).collect();
+            format!(
+                "{n} record(s) ({} distinct) job {job} had processed successfully were written again by collections request(s) {}{} {read}",
+                keys.len(),
+                shown.join(", "),
+                if seqs.len() > 3 { ", …" } else { "" }
+            )
+        })
+        .collect()
 }
 
 #[cfg(test)]
@@ -66,22 +151,92 @@ mod tests {
 
     #[test]
     fn a_row_twice_in_one_job_or_across_jobs_is_named_a_changed_row_is_not() {
-        assert!(check(&[row("750A", "C-1", "x=1"), row("750B", "C-2", "x=1")]).is_none());
+        assert!(check(
+            &[row("750A", "C-1", "x=1"), row("750B", "C-2", "x=1")],
+            &[],
+            None
+        )
+        .is_none());
         // A later version of the record (other values) is a new send, not a repeat.
-        assert!(check(&[row("750A", "C-1", "x=1"), row("750B", "C-1", "x=2")]).is_none());
+        assert!(check(
+            &[row("750A", "C-1", "x=1"), row("750B", "C-1", "x=2")],
+            &[],
+            None
+        )
+        .is_none());
         // Cells that concatenate alike are still different rows.
-        assert!(check(&[row("750A", "C-1", "x=1,y=2"), row("750B", "C-1", "x=1y,=2")]).is_none());
-        assert!(check(&[row("750A", "C-1", "x=1,y="), row("750B", "C-1", "x=1")]).is_none());
-        let twice = check(&[row("750A", "C-1", "x=1"), row("750A", "C-1", "x=1")]).unwrap();
+        assert!(check(
+            &[row("750A", "C-1", "x=1,y=2"), row("750B", "C-1", "x=1y,=2")],
+            &[],
+            None
+        )
+        .is_none());
+        assert!(check(
+            &[row("750A", "C-1", "x=1,y="), row("750B", "C-1", "x=1")],
+            &[],
+            None
+        )
+        .is_none());
+        let twice = check(
+            &[row("750A", "C-1", "x=1"), row("750A", "C-1", "x=1")],
+            &[],
+            None,
+        )
+        .unwrap();
         assert_eq!(twice.invariant, names::BULK_ROWS_ONCE);
         assert!(
             twice.details[0].contains("processed 2 times in job 750A"),
             "{twice:?}"
         );
-        let across = check(&[row("750A", "C-1", "x=1"), row("750B", "C-1", "x=1")]).unwrap();
+        let across = check(
+            &[row("750A", "C-1", "x=1"), row("750B", "C-1", "x=1")],
+            &[],
+            None,
+        )
+        .unwrap();
         assert!(
             across.details[0].contains("in jobs 750A, 750B"),
             "{across:?}"
         );
+    }
+
+    #[test]
+    fn a_processed_record_written_again_by_collections_is_named_unless_its_results_were_lost() {
+        use crate::mock::journal::{RecordOutcome, RecordResult};
+        use crate::verify::discipline::testing::entry;
+        let rows = [row("750A", "C-1", "x=1"), row("750A", "C-2", "x=2")];
+        let results = |status: u16, fault: Option<&str>| {
+            let mut e = entry(1, 0, 10);
+            e.method = "GET".into();
+            e.path = "/services/data/v62.0/jobs/ingest/750A/successfulResults".into();
+            e.status = status;
+            e.fault = fault.map(str::to_string);
+            e
+        };
+        let mut upsert = entry(2, 1_000, 10);
+        upsert.record_outcomes = Some(vec![RecordOutcome {
+            external_id: "C-2".into(),
+            digest: 7,
+            result: RecordResult::Applied,
+        }]);
+        // Read and then sent again: named, with the request.
+        let found = check(&rows, &[results(200, None), upsert.clone()], None).unwrap();
+        assert_eq!(found.invariant, names::BULK_ROWS_ONCE);
+        assert!(
+            found.details[0].starts_with("1 record(s) (1 distinct) job 750A had processed successfully were written again by collections request(s) #2 after reading them"),
+            "{found:?}"
+        );
+        // Never read: named as such.
+        let found = check(&rows, std::slice::from_ref(&upsert), None).unwrap();
+        assert!(
+            found.details[0].ends_with("without reading the job's successfulResults"),
+            "{found:?}"
+        );
+        // Asked, and the answer was lost: sending again was the safe choice.
+        let lost = results(500, Some("response_lost"));
+        assert!(check(&rows, &[lost, upsert.clone()], None).is_none());
+        // A later run's write may carry a newer version.
+        let later = Timestamp::parse("2026-01-05T08:00:01Z");
+        assert!(check(&rows, &[results(200, None), upsert], later).is_none());
     }
 }
