@@ -4,11 +4,11 @@
 //! right, since an upsert of the same values changes nothing, but runs every trigger,
 //! workflow and change event of those records twice and spends the org's Bulk limits.
 //! Judged on the rows finished jobs processed successfully: the same row (every column
-//! equal) twice, in one job or across jobs; and a record such a row carried written again
-//! by an sObject Collections request of the same run, unless the engine asked for the job's
-//! `successfulResults` and never got them (then it could not know, and sending again is
-//! the safe choice). An engine that does not read the results it is owed sends every
-//! processed row a second time.
+//! equal) twice, in one job or across jobs; and a record a finished job wrote (or rejected
+//! with an error that sending again cannot change) sent again by an sObject Collections
+//! request of the same run, unless the engine asked for the job's `successfulResults`
+//! (`failedResults`) and never got them (then it could not know, and sending again is the
+//! safe choice). An engine that does not read the results it is owed sends those rows again.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 
@@ -29,7 +29,7 @@ pub fn check(
     run_ends: Option<Timestamp>,
 ) -> Option<Violation> {
     let mut jobs_of: BTreeMap<(&str, &str, CellsDigest), Vec<&str>> = BTreeMap::new();
-    for row in rows {
+    for row in rows.iter().filter(|r| r.rejected.is_none()) {
         jobs_of
             .entry((&row.object, &row.key, row.cells))
             .or_default()
@@ -64,36 +64,52 @@ pub fn check(
     })
 }
 
-/// Records a finished job processed successfully that a collections request of the same
-/// run wrote again, one line per job.
+/// Records a finished job settled (written, or rejected for good) that a collections
+/// request of the same run sent again, one line per job and kind.
 fn written_again(
     rows: &[ProcessedRow],
     journal: &[JournalEntry],
     run_ends: Option<Timestamp>,
 ) -> Vec<String> {
-    // The first job that processed each record.
-    let mut job_of: HashMap<(&str, &str), &str> = HashMap::new();
+    // The first job that settled each record, and how: written, or rejected with a code
+    // that sending again cannot change (a row lock or a trigger's limit can).
+    let mut settled: HashMap<(&str, &str), (&str, Settled<'_>)> = HashMap::new();
     for row in rows {
-        job_of.entry((&row.object, &row.key)).or_insert(&row.job);
+        let how = match &row.rejected {
+            None => Settled::Written,
+            Some((code, message))
+                if !super::discipline::wasted::record_retryable(code, message) =>
+            {
+                Settled::Rejected(code)
+            }
+            Some(_) => continue,
+        };
+        settled
+            .entry((&row.object, &row.key))
+            .or_insert((&row.job, how));
     }
-    if job_of.is_empty() {
+    if settled.is_empty() {
         return Vec::new();
     }
-    // Jobs whose successful results the engine asked for and did not receive.
-    let mut asked: HashMap<&str, bool> = HashMap::new();
+    // Per job and kind of result: whether the engine asked for them, and got them.
+    let mut asked: HashMap<(&str, &str), bool> = HashMap::new();
     for e in journal {
-        let Some(job) = e.path.split_once("/jobs/ingest/").and_then(|(_, rest)| {
-            rest.strip_suffix("/successfulResults")
-                .or_else(|| rest.split_once("/successfulResults?").map(|(j, _)| j))
+        let Some((job, kind)) = e.path.split_once("/jobs/ingest/").and_then(|(_, rest)| {
+            let rest = rest.split('?').next().unwrap_or(rest);
+            rest.split_once('/')
         }) else {
             continue;
         };
+        if kind != "successfulResults" && kind != "failedResults" {
+            continue;
+        }
         let received = (200..300).contains(&e.status)
             && !e.fault.as_deref().is_some_and(|f| f.contains("lost"));
-        let got = asked.entry(job).or_insert(false);
+        let got = asked.entry((job, kind)).or_insert(false);
         *got = *got || received;
     }
-    let mut again: BTreeMap<&str, (usize, HashSet<&str>, Vec<u64>)> = BTreeMap::new();
+    // (job, what it did) → records sent again, distinct ones, the requests.
+    let mut again: BTreeMap<(&str, String), (usize, HashSet<&str>, Vec<u64>)> = BTreeMap::new();
     for e in journal {
         if run_ends.is_some_and(|end| e.at >= end) {
             continue;
@@ -102,14 +118,14 @@ fn written_again(
             continue;
         };
         for o in outcomes {
-            let Some(&job) = job_of.get(&(object, o.external_id.as_str())) else {
+            let Some(&(job, how)) = settled.get(&(object, o.external_id.as_str())) else {
                 continue;
             };
-            // Asked and never answered: the engine could not know the row had landed.
-            if asked.get(job) == Some(&false) {
+            // Asked and never answered: the engine could not know how the row had ended.
+            if asked.get(&(job, how.results())) == Some(&false) {
                 continue;
             }
-            let (n, keys, seqs) = again.entry(job).or_default();
+            let (n, keys, seqs) = again.entry((job, how.describe())).or_default();
             *n += 1;
             keys.insert(o.external_id.as_str());
             if !seqs.contains(&e.seq) {
@@ -119,21 +135,50 @@ fn written_again(
     }
     again
         .into_iter()
-        .map(|(job, (n, keys, seqs))| {
-            let read = if asked.contains_key(job) {
-                "after reading them in its successfulResults"
+        .map(|((job, how), (n, keys, seqs))| {
+            let kind = if how.starts_with("written") {
+                "successfulResults"
             } else {
-                "without reading the job's successfulResults"
+                "failedResults"
+            };
+            let read = if asked.contains_key(&(job, kind)) {
+                format!("after reading them in its {kind}")
+            } else {
+                format!("without reading the job's {kind}")
             };
             let shown: Vec<String> = seqs.iter().take(3).map(|s| format!("#{s}")).collect();
             format!(
-                "{n} record(s) ({} distinct) job {job} had processed successfully were written again by collections request(s) {}{} {read}",
+                "{n} record(s) ({} distinct) job {job} had {how} were sent again by collections request(s) {}{} {read}",
                 keys.len(),
                 shown.join(", "),
                 if seqs.len() > 3 { ", …" } else { "" }
             )
         })
         .collect()
+}
+
+/// How a finished job left a record.
+#[derive(Clone, Copy)]
+enum Settled<'a> {
+    Written,
+    Rejected(&'a str),
+}
+
+impl Settled<'_> {
+    /// The job's result set that says so.
+    fn results(self) -> &'static str {
+        match self {
+            Settled::Written => "successfulResults",
+            Settled::Rejected(_) => "failedResults",
+        }
+    }
+
+    fn describe(self) -> String {
+        match self {
+            Settled::Written => "written successfully".into(),
+            Settled::Rejected(code) => format!("rejected for good ({code})"),
+        }
+    }
 }
 
 #[cfg(test)]
@@ -146,6 +191,7 @@ mod tests {
             job: job.into(),
             key: key.into(),
             cells: CellsDigest::of(cells.split(',').filter_map(|p| p.split_once('='))),
+            rejected: None,
         }
     }
 
@@ -223,7 +269,7 @@ mod tests {
         let found = check(&rows, &[results(200, None), upsert.clone()], None).unwrap();
         assert_eq!(found.invariant, names::BULK_ROWS_ONCE);
         assert!(
-            found.details[0].starts_with("1 record(s) (1 distinct) job 750A had processed successfully were written again by collections request(s) #2 after reading them"),
+            found.details[0].starts_with("1 record(s) (1 distinct) job 750A had written successfully were sent again by collections request(s) #2 after reading them in its successfulResults"),
             "{found:?}"
         );
         // Never read: named as such.
@@ -232,6 +278,23 @@ mod tests {
             found.details[0].ends_with("without reading the job's successfulResults"),
             "{found:?}"
         );
+        // A row rejected for good and sent again; one rejected for a row lock may be.
+        let mut rejected = rows.clone();
+        rejected[1].rejected = Some((
+            "STRING_TOO_LONG".into(),
+            "Title: data value too large".into(),
+        ));
+        let found = check(&rejected, std::slice::from_ref(&upsert), None).unwrap();
+        assert!(
+            found.details[0].starts_with("1 record(s) (1 distinct) job 750A had rejected for good (STRING_TOO_LONG) were sent again")
+                && found.details[0].ends_with("without reading the job's failedResults"),
+            "{found:?}"
+        );
+        rejected[1].rejected = Some((
+            "UNABLE_TO_LOCK_ROW".into(),
+            "unable to obtain exclusive access".into(),
+        ));
+        assert!(check(&rejected, std::slice::from_ref(&upsert), None).is_none());
         // Asked, and the answer was lost: sending again was the safe choice.
         let lost = results(500, Some("response_lost"));
         assert!(check(&rows, &[lost, upsert.clone()], None).is_none());

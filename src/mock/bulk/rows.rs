@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use sha2::{Digest, Sha256};
 
-/// One row a finished (`JobComplete`) job processed successfully.
+/// One row a finished (`JobComplete`) job processed: written, or rejected.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ProcessedRow {
     /// Shared by every row of the job (a million rows need not carry a million copies).
@@ -17,6 +17,9 @@ pub struct ProcessedRow {
     /// The whole row, as `column=value` pairs in header order, by its digest: two rows
     /// are the same send when these are equal.
     pub cells: CellsDigest,
+    /// `None`: written (in `successfulResults`); else the error it was rejected with (in
+    /// `failedResults`): its code and message.
+    pub rejected: Option<(String, String)>,
 }
 
 /// The first 128 bits of the SHA-256 of a row's `column=value` pairs: equal rows, equal
@@ -44,7 +47,8 @@ impl CellsDigest {
 }
 
 impl super::Jobs {
-    /// Every row finished jobs processed successfully, job by job in creation order.
+    /// Every row finished jobs processed, job by job in creation order: the written ones,
+    /// then the rejected ones.
     pub fn processed_rows(&self) -> Vec<ProcessedRow> {
         let mut out = Vec::new();
         for job in self
@@ -59,7 +63,12 @@ impl super::Jobs {
                 .or_else(|| job.header.iter().position(|h| h.eq_ignore_ascii_case("Id")));
             let (object, id): (Arc<str>, Arc<str>) =
                 (job.object.as_str().into(), job.id.as_str().into());
-            for (_, _, row) in &job.succeeded {
+            let rows = job.succeeded.iter().map(|(_, _, row)| (row, None)).chain(
+                job.failed
+                    .iter()
+                    .map(|(_, error, row)| (row, Some(split_error(error)))),
+            );
+            for (row, rejected) in rows {
                 out.push(ProcessedRow {
                     object: object.clone(),
                     job: id.clone(),
@@ -73,9 +82,18 @@ impl super::Jobs {
                             .map(String::as_str)
                             .zip(row.iter().map(String::as_str)),
                     ),
+                    rejected,
                 });
             }
         }
         out
+    }
+}
+
+/// `CODE:message:fields --` (the `sf__Error` cell) as its code and the rest.
+fn split_error(error: &str) -> (String, String) {
+    match error.split_once(':') {
+        Some((code, rest)) => (code.to_string(), rest.trim_end_matches(" --").to_string()),
+        None => (error.to_string(), String::new()),
     }
 }
