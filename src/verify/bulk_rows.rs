@@ -108,8 +108,7 @@ fn written_again(
         let got = asked.entry((job, kind)).or_insert(false);
         *got = *got || received;
     }
-    // (job, what it did) → records sent again, distinct ones, the requests.
-    let mut again: BTreeMap<(&str, String), (usize, HashSet<&str>, Vec<u64>)> = BTreeMap::new();
+    let mut again: BTreeMap<(&str, String), SentAgain<'_>> = BTreeMap::new();
     for e in journal {
         if run_ends.is_some_and(|end| e.at >= end) {
             continue;
@@ -156,6 +155,10 @@ fn written_again(
         })
         .collect()
 }
+
+/// Per job and what it did with them: records sent again, the distinct ones among them,
+/// and the requests that carried them.
+type SentAgain<'a> = (usize, HashSet<&'a str>, Vec<u64>);
 
 /// How a finished job left a record.
 #[derive(Clone, Copy)]
