@@ -4,6 +4,7 @@
 
 use std::collections::HashMap;
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use super::source::SourceSet;
 use super::table_source::{Pull, TableSource};
@@ -21,13 +22,14 @@ pub enum Feed {
     },
     /// Source tables, read page by page from the stored cursors.
     Tables(TableSource),
-    /// A set known in advance, handed out once (the gate's fixtures).
-    Fixed { set: SourceSet, taken: bool },
+    /// A set known in advance, handed out once (the gate's fixtures), shared with the
+    /// caller rather than copied (at volume a copy is a large share of a run's memory).
+    Fixed { set: Arc<SourceSet>, taken: bool },
 }
 
 /// Records pulled from a [`Feed`], not committed yet.
 pub struct Pulled {
-    pub set: SourceSet,
+    pub set: Arc<SourceSet>,
     /// Table cursors to store on commit.
     tables: Option<Pull>,
     /// The feed has more right now (the next page).
@@ -43,9 +45,12 @@ impl Feed {
         }
     }
 
-    /// A fixed set, handed out on the first pull.
-    pub fn fixed(set: SourceSet) -> Feed {
-        Feed::Fixed { set, taken: false }
+    /// A fixed set, handed out on the first pull (again until that pull is committed).
+    pub fn fixed(set: impl Into<Arc<SourceSet>>) -> Feed {
+        Feed::Fixed {
+            set: set.into(),
+            taken: false,
+        }
     }
 
     /// The changes not committed yet (at most `page` records per table for tables).
@@ -67,7 +72,7 @@ impl Feed {
                 }
                 set.entities.retain(|_, records| !records.is_empty());
                 Ok(Pulled {
-                    set,
+                    set: Arc::new(set),
                     tables: None,
                     more: false,
                 })
@@ -83,16 +88,16 @@ impl Feed {
                     .await
                     .map_err(|e| e.to_string())?;
                 Ok(Pulled {
-                    set: std::mem::take(&mut pull.set),
+                    set: Arc::new(std::mem::take(&mut pull.set)),
                     more: pull.more,
                     tables: Some(pull),
                 })
             }
             Feed::Fixed { set, taken } => {
                 let set = if *taken {
-                    SourceSet::default()
+                    Arc::default()
                 } else {
-                    set.clone()
+                    Arc::clone(set)
                 };
                 Ok(Pulled {
                     set,

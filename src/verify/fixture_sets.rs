@@ -18,7 +18,7 @@ pub const DEFAULT_OUT: &str = ".syncgate/fixtures";
 /// One tenant's fixture sets, by name: where each was read from and its records.
 #[derive(Clone, Debug, Default)]
 pub struct TenantFixtures {
-    pub sets: BTreeMap<String, SourceSet>,
+    pub sets: BTreeMap<String, std::sync::Arc<SourceSet>>,
     pub dirs: BTreeMap<String, PathBuf>,
     /// Names of the sets generated for this tenant.
     pub generated: Vec<String>,
@@ -88,7 +88,7 @@ pub fn resolve(
             let hand = opts.fixtures.join(name);
             if feeds(&hand, bundle) {
                 out.sets
-                    .insert(name.to_string(), SourceSet::load_dir(&hand)?);
+                    .insert(name.to_string(), SourceSet::load_dir(&hand)?.into());
                 out.dirs.insert(name.to_string(), hand);
                 continue;
             }
@@ -121,7 +121,7 @@ pub fn resolve(
                 ))
             })?;
             out.sets
-                .insert(name.to_string(), SourceSet::load_dir(&dir)?);
+                .insert(name.to_string(), SourceSet::load_dir(&dir)?.into());
             out.dirs.insert(name.to_string(), dir);
             out.generated.push(name.to_string());
         }

@@ -4,6 +4,7 @@
 //! this for each (tenant, scenario) pair that has no engine command.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use super::discipline::{CallEvidence, CallLimits, OrgLimits};
 use super::evidence::{ColumnReport, DeliveredChange, EngineOutput, SentRequest};
@@ -176,11 +177,14 @@ pub(crate) async fn spawn_scenario_org<'b>(
 pub fn load_fixtures(
     scenarios: &[Scenario],
     dir: &std::path::Path,
-) -> Result<BTreeMap<String, SourceSet>, SourceError> {
+) -> Result<BTreeMap<String, Arc<SourceSet>>, SourceError> {
     let mut fixtures = BTreeMap::new();
     for name in scenarios.iter().flat_map(Scenario::fixture_sets) {
         if !fixtures.contains_key(name) {
-            fixtures.insert(name.to_string(), SourceSet::load_dir(&dir.join(name))?);
+            fixtures.insert(
+                name.to_string(),
+                Arc::new(SourceSet::load_dir(&dir.join(name))?),
+            );
         }
     }
     Ok(fixtures)
@@ -191,7 +195,7 @@ pub fn load_fixtures(
 pub async fn run_scenario(
     bundle: &Bundle,
     scenario: &Scenario,
-    fixtures: &BTreeMap<String, SourceSet>,
+    fixtures: &BTreeMap<String, Arc<SourceSet>>,
     seed: Seed,
     real_time: bool,
 ) -> Result<RunResult, GateError> {
@@ -204,7 +208,7 @@ pub async fn run_scenario(
 pub async fn run_scenario_with(
     bundle: &Bundle,
     scenario: &Scenario,
-    fixtures: &BTreeMap<String, SourceSet>,
+    fixtures: &BTreeMap<String, Arc<SourceSet>>,
     seed: Seed,
     real_time: bool,
     base: &EngineConfig,
@@ -495,14 +499,14 @@ pub(crate) fn expected_org(
 /// of the change-event consumer is kept in `cdc_error` (judged by the CRM-change invariant).
 async fn run_once(
     runner: &Runner<'_>,
-    set: &SourceSet,
+    set: &Arc<SourceSet>,
     target: &Target,
     cdc: &mut CdcReport,
     cdc_error: &mut Option<String>,
 ) -> Result<SyncReport, RunError> {
     let mut summary = RunSummary::default();
     let outcome = runner
-        .run(&mut Feed::fixed(set.clone()), target, &mut summary)
+        .run(&mut Feed::fixed(Arc::clone(set)), target, &mut summary)
         .await;
     if let Some(report) = summary.crm_changes.take() {
         *cdc = report;
