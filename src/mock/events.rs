@@ -78,8 +78,8 @@ impl Event {
         let (ids, changed, nulled, commit_at) = match &self.change {
             Some(c) if !self.gap && c.kind != ChangeKind::Delete => (
                 vec![c.id.clone()],
-                c.changed.clone(),
-                c.nulled.clone(),
+                c.values.changed(),
+                c.values.nulled(),
                 c.at.as_millis(),
             ),
             Some(c) => (vec![c.id.clone()], vec![], vec![], c.at.as_millis()),
@@ -95,8 +95,8 @@ impl Event {
         let mut payload = Map::new();
         payload.insert("ChangeEventHeader".into(), header);
         if let (Some(c), false) = (&self.change, self.gap) {
-            for (k, v) in &c.values {
-                payload.insert(k.clone(), v.clone());
+            for (k, v) in c.values.to_map() {
+                payload.insert(k, v);
             }
         }
         json!({"channel": self.channel(), "replayId": self.replay_id, "EventUuid": uuid, "payload": payload})
@@ -531,9 +531,7 @@ mod tests {
             object: "Account".into(),
             id: id.into(),
             kind: ChangeKind::Create,
-            changed: vec!["Name".into()],
-            nulled: vec![],
-            values,
+            values: super::super::org::ChangeValues::of(&values),
             at: Timestamp::from_millis(0),
             user: "005".into(),
         }

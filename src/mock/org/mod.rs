@@ -16,7 +16,7 @@ use super::ids;
 use super::soql::{FieldPath, SoqlError};
 use crate::contract::rules::RecordError;
 use crate::contract::Bundle;
-pub use record::{attributes, Change, ChangeKind, Record, SYSTEM_FIELDS};
+pub use record::{attributes, Change, ChangeKind, ChangeValues, Record, SYSTEM_FIELDS};
 use rules::{canonical_path, CompiledRule};
 pub use write::{PreparedUpsert, UpsertError, Upserted};
 

@@ -4,7 +4,9 @@
 
 use serde_json::{Map, Value};
 
-use super::{full_id, ids, not_found, Change, ChangeKind, Org, Record, SYSTEM_FIELDS};
+use super::{
+    full_id, ids, not_found, Change, ChangeKind, ChangeValues, Org, Record, SYSTEM_FIELDS,
+};
 use crate::contract::rules::{coerce_write, RecordError, WriteKind};
 use crate::contract::{FieldType, ObjectSpec};
 use crate::sim::Timestamp;
@@ -254,16 +256,7 @@ impl Org {
             .get(&ext_field)
             .and_then(Value::as_str)
             .map(str::to_string);
-        let changed: Vec<String> = values
-            .iter()
-            .filter(|(_, v)| !v.is_null())
-            .map(|(k, _)| k.clone())
-            .collect();
-        let change_values: Map<String, Value> = values
-            .iter()
-            .filter(|(_, v)| !v.is_null())
-            .map(|(k, v)| (k.clone(), v.clone()))
-            .collect();
+        let change_values = ChangeValues::of(values.iter().filter(|(_, v)| !v.is_null()));
         table.records.push(Record {
             id: id.clone(),
             fields: values,
@@ -281,8 +274,6 @@ impl Org {
             object: object.to_string(),
             id: id.clone(),
             kind: ChangeKind::Create,
-            changed,
-            nulled: vec![],
             values: change_values,
             at: now,
             user: self.acting_user.clone(),
@@ -300,21 +291,15 @@ impl Org {
             .get(&ext_field)
             .and_then(Value::as_str)
             .map(str::to_string);
-        let mut changed = Vec::new();
-        let mut nulled = Vec::new();
         let mut change_values = Map::new();
         for (k, v) in values {
             if rec.fields.get(&k) == Some(&v) || (v.is_null() && !rec.fields.contains_key(&k)) {
                 continue;
             }
-            if v.is_null() {
-                nulled.push(k.clone());
-            } else {
-                changed.push(k.clone());
-            }
             change_values.insert(k.clone(), v.clone());
             rec.fields.insert(k, v);
         }
+        let change_values = ChangeValues::of(&change_values);
         rec.modified = now;
         rec.modified_by = user.clone();
         let id = rec.id.clone();
@@ -340,8 +325,6 @@ impl Org {
             object: object.to_string(),
             id,
             kind: ChangeKind::Update,
-            changed,
-            nulled,
             values: change_values,
             at: now,
             user,
@@ -439,9 +422,7 @@ impl Org {
             object: object.to_string(),
             id,
             kind: ChangeKind::Delete,
-            changed: vec![],
-            nulled: vec![],
-            values: Map::new(),
+            values: ChangeValues::default(),
             at: now,
             user,
         });
