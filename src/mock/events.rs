@@ -75,11 +75,23 @@ impl Event {
             b & 0xffff_ffff_ffff
         );
         let t = &self.transaction;
+        // Read once: the values, and from them the fields set and the fields cleared.
+        let values = match &self.change {
+            Some(c) if !self.gap => c.values.to_map(),
+            _ => Map::new(),
+        };
+        let fields = |null: bool| -> Vec<String> {
+            values
+                .iter()
+                .filter(|(_, v)| v.is_null() == null)
+                .map(|(k, _)| k.clone())
+                .collect()
+        };
         let (ids, changed, nulled, commit_at) = match &self.change {
             Some(c) if !self.gap && c.kind != ChangeKind::Delete => (
                 vec![c.id.clone()],
-                c.values.changed(),
-                c.values.nulled(),
+                fields(false),
+                fields(true),
                 c.at.as_millis(),
             ),
             Some(c) => (vec![c.id.clone()], vec![], vec![], c.at.as_millis()),
@@ -94,11 +106,7 @@ impl Event {
         });
         let mut payload = Map::new();
         payload.insert("ChangeEventHeader".into(), header);
-        if let (Some(c), false) = (&self.change, self.gap) {
-            for (k, v) in c.values.to_map() {
-                payload.insert(k, v);
-            }
-        }
+        payload.extend(values);
         json!({"channel": self.channel(), "replayId": self.replay_id, "EventUuid": uuid, "payload": payload})
     }
 }

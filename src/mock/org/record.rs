@@ -140,26 +140,8 @@ impl ChangeValues {
         ChangeValues(serde_json::to_string(&out).unwrap_or_default().into())
     }
 
-    /// The fields and values, as a map in the order written.
+    /// The fields and values, as a map in the order written (null: the field was cleared).
     pub fn to_map(&self) -> Map<String, Value> {
         serde_json::from_str(&self.0).unwrap_or_default()
-    }
-
-    /// Fields set to a value (the event's `changedFields`), in the order written.
-    pub fn changed(&self) -> Vec<String> {
-        self.fields(false)
-    }
-
-    /// Fields cleared (the event's `nulledFields`), in the order written.
-    pub fn nulled(&self) -> Vec<String> {
-        self.fields(true)
-    }
-
-    fn fields(&self, null: bool) -> Vec<String> {
-        self.to_map()
-            .into_iter()
-            .filter(|(_, v)| v.is_null() == null)
-            .map(|(k, _)| k)
-            .collect()
     }
 }
