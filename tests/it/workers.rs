@@ -30,17 +30,21 @@ use syncgate::verify::invariants::{self, Evidence};
 use syncgate::verify::oracle::expectations;
 
 const DAILY_BUDGET: u64 = 15;
+/// The shared limiter's daily budget in the worker tests (see where it is set).
+const LIMITER_BUDGET: u64 = DAILY_BUDGET - 2;
 const MAX_CONCURRENT: u32 = 2;
 /// Worker 2 dies on this claim: late enough that three live workers compete for the two
-/// slots for a while, so the cap has something to hold back.
-const DIES_ON_CLAIM: usize = 6;
+/// slots for a while, so the cap has something to hold back, and early enough that it gets
+/// there on a loaded machine (on its sixth, the other two sometimes finished every batch
+/// first: 2 of 20 runs with two CPU burners beside the test).
+const DIES_ON_CLAIM: usize = 3;
 
 fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
 /// The leases of the worker that will die: it claims normally, and on the first renewal of
-/// its sixth batch (after the limiter gave it a permit, right before sending) it hangs
+/// its third batch (after the limiter gave it a permit, right before sending) it hangs
 /// until the test kills it. It dies holding a lease and a concurrency slot.
 struct Doomed {
     inner: Arc<dyn LeaseStore>,
@@ -245,7 +249,12 @@ async fn three_workers(connect: Connect, connect_limiter: ConnectLimiter) {
     let policy = LimitPolicy {
         rate_per_sec: 50.0,
         burst: 5,
-        daily_budget: DAILY_BUDGET,
+        // Two below the org's limit, so the shared limiter (which waits for the next window
+        // only once no request it granted is in flight) binds before the engine's own guard
+        // on the org's count (`Sforce-Limit-Info`, one call kept): on the shared virtual
+        // clock that guard's wait jumped to midnight under another worker's request in
+        // flight, expiring its permit, and a third request reached the org (seen in CI).
+        daily_budget: LIMITER_BUDGET,
         max_concurrent: MAX_CONCURRENT,
         permit_ttl: Duration::from_secs(120),
         slot_poll: Duration::from_millis(100),
@@ -303,7 +312,7 @@ async fn three_workers(connect: Connect, connect_limiter: ConnectLimiter) {
                     h.await.map(|r| r.map(|(w, s)| (w, s.shared)))
                 ));
             }
-            panic!("worker 2 never reached its sixth batch: {outcomes:#?}");
+            panic!("worker 2 never reached its third batch: {outcomes:#?}");
         }
     };
     handles[1].abort();
@@ -454,7 +463,10 @@ async fn three_workers(connect: Connect, connect_limiter: ConnectLimiter) {
         per_day.len() >= 3,
         "the budget made the run span days: {per_day:?}"
     );
-    assert!(per_day.values().all(|n| *n <= DAILY_BUDGET), "{per_day:?}");
+    assert!(
+        per_day.values().all(|n| *n <= LIMITER_BUDGET),
+        "{per_day:?}"
+    );
 
     // The concurrency cap: measured at the mock, across every worker, it bound and held.
     let peak = journal.iter().map(|e| e.in_flight).max().unwrap_or(0);
