@@ -101,6 +101,9 @@ struct Job {
     in_progress: u64,
     /// When the job starts and its internal batches finish, planned when it is closed.
     schedule: Option<Schedule>,
+    /// Every `n`-th row (from the first) fails `UNABLE_TO_LOCK_ROW` when processed: other
+    /// jobs hold those rows (a `records_locked` fault on the job's close).
+    locked_every: Option<usize>,
 }
 
 /// Every ingest job of the org.
@@ -410,6 +413,7 @@ fn create(state: &mut State, req: &Req<'_>) -> Answer {
         processing_ms: 0,
         in_progress: 0,
         schedule: None,
+        locked_every: None,
     };
     let answer = Answer::ok(StatusCode::OK, info(&job, req.api_version));
     state.bulk.jobs.push(job);
@@ -500,6 +504,7 @@ pub(super) fn stage_job(
         processing_ms: 0,
         in_progress: 0,
         schedule: None,
+        locked_every: None,
     };
     if stage >= JobStage::Uploaded {
         upload(&mut job, csv.as_bytes())
@@ -557,6 +562,25 @@ pub(super) fn tick(state: &mut State, now: Timestamp) {
     }
 }
 
+/// A `records_locked` fault on `PATCH jobs/ingest/{id}` (the close): when that job is
+/// processed, every `every`-th row fails `UNABLE_TO_LOCK_ROW`, the error Salesforce marks
+/// retryable. False when the request is no job's close (it is then done as usual).
+pub(super) fn lock_rows_on_close(state: &mut State, seg: &[String], every: usize) -> bool {
+    let [jobs, ingest, id] = seg else {
+        return false;
+    };
+    if !(jobs.eq_ignore_ascii_case("jobs") && ingest.eq_ignore_ascii_case("ingest")) {
+        return false;
+    }
+    match state.bulk.jobs.iter_mut().find(|j| j.id == *id) {
+        Some(job) => {
+            job.locked_every = Some(every);
+            true
+        }
+        None => false,
+    }
+}
+
 /// What the rows of `job` cost the org to write (see [`RowCost`]).
 fn row_cost(org: &super::org::Org, job: &Job) -> RowCost {
     RowCost {
@@ -581,10 +605,20 @@ fn process(state: &mut State, i: usize, now: Timestamp) {
         )
     };
     let id_col = header.iter().position(|h| h.eq_ignore_ascii_case("Id"));
+    let locked_every = state.bulk.jobs[i].locked_every;
     let mut succeeded = Vec::new();
     let mut failed = Vec::new();
-    for row in rows {
+    for (n, row) in rows.into_iter().enumerate() {
         let row_id = id_col.and_then(|c| row.get(c)).cloned().unwrap_or_default();
+        if locked_every.is_some_and(|every| n % every.max(1) == 0) {
+            let locked = RecordError::new(
+                "UNABLE_TO_LOCK_ROW",
+                "unable to obtain exclusive access to this record or 1 records",
+                vec![],
+            );
+            failed.push((row_id, sf_error(&locked), row));
+            continue;
+        }
         let values = row_values(state, &object, &header, &row);
         let outcome: Result<(String, bool), RecordError> = match operation {
             Operation::Insert => state.org.create(&object, values, now).map(|id| (id, true)),

@@ -143,8 +143,13 @@ fn execute(
     let answer = match (too_heavy, ticket.effect.as_ref()) {
         (Some(rolled_back), _) => rolled_back,
         (None, Some(Effect::LockRecords(every))) => {
-            super::record_locks::locked_write(*every, state, &req, route_api)
-                .unwrap_or_else(|| route_api(state, &req))
+            super::record_locks::locked_write(*every, state, &req, route_api).unwrap_or_else(|| {
+                // A Bulk job's close: its rows are locked when it is processed.
+                if req.method == Method::PATCH {
+                    bulk::lock_rows_on_close(state, &req.seg, *every);
+                }
+                route_api(state, &req)
+            })
         }
         (None, _) => route_api(state, &req),
     };

@@ -88,6 +88,35 @@ async fn answers_lost_on_every_bulk_job_step_still_land_each_record_once() {
     assert!(run.report.bulk_jobs >= 2, "{} jobs", run.report.bulk_jobs);
 }
 
+/// Bulk rows another job held locked (`UNABLE_TO_LOCK_ROW` in a job's `failedResults`, the
+/// record-level error Salesforce marks retryable): the optional rule of `bulk-backfill` fires
+/// for syncgate's engine (on the first job's close), and the locked rows are sent again and
+/// land — an engine that dead-lettered them fails `record-present-exactly-once`.
+#[tokio::test]
+async fn bulk_rows_locked_by_another_job_are_sent_again_and_land() {
+    let run = gate_run("northwind-outfitters/production", "bulk-backfill").await;
+    assert!(run.passed(), "{:?}", run.violations);
+    let hits = faulted(&run.journal, "locked-rows");
+    assert_eq!(hits.len(), 1, "locked-rows fired {} times", hits.len());
+    assert_eq!(hits[0].method, "PATCH");
+    assert!(
+        hits[0]
+            .request_body
+            .as_deref()
+            .is_some_and(|b| b.contains("UploadComplete")),
+        "{:?}",
+        hits[0].request_body
+    );
+    // Every third row of the first job failed and went again through collections.
+    assert!(run.report.bulk_jobs >= 2, "{} jobs", run.report.bulk_jobs);
+    assert!(
+        run.journal
+            .iter()
+            .any(|e| e.method == "PATCH" && e.path.contains("/composite/sobjects/Account/")),
+        "the locked Accounts were sent again through collections"
+    );
+}
+
 /// A child object whose name sorts before its parent's (`Shipment__c` looks up `Yard__c`):
 /// on a tenant written that way, the built-in `baseline` scenario passes syncgate's engine
 /// (parents first whatever the names) and fails an engine that sends objects in name order,
