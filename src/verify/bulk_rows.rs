@@ -108,7 +108,7 @@ fn written_again(
         let got = asked.entry((job, kind)).or_insert(false);
         *got = *got || received;
     }
-    let mut again: BTreeMap<(&str, String), SentAgain<'_>> = BTreeMap::new();
+    let mut again: BTreeMap<(&str, Settled<'_>), SentAgain<'_>> = BTreeMap::new();
     for e in journal {
         if run_ends.is_some_and(|end| e.at >= end) {
             continue;
@@ -124,7 +124,7 @@ fn written_again(
             if asked.get(&(job, how.results())) == Some(&false) {
                 continue;
             }
-            let (n, keys, seqs) = again.entry((job, how.describe())).or_default();
+            let (n, keys, seqs) = again.entry((job, how)).or_default();
             *n += 1;
             keys.insert(o.external_id.as_str());
             if !seqs.contains(&e.seq) {
@@ -135,11 +135,7 @@ fn written_again(
     again
         .into_iter()
         .map(|((job, how), (n, keys, seqs))| {
-            let kind = if how.starts_with("written") {
-                "successfulResults"
-            } else {
-                "failedResults"
-            };
+            let kind = how.results();
             let read = if asked.contains_key(&(job, kind)) {
                 format!("after reading them in its {kind}")
             } else {
@@ -147,8 +143,9 @@ fn written_again(
             };
             let shown: Vec<String> = seqs.iter().take(3).map(|s| format!("#{s}")).collect();
             format!(
-                "{n} record(s) ({} distinct) job {job} had {how} were sent again by collections request(s) {}{} {read}",
+                "{n} record(s) ({} distinct) job {job} had {} were sent again by collections request(s) {}{} {read}",
                 keys.len(),
+                how.describe(),
                 shown.join(", "),
                 if seqs.len() > 3 { ", …" } else { "" }
             )
@@ -161,7 +158,7 @@ fn written_again(
 type SentAgain<'a> = (usize, HashSet<&'a str>, Vec<u64>);
 
 /// How a finished job left a record.
-#[derive(Clone, Copy)]
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 enum Settled<'a> {
     Written,
     Rejected(&'a str),

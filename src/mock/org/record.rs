@@ -130,14 +130,20 @@ pub struct Change {
 pub struct ChangeValues(Box<str>);
 
 impl ChangeValues {
-    /// The values of `fields`, in their order.
+    /// The values of `fields`, in their order, written straight to text (no copy of them).
     pub fn of<'a>(fields: impl IntoIterator<Item = (&'a String, &'a Value)>) -> Self {
-        let mut out = Map::new();
-        for (k, v) in fields {
-            out.insert(k.clone(), v.clone());
+        let mut out = Vec::from(&b"{"[..]);
+        for (i, (k, v)) in fields.into_iter().enumerate() {
+            if i > 0 {
+                out.push(b',');
+            }
+            // Strings and JSON values always serialize into a Vec.
+            let _ = serde_json::to_writer(&mut out, k);
+            out.push(b':');
+            let _ = serde_json::to_writer(&mut out, v);
         }
-        // A map of strings and JSON values always serializes.
-        ChangeValues(serde_json::to_string(&out).unwrap_or_default().into())
+        out.push(b'}');
+        ChangeValues(String::from_utf8(out).unwrap_or_default().into())
     }
 
     /// The fields and values, as a map in the order written (null: the field was cleared).

@@ -291,15 +291,17 @@ impl Org {
             .get(&ext_field)
             .and_then(Value::as_str)
             .map(str::to_string);
-        let mut change_values = Map::new();
+        let mut changed: Vec<String> = Vec::new();
         for (k, v) in values {
             if rec.fields.get(&k) == Some(&v) || (v.is_null() && !rec.fields.contains_key(&k)) {
                 continue;
             }
-            change_values.insert(k.clone(), v.clone());
+            changed.push(k.clone());
             rec.fields.insert(k, v);
         }
-        let change_values = ChangeValues::of(&change_values);
+        // The new values, read back from the record (a cleared field holds null there).
+        let change_values =
+            ChangeValues::of(changed.iter().filter_map(|k| rec.fields.get_key_value(k)));
         rec.modified = now;
         rec.modified_by = user.clone();
         let id = rec.id.clone();
