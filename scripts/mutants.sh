@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # Mutation run over src/engine/ with the gate as the test (.cargo/mutants.toml).
 #
-#   scripts/mutants.sh                 # every mutant (1,127 at 983dd10: ~10 h on a 2-core machine)
-#   scripts/mutants.sh --shard 3/20    # one twentieth, a systematic sample
+#   scripts/mutants.sh                       # every mutant (1,127: ~6 h on a 2-core machine)
+#   scripts/mutants.sh --shard 3/8 -o OUT    # one eighth (consecutive), results under OUT/
 #   scripts/mutants.sh --file src/engine/retry.rs
 #
-# Each mutant rebuilds the crate and runs `cargo test --test it gate::default_gate_passes_every_tenant`
-# (all example tenants x the scenario library). Caught = the gate failed; missed = the gate
+# Each mutant rebuilds the library and the binary (profile `mutants`) and runs
+# tests/mutation_gate.rs: the default gate, every example tenant x the scenario library, as
+# four shards that stop at the first failure. Caught = the gate failed; missed = the gate
 # still passed with the mutant: a bug the gate cannot see. Results go to mutants.out/
 # (outcomes.json, caught.txt, missed.txt, timeout.txt, unviable.txt). The runs so far, their
 # scores and what became of each survivor: docs/mutation-run.md.
