@@ -122,6 +122,12 @@ impl Refusal {
     }
 }
 
+/// Whole wall seconds, rounded up, until the daily window after `now` opens.
+pub(super) fn window_wait(clock: &Clock, now: Timestamp) -> u64 {
+    let wall = clock.wall_duration(now.next_day_start().since(now));
+    wall.as_millis().div_ceil(1000).max(1) as u64
+}
+
 /// What `response` does with a request that arrived at `now` on `clock` (a latency is drawn
 /// from `faults`, the stream the fault itself came from).
 pub(super) fn effect(
@@ -145,7 +151,13 @@ pub(super) fn effect(
             "UNABLE_TO_LOCK_ROW",
             "unable to obtain exclusive access to this record or 1 records",
         )),
-        FaultResponse::RequestLimitExceeded => Effect::Refuse(Refusal::daily_limit(now)),
+        // As the spent budget answers (`routes::admit`): `Retry-After` says, in the client's
+        // seconds, when the daily window reopens (a client on the wall clock of a scaled org
+        // could not know).
+        FaultResponse::RequestLimitExceeded => Effect::Refuse(Refusal {
+            retry_after: Some(window_wait(clock, now).to_string()),
+            ..Refusal::daily_limit(now)
+        }),
         FaultResponse::ConcurrentLimit => Effect::Refuse(Refusal::concurrent_limit()),
         FaultResponse::SessionExpired => Effect::Refuse(Refusal {
             ends_session: true,

@@ -206,22 +206,30 @@ impl State {
         }
     }
 
-    /// Lets time-driven work happen before a request is answered: Bulk jobs progress,
-    /// old events expire, due manual edits are made.
+    /// Lets time-driven work happen before a request is answered: due manual edits are
+    /// made, Bulk jobs progress, old events expire.
+    ///
+    /// An edit due at a time of its own (`after: 90m`) is made at that time, even when no
+    /// request came then: a rep does not wait for the API to be called. Its
+    /// `LastModifiedDate` and change event carry that time, so a sync that stays away for
+    /// days finds them aged, and their events expired past the bus's retention. Only
+    /// `after_calls` edits are made at `now`. Due edits are made oldest first.
     pub fn tick(&mut self, now: Timestamp) {
-        bulk::tick(self, now);
-        self.events.expire(now);
         let elapsed = now.since(self.start);
-        for i in 0..self.edits.len() {
-            let due = {
-                let p = &self.edits[i];
-                !p.done
-                    && (p.edit.after_calls.is_some_and(|n| self.api_calls >= n)
-                        || p.edit.after.is_some_and(|d| elapsed >= d.0))
-            };
-            if !due {
+        let mut due: Vec<(Timestamp, usize)> = Vec::new();
+        for (i, p) in self.edits.iter().enumerate() {
+            if p.done {
                 continue;
             }
+            let timed = p.edit.after.filter(|d| elapsed >= d.0);
+            if let Some(d) = timed {
+                due.push((self.start.plus(d.0), i));
+            } else if p.edit.after_calls.is_some_and(|n| self.api_calls >= n) {
+                due.push((now, i));
+            }
+        }
+        due.sort();
+        for (at, i) in due {
             self.edits[i].done = true;
             self.edits[i].after_request = self.journal.total();
             let edit = self.edits[i].edit.clone();
@@ -237,14 +245,16 @@ impl State {
             // A rep's edit that breaks a rule is simply not saved, as in the UI.
             if self
                 .org
-                .update(&edit.object, &id, edit.set.clone(), now)
+                .update(&edit.object, &id, edit.set.clone(), at)
                 .is_ok()
             {
-                self.edits[i].saved_at = Some(now);
+                self.edits[i].saved_at = Some(at);
             }
             self.org.act_as(org::API_USER_ID);
-            events::publish_changes(self, "", now);
+            events::publish_changes(self, "", at);
         }
+        bulk::tick(self, now);
+        self.events.expire(now);
     }
 }
 

@@ -307,7 +307,7 @@ fn admit(
     if state.budget.used >= state.budget.max {
         entry.fault = Some("daily_budget_exhausted".into());
         let refusal = Refusal {
-            retry_after: Some(window_wait(org.clock(), now).to_string()),
+            retry_after: Some(fault_answer::window_wait(org.clock(), now).to_string()),
             ..Refusal::daily_limit(now)
         };
         entry.not_before = refusal.not_before;
@@ -393,7 +393,7 @@ fn add_limit_info(state: &State, resp: &mut Response) {
     // With at most the last call left, say when the daily window reopens, in the client's
     // seconds (a client that cannot see the org's clock could not know).
     if state.budget.used.saturating_add(1) >= state.budget.max {
-        let secs = window_wait(&state.clock, state.clock.now());
+        let secs = fault_answer::window_wait(&state.clock, state.clock.now());
         if let Ok(v) = HeaderValue::from_str(&secs.to_string()) {
             resp.headers_mut().insert(WINDOW_RESET_HEADER, v);
         }
@@ -402,12 +402,6 @@ fn add_limit_info(state: &State, resp: &mut Response) {
 
 /// Wall seconds until the next daily window, with the budget spent (see `docs/engine-protocol.md`).
 pub const WINDOW_RESET_HEADER: &str = "x-syncgate-limit-reset";
-
-/// Whole wall seconds, rounded up, until the daily window after `now` opens.
-fn window_wait(clock: &crate::sim::Clock, now: Timestamp) -> u64 {
-    let wall = clock.wall_duration(now.next_day_start().since(now));
-    wall.as_millis().div_ceil(1000).max(1) as u64
-}
 
 fn finish(state: &mut State, mut entry: JournalEntry, answer: Answer) -> Response {
     entry.status = answer.status.as_u16();

@@ -117,6 +117,74 @@ async fn bulk_rows_locked_by_another_job_are_sent_again_and_land() {
     );
 }
 
+/// A read-back during the daily lockout (`read-back-during-lockout`): the optional rule fires
+/// on syncgate's consumer's first read-back query, and the consumer reads back again only
+/// when the next daily window opens — a consumer that gave up at the lockout, or never
+/// waited, fails `crm-changes-reach-source`.
+#[tokio::test]
+async fn the_consumer_waits_for_the_window_when_its_read_back_is_locked_out() {
+    let run = gate_run("bluepeak-logistics/sandbox", "read-back-during-lockout").await;
+    assert!(run.passed(), "{:?}", run.violations);
+    let hits = faulted(&run.journal, "locked-out-on-read-back");
+    assert_eq!(hits.len(), 1, "the lockout fired {} times", hits.len());
+    assert!(hits[0].path.contains("/query?"), "{}", hits[0].path);
+    let locked_at = hits[0].at;
+    let again = run
+        .journal
+        .iter()
+        .find(|e| e.seq > hits[0].seq && e.path.contains("/query?"))
+        .expect("the consumer read back again");
+    assert_eq!(again.status, 200);
+    assert_eq!(
+        again.at,
+        locked_at.next_day_start(),
+        "not before the next window"
+    );
+}
+
+/// A consumer away for longer than the bus's retention (`consumer-away-past-retention`):
+/// its stored replay ID is refused as expired, and it reads every object with CRM-owned
+/// fields back (one query without a `WHERE`) before resuming.
+#[tokio::test]
+async fn a_consumer_back_after_the_retention_reads_everything_back() {
+    let run = gate_run("bluepeak-logistics/sandbox", "consumer-away-past-retention").await;
+    assert!(run.passed(), "{:?}", run.violations);
+    let full_reads: Vec<&JournalEntry> = run
+        .journal
+        .iter()
+        .filter(|e| e.path.contains("/query?") && !e.path.contains("+WHERE+"))
+        .collect();
+    assert_eq!(full_reads.len(), 1, "{full_reads:?}");
+    assert!(
+        full_reads[0].path.contains("Key_Account__c"),
+        "{}",
+        full_reads[0].path
+    );
+}
+
+/// Records locked for a second however often they are tried (`row-lock-contention`'s
+/// `locked-for-a-second`, `lasting: 1s`): syncgate's engine waits out the second with its
+/// backoff and every record lands; the rule answered more than one attempt.
+#[tokio::test]
+async fn records_locked_for_a_second_land_after_retries_that_wait() {
+    let run = gate_run("northwind-outfitters/sandbox", "row-lock-contention").await;
+    assert!(run.passed(), "{:?}", run.violations);
+    let hits = faulted(&run.journal, "locked-for-a-second");
+    assert!(
+        hits.len() >= 2,
+        "the lock answered {} attempt(s)",
+        hits.len()
+    );
+    let first = hits[0].at;
+    assert!(hits
+        .iter()
+        .all(|h| h.at.since(first) < std::time::Duration::from_secs(1)));
+    assert!(
+        hits.windows(2).any(|w| w[1].at > w[0].at),
+        "the retries waited"
+    );
+}
+
 /// A child object whose name sorts before its parent's (`Shipment__c` looks up `Yard__c`):
 /// on a tenant written that way, the built-in `baseline` scenario passes syncgate's engine
 /// (parents first whatever the names) and fails an engine that sends objects in name order,

@@ -937,6 +937,50 @@ async fn manual_edits_happen_between_calls_and_show_as_events() {
 }
 
 #[tokio::test]
+async fn a_timed_edit_is_made_at_its_time_and_its_event_ages_out_of_the_bus() {
+    // The rep edits at 09:30; the next request comes three days later.
+    let clock = Clock::virtual_at(Timestamp::parse("2026-01-05T08:00:00Z").unwrap());
+    let org = start_on(
+        bundle(),
+        Some(scenario(
+            "purpose: p\nmanual_edits:\n  - name: rep\n    object: Account\n    external_id: M-1\n    after: 90m\n    set: { Phone: '555-REP' }\n",
+        )),
+        clock.clone(),
+    )
+    .await;
+    org.call(
+        Method::PATCH,
+        "sobjects/Account/NW_Customer_Id__c/M-1",
+        Some(json!({"Name": "Maple"})),
+    )
+    .await;
+    let created = org.running.org.change_events();
+    assert_eq!(created.len(), 1);
+    let first_replay = created[0]["replayId"].as_u64().unwrap();
+
+    clock.advance(Duration::from_secs(80 * 3600));
+    let rec = org
+        .call(Method::GET, "sobjects/Account/NW_Customer_Id__c/M-1", None)
+        .await
+        .json();
+    assert_eq!(rec["Phone"], "555-REP");
+    // Stamped when the rep made it, not when the API next looked.
+    assert_eq!(rec["LastModifiedDate"], "2026-01-05T09:30:00.000+0000");
+    assert_eq!(rec["LastModifiedById"], "0058d0000000002AAA");
+    // Both events are older than the bus's 72 hours: gone, and a consumer that stored the
+    // first one's replay ID is told it expired (events after it were lost).
+    assert!(org.running.org.change_events().is_empty());
+    let url = format!(
+        "{}/__syncgate/events?replay={first_replay}",
+        org.running.base_url()
+    );
+    let poll = org.http.get(url).send().await.unwrap();
+    assert_eq!(poll.status().as_u16(), 400);
+    let body: Value = poll.json().await.unwrap();
+    assert_eq!(body[0]["errorCode"], "INVALID_REPLAY_ID", "{body}");
+}
+
+#[tokio::test]
 async fn tls_serves_https_with_the_generated_ca() {
     let dir = tempfile::tempdir().unwrap();
     let ca_path = dir.path().join("ca.pem");
