@@ -81,8 +81,12 @@ impl Refusal {
 
     /// `403 REQUEST_LIMIT_EXCEEDED` "TotalRequests Limit exceeded.": the daily budget is
     /// spent until the next window (the engine waits for it rather than retrying).
-    pub fn daily_limit(now: Timestamp) -> Self {
+    /// `Retry-After` says when the window reopens in the client's seconds (a client on the
+    /// wall clock of a scaled org could not know), whether the budget is spent or a
+    /// `request_limit_exceeded` rule says so.
+    pub fn daily_limit(clock: &Clock, now: Timestamp) -> Self {
         Refusal {
+            retry_after: Some(window_wait(clock, now).to_string()),
             not_before: Some(now.next_day_start()),
             ..Refusal::new(
                 StatusCode::FORBIDDEN,
@@ -151,13 +155,7 @@ pub(super) fn effect(
             "UNABLE_TO_LOCK_ROW",
             "unable to obtain exclusive access to this record or 1 records",
         )),
-        // As the spent budget answers (`routes::admit`): `Retry-After` says, in the client's
-        // seconds, when the daily window reopens (a client on the wall clock of a scaled org
-        // could not know).
-        FaultResponse::RequestLimitExceeded => Effect::Refuse(Refusal {
-            retry_after: Some(window_wait(clock, now).to_string()),
-            ..Refusal::daily_limit(now)
-        }),
+        FaultResponse::RequestLimitExceeded => Effect::Refuse(Refusal::daily_limit(clock, now)),
         FaultResponse::ConcurrentLimit => Effect::Refuse(Refusal::concurrent_limit()),
         FaultResponse::SessionExpired => Effect::Refuse(Refusal {
             ends_session: true,

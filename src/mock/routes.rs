@@ -306,10 +306,7 @@ fn admit(
     state.budget.roll(now);
     if state.budget.used >= state.budget.max {
         entry.fault = Some("daily_budget_exhausted".into());
-        let refusal = Refusal {
-            retry_after: Some(fault_answer::window_wait(org.clock(), now).to_string()),
-            ..Refusal::daily_limit(now)
-        };
+        let refusal = Refusal::daily_limit(org.clock(), now);
         entry.not_before = refusal.not_before;
         return Admission::Done(finish(state, entry, refusal.answer()));
     }
